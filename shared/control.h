@@ -1,0 +1,44 @@
+// Cross-process coordination words that live in the map file's header:
+// how a handler asks the aggregator for a snapshot and waits for it.
+//
+// Protocol (the words are futexes, shared across processes):
+//   requester:  my = ++request_seq; FutexWake(request_seq);
+//               wait until (int32)(done_seq - my) >= 0, then read the result.
+//   aggregator: s = request_seq; take a snapshot that starts after reading s;
+//               publish the result fields; done_seq = s; FutexWakeAll(done_seq).
+// A request that arrives while a snapshot is being taken has a larger seq,
+// so it is served by the next snapshot, never by one that started earlier.
+#ifndef COUNTERSD_SHARED_CONTROL_H_
+#define COUNTERSD_SHARED_CONTROL_H_
+
+#include <atomic>
+#include <cstdint>
+
+#include "absl/time/time.h"
+
+namespace countersd {
+
+struct SnapshotControl {
+  std::atomic<uint32_t> request_seq;  // bumped by requesters
+  std::atomic<uint32_t> done_seq;     // request_seq value the last result serves
+  std::atomic<uint64_t> generation;   // of the last durable snapshot (0: none)
+  std::atomic<int64_t> unix_ns;       // when it became durable
+  std::atomic<uint64_t> counters;
+  std::atomic<uint64_t> bytes;
+  std::atomic<uint64_t> micros;       // time to take and sync it
+  std::atomic<uint64_t> max_pause_ns; // longest stop of increments it caused
+  std::atomic<uint32_t> last_failed;  // 1 if the last attempt failed
+  std::atomic<uint32_t> pad;
+  std::atomic<uint64_t> failures;     // failed attempts since the file was opened
+};
+
+// Process-shared futex wait: sleeps while *word == expected, at most
+// `timeout` (absl::InfiniteDuration() for no limit). Returns on a wake-up,
+// a timeout, a signal or a changed word; callers re-check their condition.
+void FutexWait(std::atomic<uint32_t>* word, uint32_t expected, absl::Duration timeout);
+// Wakes every process waiting on `word`.
+void FutexWakeAll(std::atomic<uint32_t>* word);
+
+}  // namespace countersd
+
+#endif  // COUNTERSD_SHARED_CONTROL_H_

@@ -1,0 +1,263 @@
+// CounterTable: named signed 64-bit counters in a file mapped MAP_SHARED,
+// shared by every process forked after the table was opened.
+//
+// Contract across processes:
+//  - One owner process (the supervisor) calls Create or Open while holding an
+//    exclusive flock on the data directory; it then forks the processes that
+//    use the table. Every process that has the handle may call every
+//    operation from any number of threads.
+//  - After an operation returns OK its effect is in the shared mapping: it
+//    survives the death of any process, including the owner, as long as the
+//    host does not crash (the page cache keeps it).
+//  - Mutations of one key are serialised by that key's stripe lock. A batch
+//    takes its stripes in ascending order, so batches cannot deadlock.
+//  - A process that dies while holding stripes leaves them locked until the
+//    owner calls RecoverDeadProcess(pid) after reaping it. That call undoes
+//    the dead process's half-done work (a half-inserted key, an uncommitted
+//    batch) and releases the stripes. Completed single-key operations are
+//    never undone; an uncommitted batch is rolled back entirely.
+//  - Snapshot-related state (the staging area) is a MAP_SHARED|MAP_ANONYMOUS
+//    mapping made by Create/Open: only processes forked afterwards share it.
+//
+// Errors: INVALID_ARGUMENT for a bad key (naming the rule), OUT_OF_RANGE for
+// int64 overflow (the value is unchanged), NOT_FOUND for a missing counter,
+// RESOURCE_EXHAUSTED for a full table or an oversized batch,
+// FAILED_PRECONDITION for a file that fails validation (saying what
+// mismatched), and syscall failures named by ErrnoToStatus.
+#ifndef COUNTERSD_SHARED_COUNTER_TABLE_H_
+#define COUNTERSD_SHARED_COUNTER_TABLE_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "shared/control.h"
+#include "shared/sys.h"
+
+namespace countersd {
+
+namespace layout {
+struct TableHeader;
+struct RegionShared;
+struct ProcessSlot;
+struct BatchJournal;
+struct Slot;
+}  // namespace layout
+
+enum class ProcessRole : uint32_t { kNone = 0, kHandler = 1, kAggregator = 2, kOther = 3 };
+
+struct Counter {
+  std::string key;
+  int64_t value;
+  friend bool operator==(const Counter&, const Counter&) = default;
+};
+
+// What the header says, for logs, GetStats and `counterctl inspect`.
+struct TableInfo {
+  uint32_t layout_version;
+  uint64_t capacity;
+  uint64_t live;            // counters that exist
+  uint32_t regions;
+  uint32_t region_slots;
+  uint64_t file_size;
+  int64_t created_unix_ns;
+  bool clean_shutdown;      // as found when opened
+  std::string boot_id;      // as found when opened
+};
+
+// Statistics of one process that claimed a ProcessSlot.
+struct ProcessStats {
+  pid_t pid;
+  ProcessRole role;
+  uint64_t calls;
+  uint64_t errors;
+  bool ready;
+};
+
+// What RecoverDeadProcess did.
+struct RecoveryReport {
+  int stripes_released = 0;
+  int inserts_rolled_back = 0;
+  int batches_rolled_back = 0;
+  int journals_freed = 0;
+  bool stats_slot_freed = false;
+  bool did_anything() const {
+    return stripes_released || inserts_rolled_back || batches_rolled_back || journals_freed ||
+           stats_slot_freed;
+  }
+};
+
+// What Open found and repaired.
+struct OpenReport {
+  int batches_rolled_back = 0;
+  int inserts_rolled_back = 0;
+  uint64_t tombstones_reclaimed = 0;
+};
+
+class CounterTable {
+ public:
+  // Creates a new table file at `path` (which must not exist) with mode
+  // 0600, sized for `capacity` counters, and maps it. Records the current
+  // boot id. INVALID_ARGUMENT if capacity is 0 or above 1<<30.
+  static absl::StatusOr<std::unique_ptr<CounterTable>> Create(const std::string& path,
+                                                              uint64_t capacity,
+                                                              Sys* sys = RealSys());
+
+  // Opens an existing table as its new owner. Validates the header (magic,
+  // layout version, struct sizes, file size, header checksum) and refuses a
+  // mismatch with FAILED_PRECONDITION naming it. Then, single-threaded and
+  // before any other process uses the file: rolls back batches and inserts
+  // that a crashed process left half-done, recounts, reclaims tombstones,
+  // re-initialises every lock and semaphore, frees every process slot,
+  // clears the clean-shutdown flag and records the current boot id. The
+  // TableInfo keeps the flag and boot id as they were found.
+  static absl::StatusOr<std::unique_ptr<CounterTable>> Open(const std::string& path,
+                                                            Sys* sys = RealSys(),
+                                                            OpenReport* report = nullptr);
+
+  // Opens a table file read-only for inspection: validates the header the
+  // same way, maps it PROT_READ and never writes. Only Info, Get, List and
+  // ForEach may be used; the caller must not expect a consistent view if a
+  // daemon is writing the file at the same time.
+  static absl::StatusOr<std::unique_ptr<CounterTable>> OpenReadOnly(const std::string& path);
+
+  ~CounterTable();
+  CounterTable(const CounterTable&) = delete;
+  CounterTable& operator=(const CounterTable&) = delete;
+
+  TableInfo Info() const;
+  uint64_t capacity() const;
+  // Live counters now (sum over stripes; exact when nothing runs).
+  uint64_t size() const;
+
+  // ---- Counter operations. Thread- and process-safe. ----
+
+  // Adds delta, creating the counter at 0 first; returns the new value.
+  absl::StatusOr<int64_t> Increment(std::string_view key, int64_t delta);
+  absl::StatusOr<int64_t> Get(std::string_view key) const;
+  // Sets the value, creating the counter; returns the previous value, or
+  // nullopt if the counter did not exist.
+  absl::StatusOr<std::optional<int64_t>> Set(std::string_view key, int64_t value);
+  struct CasResult {
+    bool applied;
+    int64_t value;  // the value now stored (current value if not applied)
+  };
+  // A missing counter counts as 0; it is created only if the swap applies.
+  absl::StatusOr<CasResult> CompareAndSet(std::string_view key, int64_t expected, int64_t value);
+  // Deletes and returns the previous value. The slot becomes a tombstone that
+  // new keys of the same region reuse; Open reclaims the rest.
+  absl::StatusOr<int64_t> Delete(std::string_view key);
+
+  struct IncrementOp {
+    std::string_view key;
+    int64_t delta;
+  };
+  // Atomic batch: all increments apply or none. values[i] is the value after
+  // ops[i]. A key may repeat. RESOURCE_EXHAUSTED if ops.size() > kMaxBatch().
+  absl::StatusOr<std::vector<int64_t>> IncrementBatch(absl::Span<const IncrementOp> ops);
+  static size_t kMaxBatch();
+
+  // Counters whose key starts with `prefix` and sorts after `start_after`
+  // (bytewise; empty = from the start), sorted, at most `limit`. Each value
+  // is one the counter held during the call; not a point-in-time view.
+  std::vector<Counter> List(std::string_view prefix, std::string_view start_after,
+                            size_t limit) const;
+
+  // Calls fn for every live counter, in slot order, reading without locks.
+  // For offline inspection and tests; not point-in-time under writers.
+  void ForEach(const std::function<void(std::string_view key, int64_t value)>& fn) const;
+
+  // ---- Snapshots (one snapshotter at a time, e.g. the aggregator). ----
+
+  // Takes a point-in-time copy of every counter and calls fn for each live
+  // one. Increments stop only while every stripe is taken once to mark the
+  // start (microseconds); each region is then copied by whichever comes
+  // first: the snapshotter, or a writer about to change that region. No
+  // batch is ever half in the copy. Returns the longest time increments were
+  // held up, in nanoseconds.
+  uint64_t SnapshotForEach(const std::function<void(std::string_view key, int64_t value)>& fn);
+
+  // Coordination words for snapshot requests (see control.h).
+  SnapshotControl& snapshot_control();
+
+  // ---- Process bookkeeping. ----
+
+  // Claims a stats slot for `pid`. RESOURCE_EXHAUSTED when all are taken.
+  absl::Status RegisterProcess(pid_t pid, ProcessRole role);
+  // Adds to the calling process's counters (registered with RegisterProcess;
+  // a no-op otherwise). Relaxed atomics on the process's own cache line.
+  void CountCall(bool error);
+  void SetReady(bool ready);
+  std::vector<ProcessStats> ProcessStatsSnapshot() const;
+
+  // Owner only, after reaping `pid`: undoes its half-done insert or batch,
+  // releases the stripes and journals it held and frees its stats slot.
+  RecoveryReport RecoverDeadProcess(pid_t pid);
+
+  // ---- Shutdown. ----
+
+  // msync(MS_SYNC) of the whole mapping.
+  absl::Status Sync();
+  // Sets the clean-shutdown flag and syncs. REQUIRES: no other process uses
+  // the table any more.
+  absl::Status MarkCleanShutdown();
+
+  // Test hook, called with the key while a stripe is held and the slot is
+  // half written (after the undo record, before the change is complete).
+  // Lets a test stop a process inside the critical section.
+  using CriticalSectionHook = void (*)(std::string_view key);
+  static void SetCriticalSectionHookForTest(CriticalSectionHook hook);
+
+ private:
+  struct Lookup;
+  class StripeGuard;
+  CounterTable() = default;
+  static absl::StatusOr<std::unique_ptr<CounterTable>> Map(const std::string& path, int fd,
+                                                           bool writable, Sys* sys);
+  absl::Status ValidateHeader(uint64_t actual_file_size) const;
+  absl::Status InitStaging();
+  OpenReport RepairAfterCrash();
+  void CompactRegion(uint32_t r);
+
+  layout::RegionShared* region(uint32_t r) const;
+  layout::Slot* slots(uint32_t r) const;
+  layout::Slot* staging_slots(uint32_t r) const;
+  layout::BatchJournal* journal(uint32_t j) const;
+  layout::ProcessSlot* process_slot(uint32_t i) const;
+  uint32_t RegionOf(uint64_t hash) const;
+  void LockRegion(uint32_t r) const;
+  void UnlockRegion(uint32_t r) const;
+  void CopyRegionIfPending(uint32_t r) const;
+  // REQUIRES: region r locked.
+  layout::Slot* Find(uint32_t r, std::string_view key, uint64_t hash) const;
+  absl::StatusOr<layout::Slot*> Insert(uint32_t r, std::string_view key, uint64_t hash,
+                                       int64_t value);
+  bool ReserveCapacity();
+  void ReleaseCapacity();
+  layout::BatchJournal* ClaimJournal();
+  void UndoJournal(layout::BatchJournal* j);
+  void RollBackInsert(uint32_t r);
+
+  Sys* sys_ = nullptr;
+  std::string path_;
+  bool writable_ = false;
+  char* base_ = nullptr;
+  size_t size_ = 0;
+  char* staging_ = nullptr;  // shared anonymous copy of the slot array
+  size_t staging_size_ = 0;
+  layout::TableHeader* header_ = nullptr;
+  TableInfo opened_info_;
+};
+
+}  // namespace countersd
+
+#endif  // COUNTERSD_SHARED_COUNTER_TABLE_H_

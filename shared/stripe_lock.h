@@ -1,0 +1,48 @@
+// StripeLock: a process-shared lock whose holder can be identified and
+// released after the holder dies. Modelled on nginx's ngx_shmtx:
+//
+//   - `owner` is the lock. 0 means free; otherwise it is the pid of the
+//     holding process. Acquire is CAS(0 -> pid), release is CAS(pid -> 0).
+//     Because the lock *is* the owner word, there is no instant at which a
+//     process holds the lock without its pid being recorded.
+//   - `sem` is a POSIX process-shared semaphore used only to sleep: a waiter
+//     that has spun enough bumps `waiters`, re-checks `owner`, and sem_waits.
+//     Unlock posts the semaphore when `waiters` is positive.
+//   - ForceUnlock(pid) releases a lock held by a dead pid (the supervisor
+//     calls it after reaping the pid) and wakes a waiter. A waiter that died
+//     while counted in `waiters` only causes one spurious wake-up later.
+//
+// Threads of one process share a pid, so the lock is not re-entrant and
+// identifies the holding *process*, which is what crash recovery needs.
+#ifndef COUNTERSD_SHARED_STRIPE_LOCK_H_
+#define COUNTERSD_SHARED_STRIPE_LOCK_H_
+
+#include <semaphore.h>
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+
+namespace countersd {
+
+// Lives in the mapping. Plain data; all fields are written only through the
+// functions below.
+struct StripeLockShared {
+  std::atomic<int32_t> owner;    // 0 or holder pid. Written by Lock/Unlock/ForceUnlock.
+  std::atomic<int32_t> waiters;  // sleepers on `sem`, approximately.
+  sem_t sem;                     // pshared, initial value 0.
+};
+static_assert(std::atomic<int32_t>::is_always_lock_free);
+
+// Initialises a lock to free. REQUIRES: no process uses the lock.
+void StripeLockInit(StripeLockShared* l);
+// Blocks until this process (`pid`) holds the lock.
+void StripeLock(StripeLockShared* l, int32_t pid);
+// REQUIRES: this process holds the lock.
+void StripeUnlock(StripeLockShared* l, int32_t pid);
+// Releases the lock if `dead_pid` holds it. Returns true if it did.
+bool StripeForceUnlock(StripeLockShared* l, int32_t dead_pid);
+
+}  // namespace countersd
+
+#endif  // COUNTERSD_SHARED_STRIPE_LOCK_H_

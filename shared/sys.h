@@ -1,0 +1,53 @@
+// The system calls that touch the map and snapshot files, behind one small
+// interface so that tests can inject failures (ENOSPC, EIO) into exactly the
+// call they want to break, without mocking the rest of the system.
+//
+// Every method returns OK or a Status built by ErrnoToStatus naming the call.
+#ifndef COUNTERSD_SHARED_SYS_H_
+#define COUNTERSD_SHARED_SYS_H_
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace countersd {
+
+// The one place that turns an errno into a Status. `call` names the failed
+// call and its object, e.g. "msync(snapshot)". ENOSPC/EDQUOT map to
+// RESOURCE_EXHAUSTED, EACCES/EPERM to PERMISSION_DENIED, ENOENT to NOT_FOUND,
+// EEXIST to ALREADY_EXISTS, EINVAL to INVALID_ARGUMENT, the rest to INTERNAL.
+absl::Status ErrnoToStatus(int err, std::string_view call);
+
+class Sys {
+ public:
+  virtual ~Sys() = default;
+  virtual absl::StatusOr<int> Open(const std::string& path, int flags, mode_t mode);
+  virtual absl::Status Close(int fd);
+  virtual absl::Status Ftruncate(int fd, off_t size, std::string_view what);
+  virtual absl::StatusOr<void*> Mmap(size_t len, int prot, int flags, int fd, std::string_view what);
+  virtual absl::Status Munmap(void* addr, size_t len);
+  // msync(MS_SYNC) of [addr, addr+len); addr is rounded down to a page.
+  virtual absl::Status Msync(void* addr, size_t len, std::string_view what);
+  virtual absl::Status Fsync(int fd, std::string_view what);
+  virtual absl::Status Rename(const std::string& from, const std::string& to);
+};
+
+// The process-wide real implementation.
+Sys* RealSys();
+
+// Linux boot id (/proc/sys/kernel/random/boot_id), 36 characters; it changes
+// at every boot, so a map file whose header holds another one did not
+// survive in the page cache and may be torn.
+absl::StatusOr<std::string> CurrentBootId();
+
+// Wall clock in nanoseconds since the epoch.
+int64_t UnixNanos();
+
+}  // namespace countersd
+
+#endif  // COUNTERSD_SHARED_SYS_H_
