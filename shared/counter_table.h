@@ -218,7 +218,6 @@ class CounterTable {
   static void SetCriticalSectionHookForTest(CriticalSectionHook hook);
 
  private:
-  struct Lookup;
   class StripeGuard;
   CounterTable() = default;
   static absl::StatusOr<std::unique_ptr<CounterTable>> Map(const std::string& path, int fd,
@@ -241,11 +240,8 @@ class CounterTable {
   layout::Slot* Find(uint32_t r, std::string_view key, uint64_t hash) const;
   absl::StatusOr<layout::Slot*> Insert(uint32_t r, std::string_view key, uint64_t hash,
                                        int64_t value);
-  bool ReserveCapacity();
-  void ReleaseCapacity();
   layout::BatchJournal* ClaimJournal();
   void UndoJournal(layout::BatchJournal* j);
-  void RollBackInsert(uint32_t r);
 
   Sys* sys_ = nullptr;
   std::string path_;
@@ -255,6 +251,7 @@ class CounterTable {
   char* staging_ = nullptr;  // shared anonymous copy of the slot array
   size_t staging_size_ = 0;
   layout::TableHeader* header_ = nullptr;
+  layout::ProcessSlot* my_slot_ = nullptr;  // this process's, after RegisterProcess
   TableInfo opened_info_;
 };
 

@@ -138,7 +138,11 @@ struct TableHeader {
   uint32_t pad1;
   char boot_id[40];            // boot id of the last owner, NUL-padded.
   std::atomic<int64_t> opened_unix_ns;
-  SnapshotControl snapshot;    // see control.h
+  // Live counters in the whole table, for the capacity check. Changed only
+  // by a holder of some region lock, next to that region's `live`; repaired
+  // by recounting with every lock held (RecoverDeadProcess, Open).
+  alignas(64) std::atomic<uint64_t> live_total;
+  alignas(64) SnapshotControl snapshot;  // see control.h
 };
 static_assert(sizeof(TableHeader) <= kPage);
 

@@ -1,0 +1,1052 @@
+// How the counter table works
+// ===========================
+//
+// The file (layout.h) is a header page, one RegionShared per lock stripe,
+// per-process stat slots, batch undo journals, and the slot array. The slot
+// array is partitioned into `regions` equal ranges; a key's hash picks its
+// region (high bits) and its first probe position inside it (low bits).
+// Collisions probe linearly inside the region only. So:
+//
+//  1. Every slot is written only by the holder of its region's stripe lock.
+//     No cross-stripe claim protocol is needed for inserts.
+//  2. Increment of an existing key: lock, probe, checked add, one 8-byte
+//     store, unlock. Nothing else is written, so a process killed at any
+//     instruction leaves the slot either updated or not.
+//  3. Insert: the region's `inserting` word records the slot before the slot
+//     is touched; the slot's seq is odd while its key/state change (a
+//     seqlock), so lock-free readers never use a half-written key. If the
+//     writer dies, RecoverDeadProcess rolls the insert back (the caller never
+//     got an OK) and repairs odd seqs.
+//  4. Delete turns the slot into a tombstone. Inserts reuse the first
+//     tombstone on their probe path; Open rebuilds regions that have any.
+//  5. A batch claims an undo journal, takes its regions in ascending order,
+//     plans every new value (checking overflow and capacity before touching
+//     anything), then writes each change after appending its undo entry.
+//     It commits with a single store (`active = 0`) before unlocking. A batch
+//     whose writer dies uncommitted is undone entry by entry.
+//  6. Get and List read without locks, using the seqlock of 3.
+//  7. Snapshots are copy-on-write per region. SnapshotForEach takes every
+//     lock once (ascending) and marks every region `copy_pending`; from then
+//     on, whoever next holds a region's lock copies the region into the
+//     shared staging area before changing it: a writer, or the snapshotter
+//     itself, which walks the regions one by one. The copy is therefore the
+//     table as it was when the marks were set, no batch is in it by half
+//     (a batch holds all its locks across that instant or not at all), and
+//     increments stop only for the marking and for one region's copy.
+#include "shared/counter_table.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <mutex>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "shared/key.h"
+#include "shared/layout.h"
+#include "shared/status_macros.h"
+
+namespace countersd {
+
+using layout::BatchJournal;
+using layout::JournalEntry;
+using layout::ProcessSlot;
+using layout::RegionShared;
+using layout::Slot;
+using layout::TableHeader;
+
+namespace {
+
+std::atomic<CounterTable::CriticalSectionHook> g_hook{nullptr};
+
+void RunHook(std::string_view key) {
+  if (auto hook = g_hook.load(std::memory_order_relaxed)) hook(key);
+}
+
+// getpid() is a system call in glibc >= 2.25; the lock path needs the pid on
+// every call, so cache it and refresh it in fork children.
+std::atomic<int32_t> g_pid{0};
+void RefreshPid() { g_pid.store(::getpid(), std::memory_order_relaxed); }
+int32_t Pid() {
+  int32_t p = g_pid.load(std::memory_order_relaxed);
+  if (p != 0) return p;
+  static std::once_flag once;
+  std::call_once(once, [] { pthread_atfork(nullptr, nullptr, RefreshPid); });
+  RefreshPid();
+  return g_pid.load(std::memory_order_relaxed);
+}
+
+inline uint64_t Fmix64(uint64_t h) {
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ULL;
+  h ^= h >> 33;
+  return h;
+}
+
+// Stable 64-bit key hash (it is stored in the file): 8 bytes at a time,
+// murmur3's finaliser at the end.
+uint64_t HashKey(std::string_view key) {
+  const char* p = key.data();
+  size_t n = key.size();
+  uint64_t h = 0x9E3779B97F4A7C15ULL ^ (n * 0xff51afd7ed558ccdULL);
+  while (n >= 8) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    h = std::rotl(h ^ (w * 0xc4ceb9fe1a85ec53ULL), 31) * 0x9E3779B97F4A7C15ULL;
+    p += 8;
+    n -= 8;
+  }
+  if (n > 0) {
+    uint64_t w = 0;
+    std::memcpy(&w, p, n);
+    h = std::rotl(h ^ (w * 0xc4ceb9fe1a85ec53ULL), 31) * 0x9E3779B97F4A7C15ULL;
+  }
+  return Fmix64(h);
+}
+
+struct Geometry {
+  uint32_t regions;
+  uint32_t region_slots;
+  uint64_t regions_offset;
+  uint64_t processes_offset;
+  uint64_t journals_offset;
+  uint64_t slots_offset;
+  uint64_t file_size;
+};
+
+uint64_t RoundUp(uint64_t v, uint64_t to) { return (v + to - 1) / to * to; }
+
+// Sizing. Regions hold ~1024 counters on average (fewer for small tables,
+// but at least 8 regions for concurrency, at most 1024 stripes). A region
+// has room for its average plus 15% plus 3 standard deviations of the
+// binomial spread, so a region fills before the table only with
+// probability ~1e-5 per region even at full capacity. That keeps the file
+// at about 240 bytes per counter of capacity for 64Ki+ counters.
+Geometry ComputeGeometry(uint64_t capacity) {
+  Geometry g;
+  uint64_t r = std::bit_floor(std::max<uint64_t>(capacity / 1024, 1));
+  g.regions = static_cast<uint32_t>(std::clamp<uint64_t>(r, 8, 1024));
+  uint64_t avg = (capacity + g.regions - 1) / g.regions;
+  g.region_slots = static_cast<uint32_t>(
+      avg + avg * 15 / 100 + static_cast<uint64_t>(3 * std::sqrt(static_cast<double>(avg))) + 8);
+  g.regions_offset = layout::kPage;
+  g.processes_offset =
+      RoundUp(g.regions_offset + uint64_t{g.regions} * sizeof(RegionShared), layout::kPage);
+  g.journals_offset =
+      RoundUp(g.processes_offset + layout::kProcessSlots * sizeof(ProcessSlot), layout::kPage);
+  g.slots_offset =
+      RoundUp(g.journals_offset + layout::kJournals * sizeof(BatchJournal), layout::kPage);
+  g.file_size = RoundUp(
+      g.slots_offset + uint64_t{g.regions} * g.region_slots * sizeof(Slot), layout::kPage);
+  return g;
+}
+
+uint32_t HeaderCrc(const TableHeader* h) {
+  return static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(h),
+                                     offsetof(TableHeader, header_crc)));
+}
+
+// Seqlock writer side: makes seq odd, runs `change`, makes it even again.
+// Tolerates a seq left odd by a dead writer.
+template <typename F>
+void RewriteSlot(Slot* s, F change) {
+  uint32_t seq = s->seq.load(std::memory_order_relaxed);
+  if (seq & 1) ++seq;
+  s->seq.store(seq + 1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  change();
+  s->seq.store(seq + 2, std::memory_order_release);
+}
+
+// A consistent copy of a slot's key and value, read without locks.
+struct SlotView {
+  uint32_t state;
+  uint64_t hash;
+  int64_t value;
+  uint16_t key_len;
+  char key[kMaxKeyBytes];
+  std::string_view key_view() const { return {key, key_len}; }
+};
+
+// Seqlock reader. Returns false if the slot kept changing (a writer died
+// mid-change and has not been repaired yet): the caller skips it.
+bool ReadSlot(const Slot* s, SlotView* out) {
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    uint32_t s1 = s->seq.load(std::memory_order_acquire);
+    if (s1 & 1) {
+      if (attempt > 16) sched_yield();
+      continue;
+    }
+    out->state = s->state;
+    if (out->state == layout::kLive) {
+      out->hash = s->hash;
+      out->key_len = std::min<uint16_t>(s->key_len, kMaxKeyBytes);
+      std::memcpy(out->key, s->key, out->key_len);
+      out->value = s->value.load(std::memory_order_relaxed);
+    }
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (s->seq.load(std::memory_order_relaxed) == s1) return true;
+  }
+  return false;
+}
+
+absl::Status Mismatch(std::string_view what, uint64_t found, uint64_t expected) {
+  return absl::FailedPreconditionError(
+      absl::StrCat("map file ", std::string(what), " is ", found, ", expected ", expected));
+}
+
+}  // namespace
+
+// RAII holder of one region's lock, for writers: copies the region into the
+// snapshot staging area first if a snapshot is pending.
+class CounterTable::StripeGuard {
+ public:
+  StripeGuard(const CounterTable* t, uint32_t r) : t_(t), r_(r) {
+    t_->LockRegion(r_);
+    t_->CopyRegionIfPending(r_);
+  }
+  ~StripeGuard() { t_->UnlockRegion(r_); }
+  StripeGuard(const StripeGuard&) = delete;
+  StripeGuard& operator=(const StripeGuard&) = delete;
+
+ private:
+  const CounterTable* t_;
+  uint32_t r_;
+};
+
+void CounterTable::SetCriticalSectionHookForTest(CriticalSectionHook hook) { g_hook.store(hook); }
+
+size_t CounterTable::kMaxBatch() { return layout::kMaxBatchOps; }
+
+RegionShared* CounterTable::region(uint32_t r) const {
+  return reinterpret_cast<RegionShared*>(base_ + header_->regions_offset) + r;
+}
+Slot* CounterTable::slots(uint32_t r) const {
+  return reinterpret_cast<Slot*>(base_ + header_->slots_offset) +
+         uint64_t{r} * header_->region_slots;
+}
+Slot* CounterTable::staging_slots(uint32_t r) const {
+  return reinterpret_cast<Slot*>(staging_) + uint64_t{r} * header_->region_slots;
+}
+BatchJournal* CounterTable::journal(uint32_t j) const {
+  return reinterpret_cast<BatchJournal*>(base_ + header_->journals_offset) + j;
+}
+ProcessSlot* CounterTable::process_slot(uint32_t i) const {
+  return reinterpret_cast<ProcessSlot*>(base_ + header_->processes_offset) + i;
+}
+
+uint32_t CounterTable::RegionOf(uint64_t hash) const {
+  // regions is a power of two; take the high bits.
+  uint32_t bits = static_cast<uint32_t>(std::countr_zero(header_->regions));
+  return bits == 0 ? 0 : static_cast<uint32_t>(hash >> (64 - bits));
+}
+
+static inline uint32_t FirstProbe(uint64_t hash, uint32_t n) {
+  return static_cast<uint32_t>(((hash & 0xffffffffULL) * n) >> 32);
+}
+
+void CounterTable::LockRegion(uint32_t r) const { StripeLock(&region(r)->lock, Pid()); }
+void CounterTable::UnlockRegion(uint32_t r) const { StripeUnlock(&region(r)->lock, Pid()); }
+
+void CounterTable::CopyRegionIfPending(uint32_t r) const {
+  RegionShared* reg = region(r);
+  if (reg->copy_pending.load(std::memory_order_relaxed) == 0 || staging_ == nullptr) return;
+  std::memcpy(static_cast<void*>(staging_slots(r)), static_cast<const void*>(slots(r)),
+              uint64_t{header_->region_slots} * sizeof(Slot));
+  reg->copy_pending.store(0, std::memory_order_relaxed);
+}
+
+// ---------------------------------------------------------------------------
+// Creation, opening, validation.
+
+absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::Map(const std::string& path, int fd,
+                                                                 bool writable, Sys* sys) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return ErrnoToStatus(errno, absl::StrCat("fstat(", path, ")"));
+  if (static_cast<uint64_t>(st.st_size) < sizeof(TableHeader)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "map file ", path, " is ", st.st_size, " bytes, too short for a countersd header"));
+  }
+  int prot = writable ? PROT_READ | PROT_WRITE : PROT_READ;
+  ASSIGN_OR_RETURN(void* p, sys->Mmap(st.st_size, prot, MAP_SHARED, fd, path));
+  auto t = std::unique_ptr<CounterTable>(new CounterTable());
+  t->sys_ = sys;
+  t->path_ = path;
+  t->writable_ = writable;
+  t->base_ = static_cast<char*>(p);
+  t->size_ = st.st_size;
+  t->header_ = reinterpret_cast<TableHeader*>(p);
+  RETURN_IF_ERROR(t->ValidateHeader(st.st_size));
+  return t;
+}
+
+absl::Status CounterTable::ValidateHeader(uint64_t actual_file_size) const {
+  const TableHeader* h = header_;
+  if (std::memcmp(h->magic, layout::kMagic, sizeof h->magic) != 0) {
+    return absl::FailedPreconditionError("not a countersd map file: bad magic");
+  }
+  if (h->layout_version != layout::kLayoutVersion) {
+    return Mismatch("layout version", h->layout_version, layout::kLayoutVersion);
+  }
+  if (h->header_crc != HeaderCrc(h)) {
+    return absl::FailedPreconditionError("map file header checksum mismatch: the header is corrupt");
+  }
+  if (h->header_size != sizeof(TableHeader)) return Mismatch("header size", h->header_size, sizeof(TableHeader));
+  if (h->slot_size != sizeof(Slot)) return Mismatch("slot size", h->slot_size, sizeof(Slot));
+  if (h->region_size != sizeof(RegionShared)) return Mismatch("region size", h->region_size, sizeof(RegionShared));
+  if (h->process_slot_size != sizeof(ProcessSlot)) return Mismatch("process slot size", h->process_slot_size, sizeof(ProcessSlot));
+  if (h->journal_size != sizeof(BatchJournal)) return Mismatch("journal size", h->journal_size, sizeof(BatchJournal));
+  Geometry g = ComputeGeometry(h->capacity);
+  if (h->regions != g.regions) return Mismatch("region count", h->regions, g.regions);
+  if (h->region_slots != g.region_slots) return Mismatch("slots per region", h->region_slots, g.region_slots);
+  if (h->regions_offset != g.regions_offset || h->processes_offset != g.processes_offset ||
+      h->journals_offset != g.journals_offset || h->slots_offset != g.slots_offset) {
+    return absl::FailedPreconditionError("map file section offsets do not match its capacity");
+  }
+  if (h->file_size != g.file_size) return Mismatch("recorded size", h->file_size, g.file_size);
+  if (actual_file_size != h->file_size) {
+    return absl::FailedPreconditionError(absl::StrCat("map file is ", actual_file_size,
+                                                      " bytes but its header says ", h->file_size,
+                                                      " (truncated or extended)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CounterTable::InitStaging() {
+  staging_size_ = uint64_t{header_->regions} * header_->region_slots * sizeof(Slot);
+  ASSIGN_OR_RETURN(void* p, sys_->Mmap(staging_size_, PROT_READ | PROT_WRITE,
+                                       MAP_SHARED | MAP_ANONYMOUS, -1, "snapshot staging"));
+  staging_ = static_cast<char*>(p);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::Create(const std::string& path,
+                                                                   uint64_t capacity, Sys* sys) {
+  if (capacity == 0 || capacity > (uint64_t{1} << 30)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("capacity must be between 1 and 1073741824 counters, got ", capacity));
+  }
+  ASSIGN_OR_RETURN(std::string boot_id, CurrentBootId());
+  Geometry g = ComputeGeometry(capacity);
+  ASSIGN_OR_RETURN(int fd, sys->Open(path, O_RDWR | O_CREAT | O_EXCL, 0600));
+  absl::Status st = sys->Ftruncate(fd, static_cast<off_t>(g.file_size), path);
+  if (st.ok()) {
+    // Write the header with pwrite so that Map() validates a complete one.
+    TableHeader h{};
+    std::memcpy(h.magic, layout::kMagic, sizeof h.magic);
+    h.layout_version = layout::kLayoutVersion;
+    h.header_size = sizeof(TableHeader);
+    h.slot_size = sizeof(Slot);
+    h.region_size = sizeof(RegionShared);
+    h.process_slot_size = sizeof(ProcessSlot);
+    h.journal_size = sizeof(BatchJournal);
+    h.capacity = capacity;
+    h.regions = g.regions;
+    h.region_slots = g.region_slots;
+    h.file_size = g.file_size;
+    h.regions_offset = g.regions_offset;
+    h.processes_offset = g.processes_offset;
+    h.journals_offset = g.journals_offset;
+    h.slots_offset = g.slots_offset;
+    h.created_unix_ns = UnixNanos();
+    h.header_crc = HeaderCrc(&h);
+    if (pwrite(fd, &h, sizeof h, 0) != static_cast<ssize_t>(sizeof h)) {
+      st = ErrnoToStatus(errno, absl::StrCat("pwrite(", path, ")"));
+    }
+  }
+  absl::StatusOr<std::unique_ptr<CounterTable>> t =
+      st.ok() ? Map(path, fd, /*writable=*/true, sys) : absl::StatusOr<std::unique_ptr<CounterTable>>(st);
+  if (t.ok()) st = sys->Fsync(fd, path);
+  (void)sys->Close(fd);
+  if (!t.ok() || !st.ok()) {
+    ::unlink(path.c_str());  // our own half-made file, never a user's
+    return t.ok() ? st : t.status();
+  }
+  CounterTable& table = **t;
+  table.opened_info_ = table.Info();
+  table.opened_info_.clean_shutdown = false;
+  table.opened_info_.boot_id = boot_id;
+  std::memset(table.header_->boot_id, 0, sizeof table.header_->boot_id);
+  std::memcpy(table.header_->boot_id, boot_id.data(),
+              std::min(boot_id.size(), sizeof table.header_->boot_id - 1));
+  for (uint32_t r = 0; r < table.header_->regions; ++r) StripeLockInit(&table.region(r)->lock);
+  table.header_->opened_unix_ns.store(UnixNanos());
+  RETURN_IF_ERROR(table.InitStaging());
+  Pid();
+  return t;
+}
+
+absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::Open(const std::string& path, Sys* sys,
+                                                                 OpenReport* report) {
+  ASSIGN_OR_RETURN(std::string boot_id, CurrentBootId());
+  ASSIGN_OR_RETURN(int fd, sys->Open(path, O_RDWR, 0));
+  auto t = Map(path, fd, /*writable=*/true, sys);
+  (void)sys->Close(fd);
+  if (!t.ok()) return t.status();
+  CounterTable& table = **t;
+  TableHeader* h = table.header_;
+  table.opened_info_ = table.Info();
+  table.opened_info_.clean_shutdown = h->clean_shutdown.load() != 0;
+  table.opened_info_.boot_id =
+      std::string(h->boot_id, strnlen(h->boot_id, sizeof h->boot_id));
+
+  // Every lock is meaningless now: whoever held it is gone.
+  for (uint32_t r = 0; r < h->regions; ++r) StripeLockInit(&table.region(r)->lock);
+  OpenReport rep = table.RepairAfterCrash();
+  if (report) *report = rep;
+
+  h->clean_shutdown.store(0);
+  std::memset(h->boot_id, 0, sizeof h->boot_id);
+  std::memcpy(h->boot_id, boot_id.data(), std::min(boot_id.size(), sizeof h->boot_id - 1));
+  h->opened_unix_ns.store(UnixNanos());
+  SnapshotControl& c = h->snapshot;
+  c.request_seq.store(0);
+  c.done_seq.store(0);
+  c.last_failed.store(0);
+  c.failures.store(0);
+  RETURN_IF_ERROR(table.InitStaging());
+  Pid();
+  return t;
+}
+
+absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::OpenReadOnly(const std::string& path) {
+  Sys* sys = RealSys();
+  ASSIGN_OR_RETURN(int fd, sys->Open(path, O_RDONLY, 0));
+  auto t = Map(path, fd, /*writable=*/false, sys);
+  (void)sys->Close(fd);
+  if (!t.ok()) return t.status();
+  CounterTable& table = **t;
+  table.opened_info_ = table.Info();
+  table.opened_info_.clean_shutdown = table.header_->clean_shutdown.load() != 0;
+  table.opened_info_.boot_id = std::string(
+      table.header_->boot_id, strnlen(table.header_->boot_id, sizeof table.header_->boot_id));
+  return t;
+}
+
+CounterTable::~CounterTable() {
+  if (staging_) (void)sys_->Munmap(staging_, staging_size_);
+  if (base_) (void)sys_->Munmap(base_, size_);
+}
+
+TableInfo CounterTable::Info() const {
+  TableInfo info = opened_info_;
+  info.layout_version = header_->layout_version;
+  info.capacity = header_->capacity;
+  info.live = size();
+  info.regions = header_->regions;
+  info.region_slots = header_->region_slots;
+  info.file_size = header_->file_size;
+  info.created_unix_ns = header_->created_unix_ns;
+  return info;
+}
+
+uint64_t CounterTable::capacity() const { return header_->capacity; }
+
+uint64_t CounterTable::size() const {
+  if (writable_) return header_->live_total.load(std::memory_order_relaxed);
+  // Read-only (inspect): the file's own counters may be stale after a crash.
+  uint64_t n = 0;
+  for (uint32_t r = 0; r < header_->regions; ++r) n += region(r)->live;
+  return n;
+}
+
+SnapshotControl& CounterTable::snapshot_control() { return header_->snapshot; }
+
+// ---------------------------------------------------------------------------
+// Crash repair.
+
+// REQUIRES: region r is held by a dead process (or nobody runs, in Open).
+// Rolls back a half-done insert, completes odd seqlocks, recounts.
+static int RepairRegionSlots(RegionShared* reg, Slot* base, uint32_t n) {
+  int rolled_back = 0;
+  if (reg->inserting != 0) {
+    Slot* s = &base[reg->inserting - 1];
+    RewriteSlot(s, [&] { s->state = layout::kTombstone; });
+    reg->inserting = 0;
+    rolled_back = 1;
+  }
+  uint32_t live = 0, used = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    Slot* s = &base[i];
+    if (s->seq.load(std::memory_order_relaxed) & 1) s->seq.fetch_add(1);
+    if (s->state != layout::kEmpty) ++used;
+    if (s->state == layout::kLive) ++live;
+  }
+  reg->live = live;
+  reg->used = used;
+  return rolled_back;
+}
+
+void CounterTable::UndoJournal(BatchJournal* j) {
+  for (uint32_t k = std::min<uint32_t>(j->count, layout::kMaxBatchOps); k-- > 0;) {
+    const JournalEntry& e = j->entries[k];
+    if (e.region >= header_->regions || e.slot >= header_->region_slots) continue;
+    Slot* s = &slots(e.region)[e.slot];
+    if (e.created) {
+      RewriteSlot(s, [&] { s->state = layout::kTombstone; });
+    } else {
+      s->value.store(e.old_value, std::memory_order_relaxed);
+    }
+  }
+  j->count = 0;
+  j->active.store(0, std::memory_order_release);
+}
+
+OpenReport CounterTable::RepairAfterCrash() {
+  OpenReport rep;
+  for (uint32_t j = 0; j < layout::kJournals; ++j) {
+    BatchJournal* bj = journal(j);
+    if (bj->active.load() != 0) {
+      UndoJournal(bj);
+      ++rep.batches_rolled_back;
+    }
+    bj->owner.store(0);
+  }
+  for (uint32_t i = 0; i < layout::kProcessSlots; ++i) {
+    std::memset(static_cast<void*>(process_slot(i)), 0, sizeof(ProcessSlot));
+  }
+  uint64_t total = 0;
+  for (uint32_t r = 0; r < header_->regions; ++r) {
+    RegionShared* reg = region(r);
+    rep.inserts_rolled_back += RepairRegionSlots(reg, slots(r), header_->region_slots);
+    if (reg->used > reg->live) {
+      rep.tombstones_reclaimed += reg->used - reg->live;
+      CompactRegion(r);
+    }
+    reg->copy_pending.store(0);
+    total += reg->live;
+  }
+  header_->live_total.store(total);
+  return rep;
+}
+
+// Rebuilds a region without tombstones. Only touches pages of regions that
+// have tombstones. REQUIRES: nobody else uses the region.
+void CounterTable::CompactRegion(uint32_t r) {
+  const uint32_t n = header_->region_slots;
+  Slot* base = slots(r);
+  struct LiveSlot {
+    uint64_t hash;
+    int64_t value;
+    uint16_t key_len;
+    char key[kMaxKeyBytes];
+  };
+  std::vector<LiveSlot> live;
+  for (uint32_t i = 0; i < n; ++i) {
+    const Slot& s = base[i];
+    if (s.state != layout::kLive) continue;
+    LiveSlot l;
+    l.hash = s.hash;
+    l.value = s.value.load();
+    l.key_len = s.key_len;
+    std::memcpy(l.key, s.key, s.key_len);
+    live.push_back(l);
+  }
+  std::memset(static_cast<void*>(base), 0, uint64_t{n} * sizeof(Slot));
+  for (const LiveSlot& l : live) {
+    uint32_t i = FirstProbe(l.hash, n);
+    while (base[i].state != layout::kEmpty) i = (i + 1 == n) ? 0 : i + 1;
+    Slot& s = base[i];
+    s.hash = l.hash;
+    s.value.store(l.value);
+    s.key_len = l.key_len;
+    std::memcpy(s.key, l.key, l.key_len);
+    s.state = layout::kLive;
+  }
+  region(r)->live = static_cast<uint32_t>(live.size());
+  region(r)->used = static_cast<uint32_t>(live.size());
+}
+
+RecoveryReport CounterTable::RecoverDeadProcess(pid_t pid) {
+  RecoveryReport rep;
+  // 1. Uncommitted batches of the dead process: undo them while it still
+  //    holds their stripes, so nobody sees the half-applied state.
+  for (uint32_t j = 0; j < layout::kJournals; ++j) {
+    BatchJournal* bj = journal(j);
+    if (bj->owner.load() != pid) continue;
+    if (bj->active.load() != 0) {
+      UndoJournal(bj);
+      ++rep.batches_rolled_back;
+    }
+    bj->owner.store(0);
+    ++rep.journals_freed;
+  }
+  // 2. Stripes it held: roll back a half insert, finish odd seqlocks,
+  //    recount, release.
+  for (uint32_t r = 0; r < header_->regions; ++r) {
+    RegionShared* reg = region(r);
+    if (reg->lock.owner.load() != pid) continue;
+    CopyRegionIfPending(r);
+    rep.inserts_rolled_back += RepairRegionSlots(reg, slots(r), header_->region_slots);
+    if (StripeForceUnlock(&reg->lock, pid)) ++rep.stripes_released;
+  }
+  // 3. The table-wide live count may be off by what the dead process did
+  //    between a region count and the total: recount with every lock held.
+  if (rep.stripes_released > 0) {
+    for (uint32_t r = 0; r < header_->regions; ++r) LockRegion(r);
+    uint64_t total = 0;
+    for (uint32_t r = 0; r < header_->regions; ++r) total += region(r)->live;
+    header_->live_total.store(total);
+    for (uint32_t r = header_->regions; r-- > 0;) UnlockRegion(r);
+  }
+  // 4. Its stats slot.
+  for (uint32_t i = 0; i < layout::kProcessSlots; ++i) {
+    ProcessSlot* ps = process_slot(i);
+    int32_t expected = pid;
+    if (ps->pid.load() == pid && ps->pid.compare_exchange_strong(expected, 0)) {
+      rep.stats_slot_freed = true;
+    }
+  }
+  return rep;
+}
+
+// ---------------------------------------------------------------------------
+// Single-key operations.
+
+Slot* CounterTable::Find(uint32_t r, std::string_view key, uint64_t hash) const {
+  const uint32_t n = header_->region_slots;
+  Slot* base = slots(r);
+  uint32_t i = FirstProbe(hash, n);
+  for (uint32_t probes = 0; probes < n; ++probes) {
+    Slot* s = &base[i];
+    if (s->state == layout::kEmpty) return nullptr;
+    if (s->state == layout::kLive && s->hash == hash && s->key_len == key.size() &&
+        std::memcmp(s->key, key.data(), key.size()) == 0) {
+      return s;
+    }
+    if (++i == n) i = 0;
+  }
+  return nullptr;
+}
+
+static absl::Status TableFull(uint64_t capacity) {
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "counter table is full (capacity ", capacity,
+      " counters); delete counters, or restart with a larger --capacity on a new data directory"));
+}
+
+// REQUIRES: region r locked by this process, key absent.
+absl::StatusOr<Slot*> CounterTable::Insert(uint32_t r, std::string_view key, uint64_t hash,
+                                           int64_t value) {
+  if (header_->live_total.load(std::memory_order_relaxed) >= header_->capacity) {
+    return TableFull(header_->capacity);
+  }
+  const uint32_t n = header_->region_slots;
+  Slot* base = slots(r);
+  uint32_t i = FirstProbe(hash, n);
+  uint32_t probes = 0;
+  while (base[i].state == layout::kLive) {
+    if (++probes == n) return TableFull(header_->capacity);
+    if (++i == n) i = 0;
+  }
+  Slot* s = &base[i];
+  RegionShared* reg = region(r);
+  const bool was_empty = s->state == layout::kEmpty;
+  reg->inserting = i + 1;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  RunHook(key);
+  RewriteSlot(s, [&] {
+    s->hash = hash;
+    s->key_len = static_cast<uint16_t>(key.size());
+    std::memcpy(s->key, key.data(), key.size());
+    s->value.store(value, std::memory_order_relaxed);
+    s->state = layout::kLive;
+  });
+  ++reg->live;
+  if (was_empty) ++reg->used;
+  header_->live_total.fetch_add(1, std::memory_order_relaxed);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  reg->inserting = 0;
+  return s;
+}
+
+static absl::Status Overflow(std::string_view key, int64_t value, int64_t delta) {
+  return absl::OutOfRangeError(absl::StrCat("adding ", delta, " to counter \"", std::string(key), "\" (", value,
+                                            ") would overflow int64; the value is unchanged"));
+}
+
+static absl::Status NotFound(std::string_view key) {
+  return absl::NotFoundError(absl::StrCat("counter \"", std::string(key), "\" does not exist"));
+}
+
+absl::StatusOr<int64_t> CounterTable::Increment(std::string_view key, int64_t delta) {
+  RETURN_IF_ERROR(ValidateKey(key));
+  const uint64_t h = HashKey(key);
+  const uint32_t r = RegionOf(h);
+  StripeGuard guard(this, r);
+  if (Slot* s = Find(r, key, h)) {
+    int64_t v = s->value.load(std::memory_order_relaxed);
+    int64_t nv;
+    if (__builtin_add_overflow(v, delta, &nv)) return Overflow(key, v, delta);
+    RunHook(key);
+    s->value.store(nv, std::memory_order_relaxed);
+    return nv;
+  }
+  RETURN_IF_ERROR(Insert(r, key, h, delta).status());
+  return delta;
+}
+
+absl::StatusOr<int64_t> CounterTable::Get(std::string_view key) const {
+  RETURN_IF_ERROR(ValidateKey(key));
+  const uint64_t h = HashKey(key);
+  const uint32_t r = RegionOf(h);
+  const uint32_t n = header_->region_slots;
+  const Slot* base = slots(r);
+  uint32_t i = FirstProbe(h, n);
+  SlotView v;
+  for (uint32_t probes = 0; probes < n; ++probes, i = (i + 1 == n) ? 0 : i + 1) {
+    if (!ReadSlot(&base[i], &v)) continue;
+    if (v.state == layout::kEmpty) break;
+    if (v.state == layout::kLive && v.hash == h && v.key_view() == key) return v.value;
+  }
+  return NotFound(key);
+}
+
+absl::StatusOr<std::optional<int64_t>> CounterTable::Set(std::string_view key, int64_t value) {
+  RETURN_IF_ERROR(ValidateKey(key));
+  const uint64_t h = HashKey(key);
+  const uint32_t r = RegionOf(h);
+  StripeGuard guard(this, r);
+  if (Slot* s = Find(r, key, h)) {
+    RunHook(key);
+    return s->value.exchange(value, std::memory_order_relaxed);
+  }
+  RETURN_IF_ERROR(Insert(r, key, h, value).status());
+  return std::nullopt;
+}
+
+absl::StatusOr<CounterTable::CasResult> CounterTable::CompareAndSet(std::string_view key,
+                                                                    int64_t expected,
+                                                                    int64_t value) {
+  RETURN_IF_ERROR(ValidateKey(key));
+  const uint64_t h = HashKey(key);
+  const uint32_t r = RegionOf(h);
+  StripeGuard guard(this, r);
+  Slot* s = Find(r, key, h);
+  int64_t current = s ? s->value.load(std::memory_order_relaxed) : 0;
+  if (current != expected) return CasResult{false, current};
+  if (s) {
+    s->value.store(value, std::memory_order_relaxed);
+  } else {
+    RETURN_IF_ERROR(Insert(r, key, h, value).status());
+  }
+  return CasResult{true, value};
+}
+
+absl::StatusOr<int64_t> CounterTable::Delete(std::string_view key) {
+  RETURN_IF_ERROR(ValidateKey(key));
+  const uint64_t h = HashKey(key);
+  const uint32_t r = RegionOf(h);
+  StripeGuard guard(this, r);
+  Slot* s = Find(r, key, h);
+  if (!s) return NotFound(key);
+  int64_t prev = s->value.load(std::memory_order_relaxed);
+  RunHook(key);
+  RewriteSlot(s, [&] { s->state = layout::kTombstone; });
+  --region(r)->live;
+  header_->live_total.fetch_sub(1, std::memory_order_relaxed);
+  return prev;
+}
+
+// ---------------------------------------------------------------------------
+// Batches.
+
+BatchJournal* CounterTable::ClaimJournal() {
+  const int32_t pid = Pid();
+  // Start at a per-thread position so threads rarely collide.
+  static thread_local uint32_t start =
+      static_cast<uint32_t>(std::hash<const void*>{}(&start) >> 4);
+  for (;;) {
+    for (uint32_t k = 0; k < layout::kJournals; ++k) {
+      BatchJournal* j = journal((start + k) % layout::kJournals);
+      int32_t expected = 0;
+      if (j->owner.load(std::memory_order_relaxed) == 0 &&
+          j->owner.compare_exchange_strong(expected, pid, std::memory_order_acquire)) {
+        return j;
+      }
+    }
+    sched_yield();  // all journals busy: more concurrent batches than journals
+  }
+}
+
+absl::StatusOr<std::vector<int64_t>> CounterTable::IncrementBatch(
+    absl::Span<const IncrementOp> ops) {
+  if (ops.empty()) return absl::InvalidArgumentError("batch is empty");
+  if (ops.size() > layout::kMaxBatchOps) {
+    return absl::ResourceExhaustedError(absl::StrCat("batch has ", ops.size(),
+                                                     " increments; the limit is ",
+                                                     layout::kMaxBatchOps));
+  }
+  struct Item {
+    uint64_t hash;
+    uint32_t region;
+  };
+  std::vector<Item> items(ops.size());
+  std::vector<uint32_t> regions;
+  regions.reserve(ops.size());
+  for (size_t i = 0; i < ops.size(); ++i) {
+    absl::Status st = ValidateKey(ops[i].key);
+    if (!st.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("increment ", i, ": ", st.message()));
+    }
+    items[i].hash = HashKey(ops[i].key);
+    items[i].region = RegionOf(items[i].hash);
+    regions.push_back(items[i].region);
+  }
+  std::sort(regions.begin(), regions.end());
+  regions.erase(std::unique(regions.begin(), regions.end()), regions.end());
+
+  BatchJournal* j = ClaimJournal();
+  for (uint32_t r : regions) {  // ascending: the one global lock order
+    LockRegion(r);
+    CopyRegionIfPending(r);
+  }
+  auto release = [&] {
+    for (auto it = regions.rbegin(); it != regions.rend(); ++it) UnlockRegion(*it);
+    j->owner.store(0, std::memory_order_release);
+  };
+
+  // Plan: every new value, before anything changes.
+  struct Target {
+    Slot* slot;      // nullptr: to be created
+    uint32_t region;
+    uint64_t hash;
+    std::string_view key;
+    int64_t value;
+  };
+  std::vector<Target> targets;
+  targets.reserve(ops.size());
+  absl::flat_hash_map<std::string_view, size_t> index;
+  std::vector<int64_t> values(ops.size());
+  uint64_t creates = 0;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    auto [it, inserted] = index.try_emplace(ops[i].key, targets.size());
+    if (inserted) {
+      Slot* s = Find(items[i].region, ops[i].key, items[i].hash);
+      targets.push_back({s, items[i].region, items[i].hash, ops[i].key,
+                         s ? s->value.load(std::memory_order_relaxed) : 0});
+      if (!s) ++creates;
+    }
+    Target& t = targets[it->second];
+    int64_t nv;
+    if (__builtin_add_overflow(t.value, ops[i].delta, &nv)) {
+      absl::Status st = Overflow(ops[i].key, t.value, ops[i].delta);
+      release();
+      return absl::OutOfRangeError(
+          absl::StrCat("increment ", i, ": ", st.message(), "; no increment was applied"));
+    }
+    t.value = nv;
+    values[i] = nv;
+  }
+  if (creates > 0 &&
+      header_->live_total.load(std::memory_order_relaxed) + creates > header_->capacity) {
+    release();
+    return TableFull(header_->capacity);
+  }
+
+  // Apply, journaling each change before making it.
+  j->count = 0;
+  j->active.store(1, std::memory_order_relaxed);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  absl::Status failure;
+  for (Target& t : targets) {
+    Slot* base = slots(t.region);
+    JournalEntry& e = j->entries[j->count];
+    e.region = t.region;
+    if (t.slot) {
+      e.slot = static_cast<uint32_t>(t.slot - base);
+      e.old_value = t.slot->value.load(std::memory_order_relaxed);
+      e.created = 0;
+      ++j->count;
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+      RunHook(t.key);
+      t.slot->value.store(t.value, std::memory_order_relaxed);
+      continue;
+    }
+    const uint32_t n = header_->region_slots;
+    uint32_t i = FirstProbe(t.hash, n), probes = 0;
+    while (base[i].state == layout::kLive && probes++ < n) i = (i + 1 == n) ? 0 : i + 1;
+    if (base[i].state == layout::kLive) {
+      failure = TableFull(header_->capacity);
+      break;
+    }
+    Slot* s = &base[i];
+    const bool was_empty = s->state == layout::kEmpty;
+    e.slot = i;
+    e.old_value = 0;
+    e.created = 1;
+    ++j->count;
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    RunHook(t.key);
+    RewriteSlot(s, [&] {
+      s->hash = t.hash;
+      s->key_len = static_cast<uint16_t>(t.key.size());
+      std::memcpy(s->key, t.key.data(), t.key.size());
+      s->value.store(t.value, std::memory_order_relaxed);
+      s->state = layout::kLive;
+    });
+    RegionShared* reg = region(t.region);
+    ++reg->live;
+    if (was_empty) ++reg->used;
+    header_->live_total.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (!failure.ok()) {
+    // Undo what was applied, and fix the counts the creates changed.
+    for (uint32_t k = 0; k < j->count; ++k) {
+      const JournalEntry& e = j->entries[k];
+      if (e.created) {
+        --region(e.region)->live;
+        header_->live_total.fetch_sub(1, std::memory_order_relaxed);
+      }
+    }
+    UndoJournal(j);
+    release();
+    return failure;
+  }
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  j->active.store(0, std::memory_order_release);  // commit point
+  release();
+  return values;
+}
+
+// ---------------------------------------------------------------------------
+// Reading many.
+
+std::vector<Counter> CounterTable::List(std::string_view prefix, std::string_view start_after,
+                                        size_t limit) const {
+  std::vector<Counter> out;
+  if (limit == 0) return out;
+  SlotView v;
+  const uint64_t total = uint64_t{header_->regions} * header_->region_slots;
+  const Slot* all = slots(0);
+  // Keep the `limit` smallest keys above start_after in a max-heap.
+  auto less = [](const Counter& a, const Counter& b) { return a.key < b.key; };
+  for (uint64_t i = 0; i < total; ++i) {
+    if (all[i].state != layout::kLive) continue;  // racy pre-check; ReadSlot confirms
+    if (!ReadSlot(&all[i], &v) || v.state != layout::kLive) continue;
+    std::string_view k = v.key_view();
+    if (k.substr(0, prefix.size()) != prefix) continue;
+    if (!start_after.empty() && k <= start_after) continue;
+    if (out.size() == limit && k >= out.front().key) continue;
+    out.push_back(Counter{std::string(k), v.value});
+    std::push_heap(out.begin(), out.end(), less);
+    if (out.size() > limit) {
+      std::pop_heap(out.begin(), out.end(), less);
+      out.pop_back();
+    }
+  }
+  std::sort_heap(out.begin(), out.end(), less);
+  return out;
+}
+
+void CounterTable::ForEach(
+    const std::function<void(std::string_view key, int64_t value)>& fn) const {
+  const uint64_t total = uint64_t{header_->regions} * header_->region_slots;
+  const Slot* all = slots(0);
+  SlotView v;
+  for (uint64_t i = 0; i < total; ++i) {
+    if (all[i].state != layout::kLive) continue;
+    if (writable_) {
+      if (!ReadSlot(&all[i], &v) || v.state != layout::kLive) continue;
+      fn(v.key_view(), v.value);
+    } else {
+      // Offline file: no writer to wait for; read it as it is.
+      const Slot& s = all[i];
+      fn(std::string_view(s.key, std::min<uint16_t>(s.key_len, kMaxKeyBytes)),
+         s.value.load(std::memory_order_relaxed));
+    }
+  }
+}
+
+uint64_t CounterTable::SnapshotForEach(
+    const std::function<void(std::string_view key, int64_t value)>& fn) {
+  const uint32_t regions = header_->regions;
+  const uint32_t n = header_->region_slots;
+  // Mark: every lock once, in the global order.
+  const int64_t t0 = absl::GetCurrentTimeNanos();
+  for (uint32_t r = 0; r < regions; ++r) LockRegion(r);
+  for (uint32_t r = 0; r < regions; ++r) region(r)->copy_pending.store(1, std::memory_order_relaxed);
+  for (uint32_t r = regions; r-- > 0;) UnlockRegion(r);
+  uint64_t max_pause = static_cast<uint64_t>(absl::GetCurrentTimeNanos() - t0);
+  // Copy each region not yet copied by a writer, then read the copy.
+  for (uint32_t r = 0; r < regions; ++r) {
+    const int64_t t1 = absl::GetCurrentTimeNanos();
+    LockRegion(r);
+    CopyRegionIfPending(r);
+    UnlockRegion(r);
+    max_pause = std::max<uint64_t>(max_pause, absl::GetCurrentTimeNanos() - t1);
+    const Slot* copy = staging_slots(r);
+    for (uint32_t i = 0; i < n; ++i) {
+      const Slot& s = copy[i];
+      if (s.state != layout::kLive) continue;
+      fn(std::string_view(s.key, s.key_len), s.value.load(std::memory_order_relaxed));
+    }
+  }
+  return max_pause;
+}
+
+// ---------------------------------------------------------------------------
+// Process bookkeeping and shutdown.
+
+absl::Status CounterTable::RegisterProcess(pid_t pid, ProcessRole role) {
+  for (uint32_t i = 0; i < layout::kProcessSlots; ++i) {
+    ProcessSlot* ps = process_slot(i);
+    int32_t expected = 0;
+    if (ps->pid.load() == 0 && ps->pid.compare_exchange_strong(expected, pid)) {
+      ps->role.store(static_cast<uint32_t>(role));
+      ps->calls.store(0);
+      ps->errors.store(0);
+      ps->ready.store(0);
+      ps->started_unix_ns.store(UnixNanos());
+      my_slot_ = ps;
+      return absl::OkStatus();
+    }
+  }
+  return absl::ResourceExhaustedError(
+      absl::StrCat("all ", layout::kProcessSlots, " process slots of the map file are taken"));
+}
+
+void CounterTable::CountCall(bool error) {
+  if (!my_slot_) return;
+  my_slot_->calls.fetch_add(1, std::memory_order_relaxed);
+  if (error) my_slot_->errors.fetch_add(1, std::memory_order_relaxed);
+}
+
+void CounterTable::SetReady(bool ready) {
+  if (my_slot_) my_slot_->ready.store(ready ? 1 : 0);
+}
+
+std::vector<ProcessStats> CounterTable::ProcessStatsSnapshot() const {
+  std::vector<ProcessStats> out;
+  for (uint32_t i = 0; i < layout::kProcessSlots; ++i) {
+    const ProcessSlot* ps = process_slot(i);
+    int32_t pid = ps->pid.load();
+    if (pid == 0) continue;
+    out.push_back(ProcessStats{pid, static_cast<ProcessRole>(ps->role.load()), ps->calls.load(),
+                               ps->errors.load(), ps->ready.load() != 0});
+  }
+  return out;
+}
+
+absl::Status CounterTable::Sync() { return sys_->Msync(base_, size_, path_); }
+
+absl::Status CounterTable::MarkCleanShutdown() {
+  RETURN_IF_ERROR(Sync());
+  header_->clean_shutdown.store(1);
+  return sys_->Msync(base_, layout::kPage, path_);
+}
+
+}  // namespace countersd

@@ -1,0 +1,288 @@
+#include "shared/snapshot_file.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "shared/key.h"
+#include "shared/status_macros.h"
+
+namespace countersd {
+namespace {
+
+constexpr char kSnapMagic[8] = {'C', 'N', 'T', 'R', 'S', 'N', 'A', 'P'};
+constexpr uint32_t kSnapVersion = 1;
+constexpr uint64_t kMetaPage = 4096;
+constexpr uint64_t kDataStart = 2 * kMetaPage;
+constexpr uint64_t kMaxRecord = 2 + kMaxKeyBytes + 8;
+
+// One meta page. Written only by the snapshot writer, after its half is
+// durable; covered by meta_crc.
+struct SnapshotMeta {
+  char magic[8];
+  uint32_t version;
+  uint32_t half;          // == generation % 2
+  uint64_t generation;
+  uint64_t half_size;     // bytes per half; the same in both metas
+  uint64_t data_len;
+  uint64_t counters;
+  uint64_t capacity;
+  int64_t unix_ns;
+  char boot_id[40];
+  uint32_t data_crc;
+  uint32_t meta_crc;      // crc32 of the bytes before this field
+};
+static_assert(sizeof(SnapshotMeta) <= kMetaPage);
+
+uint32_t Crc(const void* p, size_t n) {
+  uLong c = crc32(0, nullptr, 0);
+  const Bytef* b = static_cast<const Bytef*>(p);
+  while (n > 0) {  // zlib takes uInt lengths
+    uInt chunk = static_cast<uInt>(std::min<size_t>(n, 1u << 30));
+    c = crc32(c, b, chunk);
+    b += chunk;
+    n -= chunk;
+  }
+  return static_cast<uint32_t>(c);
+}
+
+uint64_t HalfSizeFor(uint64_t capacity) {
+  uint64_t bytes = std::max<uint64_t>(capacity, 1) * kMaxRecord;
+  return (bytes + kMetaPage - 1) / kMetaPage * kMetaPage;
+}
+
+bool AllZero(const void* p, size_t n) {
+  const char* c = static_cast<const char*>(p);
+  for (size_t i = 0; i < n; ++i) {
+    if (c[i] != 0) return false;
+  }
+  return true;
+}
+
+// Validates meta k of a mapped file of `size` bytes.
+SnapshotSlotCheck CheckHalf(const char* base, uint64_t size, int k) {
+  SnapshotSlotCheck check;
+  check.index = k;
+  SnapshotMeta m;
+  std::memcpy(&m, base + k * kMetaPage, sizeof m);
+  auto bad = [&](std::string why) {
+    check.status = absl::DataLossError(absl::StrCat("snapshot meta ", k, ": ", why));
+    return check;
+  };
+  if (AllZero(&m, sizeof m)) return bad("empty (never written)");
+  if (std::memcmp(m.magic, kSnapMagic, sizeof m.magic) != 0) return bad("bad magic");
+  if (m.version != kSnapVersion) {
+    return bad(absl::StrCat("format version ", m.version, ", this build reads ", kSnapVersion));
+  }
+  if (m.meta_crc != Crc(&m, offsetof(SnapshotMeta, meta_crc))) return bad("meta checksum mismatch");
+  check.meta.generation = m.generation;
+  check.meta.counters = m.counters;
+  check.meta.bytes = m.data_len;
+  check.meta.capacity = m.capacity;
+  check.meta.unix_ns = m.unix_ns;
+  check.meta.boot_id = std::string(m.boot_id, strnlen(m.boot_id, sizeof m.boot_id));
+  if (m.half != k || m.generation % 2 != static_cast<uint64_t>(k)) {
+    return bad("meta is in the wrong slot for its generation");
+  }
+  uint64_t off = kDataStart + k * m.half_size;
+  if (m.data_len > m.half_size || off + m.half_size > size) {
+    return bad(absl::StrCat("data range [", off, ", +", m.data_len, ") lies outside the ", size,
+                            "-byte file (truncated?)"));
+  }
+  if (m.data_crc != Crc(base + off, m.data_len)) {
+    return bad(absl::StrCat("data checksum mismatch for generation ", m.generation));
+  }
+  check.status = absl::OkStatus();
+  return check;
+}
+
+// Maps a snapshot file read-only; the caller munmaps.
+absl::StatusOr<std::pair<char*, uint64_t>> MapReadOnly(const std::string& path) {
+  ASSIGN_OR_RETURN(int fd, RealSys()->Open(path, O_RDONLY, 0));
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    absl::Status s = ErrnoToStatus(errno, absl::StrCat("fstat(", path, ")"));
+    close(fd);
+    return s;
+  }
+  if (static_cast<uint64_t>(st.st_size) < kDataStart) {
+    close(fd);
+    return absl::FailedPreconditionError(absl::StrCat(
+        "snapshot file ", path, " is ", st.st_size, " bytes, too short for its two meta pages"));
+  }
+  auto p = RealSys()->Mmap(st.st_size, PROT_READ, MAP_SHARED, fd, path);
+  close(fd);
+  if (!p.ok()) return p.status();
+  return std::make_pair(static_cast<char*>(*p), static_cast<uint64_t>(st.st_size));
+}
+
+absl::StatusOr<std::vector<SnapshotSlotCheck>> CheckMapped(const char* base, uint64_t size) {
+  return std::vector<SnapshotSlotCheck>{CheckHalf(base, size, 0), CheckHalf(base, size, 1)};
+}
+
+const SnapshotSlotCheck* Newest(const std::vector<SnapshotSlotCheck>& checks) {
+  const SnapshotSlotCheck* best = nullptr;
+  for (const auto& c : checks) {
+    if (c.status.ok() && (!best || c.meta.generation > best->meta.generation)) best = &c;
+  }
+  return best;
+}
+
+}  // namespace
+
+void AppendSnapshotRecord(std::string* out, std::string_view key, int64_t value) {
+  uint16_t len = static_cast<uint16_t>(key.size());
+  char buf[2 + kMaxKeyBytes + 8];
+  std::memcpy(buf, &len, 2);
+  std::memcpy(buf + 2, key.data(), len);
+  std::memcpy(buf + 2 + len, &value, 8);
+  out->append(buf, 2 + len + 8);
+}
+
+absl::StatusOr<std::unique_ptr<SnapshotFile>> SnapshotFile::OpenForWrite(const std::string& path,
+                                                                         uint64_t capacity,
+                                                                         Sys* sys) {
+  auto f = std::unique_ptr<SnapshotFile>(new SnapshotFile());
+  f->sys_ = sys;
+  f->path_ = path;
+  ASSIGN_OR_RETURN(f->fd_, sys->Open(path, O_RDWR | O_CREAT, 0600));
+  struct stat st;
+  if (fstat(f->fd_, &st) != 0) return ErrnoToStatus(errno, absl::StrCat("fstat(", path, ")"));
+  const uint64_t wanted_half = HalfSizeFor(capacity);
+  uint64_t size = st.st_size;
+  if (size == 0) {
+    f->half_size_ = wanted_half;
+    size = kDataStart + 2 * wanted_half;
+    RETURN_IF_ERROR(sys->Ftruncate(f->fd_, static_cast<off_t>(size), path));
+  } else if (size < kDataStart) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "snapshot file ", path, " is ", size, " bytes, too short for its two meta pages"));
+  }
+  ASSIGN_OR_RETURN(void* p, sys->Mmap(size, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd_, path));
+  f->base_ = static_cast<char*>(p);
+  f->size_ = size;
+  if (f->half_size_ == 0) {
+    ASSIGN_OR_RETURN(auto checks, CheckMapped(f->base_, size));
+    const SnapshotSlotCheck* newest = Newest(checks);
+    bool blank = AllZero(f->base_, kDataStart);
+    if (!newest && !blank) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "snapshot file ", path, " holds no valid snapshot (", checks[0].status.message(), "; ",
+          checks[1].status.message(), "); refusing to overwrite it"));
+    }
+    SnapshotMeta m;
+    std::memcpy(&m, f->base_ + (newest ? newest->index : 0) * kMetaPage, sizeof m);
+    f->half_size_ = newest ? m.half_size : (size - kDataStart) / 2;
+    f->generation_ = newest ? newest->meta.generation : 0;
+    if (f->half_size_ < wanted_half || size != kDataStart + 2 * f->half_size_) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "snapshot file ", path, " was sized for fewer counters than capacity ", capacity,
+          "; move it aside to start a new one"));
+    }
+  }
+  return f;
+}
+
+SnapshotFile::~SnapshotFile() {
+  if (base_) (void)sys_->Munmap(base_, size_);
+  if (fd_ >= 0) (void)sys_->Close(fd_);
+}
+
+absl::StatusOr<SnapshotMetaInfo> SnapshotFile::Write(std::string_view records, uint64_t counters,
+                                                     uint64_t capacity) {
+  const uint64_t g = generation_ + 1;
+  const uint32_t half = static_cast<uint32_t>(g % 2);
+  if (records.size() > half_size_) {
+    return absl::ResourceExhaustedError(absl::StrCat("snapshot of ", records.size(),
+                                                     " bytes exceeds the file's half size ",
+                                                     half_size_));
+  }
+  char* data = base_ + kDataStart + half * half_size_;
+  std::memcpy(data, records.data(), records.size());
+  // 1. The data, durable. On failure the pages may be lost: fail this
+  //    snapshot; the meta still names the previous generation.
+  if (!records.empty()) RETURN_IF_ERROR(sys_->Msync(data, records.size(), "snapshot data"));
+  // 2. The meta naming it.
+  SnapshotMeta m{};
+  std::memcpy(m.magic, kSnapMagic, sizeof m.magic);
+  m.version = kSnapVersion;
+  m.half = half;
+  m.generation = g;
+  m.half_size = half_size_;
+  m.data_len = records.size();
+  m.counters = counters;
+  m.capacity = capacity;
+  m.unix_ns = UnixNanos();
+  auto boot = CurrentBootId();
+  if (boot.ok()) std::memcpy(m.boot_id, boot->data(), std::min(boot->size(), sizeof m.boot_id - 1));
+  m.data_crc = Crc(records.data(), records.size());
+  m.meta_crc = Crc(&m, offsetof(SnapshotMeta, meta_crc));
+  std::memcpy(base_ + half * kMetaPage, &m, sizeof m);
+  RETURN_IF_ERROR(sys_->Msync(base_ + half * kMetaPage, kMetaPage, "snapshot meta"));
+  generation_ = g;
+  SnapshotMetaInfo info;
+  info.generation = g;
+  info.counters = counters;
+  info.bytes = records.size();
+  info.capacity = capacity;
+  info.unix_ns = m.unix_ns;
+  info.boot_id = boot.ok() ? *boot : "";
+  return info;
+}
+
+absl::StatusOr<std::vector<SnapshotSlotCheck>> SnapshotFile::Check(const std::string& path) {
+  ASSIGN_OR_RETURN(auto mapped, MapReadOnly(path));
+  auto checks = CheckMapped(mapped.first, mapped.second);
+  munmap(mapped.first, mapped.second);
+  return checks;
+}
+
+absl::StatusOr<SnapshotMetaInfo> SnapshotFile::ReadNewest(
+    const std::string& path, const std::function<void(std::string_view, int64_t)>& fn) {
+  ASSIGN_OR_RETURN(auto mapped, MapReadOnly(path));
+  auto [base, size] = mapped;
+  absl::StatusOr<SnapshotMetaInfo> result;
+  auto checks = CheckMapped(base, size);
+  const SnapshotSlotCheck* newest = checks.ok() ? Newest(*checks) : nullptr;
+  if (!checks.ok()) {
+    result = checks.status();
+  } else if (!newest) {
+    result = absl::FailedPreconditionError(
+        absl::StrCat("snapshot file ", path, " holds no valid snapshot: ",
+                     (*checks)[0].status.message(), "; ", (*checks)[1].status.message()));
+  } else {
+    SnapshotMeta m;
+    std::memcpy(&m, base + newest->index * kMetaPage, sizeof m);
+    const char* p = base + kDataStart + newest->index * m.half_size;
+    const char* end = p + m.data_len;
+    uint64_t n = 0;
+    absl::Status st;
+    while (p < end) {
+      uint16_t len;
+      int64_t value;
+      if (end - p < 2) break;
+      std::memcpy(&len, p, 2);
+      if (len == 0 || len > kMaxKeyBytes || end - p < 2 + len + 8) break;
+      std::memcpy(&value, p + 2 + len, 8);
+      fn(std::string_view(p + 2, len), value);
+      p += 2 + len + 8;
+      ++n;
+    }
+    if (p != end || n != m.counters) {
+      result = absl::DataLossError(absl::StrCat("snapshot generation ", m.generation,
+                                                " has malformed records at byte ",
+                                                p - (end - m.data_len)));
+    } else {
+      result = newest->meta;
+    }
+  }
+  munmap(base, size);
+  return result;
+}
+
+}  // namespace countersd

@@ -1,0 +1,110 @@
+#include "shared/sys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+
+namespace countersd {
+
+absl::Status ErrnoToStatus(int err, std::string_view call) {
+  std::string msg = absl::StrCat(std::string(call), " failed: ", std::strerror(err), " (errno ", err, ")");
+  switch (err) {
+    case ENOSPC:
+    case EDQUOT:
+    case ENOMEM:
+      return absl::ResourceExhaustedError(msg);
+    case EACCES:
+    case EPERM:
+    case EROFS:
+      return absl::PermissionDeniedError(msg);
+    case ENOENT:
+      return absl::NotFoundError(msg);
+    case EEXIST:
+      return absl::AlreadyExistsError(msg);
+    case EINVAL:
+      return absl::InvalidArgumentError(msg);
+    case EWOULDBLOCK:
+      return absl::UnavailableError(msg);
+    default:
+      return absl::InternalError(msg);
+  }
+}
+
+absl::StatusOr<int> Sys::Open(const std::string& path, int flags, mode_t mode) {
+  int fd;
+  do {
+    fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("open(", path, ")"));
+  return fd;
+}
+
+absl::Status Sys::Close(int fd) {
+  if (::close(fd) != 0 && errno != EINTR) return ErrnoToStatus(errno, "close");
+  return absl::OkStatus();
+}
+
+absl::Status Sys::Ftruncate(int fd, off_t size, std::string_view what) {
+  if (::ftruncate(fd, size) != 0) return ErrnoToStatus(errno, absl::StrCat("ftruncate(", std::string(what), ")"));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<void*> Sys::Mmap(size_t len, int prot, int flags, int fd, std::string_view what) {
+  void* p = ::mmap(nullptr, len, prot, flags, fd, 0);
+  if (p == MAP_FAILED) return ErrnoToStatus(errno, absl::StrCat("mmap(", std::string(what), ")"));
+  return p;
+}
+
+absl::Status Sys::Munmap(void* addr, size_t len) {
+  if (::munmap(addr, len) != 0) return ErrnoToStatus(errno, "munmap");
+  return absl::OkStatus();
+}
+
+absl::Status Sys::Msync(void* addr, size_t len, std::string_view what) {
+  static const uintptr_t kPageMask = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE)) - 1;
+  uintptr_t start = reinterpret_cast<uintptr_t>(addr) & ~kPageMask;
+  size_t full = len + (reinterpret_cast<uintptr_t>(addr) - start);
+  if (::msync(reinterpret_cast<void*>(start), full, MS_SYNC) != 0) {
+    return ErrnoToStatus(errno, absl::StrCat("msync(", std::string(what), ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Sys::Fsync(int fd, std::string_view what) {
+  if (::fsync(fd) != 0) return ErrnoToStatus(errno, absl::StrCat("fsync(", std::string(what), ")"));
+  return absl::OkStatus();
+}
+
+absl::Status Sys::Rename(const std::string& from, const std::string& to) {
+  if (::rename(from.c_str(), to.c_str()) != 0) {
+    return ErrnoToStatus(errno, absl::StrCat("rename(", from, " -> ", to, ")"));
+  }
+  return absl::OkStatus();
+}
+
+Sys* RealSys() {
+  static Sys* sys = new Sys();
+  return sys;
+}
+
+absl::StatusOr<std::string> CurrentBootId() {
+  std::ifstream in("/proc/sys/kernel/random/boot_id");
+  std::string id;
+  if (!in || !std::getline(in, id)) {
+    return absl::UnavailableError("cannot read /proc/sys/kernel/random/boot_id");
+  }
+  return std::string(absl::StripAsciiWhitespace(id));
+}
+
+int64_t UnixNanos() { return absl::GetCurrentTimeNanos(); }
+
+}  // namespace countersd
