@@ -1,0 +1,179 @@
+#include "shared/snapshot_file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <map>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "tests/shared/table_fixture.h"
+
+namespace countersd {
+namespace {
+
+using Snapshot = TempDirTest;
+using Records = std::map<std::string, int64_t>;
+
+std::string Encode(const Records& r) {
+  std::string out;
+  for (auto& [k, v] : r) AppendSnapshotRecord(&out, k, v);
+  return out;
+}
+
+absl::StatusOr<std::pair<SnapshotMetaInfo, Records>> ReadBack(const std::string& path) {
+  Records r;
+  auto meta = SnapshotFile::ReadNewest(path, [&](std::string_view k, int64_t v) {
+    r[std::string(k)] = v;
+  });
+  if (!meta.ok()) return meta.status();
+  return std::make_pair(*meta, r);
+}
+
+void FlipByte(const std::string& path, off_t offset) {
+  int fd = open(path.c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  char c;
+  ASSERT_EQ(pread(fd, &c, 1, offset), 1);
+  c ^= 0x5a;
+  ASSERT_EQ(pwrite(fd, &c, 1, offset), 1);
+  close(fd);
+}
+
+constexpr off_t kHalf0 = 8192;
+
+TEST_F(Snapshot, WriteThenReadNewestRoundTrips) {
+  auto f = SnapshotFile::OpenForWrite(Path("s.snap"), 1000);
+  ASSERT_TRUE(f.ok()) << f.status();
+  Records r1 = {{"a", 1}, {"b", -2}, {std::string(160, 'k'), INT64_MIN}};
+  auto m1 = (*f)->Write(Encode(r1), r1.size(), 1000);
+  ASSERT_TRUE(m1.ok()) << m1.status();
+  EXPECT_EQ(m1->generation, 1u);
+  Records r2 = {{"a", 2}};
+  auto m2 = (*f)->Write(Encode(r2), r2.size(), 1000);
+  ASSERT_TRUE(m2.ok());
+  EXPECT_EQ(m2->generation, 2u);
+
+  auto back = ReadBack(Path("s.snap"));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->first.generation, 2u);
+  EXPECT_EQ(back->first.counters, 1u);
+  EXPECT_EQ(back->second, r2);
+}
+
+TEST_F(Snapshot, CorruptNewestHalfFallsBackToThePreviousGeneration) {
+  auto f = SnapshotFile::OpenForWrite(Path("s.snap"), 1000);
+  Records r1 = {{"x", 10}}, r2 = {{"x", 20}};
+  ASSERT_TRUE((*f)->Write(Encode(r1), 1, 1000).ok());  // generation 1 -> half 1
+  ASSERT_TRUE((*f)->Write(Encode(r2), 1, 1000).ok());  // generation 2 -> half 0
+  f->reset();
+  FlipByte(Path("s.snap"), kHalf0 + 3);  // inside generation 2's data
+  auto checks = SnapshotFile::Check(Path("s.snap"));
+  ASSERT_TRUE(checks.ok());
+  EXPECT_EQ((*checks)[0].status.code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(std::string((*checks)[0].status.message()).find("data checksum"), std::string::npos);
+  EXPECT_TRUE((*checks)[1].status.ok());
+  auto back = ReadBack(Path("s.snap"));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->first.generation, 1u);
+  EXPECT_EQ(back->second, r1);
+}
+
+TEST_F(Snapshot, BothHalvesCorruptIsAnErrorNamingBoth) {
+  auto f = SnapshotFile::OpenForWrite(Path("s.snap"), 1000);
+  ASSERT_TRUE((*f)->Write(Encode({{"x", 1}}), 1, 1000).ok());
+  ASSERT_TRUE((*f)->Write(Encode({{"x", 2}}), 1, 1000).ok());
+  f->reset();
+  FlipByte(Path("s.snap"), 10);         // meta 0
+  FlipByte(Path("s.snap"), 4096 + 10);  // meta 1
+  auto back = ReadBack(Path("s.snap"));
+  EXPECT_EQ(back.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(std::string(back.status().message()).find("meta 0"), std::string::npos);
+  EXPECT_NE(std::string(back.status().message()).find("meta 1"), std::string::npos);
+  // And a writer refuses to overwrite it.
+  EXPECT_EQ(SnapshotFile::OpenForWrite(Path("s.snap"), 1000).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(Snapshot, ReopenedWriterContinuesTheGenerationSequence) {
+  {
+    auto f = SnapshotFile::OpenForWrite(Path("s.snap"), 100);
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE((*f)->Write(Encode({{"k", i}}), 1, 100).ok());
+  }
+  auto f = SnapshotFile::OpenForWrite(Path("s.snap"), 100);
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ((*f)->generation(), 3u);
+  auto m = (*f)->Write(Encode({{"k", 9}}), 1, 100);
+  EXPECT_EQ(m->generation, 4u);
+}
+
+TEST_F(Snapshot, MissingOrTruncatedFileIsReportedNotCrashed) {
+  EXPECT_EQ(SnapshotFile::Check(Path("none.snap")).status().code(), absl::StatusCode::kNotFound);
+  {
+    auto f = SnapshotFile::OpenForWrite(Path("s.snap"), 100);
+    ASSERT_TRUE((*f)->Write(Encode({{"k", 1}}), 1, 100).ok());
+  }
+  truncate(Path("s.snap").c_str(), 5000);
+  EXPECT_EQ(SnapshotFile::Check(Path("s.snap")).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+// Fails msync of one named object once, with EIO, as a dying disk would.
+class FailingMsync : public Sys {
+ public:
+  explicit FailingMsync(std::string what) : what_(std::move(what)) {}
+  absl::Status Msync(void* addr, size_t len, std::string_view what) override {
+    if (what == what_ && armed_) {
+      armed_ = false;
+      return ErrnoToStatus(EIO, absl::StrCat("msync(", std::string(what), ")"));
+    }
+    return Sys::Msync(addr, len, what);
+  }
+  bool armed_ = true;
+
+ private:
+  std::string what_;
+};
+
+TEST_F(Snapshot, MsyncFailureFailsThatSnapshotAndKeepsThePreviousOne) {
+  FailingMsync sys("snapshot data");
+  sys.armed_ = false;
+  auto f = SnapshotFile::OpenForWrite(Path("s.snap"), 100, &sys);
+  ASSERT_TRUE((*f)->Write(Encode({{"k", 1}}), 1, 100).ok());
+  sys.armed_ = true;
+  auto failed = (*f)->Write(Encode({{"k", 2}}), 1, 100);
+  EXPECT_EQ(failed.status().code(), absl::StatusCode::kInternal);
+  EXPECT_NE(std::string(failed.status().message()).find("msync(snapshot data)"), std::string::npos)
+      << failed.status();
+  EXPECT_EQ((*f)->generation(), 1u);
+  auto back = ReadBack(Path("s.snap"));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->first.generation, 1u);
+  EXPECT_EQ(back->second, (Records{{"k", 1}}));
+  // The next snapshot is written whole and becomes generation 2.
+  auto next = (*f)->Write(Encode({{"k", 3}}), 1, 100);
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(next->generation, 2u);
+}
+
+TEST_F(Snapshot, SnapshotOfTableRoundTripsEveryCounter) {
+  auto t = MustCreate(5000);
+  for (int i = 0; i < 4000; ++i) ASSERT_TRUE(t->Increment(absl::StrCat("c", i), i - 2000).ok());
+  std::string buf;
+  uint64_t n = 0;
+  t->SnapshotForEach([&](std::string_view k, int64_t v) {
+    AppendSnapshotRecord(&buf, k, v);
+    ++n;
+  });
+  auto f = SnapshotFile::OpenForWrite(Path("s.snap"), t->capacity());
+  ASSERT_TRUE((*f)->Write(buf, n, t->capacity()).ok());
+  auto back = ReadBack(Path("s.snap"));
+  ASSERT_TRUE(back.ok());
+  ASSERT_EQ(back->second.size(), 4000u);
+  for (int i = 0; i < 4000; ++i) EXPECT_EQ(back->second[absl::StrCat("c", i)], i - 2000);
+}
+
+}  // namespace
+}  // namespace countersd
