@@ -1,0 +1,375 @@
+#!/usr/bin/python3
+"""countersd interop client: an independent gRPC stack against the contract.
+
+Runs under Debian's python3-grpcio (gRPC Core via Python, protobuf's Python
+runtime), with stubs that the caller generated from proto/counters/v1 and
+tests/interop/protos at test time, so any drift between the server and the
+.proto in the repository shows up here.
+
+Usage:
+  interop_client.py --address HOST:PORT --stubs DIR [--handlers N]
+                    [--capacity N] [--max-batch N] CHECK...
+
+Each CHECK is one of the functions named check_* below, without the prefix.
+Every call has a deadline. Exit status 0 when every check passed; 1 with a
+message naming the failed expectation otherwise.
+"""
+
+import argparse
+import sys
+import threading
+
+DEADLINE = 30.0  # seconds, per call; generous for a loaded 2-core machine
+
+
+class CheckFailed(Exception):
+    pass
+
+
+def expect(cond, what):
+    if not cond:
+        raise CheckFailed(what)
+
+
+def expect_eq(got, want, what):
+    if got != want:
+        raise CheckFailed(f"{what}: got {got!r}, want {want!r}")
+
+
+class Client:
+    """One channel (own TCP connection) and the stubs on it."""
+
+    def __init__(self, args, own_connection=False):
+        import grpc
+        from counters.v1 import counters_pb2, counters_pb2_grpc
+
+        options = [("grpc.use_local_subchannel_pool", 1)] if own_connection else []
+        self.grpc = grpc
+        self.pb = counters_pb2
+        self.channel = grpc.insecure_channel(args.address, options=options)
+        self.stub = counters_pb2_grpc.CounterServiceStub(self.channel)
+
+    def close(self):
+        self.channel.close()
+
+    def call(self, method, request):
+        return getattr(self.stub, method)(request, timeout=DEADLINE)
+
+    def expect_code(self, code, method, request, what):
+        """Calls and expects the call to fail with `code`; returns the error."""
+        try:
+            response = self.call(method, request)
+        except self.grpc.RpcError as e:
+            if e.code() != code:
+                raise CheckFailed(f"{what}: {method} failed with {e.code()} "
+                                  f"({e.details()!r}), want {code}")
+            expect(e.details(), f"{what}: {code} without a message")
+            return e
+        raise CheckFailed(f"{what}: {method} succeeded ({response!r}), want {code}")
+
+    def get(self, key):
+        return self.call("Get", self.pb.GetRequest(key=key)).value
+
+    def inc(self, key, delta=None):
+        req = self.pb.IncrementRequest(key=key)
+        if delta is not None:
+            req.delta = delta
+        return self.call("Increment", req).value
+
+
+# ---------------------------------------------------------------- checks
+
+
+def check_concurrent_increments(args):
+    """Threads, each on its own connection, increment shared keys with single
+    and batched increments; the totals read back are exact."""
+    threads, per_thread, nkeys = 8, 400, 10
+    keys = [f"py/concurrent/{i}" for i in range(nkeys)]
+    errors = []
+
+    def worker(t):
+        c = Client(args, own_connection=True)
+        try:
+            for i in range(per_thread):
+                key = keys[(t + i) % nkeys]
+                if i % 3 == 0:
+                    c.inc(key)  # delta absent: +1
+                else:
+                    c.inc(key, (i % 5) + 1)
+            # One atomic batch per thread touching every key twice.
+            ops = [c.pb.IncrementRequest(key=k, delta=2) for k in keys + keys]
+            values = c.call("IncrementBatch",
+                            c.pb.IncrementBatchRequest(increments=ops)).values
+            expect_eq(len(values), len(ops), "IncrementBatch values")
+        except Exception as e:  # reported by the main thread
+            errors.append(f"thread {t}: {e!r}")
+        finally:
+            c.close()
+
+    ts = [threading.Thread(target=worker, args=(t,)) for t in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    expect(not errors, "; ".join(errors))
+
+    want = {k: 0 for k in keys}
+    for t in range(threads):
+        for i in range(per_thread):
+            want[keys[(t + i) % nkeys]] += 1 if i % 3 == 0 else (i % 5) + 1
+        for k in keys:
+            want[k] += 4
+    c = Client(args)
+    for k in keys:
+        expect_eq(c.get(k), want[k], f"Get({k})")
+    got = c.call("BatchGet", c.pb.BatchGetRequest(keys=keys)).counters
+    expect_eq([(x.key, x.value, x.found) for x in got],
+              [(k, want[k], True) for k in keys], "BatchGet")
+    listed = c.call("List", c.pb.ListRequest(prefix="py/concurrent/")).counters
+    expect_eq({x.key: x.value for x in listed}, want, "List")
+    if args.handlers > 1:
+        stats = c.call("GetStats", c.pb.GetStatsRequest())
+        served = [h for h in stats.handlers if h.calls > 0]
+        print(f"handlers that served calls: {len(served)} of {len(stats.handlers)}")
+    c.close()
+
+
+def check_status_codes(args):
+    """Every error code of the contract, as Python's gRPC stack sees it."""
+    c = Client(args)
+    pb, codes = c.pb, c.grpc.StatusCode
+
+    # INVALID_ARGUMENT: bad keys, on every RPC that takes one.
+    bad_keys = {"empty": "", "control char": "a\x01b", "DEL": "a\x7fb",
+                "C1 control": "a\u0085b", "161 bytes": "k" * 161,
+                "161 bytes of UTF-8": "é" * 80 + "k"}
+    for name, key in bad_keys.items():
+        for method, req in [("Increment", pb.IncrementRequest(key=key)),
+                            ("Get", pb.GetRequest(key=key)),
+                            ("Set", pb.SetRequest(key=key, value=1)),
+                            ("CompareAndSet", pb.CompareAndSetRequest(key=key)),
+                            ("Delete", pb.DeleteRequest(key=key))]:
+            c.expect_code(codes.INVALID_ARGUMENT, method, req, f"{method} {name} key")
+    expect_eq(c.inc("k" * 160), 1, "Increment of a 160-byte key")
+    expect_eq(c.inc("é" * 80), 1, "Increment of a 160-byte UTF-8 key")
+    expect_eq(c.inc("py/ключ/計数"), 1, "Increment of a multi-byte UTF-8 key")
+    c.expect_code(codes.INVALID_ARGUMENT, "BatchGet",
+                  pb.BatchGetRequest(keys=["py/ok", ""]), "BatchGet with a bad key")
+    c.expect_code(codes.INVALID_ARGUMENT, "List", pb.ListRequest(page_size=-1),
+                  "List with a negative page_size")
+
+    # NOT_FOUND: Get and Delete of a missing counter.
+    c.expect_code(codes.NOT_FOUND, "Get", pb.GetRequest(key="py/missing"), "Get missing")
+    c.expect_code(codes.NOT_FOUND, "Delete", pb.DeleteRequest(key="py/missing"),
+                  "Delete missing")
+
+    # OUT_OF_RANGE: overflow both ways; the counter keeps its value.
+    top, bottom = 2**63 - 1, -(2**63)
+    c.call("Set", pb.SetRequest(key="py/max", value=top))
+    c.expect_code(codes.OUT_OF_RANGE, "Increment", pb.IncrementRequest(key="py/max"),
+                  "Increment past INT64_MAX")
+    expect_eq(c.get("py/max"), top, "value after a refused overflow")
+    c.call("Set", pb.SetRequest(key="py/min", value=bottom))
+    c.expect_code(codes.OUT_OF_RANGE, "Increment",
+                  pb.IncrementRequest(key="py/min", delta=-1), "Increment past INT64_MIN")
+    expect_eq(c.get("py/min"), bottom, "value after a refused underflow")
+
+    # Batches: all or nothing.
+    def batch(*ops):
+        return pb.IncrementBatchRequest(
+            increments=[pb.IncrementRequest(key=k, delta=d) for k, d in ops])
+    c.expect_code(codes.INVALID_ARGUMENT, "IncrementBatch", batch(), "empty batch")
+    c.expect_code(codes.INVALID_ARGUMENT, "IncrementBatch",
+                  batch(("py/batch/a", 1), ("", 1)), "batch with a bad key")
+    c.expect_code(codes.OUT_OF_RANGE, "IncrementBatch",
+                  batch(("py/batch/a", 1), ("py/max", 1)), "batch that overflows")
+    c.expect_code(codes.NOT_FOUND, "Get", pb.GetRequest(key="py/batch/a"),
+                  "a refused batch applied nothing")
+    if args.max_batch:
+        ops = [(f"py/batch/{i % 7}", 1) for i in range(args.max_batch + 1)]
+        c.expect_code(codes.RESOURCE_EXHAUSTED, "IncrementBatch", batch(*ops),
+                      f"batch of --max-batch + 1 = {len(ops)}")
+        c.expect_code(codes.NOT_FOUND, "Get", pb.GetRequest(key="py/batch/0"),
+                      "an oversized batch applied nothing")
+        c.expect_code(codes.RESOURCE_EXHAUSTED, "BatchGet",
+                      pb.BatchGetRequest(keys=["py/x"] * (args.max_batch + 1)),
+                      "BatchGet of --max-batch + 1 keys")
+        values = c.call("IncrementBatch", batch(*ops[:-1])).values
+        expect_eq(len(values), args.max_batch, "batch of exactly --max-batch")
+    c.close()
+
+
+def check_optional_fields(args):
+    """proto3 `optional`: presence travels over the wire."""
+    c = Client(args)
+    pb = c.pb
+    # Increment: delta absent means 1; delta present and 0 means 0.
+    expect_eq(c.inc("py/opt/inc"), 1, "Increment with delta absent")
+    expect_eq(c.inc("py/opt/inc", 0), 1, "Increment with delta 0 (present)")
+    expect_eq(c.inc("py/opt/inc", -5), -4, "Increment with delta -5")
+    expect_eq(c.inc("py/opt/inc"), -3, "Increment with delta absent again")
+
+    # Set: previous_value absent for a new counter, present (even when 0)
+    # for an existing one.
+    r = c.call("Set", pb.SetRequest(key="py/opt/set", value=0))
+    expect(not r.HasField("previous_value"), "Set of a new counter has no previous_value")
+    r = c.call("Set", pb.SetRequest(key="py/opt/set", value=42))
+    expect(r.HasField("previous_value"), "Set of a counter holding 0 has previous_value")
+    expect_eq(r.previous_value, 0, "previous_value")
+    r = c.call("Set", pb.SetRequest(key="py/opt/set", value=-1))
+    expect_eq((r.HasField("previous_value"), r.previous_value), (True, 42), "previous_value")
+    c.close()
+
+
+def check_api_roundtrip(args):
+    """The rest of the API table, field by field."""
+    c = Client(args)
+    pb = c.pb
+    # CompareAndSet: a missing counter counts as 0, and is created only when
+    # the swap applies.
+    r = c.call("CompareAndSet", pb.CompareAndSetRequest(key="py/cas/miss", expected=1, value=9))
+    expect_eq((r.applied, r.value), (False, 0), "CAS on a missing counter, expected 1")
+    c.expect_code(c.grpc.StatusCode.NOT_FOUND, "Get", pb.GetRequest(key="py/cas/miss"),
+                  "a CAS that did not apply created nothing")
+    r = c.call("CompareAndSet", pb.CompareAndSetRequest(key="py/cas", expected=0, value=5))
+    expect_eq((r.applied, r.value), (True, 5), "CAS on a missing counter, expected 0")
+    r = c.call("CompareAndSet", pb.CompareAndSetRequest(key="py/cas", expected=4, value=6))
+    expect_eq((r.applied, r.value), (False, 5), "CAS with a stale expected value")
+
+    # Delete returns the previous value and removes the counter.
+    c.inc("py/del", 17)
+    r = c.call("Delete", pb.DeleteRequest(key="py/del"))
+    expect_eq(r.previous_value, 17, "Delete previous_value")
+    c.expect_code(c.grpc.StatusCode.NOT_FOUND, "Get", pb.GetRequest(key="py/del"),
+                  "Get after Delete")
+
+    # IncrementBatch: values[i] is the value after increments[i]; a key may
+    # repeat and its increments apply in order.
+    r = c.call("IncrementBatch", pb.IncrementBatchRequest(increments=[
+        pb.IncrementRequest(key="py/b/x", delta=3),
+        pb.IncrementRequest(key="py/b/y"),
+        pb.IncrementRequest(key="py/b/x", delta=-1)]))
+    expect_eq(list(r.values), [3, 1, 2], "IncrementBatch values")
+
+    # BatchGet: one entry per key, in request order, found flags.
+    r = c.call("BatchGet", pb.BatchGetRequest(keys=["py/b/y", "py/b/none", "py/b/x"]))
+    expect_eq([(x.key, x.value, x.found) for x in r.counters],
+              [("py/b/y", 1, True), ("py/b/none", 0, False), ("py/b/x", 2, True)],
+              "BatchGet")
+
+    # List: sorted bytewise, stable paging by last key.
+    names = ["py/list/b", "py/list/a", "py/list/c", "py/list/ab", "py/list/é"]
+    for i, k in enumerate(names):
+        c.call("Set", pb.SetRequest(key=k, value=i))
+    seen, token, pages = [], "", 0
+    while True:
+        r = c.call("List", pb.ListRequest(prefix="py/list/", page_size=2, page_token=token))
+        expect(len(r.counters) <= 2, "List page larger than page_size")
+        seen += [x.key for x in r.counters]
+        pages += 1
+        expect(pages < 10, "List paging does not end")
+        if not r.next_page_token:
+            break
+        token = r.next_page_token
+    expect_eq(seen, sorted(names, key=lambda s: s.encode()), "List order")
+
+    # Snapshot: a durable generation that increases.
+    s1 = c.call("Snapshot", pb.SnapshotRequest())
+    s2 = c.call("Snapshot", pb.SnapshotRequest())
+    expect(s2.generation > s1.generation, f"Snapshot generations {s1.generation}, {s2.generation}")
+    expect(s2.counters >= len(names), f"Snapshot counters {s2.counters}")
+    expect(s2.bytes > 0, "Snapshot bytes")
+
+    # GetStats.
+    st = c.call("GetStats", pb.GetStatsRequest())
+    expect_eq(len(st.handlers), args.handlers, "GetStats handlers")
+    expect(st.served_by_pid in [h.pid for h in st.handlers], "served_by_pid is a handler")
+    if args.capacity:
+        expect_eq(st.capacity, args.capacity, "GetStats capacity")
+    expect(st.used >= len(names), f"GetStats used {st.used}")
+    expect(st.last_snapshot_generation >= s2.generation, "GetStats last_snapshot_generation")
+    expect(st.last_snapshot_unix_seconds > 0, "GetStats last_snapshot_unix_seconds")
+    c.close()
+
+
+def check_health(args):
+    """grpc.health.v1.Health, as Kubernetes gRPC probes call it."""
+    import grpc
+    from health.v1 import health_pb2, health_pb2_grpc
+    channel = grpc.insecure_channel(args.address)
+    stub = health_pb2_grpc.HealthStub(channel)
+    serving = health_pb2.HealthCheckResponse.SERVING
+    for service in ["", "counters.v1.CounterService"]:
+        r = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=DEADLINE)
+        expect_eq(r.status, serving, f"Health.Check({service!r})")
+    try:
+        stub.Check(health_pb2.HealthCheckRequest(service="no.such.Service"), timeout=DEADLINE)
+        raise CheckFailed("Health.Check of an unknown service succeeded")
+    except grpc.RpcError as e:
+        expect_eq(e.code(), grpc.StatusCode.NOT_FOUND, "Health.Check of an unknown service")
+    channel.close()
+
+
+def check_reflection(args):
+    """Server reflection describes the same service as the repository's proto."""
+    import grpc
+    from google.protobuf import descriptor_pb2
+    from counters.v1 import counters_pb2
+    from reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+    channel = grpc.insecure_channel(args.address)
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    requests = [reflection_pb2.ServerReflectionRequest(list_services=""),
+                reflection_pb2.ServerReflectionRequest(
+                    file_containing_symbol="counters.v1.CounterService")]
+    responses = list(stub.ServerReflectionInfo(iter(requests), timeout=DEADLINE))
+    expect_eq(len(responses), 2, "reflection responses")
+    services = {s.name for s in responses[0].list_services_response.service}
+    for want in ["counters.v1.CounterService", "grpc.health.v1.Health"]:
+        expect(want in services, f"reflection lists {want} (got {sorted(services)})")
+
+    files = [descriptor_pb2.FileDescriptorProto.FromString(b)
+             for b in responses[1].file_descriptor_response.file_descriptor_proto]
+    served = {f.name: f for f in files}
+    expect("counters/v1/counters.proto" in served,
+           f"reflection serves counters/v1/counters.proto (got {sorted(served)})")
+    ours = descriptor_pb2.FileDescriptorProto()
+    counters_pb2.DESCRIPTOR.CopyToProto(ours)
+    theirs = served["counters/v1/counters.proto"]
+
+    def shape(fd):
+        methods = {(m.name, m.input_type, m.output_type)
+                   for s in fd.service for m in s.method}
+        fields = {(msg.name, f.name, f.number, f.type, f.label, f.proto3_optional)
+                  for msg in fd.message_type for f in msg.field}
+        return methods, fields
+    expect_eq(shape(theirs), shape(ours), "the served counters.proto differs from the repo's")
+    channel.close()
+
+
+CHECKS = {name[len("check_"):]: fn for name, fn in globals().items()
+          if name.startswith("check_")}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--address", required=True)
+    parser.add_argument("--stubs", required=True, help="directory of the generated stubs")
+    parser.add_argument("--handlers", type=int, default=1)
+    parser.add_argument("--capacity", type=int, default=0)
+    parser.add_argument("--max-batch", type=int, default=0)
+    parser.add_argument("checks", nargs="+", choices=sorted(CHECKS))
+    args = parser.parse_args()
+    sys.path.insert(0, args.stubs)
+    for name in args.checks:
+        try:
+            CHECKS[name](args)
+        except CheckFailed as e:
+            print(f"FAIL {name}: {e}", file=sys.stderr)
+            return 1
+        print(f"ok {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+// Issue 3, test 3: a handler killed with SIGKILL while clients increment.
+//
+// The invariant checked, per key, once the load has stopped:
+//   acked <= value <= acked + unknown
+// where `acked` counts the Increment(+1) calls answered OK and `unknown` the
+// calls that failed, timed out or were cancelled (a handler can apply an
+// increment and die before answering). Nothing acknowledged is lost, and
+// nothing is applied that no client sent.
+#include <signal.h>
+#include <sys/wait.h>
+#include <sys/types.h>
+
+#include <algorithm>
+#include <set>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "tests/e2e/daemon_harness.h"
+#include "tests/recovery/increment_load.h"
+#include "tests/recovery/recovery_checks.h"
+
+namespace countersd::testing {
+namespace {
+
+constexpr absl::Duration kWait = absl::Seconds(60);
+
+// Codes a client may see when the handler serving it dies or is restarting.
+bool IsCrashCode(grpc::StatusCode code) {
+  return code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::DEADLINE_EXCEEDED ||
+         code == grpc::StatusCode::CANCELLED;
+}
+
+std::string DescribeFailures(const IncrementLoad& load) {
+  std::string out;
+  auto examples = load.failure_examples();
+  for (const auto& [code, n] : load.failure_codes()) {
+    absl::StrAppend(&out, "code ", static_cast<int>(code), " x", n, " (e.g. \"", examples[code],
+                    "\") ");
+  }
+  return out;
+}
+
+// True if some supervisor log line names `pid` as a handler that was killed
+// by signal 9.
+bool LogNamesKilledHandler(const Daemon& daemon, pid_t pid) {
+  std::string log = daemon.log();
+  size_t start = 0;
+  while (start < log.size()) {
+    size_t end = log.find('\n', start);
+    if (end == std::string::npos) end = log.size();
+    std::string_view line(log.data() + start, end - start);
+    start = end + 1;
+    if (line.find("handler") == std::string_view::npos) continue;
+    if (line.find(absl::StrCat(pid)) == std::string_view::npos) continue;
+    if (line.find("signal") != std::string_view::npos &&
+        (line.find('9') != std::string_view::npos || line.find("KILL") != std::string_view::npos)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+TEST(HandlerCrashTest, SigkilledHandlersUnderLoadLoseNoAcknowledgedIncrementAndAreRespawned) {
+  constexpr int kHandlers = 2;
+  DaemonOptions options;
+  options.handlers = kHandlers;
+  auto daemon = Daemon::Start(options);
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  auto stub = NewStub((*daemon)->address());
+
+  IncrementLoad load({.address = (*daemon)->address(),
+                      .threads = 4,
+                      .keys = Keys("handler-crash", 16),
+                      .call_deadline = absl::Seconds(10)});
+  ASSERT_TRUE(load.WaitForAcked(2000, kWait)) << "load never got going: " << load.acked();
+
+  // Two rounds: the second kills whichever handler is busiest then, which
+  // may be the one respawned in the first round.
+  std::set<pid_t> killed;
+  for (int round = 0; round < 2; ++round) {
+    SCOPED_TRACE(absl::StrCat("round ", round));
+    auto victim = BusiestHandler(*stub);
+    ASSERT_TRUE(victim.ok()) << victim.status();
+    auto children = (*daemon)->ChildPids();
+    ASSERT_NE(std::find(children.begin(), children.end(), *victim), children.end())
+        << "GetStats names pid " << *victim << ", which is not a child of the supervisor";
+
+    ASSERT_EQ(kill(*victim, SIGKILL), 0);
+    killed.insert(*victim);
+    load.Mark();
+
+    // The supervisor reaps it and starts a new handler in its place.
+    auto pids = WaitForHandlersWithout(*stub, *victim, kHandlers, kWait);
+    ASSERT_TRUE(pids.ok()) << pids.status() << "\nlog:\n" << (*daemon)->log();
+    // The log names the dead handler, its pid and the signal.
+    EXPECT_TRUE(LogNamesKilledHandler(**daemon, *victim))
+        << "no log line names handler " << *victim << " killed by signal 9:\n"
+        << (*daemon)->log();
+
+    // The server keeps serving: every client thread gets increments
+    // acknowledged again, including those whose connection died.
+    ASSERT_TRUE(load.WaitForEveryThreadAckedSinceMark(kWait))
+        << "some client never recovered: " << DescribeFailures(load);
+    ASSERT_TRUE(load.WaitForAcked(load.acked() + 1000, kWait));
+  }
+  load.Stop();
+
+  for (const auto& [code, n] : load.failure_codes()) {
+    EXPECT_TRUE(IsCrashCode(code)) << "unexpected failures: " << DescribeFailures(load);
+  }
+  EXPECT_TRUE(AcknowledgedIncrementsPresent(*stub, load.Tally()));
+
+  // The respawned handlers serve: GetStats comes from one of them or from a
+  // survivor, and none of the killed pids is listed any more.
+  auto pids = HandlerPids(*stub);
+  ASSERT_TRUE(pids.ok()) << pids.status();
+  for (pid_t dead : killed) EXPECT_FALSE(pids->contains(dead)) << dead;
+
+  // And it still shuts down cleanly.
+  auto status = (*daemon)->Terminate();
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << "wait status " << *status;
+}
+
+}  // namespace
+}  // namespace countersd::testing

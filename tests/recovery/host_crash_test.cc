@@ -1,0 +1,105 @@
+// Issue 3, test 5: a host crash, simulated. The daemon is SIGKILLed (no clean
+// shutdown flag), then the live map is made untrustworthy the way a reboot or
+// a torn write-back would: another boot id in its header, a torn header, a
+// short file. On restart the daemon must set the map aside (never delete or
+// rewrite it), restore the last snapshot, and say so; every counter
+// acknowledged before the last completed Snapshot call has exactly its
+// snapshot-time value, and counters created after it do not exist.
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "tests/e2e/daemon_harness.h"
+#include "tests/recovery/file_damage.h"
+#include "tests/recovery/recovery_checks.h"
+#include "tests/recovery/snapshot_scenario.h"
+
+namespace countersd::testing {
+namespace {
+
+// Restarts on `dir` after `damage` was done to the live map, and checks the
+// snapshot `want` was restored and the damaged map kept aside as a file
+// whose name starts with "counters.map.<aside_kind>-".
+void ExpectRestoredAfterDamage(const ScopedTempDir& dir, const RecordedSnapshot& want,
+                               const std::string& aside_kind) {
+  const std::string map_path = absl::StrCat(dir.path(), "/", kMapFileName);
+  auto damaged = ReadWholeFile(map_path);
+  ASSERT_TRUE(damaged.ok()) << damaged.status();
+
+  auto daemon = Daemon::Start(ScenarioDaemonOptions(dir.path()));
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  auto stub = NewStub((*daemon)->address());
+
+  // Exactly the snapshot's counters: the increments after it are gone, and
+  // so are the counters created after it.
+  auto all = ListAll(*stub, kScenarioPrefix);
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_EQ(*all, want.values) << (*daemon)->log();
+  EXPECT_TRUE(CountersEqual(*stub, want.values));
+
+  // The log says which snapshot it restored.
+  std::string line =
+      FindLogLine((*daemon)->log(), {"restor", absl::StrCat("\"generation\":", want.generation)});
+  EXPECT_FALSE(line.empty()) << "no log line reports restoring generation " << want.generation
+                             << ":\n"
+                             << (*daemon)->log();
+
+  // The damaged map was kept aside byte for byte, not deleted or rewritten.
+  auto aside = DirEntriesWithPrefix(dir.path(), absl::StrCat(kMapFileName, ".", aside_kind, "-"));
+  ASSERT_EQ(aside.size(), 1u) << "entries: " << ::testing::PrintToString(DirEntries(dir.path()))
+                              << "\n"
+                              << (*daemon)->log();
+  auto kept = ReadWholeFile(absl::StrCat(dir.path(), "/", aside[0]));
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  EXPECT_TRUE(*kept == *damaged) << aside[0] << " differs from the map it replaced";
+
+  // A new live map serves from the restored values on.
+  const std::string key = absl::StrCat(kScenarioPrefix, 0);
+  auto v = IncrementCounter(*stub, key, 1);
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(*v, want.values.at(key) + 1);
+}
+
+TEST(HostCrashTest, MapFromAnotherBootIsSetAsideAndLastSnapshotRestored) {
+  ScopedTempDir dir;
+  auto recorded = RunHistoryAndKill(dir.path(), /*snapshots=*/2);
+  ASSERT_TRUE(recorded.ok()) << recorded.status();
+  const std::string map_path = absl::StrCat(dir.path(), "/", kMapFileName);
+
+  auto current = MapBootId(map_path);
+  ASSERT_TRUE(current.ok()) << current.status();
+  auto other = OtherBootId();
+  ASSERT_TRUE(other.ok()) << other.status();
+  ASSERT_NE(*current, *other);
+  ASSERT_TRUE(SetMapBootId(map_path, *other).ok());
+
+  ExpectRestoredAfterDamage(dir, recorded->back(), "untrusted");
+}
+
+// A torn write-back of the header page: a checksummed header byte differs.
+TEST(HostCrashTest, TornMapHeaderIsKeptAsideAsCorruptAndLastSnapshotRestored) {
+  ScopedTempDir dir;
+  auto recorded = RunHistoryAndKill(dir.path(), /*snapshots=*/1);
+  ASSERT_TRUE(recorded.ok()) << recorded.status();
+  const std::string map_path = absl::StrCat(dir.path(), "/", kMapFileName);
+  ASSERT_TRUE(FlipByte(map_path, MapChecksummedByteOffset()).ok());
+
+  ExpectRestoredAfterDamage(dir, recorded->back(), "corrupt");
+}
+
+// A map file cut short (e.g. a filesystem that lost its tail).
+TEST(HostCrashTest, TruncatedMapIsKeptAsideAsCorruptAndLastSnapshotRestored) {
+  ScopedTempDir dir;
+  auto recorded = RunHistoryAndKill(dir.path(), /*snapshots=*/1);
+  ASSERT_TRUE(recorded.ok()) << recorded.status();
+  const std::string map_path = absl::StrCat(dir.path(), "/", kMapFileName);
+  auto size = ReadWholeFile(map_path);
+  ASSERT_TRUE(size.ok());
+  ASSERT_TRUE(Truncate(map_path, size->size() / 2).ok());
+
+  ExpectRestoredAfterDamage(dir, recorded->back(), "corrupt");
+}
+
+}  // namespace
+}  // namespace countersd::testing
