@@ -1,0 +1,163 @@
+#include "server/port_reservation.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "shared/sys.h"
+
+namespace countersd {
+namespace {
+
+absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
+struct HostPort {
+  std::string host;
+  std::string port;
+};
+
+absl::StatusOr<HostPort> Split(std::string_view listen) {
+  if (listen.substr(0, 5) == "unix:") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--listen=", Sv(listen),
+        ": unix sockets are not supported (pre-forked handlers cannot share one socket path); use "
+        "host:port"));
+  }
+  HostPort hp;
+  std::string_view rest;
+  if (!listen.empty() && listen[0] == '[') {
+    size_t close = listen.find(']');
+    if (close == std::string_view::npos || close + 1 >= listen.size() || listen[close + 1] != ':') {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--listen=", Sv(listen), ": expected [ipv6-address]:port"));
+    }
+    hp.host = std::string(listen.substr(1, close - 1));
+    rest = listen.substr(close + 2);
+  } else {
+    size_t colon = listen.rfind(':');
+    if (colon == std::string_view::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--listen=", Sv(listen), ": expected host:port (e.g. 127.0.0.1:50051)"));
+    }
+    hp.host = std::string(listen.substr(0, colon));
+    if (hp.host.find(':') != std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--listen=", Sv(listen), ": put an IPv6 address in brackets, e.g. [::1]:50051"));
+    }
+    rest = listen.substr(colon + 1);
+  }
+  uint32_t port;
+  if (!absl::SimpleAtoi(Sv(rest), &port) || port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--listen=", Sv(listen), ": bad port '", Sv(rest), "' (0 to 65535)"));
+  }
+  if (hp.host.empty()) hp.host = "0.0.0.0";
+  hp.port = absl::StrCat(port);
+  return hp;
+}
+
+std::string Format(const sockaddr_storage& ss) {
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (ss.ss_family == AF_INET6) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+    inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof buf);
+    return absl::StrCat("[", buf, "]:", ntohs(a->sin6_port));
+  }
+  const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+  inet_ntop(AF_INET, &a->sin_addr, buf, sizeof buf);
+  return absl::StrCat(buf, ":", ntohs(a->sin_port));
+}
+
+}  // namespace
+
+absl::StatusOr<PortReservation> PortReservation::Reserve(std::string_view listen) {
+  absl::StatusOr<HostPort> hp = Split(listen);
+  if (!hp.ok()) return hp.status();
+
+  addrinfo hints = {};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  if (int rc = getaddrinfo(hp->host.c_str(), hp->port.c_str(), &hints, &res); rc != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--listen=", Sv(listen), ": cannot resolve '", hp->host, "': ", gai_strerror(rc)));
+  }
+  sockaddr_storage addr = {};
+  socklen_t addr_len = res->ai_addrlen;
+  std::memcpy(&addr, res->ai_addr, res->ai_addrlen);
+  int family = res->ai_family;
+  freeaddrinfo(res);
+
+  const int one = 1;
+  if (hp->port != "0") {
+    // 1. Probe: does anyone hold the port?
+    int probe = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (probe < 0) return ErrnoToStatus(errno, "socket(probe)");
+    setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    int rc = bind(probe, reinterpret_cast<sockaddr*>(&addr), addr_len);
+    int err = errno;
+    close(probe);
+    if (rc != 0 && err == EADDRINUSE) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          "--listen=", Sv(listen), ": address already in use by another process (is another "
+          "countersd running on this port?)"));
+    }
+    if (rc != 0) return ErrnoToStatus(err, absl::StrCat("bind(", Sv(listen), ")"));
+  }
+
+  // 2. Reserve it with SO_REUSEPORT, so the handlers can join.
+  int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return ErrnoToStatus(errno, "socket(listen)");
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+    int err = errno;
+    close(fd);
+    return ErrnoToStatus(err, "setsockopt(SO_REUSEPORT)");
+  }
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), addr_len) != 0) {
+    int err = errno;
+    close(fd);
+    if (err == EADDRINUSE) {
+      return absl::AlreadyExistsError(absl::StrCat("--listen=", Sv(listen),
+                                                   ": address already in use by another process"));
+    }
+    return ErrnoToStatus(err, absl::StrCat("bind(", Sv(listen), ")"));
+  }
+  sockaddr_storage bound = {};
+  socklen_t bound_len = sizeof bound;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &bound_len) != 0) {
+    int err = errno;
+    close(fd);
+    return ErrnoToStatus(err, "getsockname(listen)");
+  }
+  return PortReservation(fd, Format(bound));
+}
+
+PortReservation::PortReservation(PortReservation&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)), address_(std::move(other.address_)) {}
+
+PortReservation& PortReservation::operator=(PortReservation&& other) noexcept {
+  if (this != &other) {
+    Close();
+    fd_ = std::exchange(other.fd_, -1);
+    address_ = std::move(other.address_);
+  }
+  return *this;
+}
+
+PortReservation::~PortReservation() { Close(); }
+
+void PortReservation::Close() {
+  if (fd_ >= 0) close(fd_);
+  fd_ = -1;
+}
+
+}  // namespace countersd

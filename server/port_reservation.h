@@ -1,0 +1,55 @@
+// Holding the listen port for the daemon's lifetime without serving on it.
+//
+// gRPC enables SO_REUSEPORT on Linux, and the handlers rely on it: each one
+// builds its own grpc::Server on the same address. That also means a second
+// countersd of the same user could silently share the port. So, before it
+// forks, the supervisor:
+//   1. binds a probe socket to the address WITHOUT SO_REUSEPORT (with
+//      SO_REUSEADDR, so connections of an earlier run in TIME_WAIT do not
+//      count). EADDRINUSE means someone else owns the port: fail at start.
+//      (Skipped for port 0.)
+//   2. binds a socket WITH SO_REUSEPORT (and without SO_REUSEADDR) and keeps
+//      it open, never calling listen(), for as long as it lives. Port 0 is
+//      resolved to the port the kernel chose. A later daemon's probe (1)
+//      collides with this socket even before any handler listens.
+//   3. hands the resolved numeric address to the handlers, which bind it
+//      with gRPC's SO_REUSEPORT and join the same port.
+#ifndef COUNTERSD_SERVER_PORT_RESERVATION_H_
+#define COUNTERSD_SERVER_PORT_RESERVATION_H_
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+
+namespace countersd {
+
+class PortReservation {
+ public:
+  // `listen` is host:port or [ipv6]:port (host may be a name; the first
+  // address it resolves to is used; an empty host means 0.0.0.0).
+  // INVALID_ARGUMENT for a malformed address (or a unix: one, which
+  // pre-forked handlers cannot share), ALREADY_EXISTS with a clear message
+  // if another process holds the port, other errors naming the syscall.
+  static absl::StatusOr<PortReservation> Reserve(std::string_view listen);
+
+  PortReservation(PortReservation&& other) noexcept;
+  PortReservation& operator=(PortReservation&& other) noexcept;
+  ~PortReservation();
+
+  // Numeric address with the real port, as gRPC wants it: "127.0.0.1:50051",
+  // "[::1]:50051".
+  const std::string& address() const { return address_; }
+  int fd() const { return fd_; }
+  // Closes the socket (e.g. in a forked child, which must not keep it).
+  void Close();
+
+ private:
+  PortReservation(int fd, std::string address) : fd_(fd), address_(std::move(address)) {}
+  int fd_ = -1;
+  std::string address_;
+};
+
+}  // namespace countersd
+
+#endif  // COUNTERSD_SERVER_PORT_RESERVATION_H_

@@ -1,0 +1,283 @@
+// Recovery at start: which counters does the daemon serve?
+//
+// How it works, step by step (the supervisor calls this once, holding the
+// data directory's flock, before any other process exists):
+//
+//  0. Note whether the directory is fresh: it holds no file whose name
+//     starts with "counters." (LOCK does not count).
+//  1. counters.map exists: CounterTable::Open validates it (magic, layout
+//     version, sizes, checksum) and repairs what crashed processes left
+//     half-done. If validation fails (FAILED_PRECONDITION), the file is
+//     renamed aside to counters.map.corrupt-<UTC time>, never deleted or
+//     overwritten; go to 3. Any other error (permissions, I/O) stops the
+//     start: renaming would not help.
+//  2. It opened. Trust it when the previous owner shut down cleanly (its
+//     clean-shutdown flag), or when it was last owned during this boot (same
+//     boot id): then every acknowledged change is in it, because the page
+//     cache survived whatever killed the daemon. Otherwise the host rebooted
+//     since an unclean stop; the kernel may have written its dirty pages
+//     back in any order, so the file may be torn. Rename it aside to
+//     counters.map.untrusted-<UTC time> and go to 3 -- unless the operator
+//     passed --trust-untrusted-map, which accepts it as it is.
+//  3. Restore the newest valid snapshot from counters.snap (SnapshotFile
+//     picks the valid half with the highest generation). Build a new table
+//     in counters.map.restoring (capacity: the larger of --capacity and the
+//     snapshot's), set every counter, msync it, rename it to counters.map
+//     and fsync the directory, so a crash during the restore leaves either
+//     no counters.map or a complete one. Then reopen it like step 1. Log the
+//     generation and the age of the snapshot. If the snapshot file exists
+//     but neither half is valid, rename it aside to counters.snap.corrupt-<UTC
+//     time>.
+//  4. Nothing valid: a fresh directory gets a new empty table (--capacity).
+//     A directory that held counter files refuses to start, saying what it
+//     found, what it set aside and what the operator can do.
+#include "server/recovery.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <filesystem>
+#include <string_view>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "shared/log.h"
+#include "shared/snapshot_file.h"
+#include "shared/status_macros.h"
+#include "shared/sys.h"
+
+namespace countersd {
+namespace {
+
+absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
+std::string Join(const std::string& dir, std::string_view name) {
+  return absl::StrCat(dir, "/", Sv(name));
+}
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return lstat(path.c_str(), &st) == 0;
+}
+
+absl::Status FsyncDir(const std::string& dir) {
+  ASSIGN_OR_RETURN(int fd, RealSys()->Open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0));
+  absl::Status s = RealSys()->Fsync(fd, absl::StrCat("fsync(", dir, ")"));
+  RealSys()->Close(fd).IgnoreError();
+  return s;
+}
+
+// Renames <dir>/<name> to <dir>/<name>.<tag>-<UTC time>[.N] (a name that does
+// not exist yet) and fsyncs the directory. Returns the new name.
+absl::StatusOr<std::string> SetAside(const std::string& dir, std::string_view name,
+                                     std::string_view tag) {
+  std::string base = absl::StrCat(Sv(name), ".", Sv(tag), "-",
+                                  absl::FormatTime("%Y%m%dT%H%M%SZ", absl::Now(), absl::UTCTimeZone()));
+  std::string target = base;
+  for (int i = 1; Exists(Join(dir, target)); ++i) target = absl::StrCat(base, ".", i);
+  RETURN_IF_ERROR(RealSys()->Rename(Join(dir, name), Join(dir, target)));
+  RETURN_IF_ERROR(FsyncDir(dir));
+  return target;
+}
+
+std::vector<std::string> CounterFiles(const std::string& dir) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    std::string name = entry.path().filename().string();
+    if (absl::StartsWith(name, "counters.")) names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::string FormatAge(int64_t then_unix_ns) {
+  absl::Duration age = absl::Nanoseconds(UnixNanos() - then_unix_ns);
+  if (age < absl::ZeroDuration()) return "in the future (clock changed?)";
+  return absl::FormatDuration(absl::Trunc(age, absl::Milliseconds(100)));
+}
+
+void LogOpenReport(std::string_view how, const TableInfo& info, const OpenReport& report) {
+  Log(LogLevel::kInfo, "opened table",
+      {{"file", kMapFile},
+       {"trusted_because", how},
+       {"capacity", info.capacity},
+       {"counters", info.live},
+       {"batches_rolled_back", report.batches_rolled_back},
+       {"inserts_rolled_back", report.inserts_rolled_back},
+       {"tombstones_reclaimed", report.tombstones_reclaimed}});
+}
+
+// Step 3. Returns the restored table, NOT_FOUND if there is no snapshot file,
+// FAILED_PRECONDITION if it holds no valid snapshot (after setting it aside).
+absl::StatusOr<std::unique_ptr<CounterTable>> RestoreSnapshot(const RecoveryOptions& opt,
+                                                              std::string_view reason,
+                                                              std::vector<std::string>* set_aside) {
+  const std::string& dir = opt.data_dir;
+  const std::string snap_path = Join(dir, kSnapshotFile);
+  std::vector<Counter> records;
+  absl::StatusOr<SnapshotMetaInfo> meta =
+      SnapshotFile::ReadNewest(snap_path, [&records](std::string_view key, int64_t value) {
+        records.push_back(Counter{std::string(key), value});
+      });
+  if (absl::IsNotFound(meta.status())) return meta.status();
+  if (!meta.ok()) {
+    Log(LogLevel::kError, "snapshot file holds no valid snapshot",
+        {{"file", kSnapshotFile}, {"error", meta.status().ToString()}});
+    if (meta.status().code() == absl::StatusCode::kFailedPrecondition) {
+      ASSIGN_OR_RETURN(std::string aside, SetAside(dir, kSnapshotFile, "corrupt"));
+      Log(LogLevel::kError, "kept invalid snapshot file aside",
+          {{"file", kSnapshotFile}, {"renamed_to", aside}});
+      set_aside->push_back(absl::StrCat(kSnapshotFile, " -> ", aside));
+      return absl::FailedPreconditionError(meta.status().message());
+    }
+    return meta.status();
+  }
+  // Say so when one half was bad and the other one is used.
+  if (absl::StatusOr<std::vector<SnapshotSlotCheck>> checks = SnapshotFile::Check(snap_path);
+      checks.ok()) {
+    for (const SnapshotSlotCheck& c : *checks) {
+      if (!c.status.ok() && c.meta.generation != 0) {
+        Log(LogLevel::kWarning, "ignoring invalid snapshot half",
+            {{"half", c.index}, {"generation", c.meta.generation}, {"error", c.status.ToString()}});
+      }
+    }
+  }
+
+  const std::string restoring = Join(dir, "counters.map.restoring");
+  if (Exists(restoring)) {
+    // Our own unfinished restore from an earlier start; not a validated file.
+    Log(LogLevel::kWarning, "removing unfinished restore", {{"file", "counters.map.restoring"}});
+    if (unlink(restoring.c_str()) != 0) return ErrnoToStatus(errno, "unlink(counters.map.restoring)");
+  }
+  uint64_t capacity = std::max<uint64_t>({opt.capacity, meta->capacity, records.size()});
+  {
+    ASSIGN_OR_RETURN(std::unique_ptr<CounterTable> table, CounterTable::Create(restoring, capacity));
+    for (const Counter& c : records) {
+      absl::StatusOr<std::optional<int64_t>> set = table->Set(c.key, c.value);
+      if (!set.ok()) {
+        return absl::DataLossError(absl::StrCat("restoring snapshot generation ", meta->generation,
+                                                ": key '", c.key, "': ", set.status().ToString()));
+      }
+    }
+    RETURN_IF_ERROR(table->Sync());
+  }
+  RETURN_IF_ERROR(RealSys()->Rename(restoring, Join(dir, kMapFile)));
+  RETURN_IF_ERROR(FsyncDir(dir));
+
+  OpenReport report;
+  ASSIGN_OR_RETURN(std::unique_ptr<CounterTable> table,
+                   CounterTable::Open(Join(dir, kMapFile), RealSys(), &report));
+  Log(LogLevel::kWarning,
+      absl::StrCat("restored snapshot generation ", meta->generation, " taken ",
+                   FormatAge(meta->unix_ns), " ago, ", records.size(), " counters"),
+      {{"reason", reason},
+       {"generation", meta->generation},
+       {"age", FormatAge(meta->unix_ns)},
+       {"snapshot_unix_ns", meta->unix_ns},
+       {"snapshot_boot_id", meta->boot_id},
+       {"counters", static_cast<uint64_t>(records.size())},
+       {"capacity", capacity}});
+  return table;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<CounterTable>> OpenOrRecoverTable(const RecoveryOptions& opt) {
+  const std::string& dir = opt.data_dir;
+  const std::string map_path = Join(dir, kMapFile);
+  const std::vector<std::string> found = CounterFiles(dir);  // step 0
+  std::vector<std::string> set_aside;
+  std::string reason;
+
+  if (Exists(map_path)) {  // step 1
+    OpenReport report;
+    absl::StatusOr<std::unique_ptr<CounterTable>> table =
+        CounterTable::Open(map_path, RealSys(), &report);
+    if (table.ok()) {  // step 2
+      TableInfo info = (*table)->Info();
+      absl::StatusOr<std::string> boot = CurrentBootId();
+      if (!boot.ok()) return boot.status();
+      if (info.clean_shutdown) {
+        LogOpenReport("clean shutdown", info, report);
+        return table;
+      }
+      if (info.boot_id == *boot) {
+        LogOpenReport("unclean stop during this boot; the page cache kept every change", info,
+                      report);
+        return table;
+      }
+      if (opt.trust_untrusted_map) {
+        Log(LogLevel::kWarning,
+            "trusting a table left by an unclean stop during an earlier boot "
+            "(--trust-untrusted-map); it may be torn",
+            {{"file", kMapFile}, {"its_boot_id", info.boot_id}, {"this_boot_id", *boot}});
+        LogOpenReport("--trust-untrusted-map", info, report);
+        return table;
+      }
+      table->reset();
+      reason = absl::StrCat("counters.map was left by an unclean stop during another boot (",
+                            info.boot_id, "); a host crash may have torn it");
+      ASSIGN_OR_RETURN(std::string aside, SetAside(dir, kMapFile, "untrusted"));
+      Log(LogLevel::kWarning, "live table not trusted after a reboot; kept it aside",
+          {{"file", kMapFile}, {"renamed_to", aside}, {"its_boot_id", info.boot_id},
+           {"this_boot_id", *boot}});
+      set_aside.push_back(absl::StrCat(kMapFile, " -> ", aside, " (valid, but from an unclean "
+                                       "stop during an earlier boot)"));
+    } else if (table.status().code() == absl::StatusCode::kFailedPrecondition) {
+      reason = absl::StrCat("counters.map failed validation: ", table.status().message());
+      ASSIGN_OR_RETURN(std::string aside, SetAside(dir, kMapFile, "corrupt"));
+      Log(LogLevel::kError, "live table failed validation; kept it aside",
+          {{"file", kMapFile}, {"renamed_to", aside}, {"error", table.status().ToString()}});
+      set_aside.push_back(absl::StrCat(kMapFile, " -> ", aside, " (failed validation: ",
+                                       table.status().message(), ")"));
+    } else {
+      return table.status();
+    }
+  } else if (!found.empty()) {
+    reason = "counters.map is missing";
+  }
+
+  // Step 3 (also when counters.map is missing but a snapshot exists).
+  if (!found.empty()) {
+    absl::StatusOr<std::unique_ptr<CounterTable>> restored =
+        RestoreSnapshot(opt, reason, &set_aside);
+    if (restored.ok()) return restored;
+    if (!absl::IsNotFound(restored.status()) &&
+        restored.status().code() != absl::StatusCode::kFailedPrecondition) {
+      return restored.status();
+    }
+  }
+
+  // Step 4.
+  if (found.empty()) {
+    ASSIGN_OR_RETURN(std::unique_ptr<CounterTable> table, CounterTable::Create(map_path, opt.capacity));
+    Log(LogLevel::kInfo, "created new table",
+        {{"file", kMapFile}, {"capacity", opt.capacity}, {"data_dir", dir}});
+    return table;
+  }
+  std::string untrusted_hint;
+  for (const std::string& s : set_aside) {
+    if (absl::StrContains(s, ".untrusted-")) {
+      untrusted_hint = absl::StrCat(
+          " If losing nothing matters more than the risk of a torn file, move the untrusted map "
+          "back to ", kMapFile, " and start with --trust-untrusted-map.");
+    }
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "refusing to start: data directory ", dir, " holds counter files but no usable table or "
+      "snapshot. Found: ", absl::StrJoin(found, ", "), ". Kept aside: ",
+      set_aside.empty() ? "nothing" : absl::StrJoin(set_aside, "; "),
+      ". Nothing was deleted. To recover: restore counters.map or counters.snap from a backup "
+      "into ", dir, ".", untrusted_hint,
+      " To start empty instead, move every counters.* file out of ", dir, "."));
+}
+
+}  // namespace countersd

@@ -1,0 +1,38 @@
+// Deciding, at start, which counters the daemon serves. See recovery.cc for
+// how it works, step by step.
+#ifndef COUNTERSD_SERVER_RECOVERY_H_
+#define COUNTERSD_SERVER_RECOVERY_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "shared/counter_table.h"
+
+namespace countersd {
+
+struct RecoveryOptions {
+  std::string data_dir;        // must exist; the caller holds its flock
+  uint64_t capacity = 0;       // for a new table (or the minimum for a restored one)
+  bool trust_untrusted_map = false;
+};
+
+// File names inside the data directory.
+inline constexpr char kMapFile[] = "counters.map";
+inline constexpr char kSnapshotFile[] = "counters.snap";
+inline constexpr char kLockFile[] = "LOCK";
+
+// Opens, restores or creates the table at <data_dir>/counters.map and logs
+// what it did. REQUIRES: the caller holds the data directory's flock and no
+// other process uses its files.
+// Returns FAILED_PRECONDITION when the directory holds counter files but
+// none is usable (the message says what was found, what was set aside and
+// what the operator can do); other errors name the failed call.
+// Never deletes or overwrites a file that failed validation: it is renamed
+// to <name>.corrupt-<UTC time> or counters.map.untrusted-<UTC time>.
+absl::StatusOr<std::unique_ptr<CounterTable>> OpenOrRecoverTable(const RecoveryOptions& options);
+
+}  // namespace countersd
+
+#endif  // COUNTERSD_SERVER_RECOVERY_H_

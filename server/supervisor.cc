@@ -1,0 +1,447 @@
+// The supervisor (like nginx's master process and PostgreSQL's postmaster).
+//
+// How it works, step by step:
+//
+//  Start
+//   1. Create the data directory if missing (mode 0700) and take an
+//      exclusive, non-blocking flock on <data-dir>/LOCK, writing our pid
+//      into it. Another daemon holding it => fail, naming its pid. The
+//      lock's file description is inherited by every child, so the lock is
+//      held until the last process of this daemon exits.
+//   2. Reserve the listen port (port_reservation.h): fail if another process
+//      holds it; resolve port 0 to a real port.
+//   3. Decide which table to serve (recovery.h): trust the live map, restore
+//      the last snapshot, create a new table, or refuse to start. Open
+//      re-initialises every lock and semaphore in the mapping.
+//   4. Block SIGTERM, SIGINT and SIGCHLD; their handlers only set
+//      sig_atomic_t flags. The main loop waits in ppoll() with them unblocked
+//      (atomically, so a signal cannot slip in between check and sleep).
+//   5. Fork the aggregator and N handlers. No gRPC object exists in this
+//      process, so each child creates its own gRPC server safely. A child
+//      asks for SIGTERM when the supervisor dies (PR_SET_PDEATHSIG) and
+//      exits if it already has.
+//
+//  Main loop (until SIGTERM/SIGINT)
+//   6. SIGCHLD: reap every exited child; RecoverDeadProcess(pid) releases
+//      the stripes it held and rolls back its half-done insert or batch;
+//      log role, pid, exit status or signal, uptime and what was repaired.
+//      Schedule a respawn after the child's back-off (100ms doubling to
+//      10s; reset once a child lived 10s).
+//   7. Respawn children whose back-off has passed.
+//   8. Until announced: once every handler has marked itself ready in its
+//      stats slot, log "ready" with the resolved listen address. Tests and
+//      operators wait for this line.
+//
+//  Shutdown (SIGTERM or SIGINT)
+//   9. No more respawns. SIGTERM to the handlers: each stops accepting,
+//      fails new calls UNAVAILABLE, finishes calls in flight within
+//      --drain-timeout and exits. Handlers still there after the drain
+//      timeout plus a margin get SIGKILL.
+//  10. SIGTERM to the aggregator: it writes a final snapshot and exits 0
+//      (1 if that snapshot failed). If no aggregator runs, the supervisor
+//      writes the final snapshot itself.
+//  11. Mark the table cleanly shut down (flag + msync) and exit 0; exit 1 if
+//      the final snapshot or the mark failed.
+#include "server/supervisor.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <filesystem>
+#include <string_view>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "server/aggregator.h"
+#include "server/handler.h"
+#include "server/recovery.h"
+#include "shared/log.h"
+#include "shared/status_macros.h"
+#include "shared/sys.h"
+
+namespace countersd {
+namespace {
+
+volatile sig_atomic_t g_stop_signal = 0;
+volatile sig_atomic_t g_child_exited = 0;
+
+void OnStopSignal(int sig) { g_stop_signal = sig; }
+void OnChildSignal(int) { g_child_exited = 1; }
+
+const char* RoleName(ProcessRole role) {
+  switch (role) {
+    case ProcessRole::kHandler: return "handler";
+    case ProcessRole::kAggregator: return "aggregator";
+    default: return "child";
+  }
+}
+
+std::string SignalName(int sig) {
+  const char* abbrev = sigabbrev_np(sig);
+  return abbrev != nullptr ? absl::StrCat("SIG", abbrev) : absl::StrCat("signal ", sig);
+}
+
+std::string DescribeWaitStatus(int status) {
+  if (WIFEXITED(status)) return absl::StrCat("exit code ", WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) {
+    return absl::StrCat("killed by ", SignalName(WTERMSIG(status)),
+                        WCOREDUMP(status) ? " (core dumped)" : "");
+  }
+  return absl::StrCat("wait status ", status);
+}
+
+std::string Seconds(absl::Duration d) {
+  return absl::FormatDuration(absl::Trunc(d, absl::Milliseconds(1)));
+}
+
+}  // namespace
+
+Supervisor::Supervisor(Config config) : config_(std::move(config)), self_(getpid()) {}
+
+Supervisor::~Supervisor() {
+  if (lock_fd_ >= 0) close(lock_fd_);
+}
+
+absl::Status Supervisor::LockDataDir() {
+  const std::string& dir = config_.data_dir;
+  struct stat st;
+  if (stat(dir.c_str(), &st) != 0) {
+    if (errno != ENOENT) return ErrnoToStatus(errno, absl::StrCat("stat(", dir, ")"));
+    std::error_code ec;
+    std::filesystem::path parent = std::filesystem::path(dir).parent_path();
+    if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+    if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+      return ErrnoToStatus(errno, absl::StrCat("mkdir(", dir, ")"));
+    }
+    Log(LogLevel::kInfo, "created data directory", {{"data_dir", dir}});
+  } else if (!S_ISDIR(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat("--data-dir=", dir, " is not a directory"));
+  }
+
+  const std::string lock_path = absl::StrCat(dir, "/", kLockFile);
+  ASSIGN_OR_RETURN(lock_fd_, RealSys()->Open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK) return ErrnoToStatus(errno, absl::StrCat("flock(", lock_path, ")"));
+    char buf[32] = {};
+    ssize_t n = pread(lock_fd_, buf, sizeof buf - 1, 0);
+    int64_t holder = 0;
+    std::string who = "another countersd";
+    if (n > 0 && absl::SimpleAtoi(absl::StripAsciiWhitespace(buf), &holder) && holder > 0) {
+      who = absl::StrCat("another countersd (pid ", holder, " per ", lock_path, ")");
+      if (kill(static_cast<pid_t>(holder), 0) != 0 && errno == ESRCH) {
+        absl::StrAppend(&who, "; that pid has exited, but its child processes still hold the lock "
+                              "and should exit within the drain timeout");
+      }
+    }
+    return absl::FailedPreconditionError(absl::StrCat(
+        "data directory ", dir, " is in use by ", who,
+        ". Stop that daemon first, or use another --data-dir."));
+  }
+  std::string pid = absl::StrCat(self_, "\n");
+  if (ftruncate(lock_fd_, 0) != 0 || pwrite(lock_fd_, pid.data(), pid.size(), 0) < 0) {
+    return ErrnoToStatus(errno, absl::StrCat("write(", lock_path, ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Supervisor::Start() {
+  RETURN_IF_ERROR(LockDataDir());  // 1
+  ASSIGN_OR_RETURN(PortReservation port, PortReservation::Reserve(config_.listen));  // 2
+  port_.emplace(std::move(port));
+  ASSIGN_OR_RETURN(table_, OpenOrRecoverTable({.data_dir = config_.data_dir,  // 3
+                                               .capacity = config_.capacity,
+                                               .trust_untrusted_map = config_.trust_untrusted_map}));
+  return absl::OkStatus();
+}
+
+int Supervisor::Run() {
+  SetLogFormat(config_.log_format);
+  SetLogMinLevel(config_.log_level);
+  SetLogProcessName("countersd");
+  signal(SIGPIPE, SIG_IGN);
+
+  // 4. Signals: block first, so nothing is lost before the loop waits.
+  sigset_t blocked;
+  sigemptyset(&blocked);
+  sigaddset(&blocked, SIGTERM);
+  sigaddset(&blocked, SIGINT);
+  sigaddset(&blocked, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &blocked, nullptr);
+  struct sigaction sa = {};
+  sa.sa_handler = OnStopSignal;
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  sa.sa_handler = OnChildSignal;
+  sigaction(SIGCHLD, &sa, nullptr);
+
+  Log(LogLevel::kInfo, "starting",
+      {{"listen", config_.listen},
+       {"data_dir", config_.data_dir},
+       {"handlers", config_.handlers},
+       {"snapshot_interval", absl::FormatDuration(config_.snapshot_interval)}});
+  if (absl::Status s = Start(); !s.ok()) {
+    Log(LogLevel::kError, absl::StrCat("cannot start: ", s.message()),
+        {{"code", absl::StatusCodeToString(s.code())}});
+    return 1;
+  }
+
+  // 5. The children.
+  for (int i = 0; i < config_.handlers; ++i) children_.push_back({ProcessRole::kHandler, i});
+  children_.push_back({ProcessRole::kAggregator, 0});
+  for (Child& c : children_) {
+    if (c.role == ProcessRole::kAggregator) Spawn(c);  // first, so a snapshot exists early
+  }
+  for (Child& c : children_) {
+    if (c.role == ProcessRole::kHandler) Spawn(c);
+  }
+
+  // Main loop.
+  while (g_stop_signal == 0) {
+    if (g_child_exited) ReapChildren();  // 6
+    RespawnDue();                        // 7
+    if (!announced_ready_ && AllHandlersReady()) {  // 8
+      announced_ready_ = true;
+      Log(LogLevel::kInfo, "ready",
+          {{"listen", port_->address()},
+           {"handlers", config_.handlers},
+           {"data_dir", config_.data_dir},
+           {"capacity", table_->capacity()},
+           {"counters", table_->size()}});
+    }
+    absl::Duration timeout = announced_ready_ ? absl::Seconds(1) : absl::Milliseconds(20);
+    absl::Time now = absl::Now();
+    for (const Child& c : children_) {
+      if (c.pid == 0) timeout = std::min(timeout, std::max(c.restart_at - now, absl::ZeroDuration()));
+    }
+    WaitForSignal(timeout);
+  }
+  return Shutdown(g_stop_signal);
+}
+
+void Supervisor::WaitForSignal(absl::Duration timeout) {
+  // During shutdown the stop flag stays set; only new child exits matter.
+  if ((!stopping_ && g_stop_signal != 0) || g_child_exited != 0) return;
+  sigset_t unblocked;
+  sigprocmask(SIG_SETMASK, nullptr, &unblocked);
+  sigdelset(&unblocked, SIGTERM);
+  sigdelset(&unblocked, SIGINT);
+  sigdelset(&unblocked, SIGCHLD);
+  struct timespec ts = absl::ToTimespec(std::max(timeout, absl::ZeroDuration()));
+  ppoll(nullptr, 0, &ts, &unblocked);  // EINTR on a signal: the flags say which
+}
+
+void Supervisor::Spawn(Child& child) {
+  pid_t pid = fork();
+  if (pid < 0) {
+    Log(LogLevel::kError, absl::StrCat("fork failed: ", strerror(errno)),
+        {{"role", RoleName(child.role)}});
+    child.restart_at = absl::Now() + child.backoff;
+    child.backoff = std::min(child.backoff * 2, kMaxBackoff);
+    return;
+  }
+  if (pid == 0) RunChild(child);
+  child.pid = pid;
+  child.started = absl::Now();
+  Log(LogLevel::kInfo, absl::StrCat("started ", RoleName(child.role)),
+      {{"role", RoleName(child.role)}, {"child_pid", pid}, {"index", child.index}});
+}
+
+void Supervisor::RunChild(const Child& child) {
+  // Die with the supervisor; it may already be gone.
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (getppid() != self_) _exit(1);
+  port_->Close();  // the handlers bind their own sockets
+  // Default dispositions; SIGTERM/SIGINT stay blocked for sigwait().
+  struct sigaction sa = {};
+  sa.sa_handler = SIG_DFL;
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGCHLD, &sa, nullptr);
+  sigset_t unblock;
+  sigemptyset(&unblock);
+  sigaddset(&unblock, SIGCHLD);
+  sigprocmask(SIG_UNBLOCK, &unblock, nullptr);
+  SetLogProcessName(absl::StrCat("countersd/", RoleName(child.role)));
+
+  int code = 1;
+  if (child.role == ProcessRole::kHandler) {
+    code = RunHandlerProcess(table_.get(), {.address = port_->address(),
+                                            .max_batch = config_.max_batch,
+                                            .drain_timeout = config_.drain_timeout});
+  } else {
+    code = RunAggregatorProcess(table_.get(), config_.data_dir, config_.snapshot_interval);
+  }
+  // No destructors: the table and the flock belong to the supervisor.
+  _exit(code);
+}
+
+void Supervisor::ReapChildren() {
+  g_child_exited = 0;
+  while (true) {
+    int status = 0;
+    pid_t pid = waitpid(-1, &status, WNOHANG);
+    if (pid <= 0) return;
+    auto it = std::find_if(children_.begin(), children_.end(),
+                           [pid](const Child& c) { return c.pid == pid; });
+    RecoveryReport r = table_->RecoverDeadProcess(pid);
+    if (it == children_.end()) continue;  // not ours to track (cannot happen)
+    Child& c = *it;
+    absl::Time now = absl::Now();
+    absl::Duration uptime = now - c.started;
+    c.pid = 0;
+    bool expected = stopping_ && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    LogLevel level = expected ? LogLevel::kInfo : LogLevel::kError;
+    Log(level, absl::StrCat(RoleName(c.role), " exited"),
+        {{"role", RoleName(c.role)},
+         {"child_pid", pid},
+         {"index", c.index},
+         {"status", DescribeWaitStatus(status)},
+         {"uptime", Seconds(uptime)},
+         {"stripes_released", r.stripes_released},
+         {"inserts_rolled_back", r.inserts_rolled_back},
+         {"batches_rolled_back", r.batches_rolled_back},
+         {"journals_freed", r.journals_freed}});
+    if (stopping_) continue;
+    if (uptime >= kStableUptime) c.backoff = kMinBackoff;
+    c.restart_at = now + c.backoff;
+    Log(LogLevel::kInfo, absl::StrCat("respawning ", RoleName(c.role)),
+        {{"role", RoleName(c.role)}, {"index", c.index}, {"after", Seconds(c.backoff)}});
+    c.backoff = std::min(c.backoff * 2, kMaxBackoff);
+  }
+}
+
+void Supervisor::RespawnDue() {
+  if (stopping_) return;
+  absl::Time now = absl::Now();
+  for (Child& c : children_) {
+    if (c.pid == 0 && c.restart_at <= now) Spawn(c);
+  }
+}
+
+bool Supervisor::AllHandlersReady() const {
+  std::vector<ProcessStats> stats = table_->ProcessStatsSnapshot();
+  for (const Child& c : children_) {
+    if (c.role != ProcessRole::kHandler) continue;
+    if (c.pid == 0) return false;
+    bool ready = std::any_of(stats.begin(), stats.end(), [&c](const ProcessStats& s) {
+      return s.pid == c.pid && s.ready;
+    });
+    if (!ready) return false;
+  }
+  return true;
+}
+
+void Supervisor::SignalRole(ProcessRole role, int sig) {
+  for (const Child& c : children_) {
+    if (c.role == role && c.pid != 0) kill(c.pid, sig);
+  }
+}
+
+bool Supervisor::WaitForRole(ProcessRole role, absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    ReapChildren();
+    bool any = std::any_of(children_.begin(), children_.end(),
+                           [role](const Child& c) { return c.role == role && c.pid != 0; });
+    if (!any) return true;
+    absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) return false;
+    WaitForSignal(left);
+  }
+}
+
+int Supervisor::Shutdown(int signal) {
+  stopping_ = true;
+  Log(LogLevel::kInfo, "shutting down",
+      {{"signal", SignalName(signal)}, {"drain_timeout", absl::FormatDuration(config_.drain_timeout)}});
+
+  // 9. Drain the handlers.
+  SignalRole(ProcessRole::kHandler, SIGTERM);
+  if (!WaitForRole(ProcessRole::kHandler, config_.drain_timeout + absl::Seconds(5))) {
+    Log(LogLevel::kWarning, "handlers did not stop after the drain timeout; killing them");
+    SignalRole(ProcessRole::kHandler, SIGKILL);
+    WaitForRole(ProcessRole::kHandler, absl::InfiniteDuration());
+  }
+
+  // 10. The final snapshot.
+  bool snapshot_ok = false;
+  bool aggregator_running = std::any_of(children_.begin(), children_.end(), [](const Child& c) {
+    return c.role == ProcessRole::kAggregator && c.pid != 0;
+  });
+  if (aggregator_running) {
+    int exit_status = -1;
+    // Reap it here (not in ReapChildren) to see its exit status.
+    for (Child& c : children_) {
+      if (c.role != ProcessRole::kAggregator || c.pid == 0) continue;
+      kill(c.pid, SIGTERM);
+      absl::Time deadline = absl::Now() + absl::Seconds(60);
+      while (true) {
+        int status = 0;
+        pid_t r = waitpid(c.pid, &status, WNOHANG);
+        if (r == c.pid) {
+          exit_status = status;
+          RecoveryReport rep = table_->RecoverDeadProcess(c.pid);
+          Log(WIFEXITED(status) && WEXITSTATUS(status) == 0 ? LogLevel::kInfo : LogLevel::kError,
+              "aggregator exited",
+              {{"role", "aggregator"},
+               {"child_pid", c.pid},
+               {"status", DescribeWaitStatus(status)},
+               {"stripes_released", rep.stripes_released}});
+          c.pid = 0;
+          break;
+        }
+        if (absl::Now() >= deadline) {
+          Log(LogLevel::kError, "aggregator did not finish the final snapshot in 60s; killing it");
+          kill(c.pid, SIGKILL);
+          deadline = absl::InfiniteFuture();
+        }
+        g_child_exited = 0;
+        WaitForSignal(std::min(deadline - absl::Now(), absl::Seconds(1)));
+      }
+    }
+    snapshot_ok = WIFEXITED(exit_status) && WEXITSTATUS(exit_status) == 0;
+  } else {
+    // No aggregator (it was between respawns): write the final snapshot here.
+    Log(LogLevel::kInfo, "no aggregator running; writing the final snapshot in the supervisor");
+    absl::StatusOr<std::unique_ptr<Aggregator>> aggregator =
+        Aggregator::Open(table_.get(), config_.data_dir);
+    if (aggregator.ok()) {
+      absl::StatusOr<SnapshotMetaInfo> meta = (*aggregator)->TakeSnapshot();
+      snapshot_ok = meta.ok();
+      if (meta.ok()) {
+        Log(LogLevel::kInfo, "final snapshot written",
+            {{"generation", meta->generation}, {"counters", meta->counters}, {"bytes", meta->bytes}});
+      }
+    } else {
+      Log(LogLevel::kError, "cannot open the snapshot file for the final snapshot",
+          {{"error", aggregator.status().ToString()}});
+    }
+  }
+
+  // 11. Clean shutdown mark.
+  absl::Status marked = table_->MarkCleanShutdown();
+  if (!marked.ok()) {
+    Log(LogLevel::kError, "cannot mark the table cleanly shut down",
+        {{"error", marked.ToString()}});
+  }
+  int code = (snapshot_ok && marked.ok()) ? 0 : 1;
+  Log(code == 0 ? LogLevel::kInfo : LogLevel::kError, "stopped",
+      {{"final_snapshot", snapshot_ok ? "ok" : "FAILED"},
+       {"clean_shutdown_mark", marked.ok() ? "ok" : "FAILED"},
+       {"exit_code", code}});
+  return code;
+}
+
+}  // namespace countersd

@@ -1,0 +1,79 @@
+// The supervisor: the daemon's first process. It owns the data directory and
+// the table, forks the handler and aggregator processes, reaps and respawns
+// them, and runs the shutdown sequence. It never creates a gRPC object. See
+// supervisor.cc for how it works, step by step.
+#ifndef COUNTERSD_SERVER_SUPERVISOR_H_
+#define COUNTERSD_SERVER_SUPERVISOR_H_
+
+#include <sys/types.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "server/config.h"
+#include "server/port_reservation.h"
+#include "shared/counter_table.h"
+
+namespace countersd {
+
+class Supervisor {
+ public:
+  explicit Supervisor(Config config);
+  ~Supervisor();
+  Supervisor(const Supervisor&) = delete;
+  Supervisor& operator=(const Supervisor&) = delete;
+
+  // Runs the daemon until SIGTERM or SIGINT. Returns the process exit code:
+  // 0 after a clean shutdown, 1 if it could not start (the log says why) or
+  // if the final snapshot or the clean-shutdown mark failed.
+  // REQUIRES: called once, from main, in a process with no other threads.
+  int Run();
+
+  // Back-off between respawns of one child: doubles from kMinBackoff to
+  // kMaxBackoff, back to kMinBackoff once a child has lived kStableUptime.
+  static constexpr absl::Duration kMinBackoff = absl::Milliseconds(100);
+  static constexpr absl::Duration kMaxBackoff = absl::Seconds(10);
+  static constexpr absl::Duration kStableUptime = absl::Seconds(10);
+
+ private:
+  // One child process the supervisor keeps alive.
+  struct Child {
+    ProcessRole role;
+    int index;                 // handler number (0..N-1); 0 for the aggregator
+    pid_t pid = 0;             // 0: not running
+    absl::Time started = absl::InfinitePast();
+    absl::Duration backoff = kMinBackoff;
+    absl::Time restart_at = absl::InfinitePast();  // when to respawn it, if pid == 0
+  };
+
+  absl::Status Start();                  // data dir, flock, port, recovery
+  absl::Status LockDataDir();
+  void Spawn(Child& child);
+  [[noreturn]] void RunChild(const Child& child);
+  void ReapChildren();
+  void RespawnDue();
+  bool AllHandlersReady() const;
+  // Sleeps until a signal arrives or `timeout` passes.
+  void WaitForSignal(absl::Duration timeout);
+  // Reaps until no child of `role` runs, or `timeout` passes; true if none runs.
+  bool WaitForRole(ProcessRole role, absl::Duration timeout);
+  void SignalRole(ProcessRole role, int sig);
+  int Shutdown(int signal);
+
+  const Config config_;
+  const pid_t self_;
+  int lock_fd_ = -1;
+  std::optional<PortReservation> port_;
+  std::unique_ptr<CounterTable> table_;
+  std::vector<Child> children_;  // handlers first, then the aggregator
+  bool stopping_ = false;
+  bool announced_ready_ = false;
+};
+
+}  // namespace countersd
+
+#endif  // COUNTERSD_SERVER_SUPERVISOR_H_
