@@ -1,0 +1,550 @@
+#!/usr/bin/env bash
+# Container and deployment test for countersd (issue 5). Run by .ci/run after
+# `make test`:
+#
+#   tests/container/run.sh [BUILD_DIR]       (default: build/)
+#
+# BUILD_DIR holds the host-built counterctl (client/counterctl), which talks
+# to the containers through the published port, and countersd
+# (server/countersd), which systemd-analyze checks the unit against.
+#
+# What it does, in order:
+#  1. Static checks: yamllint on deploy/compose.yaml and deploy/k8s/*.yaml;
+#     a schema check of the compose file (dclint, the compose-spec schema) and
+#     of the manifests (kubernetes-models: JSON schema + strict unknown-field
+#     check with tsc), both from npm; `systemd-analyze verify` and
+#     `systemd-analyze security` on deploy/countersd.service.
+#  2. The base image: localhost/countersd-base:bookworm, made with
+#     `debootstrap --variant=minbase bookworm` from the Debian mirror this
+#     machine's apt uses, and `podman import`. Reused if podman has it; the
+#     rootfs tarball is cached in $COUNTERSD_TEST_CACHE
+#     (/var/cache/countersd-test); neither cache is required.
+#  3. `podman build` of deploy/Dockerfile on that base; reports time and size;
+#     checks the image's metadata (user, volume, port, healthcheck, stop
+#     signal) and that the runtime image holds no compiler.
+#  4. Containers on one named volume, port published on 127.0.0.1:
+#     a) increments through the port with the host's counterctl;
+#     b) `podman kill` (SIGKILL) under load, a new container on the same
+#        volume: every acknowledged increment is there;
+#     c) `podman stop` (SIGTERM) under load: the final snapshot is logged,
+#        exit status 0, and again every acknowledged increment is there;
+#     d) the last container runs hardened (--read-only, --cap-drop=ALL,
+#        no-new-privileges, as compose.yaml and k8s/ do): no process runs as
+#        root, the map file is not world-readable, the image's HEALTHCHECK and
+#        `podman exec ... counterctl` work.
+#
+# Podman here needs `--runtime runc` and explicit `--ulimit nofile/nproc`
+# within the current limits (conmon runs with nproc capped at 32768, so
+# runc cannot raise it to the shell's limit). These flags live only here:
+# deploy/ stays what a Docker user runs as it is.
+#
+# Traffic goes only to 127.0.0.1. Every step has a timeout, and the whole run
+# is bounded by COUNTERSD_CT_TIMEOUT seconds (default 2700). Containers and
+# volumes it creates are removed on exit; the built image stays as a layer
+# cache (localhost/countersd:ci-test). The last line is "N passed, N failed".
+set -uo pipefail
+
+if [ -z "${COUNTERSD_CT_WATCHDOG:-}" ]; then
+  export COUNTERSD_CT_WATCHDOG=1
+  exec timeout --kill-after=30 "${COUNTERSD_CT_TIMEOUT:-2700}" "$BASH" "$0" "$@"
+fi
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BUILD=${1:-$ROOT/build}
+case "$BUILD" in /*) ;; *) BUILD=$PWD/$BUILD ;; esac
+CTL=$BUILD/client/counterctl
+DAEMON=$BUILD/server/countersd
+CACHE=${COUNTERSD_TEST_CACHE:-/var/cache/countersd-test}
+BASE_IMAGE=localhost/countersd-base:bookworm
+IMAGE=localhost/countersd:ci-test
+LABEL=countersd-container-test=1
+TAG=countersd-ct-$$
+VOLUME=$TAG-data
+WORK=$(mktemp -d /tmp/countersd-ct.XXXXXX)
+
+# ---------------------------------------------------------------- reporting
+passed=0 failed=0 skipped=0
+summary=()
+ok()   { passed=$((passed + 1));  summary+=("PASS  $1"); echo "PASS: $1"; }
+bad()  { failed=$((failed + 1));  summary+=("FAIL  $1${2:+: $2}"); echo "FAIL: $1${2:+: $2}"; }
+skip() { skipped=$((skipped + 1)); summary+=("SKIP  $1${2:+: $2}"); echo "SKIP: $1${2:+: $2}"; }
+step() { echo; echo "=== $*"; }
+facts=()
+fact() { facts+=("$1"); echo "  $1"; }
+
+# ------------------------------------------------------------------ cleanup
+bg_pids=()
+cleanup() {
+  local rc=$?
+  touch "$WORK/stop" 2>/dev/null
+  for p in "${bg_pids[@]}"; do kill "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  if command -v podman >/dev/null; then
+    for c in $(podman ps -a -q --filter "label=$LABEL" --filter "name=^$TAG-" 2>/dev/null); do
+      timeout 60 podman rm -f -t 0 "$c" >/dev/null 2>&1
+    done
+    timeout 60 podman volume rm -f "$VOLUME" >/dev/null 2>&1
+  fi
+  rm -rf "$WORK"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'echo "container test: interrupted or out of time" >&2; exit 124' INT TERM
+
+# ------------------------------------------------------------ podman flags
+cap_limit() {  # current soft limit of `ulimit -$1`, at most $2
+  local v; v=$(ulimit "-$1")
+  if [ "$v" = unlimited ] || [ "$v" -gt "$2" ]; then v=$2; fi
+  echo "$v"
+}
+NOFILE=$(cap_limit n 65536)
+NPROC=$(cap_limit u 4096)
+PODMAN=(timeout 120 podman --runtime runc)
+RUN_FLAGS=(--ulimit "nofile=$NOFILE:$NOFILE" --ulimit "nproc=$NPROC:$NPROC"
+           --label "$LABEL" --stop-timeout 30)
+
+# ------------------------------------------------------------------ helpers
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+ctl() { "$CTL" --addr="127.0.0.1:$PORT" --timeout=5s "$@"; }
+
+# The Debian mirror this machine's apt uses for bookworm (never hard-coded).
+debian_mirror() {
+  local m
+  if [ -n "${COUNTERSD_DEBIAN_MIRROR:-}" ]; then echo "$COUNTERSD_DEBIAN_MIRROR"; return; fi
+  m=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 'Identifier: Packages' 2>/dev/null |
+      awk '$2 == "bookworm" { print $1; exit }')
+  if [ -z "$m" ]; then  # one-line .list files, then deb822 .sources files
+    m=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+        awk '$1 == "deb" { sub(/^deb +(\[[^]]*\] +)?/, ""); if ($2 == "bookworm") { print $1; exit } }')
+  fi
+  if [ -z "$m" ]; then
+    m=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '
+      function flush() { if (types ~ /(^| )deb( |$)/ && suites ~ /(^| )bookworm( |$)/ && uri != "") { print uri; found = 1; exit } types = suites = uri = "" }
+      /^[ \t]*#/ { next }
+      /^[ \t]*$/ { flush(); next }
+      tolower($1) == "types:"  { $1 = ""; types = $0 }
+      tolower($1) == "suites:" { $1 = ""; suites = $0 }
+      tolower($1) == "uris:"   { uri = $2 }
+      END { if (!found) flush() }')
+  fi
+  [ -n "$m" ] && echo "$m"
+}
+
+ensure_base_image() {
+  if podman image exists "$BASE_IMAGE"; then
+    fact "base image: $BASE_IMAGE already in podman, reused"
+    return 0
+  fi
+  local tarball=$CACHE/bookworm-minbase.tar
+  if [ -s "$tarball" ] && tar -tf "$tarball" ./etc/debian_version >/dev/null 2>&1; then
+    if timeout 300 podman import --change 'CMD ["/bin/bash"]' "$tarball" "$BASE_IMAGE" >/dev/null; then
+      fact "base image: imported from cached rootfs $tarball"
+      return 0
+    fi
+    echo "cached rootfs $tarball did not import; making a new one" >&2
+  fi
+  local mirror
+  mirror=$(debian_mirror) || true
+  if [ -z "$mirror" ]; then
+    echo "no bookworm mirror found in apt's configuration (set COUNTERSD_DEBIAN_MIRROR)" >&2
+    return 1
+  fi
+  local t0=$SECONDS rootfs=$WORK/rootfs
+  echo "debootstrap --variant=minbase bookworm from $mirror"
+  if ! timeout 1200 debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$WORK/debootstrap.log" 2>&1; then
+    tail -n 20 "$WORK/debootstrap.log" >&2
+    return 1
+  fi
+  # Like the official slim image: no package cache, no apt lists.
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+  local out=$WORK/bookworm-minbase.tar
+  tar --numeric-owner --exclude='./dev/*' --exclude='./proc/*' --exclude='./sys/*' \
+      -C "$rootfs" -cf "$out" . || return 1
+  rm -rf "$rootfs"
+  if mkdir -p "$CACHE" 2>/dev/null && cp "$out" "$tarball.tmp.$$" 2>/dev/null; then
+    mv -f "$tarball.tmp.$$" "$tarball" && echo "cached rootfs in $tarball"
+  else
+    rm -f "$tarball.tmp.$$"
+    echo "note: could not cache the rootfs in $CACHE (not required)"
+  fi
+  timeout 300 podman import --change 'CMD ["/bin/bash"]' "$out" "$BASE_IMAGE" >/dev/null || return 1
+  rm -f "$out"
+  fact "base image: debootstrapped and imported in $((SECONDS - t0)) s"
+}
+
+# Starts container $1 on the volume, with extra podman flags from the array
+# named by $2 (may be empty), passing the remaining args to countersd.
+start_container() {
+  local name=$1 extra_name=$2; shift 2
+  local -n extra=$extra_name
+  "${PODMAN[@]}" run -d --name "$name" "${RUN_FLAGS[@]}" "${extra[@]}" \
+    -v "$VOLUME:/var/lib/countersd" -p "127.0.0.1:$PORT:50051" \
+    "$IMAGE" "$@" >/dev/null
+}
+
+# Waits until counterctl health answers through the port (60 s at most).
+wait_healthy() {
+  local name=$1 deadline=$((SECONDS + 60))
+  while [ $SECONDS -lt $deadline ]; do
+    if ctl health >/dev/null 2>&1; then return 0; fi
+    if [ "$(podman inspect -f '{{.State.Running}}' "$name" 2>/dev/null)" != true ]; then
+      echo "container $name is not running; its log:" >&2
+      podman logs "$name" 2>&1 | tail -n 30 >&2
+      return 1
+    fi
+    sleep 0.5
+  done
+  echo "container $name: not healthy after 60 s; its log:" >&2
+  podman logs "$name" 2>&1 | tail -n 30 >&2
+  return 1
+}
+
+# Load: worker N increments key ct.wN by 1..5 in turn, one call at a time,
+# and appends each acknowledged delta to $WORK/acked.N. It stops at its first
+# failed call, recording that call's delta in $WORK/failed.N: that call may or
+# may not have been applied, so a key ends between acked and acked + failed.
+WORKERS=4
+start_load() {
+  rm -f "$WORK"/acked.* "$WORK"/failed.* "$WORK/stop"
+  local w
+  for w in $(seq 1 $WORKERS); do
+    (
+      : >"$WORK/acked.$w"
+      for ((i = 0; i < 100000; i++)); do
+        [ -e "$WORK/stop" ] && exit 0
+        d=$((i % 5 + 1))
+        if ctl inc "ct.w$w" "$d" >/dev/null 2>>"$WORK/load.err"; then
+          echo "$d" >>"$WORK/acked.$w"
+        else
+          echo "$d" >"$WORK/failed.$w"
+          exit 0
+        fi
+      done
+    ) &
+    bg_pids+=($!)
+  done
+}
+acked_calls() { cat "$WORK"/acked.* 2>/dev/null | wc -l; }
+wait_for_acks() {  # until at least $1 acknowledged calls in total (120 s at most)
+  local deadline=$((SECONDS + 120))
+  while [ "$(acked_calls)" -lt "$1" ]; do
+    [ $SECONDS -lt $deadline ] || return 1
+    sleep 0.2
+  done
+}
+wait_load_done() {  # workers stop at their first failure; bound it anyway
+  local deadline=$((SECONDS + 60)) p
+  for p in "${bg_pids[@]}"; do
+    while kill -0 "$p" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
+  done
+  touch "$WORK/stop"
+  wait 2>/dev/null
+  bg_pids=()
+}
+sum_file() { awk '{ s += $1 } END { print s + 0 }' "$1" 2>/dev/null || echo 0; }
+
+# Checks every worker key against its acknowledged total, through the port.
+# $1: label for the report. Prints one line per key.
+check_acked() {
+  local w v acked maybe problems=0
+  for w in $(seq 1 $WORKERS); do
+    acked=$(sum_file "$WORK/acked.$w")
+    maybe=$(sum_file "$WORK/failed.$w")
+    v=$(ctl get "ct.w$w" 2>&1)
+    case $? in
+      0) ;;
+      3) v=0 ;;  # not found: never incremented
+      *) v="error: $v" ;;
+    esac
+    echo "  ct.w$w: acked $acked (+$maybe unacknowledged), server has $v"
+    if ! [[ "$v" =~ ^[0-9]+$ ]] || [ "$v" -lt "$acked" ] || [ "$v" -gt $((acked + maybe)) ]; then
+      problems=$((problems + 1))
+    fi
+  done
+  return "$problems"
+}
+
+# =================================================================== start
+echo "countersd container test: repo $ROOT, build $BUILD"
+echo "podman flags: --runtime runc, run: --ulimit nofile=$NOFILE:$NOFILE --ulimit nproc=$NPROC:$NPROC"
+
+step "prerequisites"
+if "$ROOT/deploy/install-deps.sh" --container; then
+  ok "prerequisites installed (deploy/install-deps.sh --container)"
+else
+  bad "prerequisites installed (deploy/install-deps.sh --container)"
+fi
+for t in "$CTL" "$DAEMON"; do
+  [ -x "$t" ] || bad "host binary $t exists" "build it first (make build, or pass the build dir)"
+done
+# Containers left by an earlier run that was killed before its cleanup.
+for c in $(podman ps -a -q --filter "label=$LABEL" 2>/dev/null); do
+  timeout 60 podman rm -f -t 0 "$c" >/dev/null 2>&1
+done
+
+# ============================================================ static checks
+step "static checks of deploy/"
+MANIFESTS=("$ROOT"/deploy/k8s/*.yaml)
+if command -v yamllint >/dev/null; then
+  if yamllint -s -c "$ROOT/tests/container/yamllint.yaml" "$ROOT/deploy/compose.yaml" "${MANIFESTS[@]}"; then
+    ok "yamllint: compose.yaml and k8s/*.yaml"
+  else
+    bad "yamllint: compose.yaml and k8s/*.yaml"
+  fi
+else
+  bad "yamllint: compose.yaml and k8s/*.yaml" "yamllint not installed"
+fi
+
+# npm validators, installed from tests/container/package-lock.json into a
+# cache directory (reinstalled when the lock file changes).
+NODE_DIR=$CACHE/node-validators
+mkdir -p "$NODE_DIR" 2>/dev/null && [ -w "$NODE_DIR" ] || NODE_DIR=$WORK/node-validators
+mkdir -p "$NODE_DIR"
+node_ready=false
+if command -v npm >/dev/null && command -v node >/dev/null; then
+  cp "$ROOT"/tests/container/{package.json,package-lock.json,validate-k8s.mjs} "$NODE_DIR"/
+  if [ -d "$NODE_DIR/node_modules" ] && cmp -s "$NODE_DIR/package-lock.json" "$NODE_DIR/.installed-lock"; then
+    node_ready=true
+  elif (cd "$NODE_DIR" && timeout 600 npm ci --no-audit --no-fund --loglevel=error >"$WORK/npm.log" 2>&1); then
+    cp "$NODE_DIR/package-lock.json" "$NODE_DIR/.installed-lock"
+    node_ready=true
+  else
+    tail -n 20 "$WORK/npm.log"
+  fi
+fi
+if $node_ready; then
+  if (cd "$NODE_DIR" && timeout 120 npx --no-install dclint --max-warnings 0 "$ROOT/deploy/compose.yaml"); then
+    ok "compose.yaml: compose-spec schema and dclint rules"
+  else
+    bad "compose.yaml: compose-spec schema and dclint rules"
+  fi
+  if (cd "$NODE_DIR" && timeout 120 node validate-k8s.mjs "${MANIFESTS[@]}"); then
+    ok "k8s/*.yaml: Kubernetes schema, strict fields, cross-checks"
+  else
+    bad "k8s/*.yaml: Kubernetes schema, strict fields, cross-checks"
+  fi
+  # The validators must be able to fail: a misspelt field and a misspelt
+  # compose key are rejected.
+  sed 's/^\(\s*\)readinessProbe:/\1readinesProbe:/' "$ROOT/deploy/k8s/statefulset.yaml" >"$WORK/bad-sts.yaml"
+  sed 's/^\(\s*\)stop_grace_period:/\1stop_grace_perod:/' "$ROOT/deploy/compose.yaml" >"$WORK/bad-compose.yaml"
+  if ! (cd "$NODE_DIR" && node validate-k8s.mjs "$WORK/bad-sts.yaml" "$ROOT/deploy/k8s/service.yaml") >/dev/null 2>&1 &&
+     ! (cd "$NODE_DIR" && npx --no-install dclint "$WORK/bad-compose.yaml") >/dev/null 2>&1; then
+    ok "schema checks reject a misspelt field"
+  else
+    bad "schema checks reject a misspelt field"
+  fi
+else
+  bad "compose/k8s schema checks" "npm validators could not be installed (node and npm needed)"
+fi
+
+if command -v systemd-analyze >/dev/null; then
+  # verify checks that ExecStart's binary exists; point a copy of the unit at
+  # the binary just built instead of /usr/local/bin (nothing else changes).
+  sed "s#/usr/local/bin/countersd#$DAEMON#" "$ROOT/deploy/countersd.service" >"$WORK/countersd.service"
+  if out=$(systemd-analyze verify "$WORK/countersd.service" 2>&1) && [ -z "$out" ]; then
+    ok "systemd-analyze verify countersd.service"
+  else
+    echo "$out"
+    bad "systemd-analyze verify countersd.service"
+  fi
+  if out=$(systemd-analyze security --offline=true --threshold=20 "$WORK/countersd.service" 2>&1); then
+    fact "systemd $(echo "$out" | grep -o 'Overall exposure level.*')"
+    ok "systemd-analyze security: exposure at most 2.0"
+  else
+    echo "$out" | tail -n 25
+    bad "systemd-analyze security: exposure at most 2.0"
+  fi
+else
+  bad "systemd-analyze" "not installed (Debian package systemd)"
+fi
+
+# ============================================================== the image
+step "base image"
+if ensure_base_image; then
+  ok "base image $BASE_IMAGE (debootstrap minbase bookworm)"
+else
+  bad "base image $BASE_IMAGE (debootstrap minbase bookworm)"
+fi
+
+step "podman build -f deploy/Dockerfile"
+image_ok=false
+t0=$SECONDS
+if timeout 2400 podman build --runtime runc --format docker \
+     --build-arg "BASE_IMAGE=$BASE_IMAGE" -f "$ROOT/deploy/Dockerfile" -t "$IMAGE" "$ROOT" \
+     >"$WORK/build.log" 2>&1; then
+  secs=$((SECONDS - t0))
+  size=$(podman image inspect -f '{{.Size}}' "$IMAGE")
+  cached=$(grep -c 'Using cache' "$WORK/build.log")
+  fact "image build: ${secs} s ($cached steps from cache), image size $((size / 1000000)) MB ($size bytes)"
+  sed -n '/^runtime packages:/,/^[^a-z0-9]/p' "$WORK/build.log" | head -n 20 | tr '\n' ' '; echo
+  ok "image builds from deploy/Dockerfile on the local base"
+  image_ok=true
+  # Old dangling layers of earlier builds (keeps the latest build's cache).
+  podman image prune -f --filter until=24h >/dev/null 2>&1
+else
+  tail -n 40 "$WORK/build.log"
+  bad "image builds from deploy/Dockerfile on the local base"
+fi
+
+if $image_ok; then
+  meta=$(podman image inspect -f '{{.Config.User}}|{{.Config.StopSignal}}|{{range $k, $v := .Config.ExposedPorts}}{{$k}} {{end}}|{{range $k, $v := .Config.Volumes}}{{$k}} {{end}}|{{json .Config.Entrypoint}}' "$IMAGE")
+  health=$(podman image inspect -f '{{json .HealthCheck}}' "$IMAGE" 2>/dev/null)
+  [ "$health" = null ] || [ -z "$health" ] && health=$(podman image inspect -f '{{json .Config.Healthcheck}}' "$IMAGE" 2>/dev/null)
+  echo "  metadata: $meta"
+  echo "  healthcheck: $health"
+  IFS='|' read -r m_user m_stop m_ports m_vols m_entry <<<"$meta"
+  if [ "$m_user" = "10001:10001" ] && [ "$m_stop" = SIGTERM ] && [[ "$m_ports" == *50051/tcp* ]] &&
+     [[ "$m_vols" == */var/lib/countersd* ]] && [[ "$m_entry" == *--listen=0.0.0.0:50051* ]] &&
+     [[ "$health" == *counterctl*health* ]]; then
+    ok "image metadata: USER 10001, SIGTERM, 50051, VOLUME, ENTRYPOINT, HEALTHCHECK"
+  else
+    bad "image metadata: USER 10001, SIGTERM, 50051, VOLUME, ENTRYPOINT, HEALTHCHECK"
+  fi
+  if out=$("${PODMAN[@]}" run --rm "${RUN_FLAGS[@]}" --entrypoint /bin/sh "$IMAGE" -c \
+        'command -v countersd counterctl; for t in c++ g++ cmake protoc; do command -v $t && exit 1; done; exit 0' 2>&1); then
+    ok "runtime image has countersd and counterctl, no compiler or cmake"
+  else
+    echo "$out"
+    bad "runtime image has countersd and counterctl, no compiler or cmake"
+  fi
+fi
+
+# ============================================================= containers
+if $image_ok && [ -x "$CTL" ]; then
+  PORT=$(free_port)
+  step "containers on volume $VOLUME, port 127.0.0.1:$PORT"
+  "${PODMAN[@]}" volume create --label "$LABEL" "$VOLUME" >/dev/null
+  SERVER_FLAGS=(--capacity=65536 --handlers=2 --snapshot-interval=1s)
+  none=()
+
+  # -- a) increments through the published port
+  A=$TAG-a
+  if start_container "$A" none "${SERVER_FLAGS[@]}" && wait_healthy "$A"; then
+    ok "container starts on a named volume and answers health on 127.0.0.1:$PORT"
+    expect=0 okcalls=0
+    for i in $(seq 1 50); do
+      if ctl inc ct.base "$i" >/dev/null; then expect=$((expect + i)); okcalls=$((okcalls + 1)); fi
+    done
+    got=$(ctl get ct.base 2>&1)
+    if [ "$okcalls" -eq 50 ] && [ "$got" = "$expect" ]; then
+      ok "50 increments through the port with the host's counterctl (ct.base = $got)"
+    else
+      bad "50 increments through the port with the host's counterctl" "$okcalls acked, expected $expect, got $got"
+    fi
+
+    # -- b) SIGKILL under load, restart on the same volume
+    start_load
+    if wait_for_acks 200; then
+      "${PODMAN[@]}" kill "$A" >/dev/null      # SIGKILL: no drain, no final snapshot
+      wait_load_done
+      code=$(podman inspect -f '{{.State.ExitCode}}' "$A")
+      fact "after podman kill: $(acked_calls) acknowledged increments, exit status $code"
+      B=$TAG-b
+      if start_container "$B" none "${SERVER_FLAGS[@]}" && wait_healthy "$B"; then
+        podman logs "$B" 2>&1 | grep -i -E 'recover|trust|snapshot|restor|boot' | head -n 5 | sed 's/^/  log: /'
+        base=$(ctl get ct.base 2>&1)
+        if check_acked && [ "$base" = "$expect" ]; then
+          ok "podman kill (SIGKILL) + new container on the same volume: every acknowledged increment is there"
+        else
+          bad "podman kill (SIGKILL) + new container on the same volume: every acknowledged increment is there" "ct.base=$base (want $expect)"
+        fi
+
+        # -- c) SIGTERM under load
+        start_load
+        if wait_for_acks 200; then
+          t0=$SECONDS
+          timeout 90 podman stop -t 30 "$B" >/dev/null
+          stop_secs=$((SECONDS - t0))
+          wait_load_done
+          code=$(podman inspect -f '{{.State.ExitCode}}' "$B")
+          podman logs "$B" >"$WORK/b.log" 2>&1
+          final=$(grep -i 'final snapshot' "$WORK/b.log" | tail -n 1)
+          fact "podman stop under load: ${stop_secs} s, exit status $code, $(acked_calls) acknowledged increments"
+          echo "  log: $final"
+          if [ "$code" = 0 ] && grep -qi 'final snapshot written' "$WORK/b.log"; then
+            ok "podman stop (SIGTERM) under load: final snapshot logged, exit status 0"
+          else
+            tail -n 20 "$WORK/b.log"
+            bad "podman stop (SIGTERM) under load: final snapshot logged, exit status 0" "exit $code"
+          fi
+          [ -n "$(podman volume inspect -f '{{.Mountpoint}}' "$VOLUME")" ] &&
+            ls -l "$(podman volume inspect -f '{{.Mountpoint}}' "$VOLUME")" | sed 's/^/  volume: /'
+
+          # -- d) hardened container: acked increments, identity, file modes
+          C=$TAG-c
+          hardened=(--read-only --tmpfs /tmp --cap-drop=ALL --security-opt=no-new-privileges)
+          if start_container "$C" hardened "${SERVER_FLAGS[@]}" && wait_healthy "$C"; then
+            podman logs "$C" 2>&1 | grep -i -E 'recover|trust|snapshot|restor|clean' | head -n 5 | sed 's/^/  log: /'
+            if check_acked && [ "$(ctl get ct.base 2>&1)" = "$expect" ]; then
+              ok "after SIGTERM, a new read-only, cap-less container has every acknowledged increment"
+            else
+              bad "after SIGTERM, a new read-only, cap-less container has every acknowledged increment"
+            fi
+            users=$(timeout 30 podman top "$C" user huser pid args 2>&1)
+            echo "$users" | sed 's/^/  top: /'
+            uid=$(timeout 30 podman exec "$C" id -u 2>&1)
+            if [ "$uid" = 10001 ] && [ "$(echo "$users" | tail -n +2 | awk '$1 == "root" || $2 == "root" || $1 == "0"' | wc -l)" -eq 0 ] &&
+               [ "$(echo "$users" | tail -n +2 | wc -l)" -ge 3 ]; then
+              ok "no process in the container runs as root (uid $uid)"
+            else
+              bad "no process in the container runs as root" "id -u: $uid"
+            fi
+            modes=$(timeout 30 podman exec "$C" stat -c '%a %u:%g %n' /var/lib/countersd /var/lib/countersd/counters.map 2>&1)
+            echo "$modes" | sed 's/^/  stat: /'
+            map_mode=$(echo "$modes" | awk '$3 ~ /counters\.map$/ { print $1 }')
+            dir_mode=$(echo "$modes" | awk '$3 == "/var/lib/countersd" { print $1 }')
+            if [ -n "$map_mode" ] && [ $((8#$map_mode & 8#007)) -eq 0 ] && [ "$dir_mode" = 700 ]; then
+              ok "map file is not world-readable ($map_mode), data dir is $dir_mode"
+            else
+              bad "map file is not world-readable, data dir 700" "$modes"
+            fi
+            if hc=$(timeout 60 podman healthcheck run "$C" 2>&1); then
+              ok "the image's HEALTHCHECK (counterctl health) passes: ${hc:-healthy}"
+            else
+              bad "the image's HEALTHCHECK (counterctl health) passes" "$hc"
+            fi
+            inner=$(timeout 30 podman exec "$C" counterctl get ct.base 2>&1)
+            if [ "$inner" = "$expect" ]; then
+              ok "podman exec ... counterctl get works inside the container"
+            else
+              bad "podman exec ... counterctl get works inside the container" "$inner"
+            fi
+            timeout 90 podman stop -t 30 "$C" >/dev/null
+            code=$(podman inspect -f '{{.State.ExitCode}}' "$C")
+            [ "$code" = 0 ] && ok "idle hardened container stops with exit status 0" ||
+              bad "idle hardened container stops with exit status 0" "exit $code"
+          else
+            bad "hardened container (--read-only, --cap-drop=ALL) starts on the volume"
+          fi
+        else
+          bad "load against the second container" "fewer than 200 acknowledged increments in 120 s"
+          wait_load_done
+        fi
+      else
+        bad "new container starts on the volume after podman kill"
+      fi
+    else
+      bad "load against the first container" "fewer than 200 acknowledged increments in 120 s"
+      wait_load_done
+    fi
+    [ -s "$WORK/load.err" ] && sort "$WORK/load.err" | uniq -c | sort -rn | head -n 5 | sed 's/^/  load errors: /'
+  else
+    bad "container starts on a named volume and answers health on 127.0.0.1:$PORT"
+  fi
+else
+  bad "container tests" "no image or no host counterctl"
+fi
+
+# ================================================================ summary
+echo
+echo "=== container test summary"
+for f in "${facts[@]}"; do echo "  $f"; done
+for s in "${summary[@]}"; do echo "$s"; done
+if [ "$skipped" -gt 0 ]; then
+  echo "$passed passed, $failed failed, $skipped skipped"
+else
+  echo "$passed passed, $failed failed"
+fi
+[ "$failed" -eq 0 ]
