@@ -1,0 +1,328 @@
+#include "client/client.h"
+
+#include <algorithm>
+#include <utility>
+
+#include <grpcpp/client_context.h>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/support/byte_buffer.h>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+
+namespace countersd {
+
+namespace v1 = ::counters::v1;
+
+absl::Status FromGrpcStatus(const grpc::Status& status) {
+  if (status.ok()) return absl::OkStatus();
+  // grpc::StatusCode and absl::StatusCode share the canonical numbering.
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+}
+
+const char* ServingStatusName(ServingStatus status) {
+  switch (status) {
+    case ServingStatus::kServing: return "SERVING";
+    case ServingStatus::kNotServing: return "NOT_SERVING";
+    case ServingStatus::kServiceUnknown: return "SERVICE_UNKNOWN";
+    case ServingStatus::kUnknown: break;
+  }
+  return "UNKNOWN";
+}
+
+CounterClient::CounterClient(const std::string& address, ClientOptions options)
+    : CounterClient(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()),
+                    std::move(options)) {}
+
+CounterClient::CounterClient(std::shared_ptr<grpc::Channel> channel, ClientOptions options)
+    : options_(std::move(options)),
+      channel_(channel),
+      stub_(v1::CounterService::NewStub(std::move(channel))) {}
+
+CounterClient::CounterClient(std::unique_ptr<v1::CounterService::StubInterface> stub,
+                             ClientOptions options, std::shared_ptr<grpc::Channel> channel)
+    : options_(std::move(options)), channel_(std::move(channel)), stub_(std::move(stub)) {}
+
+CounterClient::~CounterClient() = default;
+
+template <typename Attempt>
+absl::Status CounterClient::Run(bool retryable, Attempt&& attempt) {
+  const absl::Time deadline = absl::Now() + options_.timeout;
+  const int max_attempts = retryable ? std::max(1, options_.max_attempts) : 1;
+  absl::Duration backoff = options_.initial_backoff;
+  absl::BitGen rng;
+  for (int n = 1;; ++n) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(deadline));
+    absl::Status status = FromGrpcStatus(attempt(&context));
+    if (status.ok() || status.code() != absl::StatusCode::kUnavailable || n >= max_attempts) {
+      return status;
+    }
+    // Full back-off in [b/2, b]; give up rather than sleep past the deadline.
+    const absl::Duration b = std::min(backoff, options_.max_backoff);
+    const absl::Duration wait = b / 2 + absl::Nanoseconds(absl::Uniform<int64_t>(
+                                            rng, 0, std::max<int64_t>(1, absl::ToInt64Nanoseconds(b / 2))));
+    if (absl::Now() + wait >= deadline) return status;
+    absl::SleepFor(wait);
+    backoff = backoff * 2;
+  }
+}
+
+absl::StatusOr<int64_t> CounterClient::Increment(std::string_view key, int64_t delta) {
+  v1::IncrementRequest request;
+  request.set_key(std::string(key));
+  request.set_delta(delta);
+  v1::IncrementResponse response;
+  absl::Status status = Run(false, [&](grpc::ClientContext* c) {
+    return stub_->Increment(c, request, &response);
+  });
+  if (!status.ok()) return status;
+  return response.value();
+}
+
+absl::StatusOr<std::vector<int64_t>> CounterClient::IncrementBatch(
+    absl::Span<const IncrementOp> ops) {
+  v1::IncrementBatchRequest request;
+  request.mutable_increments()->Reserve(static_cast<int>(ops.size()));
+  for (const IncrementOp& op : ops) {
+    v1::IncrementRequest* inc = request.add_increments();
+    inc->set_key(std::string(op.key));
+    inc->set_delta(op.delta);
+  }
+  v1::IncrementBatchResponse response;
+  absl::Status status = Run(false, [&](grpc::ClientContext* c) {
+    return stub_->IncrementBatch(c, request, &response);
+  });
+  if (!status.ok()) return status;
+  if (static_cast<size_t>(response.values_size()) != ops.size()) {
+    return absl::InternalError(absl::StrCat("IncrementBatch: server returned ",
+                                            response.values_size(), " values for ", ops.size(),
+                                            " increments"));
+  }
+  return std::vector<int64_t>(response.values().begin(), response.values().end());
+}
+
+absl::StatusOr<int64_t> CounterClient::Get(std::string_view key) {
+  v1::GetRequest request;
+  request.set_key(std::string(key));
+  v1::GetResponse response;
+  absl::Status status =
+      Run(true, [&](grpc::ClientContext* c) { return stub_->Get(c, request, &response); });
+  if (!status.ok()) return status;
+  return response.value();
+}
+
+absl::StatusOr<std::vector<CounterEntry>> CounterClient::BatchGet(
+    absl::Span<const std::string> keys) {
+  v1::BatchGetRequest request;
+  request.mutable_keys()->Reserve(static_cast<int>(keys.size()));
+  for (const std::string& key : keys) request.add_keys(key);
+  v1::BatchGetResponse response;
+  absl::Status status =
+      Run(true, [&](grpc::ClientContext* c) { return stub_->BatchGet(c, request, &response); });
+  if (!status.ok()) return status;
+  if (static_cast<size_t>(response.counters_size()) != keys.size()) {
+    return absl::InternalError(absl::StrCat("BatchGet: server returned ",
+                                            response.counters_size(), " entries for ",
+                                            keys.size(), " keys"));
+  }
+  std::vector<CounterEntry> out;
+  out.reserve(keys.size());
+  for (const v1::Counter& c : response.counters()) {
+    out.push_back(CounterEntry{c.key(), c.value(), c.found()});
+  }
+  return out;
+}
+
+absl::StatusOr<ListPage> CounterClient::List(std::string_view prefix, int32_t page_size,
+                                             std::string_view page_token) {
+  v1::ListRequest request;
+  request.set_prefix(std::string(prefix));
+  request.set_page_size(page_size);
+  request.set_page_token(std::string(page_token));
+  v1::ListResponse response;
+  absl::Status status =
+      Run(true, [&](grpc::ClientContext* c) { return stub_->List(c, request, &response); });
+  if (!status.ok()) return status;
+  ListPage page;
+  page.counters.reserve(response.counters_size());
+  for (v1::Counter& c : *response.mutable_counters()) {
+    page.counters.push_back(CounterEntry{std::move(*c.mutable_key()), c.value(), true});
+  }
+  page.next_page_token = std::move(*response.mutable_next_page_token());
+  return page;
+}
+
+absl::StatusOr<std::vector<CounterEntry>> CounterClient::ListAll(std::string_view prefix,
+                                                                 size_t limit) {
+  std::vector<CounterEntry> all;
+  std::string token;
+  while (true) {
+    absl::StatusOr<ListPage> page = List(prefix, /*page_size=*/1000, token);
+    if (!page.ok()) return page.status();
+    for (CounterEntry& c : page->counters) {
+      if (limit > 0 && all.size() >= limit) {
+        return absl::ResourceExhaustedError(
+            absl::StrCat("more than ", limit, " counters match prefix \"", std::string(prefix), "\""));
+      }
+      all.push_back(std::move(c));
+    }
+    if (page->next_page_token.empty()) return all;
+    if (page->next_page_token == token) {
+      return absl::InternalError("List: server returned the same page token twice");
+    }
+    token = std::move(page->next_page_token);
+  }
+}
+
+absl::StatusOr<std::optional<int64_t>> CounterClient::Set(std::string_view key, int64_t value) {
+  v1::SetRequest request;
+  request.set_key(std::string(key));
+  request.set_value(value);
+  v1::SetResponse response;
+  absl::Status status =
+      Run(false, [&](grpc::ClientContext* c) { return stub_->Set(c, request, &response); });
+  if (!status.ok()) return status;
+  if (!response.has_previous_value()) return std::optional<int64_t>();
+  return std::optional<int64_t>(response.previous_value());
+}
+
+absl::StatusOr<CompareAndSetResult> CounterClient::CompareAndSet(std::string_view key,
+                                                                 int64_t expected,
+                                                                 int64_t value) {
+  v1::CompareAndSetRequest request;
+  request.set_key(std::string(key));
+  request.set_expected(expected);
+  request.set_value(value);
+  v1::CompareAndSetResponse response;
+  absl::Status status = Run(false, [&](grpc::ClientContext* c) {
+    return stub_->CompareAndSet(c, request, &response);
+  });
+  if (!status.ok()) return status;
+  return CompareAndSetResult{response.applied(), response.value()};
+}
+
+absl::StatusOr<int64_t> CounterClient::Delete(std::string_view key) {
+  v1::DeleteRequest request;
+  request.set_key(std::string(key));
+  v1::DeleteResponse response;
+  absl::Status status =
+      Run(false, [&](grpc::ClientContext* c) { return stub_->Delete(c, request, &response); });
+  if (!status.ok()) return status;
+  return response.previous_value();
+}
+
+absl::StatusOr<SnapshotResult> CounterClient::Snapshot() {
+  v1::SnapshotRequest request;
+  v1::SnapshotResponse response;
+  absl::Status status =
+      Run(false, [&](grpc::ClientContext* c) { return stub_->Snapshot(c, request, &response); });
+  if (!status.ok()) return status;
+  return SnapshotResult{response.generation(), response.counters(), response.bytes()};
+}
+
+absl::StatusOr<v1::GetStatsResponse> CounterClient::GetStats() {
+  v1::GetStatsRequest request;
+  v1::GetStatsResponse response;
+  absl::Status status =
+      Run(true, [&](grpc::ClientContext* c) { return stub_->GetStats(c, request, &response); });
+  if (!status.ok()) return status;
+  return response;
+}
+
+namespace {
+
+// grpc.health.v1 messages are tiny; encoding them by hand avoids compiling
+// and linking a second copy of health.proto next to the server's.
+//   HealthCheckRequest  { string service = 1; }
+//   HealthCheckResponse { ServingStatus status = 1; }
+void AppendVarint(std::string* out, uint64_t v) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+bool ReadVarint(std::string_view* in, uint64_t* v) {
+  *v = 0;
+  for (int shift = 0; shift < 64 && !in->empty(); shift += 7) {
+    const uint8_t b = static_cast<uint8_t>(in->front());
+    in->remove_prefix(1);
+    *v |= static_cast<uint64_t>(b & 0x7f) << shift;
+    if ((b & 0x80) == 0) return true;
+  }
+  return false;
+}
+
+absl::StatusOr<ServingStatus> ParseHealthResponse(std::string_view in) {
+  uint64_t status = 0;
+  while (!in.empty()) {
+    uint64_t tag;
+    if (!ReadVarint(&in, &tag)) break;
+    const uint64_t field = tag >> 3, wire = tag & 7;
+    uint64_t v;
+    if (wire == 0) {
+      if (!ReadVarint(&in, &v)) break;
+      if (field == 1) status = v;
+      continue;
+    }
+    if (wire == 2) {
+      if (!ReadVarint(&in, &v) || v > in.size()) break;
+      in.remove_prefix(v);
+      continue;
+    }
+    if (wire == 1 && in.size() >= 8) { in.remove_prefix(8); continue; }
+    if (wire == 5 && in.size() >= 4) { in.remove_prefix(4); continue; }
+    return absl::InternalError("Health/Check: malformed response");
+  }
+  if (!in.empty()) return absl::InternalError("Health/Check: malformed response");
+  return status <= 3 ? static_cast<ServingStatus>(status) : ServingStatus::kUnknown;
+}
+
+}  // namespace
+
+absl::StatusOr<ServingStatus> CounterClient::Health(std::string_view service) {
+  if (channel_ == nullptr) {
+    return absl::FailedPreconditionError("Health needs a channel; this client has only a stub");
+  }
+  std::string request_bytes;
+  if (!service.empty()) {
+    request_bytes.push_back(0x0a);  // field 1, length-delimited
+    AppendVarint(&request_bytes, service.size());
+    request_bytes.append(service);
+  }
+  grpc::GenericStub stub(channel_);
+  std::string response_bytes;
+  absl::Status status = Run(true, [&](grpc::ClientContext* c) {
+    grpc::Slice slice(request_bytes);
+    grpc::ByteBuffer request(&slice, 1);
+    grpc::ByteBuffer response;
+    grpc::Status result;
+    absl::Notification done;
+    stub.UnaryCall(c, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
+                   [&](grpc::Status s) {
+                     result = std::move(s);
+                     done.Notify();
+                   });
+    done.WaitForNotification();
+    if (result.ok()) {
+      std::vector<grpc::Slice> slices;
+      if (!response.Dump(&slices).ok()) {
+        return grpc::Status(grpc::StatusCode::INTERNAL, "Health/Check: unreadable response");
+      }
+      response_bytes.clear();
+      for (const grpc::Slice& s : slices) {
+        response_bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+      }
+    }
+    return result;
+  });
+  if (!status.ok()) return status;
+  return ParseHealthResponse(response_bytes);
+}
+
+}  // namespace countersd

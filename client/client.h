@@ -1,0 +1,197 @@
+// CounterClient: a small typed C++ client for countersd (counters.v1).
+//
+//   countersd::CounterClient client("127.0.0.1:50051");
+//   absl::StatusOr<int64_t> v = client.Increment("requests", 1);
+//   if (!v.ok()) { /* v.status().code() is the server's canonical code */ }
+//
+// Every call returns absl::Status / absl::StatusOr with the server's canonical
+// code and message (see proto/counters/v1/counters.proto for which codes each
+// RPC returns); transport failures are UNAVAILABLE and an expired deadline is
+// DEADLINE_EXCEEDED.
+//
+// Deadlines. Every call has one deadline, ClientOptions::timeout (default 5 s)
+// from the moment the call is made. It covers every attempt and back-off of
+// that call, so a retried call never takes longer than the timeout.
+//
+// Retries. Only calls that cannot change a counter are retried: Get,
+// BatchGet, List, ListAll, GetStats and Health. They are retried on
+// UNAVAILABLE only (the server was shutting down, a handler restarted, the
+// connection broke), up to ClientOptions::max_attempts attempts with
+// exponential back-off and jitter, within the deadline. Every other code is
+// returned at once: retrying NOT_FOUND or INVALID_ARGUMENT cannot help.
+//
+// Mutations (Increment, IncrementBatch, Set, CompareAndSet, Delete) and
+// Snapshot are never retried by this library. UNAVAILABLE does not tell
+// whether the server applied the call before the connection failed: a handler
+// may be killed after the increment reached the shared table but before the
+// reply left, so a retried Increment or IncrementBatch can count twice; a
+// retried Set or CompareAndSet can overwrite a value another client wrote in
+// between and reports the wrong previous value or `applied`; a retried Delete
+// reports NOT_FOUND for a delete that succeeded. The caller knows whether a
+// double count is acceptable and may retry itself. (gRPC's own transparent
+// retry still resends a call that provably never left this process; that is
+// safe for every method.)
+//
+// Thread-safety: a CounterClient may be used from any number of threads at
+// once; it holds no per-call state. It does not own a connection per call:
+// all calls share the channel, which reconnects by itself.
+#ifndef COUNTERSD_CLIENT_CLIENT_H_
+#define COUNTERSD_CLIENT_CLIENT_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <grpcpp/channel.h>
+#include <grpcpp/support/status.h>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "counters/v1/counters.grpc.pb.h"
+
+namespace countersd {
+
+struct ClientOptions {
+  // Deadline of each call, covering all of its attempts and back-offs.
+  absl::Duration timeout = absl::Seconds(5);
+  // Attempts (the first one included) of a retryable call that keeps failing
+  // with UNAVAILABLE. 1 disables retries.
+  int max_attempts = 4;
+  // Back-off before the n-th retry: a random duration in [b/2, b] where
+  // b = min(max_backoff, initial_backoff * 2^(n-1)).
+  absl::Duration initial_backoff = absl::Milliseconds(50);
+  absl::Duration max_backoff = absl::Seconds(1);
+};
+
+// One increment of a batch. `key` must stay valid for the call.
+struct IncrementOp {
+  std::string_view key;
+  int64_t delta = 1;
+};
+
+// A counter as BatchGet and List return it. `found` is false only in
+// BatchGet results for a key that does not exist (value is then 0).
+struct CounterEntry {
+  std::string key;
+  int64_t value = 0;
+  bool found = true;
+  friend bool operator==(const CounterEntry&, const CounterEntry&) = default;
+};
+
+struct ListPage {
+  std::vector<CounterEntry> counters;  // sorted by key, bytewise
+  std::string next_page_token;         // empty: the listing is complete
+};
+
+struct CompareAndSetResult {
+  bool applied = false;
+  int64_t value = 0;  // the value now stored (the current one if not applied)
+};
+
+struct SnapshotResult {
+  uint64_t generation = 0;
+  uint64_t counters = 0;
+  uint64_t bytes = 0;
+};
+
+// grpc.health.v1 serving status.
+enum class ServingStatus { kUnknown = 0, kServing = 1, kNotServing = 2, kServiceUnknown = 3 };
+const char* ServingStatusName(ServingStatus status);
+
+// The one conversion of a gRPC status into an absl::Status. The canonical
+// codes are the same numbers in both; the message is kept as it is.
+absl::Status FromGrpcStatus(const grpc::Status& status);
+
+class CounterClient {
+ public:
+  // Connects to `address` ("host:port", or any gRPC target such as
+  // "dns:///host:port") over an insecure channel. Does not block: connection
+  // errors surface as UNAVAILABLE from the first call.
+  explicit CounterClient(const std::string& address, ClientOptions options = {});
+  // Uses an existing channel, e.g. one with TLS credentials or custom args.
+  explicit CounterClient(std::shared_ptr<grpc::Channel> channel, ClientOptions options = {});
+  // Uses a given stub, e.g. the generated gMock stub in tests. Health needs a
+  // channel: without one it returns FAILED_PRECONDITION.
+  CounterClient(std::unique_ptr<counters::v1::CounterService::StubInterface> stub,
+                ClientOptions options, std::shared_ptr<grpc::Channel> channel = nullptr);
+  ~CounterClient();
+
+  CounterClient(const CounterClient&) = delete;
+  CounterClient& operator=(const CounterClient&) = delete;
+
+  const ClientOptions& options() const { return options_; }
+  // The channel calls go over; null if constructed from a bare stub.
+  const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
+
+  // Adds `delta` (may be negative) to the counter, creating it at 0 first,
+  // and returns the new value. OUT_OF_RANGE if the result would overflow
+  // int64 (the counter keeps its value). Never retried (see top of file).
+  absl::StatusOr<int64_t> Increment(std::string_view key, int64_t delta = 1);
+
+  // Applies all increments atomically, or none; returns the value after each
+  // one, in order. Never retried.
+  absl::StatusOr<std::vector<int64_t>> IncrementBatch(absl::Span<const IncrementOp> ops);
+
+  // The counter's value. NOT_FOUND if it does not exist. Retried.
+  absl::StatusOr<int64_t> Get(std::string_view key);
+
+  // One entry per key, in order, with found=false for missing counters.
+  // RESOURCE_EXHAUSTED for more keys than the server's --max-batch. Retried.
+  absl::StatusOr<std::vector<CounterEntry>> BatchGet(absl::Span<const std::string> keys);
+
+  // One page of the counters whose key starts with `prefix`, sorted by key,
+  // after `page_token` (empty: from the start). page_size 0 means the server
+  // default. Retried.
+  absl::StatusOr<ListPage> List(std::string_view prefix, int32_t page_size = 0,
+                                std::string_view page_token = {});
+
+  // Every counter whose key starts with `prefix`, sorted by key, by paging
+  // through List (each page is retried on its own and has its own deadline).
+  // Not a point-in-time view. Stops with RESOURCE_EXHAUSTED after `limit`
+  // counters if limit > 0 would be exceeded.
+  absl::StatusOr<std::vector<CounterEntry>> ListAll(std::string_view prefix, size_t limit = 0);
+
+  // Sets the counter, creating it if needed; returns its previous value, or
+  // nullopt if it did not exist. Never retried.
+  absl::StatusOr<std::optional<int64_t>> Set(std::string_view key, int64_t value);
+
+  // Sets the counter to `value` only if it currently holds `expected` (a
+  // missing counter counts as 0). Never retried.
+  absl::StatusOr<CompareAndSetResult> CompareAndSet(std::string_view key, int64_t expected,
+                                                    int64_t value);
+
+  // Deletes the counter and returns the value it had. NOT_FOUND if it did not
+  // exist. Never retried.
+  absl::StatusOr<int64_t> Delete(std::string_view key);
+
+  // Asks the daemon for a snapshot and returns once it is durable. Not
+  // retried: each attempt writes a snapshot.
+  absl::StatusOr<SnapshotResult> Snapshot();
+
+  // Handler and table statistics, from whichever handler serves the call.
+  // Retried.
+  absl::StatusOr<counters::v1::GetStatsResponse> GetStats();
+
+  // grpc.health.v1.Health/Check for `service` ("" is the whole server).
+  // NOT_FOUND if the server does not know the service. Retried.
+  absl::StatusOr<ServingStatus> Health(std::string_view service = {});
+
+ private:
+  // Runs `attempt(context)` under the call's deadline; if `retryable`,
+  // repeats it on UNAVAILABLE as described at the top of this file.
+  template <typename Attempt>
+  absl::Status Run(bool retryable, Attempt&& attempt);
+
+  ClientOptions options_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<counters::v1::CounterService::StubInterface> stub_;
+};
+
+}  // namespace countersd
+
+#endif  // COUNTERSD_CLIENT_CLIENT_H_

@@ -1,0 +1,126 @@
+// counterctl's command line: verbs, flags, help, exit codes.
+//
+//   counterctl [GLOBAL FLAGS] VERB [ARGS...] [FLAGS...]
+//
+// Parsing rules (a small parser of our own, because absl flags has no
+// per-verb flags or help, and must not eat negative numbers):
+//  - "--name=value" and "--name value" set a flag; boolean flags take no
+//    value. "-h" is "--help". Global flags may appear anywhere; a verb's own
+//    flags after the verb.
+//  - A token that starts with '-' followed by a digit ("-5") is an argument,
+//    never a flag, so `counterctl inc k -3` and `counterctl set k -5` work.
+//  - "--" ends the flags: everything after it is an argument (for keys that
+//    start with '-').
+//  - Unknown verbs and flags, a missing flag value and a wrong number of
+//    arguments are usage errors (exit 2), reported on stderr with a pointer
+//    to --help.
+#ifndef COUNTERSD_CLIENT_COUNTERCTL_CLI_H_
+#define COUNTERSD_CLIENT_COUNTERCTL_CLI_H_
+
+#include <cstdint>
+#include <cstdio>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+namespace countersd::ctl {
+
+// Process exit codes; part of counterctl's interface.
+enum ExitCode : int {
+  kExitOk = 0,
+  kExitError = 1,     // the server or the transport failed, or a file is invalid
+  kExitUsage = 2,     // bad command line
+  kExitNotFound = 3,  // a counter (or file) does not exist
+};
+
+inline constexpr absl::string_view kDefaultAddress = "127.0.0.1:50051";
+inline constexpr absl::string_view kAddressEnv = "COUNTERS_ADDR";
+
+enum class OutputFormat { kText, kJson };
+
+struct FlagSpec {
+  absl::string_view name;        // without "--"
+  absl::string_view value_name;  // empty: a boolean flag that takes no value
+  absl::string_view help;
+};
+
+struct Invocation;
+
+struct VerbSpec {
+  absl::string_view name;
+  absl::string_view synopsis;     // arguments, e.g. "KEY [DELTA]"
+  absl::string_view summary;      // one line, for the overall help
+  absl::string_view description;  // paragraphs for `VERB --help`
+  std::vector<FlagSpec> flags;
+  int min_args = 0;
+  int max_args = 0;  // -1: no limit
+  absl::string_view group;  // heading in the overall help
+  int (*run)(const Invocation&) = nullptr;
+};
+
+// A parsed command line.
+struct Invocation {
+  const VerbSpec* verb = nullptr;  // null for a bare `counterctl` or `--help`
+  std::vector<std::string> args;
+  std::map<std::string, std::string, std::less<>> flags;  // the verb's own flags
+  bool help = false;
+  std::string address;  // --addr, else $COUNTERS_ADDR, else kDefaultAddress
+  absl::Duration timeout = absl::Seconds(5);
+  OutputFormat output = OutputFormat::kText;
+
+  bool json() const { return output == OutputFormat::kJson; }
+  bool Has(absl::string_view flag) const { return flags.find(flag) != flags.end(); }
+  // The flag's value, or `fallback` if it was not given.
+  std::string Flag(absl::string_view flag, absl::string_view fallback = {}) const;
+};
+
+// Every verb, in help order.
+const std::vector<VerbSpec>& AllVerbs();
+const VerbSpec* FindVerb(absl::string_view name);
+
+// Parses argv[1..]. `env_address` is $COUNTERS_ADDR (null if unset).
+// INVALID_ARGUMENT with a one-line message on a usage error.
+absl::StatusOr<Invocation> ParseCommandLine(const std::vector<std::string>& argv,
+                                            const char* env_address);
+
+// Help texts (end with a newline).
+std::string OverallHelp();
+std::string VerbHelp(const VerbSpec& verb);
+
+// Runs counterctl; returns the exit code.
+int Main(int argc, char** argv);
+
+// ---- Helpers for verbs. ----
+
+// Parses a signed 64-bit integer argument named `what` ("DELTA").
+absl::StatusOr<int64_t> ParseInt64Arg(absl::string_view text, absl::string_view what);
+// Parses a positive integer flag value (at most `max`).
+absl::StatusOr<int64_t> ParsePositiveFlag(absl::string_view text, absl::string_view flag,
+                                          int64_t max);
+// "5s", "250ms", "1m"; a bare number is seconds. Must be > 0.
+absl::StatusOr<absl::Duration> ParseDurationArg(absl::string_view text, absl::string_view what);
+// OK if `key` is a valid counter key; INVALID_ARGUMENT naming the rule.
+absl::Status CheckKeyArg(absl::string_view key);
+
+// Prints "counterctl VERB: MESSAGE" and the --help hint to stderr; returns 2.
+int UsageError(const Invocation& inv, absl::string_view message);
+
+// Reports a failed call: "counterctl VERB: MESSAGE" on stderr, and in JSON
+// mode {"error":{"code":"NOT_FOUND","message":"..."}} on stdout so that the
+// invocation still prints one JSON document. Returns 3 for NOT_FOUND, else 1.
+// UNAVAILABLE and DEADLINE_EXCEEDED messages name the address and timeout.
+int ReportError(const Invocation& inv, const absl::Status& status);
+
+// Writes `text` to stdout (the data channel).
+void PrintData(absl::string_view text);
+// Writes "counterctl VERB: MESSAGE\n" to stderr.
+void PrintMessage(const Invocation& inv, absl::string_view message);
+
+}  // namespace countersd::ctl
+
+#endif  // COUNTERSD_CLIENT_COUNTERCTL_CLI_H_
