@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include <algorithm>
+#include <iostream>
 #include <set>
 #include <string>
 
@@ -41,20 +42,12 @@ std::string DescribeFailures(const IncrementLoad& load) {
   return out;
 }
 
-// True if some supervisor log line names `pid` as a handler that was killed
-// by signal 9.
+// True if the supervisor logged the exit of handler `pid`, killed by SIGKILL
+// ({"msg":"handler exited","child_pid":<pid>,"status":"killed by SIGKILL",...}).
 bool LogNamesKilledHandler(const Daemon& daemon, pid_t pid) {
-  std::string log = daemon.log();
-  size_t start = 0;
-  while (start < log.size()) {
-    size_t end = log.find('\n', start);
-    if (end == std::string::npos) end = log.size();
-    std::string_view line(log.data() + start, end - start);
-    start = end + 1;
-    if (line.find("handler") == std::string_view::npos) continue;
-    if (line.find(absl::StrCat(pid)) == std::string_view::npos) continue;
-    if (line.find("signal") != std::string_view::npos &&
-        (line.find('9') != std::string_view::npos || line.find("KILL") != std::string_view::npos)) {
+  for (const std::string& line : daemon.LogLinesWithMsg("handler exited")) {
+    if (JsonField(line, "child_pid") == absl::StrCat(pid) &&
+        JsonField(line, "status").find("SIGKILL") != std::string::npos) {
       return true;
     }
   }
@@ -94,6 +87,7 @@ TEST(HandlerCrashTest, SigkilledHandlersUnderLoadLoseNoAcknowledgedIncrementAndA
     auto pids = WaitForHandlersWithout(*stub, *victim, kHandlers, kWait);
     ASSERT_TRUE(pids.ok()) << pids.status() << "\nlog:\n" << (*daemon)->log();
     // The log names the dead handler, its pid and the signal.
+    EXPECT_TRUE((*daemon)->WaitForLog(absl::StrCat("\"child_pid\":", *victim), kWait));
     EXPECT_TRUE(LogNamesKilledHandler(**daemon, *victim))
         << "no log line names handler " << *victim << " killed by signal 9:\n"
         << (*daemon)->log();
@@ -105,6 +99,13 @@ TEST(HandlerCrashTest, SigkilledHandlersUnderLoadLoseNoAcknowledgedIncrementAndA
     ASSERT_TRUE(load.WaitForAcked(load.acked() + 1000, kWait));
   }
   load.Stop();
+  int64_t acked = 0, unknown = 0;
+  for (const auto& [key, t] : load.Tally()) {
+    acked += t.acked;
+    unknown += t.unknown;
+  }
+  std::cout << "acknowledged " << acked << ", outcome unknown " << unknown << ": "
+            << DescribeFailures(load) << "\n";
 
   for (const auto& [code, n] : load.failure_codes()) {
     EXPECT_TRUE(IsCrashCode(code)) << "unexpected failures: " << DescribeFailures(load);

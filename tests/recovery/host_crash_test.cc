@@ -5,6 +5,7 @@
 // rewrite it), restore the last snapshot, and say so; every counter
 // acknowledged before the last completed Snapshot call has exactly its
 // snapshot-time value, and counters created after it do not exist.
+#include <map>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "tests/e2e/daemon_harness.h"
 #include "tests/recovery/file_damage.h"
+#include "tests/recovery/increment_load.h"
 #include "tests/recovery/recovery_checks.h"
 #include "tests/recovery/snapshot_scenario.h"
 
@@ -99,6 +101,57 @@ TEST(HostCrashTest, TruncatedMapIsKeptAsideAsCorruptAndLastSnapshotRestored) {
   ASSERT_TRUE(Truncate(map_path, size->size() / 2).ok());
 
   ExpectRestoredAfterDamage(dir, recorded->back(), "corrupt");
+}
+
+// The Snapshot RPC's contract under concurrent increments: the snapshot
+// holds every increment acknowledged before the call started, and nothing no
+// client had started by the time it returned:
+//   before[k].acked <= restored[k] <= after[k].acked + after[k].unknown
+// where before/after are cuts of the clients' bookkeeping taken just before
+// the call and just after it returned (unknown includes calls in flight).
+TEST(HostCrashTest, SnapshotTakenUnderLoadHoldsEveryIncrementAcknowledgedBeforeTheCall) {
+  ScopedTempDir dir;
+  std::map<std::string, KeyTally> before, after;
+  uint64_t generation = 0;
+  int64_t final_acked = 0;
+  {
+    auto daemon = Daemon::Start(ScenarioDaemonOptions(dir.path()));  // no periodic snapshots
+    ASSERT_TRUE(daemon.ok()) << daemon.status();
+    auto stub = NewStub((*daemon)->address());
+    IncrementLoad load({.address = (*daemon)->address(),
+                        .threads = 4,
+                        .keys = Keys("snapshot-load", 16),
+                        .call_deadline = absl::Seconds(10)});
+    ASSERT_TRUE(load.WaitForAcked(2000, absl::Seconds(60)));
+    before = load.Progress();
+    auto snap = TakeSnapshot(*stub);
+    after = load.Progress();
+    ASSERT_TRUE(snap.ok()) << snap.status();
+    generation = snap->generation();
+    // More increments that the snapshot cannot hold, then a host crash.
+    ASSERT_TRUE(load.WaitForAcked(load.acked() + 1000, absl::Seconds(60)));
+    (*daemon)->KillAll();
+    load.Stop();
+    for (const auto& [key, t] : load.Tally()) final_acked += t.acked;
+  }
+  auto other = OtherBootId();
+  ASSERT_TRUE(other.ok()) << other.status();
+  ASSERT_TRUE(SetMapBootId(absl::StrCat(dir.path(), "/", kMapFileName), *other).ok());
+
+  auto daemon = Daemon::Start(ScenarioDaemonOptions(dir.path()));
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  auto stub = NewStub((*daemon)->address());
+  EXPECT_FALSE(FindLogLine((*daemon)->log(), {"restor", absl::StrCat("\"generation\":", generation)})
+                   .empty())
+      << (*daemon)->log();
+  EXPECT_TRUE(CountersBetween(*stub, before, after));
+  // The values came from the snapshot, not from the live map: the
+  // increments acknowledged after it are gone.
+  auto all = ListAll(*stub, "snapshot-load/");
+  ASSERT_TRUE(all.ok()) << all.status();
+  int64_t restored = 0;
+  for (const auto& [key, v] : *all) restored += v;
+  EXPECT_LT(restored, final_acked);
 }
 
 }  // namespace

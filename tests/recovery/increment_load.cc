@@ -41,6 +41,7 @@ void IncrementLoad::Run(int index) {
       absl::MutexLock lock(&mu_);
       if (stop_.load()) break;  // Stop() cancels only what it can see.
       me.in_flight = &context;
+      me.in_flight_key = k;
     }
     counters::v1::IncrementRequest request;
     request.set_key(options_.keys[k]);  // delta absent: +1
@@ -87,6 +88,20 @@ bool IncrementLoad::WaitForEveryThreadAckedSinceMark(absl::Duration timeout) {
     return true;
   };
   return mu_.AwaitWithTimeout(absl::Condition(&reached), timeout);
+}
+
+std::map<std::string, KeyTally> IncrementLoad::Progress() const {
+  absl::MutexLock lock(&mu_);
+  std::map<std::string, KeyTally> out;
+  for (size_t k = 0; k < options_.keys.size(); ++k) {
+    KeyTally& sum = out[options_.keys[k]];
+    for (const auto& t : per_thread_) {
+      sum.acked += t->tally[k].acked;
+      sum.unknown += t->tally[k].unknown;
+      if (t->in_flight != nullptr && t->in_flight_key == k) ++sum.unknown;
+    }
+  }
+  return out;
 }
 
 void IncrementLoad::Stop() {

@@ -22,11 +22,14 @@
 //  - After a failed call, the next call of that thread sets wait_for_ready,
 //    so a thread waits (bounded by the deadline) for the channel to
 //    reconnect instead of spinning on fast UNAVAILABLE failures.
+//  - All bookkeeping of a call (start, outcome) happens under one mutex, so
+//    Progress() is a consistent cut across threads.
 //  - Stop() cancels the calls in flight (their outcome is then unknown) and
 //    joins the threads, so it returns promptly even if the daemon is gone.
 //
 // Thread-safety: all methods may be called from any one controlling thread
 // while the load threads run; Tally() and failure_codes() after Stop().
+// tally[k] is written only under mu_.
 #ifndef COUNTERSD_TESTS_RECOVERY_INCREMENT_LOAD_H_
 #define COUNTERSD_TESTS_RECOVERY_INCREMENT_LOAD_H_
 
@@ -78,6 +81,12 @@ class IncrementLoad {
   // acknowledged since the last Mark(); false on timeout.
   bool WaitForEveryThreadAckedSinceMark(absl::Duration timeout);
 
+  // Per key, a consistent cut taken now: `acked` = calls answered OK so far;
+  // `unknown` = calls answered otherwise so far plus calls in flight. So
+  // acked + unknown counts every call started so far: no value the server
+  // held at this instant can exceed it.
+  std::map<std::string, KeyTally> Progress() const;
+
   // Cancels the calls in flight and joins the threads. Idempotent.
   void Stop();
 
@@ -94,6 +103,7 @@ class IncrementLoad {
     int64_t acked = 0;            // guarded by mu_
     int64_t acked_at_mark = 0;    // guarded by mu_
     grpc::ClientContext* in_flight = nullptr;  // guarded by mu_
+    size_t in_flight_key = 0;                  // guarded by mu_, valid while in_flight
     std::map<grpc::StatusCode, int64_t> failures;
     std::map<grpc::StatusCode, std::string> failure_examples;
   };

@@ -42,9 +42,9 @@ absl::StatusOr<int64_t> IncrementCounter(Stub& stub, const std::string& key, int
   return response.value();
 }
 
-absl::StatusOr<counters::v1::SnapshotResponse> TakeSnapshot(Stub& stub) {
+absl::StatusOr<counters::v1::SnapshotResponse> TakeSnapshot(Stub& stub, absl::Duration deadline) {
   grpc::ClientContext context;
-  SetDeadline(context);
+  context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
   counters::v1::SnapshotResponse response;
   grpc::Status s = stub.Snapshot(&context, counters::v1::SnapshotRequest(), &response);
   if (!s.ok()) return ToAbsl(s);
@@ -120,8 +120,19 @@ absl::StatusOr<std::set<pid_t>> WaitForHandlersWithout(Stub& stub, pid_t dead, s
 
 ::testing::AssertionResult AcknowledgedIncrementsPresent(
     Stub& stub, const std::map<std::string, KeyTally>& tally) {
+  return CountersBetween(stub, tally, tally);
+}
+
+::testing::AssertionResult CountersBetween(Stub& stub, const std::map<std::string, KeyTally>& at_least,
+                                           const std::map<std::string, KeyTally>& at_most) {
   std::vector<std::string> broken;
-  for (const auto& [key, t] : tally) {
+  for (const auto& [key, low] : at_least) {
+    auto high = at_most.find(key);
+    if (high == at_most.end()) {
+      return ::testing::AssertionFailure() << "no upper bound for " << key;
+    }
+    const int64_t min = low.acked;
+    const int64_t max = high->second.acked + high->second.unknown;
     auto value = GetCounter(stub, key);
     int64_t v = 0;
     if (value.ok()) {
@@ -129,9 +140,8 @@ absl::StatusOr<std::set<pid_t>> WaitForHandlersWithout(Stub& stub, pid_t dead, s
     } else if (!absl::IsNotFound(value.status())) {
       return ::testing::AssertionFailure() << "Get(" << key << "): " << value.status();
     }
-    if (v < t.acked || v > t.acked + t.unknown) {
-      broken.push_back(absl::StrCat(key, ": value ", v, ", acked ", t.acked, ", unknown ",
-                                    t.unknown));
+    if (v < min || v > max) {
+      broken.push_back(absl::StrCat(key, ": value ", v, " not in [", min, ", ", max, "]"));
     }
   }
   if (broken.empty()) return ::testing::AssertionSuccess();

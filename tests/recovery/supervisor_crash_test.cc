@@ -15,6 +15,7 @@
 #include "tests/recovery/file_damage.h"
 #include "tests/recovery/increment_load.h"
 #include "tests/recovery/recovery_checks.h"
+#include "tests/recovery/snapshot_scenario.h"
 
 namespace countersd::testing {
 namespace {
@@ -53,6 +54,8 @@ TEST(SupervisorCrashTest, KillingTheWholeDaemonUnderLoadLosesNoAcknowledgedIncre
   EXPECT_TRUE(AcknowledgedIncrementsPresent(*stub, tally)) << (*daemon)->log();
 
   // Same boot: the live map was trusted, not replaced by a snapshot.
+  EXPECT_FALSE(FindLogLine((*daemon)->log(), {"opened table", "during this boot"}).empty())
+      << (*daemon)->log();
   EXPECT_TRUE(DirEntriesWithPrefix(dir.path(), "counters.map.untrusted").empty())
       << (*daemon)->log();
   EXPECT_TRUE(DirEntriesWithPrefix(dir.path(), "counters.map.corrupt").empty())
