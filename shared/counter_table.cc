@@ -87,34 +87,67 @@ int32_t Pid() {
   return g_pid.load(std::memory_order_relaxed);
 }
 
-inline uint64_t Fmix64(uint64_t h) {
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdULL;
-  h ^= h >> 33;
-  h *= 0xc4ceb9fe1a85ec53ULL;
-  h ^= h >> 33;
-  return h;
+
+inline uint64_t Load64(const char* p) {
+  uint64_t w;
+  std::memcpy(&w, p, 8);
+  return w;
+}
+inline uint64_t Load32(const char* p) {
+  uint32_t w;
+  std::memcpy(&w, p, 4);
+  return w;
 }
 
-// Stable 64-bit key hash (it is stored in the file): 8 bytes at a time,
-// murmur3's finaliser at the end.
+// 64x64->128 multiply, folded: the mixing step of wyhash.
+inline uint64_t Mum(uint64_t a, uint64_t b) {
+  unsigned __int128 r = static_cast<unsigned __int128>(a) * b;
+  return static_cast<uint64_t>(r) ^ static_cast<uint64_t>(r >> 64);
+}
+
+// Stable 64-bit key hash (it is stored in the file), in the structure of
+// wyhash: 16 bytes per multiply, whole-word (overlapping) loads for the
+// tail, so a 20-byte key costs three multiplies and no byte loops.
 uint64_t HashKey(std::string_view key) {
+  constexpr uint64_t kP0 = 0xa0761d6478bd642fULL, kP1 = 0xe7037ed1a0b428dbULL;
   const char* p = key.data();
-  size_t n = key.size();
-  uint64_t h = 0x9E3779B97F4A7C15ULL ^ (n * 0xff51afd7ed558ccdULL);
-  while (n >= 8) {
-    uint64_t w;
-    std::memcpy(&w, p, 8);
-    h = std::rotl(h ^ (w * 0xc4ceb9fe1a85ec53ULL), 31) * 0x9E3779B97F4A7C15ULL;
-    p += 8;
-    n -= 8;
+  const size_t len = key.size();
+  uint64_t seed = kP0, a, b;
+  if (len <= 16) {
+    if (len >= 4) {
+      const size_t mid = (len >> 3) << 2;
+      a = (Load32(p) << 32) | Load32(p + mid);
+      b = (Load32(p + len - 4) << 32) | Load32(p + len - 4 - mid);
+    } else if (len > 0) {
+      a = (uint64_t{static_cast<uint8_t>(p[0])} << 16) |
+          (uint64_t{static_cast<uint8_t>(p[len >> 1])} << 8) | static_cast<uint8_t>(p[len - 1]);
+      b = 0;
+    } else {
+      a = b = 0;
+    }
+  } else {
+    size_t i = len;
+    while (i > 16) {
+      seed = Mum(Load64(p) ^ kP1, Load64(p + 8) ^ seed);
+      p += 16;
+      i -= 16;
+    }
+    a = Load64(p + i - 16);
+    b = Load64(p + i - 8);
   }
-  if (n > 0) {
-    uint64_t w = 0;
-    std::memcpy(&w, p, n);
-    h = std::rotl(h ^ (w * 0xc4ceb9fe1a85ec53ULL), 31) * 0x9E3779B97F4A7C15ULL;
+  return Mum(kP1 ^ len, Mum(a ^ kP1, b ^ seed));
+}
+
+// Key bytes equal? `n` = key.size() = the slot's key_len. Word compares
+// with an overlapping last word; slot keys are kMaxKeyBytes long buffers.
+inline bool KeyEquals(const char* slot_key, std::string_view key) {
+  const size_t n = key.size();
+  const char* q = key.data();
+  if (n < 8) return std::memcmp(slot_key, q, n) == 0;
+  for (size_t i = 0; i + 8 < n; i += 8) {
+    if (Load64(slot_key + i) != Load64(q + i)) return false;
   }
-  return Fmix64(h);
+  return Load64(slot_key + n - 8) == Load64(q + n - 8);
 }
 
 struct Geometry {
@@ -210,6 +243,48 @@ absl::Status Mismatch(std::string_view what, uint64_t found, uint64_t expected) 
 
 }  // namespace
 
+inline RegionShared* CounterTable::region(uint32_t r) const { return regions_base_ + r; }
+inline Slot* CounterTable::slots(uint32_t r) const {
+  return slots_base_ + uint64_t{r} * region_slots_;
+}
+inline Slot* CounterTable::staging_slots(uint32_t r) const {
+  return reinterpret_cast<Slot*>(staging_) + uint64_t{r} * header_->region_slots;
+}
+BatchJournal* CounterTable::journal(uint32_t j) const {
+  return reinterpret_cast<BatchJournal*>(base_ + header_->journals_offset) + j;
+}
+ProcessSlot* CounterTable::process_slot(uint32_t i) const {
+  return reinterpret_cast<ProcessSlot*>(base_ + header_->processes_offset) + i;
+}
+
+inline uint32_t CounterTable::RegionOf(uint64_t hash) const {
+  // regions is a power of two; take the high bits.
+  return region_shift_ == 64 ? 0 : static_cast<uint32_t>(hash >> region_shift_);
+}
+
+uint32_t CounterTable::StripeOf(std::string_view key) const { return RegionOf(HashKey(key)); }
+
+static inline uint32_t FirstProbe(uint64_t hash, uint32_t n) {
+  return static_cast<uint32_t>(((hash & 0xffffffffULL) * n) >> 32);
+}
+
+inline void CounterTable::LockRegion(uint32_t r) const { StripeLock(&region(r)->lock, Pid()); }
+inline void CounterTable::UnlockRegion(uint32_t r) const { StripeUnlock(&region(r)->lock, Pid()); }
+
+inline void CounterTable::CopyRegionIfPending(uint32_t r) const {
+  RegionShared* reg = region(r);
+  if (reg->copy_pending.load(std::memory_order_relaxed) == 0 || staging_ == nullptr) return;
+  std::memcpy(static_cast<void*>(staging_slots(r)), static_cast<const void*>(slots(r)),
+              uint64_t{header_->region_slots} * sizeof(Slot));
+  reg->copy_pending.store(0, std::memory_order_relaxed);
+  reg->dirty.store(0, std::memory_order_relaxed);
+}
+
+// REQUIRES: region r locked by this process, about to be changed.
+static inline void MarkDirty(RegionShared* reg) {
+  if (reg->dirty.load(std::memory_order_relaxed) == 0) reg->dirty.store(1, std::memory_order_relaxed);
+}
+
 // RAII holder of one region's lock, for writers: copies the region into the
 // snapshot staging area first if a snapshot is pending.
 class CounterTable::StripeGuard {
@@ -217,6 +292,7 @@ class CounterTable::StripeGuard {
   StripeGuard(const CounterTable* t, uint32_t r) : t_(t), r_(r) {
     t_->LockRegion(r_);
     t_->CopyRegionIfPending(r_);
+    MarkDirty(t_->region(r_));
   }
   ~StripeGuard() { t_->UnlockRegion(r_); }
   StripeGuard(const StripeGuard&) = delete;
@@ -230,44 +306,6 @@ class CounterTable::StripeGuard {
 void CounterTable::SetCriticalSectionHookForTest(CriticalSectionHook hook) { g_hook.store(hook); }
 
 size_t CounterTable::kMaxBatch() { return layout::kMaxBatchOps; }
-
-RegionShared* CounterTable::region(uint32_t r) const {
-  return reinterpret_cast<RegionShared*>(base_ + header_->regions_offset) + r;
-}
-Slot* CounterTable::slots(uint32_t r) const {
-  return reinterpret_cast<Slot*>(base_ + header_->slots_offset) +
-         uint64_t{r} * header_->region_slots;
-}
-Slot* CounterTable::staging_slots(uint32_t r) const {
-  return reinterpret_cast<Slot*>(staging_) + uint64_t{r} * header_->region_slots;
-}
-BatchJournal* CounterTable::journal(uint32_t j) const {
-  return reinterpret_cast<BatchJournal*>(base_ + header_->journals_offset) + j;
-}
-ProcessSlot* CounterTable::process_slot(uint32_t i) const {
-  return reinterpret_cast<ProcessSlot*>(base_ + header_->processes_offset) + i;
-}
-
-uint32_t CounterTable::RegionOf(uint64_t hash) const {
-  // regions is a power of two; take the high bits.
-  uint32_t bits = static_cast<uint32_t>(std::countr_zero(header_->regions));
-  return bits == 0 ? 0 : static_cast<uint32_t>(hash >> (64 - bits));
-}
-
-static inline uint32_t FirstProbe(uint64_t hash, uint32_t n) {
-  return static_cast<uint32_t>(((hash & 0xffffffffULL) * n) >> 32);
-}
-
-void CounterTable::LockRegion(uint32_t r) const { StripeLock(&region(r)->lock, Pid()); }
-void CounterTable::UnlockRegion(uint32_t r) const { StripeUnlock(&region(r)->lock, Pid()); }
-
-void CounterTable::CopyRegionIfPending(uint32_t r) const {
-  RegionShared* reg = region(r);
-  if (reg->copy_pending.load(std::memory_order_relaxed) == 0 || staging_ == nullptr) return;
-  std::memcpy(static_cast<void*>(staging_slots(r)), static_cast<const void*>(slots(r)),
-              uint64_t{header_->region_slots} * sizeof(Slot));
-  reg->copy_pending.store(0, std::memory_order_relaxed);
-}
 
 // ---------------------------------------------------------------------------
 // Creation, opening, validation.
@@ -290,6 +328,11 @@ absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::Map(const std::strin
   t->size_ = st.st_size;
   t->header_ = reinterpret_cast<TableHeader*>(p);
   RETURN_IF_ERROR(t->ValidateHeader(st.st_size));
+  const TableHeader* h = t->header_;
+  t->regions_base_ = reinterpret_cast<RegionShared*>(t->base_ + h->regions_offset);
+  t->slots_base_ = reinterpret_cast<Slot*>(t->base_ + h->slots_offset);
+  t->region_slots_ = h->region_slots;
+  t->region_shift_ = 64 - static_cast<uint32_t>(std::countr_zero(h->regions));
   return t;
 }
 
@@ -330,6 +373,8 @@ absl::Status CounterTable::InitStaging() {
   ASSIGN_OR_RETURN(void* p, sys_->Mmap(staging_size_, PROT_READ | PROT_WRITE,
                                        MAP_SHARED | MAP_ANONYMOUS, -1, "snapshot staging"));
   staging_ = static_cast<char*>(p);
+  // The staging area starts empty: every region differs from it.
+  for (uint32_t r = 0; r < header_->regions; ++r) region(r)->dirty.store(1);
   return absl::OkStatus();
 }
 
@@ -590,6 +635,7 @@ RecoveryReport CounterTable::RecoverDeadProcess(pid_t pid) {
     RegionShared* reg = region(r);
     if (reg->lock.owner.load() != pid) continue;
     CopyRegionIfPending(r);
+    MarkDirty(reg);
     rep.inserts_rolled_back += RepairRegionSlots(reg, slots(r), header_->region_slots);
     if (StripeForceUnlock(&reg->lock, pid)) ++rep.stripes_released;
   }
@@ -616,15 +662,15 @@ RecoveryReport CounterTable::RecoverDeadProcess(pid_t pid) {
 // ---------------------------------------------------------------------------
 // Single-key operations.
 
-Slot* CounterTable::Find(uint32_t r, std::string_view key, uint64_t hash) const {
-  const uint32_t n = header_->region_slots;
+inline Slot* CounterTable::Find(uint32_t r, std::string_view key, uint64_t hash) const {
+  const uint32_t n = region_slots_;
   Slot* base = slots(r);
   uint32_t i = FirstProbe(hash, n);
   for (uint32_t probes = 0; probes < n; ++probes) {
     Slot* s = &base[i];
     if (s->state == layout::kEmpty) return nullptr;
-    if (s->state == layout::kLive && s->hash == hash && s->key_len == key.size() &&
-        std::memcmp(s->key, key.data(), key.size()) == 0) {
+    if (s->hash == hash && s->state == layout::kLive && s->key_len == key.size() &&
+        KeyEquals(s->key, key)) {
       return s;
     }
     if (++i == n) i = 0;
@@ -683,7 +729,9 @@ static absl::Status NotFound(std::string_view key) {
 }
 
 absl::StatusOr<int64_t> CounterTable::Increment(std::string_view key, int64_t delta) {
-  RETURN_IF_ERROR(ValidateKey(key));
+  // Only valid keys are ever stored (Slot invariant 2), so a key that is
+  // found needs no validation: the hot path skips it.
+  if (key.size() > kMaxKeyBytes) return ValidateKey(key);
   const uint64_t h = HashKey(key);
   const uint32_t r = RegionOf(h);
   StripeGuard guard(this, r);
@@ -695,12 +743,13 @@ absl::StatusOr<int64_t> CounterTable::Increment(std::string_view key, int64_t de
     s->value.store(nv, std::memory_order_relaxed);
     return nv;
   }
+  RETURN_IF_ERROR(ValidateKey(key));
   RETURN_IF_ERROR(Insert(r, key, h, delta).status());
   return delta;
 }
 
 absl::StatusOr<int64_t> CounterTable::Get(std::string_view key) const {
-  RETURN_IF_ERROR(ValidateKey(key));
+  if (key.size() > kMaxKeyBytes) return ValidateKey(key);
   const uint64_t h = HashKey(key);
   const uint32_t r = RegionOf(h);
   const uint32_t n = header_->region_slots;
@@ -712,6 +761,7 @@ absl::StatusOr<int64_t> CounterTable::Get(std::string_view key) const {
     if (v.state == layout::kEmpty) break;
     if (v.state == layout::kLive && v.hash == h && v.key_view() == key) return v.value;
   }
+  RETURN_IF_ERROR(ValidateKey(key));  // found keys are valid; a miss says why
   return NotFound(key);
 }
 
@@ -813,6 +863,7 @@ absl::StatusOr<std::vector<int64_t>> CounterTable::IncrementBatch(
   for (uint32_t r : regions) {  // ascending: the one global lock order
     LockRegion(r);
     CopyRegionIfPending(r);
+    MarkDirty(region(r));
   }
   auto release = [&] {
     for (auto it = regions.rbegin(); it != regions.rend(); ++it) UnlockRegion(*it);
@@ -978,7 +1029,10 @@ uint64_t CounterTable::SnapshotForEach(
   // Mark: every lock once, in the global order.
   const int64_t t0 = absl::GetCurrentTimeNanos();
   for (uint32_t r = 0; r < regions; ++r) LockRegion(r);
-  for (uint32_t r = 0; r < regions; ++r) region(r)->copy_pending.store(1, std::memory_order_relaxed);
+  for (uint32_t r = 0; r < regions; ++r) {
+    RegionShared* reg = region(r);
+    reg->copy_pending.store(reg->dirty.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  }
   for (uint32_t r = regions; r-- > 0;) UnlockRegion(r);
   uint64_t max_pause = static_cast<uint64_t>(absl::GetCurrentTimeNanos() - t0);
   // Copy each region not yet copied by a writer, then read the copy.
@@ -996,6 +1050,13 @@ uint64_t CounterTable::SnapshotForEach(
     }
   }
   return max_pause;
+}
+
+bool CounterTable::ChangedSinceLastSnapshot() const {
+  for (uint32_t r = 0; r < header_->regions; ++r) {
+    if (region(r)->dirty.load(std::memory_order_relaxed) != 0) return true;
+  }
+  return false;
 }
 
 // ---------------------------------------------------------------------------

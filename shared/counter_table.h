@@ -166,6 +166,10 @@ class CounterTable {
   absl::StatusOr<std::vector<int64_t>> IncrementBatch(absl::Span<const IncrementOp> ops);
   static size_t kMaxBatch();
 
+  // The lock stripe that guards `key` (for benchmarks and tests that need
+  // keys on the same or on different stripes).
+  uint32_t StripeOf(std::string_view key) const;
+
   // Counters whose key starts with `prefix` and sorts after `start_after`
   // (bytewise; empty = from the start), sorted, at most `limit`. Each value
   // is one the counter held during the call; not a point-in-time view.
@@ -185,6 +189,10 @@ class CounterTable {
   // batch is ever half in the copy. Returns the longest time increments were
   // held up, in nanoseconds.
   uint64_t SnapshotForEach(const std::function<void(std::string_view key, int64_t value)>& fn);
+
+  // False if no counter can have changed since the last SnapshotForEach
+  // (a periodic snapshot may then be skipped). Cheap: one word per stripe.
+  bool ChangedSinceLastSnapshot() const;
 
   // Coordination words for snapshot requests (see control.h).
   SnapshotControl& snapshot_control();
@@ -251,6 +259,12 @@ class CounterTable {
   char* staging_ = nullptr;  // shared anonymous copy of the slot array
   size_t staging_size_ = 0;
   layout::TableHeader* header_ = nullptr;
+  // Copies of the header's geometry, so the hot path does not re-read the
+  // mapping (atomics there would force reloads).
+  layout::RegionShared* regions_base_ = nullptr;
+  layout::Slot* slots_base_ = nullptr;
+  uint32_t region_slots_ = 0;
+  uint32_t region_shift_ = 64;  // 64 - log2(regions); 64 means one region
   layout::ProcessSlot* my_slot_ = nullptr;  // this process's, after RegisterProcess
   TableInfo opened_info_;
 };

@@ -1,6 +1,7 @@
 #include "shared/key.h"
 
 #include <cstdint>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 
@@ -43,7 +44,27 @@ absl::Status ValidateKey(std::string_view key) {
     return absl::InvalidArgumentError(
         absl::StrCat("key is ", key.size(), " bytes; the limit is ", kMaxKeyBytes, " bytes"));
   }
-  for (size_t i = 0; i < key.size();) {
+  // Fast path: printable ASCII (0x20..0x7E), eight bytes at a time, the
+  // last word overlapping. A byte below 0x20, 0x7F, or one with its high bit
+  // set sends the key to the full UTF-8 check below.
+  constexpr uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
+  const auto printable_ascii = [&](uint64_t w) {
+    uint64_t below_space = (w - kOnes * 0x20) & ~w & kHigh;
+    uint64_t del_or_high = ((w + kOnes) | w) & kHigh;
+    return (below_space | del_or_high) == 0;
+  };
+  size_t i = 0;
+  if (key.size() >= 8) {
+    bool ascii = true;
+    uint64_t w;
+    for (size_t j = 0; j + 8 <= key.size() && ascii; j += 8) {
+      std::memcpy(&w, key.data() + j, 8);
+      ascii = printable_ascii(w);
+    }
+    std::memcpy(&w, key.data() + key.size() - 8, 8);
+    if (ascii && printable_ascii(w)) return absl::OkStatus();
+  }
+  while (i < key.size()) {
     uint32_t cp;
     size_t n = DecodeUtf8(key, i, &cp);
     if (n == 0) {

@@ -75,7 +75,11 @@ struct alignas(64) RegionShared {
   // The single-slot undo record of an insert in progress: slot index within
   // the region + 1, or 0. Written under `lock`.
   uint32_t inserting;
-  char pad[128 - sizeof(StripeLockShared) - 16];
+  // 1 when the region may differ from its copy in the staging area: set by
+  // writers under `lock`, cleared when the region is copied. A snapshot only
+  // copies dirty regions; the others' staging copies are still exact.
+  std::atomic<uint32_t> dirty;
+  char pad[128 - sizeof(StripeLockShared) - 20];
 };
 static_assert(sizeof(RegionShared) == 128);
 

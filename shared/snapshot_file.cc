@@ -86,7 +86,7 @@ SnapshotSlotCheck CheckHalf(const char* base, uint64_t size, int k) {
   check.meta.capacity = m.capacity;
   check.meta.unix_ns = m.unix_ns;
   check.meta.boot_id = std::string(m.boot_id, strnlen(m.boot_id, sizeof m.boot_id));
-  if (m.half != k || m.generation % 2 != static_cast<uint64_t>(k)) {
+  if (m.half != static_cast<uint32_t>(k) || m.generation % 2 != static_cast<uint64_t>(k)) {
     return bad("meta is in the wrong slot for its generation");
   }
   uint64_t off = kDataStart + k * m.half_size;

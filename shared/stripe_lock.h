@@ -37,11 +37,39 @@ static_assert(std::atomic<int32_t>::is_always_lock_free);
 // Initialises a lock to free. REQUIRES: no process uses the lock.
 void StripeLockInit(StripeLockShared* l);
 // Blocks until this process (`pid`) holds the lock.
-void StripeLock(StripeLockShared* l, int32_t pid);
+inline void StripeLock(StripeLockShared* l, int32_t pid);
 // REQUIRES: this process holds the lock.
-void StripeUnlock(StripeLockShared* l, int32_t pid);
+inline void StripeUnlock(StripeLockShared* l, int32_t pid);
 // Releases the lock if `dead_pid` holds it. Returns true if it did.
 bool StripeForceUnlock(StripeLockShared* l, int32_t dead_pid);
+
+// The uncontended paths are inline (they are most of an increment's cost);
+// spinning, sleeping and waking are out of line.
+void StripeLockSlow(StripeLockShared* l, int32_t pid);
+void StripeWakeup(StripeLockShared* l);
+
+inline bool StripeTryLock(StripeLockShared* l, int32_t pid) {
+  int32_t expected = 0;
+  return l->owner.load(std::memory_order_relaxed) == 0 &&
+         l->owner.compare_exchange_strong(expected, pid, std::memory_order_acquire,
+                                          std::memory_order_relaxed);
+}
+
+inline void StripeLock(StripeLockShared* l, int32_t pid) {
+  if (!StripeTryLock(l, pid)) StripeLockSlow(l, pid);
+}
+
+inline void StripeUnlock(StripeLockShared* l, int32_t pid) {
+  int32_t expected = pid;
+  if (!l->owner.compare_exchange_strong(expected, 0, std::memory_order_seq_cst,
+                                        std::memory_order_relaxed)) {
+    __builtin_trap();  // unlocking a lock this process does not hold: a broken invariant
+  }
+  // The CAS is a full barrier on x86 and seq_cst elsewhere: a waiter that
+  // counted itself before this load is seen, and one that counts itself
+  // after it re-checks `owner` and finds it free.
+  if (l->waiters.load(std::memory_order_seq_cst) > 0) StripeWakeup(l);
+}
 
 }  // namespace countersd
 

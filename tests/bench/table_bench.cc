@@ -1,0 +1,158 @@
+// Microbenchmarks of the shared-memory table's increment path, next to a
+// bare std::atomic fetch_add, plus snapshot pauses and open time.
+//
+//   build/tests/bench/table_bench
+//   build/tests/bench/table_bench --benchmark_filter=Process
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "benchmark/benchmark.h"
+#include "shared/counter_table.h"
+
+namespace countersd {
+namespace {
+
+std::string TempPath(const std::string& name) {
+  static std::string dir = [] {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "countersd-bench-XXXXXX").string();
+    if (!mkdtemp(tmpl.data())) abort();
+    return tmpl;
+  }();
+  std::filesystem::remove(dir + "/" + name);
+  return dir + "/" + name;
+}
+
+std::unique_ptr<CounterTable> NewTable(uint64_t capacity, const std::string& name = "b.map") {
+  auto t = CounterTable::Create(TempPath(name), capacity);
+  if (!t.ok()) abort();
+  return std::move(*t);
+}
+
+void BM_AtomicFetchAdd(benchmark::State& state) {
+  static std::atomic<int64_t> counter{0};
+  for (auto _ : state) benchmark::DoNotOptimize(counter.fetch_add(1));
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_AtomicFetchAdd);
+
+void BM_IncrementHotKey(benchmark::State& state) {
+  auto t = NewTable(100000);
+  for (auto _ : state) benchmark::DoNotOptimize(t->Increment("requests:/api/v1/items", 1));
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_IncrementHotKey);
+
+void BM_IncrementSpreadKeys(benchmark::State& state) {
+  auto t = NewTable(100000);
+  std::vector<std::string> keys;
+  for (int i = 0; i < state.range(0); ++i) keys.push_back(absl::StrCat("key:", i));
+  size_t i = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(t->Increment(keys[i], 1));
+    if (++i == keys.size()) i = 0;
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_IncrementSpreadKeys)->Arg(1000)->Arg(65536);
+
+void BM_GetHotKey(benchmark::State& state) {
+  auto t = NewTable(100000);
+  (void)t->Increment("requests:/api/v1/items", 1);
+  for (auto _ : state) benchmark::DoNotOptimize(t->Get("requests:/api/v1/items"));
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_GetHotKey);
+
+void BM_IncrementBatch100(benchmark::State& state) {
+  auto t = NewTable(100000);
+  std::vector<std::string> keys;
+  for (int i = 0; i < 100; ++i) keys.push_back(absl::StrCat("key:", i));
+  std::vector<CounterTable::IncrementOp> ops;
+  for (auto& k : keys) ops.push_back({k, 1});
+  for (auto _ : state) benchmark::DoNotOptimize(t->IncrementBatch(ops));
+  state.SetItemsProcessed(state.iterations() * 100);
+}
+BENCHMARK(BM_IncrementBatch100);
+
+// `procs` processes each increment their own key `n` times; keys on the same
+// stripe or on different ones. Wall time of the whole run is the iteration
+// time, so items/s is the aggregate rate.
+void RunProcesses(benchmark::State& state, int procs, bool same_stripe) {
+  constexpr int64_t kPerProcess = 3'000'000;
+  auto t = NewTable(100000);
+  std::vector<std::string> keys = {"proc-key-0"};
+  for (int i = 1; keys.size() < static_cast<size_t>(procs); ++i) {
+    std::string k = absl::StrCat("proc-key-", i);
+    bool same = t->StripeOf(k) == t->StripeOf(keys[0]);
+    if (same == same_stripe) keys.push_back(k);
+  }
+  for (auto _ : state) {
+    auto start = std::chrono::steady_clock::now();
+    std::vector<pid_t> kids;
+    for (int p = 0; p < procs; ++p) {
+      pid_t pid = fork();
+      if (pid == 0) {
+        for (int64_t i = 0; i < kPerProcess; ++i) (void)t->Increment(keys[p], 1);
+        _exit(0);
+      }
+      kids.push_back(pid);
+    }
+    for (pid_t k : kids) waitpid(k, nullptr, 0);
+    state.SetIterationTime(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  state.SetItemsProcessed(state.iterations() * procs * kPerProcess);
+}
+
+void BM_OneProcess(benchmark::State& state) { RunProcesses(state, 1, false); }
+void BM_TwoProcessesDifferentStripes(benchmark::State& state) { RunProcesses(state, 2, false); }
+void BM_TwoProcessesSameStripe(benchmark::State& state) { RunProcesses(state, 2, true); }
+BENCHMARK(BM_OneProcess)->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_TwoProcessesDifferentStripes)->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_TwoProcessesSameStripe)->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);
+
+// A snapshot's copy of a table holding `range(0)` counters, with a writer
+// process hammering it; reports the longest stop increments saw.
+void BM_SnapshotPause(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  auto t = NewTable(n + n / 4);
+  std::vector<std::string> keys;
+  for (int64_t i = 0; i < n; ++i) (void)t->Increment(absl::StrCat("counter:", i), i);
+  uint64_t max_pause = 0;
+  uint64_t counted = 0;
+  for (auto _ : state) {
+    max_pause = std::max(max_pause, t->SnapshotForEach([&](std::string_view, int64_t) { ++counted; }));
+  }
+  state.counters["max_pause_us"] = max_pause / 1000.0;
+  state.counters["counters"] = static_cast<double>(counted / state.iterations());
+}
+BENCHMARK(BM_SnapshotPause)->Arg(65536)->Arg(1000000)->Unit(benchmark::kMillisecond);
+
+// Startup: Open (validate, repair, re-init locks) of a 1,000,000-counter
+// table that is full of counters.
+void BM_OpenMillionCounterTable(benchmark::State& state) {
+  const std::string path = TempPath("open.map");
+  {
+    auto t = CounterTable::Create(path, 1000000);
+    for (int i = 0; i < 1000000; ++i) (void)(*t)->Increment(absl::StrCat("counter:", i), 1);
+  }
+  for (auto _ : state) {
+    auto t = CounterTable::Open(path);
+    if (!t.ok()) state.SkipWithError(std::string(t.status().message()).c_str());
+    benchmark::DoNotOptimize(t);
+  }
+}
+BENCHMARK(BM_OpenMillionCounterTable)->Unit(benchmark::kMillisecond)->Iterations(3);
+
+}  // namespace
+}  // namespace countersd
+
+BENCHMARK_MAIN();
