@@ -5,7 +5,9 @@
 // where `acked` counts the Increment(+1) calls answered OK and `unknown` the
 // calls that failed, timed out or were cancelled (a handler can apply an
 // increment and die before answering). Nothing acknowledged is lost, and
-// nothing is applied that no client sent.
+// nothing is applied that no client sent. Alongside, clients send atomic
+// batches that add 1 to each of 64 keys: whatever the kill interrupts, those
+// keys must all end equal (a half-done batch is rolled back whole).
 #include <signal.h>
 #include <sys/wait.h>
 #include <sys/types.h>
@@ -14,6 +16,7 @@
 #include <iostream>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
@@ -66,7 +69,15 @@ TEST(HandlerCrashTest, SigkilledHandlersUnderLoadLoseNoAcknowledgedIncrementAndA
                       .threads = 4,
                       .keys = Keys("handler-crash", 16),
                       .call_deadline = absl::Seconds(10)});
+  // Atomic batches of +1 to each of 64 keys, on two more connections.
+  const std::vector<std::string> batch_keys = Keys("handler-crash-batch", 64);
+  IncrementLoad batch_load({.address = (*daemon)->address(),
+                            .threads = 2,
+                            .keys = batch_keys,
+                            .call_deadline = absl::Seconds(10),
+                            .batches = true});
   ASSERT_TRUE(load.WaitForAcked(2000, kWait)) << "load never got going: " << load.acked();
+  ASSERT_TRUE(batch_load.WaitForAcked(100, kWait)) << "batches never got going";
 
   // Two rounds: the second kills whichever handler is busiest then, which
   // may be the one respawned in the first round.
@@ -82,6 +93,7 @@ TEST(HandlerCrashTest, SigkilledHandlersUnderLoadLoseNoAcknowledgedIncrementAndA
     ASSERT_EQ(kill(*victim, SIGKILL), 0);
     killed.insert(*victim);
     load.Mark();
+    batch_load.Mark();
 
     // The supervisor reaps it and starts a new handler in its place.
     auto pids = WaitForHandlersWithout(*stub, *victim, kHandlers, kWait);
@@ -96,9 +108,12 @@ TEST(HandlerCrashTest, SigkilledHandlersUnderLoadLoseNoAcknowledgedIncrementAndA
     // acknowledged again, including those whose connection died.
     ASSERT_TRUE(load.WaitForEveryThreadAckedSinceMark(kWait))
         << "some client never recovered: " << DescribeFailures(load);
+    ASSERT_TRUE(batch_load.WaitForEveryThreadAckedSinceMark(kWait))
+        << "some batch client never recovered: " << DescribeFailures(batch_load);
     ASSERT_TRUE(load.WaitForAcked(load.acked() + 1000, kWait));
   }
   load.Stop();
+  batch_load.Stop();
   int64_t acked = 0, unknown = 0;
   for (const auto& [key, t] : load.Tally()) {
     acked += t.acked;
@@ -107,10 +122,19 @@ TEST(HandlerCrashTest, SigkilledHandlersUnderLoadLoseNoAcknowledgedIncrementAndA
   std::cout << "acknowledged " << acked << ", outcome unknown " << unknown << ": "
             << DescribeFailures(load) << "\n";
 
+  std::cout << "batches acknowledged " << batch_load.acked() << ": "
+            << DescribeFailures(batch_load) << "\n";
+
   for (const auto& [code, n] : load.failure_codes()) {
     EXPECT_TRUE(IsCrashCode(code)) << "unexpected failures: " << DescribeFailures(load);
   }
+  for (const auto& [code, n] : batch_load.failure_codes()) {
+    EXPECT_TRUE(IsCrashCode(code)) << "unexpected failures: " << DescribeFailures(batch_load);
+  }
   EXPECT_TRUE(AcknowledgedIncrementsPresent(*stub, load.Tally()));
+  EXPECT_TRUE(AcknowledgedIncrementsPresent(*stub, batch_load.Tally()));
+  // A batch cut short by the kill was rolled back whole.
+  EXPECT_TRUE(CountersAllEqual(*stub, batch_keys));
 
   // The respawned handlers serve: GetStats comes from one of them or from a
   // survivor, and none of the killed pids is listed any more.

@@ -108,10 +108,12 @@ TEST(HostCrashTest, TruncatedMapIsKeptAsideAsCorruptAndLastSnapshotRestored) {
 // client had started by the time it returned:
 //   before[k].acked <= restored[k] <= after[k].acked + after[k].unknown
 // where before/after are cuts of the clients' bookkeeping taken just before
-// the call and just after it returned (unknown includes calls in flight).
+// the call and just after it returned (unknown includes calls in flight);
+// and no atomic batch is in it by half.
 TEST(HostCrashTest, SnapshotTakenUnderLoadHoldsEveryIncrementAcknowledgedBeforeTheCall) {
   ScopedTempDir dir;
-  std::map<std::string, KeyTally> before, after;
+  std::map<std::string, KeyTally> before, after, batch_before, batch_after;
+  const std::vector<std::string> batch_keys = Keys("snapshot-load-batch", 64);
   uint64_t generation = 0;
   int64_t final_acked = 0;
   {
@@ -122,16 +124,25 @@ TEST(HostCrashTest, SnapshotTakenUnderLoadHoldsEveryIncrementAcknowledgedBeforeT
                         .threads = 4,
                         .keys = Keys("snapshot-load", 16),
                         .call_deadline = absl::Seconds(10)});
+    IncrementLoad batch_load({.address = (*daemon)->address(),
+                              .threads = 2,
+                              .keys = batch_keys,
+                              .call_deadline = absl::Seconds(10),
+                              .batches = true});
     ASSERT_TRUE(load.WaitForAcked(2000, absl::Seconds(60)));
+    ASSERT_TRUE(batch_load.WaitForAcked(100, absl::Seconds(60)));
     before = load.Progress();
+    batch_before = batch_load.Progress();
     auto snap = TakeSnapshot(*stub);
     after = load.Progress();
+    batch_after = batch_load.Progress();
     ASSERT_TRUE(snap.ok()) << snap.status();
     generation = snap->generation();
     // More increments that the snapshot cannot hold, then a host crash.
     ASSERT_TRUE(load.WaitForAcked(load.acked() + 1000, absl::Seconds(60)));
     (*daemon)->KillAll();
     load.Stop();
+    batch_load.Stop();
     for (const auto& [key, t] : load.Tally()) final_acked += t.acked;
   }
   auto other = OtherBootId();
@@ -145,6 +156,9 @@ TEST(HostCrashTest, SnapshotTakenUnderLoadHoldsEveryIncrementAcknowledgedBeforeT
                    .empty())
       << (*daemon)->log();
   EXPECT_TRUE(CountersBetween(*stub, before, after));
+  EXPECT_TRUE(CountersBetween(*stub, batch_before, batch_after));
+  // The snapshot holds no batch by half.
+  EXPECT_TRUE(CountersAllEqual(*stub, batch_keys));
   // The values came from the snapshot, not from the live map: the
   // increments acknowledged after it are gone.
   auto all = ListAll(*stub, "snapshot-load/");

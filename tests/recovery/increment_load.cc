@@ -31,6 +31,8 @@ void IncrementLoad::Run(int index) {
   auto stub = NewStubOnOwnConnection(options_.address);
   bool last_failed = false;
   size_t next_key = index % options_.keys.size();
+  counters::v1::IncrementBatchRequest batch;
+  for (const std::string& key : options_.keys) batch.add_increments()->set_key(key);  // +1 each
   while (!stop_.load(std::memory_order_relaxed)) {
     size_t k = next_key;
     next_key = (next_key + 1) % options_.keys.size();
@@ -43,19 +45,33 @@ void IncrementLoad::Run(int index) {
       me.in_flight = &context;
       me.in_flight_key = k;
     }
-    counters::v1::IncrementRequest request;
-    request.set_key(options_.keys[k]);  // delta absent: +1
-    counters::v1::IncrementResponse response;
-    grpc::Status status = stub->Increment(&context, request, &response);
+    grpc::Status status;
+    if (options_.batches) {
+      counters::v1::IncrementBatchResponse response;
+      status = stub->IncrementBatch(&context, batch, &response);
+    } else {
+      counters::v1::IncrementRequest request;
+      request.set_key(options_.keys[k]);  // delta absent: +1
+      counters::v1::IncrementResponse response;
+      status = stub->Increment(&context, request, &response);
+    }
     absl::MutexLock lock(&mu_);
     me.in_flight = nullptr;
     if (status.ok()) {
-      ++me.tally[k].acked;
+      if (options_.batches) {
+        for (KeyTally& t : me.tally) ++t.acked;
+      } else {
+        ++me.tally[k].acked;
+      }
       ++me.acked;
       ++total_acked_;
       last_failed = false;
     } else {
-      ++me.tally[k].unknown;
+      if (options_.batches) {
+        for (KeyTally& t : me.tally) ++t.unknown;
+      } else {
+        ++me.tally[k].unknown;
+      }
       ++me.failures[status.error_code()];
       me.failure_examples.try_emplace(status.error_code(), status.error_message());
       last_failed = true;
@@ -98,7 +114,7 @@ std::map<std::string, KeyTally> IncrementLoad::Progress() const {
     for (const auto& t : per_thread_) {
       sum.acked += t->tally[k].acked;
       sum.unknown += t->tally[k].unknown;
-      if (t->in_flight != nullptr && t->in_flight_key == k) ++sum.unknown;
+      if (t->in_flight != nullptr && (options_.batches || t->in_flight_key == k)) ++sum.unknown;
     }
   }
   return out;

@@ -13,6 +13,8 @@
 //  - Each thread has its own channel on its own TCP connection (so threads
 //    spread over the handlers) and loops: Increment(key) with the delta
 //    absent (so +1), key chosen round-robin, every call with a deadline.
+//    With `batches`, each call is instead one IncrementBatch of +1 to every
+//    key, and counts for every key.
 //  - OK: the increment is acknowledged: counted in `acked` for that key.
 //    Any other status: its outcome is unknown (the handler may have applied
 //    it and died before answering): counted in `unknown` for that key. So
@@ -62,6 +64,10 @@ class IncrementLoad {
     int threads = 4;
     std::vector<std::string> keys;
     absl::Duration call_deadline = absl::Seconds(10);
+    // false: each call is Increment(+1) of one key, round-robin.
+    // true: each call is one IncrementBatch adding 1 to every key, so if
+    // batches are atomic every key always holds the same value.
+    bool batches = false;
   };
 
   // Starts the threads. REQUIRES: options.keys non-empty, threads >= 1.

@@ -149,6 +149,21 @@ absl::StatusOr<std::set<pid_t>> WaitForHandlersWithout(Stub& stub, pid_t dead, s
          << "acked <= value <= acked + unknown broken for " << absl::StrJoin(broken, "; ");
 }
 
+::testing::AssertionResult CountersAllEqual(Stub& stub, const std::vector<std::string>& keys) {
+  std::map<int64_t, std::vector<std::string>> by_value;
+  for (const std::string& key : keys) {
+    auto value = GetCounter(stub, key);
+    if (!value.ok() && !absl::IsNotFound(value.status())) {
+      return ::testing::AssertionFailure() << "Get(" << key << "): " << value.status();
+    }
+    by_value[value.ok() ? *value : 0].push_back(key);
+  }
+  if (by_value.size() <= 1) return ::testing::AssertionSuccess();
+  auto failure = ::testing::AssertionFailure() << "a batch was applied in part:";
+  for (const auto& [v, ks] : by_value) failure << " " << v << " in {" << absl::StrJoin(ks, ",") << "}";
+  return failure;
+}
+
 ::testing::AssertionResult CountersEqual(Stub& stub,
                                          const std::map<std::string, int64_t>& expected) {
   std::vector<std::string> wrong;

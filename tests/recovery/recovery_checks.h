@@ -12,6 +12,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -58,6 +59,10 @@ absl::StatusOr<std::set<pid_t>> WaitForHandlersWithout(Stub& stub, pid_t dead, s
 // call, `at_most` the one taken after it returned.
 ::testing::AssertionResult CountersBetween(Stub& stub, const std::map<std::string, KeyTally>& at_least,
                                            const std::map<std::string, KeyTally>& at_most);
+
+// Every key of `keys` holds the same value (a missing counter counts as 0):
+// what atomic batches that add 1 to each of them leave behind.
+::testing::AssertionResult CountersAllEqual(Stub& stub, const std::vector<std::string>& keys);
 
 // For every key of `expected`: Get returns exactly that value.
 ::testing::AssertionResult CountersEqual(Stub& stub, const std::map<std::string, int64_t>& expected);

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
@@ -31,7 +32,8 @@ DaemonOptions OnDir(const std::string& data_dir) {
 
 TEST(SupervisorCrashTest, KillingTheWholeDaemonUnderLoadLosesNoAcknowledgedIncrement) {
   ScopedTempDir dir;  // outlives both daemons
-  std::map<std::string, KeyTally> tally;
+  std::map<std::string, KeyTally> tally, batch_tally;
+  const std::vector<std::string> batch_keys = Keys("supervisor-crash-batch", 64);
   {
     auto daemon = Daemon::Start(OnDir(dir.path()));
     ASSERT_TRUE(daemon.ok()) << daemon.status();
@@ -39,10 +41,18 @@ TEST(SupervisorCrashTest, KillingTheWholeDaemonUnderLoadLosesNoAcknowledgedIncre
                         .threads = 4,
                         .keys = Keys("supervisor-crash", 16),
                         .call_deadline = absl::Seconds(10)});
+    IncrementLoad batch_load({.address = (*daemon)->address(),
+                              .threads = 2,
+                              .keys = batch_keys,
+                              .call_deadline = absl::Seconds(10),
+                              .batches = true});
     ASSERT_TRUE(load.WaitForAcked(3000, kWait)) << "load never got going: " << load.acked();
+    ASSERT_TRUE(batch_load.WaitForAcked(100, kWait)) << "batches never got going";
     (*daemon)->KillAll();  // SIGKILL to the process group while calls are in flight
     load.Stop();
+    batch_load.Stop();
     tally = load.Tally();
+    batch_tally = batch_load.Tally();
   }
   int64_t acked = 0;
   for (const auto& [key, t] : tally) acked += t.acked;
@@ -52,6 +62,9 @@ TEST(SupervisorCrashTest, KillingTheWholeDaemonUnderLoadLosesNoAcknowledgedIncre
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   auto stub = NewStub((*daemon)->address());
   EXPECT_TRUE(AcknowledgedIncrementsPresent(*stub, tally)) << (*daemon)->log();
+  EXPECT_TRUE(AcknowledgedIncrementsPresent(*stub, batch_tally));
+  // Open rolled back any batch the kill cut short, whole.
+  EXPECT_TRUE(CountersAllEqual(*stub, batch_keys));
 
   // Same boot: the live map was trusted, not replaced by a snapshot.
   EXPECT_FALSE(FindLogLine((*daemon)->log(), {"opened table", "during this boot"}).empty())
