@@ -4,7 +4,8 @@
 // stubs from the repository's protos AT TEST TIME with Debian's protoc and
 // grpc_python_plugin into a temporary directory, and runs one check of
 // interop_client.py under Debian's /usr/bin/python3 (python3-grpcio). The
-// check's output is shown when it fails.
+// check's output is shown when it fails. A last test does the same with
+// Node's @grpc/grpc-js (interop_client.js).
 #include <iostream>
 #include <string>
 #include <vector>
@@ -76,6 +77,35 @@ TEST_F(InteropTest, PythonRoundTripsEveryRpc) { RunCheck("api_roundtrip"); }
 TEST_F(InteropTest, PythonHealthCheckReportsServing) { RunCheck("health"); }
 
 TEST_F(InteropTest, ReflectionServesTheRepositoryProto) { RunCheck("reflection"); }
+
+// A third stack: @grpc/grpc-js (pure JavaScript HTTP/2) with
+// @grpc/proto-loader, installed from npm at test time into a temporary
+// directory (pinned major versions). Skipped, saying why, when node/npm are
+// missing or the npm registry cannot be reached: it is an extra stack, not
+// a dependency of the build.
+TEST_F(InteropTest, GrpcJsClientIncrementsConcurrentlyAndSeesTheContract) {
+  if (std::string(NODE_BIN).empty() || std::string(NPM_BIN).empty()) {
+    GTEST_SKIP() << "node or npm not installed";
+  }
+  ScopedTempDir modules;
+  auto install = RunCommand({NPM_BIN, "install", "--prefix", modules.path(), "--no-save",
+                             "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error",
+                             "@grpc/grpc-js@1", "@grpc/proto-loader@0.8"},
+                            absl::Seconds(180));
+  if (!install.ok() || install->exit_code != 0) {
+    GTEST_SKIP() << "npm install of @grpc/grpc-js failed (offline?): "
+                 << (install.ok() ? install->err : install.status().ToString());
+  }
+  auto run = RunCommand(
+      {NODE_BIN, absl::StrCat(COUNTERSD_SOURCE_DIR, "/tests/interop/interop_client.js"),
+       absl::StrCat("--address=", daemon_->address()),
+       absl::StrCat("--proto=", COUNTERSD_SOURCE_DIR, "/proto"), "concurrent_increments",
+       "status_codes", "optional_fields"},
+      absl::Seconds(120), {absl::StrCat("NODE_PATH=", modules.path(), "/node_modules")});
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_EQ(run->exit_code, 0) << "node client:\n" << run->out << run->err;
+  std::cout << run->out;
+}
 
 }  // namespace
 }  // namespace countersd::testing
