@@ -1,0 +1,292 @@
+// CounterClient failure paths that a real server cannot produce on demand
+// (UNAVAILABLE exactly N times, malformed responses), driven through the
+// generated gMock stub. Happy paths against the real daemon are in
+// client_e2e_test.cc.
+#include <chrono>
+#include <memory>
+
+#include "client/client.h"
+#include "counters/v1/counters_mock.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace countersd {
+namespace {
+
+namespace v1 = ::counters::v1;
+using ::testing::_;
+using ::testing::DoAll;
+using ::testing::Invoke;
+using ::testing::Return;
+using ::testing::SetArgPointee;
+
+const grpc::Status kUnavailable(grpc::StatusCode::UNAVAILABLE, "connection reset");
+
+ClientOptions FastRetries() {
+  ClientOptions o;
+  o.timeout = absl::Seconds(30);
+  o.max_attempts = 4;
+  o.initial_backoff = absl::Milliseconds(1);
+  o.max_backoff = absl::Milliseconds(2);
+  return o;
+}
+
+struct Fixture {
+  explicit Fixture(ClientOptions options = FastRetries()) {
+    auto owned = std::make_unique<v1::MockCounterServiceStub>();
+    stub = owned.get();
+    client = std::make_unique<CounterClient>(std::move(owned), options);
+  }
+  v1::MockCounterServiceStub* stub;
+  std::unique_ptr<CounterClient> client;
+};
+
+v1::GetResponse GetResponseOf(int64_t v) {
+  v1::GetResponse r;
+  r.set_value(v);
+  return r;
+}
+
+TEST(CounterClientTest, GetRetriesUnavailableAndReturnsTheValue) {
+  Fixture f;
+  EXPECT_CALL(*f.stub, Get(_, _, _))
+      .WillOnce(Return(kUnavailable))
+      .WillOnce(Return(kUnavailable))
+      .WillOnce(DoAll(SetArgPointee<2>(GetResponseOf(42)), Return(grpc::Status::OK)));
+  absl::StatusOr<int64_t> v = f.client->Get("k");
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(*v, 42);
+}
+
+TEST(CounterClientTest, GetGivesUpAfterMaxAttemptsWithUnavailable) {
+  Fixture f;
+  EXPECT_CALL(*f.stub, Get(_, _, _)).Times(4).WillRepeatedly(Return(kUnavailable));
+  absl::StatusOr<int64_t> v = f.client->Get("k");
+  EXPECT_EQ(v.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(v.status().message(), "connection reset");
+}
+
+TEST(CounterClientTest, MaxAttemptsOfOneDisablesRetries) {
+  ClientOptions o = FastRetries();
+  o.max_attempts = 1;
+  Fixture f(o);
+  EXPECT_CALL(*f.stub, Get(_, _, _)).Times(1).WillOnce(Return(kUnavailable));
+  EXPECT_EQ(f.client->Get("k").status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST(CounterClientTest, GetDoesNotRetryNotFoundAndKeepsTheMessage) {
+  Fixture f;
+  EXPECT_CALL(*f.stub, Get(_, _, _))
+      .Times(1)
+      .WillOnce(Return(grpc::Status(grpc::StatusCode::NOT_FOUND, "no counter \"k\"")));
+  absl::StatusOr<int64_t> v = f.client->Get("k");
+  EXPECT_EQ(v.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(v.status().message(), "no counter \"k\"");
+}
+
+TEST(CounterClientTest, IncrementIsNotRetriedOnUnavailable) {
+  Fixture f;
+  EXPECT_CALL(*f.stub, Increment(_, _, _)).Times(1).WillOnce(Return(kUnavailable));
+  EXPECT_EQ(f.client->Increment("k", 5).status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST(CounterClientTest, NoMutationIsRetriedOnUnavailable) {
+  Fixture f;
+  EXPECT_CALL(*f.stub, IncrementBatch(_, _, _)).Times(1).WillOnce(Return(kUnavailable));
+  EXPECT_CALL(*f.stub, Set(_, _, _)).Times(1).WillOnce(Return(kUnavailable));
+  EXPECT_CALL(*f.stub, CompareAndSet(_, _, _)).Times(1).WillOnce(Return(kUnavailable));
+  EXPECT_CALL(*f.stub, Delete(_, _, _)).Times(1).WillOnce(Return(kUnavailable));
+  EXPECT_CALL(*f.stub, Snapshot(_, _, _)).Times(1).WillOnce(Return(kUnavailable));
+  const IncrementOp ops[] = {{"a", 1}};
+  EXPECT_EQ(f.client->IncrementBatch(ops).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(f.client->Set("k", 1).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(f.client->CompareAndSet("k", 0, 1).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(f.client->Delete("k").status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(f.client->Snapshot().status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST(CounterClientTest, EveryReadIsRetriedOnUnavailable) {
+  Fixture f;
+  v1::BatchGetResponse batch;
+  auto* c = batch.add_counters();
+  c->set_key("a");
+  c->set_value(1);
+  c->set_found(true);
+  EXPECT_CALL(*f.stub, BatchGet(_, _, _))
+      .WillOnce(Return(kUnavailable))
+      .WillOnce(DoAll(SetArgPointee<2>(batch), Return(grpc::Status::OK)));
+  EXPECT_CALL(*f.stub, List(_, _, _))
+      .WillOnce(Return(kUnavailable))
+      .WillOnce(Return(grpc::Status::OK));
+  EXPECT_CALL(*f.stub, GetStats(_, _, _))
+      .WillOnce(Return(kUnavailable))
+      .WillOnce(Return(grpc::Status::OK));
+  EXPECT_TRUE(f.client->BatchGet(std::vector<std::string>{"a"}).ok());
+  EXPECT_TRUE(f.client->List("").ok());
+  EXPECT_TRUE(f.client->GetStats().ok());
+}
+
+TEST(CounterClientTest, IncrementSendsKeyAndDeltaAndReturnsNewValue) {
+  Fixture f;
+  v1::IncrementResponse response;
+  response.set_value(-7);
+  EXPECT_CALL(*f.stub, Increment(_, _, _))
+      .WillOnce(Invoke([&](grpc::ClientContext*, const v1::IncrementRequest& req,
+                           v1::IncrementResponse* resp) {
+        EXPECT_EQ(req.key(), "k");
+        EXPECT_TRUE(req.has_delta());
+        EXPECT_EQ(req.delta(), -3);
+        *resp = response;
+        return grpc::Status::OK;
+      }));
+  absl::StatusOr<int64_t> v = f.client->Increment("k", -3);
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(*v, -7);
+}
+
+TEST(CounterClientTest, EveryCallCarriesTheConfiguredDeadline) {
+  ClientOptions o = FastRetries();
+  o.timeout = absl::Seconds(7);
+  Fixture f(o);
+  std::chrono::system_clock::time_point seen{};
+  EXPECT_CALL(*f.stub, Increment(_, _, _))
+      .WillOnce(Invoke([&](grpc::ClientContext* ctx, const v1::IncrementRequest&,
+                           v1::IncrementResponse*) {
+        seen = ctx->deadline();
+        return grpc::Status::OK;
+      }));
+  const auto before = std::chrono::system_clock::now();
+  ASSERT_TRUE(f.client->Increment("k").ok());
+  const auto after = std::chrono::system_clock::now();
+  EXPECT_GE(seen, before + std::chrono::seconds(7) - std::chrono::milliseconds(1));
+  EXPECT_LE(seen, after + std::chrono::seconds(7) + std::chrono::milliseconds(1));
+}
+
+TEST(CounterClientTest, RetriesShareTheFirstAttemptsDeadline) {
+  Fixture f;
+  std::vector<std::chrono::system_clock::time_point> deadlines;
+  EXPECT_CALL(*f.stub, Get(_, _, _))
+      .Times(3)
+      .WillRepeatedly(Invoke([&](grpc::ClientContext* ctx, const v1::GetRequest&,
+                                 v1::GetResponse*) {
+        deadlines.push_back(ctx->deadline());
+        return deadlines.size() < 3 ? kUnavailable : grpc::Status::OK;
+      }));
+  ASSERT_TRUE(f.client->Get("k").ok());
+  ASSERT_EQ(deadlines.size(), 3u);
+  EXPECT_EQ(deadlines[0], deadlines[1]);
+  EXPECT_EQ(deadlines[1], deadlines[2]);
+}
+
+TEST(CounterClientTest, NoRetryWhenTheBackOffWouldPassTheDeadline) {
+  ClientOptions o;
+  o.timeout = absl::Milliseconds(300);
+  o.initial_backoff = absl::Seconds(10);  // sleeps at least 5 s: past the deadline
+  o.max_backoff = absl::Seconds(10);
+  Fixture f(o);
+  EXPECT_CALL(*f.stub, Get(_, _, _)).Times(1).WillOnce(Return(kUnavailable));
+  const absl::Time start = absl::Now();
+  EXPECT_EQ(f.client->Get("k").status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));  // it did not sleep the back-off
+}
+
+TEST(CounterClientTest, BatchGetWithWrongNumberOfEntriesIsInternal) {
+  Fixture f;
+  EXPECT_CALL(*f.stub, BatchGet(_, _, _)).WillOnce(Return(grpc::Status::OK));
+  absl::StatusOr<std::vector<CounterEntry>> r =
+      f.client->BatchGet(std::vector<std::string>{"a", "b"});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInternal);
+}
+
+TEST(CounterClientTest, BatchGetReturnsEntriesInOrderWithFound) {
+  Fixture f;
+  v1::BatchGetResponse batch;
+  for (auto [k, v, found] : {std::tuple{"a", 3, true}, std::tuple{"b", 0, false}}) {
+    auto* c = batch.add_counters();
+    c->set_key(k);
+    c->set_value(v);
+    c->set_found(found);
+  }
+  EXPECT_CALL(*f.stub, BatchGet(_, _, _))
+      .WillOnce(Invoke([&](grpc::ClientContext*, const v1::BatchGetRequest& req,
+                           v1::BatchGetResponse* resp) {
+        EXPECT_THAT(req.keys(), ::testing::ElementsAre("a", "b"));
+        *resp = batch;
+        return grpc::Status::OK;
+      }));
+  absl::StatusOr<std::vector<CounterEntry>> r =
+      f.client->BatchGet(std::vector<std::string>{"a", "b"});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_THAT(*r, ::testing::ElementsAre(CounterEntry{"a", 3, true}, CounterEntry{"b", 0, false}));
+}
+
+TEST(CounterClientTest, ListAllFollowsPageTokensToTheEnd) {
+  Fixture f;
+  EXPECT_CALL(*f.stub, List(_, _, _))
+      .Times(2)
+      .WillRepeatedly(Invoke([](grpc::ClientContext*, const v1::ListRequest& req,
+                                v1::ListResponse* resp) {
+        EXPECT_EQ(req.prefix(), "p/");
+        auto* c = resp->add_counters();
+        if (req.page_token().empty()) {
+          c->set_key("p/a");
+          c->set_value(1);
+          resp->set_next_page_token("p/a");
+        } else {
+          EXPECT_EQ(req.page_token(), "p/a");
+          c->set_key("p/b");
+          c->set_value(2);
+        }
+        return grpc::Status::OK;
+      }));
+  absl::StatusOr<std::vector<CounterEntry>> all = f.client->ListAll("p/");
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_THAT(*all, ::testing::ElementsAre(CounterEntry{"p/a", 1, true},
+                                           CounterEntry{"p/b", 2, true}));
+}
+
+TEST(CounterClientTest, ListAllStopsWhenTheServerRepeatsAPageToken) {
+  Fixture f;
+  EXPECT_CALL(*f.stub, List(_, _, _))
+      .Times(2)
+      .WillRepeatedly(Invoke([](grpc::ClientContext*, const v1::ListRequest&,
+                                v1::ListResponse* resp) {
+        resp->set_next_page_token("same");
+        return grpc::Status::OK;
+      }));
+  EXPECT_EQ(f.client->ListAll("").status().code(), absl::StatusCode::kInternal);
+}
+
+TEST(CounterClientTest, SetReportsAbsentPreviousValueAsNullopt) {
+  Fixture f;
+  v1::SetResponse with_previous;
+  with_previous.set_previous_value(0);
+  EXPECT_CALL(*f.stub, Set(_, _, _))
+      .WillOnce(Return(grpc::Status::OK))
+      .WillOnce(DoAll(SetArgPointee<2>(with_previous), Return(grpc::Status::OK)));
+  absl::StatusOr<std::optional<int64_t>> first = f.client->Set("k", 5);
+  ASSERT_TRUE(first.ok());
+  EXPECT_FALSE(first->has_value());
+  absl::StatusOr<std::optional<int64_t>> second = f.client->Set("k", 6);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(*second, std::optional<int64_t>(0));  // a previous value of 0 is not "absent"
+}
+
+TEST(CounterClientTest, HealthWithoutAChannelIsFailedPrecondition) {
+  Fixture f;
+  EXPECT_EQ(f.client->Health().status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(FromGrpcStatusTest, KeepsCodeAndMessage) {
+  EXPECT_TRUE(FromGrpcStatus(grpc::Status::OK).ok());
+  for (int code = 1; code <= 16; ++code) {
+    absl::Status s = FromGrpcStatus(grpc::Status(static_cast<grpc::StatusCode>(code), "why"));
+    EXPECT_EQ(static_cast<int>(s.code()), code);
+    EXPECT_EQ(s.message(), "why");
+  }
+  EXPECT_EQ(FromGrpcStatus(grpc::Status(grpc::StatusCode::OUT_OF_RANGE, "")).code(),
+            absl::StatusCode::kOutOfRange);
+}
+
+}  // namespace
+}  // namespace countersd

@@ -1,0 +1,285 @@
+// counterctl's pieces that need no daemon: the command-line parser, the JSON
+// writer, column alignment and the latency histogram.
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "client/counterctl/cli.h"
+#include "client/counterctl/latency_histogram.h"
+#include "client/counterctl/output.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace countersd::ctl {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+absl::StatusOr<Invocation> Parse(std::vector<std::string> args, const char* env = nullptr) {
+  args.insert(args.begin(), "counterctl");
+  return ParseCommandLine(args, env);
+}
+
+TEST(ParseCommandLineTest, NegativeNumbersAreArgumentsNotFlags) {
+  absl::StatusOr<Invocation> inc = Parse({"inc", "k", "-3"});
+  ASSERT_TRUE(inc.ok()) << inc.status();
+  EXPECT_EQ(inc->verb->name, "inc");
+  EXPECT_THAT(inc->args, ElementsAre("k", "-3"));
+
+  absl::StatusOr<Invocation> set = Parse({"set", "k", "-5"});
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_THAT(set->args, ElementsAre("k", "-5"));
+
+  absl::StatusOr<Invocation> cas = Parse({"cas", "k", "-1", "-9223372036854775808"});
+  ASSERT_TRUE(cas.ok()) << cas.status();
+  EXPECT_THAT(cas->args, ElementsAre("k", "-1", "-9223372036854775808"));
+}
+
+TEST(ParseCommandLineTest, GlobalFlagsGoBeforeOrAfterTheVerbInBothForms) {
+  absl::StatusOr<Invocation> a = Parse({"--addr", "h:1", "get", "k", "--output=json"});
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->address, "h:1");
+  EXPECT_TRUE(a->json());
+  EXPECT_THAT(a->args, ElementsAre("k"));
+
+  absl::StatusOr<Invocation> b = Parse({"get", "k", "--addr=h:2", "--timeout", "250ms"});
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(b->address, "h:2");
+  EXPECT_EQ(b->timeout, absl::Milliseconds(250));
+  EXPECT_FALSE(b->json());
+}
+
+TEST(ParseCommandLineTest, AddressComesFromFlagThenEnvironmentThenDefault) {
+  EXPECT_EQ(Parse({"health"})->address, "127.0.0.1:50051");
+  EXPECT_EQ(Parse({"health"}, "env:7")->address, "env:7");
+  EXPECT_EQ(Parse({"health", "--addr=flag:8"}, "env:7")->address, "flag:8");
+  EXPECT_EQ(Parse({"health"}, "")->address, "127.0.0.1:50051");
+}
+
+TEST(ParseCommandLineTest, DoubleDashEndsFlags) {
+  absl::StatusOr<Invocation> inv = Parse({"get", "--", "-odd", "--help"});
+  ASSERT_TRUE(inv.ok()) << inv.status();
+  EXPECT_FALSE(inv->help);
+  EXPECT_THAT(inv->args, ElementsAre("-odd", "--help"));
+}
+
+TEST(ParseCommandLineTest, VerbFlagsAreParsedAfterTheVerbOnly) {
+  absl::StatusOr<Invocation> inv = Parse({"inspect", "/x", "--dump"});
+  ASSERT_TRUE(inv.ok()) << inv.status();
+  EXPECT_TRUE(inv->Has("dump"));
+  EXPECT_FALSE(Parse({"--dump", "inspect", "/x"}).ok());
+  EXPECT_FALSE(Parse({"get", "k", "--dump"}).ok());  // not a flag of get
+}
+
+TEST(ParseCommandLineTest, FlagValuesMayBeSeparateOrJoined) {
+  absl::StatusOr<Invocation> inv = Parse({"bench", "--rpc", "batch", "--keys=10"});
+  ASSERT_TRUE(inv.ok()) << inv.status();
+  EXPECT_EQ(inv->Flag("rpc"), "batch");
+  EXPECT_EQ(inv->Flag("keys"), "10");
+  EXPECT_EQ(inv->Flag("batch", "100"), "100");
+}
+
+TEST(ParseCommandLineTest, UsageErrorsSayWhatIsWrong) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  const Case cases[] = {
+      {{"frob"}, "unknown verb \"frob\""},
+      {{"get", "k", "--nope"}, "unknown flag --nope for get"},
+      {{"--nope"}, "unknown flag --nope"},
+      {{"get", "k", "-x"}, "unknown flag \"-x\""},
+      {{"get", "k", "--addr"}, "flag --addr needs a value"},
+      {{"inspect", "p", "--dump=yes"}, "flag --dump takes no value"},
+      {{"get"}, "missing arguments: expected KEY..."},
+      {{"inc"}, "missing arguments: expected KEY [DELTA]"},
+      {{"inc", "k", "1", "2"}, "too many arguments for inc"},
+      {{"del", "a", "b"}, "too many arguments for del"},
+      {{"stats", "x"}, "too many arguments for stats"},
+      {{"get", "k", "--output=yaml"}, "--output must be text or json"},
+      {{"get", "k", "--timeout=soon"}, "--timeout must be a duration"},
+      {{"get", "k", "--timeout=0"}, "--timeout must be positive"},
+      {{"get", "k", "--addr="}, "--addr must not be empty"},
+  };
+  for (const Case& c : cases) {
+    absl::StatusOr<Invocation> inv = Parse(c.args);
+    ASSERT_FALSE(inv.ok()) << c.args[0];
+    EXPECT_EQ(inv.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(inv.status().message()), HasSubstr(c.message));
+  }
+}
+
+TEST(ParseCommandLineTest, HelpIsRecognisedEverywhere) {
+  absl::StatusOr<Invocation> overall = Parse({"--help"});
+  ASSERT_TRUE(overall.ok());
+  EXPECT_TRUE(overall->help);
+  EXPECT_EQ(overall->verb, nullptr);
+
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"inc", "--help"}, {"inc", "-h"}, {"help", "inc"},
+        {"inc", "k", "notanumber", "--help"}}) {
+    absl::StatusOr<Invocation> inv = Parse(args);
+    ASSERT_TRUE(inv.ok()) << inv.status();
+    EXPECT_TRUE(inv->help);
+    ASSERT_NE(inv->verb, nullptr);
+    EXPECT_EQ(inv->verb->name, "inc");
+  }
+  EXPECT_FALSE(Parse({"help", "frob"}).ok());
+}
+
+TEST(ParseCommandLineTest, TimeoutAcceptsUnitsAndBareSeconds) {
+  EXPECT_EQ(Parse({"stats", "--timeout=2"})->timeout, absl::Seconds(2));
+  EXPECT_EQ(Parse({"stats", "--timeout=1.5s"})->timeout, absl::Milliseconds(1500));
+  EXPECT_EQ(Parse({"stats", "--timeout=1m"})->timeout, absl::Minutes(1));
+  EXPECT_EQ(Parse({"stats"})->timeout, absl::Seconds(5));
+  EXPECT_FALSE(Parse({"stats", "--timeout=-1s"}).ok());
+  EXPECT_FALSE(Parse({"stats", "--timeout=inf"}).ok());
+}
+
+TEST(HelpTest, EveryVerbHasHelpNamingItsArgumentsAndFlags) {
+  const std::string overall = OverallHelp();
+  for (const char* name : {"inc", "dec", "get", "set", "cas", "del", "list", "snapshot", "stats",
+                           "health", "bench", "inspect"}) {
+    const VerbSpec* verb = FindVerb(name);
+    ASSERT_NE(verb, nullptr) << name;
+    EXPECT_THAT(overall, HasSubstr(std::string("  ") + name + " ")) << name;
+    const std::string help = VerbHelp(*verb);
+    EXPECT_THAT(help, HasSubstr(absl::StrCat("Usage: counterctl ", name))) << name;
+    EXPECT_THAT(help, HasSubstr("JSON: {")) << name;
+    EXPECT_THAT(help, HasSubstr("--addr=ADDR")) << name;
+    for (const FlagSpec& f : verb->flags) {
+      EXPECT_THAT(help, HasSubstr(absl::StrCat("--", f.name))) << name;
+    }
+  }
+}
+
+TEST(ParseInt64ArgTest, AcceptsTheWholeRangeAndRejectsEverythingElse) {
+  EXPECT_EQ(*ParseInt64Arg("-9223372036854775808", "X"), std::numeric_limits<int64_t>::min());
+  EXPECT_EQ(*ParseInt64Arg("9223372036854775807", "X"), std::numeric_limits<int64_t>::max());
+  EXPECT_EQ(*ParseInt64Arg("-3", "X"), -3);
+  EXPECT_EQ(*ParseInt64Arg("+4", "X"), 4);
+  for (const char* bad : {"", "abc", "1.5", "9223372036854775808", "-9223372036854775809", " 5",
+                          "5 ", "0x10", "1e3"}) {
+    absl::StatusOr<int64_t> v = ParseInt64Arg(bad, "DELTA");
+    ASSERT_FALSE(v.ok()) << bad;
+    EXPECT_THAT(std::string(v.status().message()),
+                HasSubstr("DELTA must be a signed 64-bit integer"));
+  }
+}
+
+TEST(JsonWriterTest, WritesNestedDocumentsWithCommasAndExactIntegers) {
+  JsonWriter j;
+  j.BeginObject().Field("a", int64_t{1}).Key("list").BeginArray();
+  j.Int(std::numeric_limits<int64_t>::min()).Uint(std::numeric_limits<uint64_t>::max());
+  j.BeginObject().EndObject().Null().Bool(false);
+  j.EndArray().Field("s", "x").EndObject();
+  EXPECT_EQ(j.str(),
+            "{\"a\":1,\"list\":[-9223372036854775808,18446744073709551615,{},null,false],"
+            "\"s\":\"x\"}");
+}
+
+TEST(JsonWriterTest, EscapesQuotesBackslashesAndControlCharactersButNotUtf8) {
+  std::string out;
+  AppendJsonString(&out, std::string("q\"b\\n\nt\t\x01\x7f \xc3\xa9", 13));
+  EXPECT_EQ(out, "\"q\\\"b\\\\n\\nt\\t\\u0001\\u007f \xc3\xa9\"");
+}
+
+TEST(JsonWriterTest, DoublesAreFiniteOrNull) {
+  JsonWriter j;
+  j.BeginArray().Double(1.5).Double(std::numeric_limits<double>::infinity()).EndArray();
+  EXPECT_EQ(j.str(), "[1.5,null]");
+}
+
+TEST(FormatColumnsTest, AlignsColumnsAndRightAlignsNumbers) {
+  const std::string out = FormatColumns({{"a", "1"}, {"long-key", "-100"}, {"\xc3\xa9t\xc3\xa9", "22"}},
+                                        {false, true});
+  EXPECT_EQ(out,
+            "a            1\n"
+            "long-key  -100\n"
+            "\xc3\xa9t\xc3\xa9         22\n");
+}
+
+TEST(FormatColumnsTest, LeavesNoTrailingBlanks) {
+  EXPECT_EQ(FormatColumns({{"key", ""}, {"k", "v"}}), "key\nk    v\n");
+}
+
+TEST(WithThousandsTest, GroupsDigitsByThree) {
+  EXPECT_EQ(WithThousands(0), "0");
+  EXPECT_EQ(WithThousands(999), "999");
+  EXPECT_EQ(WithThousands(1000), "1,000");
+  EXPECT_EQ(WithThousands(12345), "12,345");
+  EXPECT_EQ(WithThousands(1234567), "1,234,567");
+  EXPECT_EQ(WithThousands(18446744073709551615ull), "18,446,744,073,709,551,615");
+}
+
+TEST(LatencyHistogramTest, SmallValuesAreExact) {
+  LatencyHistogram h;
+  for (uint64_t v = 0; v < 64; ++v) h.Record(v);
+  EXPECT_EQ(h.count(), 64u);
+  EXPECT_EQ(h.Percentile(0.5), 31u);
+  EXPECT_EQ(h.Percentile(1.0), 63u);
+  EXPECT_EQ(h.min(), 0u);
+  EXPECT_EQ(h.max(), 63u);
+}
+
+TEST(LatencyHistogramTest, PercentilesAreNeverBelowTheTruthAndWithinBucketResolution) {
+  std::mt19937_64 rng(7);
+  std::lognormal_distribution<double> dist(12.0, 1.5);  // ~160 us median, long tail
+  std::vector<uint64_t> values;
+  LatencyHistogram h;
+  for (int i = 0; i < 200000; ++i) {
+    const uint64_t v = static_cast<uint64_t>(dist(rng));
+    values.push_back(v);
+    h.Record(v);
+  }
+  std::sort(values.begin(), values.end());
+  for (double q : {0.5, 0.9, 0.99, 0.999}) {
+    const uint64_t truth = values[static_cast<size_t>(std::ceil(q * values.size())) - 1];
+    const uint64_t got = h.Percentile(q);
+    EXPECT_GE(got, truth) << q;
+    EXPECT_LE(static_cast<double>(got), truth * (1.0 + 1.0 / 64) + 1) << q;
+  }
+  EXPECT_EQ(h.max(), values.back());
+  EXPECT_EQ(h.Percentile(1.0), values.back());
+}
+
+TEST(LatencyHistogramTest, BucketEdgesCoverEveryValueOnce) {
+  for (uint64_t v : {uint64_t{0}, uint64_t{63}, uint64_t{64}, uint64_t{65}, uint64_t{127},
+                     uint64_t{128}, uint64_t{1000003}, uint64_t{1} << 40,
+                     std::numeric_limits<uint64_t>::max()}) {
+    const size_t i = LatencyHistogram::Index(v);
+    ASSERT_LT(i, LatencyHistogram::kBuckets) << v;
+    EXPECT_GE(LatencyHistogram::UpperEdge(i), v) << v;
+    EXPECT_EQ(LatencyHistogram::Index(LatencyHistogram::UpperEdge(i)), i) << v;
+    if (i > 0) {
+      EXPECT_LT(LatencyHistogram::UpperEdge(i - 1), v) << v;
+    }
+  }
+}
+
+TEST(LatencyHistogramTest, MergeEqualsRecordingEverythingInOne) {
+  LatencyHistogram a, b, all;
+  for (uint64_t v = 1; v < 100000; v += 7) {
+    ((v % 3) ? a : b).Record(v);
+    all.Record(v);
+  }
+  a.Merge(b);
+  EXPECT_EQ(a.count(), all.count());
+  EXPECT_EQ(a.max(), all.max());
+  EXPECT_EQ(a.min(), all.min());
+  for (double q : {0.1, 0.5, 0.99}) EXPECT_EQ(a.Percentile(q), all.Percentile(q));
+}
+
+TEST(LatencyHistogramTest, EmptyHistogramReportsZeros) {
+  LatencyHistogram h;
+  EXPECT_EQ(h.Percentile(0.99), 0u);
+  EXPECT_EQ(h.max(), 0u);
+  EXPECT_EQ(h.min(), 0u);
+  EXPECT_EQ(h.mean(), 0.0);
+}
+
+}  // namespace
+}  // namespace countersd::ctl

@@ -1,0 +1,41 @@
+# ctest script: installs the client component of the build tree into a fresh
+# prefix, then configures, builds and runs a consumer project that finds it
+# with find_package(countersd) and links countersd::client.
+#   cmake -DBUILD_DIR=... -DCONSUMER_DIR=... -DWORK_DIR=... -P find_package_test.cmake
+foreach(var BUILD_DIR CONSUMER_DIR WORK_DIR)
+  if(NOT DEFINED ${var})
+    message(FATAL_ERROR "${var} is not set")
+  endif()
+endforeach()
+
+file(REMOVE_RECURSE "${WORK_DIR}")
+file(MAKE_DIRECTORY "${WORK_DIR}")
+set(prefix "${WORK_DIR}/prefix")
+
+function(run step)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "${step} failed (${rc}):\n${out}\n${err}")
+  endif()
+  message(STATUS "${step}: ok")
+  set(last_output "${out}" PARENT_SCOPE)
+endfunction()
+
+run("install" ${CMAKE_COMMAND} --install "${BUILD_DIR}" --prefix "${prefix}"
+    --component countersd_client_dev)
+foreach(f include/countersd/client/client.h include/counters/v1/counters.grpc.pb.h
+          lib/cmake/countersd/countersdConfig.cmake)
+  if(NOT EXISTS "${prefix}/${f}")
+    message(FATAL_ERROR "install did not produce ${prefix}/${f}")
+  endif()
+endforeach()
+
+# Only the install prefix: the consumer must not see the source or build tree.
+run("configure consumer" ${CMAKE_COMMAND} -S "${CONSUMER_DIR}" -B "${WORK_DIR}/build"
+    -DCMAKE_BUILD_TYPE=Release "-DCMAKE_PREFIX_PATH=${prefix}")
+run("build consumer" ${CMAKE_COMMAND} --build "${WORK_DIR}/build" -j 2)
+run("run consumer" "${WORK_DIR}/build/consumer")
+if(NOT last_output MATCHES "consumer ok")
+  message(FATAL_ERROR "consumer printed: ${last_output}")
+endif()
+file(REMOVE_RECURSE "${WORK_DIR}")
