@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "grpc/support/log.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -23,6 +24,10 @@ namespace countersd {
 namespace {
 
 using namespace counters::v1;  // NOLINT: the RPC message types
+
+// How long a draining handler keeps connections open once its own calls
+// are done (responses still being written, calls not yet dispatched).
+constexpr absl::Duration kShutdownGrace = absl::Milliseconds(250);
 
 const absl::Status kDraining = absl::UnavailableError("countersd is shutting down; retry elsewhere");
 
@@ -289,7 +294,22 @@ absl::Status CounterServiceImpl::DoGetStats(GetStatsResponse* resp) {
 
 // ---- The process. ----
 
+namespace {
+
+// gRPC's own log lines go through our logger, so that every line of the
+// daemon has the same format (one JSON object per line with --log-format=json).
+void RouteGrpcLog(gpr_log_func_args* args) {
+  LogLevel level = args->severity == GPR_LOG_SEVERITY_ERROR  ? LogLevel::kError
+                   : args->severity == GPR_LOG_SEVERITY_INFO ? LogLevel::kInfo
+                                                             : LogLevel::kDebug;
+  Log(level, absl::StrCat("grpc: ", args->message),
+      {{"source", absl::StrCat(args->file, ":", args->line)}});
+}
+
+}  // namespace
+
 int RunHandlerProcess(CounterTable* table, const HandlerOptions& options) {
+  gpr_set_log_function(RouteGrpcLog);
   if (absl::Status s = table->RegisterProcess(getpid(), ProcessRole::kHandler); !s.ok()) {
     Log(LogLevel::kError, "handler cannot register its stats slot", {{"error", s.ToString()}});
     return 1;
@@ -311,6 +331,7 @@ int RunHandlerProcess(CounterTable* table, const HandlerOptions& options) {
   }
   grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
   health->SetServingStatus(true);
+  health->SetServingStatus(counters::v1::CounterService::service_full_name(), true);
   table->SetReady(true);
   Log(LogLevel::kDebug, "handler serving", {{"listen", options.address}});
 
@@ -327,8 +348,14 @@ int RunHandlerProcess(CounterTable* table, const HandlerOptions& options) {
   health->SetServingStatus(false);
   service.StartDraining(drain_deadline);
   Log(LogLevel::kDebug, "handler draining", {{"signal", sig}});
-  server->Shutdown(absl::ToChronoTime(drain_deadline));
+  // Calls in flight: every RPC but Snapshot finishes inside its callback, and
+  // from now on they fail fast with UNAVAILABLE; Snapshot calls give up by
+  // the drain deadline. gRPC's Shutdown(deadline) would also wait for every
+  // idle client connection to go away, which long-lived clients never do by
+  // themselves; so once our calls are done, give the rest a short grace and
+  // then close what is left.
   service.WaitForSnapshotWaiters();
+  server->Shutdown(absl::ToChronoTime(std::min(drain_deadline, absl::Now() + kShutdownGrace)));
   server.reset();
   Log(LogLevel::kDebug, "handler stopped");
   return 0;

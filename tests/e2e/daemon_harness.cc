@@ -160,6 +160,11 @@ std::string CounterctlPath() {
 #endif
 }
 
+std::string LoadClientPath() {
+  if (const char* env = getenv("E2E_LOAD_CLIENT_BIN"); env != nullptr && *env != '\0') return env;
+  return E2E_LOAD_CLIENT_BIN;
+}
+
 std::unique_ptr<counters::v1::CounterService::Stub> NewStub(const std::string& address) {
   return counters::v1::CounterService::NewStub(
       grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));

@@ -148,6 +148,10 @@ absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,
 // otherwise the build tree's. CounterctlPath() is empty if unknown.
 std::string CountersdPath();
 std::string CounterctlPath();
+// $E2E_LOAD_CLIENT_BIN or the build tree's e2e_load_client (see
+// load_client.cc for its flags and output). A test that runs it should
+// add_dependencies(<test> e2e_load_client).
+std::string LoadClientPath();
 
 // A stub on a new insecure channel to `address`.
 std::unique_ptr<counters::v1::CounterService::Stub> NewStub(const std::string& address);
