@@ -70,7 +70,7 @@ SnapshotSlotCheck CheckHalf(const char* base, uint64_t size, int k) {
   check.index = k;
   SnapshotMeta m;
   std::memcpy(&m, base + k * kMetaPage, sizeof m);
-  auto bad = [&](std::string why) {
+  auto bad = [&](const std::string& why) {
     check.status = absl::DataLossError(absl::StrCat("snapshot meta ", k, ": ", why));
     return check;
   };

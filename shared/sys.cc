@@ -71,9 +71,9 @@ absl::Status Sys::Munmap(void* addr, size_t len) {
 
 absl::Status Sys::Msync(void* addr, size_t len, std::string_view what) {
   static const uintptr_t kPageMask = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE)) - 1;
-  uintptr_t start = reinterpret_cast<uintptr_t>(addr) & ~kPageMask;
-  size_t full = len + (reinterpret_cast<uintptr_t>(addr) - start);
-  if (::msync(reinterpret_cast<void*>(start), full, MS_SYNC) != 0) {
+  const uintptr_t misalign = reinterpret_cast<uintptr_t>(addr) & kPageMask;
+  char* start = static_cast<char*>(addr) - misalign;
+  if (::msync(start, len + misalign, MS_SYNC) != 0) {
     return ErrnoToStatus(errno, absl::StrCat("msync(", std::string(what), ")"));
   }
   return absl::OkStatus();
