@@ -70,7 +70,7 @@ TEST(AggregatorCrashTest, SigkilledAggregatorIsRespawnedAndLaterSnapshotsHoldEve
     load.Mark();
 
     // The log names it, its pid and the signal.
-    ASSERT_TRUE((*daemon)->WaitForLog(absl::StrCat("\"child_pid\":", aggregator), kWait));
+    ASSERT_TRUE((*daemon)->WaitForLog("\"msg\":\"aggregator exited\"", kWait));
     bool logged = false;
     for (const std::string& line : (*daemon)->LogLinesWithMsg("aggregator exited")) {
       logged |= JsonField(line, "child_pid") == absl::StrCat(aggregator) &&
