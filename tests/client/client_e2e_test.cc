@@ -23,7 +23,10 @@ using ::testing::ElementsAre;
 class CounterClientE2ETest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    absl::StatusOr<std::unique_ptr<Daemon>> d = Daemon::Start({.handlers = 2, .capacity = 10000});
+    DaemonOptions options;
+    options.handlers = 2;
+    options.capacity = 10000;
+    absl::StatusOr<std::unique_ptr<Daemon>> d = Daemon::Start(options);
     ASSERT_TRUE(d.ok()) << d.status();
     daemon_ = d->release();
   }

@@ -53,8 +53,10 @@ class CounterctlTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     ASSERT_FALSE(CounterctlPath().empty()) << "counterctl binary not known to the harness";
-    absl::StatusOr<std::unique_ptr<Daemon>> d =
-        Daemon::Start({.handlers = 2, .capacity = 10000, .snapshot_interval = "1s"});
+    DaemonOptions options;
+    options.handlers = 2;
+    options.capacity = 10000;
+    absl::StatusOr<std::unique_ptr<Daemon>> d = Daemon::Start(options);
     ASSERT_TRUE(d.ok()) << d.status();
     daemon_ = d->release();
   }

@@ -67,8 +67,12 @@ class InspectTest : public ::testing::Test {
   static void SetUpTestSuite() {
     ASSERT_FALSE(CounterctlPath().empty());
     dir_ = new ScopedTempDir();
-    absl::StatusOr<std::unique_ptr<Daemon>> d = Daemon::Start(
-        {.handlers = 1, .capacity = 1000, .snapshot_interval = "1h", .data_dir = dir_->path()});
+    DaemonOptions options;
+    options.handlers = 1;
+    options.capacity = 1000;
+    options.snapshot_interval = "1h";  // only the snapshots this test asks for
+    options.data_dir = dir_->path();
+    absl::StatusOr<std::unique_ptr<Daemon>> d = Daemon::Start(options);
     ASSERT_TRUE(d.ok()) << d.status();
     {
       CounterClient client((*d)->address());
@@ -95,9 +99,11 @@ class InspectTest : public ::testing::Test {
     ASSERT_FALSE(map_.empty()) << "the daemon did not write its files";
   }
 
-  // A private copy of `path` in this test's own directory.
-  std::string CopyOf(const std::string& path) {
-    const std::string to = absl::StrCat(scratch_.path(), "/", fs::path(path).filename().string());
+  // A private copy of `path` in this test's own directory, named `name`
+  // (default: the same file name).
+  std::string CopyOf(const std::string& path, std::string name = "") {
+    if (name.empty()) name = fs::path(path).filename().string();
+    const std::string to = absl::StrCat(scratch_.path(), "/", name);
     fs::copy_file(path, to, fs::copy_options::overwrite_existing);
     return to;
   }
@@ -177,10 +183,8 @@ TEST_F(InspectTest, ValidSnapshotFileShowsBothHalvesAndTheNewestGeneration) {
 
 TEST_F(InspectTest, InspectNeverModifiesTheFileItReads) {
   const std::string map = CopyOf(map_), snap = CopyOf(snap_);
-  const std::string bad = CopyOf(snap_);
   // Also an invalid file: inspect must not "repair" it either.
-  const std::string bad_path = bad + ".bad";
-  fs::rename(bad, bad_path);
+  const std::string bad_path = CopyOf(snap_, "bad.snap");
   FlipByte(bad_path, 16);
   for (const std::string& path : {map, snap, bad_path}) {
     const FileState before = StateOf(path);
@@ -215,7 +219,7 @@ TEST_F(InspectTest, TruncatedSnapshotFileIsInvalid) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, AllOf(HasSubstr("is invalid"), HasSubstr("too short")));
 
-  const std::string half = CopyOf(snap_);
+  const std::string half = CopyOf(snap_, "half.snap");
   fs::resize_file(half, 8192 + 100);  // metas intact, data gone
   Ctl h = RunCtl({"--output=json", "inspect", half});
   EXPECT_EQ(h.exit_code, 1);
@@ -233,7 +237,7 @@ TEST_F(InspectTest, FlippedByteInTheMapHeaderIsInvalid) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, AllOf(HasSubstr("is invalid"), HasSubstr("checksum")));
 
-  const std::string magic = CopyOf(map_);
+  const std::string magic = CopyOf(map_, "magic.map");
   FlipByte(magic, 0);
   Ctl m = RunCtl({"inspect", magic});
   EXPECT_EQ(m.exit_code, 1);
