@@ -1,0 +1,92 @@
+// fill_counters: creates (or bumps) the counters PREFIX0 .. PREFIX{N-1} of a
+// running countersd with IncrementBatch calls of --batch keys each, in key
+// order, one call at a time. tests/bench/run.sh uses it to give the daemon a
+// table of 65,536 or 1,000,000 counters before timing snapshots and a
+// restart. Prints one JSON object: {"counters":N,"seconds":S}.
+//
+//   fill_counters --addr=127.0.0.1:50051 --counters=1000000 [--prefix=counter:]
+//                 [--delta=1] [--batch=1000]
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "client/client.h"
+
+namespace {
+
+[[noreturn]] void Usage(const std::string& message) {
+  std::fprintf(stderr,
+               "fill_counters: %s\n"
+               "Usage: fill_counters --addr=HOST:PORT --counters=N [--prefix=counter:] "
+               "[--delta=1] [--batch=1000]\n",
+               message.c_str());
+  std::exit(2);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string addr;
+  std::string prefix = "counter:";
+  long long counters = 0, delta = 1, batch = 1000;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    size_t eq = arg.find('=');
+    if (arg.substr(0, 2) != "--" || eq == std::string_view::npos) {
+      Usage("bad argument '" + std::string(arg) + "'");
+    }
+    std::string name(arg.substr(2, eq - 2));
+    std::string value(arg.substr(eq + 1));
+    auto number = [&] {
+      char* end = nullptr;
+      long long v = std::strtoll(value.c_str(), &end, 10);
+      if (end == value.c_str() || *end != '\0') Usage("--" + name + " needs an integer");
+      return v;
+    };
+    if (name == "addr") {
+      addr = value;
+    } else if (name == "prefix") {
+      prefix = value;
+    } else if (name == "counters") {
+      counters = number();
+    } else if (name == "delta") {
+      delta = number();
+    } else if (name == "batch") {
+      batch = number();
+    } else {
+      Usage("unknown flag --" + name);
+    }
+  }
+  if (addr.empty()) Usage("--addr is required");
+  if (counters < 1) Usage("--counters must be >= 1");
+  if (batch < 1) Usage("--batch must be >= 1");
+
+  countersd::ClientOptions options;
+  options.timeout = absl::Seconds(30);
+  countersd::CounterClient client(addr, options);
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::string> keys;
+  std::vector<countersd::IncrementOp> ops;
+  for (long long first = 0; first < counters; first += batch) {
+    const long long last = std::min(counters, first + batch);
+    keys.clear();
+    ops.clear();
+    for (long long k = first; k < last; ++k) keys.push_back(prefix + std::to_string(k));
+    for (const std::string& k : keys) ops.push_back({k, delta});
+    absl::StatusOr<std::vector<int64_t>> r = client.IncrementBatch(ops);
+    if (!r.ok()) {
+      std::fprintf(stderr, "fill_counters: IncrementBatch of keys %lld..%lld: %s\n", first, last - 1,
+                   r.status().ToString().c_str());
+      return 1;
+    }
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("{\"counters\":%lld,\"seconds\":%.3f}\n", counters, seconds);
+  return 0;
+}
