@@ -98,8 +98,15 @@ JsonWriter& JsonWriter::Double(double value) {
   BeforeValue();
   if (!std::isfinite(value)) {
     out_.append("null");
+  } else if (std::fabs(value) < 1e15) {
+    // Fixed notation with 3 decimals, trailing zeros dropped: 12315.6, 4587.52, 1.
+    std::string v = absl::StrFormat("%.3f", value);
+    while (v.back() == '0') v.pop_back();
+    if (v.back() == '.') v.pop_back();
+    if (v == "-0") v = "0";
+    out_.append(v);
   } else {
-    absl::StrAppendFormat(&out_, "%.6g", value);
+    absl::StrAppendFormat(&out_, "%.17g", value);
   }
   return *this;
 }

@@ -26,7 +26,8 @@ class JsonWriter {
   JsonWriter& String(absl::string_view value);
   JsonWriter& Int(int64_t value);
   JsonWriter& Uint(uint64_t value);
-  // Finite doubles with up to 6 significant decimals; NaN/inf become null.
+  // Finite doubles in fixed notation with at most 3 decimals (exponent
+  // notation from 1e15); NaN and infinities become null.
   JsonWriter& Double(double value);
   JsonWriter& Bool(bool value);
   JsonWriter& Null();

@@ -189,8 +189,9 @@ TEST(JsonWriterTest, EscapesQuotesBackslashesAndControlCharactersButNotUtf8) {
 
 TEST(JsonWriterTest, DoublesAreFiniteOrNull) {
   JsonWriter j;
-  j.BeginArray().Double(1.5).Double(std::numeric_limits<double>::infinity()).EndArray();
-  EXPECT_EQ(j.str(), "[1.5,null]");
+  j.BeginArray().Double(1.5).Double(std::numeric_limits<double>::infinity());
+  j.Double(1231560.04).Double(2.0).Double(-0.0001).Double(0.1234).EndArray();
+  EXPECT_EQ(j.str(), "[1.5,null,1231560.04,2,0,0.123]");
 }
 
 TEST(FormatColumnsTest, AlignsColumnsAndRightAlignsNumbers) {
