@@ -20,7 +20,9 @@
 namespace countersd::testing {
 namespace {
 
-std::string MapPath(const ScopedTempDir& dir) { return absl::StrCat(dir.path(), "/", kMapFileName); }
+std::string MapPath(const ScopedTempDir& dir) {
+  return absl::StrCat(dir.path(), "/", kMapFileName);
+}
 std::string SnapPath(const ScopedTempDir& dir) {
   return absl::StrCat(dir.path(), "/", kSnapshotFileName);
 }
@@ -48,8 +50,8 @@ void ExpectOlderSnapshotRestored(const ScopedTempDir& dir,
   auto all = ListAll(*stub, kScenarioPrefix);
   ASSERT_TRUE(all.ok()) << all.status();
   EXPECT_EQ(*all, recorded[0].values) << (*daemon)->log();
-  std::string line = FindLogLine((*daemon)->log(),
-                                 {"restor", absl::StrCat("\"generation\":", recorded[0].generation)});
+  std::string line = FindLogLine(
+      (*daemon)->log(), {"restor", absl::StrCat("\"generation\":", recorded[0].generation)});
   EXPECT_FALSE(line.empty()) << "no log line reports restoring generation "
                              << recorded[0].generation << ":\n"
                              << (*daemon)->log();
@@ -148,10 +150,10 @@ TEST(CorruptionTest, NonEmptyDirectoryWithNothingValidRefusesToStartAndKeepsItsF
   // next start come up empty.
   for (int attempt = 0; attempt < 2; ++attempt) {
     SCOPED_TRACE(absl::StrCat("attempt ", attempt));
-    auto run = RunCommand({CountersdPath(), "--listen=127.0.0.1:0",
-                           absl::StrCat("--data-dir=", dir.path()), "--handlers=1",
-                           "--log-format=text"},
-                          absl::Seconds(60));
+    auto run =
+        RunCommand({CountersdPath(), "--listen=127.0.0.1:0",
+                    absl::StrCat("--data-dir=", dir.path()), "--handlers=1", "--log-format=text"},
+                   absl::Seconds(60));
     ASSERT_TRUE(run.ok()) << "countersd did not exit by itself: " << run.status();
     EXPECT_NE(run->exit_code, 0) << run->err;
     EXPECT_LT(run->exit_code, 128) << "killed by a signal rather than refusing: " << run->err;
@@ -167,8 +169,8 @@ TEST(CorruptionTest, NonEmptyDirectoryWithNothingValidRefusesToStartAndKeepsItsF
     for (const auto& [name, bytes] : now) now_bytes.insert(bytes);
     for (const auto& [name, bytes] : before) {
       EXPECT_TRUE(now_bytes.contains(bytes))
-          << "the contents of " << name << " are gone; now: "
-          << ::testing::PrintToString(DirEntries(dir.path()));
+          << "the contents of " << name
+          << " are gone; now: " << ::testing::PrintToString(DirEntries(dir.path()));
     }
   }
 }

@@ -170,8 +170,9 @@ absl::StatusOr<std::vector<SnapshotHalf>> ValidSnapshotHalves(const std::string&
     h.bytes = c.meta.bytes;
     halves.push_back(h);
   }
-  std::sort(halves.begin(), halves.end(),
-            [](const SnapshotHalf& a, const SnapshotHalf& b) { return a.generation > b.generation; });
+  std::sort(halves.begin(), halves.end(), [](const SnapshotHalf& a, const SnapshotHalf& b) {
+    return a.generation > b.generation;
+  });
   return halves;
 }
 

@@ -55,7 +55,7 @@ uint64_t MapChecksummedByteOffset();
 // ---- The snapshot file. ----
 
 struct SnapshotHalf {
-  int index = 0;             // 0 or 1
+  int index = 0;  // 0 or 1
   uint64_t generation = 0;
   uint64_t meta_offset = 0;  // its meta page
   uint64_t data_offset = 0;  // its records

@@ -9,8 +9,8 @@
 // batches that add 1 to each of 64 keys: whatever the kill interrupts, those
 // keys must all end equal (a half-done batch is rolled back whole).
 #include <signal.h>
-#include <sys/wait.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 
 #include <algorithm>
 #include <iostream>
@@ -122,8 +122,8 @@ TEST(HandlerCrashTest, SigkilledHandlersUnderLoadLoseNoAcknowledgedIncrementAndA
   std::cout << "acknowledged " << acked << ", outcome unknown " << unknown << ": "
             << DescribeFailures(load) << "\n";
 
-  std::cout << "batches acknowledged " << batch_load.acked() << ": "
-            << DescribeFailures(batch_load) << "\n";
+  std::cout << "batches acknowledged " << batch_load.acked() << ": " << DescribeFailures(batch_load)
+            << "\n";
 
   for (const auto& [code, n] : load.failure_codes()) {
     EXPECT_TRUE(IsCrashCode(code)) << "unexpected failures: " << DescribeFailures(load);

@@ -152,8 +152,9 @@ TEST(HostCrashTest, SnapshotTakenUnderLoadHoldsEveryIncrementAcknowledgedBeforeT
   auto daemon = Daemon::Start(ScenarioDaemonOptions(dir.path()));
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   auto stub = NewStub((*daemon)->address());
-  EXPECT_FALSE(FindLogLine((*daemon)->log(), {"restor", absl::StrCat("\"generation\":", generation)})
-                   .empty())
+  EXPECT_FALSE(
+      FindLogLine((*daemon)->log(), {"restor", absl::StrCat("\"generation\":", generation)})
+          .empty())
       << (*daemon)->log();
   EXPECT_TRUE(CountersBetween(*stub, before, after));
   EXPECT_TRUE(CountersBetween(*stub, batch_before, batch_after));

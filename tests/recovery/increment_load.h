@@ -105,9 +105,9 @@ class IncrementLoad {
 
  private:
   struct PerThread {
-    std::vector<KeyTally> tally;  // indexed like options_.keys
-    int64_t acked = 0;            // guarded by mu_
-    int64_t acked_at_mark = 0;    // guarded by mu_
+    std::vector<KeyTally> tally;               // indexed like options_.keys
+    int64_t acked = 0;                         // guarded by mu_
+    int64_t acked_at_mark = 0;                 // guarded by mu_
     grpc::ClientContext* in_flight = nullptr;  // guarded by mu_
     size_t in_flight_key = 0;                  // guarded by mu_, valid while in_flight
     std::map<grpc::StatusCode, int64_t> failures;

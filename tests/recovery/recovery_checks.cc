@@ -123,7 +123,8 @@ absl::StatusOr<std::set<pid_t>> WaitForHandlersWithout(Stub& stub, pid_t dead, s
   return CountersBetween(stub, tally, tally);
 }
 
-::testing::AssertionResult CountersBetween(Stub& stub, const std::map<std::string, KeyTally>& at_least,
+::testing::AssertionResult CountersBetween(Stub& stub,
+                                           const std::map<std::string, KeyTally>& at_least,
                                            const std::map<std::string, KeyTally>& at_most) {
   std::vector<std::string> broken;
   for (const auto& [key, low] : at_least) {
@@ -160,7 +161,8 @@ absl::StatusOr<std::set<pid_t>> WaitForHandlersWithout(Stub& stub, pid_t dead, s
   }
   if (by_value.size() <= 1) return ::testing::AssertionSuccess();
   auto failure = ::testing::AssertionFailure() << "a batch was applied in part:";
-  for (const auto& [v, ks] : by_value) failure << " " << v << " in {" << absl::StrJoin(ks, ",") << "}";
+  for (const auto& [v, ks] : by_value)
+    failure << " " << v << " in {" << absl::StrJoin(ks, ",") << "}";
   return failure;
 }
 

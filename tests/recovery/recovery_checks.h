@@ -31,8 +31,8 @@ inline constexpr absl::Duration kCallDeadline = absl::Seconds(30);
 // server returned them.
 absl::StatusOr<int64_t> GetCounter(Stub& stub, const std::string& key);
 absl::StatusOr<int64_t> IncrementCounter(Stub& stub, const std::string& key, int64_t delta);
-absl::StatusOr<counters::v1::SnapshotResponse> TakeSnapshot(Stub& stub,
-                                                             absl::Duration deadline = kCallDeadline);
+absl::StatusOr<counters::v1::SnapshotResponse> TakeSnapshot(
+    Stub& stub, absl::Duration deadline = kCallDeadline);
 absl::StatusOr<counters::v1::GetStatsResponse> GetStats(Stub& stub);
 // Every counter whose key starts with `prefix` (pages through List).
 absl::StatusOr<std::map<std::string, int64_t>> ListAll(Stub& stub, const std::string& prefix);
@@ -57,7 +57,8 @@ absl::StatusOr<std::set<pid_t>> WaitForHandlersWithout(Stub& stub, pid_t dead, s
 // + at_most[k].unknown (a missing counter counts as 0). For a value restored
 // from a snapshot: `at_least` is the progress cut taken before the Snapshot
 // call, `at_most` the one taken after it returned.
-::testing::AssertionResult CountersBetween(Stub& stub, const std::map<std::string, KeyTally>& at_least,
+::testing::AssertionResult CountersBetween(Stub& stub,
+                                           const std::map<std::string, KeyTally>& at_least,
                                            const std::map<std::string, KeyTally>& at_most);
 
 // Every key of `keys` holds the same value (a missing counter counts as 0):
@@ -65,7 +66,8 @@ absl::StatusOr<std::set<pid_t>> WaitForHandlersWithout(Stub& stub, pid_t dead, s
 ::testing::AssertionResult CountersAllEqual(Stub& stub, const std::vector<std::string>& keys);
 
 // For every key of `expected`: Get returns exactly that value.
-::testing::AssertionResult CountersEqual(Stub& stub, const std::map<std::string, int64_t>& expected);
+::testing::AssertionResult CountersEqual(Stub& stub,
+                                         const std::map<std::string, int64_t>& expected);
 
 }  // namespace countersd::testing
 

@@ -53,12 +53,12 @@ absl::StatusOr<std::vector<RecordedSnapshot>> RunHistoryAndKill(const std::strin
     auto snap = TakeSnapshot(*stub);
     if (!snap.ok()) return snap.status();
     if (snap->counters() != values.size()) {
-      return absl::InternalError(absl::StrCat("Snapshot reports ", snap->counters(),
-                                              " counters, want ", values.size()));
+      return absl::InternalError(
+          absl::StrCat("Snapshot reports ", snap->counters(), " counters, want ", values.size()));
     }
     if (!recorded.empty() && snap->generation() <= recorded.back().generation) {
-      return absl::InternalError(absl::StrCat("Snapshot generation ", snap->generation(),
-                                              " after ", recorded.back().generation));
+      return absl::InternalError(absl::StrCat("Snapshot generation ", snap->generation(), " after ",
+                                              recorded.back().generation));
     }
     recorded.push_back({snap->generation(), values});
   }

@@ -26,7 +26,7 @@ inline constexpr int kScenarioKeys = 20;
 inline constexpr char kScenarioPrefix[] = "recovery/";
 
 struct RecordedSnapshot {
-  uint64_t generation = 0;               // as the Snapshot call returned it
+  uint64_t generation = 0;                // as the Snapshot call returned it
   std::map<std::string, int64_t> values;  // every "recovery/" counter acknowledged before it
 };
 

@@ -71,8 +71,7 @@ TEST(SupervisorCrashTest, KillingTheWholeDaemonUnderLoadLosesNoAcknowledgedIncre
       << (*daemon)->log();
   EXPECT_TRUE(DirEntriesWithPrefix(dir.path(), "counters.map.untrusted").empty())
       << (*daemon)->log();
-  EXPECT_TRUE(DirEntriesWithPrefix(dir.path(), "counters.map.corrupt").empty())
-      << (*daemon)->log();
+  EXPECT_TRUE(DirEntriesWithPrefix(dir.path(), "counters.map.corrupt").empty()) << (*daemon)->log();
 
   // The restarted daemon keeps counting from there.
   auto before = GetCounter(*stub, "supervisor-crash/0");
