@@ -5,11 +5,11 @@
 //
 //  0. Note whether the directory is fresh: it holds no file whose name
 //     starts with "counters." (LOCK does not count).
-//  1. counters.map exists: CounterTable::Open validates it (magic, layout
-//     version, sizes, checksum) and repairs what crashed processes left
-//     half-done. If validation fails (FAILED_PRECONDITION), the file is
-//     renamed aside to counters.map.corrupt-<UTC time>, never deleted or
-//     overwritten; go to 3. Any other error (permissions, I/O) stops the
+//  1. counters.map exists: CounterTable::OpenReadOnly validates it (magic,
+//     layout version, sizes, checksum) without writing to it, so that a file
+//     set aside is exactly the file found. If validation fails
+//     (FAILED_PRECONDITION), the file is renamed aside to
+//     counters.map.corrupt-<UTC time>, never deleted or overwritten; go to 3. Any other error (permissions, I/O) stops the
 //     start: renaming would not help.
 //  2. It opened. Trust it when the previous owner shut down cleanly (its
 //     clean-shutdown flag), or when it was last owned during this boot (same
@@ -18,7 +18,9 @@
 //     since an unclean stop; the kernel may have written its dirty pages
 //     back in any order, so the file may be torn. Rename it aside to
 //     counters.map.untrusted-<UTC time> and go to 3 -- unless the operator
-//     passed --trust-untrusted-map, which accepts it as it is.
+//     passed --trust-untrusted-map, which accepts it as it is. A trusted
+//     file is then opened for writing (CounterTable::Open), which repairs
+//     what crashed processes left half-done and re-initialises its locks.
 //  3. Restore the newest valid snapshot from counters.snap (SnapshotFile
 //     picks the valid half with the highest generation). Build a new table
 //     in counters.map.restoring (capacity: the larger of --capacity and the
@@ -40,6 +42,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <filesystem>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -101,7 +104,7 @@ std::vector<std::string> CounterFiles(const std::string& dir) {
 std::string FormatAge(int64_t then_unix_ns) {
   absl::Duration age = absl::Nanoseconds(UnixNanos() - then_unix_ns);
   if (age < absl::ZeroDuration()) return "in the future (clock changed?)";
-  return absl::FormatDuration(absl::Trunc(age, absl::Milliseconds(100)));
+  return absl::FormatDuration(absl::Trunc(age, absl::Milliseconds(1)));
 }
 
 void LogOpenReport(std::string_view how, const TableInfo& info, const OpenReport& report) {
@@ -198,48 +201,63 @@ absl::StatusOr<std::unique_ptr<CounterTable>> OpenOrRecoverTable(const RecoveryO
   std::string reason;
 
   if (Exists(map_path)) {  // step 1
-    OpenReport report;
-    absl::StatusOr<std::unique_ptr<CounterTable>> table =
-        CounterTable::Open(map_path, RealSys(), &report);
-    if (table.ok()) {  // step 2
-      TableInfo info = (*table)->Info();
-      absl::StatusOr<std::string> boot = CurrentBootId();
-      if (!boot.ok()) return boot.status();
-      if (info.clean_shutdown) {
-        LogOpenReport("clean shutdown", info, report);
-        return table;
+    // Decide from a read-only look, so that a file set aside is exactly the
+    // file that was found (the writable Open repairs and stamps the header).
+    absl::Status invalid;
+    std::optional<TableInfo> info;
+    {
+      absl::StatusOr<std::unique_ptr<CounterTable>> ro = CounterTable::OpenReadOnly(map_path);
+      if (ro.ok()) {
+        info = (*ro)->Info();
+      } else if (ro.status().code() == absl::StatusCode::kFailedPrecondition) {
+        invalid = ro.status();
+      } else {
+        return ro.status();
       }
-      if (info.boot_id == *boot) {
-        LogOpenReport("unclean stop during this boot; the page cache kept every change", info,
-                      report);
-        return table;
-      }
-      if (opt.trust_untrusted_map) {
+    }
+    absl::StatusOr<std::string> boot = CurrentBootId();
+    if (!boot.ok()) return boot.status();
+    std::string trusted_because;
+    if (info.has_value()) {  // step 2
+      if (info->clean_shutdown) {
+        trusted_because = "clean shutdown";
+      } else if (info->boot_id == *boot) {
+        trusted_because = "unclean stop during this boot; the page cache kept every change";
+      } else if (opt.trust_untrusted_map) {
+        trusted_because = "--trust-untrusted-map";
         Log(LogLevel::kWarning,
             "trusting a table left by an unclean stop during an earlier boot "
             "(--trust-untrusted-map); it may be torn",
-            {{"file", kMapFile}, {"its_boot_id", info.boot_id}, {"this_boot_id", *boot}});
-        LogOpenReport("--trust-untrusted-map", info, report);
+            {{"file", kMapFile}, {"its_boot_id", info->boot_id}, {"this_boot_id", *boot}});
+      }
+    }
+    if (!trusted_because.empty()) {
+      OpenReport report;
+      absl::StatusOr<std::unique_ptr<CounterTable>> table =
+          CounterTable::Open(map_path, RealSys(), &report);
+      if (table.ok()) {
+        LogOpenReport(trusted_because, (*table)->Info(), report);
         return table;
       }
-      table->reset();
+      if (table.status().code() != absl::StatusCode::kFailedPrecondition) return table.status();
+      invalid = table.status();
+    }
+    if (!invalid.ok()) {
+      reason = absl::StrCat("counters.map failed validation: ", invalid.message());
+      ASSIGN_OR_RETURN(std::string aside, SetAside(dir, kMapFile, "corrupt"));
+      Log(LogLevel::kError, "live table failed validation; kept it aside",
+          {{"file", kMapFile}, {"renamed_to", aside}, {"error", invalid.ToString()}});
+      set_aside.push_back(absl::StrCat(kMapFile, " -> ", aside, " (failed validation: ",
+                                       invalid.message(), ")"));
+    } else {
       reason = absl::StrCat("counters.map was left by an unclean stop during another boot (",
-                            info.boot_id, "); a host crash may have torn it");
+                            info->boot_id, "); a host crash may have torn it");
       ASSIGN_OR_RETURN(std::string aside, SetAside(dir, kMapFile, "untrusted"));
       Log(LogLevel::kWarning, "live table not trusted after a reboot; kept it aside",
-          {{"file", kMapFile}, {"renamed_to", aside}, {"its_boot_id", info.boot_id},
+          {{"file", kMapFile}, {"renamed_to", aside}, {"its_boot_id", info->boot_id},
            {"this_boot_id", *boot}});
       set_aside.push_back(absl::StrCat(kMapFile, " -> ", aside, " (valid, but from an unclean "
                                        "stop during an earlier boot)"));
-    } else if (table.status().code() == absl::StatusCode::kFailedPrecondition) {
-      reason = absl::StrCat("counters.map failed validation: ", table.status().message());
-      ASSIGN_OR_RETURN(std::string aside, SetAside(dir, kMapFile, "corrupt"));
-      Log(LogLevel::kError, "live table failed validation; kept it aside",
-          {{"file", kMapFile}, {"renamed_to", aside}, {"error", table.status().ToString()}});
-      set_aside.push_back(absl::StrCat(kMapFile, " -> ", aside, " (failed validation: ",
-                                       table.status().message(), ")"));
-    } else {
-      return table.status();
     }
   } else if (!found.empty()) {
     reason = "counters.map is missing";

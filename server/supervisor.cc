@@ -170,7 +170,8 @@ int Supervisor::Run() {
   SetLogFormat(config_.log_format);
   SetLogMinLevel(config_.log_level);
   SetLogProcessName("countersd");
-  signal(SIGPIPE, SIG_IGN);
+  signal(SIGPIPE, SIG_IGN);  // a closed stderr must not kill the daemon
+  signal(SIGHUP, SIG_IGN);   // nor a closed terminal; stop it with SIGTERM/SIGINT
 
   // 4. Signals: block first, so nothing is lost before the loop waits.
   sigset_t blocked;
