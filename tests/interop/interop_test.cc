@@ -91,7 +91,7 @@ TEST_F(InteropTest, GrpcJsClientIncrementsConcurrentlyAndSeesTheContract) {
   auto install = RunCommand(
       {NPM_BIN, "install", "--prefix", modules.path(), "--no-save", "--no-audit", "--no-fund",
        "--ignore-scripts", "--loglevel=error", "@grpc/grpc-js@1", "@grpc/proto-loader@0.8"},
-      absl::Seconds(180));
+      absl::Seconds(90));
   if (!install.ok() || install->exit_code != 0) {
     GTEST_SKIP() << "npm install of @grpc/grpc-js failed (offline?): "
                  << (install.ok() ? install->err : install.status().ToString());
@@ -101,7 +101,7 @@ TEST_F(InteropTest, GrpcJsClientIncrementsConcurrentlyAndSeesTheContract) {
                   absl::StrCat("--address=", daemon_->address()),
                   absl::StrCat("--proto=", COUNTERSD_SOURCE_DIR, "/proto"), "concurrent_increments",
                   "status_codes", "optional_fields"},
-                 absl::Seconds(120), {absl::StrCat("NODE_PATH=", modules.path(), "/node_modules")});
+                 absl::Seconds(60), {absl::StrCat("NODE_PATH=", modules.path(), "/node_modules")});
   ASSERT_TRUE(run.ok()) << run.status();
   EXPECT_EQ(run->exit_code, 0) << "node client:\n" << run->out << run->err;
   std::cout << run->out;
