@@ -20,12 +20,12 @@ build="${1:-build}"
 
 missing=()
 for b in server/countersd client/counterctl tests/bench/table_bench \
-         tests/bench/memcached_incr_bench tests/bench/fill_counters; do
+         tests/bench/memcached_incr_bench tests/bench/fill_counters tests/bench/bare_grpc_server; do
   [ -x "$build/$b" ] || missing+=("$build/$b")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "run.sh: not built: ${missing[*]}" >&2
-  echo "run.sh: build them with: cmake --build $build --target countersd counterctl table_bench memcached_incr_bench fill_counters" >&2
+  echo "run.sh: build them with: cmake --build $build --target countersd counterctl table_bench memcached_incr_bench fill_counters bare_grpc_server" >&2
   exit 2
 fi
 for t in redis-server redis-benchmark memcached python3; do
