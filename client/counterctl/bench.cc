@@ -6,15 +6,20 @@
 //     each is its own TCP connection and SO_REUSEPORT spreads them over the
 //     daemon's handlers. It waits until every channel is connected.
 //  2. It creates --concurrency CallSlots, spread round-robin over the
-//     channels. A CallSlot is a gRPC ClientUnaryReactor that owns everything
-//     one call needs (context, request, response, a latency histogram) and
-//     keeps exactly one call in flight: when a call finishes, OnDone records
-//     it and issues the next one from the same objects. The request and
-//     response messages are reused (their strings and repeated fields keep
-//     their capacity), the context is re-constructed in place, and the keys
-//     are formatted once up front, so a call costs no heap allocation of ours.
-//     gRPC's callback API runs OnDone on its own threads; the slot needs no
-//     lock because its calls never overlap.
+//     channels. A CallSlot owns everything one call needs (context, request,
+//     response, a latency histogram) and keeps exactly one call in flight:
+//     when a call finishes it records it and issues the next one from the same
+//     objects. The request and response messages are reused (their strings
+//     and repeated fields keep their capacity), the context is re-constructed
+//     in place, the async reader lives in the call's arena, and the keys are
+//     formatted once up front, so a call costs no heap allocation of ours.
+//     Two gRPC APIs can drive the slots (--api):
+//      - async (default): one CompletionQueue per client thread (--threads,
+//        default 1); each thread polls its queue, records the finished call
+//        and re-issues from the same thread, with no thread hand-off;
+//      - callback: each slot is a ClientUnaryReactor; gRPC runs OnDone on its
+//        own threads, which re-issue.
+//     Either way a slot's calls never overlap, so a slot needs no lock.
 //  3. Calls started during the warm-up (--warmup, default 1s) are not counted.
 //     The measured window starts when the warm-up ends; a call belongs to it
 //     if it started inside it. Issuing stops at the end of --duration or after
@@ -36,6 +41,7 @@
 #include <csignal>
 #include <memory>
 #include <optional>
+#include <thread>
 #include <vector>
 
 #include <grpc/support/time.h>
@@ -65,6 +71,11 @@ namespace v1 = ::counters::v1;
 using Clock = std::chrono::steady_clock;
 
 enum class RpcKind { kIncrement, kBatch, kGet };
+// Which gRPC client API drives the calls.
+//  kCallback: ClientUnaryReactor; completions run on gRPC's own threads.
+//  kAsync: CompletionQueue per client thread (--threads); each thread polls
+//          its queue and re-issues from the same thread, with no hand-offs.
+enum class Engine { kCallback, kAsync };
 
 absl::string_view RpcName(RpcKind k) {
   switch (k) {
@@ -86,6 +97,8 @@ struct BenchConfig {
   absl::Duration warmup = absl::Seconds(1);
   std::string key_prefix = "bench:";
   absl::Duration timeout = absl::Seconds(5);
+  Engine engine = Engine::kAsync;
+  int64_t threads = 1;  // kAsync only
 };
 
 volatile std::sig_atomic_t g_interrupted = 0;
@@ -94,13 +107,27 @@ void OnInterrupt(int) { g_interrupted = 1; }
 class Bench;
 
 // Keeps one call in flight at a time; see the top of this file.
+// With Engine::kAsync the same object is the completion-queue tag; its
+// reactor part is unused.
 class CallSlot final : public grpc::ClientUnaryReactor {
  public:
-  CallSlot(Bench* bench, v1::CounterService::Stub* stub, uint64_t seed);
+  // `cq` is the slot's completion queue for Engine::kAsync, else null.
+  CallSlot(Bench* bench, v1::CounterService::Stub* stub, grpc::CompletionQueue* cq,
+           uint64_t seed);
 
-  // Starts the next call, or tells the Bench this slot is finished.
-  void Issue();
-  void OnDone(const grpc::Status& status) override;
+  // Starts the next call and returns true, or tells the Bench this slot is
+  // finished and returns false (then `this` must not be touched again by
+  // the caller, except by an async thread that still owns its queue).
+  bool Issue();
+  // Records a finished call.
+  void Complete(const grpc::Status& status);
+  // Callback engine: record, then issue the next call.
+  void OnDone(const grpc::Status& status) override {
+    Complete(status);
+    Issue();
+  }
+  // Async engine: the status Finish() filled in.
+  const grpc::Status& async_status() const { return async_status_; }
 
   // Results, read by the main thread only after every slot finished.
   LatencyHistogram histogram;
@@ -118,6 +145,7 @@ class CallSlot final : public grpc::ClientUnaryReactor {
 
   Bench* const bench_;
   v1::CounterService::Stub* const stub_;
+  grpc::CompletionQueue* const cq_;
   uint64_t rng_;
   std::optional<grpc::ClientContext> context_;
   Clock::time_point started_{};
@@ -128,6 +156,12 @@ class CallSlot final : public grpc::ClientUnaryReactor {
   v1::IncrementBatchResponse batch_response_;
   v1::GetRequest get_request_;
   v1::GetResponse get_response_;
+  // Async engine. The readers live in the call's arena (no heap allocation)
+  // and are replaced by the next call's.
+  grpc::Status async_status_;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<v1::IncrementResponse>> increment_reader_;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<v1::IncrementBatchResponse>> batch_reader_;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<v1::GetResponse>> get_reader_;
 };
 
 class Bench {
@@ -186,8 +220,9 @@ class Bench {
   Clock::time_point last_progress_time_{};
 };
 
-CallSlot::CallSlot(Bench* bench, v1::CounterService::Stub* stub, uint64_t seed)
-    : bench_(bench), stub_(stub), rng_(seed | 1) {
+CallSlot::CallSlot(Bench* bench, v1::CounterService::Stub* stub, grpc::CompletionQueue* cq,
+                   uint64_t seed)
+    : bench_(bench), stub_(stub), cq_(cq), rng_(seed | 1) {
   const BenchConfig& c = bench->config();
   increment_request_.set_delta(1);
   if (c.rpc == RpcKind::kBatch) {
@@ -206,35 +241,60 @@ const std::string& CallSlot::NextKey() {
   return keys[(r >> 11) % keys.size()];
 }
 
-void CallSlot::Issue() {
+bool CallSlot::Issue() {
   const Clock::time_point now = Clock::now();
   if (!bench_->ShouldIssue(now, &measured_)) {
-    bench_->SlotFinished();  // must be the last touch of `this`
-    return;
+    bench_->SlotFinished();  // the callback engine's last touch of `this`
+    return false;
   }
   started_ = now;
+  // The previous call's reader lives in the previous context's call arena:
+  // drop it before that context goes.
+  increment_reader_.reset();
+  batch_reader_.reset();
+  get_reader_.reset();
   context_.emplace();
   context_->set_deadline(bench_->Deadline());
+  void* tag = this;
   switch (bench_->config().rpc) {
     case RpcKind::kIncrement:
       increment_request_.set_key(NextKey());
+      if (cq_ != nullptr) {
+        increment_reader_ = stub_->PrepareAsyncIncrement(&*context_, increment_request_, cq_);
+        increment_reader_->StartCall();
+        increment_reader_->Finish(&increment_response_, &async_status_, tag);
+        return true;
+      }
       stub_->async()->Increment(&*context_, &increment_request_, &increment_response_, this);
       break;
     case RpcKind::kBatch:
       for (v1::IncrementRequest& inc : *batch_request_.mutable_increments()) {
         inc.set_key(NextKey());
       }
+      if (cq_ != nullptr) {
+        batch_reader_ = stub_->PrepareAsyncIncrementBatch(&*context_, batch_request_, cq_);
+        batch_reader_->StartCall();
+        batch_reader_->Finish(&batch_response_, &async_status_, tag);
+        return true;
+      }
       stub_->async()->IncrementBatch(&*context_, &batch_request_, &batch_response_, this);
       break;
     case RpcKind::kGet:
       get_request_.set_key(NextKey());
+      if (cq_ != nullptr) {
+        get_reader_ = stub_->PrepareAsyncGet(&*context_, get_request_, cq_);
+        get_reader_->StartCall();
+        get_reader_->Finish(&get_response_, &async_status_, tag);
+        return true;
+      }
       stub_->async()->Get(&*context_, &get_request_, &get_response_, this);
       break;
   }
   StartCall();
+  return true;
 }
 
-void CallSlot::OnDone(const grpc::Status& status) {
+void CallSlot::Complete(const grpc::Status& status) {
   const Clock::time_point now = Clock::now();
   if (status.ok()) {
     if (measured_) {
@@ -258,16 +318,39 @@ void CallSlot::OnDone(const grpc::Status& status) {
     progress_errors.store(progress_errors.load(std::memory_order_relaxed) + 1,
                           std::memory_order_relaxed);
   }
-  Issue();
+}
+
+// One client thread of the async engine: starts its slots' first calls, then
+// completes and re-issues until every one of its slots is finished, then
+// shuts its queue down and drains it.
+void RunAsyncThread(grpc::CompletionQueue* cq, const std::vector<CallSlot*>& slots) {
+  size_t active = 0;
+  for (CallSlot* slot : slots) active += slot->Issue() ? 1 : 0;
+  void* tag;
+  bool ok;
+  while (active > 0 && cq->Next(&tag, &ok)) {
+    CallSlot* slot = static_cast<CallSlot*>(tag);
+    slot->Complete(slot->async_status());
+    if (!slot->Issue()) --active;
+  }
+  cq->Shutdown();
+  while (cq->Next(&tag, &ok)) {
+  }
 }
 
 void Bench::Run(std::vector<std::shared_ptr<grpc::Channel>>& channels, bool progress) {
   for (auto& ch : channels) stubs_.push_back(v1::CounterService::NewStub(ch));
+  const bool async = config_.engine == Engine::kAsync;
+  const int64_t threads = async ? std::min(config_.threads, config_.concurrency) : 0;
+  std::vector<std::unique_ptr<grpc::CompletionQueue>> queues;
+  std::vector<std::vector<CallSlot*>> slots_of_thread(threads);
+  for (int64_t t = 0; t < threads; ++t) queues.push_back(std::make_unique<grpc::CompletionQueue>());
   uint64_t seed = static_cast<uint64_t>(absl::ToUnixNanos(absl::Now())) ^ 0x9E3779B97F4A7C15ULL;
   for (int64_t i = 0; i < config_.concurrency; ++i) {
     seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
-    slots_.push_back(
-        std::make_unique<CallSlot>(this, stubs_[i % stubs_.size()].get(), seed));
+    grpc::CompletionQueue* cq = async ? queues[i % threads].get() : nullptr;
+    slots_.push_back(std::make_unique<CallSlot>(this, stubs_[i % stubs_.size()].get(), cq, seed));
+    if (async) slots_of_thread[i % threads].push_back(slots_.back().get());
   }
   const Clock::time_point start = Clock::now();
   window_start_ = start + absl::ToChronoNanoseconds(config_.warmup);
@@ -277,11 +360,19 @@ void Bench::Run(std::vector<std::shared_ptr<grpc::Channel>>& channels, bool prog
   }
   requests_left_.store(config_.requests, std::memory_order_relaxed);
   active_.store(static_cast<int64_t>(slots_.size()), std::memory_order_relaxed);
-  for (auto& slot : slots_) slot->Issue();
+  std::vector<std::thread> workers;
+  if (async) {
+    for (int64_t t = 0; t < threads; ++t) {
+      workers.emplace_back(RunAsyncThread, queues[t].get(), std::cref(slots_of_thread[t]));
+    }
+  } else {
+    for (auto& slot : slots_) slot->Issue();
+  }
   while (!all_done_.WaitForNotificationWithTimeout(absl::Seconds(1))) {
     if (g_interrupted) Stop();
     if (progress) PrintProgress(start);
   }
+  for (std::thread& w : workers) w.join();
   if (progress) fputs("\r\033[K", stderr);
 }
 
@@ -351,7 +442,8 @@ int RunBench(const Invocation& inv) {
                            IntFlag{"batch", 1'000'000, &config.batch},
                            IntFlag{"connections", 4096, &config.connections},
                            IntFlag{"concurrency", 100'000, &config.concurrency},
-                           IntFlag{"requests", int64_t{1} << 62, &config.requests}}) {
+                           IntFlag{"requests", int64_t{1} << 62, &config.requests},
+                           IntFlag{"threads", 256, &config.threads}}) {
     if (!inv.Has(f.name)) continue;
     absl::StatusOr<int64_t> v = ParsePositiveFlag(inv.Flag(f.name), f.name, f.max);
     if (!v.ok()) return UsageError(inv, v.status().message());
@@ -372,6 +464,15 @@ int RunBench(const Invocation& inv) {
       if (!d.ok()) return UsageError(inv, d.status().message());
       config.warmup = *d;
     }
+  }
+  const std::string api = inv.Flag("api", "async");
+  if (api == "async") {
+    config.engine = Engine::kAsync;
+  } else if (api == "callback") {
+    config.engine = Engine::kCallback;
+    if (inv.Has("threads")) return UsageError(inv, "--threads applies to --api=async only");
+  } else {
+    return UsageError(inv, absl::StrCat("--api must be async or callback, got \"", api, "\""));
   }
   if (config.rpc != RpcKind::kBatch) config.batch = 1;
   config.key_prefix = inv.Flag("key-prefix", config.key_prefix);
@@ -437,6 +538,8 @@ int RunBench(const Invocation& inv) {
   if (inv.json()) {
     JsonWriter j;
     j.BeginObject().Field("rpc", RpcName(config.rpc)).Field("address", inv.address);
+    j.Field("api", config.engine == Engine::kAsync ? "async" : "callback");
+    j.Field("threads", config.engine == Engine::kAsync ? config.threads : int64_t{0});
     j.Field("keys", config.keys).Field("batch", config.batch);
     j.Field("connections", config.connections).Field("concurrency", config.concurrency);
     j.Field("warmup_seconds", absl::ToDoubleSeconds(config.warmup));
@@ -467,6 +570,10 @@ int RunBench(const Invocation& inv) {
         {"target", absl::StrCat(inv.address, ", ", config.connections, " connections, ",
                                 config.concurrency, " calls in flight, ",
                                 WithThousands(config.keys), " keys")},
+        {"client", config.engine == Engine::kAsync
+                       ? absl::StrCat("gRPC async API, ", config.threads,
+                                      config.threads == 1 ? " thread" : " threads")
+                       : std::string("gRPC callback API")},
         {"measured", absl::StrFormat("%.2f s after %s warm-up%s", elapsed,
                                      absl::FormatDuration(config.warmup),
                                      g_interrupted ? " (interrupted)" : "")},
@@ -527,6 +634,8 @@ VerbSpec BenchVerb() {
               {"requests", "N", "stop after N measured calls"},
               {"warmup", "DURATION", "unmeasured warm-up before the window (default 1s; 0: none)"},
               {"key-prefix", "PREFIX", "key prefix (default \"bench:\")"},
+              {"api", "API", "async (default: completion queues) or callback (reactors)"},
+              {"threads", "N", "client threads polling completion queues, --api=async (default 1)"},
           },
           0,
           0,
