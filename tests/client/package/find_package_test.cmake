@@ -31,8 +31,11 @@ foreach(f include/countersd/client/client.h include/counters/v1/counters.grpc.pb
 endforeach()
 
 # Only the install prefix: the consumer must not see the source or build tree.
+# CONSUMER_FLAGS: the sanitizer flags of a sanitized build, whose static
+# libraries need them at link time too.
 run("configure consumer" ${CMAKE_COMMAND} -S "${CONSUMER_DIR}" -B "${WORK_DIR}/build"
-    -DCMAKE_BUILD_TYPE=Release "-DCMAKE_PREFIX_PATH=${prefix}")
+    -DCMAKE_BUILD_TYPE=Release "-DCMAKE_PREFIX_PATH=${prefix}"
+    "-DCMAKE_CXX_FLAGS=${CONSUMER_FLAGS}" "-DCMAKE_EXE_LINKER_FLAGS=${CONSUMER_FLAGS}")
 run("build consumer" ${CMAKE_COMMAND} --build "${WORK_DIR}/build" -j 2)
 run("run consumer" "${WORK_DIR}/build/consumer")
 if(NOT last_output MATCHES "consumer ok")
