@@ -322,7 +322,7 @@ int InspectSnapshot(const Invocation& inv, const std::string& path, const Probe&
         {"status", valid ? "valid" : "INVALID"},
     };
     if (restored.has_value()) {
-      rows.push_back({"newest", absl::StrCat("generation ", restored->generation, ", ",
+      rows.push_back({"newest valid", absl::StrCat("generation ", restored->generation, ", ",
                                              WithThousands(restored->counters), " counters, ",
                                              WithThousands(restored->bytes), " bytes, written ",
                                              FormatUnixNanos(restored->unix_ns))});
