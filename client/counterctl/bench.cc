@@ -621,6 +621,11 @@ VerbSpec BenchVerb() {
           "them first. A progress line is shown when stdout and stderr are a terminal;\n"
           "Ctrl-C stops early and reports. Exits 1 if any call failed.\n"
           "\n"
+          "Examples:\n"
+          "  counterctl bench --rpc=increment --concurrency=64 --connections=8 --duration=10s\n"
+          "  counterctl bench --rpc=increment --concurrency=1 --connections=1\n"
+          "  counterctl bench --rpc=batch --batch=100 --output=json\n"
+          "\n"
           "JSON: {\"rpc\":..,\"ok\":..,\"errors\":..,\"errors_by_code\":{..},\"elapsed_seconds\":..,\n"
           "       \"calls_per_second\":..,\"ops_per_second\":..,\n"
           "       \"latency_us\":{\"p50\":..,\"p90\":..,\"p99\":..,\"p999\":..,\"max\":..,\"mean\":..},...}\n",

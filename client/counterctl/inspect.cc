@@ -391,6 +391,10 @@ VerbSpec InspectVerb() {
           "restore), 3 if it does not exist. Safe to run on the files of a live daemon;\n"
           "the values are then read while they change.\n"
           "\n"
+          "Examples:\n"
+          "  counterctl inspect /var/lib/countersd/counters.map --dump\n"
+          "  counterctl inspect /var/lib/countersd/counters.snap\n"
+          "\n"
           "JSON: {\"path\":..,\"kind\":\"map\"|\"snapshot\",\"valid\":true,...,\"problems\":[..],\n"
           "       \"counters\":[{\"key\":..,\"value\":..}] (with --dump)}\n",
           {{"dump", "", "print every counter, sorted by key"}},

@@ -334,6 +334,11 @@ std::vector<VerbSpec> ServerVerbs() {
        "unchanged, if the result would overflow a signed 64-bit integer.\n"
        "Not retried on a transport error: a retry could count twice.\n"
        "\n"
+       "Examples:\n"
+       "  counterctl inc requests          # +1\n"
+       "  counterctl inc requests -3       # negative deltas are arguments, not flags\n"
+       "  counterctl --output=json inc requests 10\n"
+       "\n"
        "JSON: {\"key\":\"k\",\"value\":12}\n",
        {}, 1, 2, kCounters, RunInc},
       {"dec", "KEY [DELTA]", "subtract DELTA (default 1) from KEY; print the new value",
@@ -346,6 +351,10 @@ std::vector<VerbSpec> ServerVerbs() {
        "Prints the value of each KEY. With one key, prints just the value; with\n"
        "several, one aligned \"KEY VALUE\" line per key, in argument order.\n"
        "Exits 3 if any counter does not exist (the others are still printed).\n"
+       "\n"
+       "Examples:\n"
+       "  v=$(counterctl get requests)\n"
+       "  counterctl get requests errors quota/alice\n"
        "\n"
        "JSON: {\"counters\":[{\"key\":\"k\",\"value\":12,\"found\":true},...]}\n",
        {}, 1, -1, kCounters, RunGet},
@@ -372,6 +381,10 @@ std::vector<VerbSpec> ServerVerbs() {
        "Lists every counter whose key starts with PREFIX (default: all), sorted by\n"
        "key, one aligned \"KEY VALUE\" line each. Pages through the server's List;\n"
        "the result is not one point-in-time view.\n"
+       "\n"
+       "Examples:\n"
+       "  counterctl list quota/\n"
+       "  counterctl --output=json list | jq '.counters[] | select(.value < 0)'\n"
        "\n"
        "JSON: {\"prefix\":\"p\",\"counters\":[{\"key\":\"p1\",\"value\":3},...],\"truncated\":false}\n",
        {{"limit", "N", "stop after N counters (default: no limit)"}}, 0, 1, kCounters, RunList},
