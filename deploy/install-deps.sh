@@ -17,7 +17,7 @@ pkgs=(
 )
 for arg in "$@"; do
   case "$arg" in
-    --bench) pkgs+=(redis-server redis-tools memcached) ;;
+    --bench) pkgs+=(redis-server redis-tools memcached linux-perf) ;;
     --container) pkgs+=(podman runc debootstrap uidmap slirp4netns yamllint systemd) ;;
     --lint) pkgs+=(clang-format clang-tidy) ;;
     *) echo "install-deps: unknown option '$arg'" >&2; exit 2 ;;
