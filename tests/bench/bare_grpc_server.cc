@@ -7,9 +7,12 @@
 // same `counterctl bench` as countersd, as a reference row: the gap between
 // the two is what countersd itself costs per call.
 //
-//   bare_grpc_server --listen=127.0.0.1:0
+//   bare_grpc_server --listen=127.0.0.1:0 [--deadlock-detection=off]
 // prints "listening on 127.0.0.1:PORT" on stdout once serving, and runs until
-// SIGTERM or SIGINT.
+// SIGTERM or SIGINT. Debian's Abseil is built without NDEBUG, so absl::Mutex
+// (which gRPC 1.51 uses for all its locks) runs its deadlock detector on every
+// lock unless it is switched off; --deadlock-detection=off does that, to
+// measure what it costs.
 #include <signal.h>
 
 #include <cstdio>
@@ -72,8 +75,11 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (std::strncmp(argv[i], "--listen=", 9) == 0) {
       listen = argv[i] + 9;
+    } else if (std::strcmp(argv[i], "--deadlock-detection=off") == 0) {
+      absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
     } else {
-      std::fprintf(stderr, "Usage: bare_grpc_server [--listen=HOST:PORT]\n");
+      std::fprintf(stderr,
+                   "Usage: bare_grpc_server [--listen=HOST:PORT] [--deadlock-detection=off]\n");
       return 2;
     }
   }

@@ -14,6 +14,7 @@
 #   PROFILE_CALLGRAPH=1   record call stacks too (--call-graph dwarf; large
 #                         files) and print the inclusive (children) view
 #   COUNTERSD_FLAGS="--handlers=1 ..."   extra daemon flags
+#   BARE_FLAGS="--deadlock-detection=off"   extra bare_grpc_server flags
 #
 # perf.data and the logs stay in a temporary directory whose name is printed.
 # Traffic goes to 127.0.0.1 only; everything started here is stopped on exit.
@@ -53,7 +54,8 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 case "$server" in
   bare)
-    "$build/tests/bench/bare_grpc_server" --listen=127.0.0.1:0 >"$dir/server.out" 2>&1 &
+    # shellcheck disable=SC2086
+    "$build/tests/bench/bare_grpc_server" --listen=127.0.0.1:0 ${BARE_FLAGS:-} >"$dir/server.out" 2>&1 &
     server_pid=$!
     for _ in $(seq 200); do grep -q '^listening on' "$dir/server.out" && break; sleep 0.05; done
     addr="$(sed -n 's/^listening on //p' "$dir/server.out")"
@@ -117,7 +119,7 @@ if [ "$server" = redis ]; then
 else
   rate="$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['calls_per_second'])" "$dir/bench.out")"
 fi
-echo "== $workload against $server ${COUNTERSD_FLAGS:-}: $rate calls/s"
+echo "== $workload against $server ${COUNTERSD_FLAGS:-}${BARE_FLAGS:-}: $rate calls/s"
 echo "   driver output: $(tail -c 600 "$dir/bench.out")"
 echo
 echo "== Server, per call (perf stat over ${seconds}s at the driver's average rate) =="
