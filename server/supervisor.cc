@@ -3,13 +3,14 @@
 // How it works, step by step:
 //
 //  Start
-//   1. Create the data directory if missing (mode 0700) and take an
+//   1. Reserve the listen port (port_reservation.h): fail if another process
+//      holds it; resolve port 0 to a real port. This comes first, so that a
+//      port clash fails before anything is created on disk.
+//   2. Create the data directory if missing (mode 0700) and take an
 //      exclusive, non-blocking flock on <data-dir>/LOCK, writing our pid
 //      into it. Another daemon holding it => fail, naming its pid. The
 //      lock's file description is inherited by every child, so the lock is
 //      held until the last process of this daemon exits.
-//   2. Reserve the listen port (port_reservation.h): fail if another process
-//      holds it; resolve port 0 to a real port.
 //   3. Decide which table to serve (recovery.h): trust the live map, restore
 //      the last snapshot, create a new table, or refuse to start. Open
 //      re-initialises every lock and semaphore in the mapping.
@@ -157,9 +158,9 @@ absl::Status Supervisor::LockDataDir() {
 }
 
 absl::Status Supervisor::Start() {
-  RETURN_IF_ERROR(LockDataDir());  // 1
-  ASSIGN_OR_RETURN(PortReservation port, PortReservation::Reserve(config_.listen));  // 2
+  ASSIGN_OR_RETURN(PortReservation port, PortReservation::Reserve(config_.listen));  // 1
   port_.emplace(std::move(port));
+  RETURN_IF_ERROR(LockDataDir());  // 2
   ASSIGN_OR_RETURN(table_, OpenOrRecoverTable({.data_dir = config_.data_dir,  // 3
                                                .capacity = config_.capacity,
                                                .trust_untrusted_map = config_.trust_untrusted_map}));
