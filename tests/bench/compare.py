@@ -9,8 +9,9 @@ How it works:
      snapshots every second) in a fresh data directory; redis-server without
      persistence (--save '' --appendonly no); redis-server with
      --appendonly yes --appendfsync everysec; memcached with as many threads
-     as countersd has handlers (-t CPUs); and, as a reference row, the
-     bare gRPC server (tests/bench/bare_grpc_server). A `finally` block and handlers for
+     as countersd has handlers (-t CPUs); and, as reference rows, the
+     bare gRPC server (tests/bench/bare_grpc_server) with the callback API,
+     and pre-forked with the async API on one thread per process. A `finally` block and handlers for
      SIGINT/SIGTERM/SIGHUP stop every process it started.
   2. It drives three workloads, the same total concurrency and the same key
      distribution (a uniformly random key among --keys, default 10,000, drawn
@@ -201,11 +202,7 @@ class Countersd:
         self.log_file.close()
 
     def children(self):
-        try:
-            with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
-                return [int(x) for x in f.read().split()]
-        except OSError:
-            return []
+        return children_of(self.proc.pid)
 
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -249,6 +246,14 @@ class CpuMeter:
         if self.wall > 0:
             r["server_cores"] = self.server / self.wall
             r["client_cores"] = self.client / self.wall
+
+
+def children_of(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
 
 
 def counterctl_stats(ctl, address):
@@ -437,17 +442,21 @@ def run_comparison(cfg, procs, tmp, results):
     for port in (redis_plain, redis_aof, memcached):
         wait_port(port)
     systems += [("redis", redis_plain), ("redis-aof", redis_aof), ("memcached", memcached)]
-    bare = procs.start("grpc-bare", [cfg.bare_server, "--listen=127.0.0.1:0"],
-                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    first = bare.stdout.readline().strip()
-    m = re.fullmatch(r"listening on (\S+)", first)
-    if not m:
-        raise BenchError(f"bare_grpc_server did not start: {first!r}")
-    systems.append(("grpc-bare", m.group(1)))
+    for name, flags in (("grpc-bare", []),
+                        ("grpc-bare-async", ["--api=async", "--threads=1",
+                                             f"--processes={ncpu}"])):
+        bare = procs.start(name, [cfg.bare_server, "--listen=127.0.0.1:0", *flags],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        first = bare.stdout.readline().strip()
+        m = re.fullmatch(r"listening on (\S+)", first)
+        if not m:
+            raise BenchError(f"bare_grpc_server {' '.join(flags)} did not start: {first!r}")
+        systems.append((name, m.group(1)))
     server_pids = {"countersd": lambda: [cd.proc.pid] + cd.children()}
     for name, p in procs.procs:
-        if name in ("redis", "redis-aof", "memcached", "grpc-bare"):
-            server_pids[name] = (lambda pid: lambda: [pid])(p.pid)
+        if name in ("redis", "redis-aof", "memcached", "grpc-bare", "grpc-bare-async"):
+            server_pids[name] = (lambda pid: lambda: [pid] + children_of(pid))(p.pid)
+
     versions = {}
     versions["redis"] = subprocess.run(["redis-server", "--version"], capture_output=True,
                                        text=True).stdout.strip()
@@ -485,7 +494,7 @@ def run_comparison(cfg, procs, tmp, results):
                             cur = mem.setdefault(p, {})
                             for k, v in m.items():
                                 cur[k] = max(cur.get(k, 0), v)
-                    elif sname == "grpc-bare":
+                    elif sname.startswith("grpc-bare"):
                         with meter:
                             r = bench_countersd(cfg, target, w, cfg.seconds)
                     elif sname.startswith("redis"):
@@ -644,7 +653,9 @@ def build_report(cfg, results):
     add("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     names = {"countersd": "countersd", "redis": "Redis (no persistence)",
              "redis-aof": "Redis (AOF, fsync everysec)", "memcached": "memcached",
-             "grpc-bare": "bare gRPC server (reference)"}
+             "grpc-bare": "bare gRPC, callback API (reference)",
+             "grpc-bare-async": f"bare gRPC, async API, 1 thread × {os.cpu_count()} processes "
+                                "(reference)"}
     drivers = {
         "unary1": "countersd: 1 connection, 1 call; Redis/memcached: 1 connection",
         "unary64": "countersd: 64 calls over 8 connections; Redis/memcached: 64 connections",
@@ -675,9 +686,11 @@ def build_report(cfg, results):
         "increment: its batch row is 100 `incr` pipelined per round trip. Cores busy: CPU "
         "seconds per wall second over each driver run (warm-up included) of the server's "
         "processes and of the driver; server CPU per increment = server cores busy ÷ "
-        "increments/s. The bare gRPC server (tests/bench/bare_grpc_server: same proto, "
-        "callback API, one process, a mutex-guarded hash map behind it) is not a peer but the "
-        "floor of the gRPC path, driven by the same `counterctl bench`. "
+        "increments/s. The bare gRPC rows (tests/bench/bare_grpc_server: same proto, a "
+        "mutex-guarded in-process hash map behind it, nothing else) are not peers but floors of "
+        "the gRPC path, driven by the same `counterctl bench`: one process with the callback API "
+        "as countersd's handlers use it, and pre-forked processes each running the "
+        "completion-queue API on one thread that polls and handles. "
         "Per workload: " + "; ".join(f"{k}: {d}" for k, d in drivers.items()) + ".")
     add("")
     spread = results.get("handler_spread", [])
