@@ -247,8 +247,24 @@ inline RegionShared* CounterTable::region(uint32_t r) const { return regions_bas
 inline Slot* CounterTable::slots(uint32_t r) const {
   return slots_base_ + uint64_t{r} * region_slots_;
 }
-inline Slot* CounterTable::staging_slots(uint32_t r) const {
-  return reinterpret_cast<Slot*>(staging_) + uint64_t{r} * header_->region_slots;
+// The staging area (shared anonymous memory, not the file) holds, per
+// region, the live counters of that region as of the last copy, packed.
+struct StagedCounter {
+  int64_t value;
+  uint16_t key_len;
+  char key[kMaxKeyBytes];
+};
+struct StagedRegion {
+  uint32_t count;
+  uint32_t pad;
+  StagedCounter counters[1];  // region_slots of them
+};
+static size_t StagedRegionBytes(uint32_t region_slots) {
+  return RoundUp(offsetof(StagedRegion, counters) + uint64_t{region_slots} * sizeof(StagedCounter),
+                 64);
+}
+inline StagedRegion* CounterTable::staged(uint32_t r) const {
+  return reinterpret_cast<StagedRegion*>(staging_ + r * StagedRegionBytes(region_slots_));
 }
 BatchJournal* CounterTable::journal(uint32_t j) const {
   return reinterpret_cast<BatchJournal*>(base_ + header_->journals_offset) + j;
@@ -274,8 +290,22 @@ inline void CounterTable::UnlockRegion(uint32_t r) const { StripeUnlock(&region(
 inline void CounterTable::CopyRegionIfPending(uint32_t r) const {
   RegionShared* reg = region(r);
   if (reg->copy_pending.load(std::memory_order_relaxed) == 0 || staging_ == nullptr) return;
-  std::memcpy(static_cast<void*>(staging_slots(r)), static_cast<const void*>(slots(r)),
-              uint64_t{header_->region_slots} * sizeof(Slot));
+  // Copy only live counters, and skip regions never used: their pages may
+  // not even be in memory yet (a new file is sparse).
+  StagedRegion* st = staged(r);
+  uint32_t n = 0;
+  if (reg->used != 0) {
+    const Slot* base = slots(r);
+    for (uint32_t i = 0; i < region_slots_; ++i) {
+      const Slot& s = base[i];
+      if (s.state != layout::kLive) continue;
+      StagedCounter& c = st->counters[n++];
+      c.value = s.value.load(std::memory_order_relaxed);
+      c.key_len = s.key_len;
+      std::memcpy(c.key, s.key, s.key_len);
+    }
+  }
+  st->count = n;
   reg->copy_pending.store(0, std::memory_order_relaxed);
   reg->dirty.store(0, std::memory_order_relaxed);
 }
@@ -369,7 +399,7 @@ absl::Status CounterTable::ValidateHeader(uint64_t actual_file_size) const {
 }
 
 absl::Status CounterTable::InitStaging() {
-  staging_size_ = uint64_t{header_->regions} * header_->region_slots * sizeof(Slot);
+  staging_size_ = uint64_t{header_->regions} * StagedRegionBytes(region_slots_);
   ASSIGN_OR_RETURN(void* p, sys_->Mmap(staging_size_, PROT_READ | PROT_WRITE,
                                        MAP_SHARED | MAP_ANONYMOUS, -1, "snapshot staging"));
   staging_ = static_cast<char*>(p);
@@ -1025,7 +1055,6 @@ void CounterTable::ForEach(
 uint64_t CounterTable::SnapshotForEach(
     const std::function<void(std::string_view key, int64_t value)>& fn) {
   const uint32_t regions = header_->regions;
-  const uint32_t n = header_->region_slots;
   // Mark: every lock once, in the global order.
   const int64_t t0 = absl::GetCurrentTimeNanos();
   for (uint32_t r = 0; r < regions; ++r) LockRegion(r);
@@ -1042,11 +1071,10 @@ uint64_t CounterTable::SnapshotForEach(
     CopyRegionIfPending(r);
     UnlockRegion(r);
     max_pause = std::max<uint64_t>(max_pause, absl::GetCurrentTimeNanos() - t1);
-    const Slot* copy = staging_slots(r);
-    for (uint32_t i = 0; i < n; ++i) {
-      const Slot& s = copy[i];
-      if (s.state != layout::kLive) continue;
-      fn(std::string_view(s.key, s.key_len), s.value.load(std::memory_order_relaxed));
+    const StagedRegion* st = staged(r);
+    for (uint32_t i = 0; i < st->count; ++i) {
+      const StagedCounter& c = st->counters[i];
+      fn(std::string_view(c.key, c.key_len), c.value);
     }
   }
   return max_pause;

@@ -52,6 +52,7 @@ struct ProcessSlot;
 struct BatchJournal;
 struct Slot;
 }  // namespace layout
+struct StagedRegion;
 
 enum class ProcessRole : uint32_t { kNone = 0, kHandler = 1, kAggregator = 2, kOther = 3 };
 
@@ -237,7 +238,7 @@ class CounterTable {
 
   layout::RegionShared* region(uint32_t r) const;
   layout::Slot* slots(uint32_t r) const;
-  layout::Slot* staging_slots(uint32_t r) const;
+  StagedRegion* staged(uint32_t r) const;
   layout::BatchJournal* journal(uint32_t j) const;
   layout::ProcessSlot* process_slot(uint32_t i) const;
   uint32_t RegionOf(uint64_t hash) const;
@@ -256,7 +257,7 @@ class CounterTable {
   bool writable_ = false;
   char* base_ = nullptr;
   size_t size_ = 0;
-  char* staging_ = nullptr;  // shared anonymous copy of the slot array
+  char* staging_ = nullptr;  // shared anonymous: per region, its live counters packed
   size_t staging_size_ = 0;
   layout::TableHeader* header_ = nullptr;
   // Copies of the header's geometry, so the hot path does not re-read the
