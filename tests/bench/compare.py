@@ -341,8 +341,11 @@ def bench_redis(cfg, port, w, seconds, calibrated, meter):
     cmd = ["INCRBY", f"{KEY_PREFIX}__rand_int__", "1"]
     key = (port, w["conc"], w["batch"])
     if key not in calibrated:
-        # Unmeasured: warms the server up and measures the rate to size -n.
-        n = max(clients * w["batch"] * 20, 5000 if w["batch"] == 1 else 200000)
+        # Unmeasured: warms the server up and measures the rate to size -n
+        # (about a second's worth at the rates seen here). Later runs are
+        # sized from the previous measured run.
+        n = max(clients * w["batch"] * 20, (20000 if clients == 1 else 40000) * w["batch"] // 4
+                if w["batch"] > 1 else (20000 if clients == 1 else 40000))
         r = subprocess.run(base + ["-n", str(n)] + cmd, capture_output=True, text=True,
                            timeout=120)
         rate = float(parse_redis_csv(r.stdout)["rps"])
@@ -357,6 +360,7 @@ def bench_redis(cfg, port, w, seconds, calibrated, meter):
     if r.returncode != 0:
         raise BenchError(f"redis-benchmark exited {r.returncode}: {r.stderr[-300:]}")
     row = parse_redis_csv(r.stdout)
+    calibrated[key] = max(int(float(row["rps"]) * seconds), clients * w["batch"] * 10)
     return dict(ops=float(row["rps"]), p50_us=float(row["p50_latency_ms"]) * 1000,
                 p99_us=float(row["p99_latency_ms"]) * 1000, detail=dict(n=n, **row))
 
@@ -531,9 +535,39 @@ def snapshot_lines(cd, t0):
     return out
 
 
+def snapshots_under_load(cfg, cd, n, handler_pids):
+    """Loads n counters, then runs 64-in-flight increments over all of them and
+    collects the aggregator's "snapshot written" lines meanwhile."""
+    f = run_json([cfg.fill, f"--addr={cd.address}", f"--counters={n}", "--prefix=counter:"],
+                 timeout=300)
+    log(f"filled {n:,} counters in {f['seconds']:.2f}s; 64-in-flight increments over them "
+        f"for {cfg.snapshot_seconds}s")
+    t0 = time.monotonic()
+    with MemSampler(handler_pids) as ms:
+        b = run_json([cfg.counterctl, f"--addr={cd.address}", "--output=json", "--timeout=10s",
+                      "bench", "--rpc=increment", f"--keys={n}", "--key-prefix=counter:",
+                      "--connections=8", "--concurrency=64",
+                      f"--duration={cfg.snapshot_seconds}s", "--warmup=0"],
+                     timeout=cfg.snapshot_seconds + 90)
+    time.sleep(1.5)  # let the snapshot that was running finish and log
+    snaps = [s for s in snapshot_lines(cd, t0) if s["counters"] and s["counters"] >= n]
+    return dict(fill_seconds=f["seconds"], snapshots=snaps,
+                load=dict(ops=b["ops_per_second"], p50_us=b["latency_us"]["p50"],
+                          p99_us=b["latency_us"]["p99"], max_us=b["latency_us"]["max"]),
+                memory_kib={str(p): m for p, m in ms.max.items()})
+
+
 def run_snapshots_and_startup(cfg, procs, tmp, results):
-    data = f"{tmp}/big-data"
     out = results.setdefault("big", {})
+    # 65,536 counters in a table sized for them (capacity 81,920, as table_bench).
+    cd = Countersd(procs, cfg.countersd, f"{tmp}/small-data", f"{tmp}/countersd-small.log",
+                   ["--log-level=debug", "--capacity=81920"])
+    stats = counterctl_stats(cfg.counterctl, cd.address)
+    out["snapshots_65536_cap81920"] = snapshots_under_load(
+        cfg, cd, 65536, [h["pid"] for h in stats["handlers"]])
+    cd.stop()
+
+    data = f"{tmp}/big-data"
     extra = ["--log-level=debug", "--capacity=1000000"]
     cd = Countersd(procs, cfg.countersd, data, f"{tmp}/countersd-big.log", extra)
     out["startup_fresh_s"] = cd.startup_s
@@ -544,24 +578,7 @@ def run_snapshots_and_startup(cfg, procs, tmp, results):
     stats = counterctl_stats(cfg.counterctl, cd.address)
     handler_pids = [h["pid"] for h in stats["handlers"]]
     for n in (65536, 1000000):
-        f = run_json([cfg.fill, f"--addr={cd.address}", f"--counters={n}", "--prefix=counter:"],
-                     timeout=300)
-        log(f"filled {n:,} counters in {f['seconds']:.2f}s; 64-in-flight increments over them "
-            f"for {cfg.snapshot_seconds}s")
-        t0 = time.monotonic()
-        with MemSampler(handler_pids) as ms:
-            b = run_json([cfg.counterctl, f"--addr={cd.address}", "--output=json", "--timeout=10s",
-                          "bench", "--rpc=increment", f"--keys={n}", "--key-prefix=counter:",
-                          "--connections=8", "--concurrency=64",
-                          f"--duration={cfg.snapshot_seconds}s", "--warmup=0"],
-                         timeout=cfg.snapshot_seconds + 90)
-        time.sleep(1.5)  # let the snapshot that was running finish and log
-        snaps = [s for s in snapshot_lines(cd, t0) if s["counters"] and s["counters"] >= n]
-        out[f"snapshots_{n}"] = dict(fill_seconds=f["seconds"], snapshots=snaps,
-                                     load=dict(ops=b["ops_per_second"], p50_us=b["latency_us"]["p50"],
-                                               p99_us=b["latency_us"]["p99"],
-                                               max_us=b["latency_us"]["max"]),
-                                     memory_kib={str(p): m for p, m in ms.max.items()})
+        out[f"snapshots_{n}"] = snapshots_under_load(cfg, cd, n, handler_pids)
     st = os.stat(f"{data}/counters.map")
     out["map_file_allocated_bytes_full"] = st.st_blocks * 512
     snap = f"{data}/counters.snap"
@@ -745,13 +762,25 @@ def build_report(cfg, results):
         f"({(two or 0) / 1e6:.1f} M/s vs {(one or 0) / 1e6:.1f} M/s) "
         f"| {verdict(r4b is not None and r4b >= 1.8, r4b is not None)} |")
     p65 = tbv("BM_SnapshotPause/65536", "max_pause_us")
-    s65 = big.get("snapshots_65536", {}).get("snapshots", [])
+    s65 = big.get("snapshots_65536_cap81920", {}).get("snapshots", [])
     d_p65 = [s["max_pause_ns"] / 1000 for s in s65 if s.get("max_pause_ns") is not None]
     d_p65_med = median(d_p65)
-    ok5 = p65 is not None and p65 <= 2000
+    d_p65_max = max(d_p65) if d_p65 else None
+    ok5 = p65 is not None and p65 <= 2000 and (d_p65_max is None or d_p65_max <= 2000)
     add(f"| 5 | snapshot pause ≤ 2 ms at 65,536 counters | table_bench max {fmt_us(p65)}; daemon "
-        f"under load: median {fmt_us(d_p65_med)}, max {fmt_us(max(d_p65) if d_p65 else None)} "
-        f"over {len(d_p65)} snapshots | {verdict(ok5, p65 is not None)} (on the table_bench maximum) |")
+        f"(capacity 81,920) under load: median {fmt_us(d_p65_med)}, max "
+        f"{fmt_us(max(d_p65) if d_p65 else None)} over {len(d_p65)} snapshots; snapshot time "
+        f"{fmt_us(tbv('BM_SnapshotPause/65536', 'real_time') and tbv('BM_SnapshotPause/65536', 'real_time') * 1000)} "
+        f"(table_bench copy) | {verdict(ok5, p65 is not None)} (both maxima ≤ 2 ms) |")
+    p1m = tbv("BM_SnapshotPause/1000000", "max_pause_us")
+    s1m_snaps = big.get("snapshots_1000000", {}).get("snapshots", [])
+    add(f"| 5b | (report) pause and snapshot time at 1,000,000 counters | table_bench: pause "
+        f"{fmt_us(p1m)}, copy "
+        f"{fmt_us(tbv('BM_SnapshotPause/1000000', 'real_time') and tbv('BM_SnapshotPause/1000000', 'real_time') * 1000)}; "
+        f"daemon under load: pause median "
+        f"{fmt_us(median([x['max_pause_ns'] / 1000 for x in s1m_snaps if x.get('max_pause_ns') is not None]))}, "
+        f"snapshot (copy + write + msync) median "
+        f"{fmt_us(median([x['micros'] for x in s1m_snaps if x.get('micros') is not None]))} | — |")
     hm = list(results.get("memory_kib", {}).get("handlers", {}).values())
     hm += list(big.get("snapshots_1000000", {}).get("memory_kib", {}).values())
 
@@ -806,18 +835,20 @@ def build_report(cfg, results):
     add("")
     add("## Snapshots in the daemon (aggregator's own log lines, increments running)")
     add("")
-    add("| counters | snapshots | snapshot time (copy + write + msync), median / max | "
+    add("| counters | capacity | snapshots | snapshot time (copy + write + msync), median / max | "
         "longest pause of increments, median / max | increments/s during | p99 / max latency |")
-    add("|---:|---:|---:|---:|---:|---:|")
-    for n in (65536, 1000000):
-        s = big.get(f"snapshots_{n}")
+    add("|---:|---:|---:|---:|---:|---:|---:|")
+    for key, n, cap in (("snapshots_65536_cap81920", 65536, 81920),
+                        ("snapshots_65536", 65536, 1000000),
+                        ("snapshots_1000000", 1000000, 1000000)):
+        s = big.get(key)
         if not s:
             continue
         snaps = s["snapshots"]
         mic = [x["micros"] for x in snaps if x.get("micros") is not None]
         pau = [x["max_pause_ns"] / 1000 for x in snaps if x.get("max_pause_ns") is not None]
         ld = s["load"]
-        add(f"| {n:,} | {len(snaps)} | {fmt_us(median(mic))} / {fmt_us(max(mic) if mic else None)} | "
+        add(f"| {n:,} | {cap:,} | {len(snaps)} | {fmt_us(median(mic))} / {fmt_us(max(mic) if mic else None)} | "
             f"{fmt_us(median(pau))} / {fmt_us(max(pau) if pau else None)} | {fmt_ops(ld['ops'])} | "
             f"{fmt_us(ld['p99_us'])} / {fmt_us(ld['max_us'])} |")
     add("")
@@ -871,6 +902,10 @@ def build_report(cfg, results):
             if s:
                 add(f"- Loading {n:,} counters with IncrementBatch(1000), one call at a time: "
                     f"{s['fill_seconds']:.2f} s.")
+        add("- table_bench's snapshot figures are the table alone (copy into the staging area, "
+            "no file write); the daemon's are the aggregator's own log (\"snapshot written\": "
+            "micros = copy + write + msync, max_pause_ns = longest stop of increments it "
+            "caused) while 64 increments are in flight over all the counters.")
     add("")
     return "\n".join(lines) + "\n"
 
