@@ -18,7 +18,7 @@ pkgs=(
 for arg in "$@"; do
   case "$arg" in
     --bench) pkgs+=(redis-server redis-tools memcached linux-perf) ;;
-    --container) pkgs+=(podman runc debootstrap uidmap slirp4netns yamllint systemd) ;;
+    --container) pkgs+=(podman runc debootstrap uidmap slirp4netns yamllint systemd podman-compose) ;;
     --lint) pkgs+=(clang-format clang-tidy) ;;
     *) echo "install-deps: unknown option '$arg'" >&2; exit 2 ;;
   esac

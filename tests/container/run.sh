@@ -32,6 +32,9 @@
 #        no-new-privileges, as compose.yaml and k8s/ do): no process runs as
 #        root, the map file is not world-readable, the image's HEALTHCHECK and
 #        `podman exec ... counterctl` work.
+#  5. deploy/compose.yaml itself, with podman-compose: up, healthy, increments
+#     through the port, stop with exit status 0 and the final snapshot, down
+#     and up again on the same named volume with the counters kept.
 #
 # Podman here needs `--runtime runc` and explicit `--ulimit nofile/nproc`
 # within the current limits (conmon runs with nproc capped at 32768, so
@@ -39,14 +42,14 @@
 # deploy/ stays what a Docker user runs as it is.
 #
 # Traffic goes only to 127.0.0.1. Every step has a timeout, and the whole run
-# is bounded by COUNTERSD_CT_TIMEOUT seconds (default 2700). Containers and
+# is bounded by COUNTERSD_CT_TIMEOUT seconds (default 1800). Containers and
 # volumes it creates are removed on exit; the built image stays as a layer
 # cache (localhost/countersd:ci-test). The last line is "N passed, N failed".
 set -uo pipefail
 
 if [ -z "${COUNTERSD_CT_WATCHDOG:-}" ]; then
   export COUNTERSD_CT_WATCHDOG=1
-  exec timeout --kill-after=30 "${COUNTERSD_CT_TIMEOUT:-2700}" "$BASH" "$0" "$@"
+  exec timeout --kill-after=30 "${COUNTERSD_CT_TIMEOUT:-1800}" "$BASH" "$0" "$@"
 fi
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -60,6 +63,7 @@ IMAGE=localhost/countersd:ci-test
 LABEL=countersd-container-test=1
 TAG=countersd-ct-$$
 VOLUME=$TAG-data
+COMPOSE_PROJECT=${TAG}-compose
 WORK=$(mktemp -d /tmp/countersd-ct.XXXXXX)
 
 # ---------------------------------------------------------------- reporting
@@ -83,7 +87,9 @@ cleanup() {
     for c in $(podman ps -a -q --filter "label=$LABEL" --filter "name=^$TAG-" 2>/dev/null); do
       timeout 60 podman rm -f -t 0 "$c" >/dev/null 2>&1
     done
-    timeout 60 podman volume rm -f "$VOLUME" >/dev/null 2>&1
+    timeout 60 podman volume rm -f "$VOLUME" "${COMPOSE_PROJECT}_countersd-data" >/dev/null 2>&1
+    timeout 60 podman network rm -f "${COMPOSE_PROJECT}_default" >/dev/null 2>&1
+    timeout 60 podman untag "localhost/${COMPOSE_PROJECT}_countersd" >/dev/null 2>&1
   fi
   rm -rf "$WORK"
   exit "$rc"
@@ -383,7 +389,7 @@ fi
 step "podman build -f deploy/Dockerfile"
 image_ok=false
 t0=$SECONDS
-if timeout 2400 podman build --runtime runc --format docker \
+if timeout 1500 podman build --runtime runc --format docker \
      --build-arg "BASE_IMAGE=$BASE_IMAGE" -f "$ROOT/deploy/Dockerfile" -t "$IMAGE" "$ROOT" \
      >"$WORK/build.log" 2>&1; then
   secs=$((SECONDS - t0))
@@ -547,6 +553,59 @@ if $image_ok && [ -x "$CTL" ]; then
   fi
 else
   bad "container tests" "no image or no host counterctl"
+fi
+
+# ====================================================== compose.yaml, run
+# The compose file as a user runs it, with podman-compose (Debian's 1.0.3)
+# standing in for `docker compose`. podman-compose 1.0.3 ignores
+# stop_grace_period, so the stop gets its timeout explicitly.
+if $image_ok && [ -x "$CTL" ]; then
+  step "deploy/compose.yaml with podman-compose"
+  if command -v podman-compose >/dev/null; then
+    export COUNTERSD_PORT
+    COUNTERSD_PORT=$(free_port)
+    PORT=$COUNTERSD_PORT
+    PC=(timeout 600 podman-compose -p "$COMPOSE_PROJECT" -f "$ROOT/deploy/compose.yaml"
+        --podman-args="--runtime runc"
+        --podman-run-args="--ulimit nofile=$NOFILE:$NOFILE --ulimit nproc=$NPROC:$NPROC --label $LABEL"
+        --podman-build-args="--format docker --build-arg BASE_IMAGE=$BASE_IMAGE")
+    CC=${COMPOSE_PROJECT}_countersd_1
+    if "${PC[@]}" up -d >"$WORK/compose-up.log" 2>&1 && wait_healthy "$CC"; then
+      ok "podman-compose up: healthy on 127.0.0.1:$PORT"
+      n=0
+      for i in $(seq 1 20); do ctl inc compose.k >/dev/null && n=$((n + 1)); done
+      inner=$(timeout 30 podman exec "$CC" counterctl get compose.k 2>&1)
+      hc=$(timeout 60 podman healthcheck run "$CC" 2>&1) && hc_ok=true || hc_ok=false
+      if [ "$n" = 20 ] && [ "$inner" = 20 ] && $hc_ok; then
+        ok "compose: 20 increments through the port, read back by exec counterctl, healthcheck ${hc:-healthy}"
+      else
+        bad "compose: increments through the port, exec counterctl, healthcheck" "acked $n, exec got '$inner', healthcheck '$hc'"
+      fi
+      "${PC[@]}" stop -t 30 >"$WORK/compose-stop.log" 2>&1
+      code=$(podman inspect -f '{{.State.ExitCode}}' "$CC" 2>&1)
+      podman logs "$CC" >"$WORK/compose-ctr.log" 2>&1
+      if [ "$code" = 0 ] && grep -qi 'final snapshot written' "$WORK/compose-ctr.log"; then
+        ok "compose: stop writes the final snapshot, exit status 0"
+      else
+        tail -n 10 "$WORK/compose-ctr.log"
+        bad "compose: stop writes the final snapshot, exit status 0" "exit $code"
+      fi
+      # The counters outlive the container: up again on the same volume.
+      "${PC[@]}" down -t 30 >>"$WORK/compose-stop.log" 2>&1
+      if "${PC[@]}" up -d >>"$WORK/compose-up.log" 2>&1 && wait_healthy "$CC" &&
+         [ "$(ctl get compose.k 2>&1)" = 20 ]; then
+        ok "compose: down + up keeps the counters on the named volume"
+      else
+        bad "compose: down + up keeps the counters on the named volume"
+      fi
+      "${PC[@]}" down -v -t 30 >>"$WORK/compose-stop.log" 2>&1
+    else
+      grep -v -e '^\[' -e '^STEP' -e '^-->' "$WORK/compose-up.log" | tail -n 30
+      bad "podman-compose up: healthy on 127.0.0.1:$PORT"
+    fi
+  else
+    bad "podman-compose up" "podman-compose not installed (deploy/install-deps.sh --container installs it)"
+  fi
 fi
 
 # ================================================================ summary
