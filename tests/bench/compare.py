@@ -24,7 +24,7 @@ How it works:
                  over 8 connections; Redis `redis-benchmark -c 16 -P 100` of
                  INCRBY; memcached 16 connections each pipelining 100 `incr`
                  per round trip (memcached has no multi-key increment).
-     Drivers: `counterctl bench` (gRPC callback API), `redis-benchmark`
+     Drivers: `counterctl bench` (gRPC; its default engine), `redis-benchmark`
      (single-threaded C, epoll), tests/bench/memcached_incr_bench
      (single-threaded C++, epoll). Every cell runs --reps times (default 3);
      the rounds interleave the systems so that a change of machine load hits
@@ -696,7 +696,10 @@ def build_report(cfg, results):
                 f"{fmt_cores(m['server_cores'])} / {fmt_cores(m['client_cores'])} | "
                 f"{fmt_cpu_per_op(m['server_cores'], m['ops'])} |")
     add("")
-    add("Drivers: countersd `counterctl bench` (gRPC callback API); Redis `redis-benchmark "
+    drv = next((r["detail"] for r in cells.get("unary64/countersd", []) if r.get("detail")), {})
+    drv_api = f"gRPC {drv.get('api', '?')} API, {drv.get('threads', '?')} polling thread(s)" \
+        if drv.get("api") else "gRPC"
+    add(f"Drivers: countersd `counterctl bench` ({drv_api}); Redis `redis-benchmark "
         "INCRBY key:__rand_int__ 1 -r KEYS`; memcached `memcached_incr_bench` (text protocol, "
         "keys pre-created with `set`, since `incr` needs them to exist). Latency of a "
         "pipelined/batched row is the round trip of its batch. memcached has no multi-key "
