@@ -111,7 +111,15 @@ int Aggregator::Run(absl::Duration interval) {
     }
     bool first = taken_ == 0;
     bool requested = s != served;
+    // A periodic snapshot of an unchanged table would only rewrite the same
+    // counters (for a big table, a lot of I/O every interval): skip it,
+    // unless the last attempt failed and its copy never reached disk.
+    if (!requested && !stopping && !first && last_ok_ && !table_->ChangedSinceLastSnapshot()) {
+      next_periodic = now + interval;
+      continue;
+    }
     absl::StatusOr<SnapshotMetaInfo> meta = TakeSnapshot();
+    last_ok_ = meta.ok();
     served = s;
     next_periodic = absl::Now() + interval;
     control.done_seq.store(s, std::memory_order_release);

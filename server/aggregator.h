@@ -44,6 +44,7 @@ class Aggregator {
   std::unique_ptr<SnapshotFile> file_;
   std::string buffer_;  // reused between snapshots
   uint64_t taken_ = 0;
+  bool last_ok_ = false;  // the last snapshot attempt reached disk
 };
 
 // Entry point of the forked aggregator process; returns its exit code.

@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "gtest/gtest.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -414,6 +415,16 @@ void Daemon::KillAll() {
 Daemon::~Daemon() {
   KillAll();
   if (reader_.joinable()) reader_.join();
+  // In sanitizer builds a report from any daemon process lands in its log,
+  // not in the test's own output: fail the test that ran it.
+  for (const char* marker : {"AddressSanitizer", "LeakSanitizer", "runtime error:"}) {
+    size_t at = log_.find(marker);
+    if (at != std::string::npos) {
+      ADD_FAILURE() << "sanitizer report in the daemon's log:\n"
+                    << log_.substr(at > 200 ? at - 200 : 0, 4000);
+      break;
+    }
+  }
   if (pipe_fd_ >= 0) close(pipe_fd_);
   if (pidfd_ >= 0) close(pidfd_);
   if (owns_data_dir_) {
