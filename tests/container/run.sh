@@ -35,6 +35,11 @@
 #  5. deploy/compose.yaml itself, with podman-compose: up, healthy, increments
 #     through the port, stop with exit status 0 and the final snapshot, down
 #     and up again on the same named volume with the counters kept.
+#  6. deploy/countersd.service under a real systemd (PID 1 of a privileged
+#     podman container, image from systemd.Containerfile): it starts with all
+#     its hardening, runs as a dynamic non-root user, comes back after SIGKILL
+#     with the counters, and `systemctl stop` gives the final snapshot and
+#     exit status 0.
 #
 # Podman here needs `--runtime runc` and explicit `--ulimit nofile/nproc`
 # within the current limits (conmon runs with nproc capped at 32768, so
@@ -87,9 +92,12 @@ cleanup() {
     for c in $(podman ps -a -q --filter "label=$LABEL" --filter "name=^$TAG-" 2>/dev/null); do
       timeout 60 podman rm -f -t 0 "$c" >/dev/null 2>&1
     done
-    timeout 60 podman volume rm -f "$VOLUME" "${COMPOSE_PROJECT}_countersd-data" >/dev/null 2>&1
+    for v in "$VOLUME" "${COMPOSE_PROJECT}_countersd-data"; do
+      timeout 60 podman volume rm -f "$v" >/dev/null 2>&1
+    done
     timeout 60 podman network rm -f "${COMPOSE_PROJECT}_default" >/dev/null 2>&1
-    timeout 60 podman untag "localhost/${COMPOSE_PROJECT}_countersd" >/dev/null 2>&1
+    # rmi of one name of a multi-name image only removes that name
+    timeout 60 podman rmi "localhost/${COMPOSE_PROJECT}_countersd:latest" >/dev/null 2>&1
   fi
   rm -rf "$WORK"
   exit "$rc"
@@ -606,6 +614,79 @@ if $image_ok && [ -x "$CTL" ]; then
   else
     bad "podman-compose up" "podman-compose not installed (deploy/install-deps.sh --container installs it)"
   fi
+fi
+
+# ================================================= countersd.service, run
+# The unit under a real systemd: PID 1 of a podman container (--systemd=always).
+# Its sandboxing (mount namespaces for ProtectSystem=, PrivateTmp=, ...) needs
+# CAP_SYS_ADMIN, so this one test container is --privileged.
+SD_IMAGE=localhost/countersd-systemd:ci-test
+if $image_ok; then
+  step "deploy/countersd.service under systemd"
+  mkdir -p "$WORK/sdctx"
+  cp "$ROOT/deploy/countersd.service" "$ROOT/tests/container/systemd.Containerfile" "$WORK/sdctx/"
+  S=$TAG-systemd
+  sdx() { timeout 60 podman exec "$S" "$@"; }
+  sd_pid() { sdx systemctl show -p MainPID --value countersd 2>/dev/null; }
+  wait_unit_serving() {  # active, and counterctl health answers (60 s at most)
+    local deadline=$((SECONDS + 60))
+    while [ $SECONDS -lt $deadline ]; do
+      if [ "$(sdx systemctl is-active countersd 2>/dev/null)" = active ] &&
+         sdx counterctl --timeout=2s health >/dev/null 2>&1; then return 0; fi
+      sleep 0.5
+    done
+    sdx systemctl status countersd --no-pager 2>&1 | tail -n 15
+    return 1
+  }
+  if timeout 900 podman build --runtime runc --build-arg "APP_IMAGE=$IMAGE" --build-arg "BASE_IMAGE=$BASE_IMAGE" \
+       -f "$WORK/sdctx/systemd.Containerfile" -t "$SD_IMAGE" "$WORK/sdctx" >"$WORK/sd-build.log" 2>&1 &&
+     "${PODMAN[@]}" run -d --name "$S" "${RUN_FLAGS[@]}" --privileged --systemd=always "$SD_IMAGE" \
+       >/dev/null 2>"$WORK/run.err" &&
+     wait_unit_serving; then
+    ok "countersd.service starts under systemd with its hardening (DynamicUser, ProtectSystem=strict, ...)"
+    n=0
+    for i in $(seq 1 10); do sdx counterctl inc sd.k 7 >/dev/null && n=$((n + 1)); done
+    pid=$(sd_pid)
+    # The real uid of every process whose command is the daemon (no ps here).
+    uids=$(sdx sh -c 'for p in /proc/[0-9]*; do
+             cmd=$(tr "\0" " " <"$p/cmdline" 2>/dev/null)
+             case "$cmd" in /usr/local/bin/countersd*)
+               awk "/^Uid:/ { printf \"%s \", \$2 }" "$p/status" ;;
+             esac
+           done')
+    modes=$(sdx stat -c '%a %n' /var/lib/private/countersd /var/lib/private/countersd/counters.map 2>&1)
+    echo "  main pid $pid; uids of countersd processes: $uids"
+    echo "$modes" | sed 's/^/  stat: /'
+    if [ "$(echo $uids | wc -w)" -ge 3 ] && ! [[ " $uids" == *" 0 "* ]] &&
+       [ "$(echo "$modes" | awk '/counters\.map$/ { print $1 }')" = 600 ]; then
+      ok "unit: every countersd process runs as a dynamic non-root user; map file 600"
+    else
+      bad "unit: every countersd process runs as a dynamic non-root user; map file 600" "uids '$uids'"
+    fi
+    # SIGKILL the supervisor: Restart=on-failure brings it back, counters kept.
+    sdx systemctl kill -s KILL --kill-whom=main countersd >/dev/null 2>&1
+    deadline=$((SECONDS + 60))
+    while [ $SECONDS -lt $deadline ] && { [ "$(sd_pid)" = "$pid" ] || [ "$(sd_pid)" = 0 ]; }; do sleep 0.5; done
+    if [ "$n" = 10 ] && wait_unit_serving && [ "$(sdx counterctl get sd.k 2>&1)" = 70 ]; then
+      ok "unit: SIGKILL of the supervisor -> Restart=on-failure, all 10 acknowledged increments kept"
+    else
+      bad "unit: SIGKILL of the supervisor -> Restart=on-failure, acknowledged increments kept" "acked $n, now $(sdx counterctl get sd.k 2>&1)"
+    fi
+    sdx timeout 45 systemctl stop countersd >/dev/null 2>&1
+    st=$(sdx systemctl show -p Result -p ExecMainStatus --value countersd 2>&1 | tr '\n' ' ')
+    if [ "$st" = "success 0 " ] &&
+       sdx journalctl -u countersd --no-pager -o cat >"$WORK/sd-journal.log" 2>&1 &&
+       grep -q 'final snapshot written' "$WORK/sd-journal.log"; then
+      ok "unit: systemctl stop -> final snapshot, exit status 0"
+    else
+      tail -n 10 "$WORK/sd-journal.log" 2>/dev/null
+      bad "unit: systemctl stop -> final snapshot, exit status 0" "Result/ExecMainStatus: $st"
+    fi
+  else
+    tail -n 20 "$WORK/sd-build.log"; cat "$WORK/run.err" 2>/dev/null
+    bad "countersd.service starts under systemd with its hardening"
+  fi
+  timeout 60 podman rm -f -t 0 "$S" >/dev/null 2>&1
 fi
 
 # ================================================================ summary
