@@ -153,7 +153,7 @@ ensure_base_image() {
   fi
   local tarball=$CACHE/bookworm-minbase.tar
   if [ -s "$tarball" ] && tar -tf "$tarball" ./etc/debian_version >/dev/null 2>&1; then
-    if timeout 300 podman import --change 'CMD ["/bin/bash"]' "$tarball" "$BASE_IMAGE" >/dev/null; then
+    if timeout 300 podman import --quiet --change 'CMD ["/bin/bash"]' "$tarball" "$BASE_IMAGE" >/dev/null; then
       fact "base image: imported from cached rootfs $tarball"
       return 0
     fi
@@ -183,7 +183,7 @@ ensure_base_image() {
     rm -f "$tarball.tmp.$$"
     echo "note: could not cache the rootfs in $CACHE (not required)"
   fi
-  timeout 300 podman import --change 'CMD ["/bin/bash"]' "$out" "$BASE_IMAGE" >/dev/null || return 1
+  timeout 300 podman import --quiet --change 'CMD ["/bin/bash"]' "$out" "$BASE_IMAGE" >/dev/null || return 1
   rm -f "$out"
   fact "base image: debootstrapped and imported in $((SECONDS - t0)) s"
 }
