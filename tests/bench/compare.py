@@ -622,6 +622,28 @@ def run_table_bench(cfg, tmp, results):
         results["table_bench_error"] = f"exit {r.returncode}: {r.stderr[-500:]}"
         return
     results["table_bench"] = {b["name"]: b for b in json.loads(r.stdout)["benchmarks"]}
+    # The wall-clock scaling of two processes needs two idle cores, which a
+    # shared machine rarely has. CPU time per increment does not: run the
+    # two process benchmarks again alone and divide the CPU their forked
+    # children used (folded into ours by wait4) by the increments they did.
+    cpu = {}
+    for name in ("BM_OneProcess", "BM_TwoProcessesDifferentStripes"):
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.monotonic()
+        r = subprocess.run([cfg.table_bench, "--benchmark_format=json",
+                            f"--benchmark_filter=^{name}/"], capture_output=True, text=True,
+                           timeout=300, env=env)
+        wall = time.monotonic() - t0
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if r.returncode != 0:
+            continue
+        b = json.loads(r.stdout)["benchmarks"][0]
+        scale = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[b.get("time_unit", "ns")]
+        items = b["items_per_second"] * b["real_time"] * scale * b["iterations"]
+        used = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
+        cpu[name] = dict(cpu_seconds=used, increments=items, cpu_ns_per_increment=used / items * 1e9,
+                         cores_used=used / wall)
+    results["table_bench_cpu"] = cpu
 
 
 # ---- the report ---------------------------------------------------------------
@@ -761,9 +783,22 @@ def build_report(cfg, results):
     r4b = ratio(two, one)
     add(f"| 4a | hot-key table increment ≤ 6× a bare atomic fetch_add | {fmt_ratio(r4a)} "
         f"({hot or 0:.1f} ns vs {atomic or 0:.1f} ns) | {verdict(r4a is not None and r4a <= 6, r4a is not None)} |")
-    add(f"| 4b | two processes on different stripes ≥ 1.8× one process | {fmt_ratio(r4b)} "
-        f"({(two or 0) / 1e6:.1f} M/s vs {(one or 0) / 1e6:.1f} M/s) "
-        f"| {verdict(r4b is not None and r4b >= 1.8, r4b is not None)} |")
+    tcpu = results.get("table_bench_cpu", {})
+    c1 = tcpu.get("BM_OneProcess", {}).get("cpu_ns_per_increment")
+    c2 = tcpu.get("BM_TwoProcessesDifferentStripes", {}).get("cpu_ns_per_increment")
+    cpu_note = ""
+    if c1 and c2:
+        par = tcpu["BM_TwoProcessesDifferentStripes"].get("cores_used", 0)
+        cpu_note = (f"; CPU per increment {c2:.1f} ns with two processes vs {c1:.1f} ns with one, "
+                    f"so with two idle cores they would do {2 * c1 / c2:.2f}× (the wall-clock "
+                    "ratio is bounded by the cores the machine's other load leaves free; the two "
+                    f"processes kept {par:.2f} cores busy, so they overlapped "
+                    f"{'little' if par < 1.3 else 'much'} of the time and the CPU-time check is "
+                    f"{'weak' if par < 1.3 else 'meaningful'})")
+    add(f"| 4b | two processes on different stripes ≥ 1.8× one process | {fmt_ratio(r4b)} wall "
+        f"({(two or 0) / 1e6:.1f} M/s vs {(one or 0) / 1e6:.1f} M/s){cpu_note} "
+        f"| {verdict(r4b is not None and r4b >= 1.8, r4b is not None)} on wall time"
+        f"{'' if not (c1 and c2) else ('; **met** on CPU time' if 2 * c1 / c2 >= 1.8 else '; **not met** on CPU time')} |")
     p65 = tbv("BM_SnapshotPause/65536", "max_pause_us")
     s65 = big.get("snapshots_65536_cap81920", {}).get("snapshots", [])
     d_p65 = [s["max_pause_ns"] / 1000 for s in s65 if s.get("max_pause_ns") is not None]
@@ -774,7 +809,7 @@ def build_report(cfg, results):
         f"(capacity 81,920) under load: median {fmt_us(d_p65_med)}, max "
         f"{fmt_us(max(d_p65) if d_p65 else None)} over {len(d_p65)} snapshots; snapshot time "
         f"{fmt_us(tbv('BM_SnapshotPause/65536', 'real_time') and tbv('BM_SnapshotPause/65536', 'real_time') * 1000)} "
-        f"(table_bench copy) | {verdict(ok5, p65 is not None)} (both maxima ≤ 2 ms) |")
+        f"(table_bench copy) | {verdict(ok5, p65 is not None)} (needs both maxima ≤ 2 ms) |")
     p1m = tbv("BM_SnapshotPause/1000000", "max_pause_us")
     s1m_snaps = big.get("snapshots_1000000", {}).get("snapshots", [])
     add(f"| 5b | (report) pause and snapshot time at 1,000,000 counters | table_bench: pause "

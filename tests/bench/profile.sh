@@ -14,6 +14,7 @@
 #   PROFILE_CALLGRAPH=1   record call stacks too (--call-graph dwarf; large
 #                         files) and print the inclusive (children) view
 #   COUNTERSD_FLAGS="--handlers=1 ..."   extra daemon flags
+#   COUNTERSD_BIN=path   another countersd binary (A/B of a patch built elsewhere)
 #   BARE_FLAGS="--deadlock-detection=off"   extra bare_grpc_server flags
 #
 # perf.data and the logs stay in a temporary directory whose name is printed.
@@ -70,7 +71,7 @@ case "$server" in
     ;;
   countersd)
     # shellcheck disable=SC2086
-    "$build/server/countersd" --listen=127.0.0.1:0 --data-dir="$dir/data" --log-format=json \
+    "${COUNTERSD_BIN:-$build/server/countersd}" --listen=127.0.0.1:0 --data-dir="$dir/data" --log-format=json \
       ${COUNTERSD_FLAGS:-} 2>"$dir/countersd.log" &
     server_pid=$!
     for _ in $(seq 200); do grep -q '"msg":"ready"' "$dir/countersd.log" && break; sleep 0.05; done
