@@ -407,8 +407,8 @@ if timeout 1500 podman build --runtime runc --format docker \
   fact "runtime packages: $(awk '/^runtime packages:/ { on = 1; next } on && /^[a-z0-9][a-z0-9.+-]*$/ { printf "%s ", $0; next } { on = 0 }' "$WORK/build.log")"
   ok "image builds from deploy/Dockerfile on the local base"
   image_ok=true
-  # Old dangling layers of earlier builds (keeps the latest build's cache).
-  podman image prune -f --filter until=24h >/dev/null 2>&1
+  # Dangling layers of builds older than 6 h (keeps the latest builds' cache).
+  podman image prune -f --filter until=6h >/dev/null 2>&1
 else
   tail -n 40 "$WORK/build.log"
   bad "image builds from deploy/Dockerfile on the local base"
@@ -692,6 +692,7 @@ fi
 # ================================================================ summary
 echo
 echo "=== container test summary"
+facts+=("whole container test: ${SECONDS} s")
 for f in "${facts[@]}"; do echo "  $f"; done
 for s in "${summary[@]}"; do echo "$s"; done
 if [ "$skipped" -gt 0 ]; then
