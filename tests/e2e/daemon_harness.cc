@@ -361,7 +361,16 @@ absl::StatusOr<int> Daemon::Wait(absl::Duration timeout) {
   if (r != pid_) return Errno("waitpid(countersd)");
   reaped_ = true;
   wait_status_ = status;
+  // The daemon's last lines may still be in the pipe: read up to EOF (every
+  // writer is gone once the supervisor and its children are), so that log()
+  // after Wait() holds everything the daemon wrote.
+  WaitForLogEof(absl::Seconds(10));
   return status;
+}
+
+void Daemon::WaitForLogEof(absl::Duration timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait_until(lock, absl::ToChronoTime(absl::Now() + timeout), [this] { return eof_; });
 }
 
 absl::StatusOr<int> Daemon::Terminate(absl::Duration timeout) {
@@ -371,6 +380,7 @@ absl::StatusOr<int> Daemon::Terminate(absl::Duration timeout) {
     // Anything left of the group (there should be nothing) dies now.
     killpg(pid_, SIGKILL);
     ReapGroupMembers(/*block=*/true);
+    WaitForLogEof(absl::Seconds(10));
   }
   return status;
 }

@@ -110,6 +110,8 @@ class Daemon {
   std::string data_dir_;
   bool owns_data_dir_ = false;
 
+  void WaitForLogEof(absl::Duration timeout);
+
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::string log_;   // guarded by mu_
