@@ -25,14 +25,15 @@
 //     It commits with a single store (`active = 0`) before unlocking. A batch
 //     whose writer dies uncommitted is undone entry by entry.
 //  6. Get and List read without locks, using the seqlock of 3.
-//  7. Snapshots are copy-on-write per region. SnapshotForEach takes every
-//     lock once (ascending) and marks every region `copy_pending`; from then
-//     on, whoever next holds a region's lock copies the region into the
-//     shared staging area before changing it: a writer, or the snapshotter
-//     itself, which walks the regions one by one. The copy is therefore the
-//     table as it was when the marks were set, no batch is in it by half
-//     (a batch holds all its locks across that instant or not at all), and
-//     increments stop only for the marking and for one region's copy.
+//  7. Snapshots are copy-on-write per region, by epoch. SnapshotForEach
+//     bumps the table's snapshot epoch; from then on, whoever next holds a
+//     region's lock copies the region's live counters into a shared staging
+//     area before changing it (unless it was already copied for this epoch):
+//     a writer, or the snapshotter itself, which walks the regions one by
+//     one. A batch reads the epoch once while it holds all of its regions,
+//     so the copy holds the whole batch or none of it. Increments on a
+//     region stop only while that one region is copied, and regions that
+//     did not change since their last copy are not copied again.
 #include "shared/counter_table.h"
 
 #include <fcntl.h>
@@ -50,7 +51,6 @@
 #include <cstring>
 #include <mutex>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "shared/key.h"
@@ -287,9 +287,14 @@ static inline uint32_t FirstProbe(uint64_t hash, uint32_t n) {
 inline void CounterTable::LockRegion(uint32_t r) const { StripeLock(&region(r)->lock, Pid()); }
 inline void CounterTable::UnlockRegion(uint32_t r) const { StripeUnlock(&region(r)->lock, Pid()); }
 
-inline void CounterTable::CopyRegionIfPending(uint32_t r) const {
+// REQUIRES: region r locked by this process; `epoch` read while holding it
+// (for a batch: one read while holding every region of the batch).
+inline void CounterTable::CopyRegionIfPending(uint32_t r, uint32_t epoch) const {
   RegionShared* reg = region(r);
-  if (reg->copy_pending.load(std::memory_order_relaxed) == 0 || staging_ == nullptr) return;
+  if (reg->copied_epoch == epoch || staging_ == nullptr) return;
+  reg->copied_epoch = epoch;
+  // An unchanged region's staging copy is still exact.
+  if (reg->dirty.load(std::memory_order_relaxed) == 0) return;
   // Copy only live counters, and skip regions never used: their pages may
   // not even be in memory yet (a new file is sparse).
   StagedRegion* st = staged(r);
@@ -306,7 +311,6 @@ inline void CounterTable::CopyRegionIfPending(uint32_t r) const {
     }
   }
   st->count = n;
-  reg->copy_pending.store(0, std::memory_order_relaxed);
   reg->dirty.store(0, std::memory_order_relaxed);
 }
 
@@ -321,7 +325,7 @@ class CounterTable::StripeGuard {
  public:
   StripeGuard(const CounterTable* t, uint32_t r) : t_(t), r_(r) {
     t_->LockRegion(r_);
-    t_->CopyRegionIfPending(r_);
+    t_->CopyRegionIfPending(r_, t_->header_->snapshot_epoch.load(std::memory_order_acquire));
     MarkDirty(t_->region(r_));
   }
   ~StripeGuard() { t_->UnlockRegion(r_); }
@@ -404,7 +408,11 @@ absl::Status CounterTable::InitStaging() {
                                        MAP_SHARED | MAP_ANONYMOUS, -1, "snapshot staging"));
   staging_ = static_cast<char*>(p);
   // The staging area starts empty: every region differs from it.
-  for (uint32_t r = 0; r < header_->regions; ++r) region(r)->dirty.store(1);
+  header_->snapshot_epoch.store(0);
+  for (uint32_t r = 0; r < header_->regions; ++r) {
+    region(r)->dirty.store(1);
+    region(r)->copied_epoch = 0;
+  }
   return absl::OkStatus();
 }
 
@@ -601,7 +609,7 @@ OpenReport CounterTable::RepairAfterCrash() {
       rep.tombstones_reclaimed += reg->used - reg->live;
       CompactRegion(r);
     }
-    reg->copy_pending.store(0);
+    reg->copied_epoch = 0;
     total += reg->live;
   }
   header_->live_total.store(total);
@@ -664,7 +672,9 @@ RecoveryReport CounterTable::RecoverDeadProcess(pid_t pid) {
   for (uint32_t r = 0; r < header_->regions; ++r) {
     RegionShared* reg = region(r);
     if (reg->lock.owner.load() != pid) continue;
-    CopyRegionIfPending(r);
+    // No staging copy here: a copy for the current epoch, if the dead
+    // process made one, was made before it changed anything; otherwise the
+    // snapshotter copies the region once it is repaired.
     MarkDirty(reg);
     rep.inserts_rolled_back += RepairRegionSlots(reg, slots(r), header_->region_slots);
     if (StripeForceUnlock(&reg->lock, pid)) ++rep.stripes_released;
@@ -870,29 +880,56 @@ absl::StatusOr<std::vector<int64_t>> CounterTable::IncrementBatch(
                                                      " increments; the limit is ",
                                                      layout::kMaxBatchOps));
   }
+  // Per-thread scratch: no allocation per batch beyond the result.
   struct Item {
     uint64_t hash;
     uint32_t region;
+    uint32_t index;  // into ops
   };
-  std::vector<Item> items(ops.size());
-  std::vector<uint32_t> regions;
-  regions.reserve(ops.size());
+  struct Target {
+    Slot* slot;      // nullptr: to be created
+    uint32_t region;
+    uint64_t hash;
+    std::string_view key;
+    int64_t value;
+  };
+  static thread_local std::vector<Item> items;
+  static thread_local std::vector<uint32_t> regions;
+  static thread_local std::vector<Target> targets;
+  items.clear();
+  regions.clear();
+  targets.clear();
   for (size_t i = 0; i < ops.size(); ++i) {
     absl::Status st = ValidateKey(ops[i].key);
     if (!st.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("increment ", i, ": ", st.message()));
     }
-    items[i].hash = HashKey(ops[i].key);
-    items[i].region = RegionOf(items[i].hash);
-    regions.push_back(items[i].region);
+    const uint64_t h = HashKey(ops[i].key);
+    const uint32_t r = RegionOf(h);
+    // The first probe is a likely cache miss (another process wrote it):
+    // start loading it now, before the locks are taken.
+    __builtin_prefetch(&slots(r)[FirstProbe(h, region_slots_)]);
+    items.push_back({h, r, static_cast<uint32_t>(i)});
   }
-  std::sort(regions.begin(), regions.end());
-  regions.erase(std::unique(regions.begin(), regions.end()), regions.end());
+  // Sorting by (region, hash, key, index) gives the lock order and puts the
+  // increments of one key next to each other, in request order.
+  std::sort(items.begin(), items.end(), [&](const Item& a, const Item& b) {
+    if (a.region != b.region) return a.region < b.region;
+    if (a.hash != b.hash) return a.hash < b.hash;
+    if (int c = ops[a.index].key.compare(ops[b.index].key)) return c < 0;
+    return a.index < b.index;
+  });
+  for (const Item& it : items) {
+    if (regions.empty() || regions.back() != it.region) regions.push_back(it.region);
+  }
 
   BatchJournal* j = ClaimJournal();
-  for (uint32_t r : regions) {  // ascending: the one global lock order
-    LockRegion(r);
-    CopyRegionIfPending(r);
+  for (uint32_t r : regions) LockRegion(r);  // ascending: the one global lock order
+  // One epoch for every region of the batch: a snapshot holds all of it or
+  // none of it (see CopyRegionIfPending).
+  const uint32_t epoch = header_->snapshot_epoch.load(std::memory_order_acquire);
+  for (uint32_t r : regions) {
+    CopyRegionIfPending(r, epoch);
     MarkDirty(region(r));
   }
   auto release = [&] {
@@ -901,36 +938,35 @@ absl::StatusOr<std::vector<int64_t>> CounterTable::IncrementBatch(
   };
 
   // Plan: every new value, before anything changes.
-  struct Target {
-    Slot* slot;      // nullptr: to be created
-    uint32_t region;
-    uint64_t hash;
-    std::string_view key;
-    int64_t value;
-  };
-  std::vector<Target> targets;
-  targets.reserve(ops.size());
-  absl::flat_hash_map<std::string_view, size_t> index;
   std::vector<int64_t> values(ops.size());
   uint64_t creates = 0;
-  for (size_t i = 0; i < ops.size(); ++i) {
-    auto [it, inserted] = index.try_emplace(ops[i].key, targets.size());
-    if (inserted) {
-      Slot* s = Find(items[i].region, ops[i].key, items[i].hash);
-      targets.push_back({s, items[i].region, items[i].hash, ops[i].key,
-                         s ? s->value.load(std::memory_order_relaxed) : 0});
+  size_t overflow_at = ops.size();  // the first overflowing increment, in request order
+  std::string overflow_message;
+  for (size_t k = 0; k < items.size(); ++k) {
+    const Item& it = items[k];
+    const std::string_view key = ops[it.index].key;
+    if (k == 0 || it.hash != items[k - 1].hash || key != ops[items[k - 1].index].key) {
+      Slot* s = Find(it.region, key, it.hash);
+      targets.push_back({s, it.region, it.hash, key, s ? s->value.load(std::memory_order_relaxed) : 0});
       if (!s) ++creates;
     }
-    Target& t = targets[it->second];
+    Target& t = targets.back();
+    const int64_t delta = ops[it.index].delta;
     int64_t nv;
-    if (__builtin_add_overflow(t.value, ops[i].delta, &nv)) {
-      absl::Status st = Overflow(ops[i].key, t.value, ops[i].delta);
-      release();
-      return absl::OutOfRangeError(
-          absl::StrCat("increment ", i, ": ", st.message(), "; no increment was applied"));
+    if (__builtin_add_overflow(t.value, delta, &nv)) {
+      if (it.index < overflow_at) {
+        overflow_at = it.index;
+        overflow_message = std::string(Overflow(key, t.value, delta).message());
+      }
+      nv = t.value;  // keep planning to find the first failure in request order
     }
     t.value = nv;
-    values[i] = nv;
+    values[it.index] = nv;
+  }
+  if (overflow_at < ops.size()) {
+    release();
+    return absl::OutOfRangeError(absl::StrCat("increment ", overflow_at, ": ", overflow_message,
+                                              "; no increment was applied"));
   }
   if (creates > 0 &&
       header_->live_total.load(std::memory_order_relaxed) + creates > header_->capacity) {
@@ -1055,20 +1091,14 @@ void CounterTable::ForEach(
 uint64_t CounterTable::SnapshotForEach(
     const std::function<void(std::string_view key, int64_t value)>& fn) {
   const uint32_t regions = header_->regions;
-  // Mark: every lock once, in the global order.
-  const int64_t t0 = absl::GetCurrentTimeNanos();
-  for (uint32_t r = 0; r < regions; ++r) LockRegion(r);
-  for (uint32_t r = 0; r < regions; ++r) {
-    RegionShared* reg = region(r);
-    reg->copy_pending.store(reg->dirty.load(std::memory_order_relaxed), std::memory_order_relaxed);
-  }
-  for (uint32_t r = regions; r-- > 0;) UnlockRegion(r);
-  uint64_t max_pause = static_cast<uint64_t>(absl::GetCurrentTimeNanos() - t0);
-  // Copy each region not yet copied by a writer, then read the copy.
+  // Start epoch e: from now on whoever holds a region's lock copies it into
+  // the staging area (if not yet copied for e) before changing it.
+  const uint32_t epoch = header_->snapshot_epoch.fetch_add(1, std::memory_order_acq_rel) + 1;
+  uint64_t max_pause = 0;
   for (uint32_t r = 0; r < regions; ++r) {
     const int64_t t1 = absl::GetCurrentTimeNanos();
     LockRegion(r);
-    CopyRegionIfPending(r);
+    CopyRegionIfPending(r, epoch);
     UnlockRegion(r);
     max_pause = std::max<uint64_t>(max_pause, absl::GetCurrentTimeNanos() - t1);
     const StagedRegion* st = staged(r);

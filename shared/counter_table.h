@@ -184,11 +184,11 @@ class CounterTable {
   // ---- Snapshots (one snapshotter at a time, e.g. the aggregator). ----
 
   // Takes a point-in-time copy of every counter and calls fn for each live
-  // one. Increments stop only while every stripe is taken once to mark the
-  // start (microseconds); each region is then copied by whichever comes
-  // first: the snapshotter, or a writer about to change that region. No
-  // batch is ever half in the copy. Returns the longest time increments were
-  // held up, in nanoseconds.
+  // one. It starts a new snapshot epoch; each region is then copied by
+  // whichever comes first: the snapshotter, or a writer about to change that
+  // region. Increments on a region stop only while it is copied. No batch is
+  // ever half in the copy. Returns the longest time the snapshotter held (or
+  // waited for) one region's lock, in nanoseconds.
   uint64_t SnapshotForEach(const std::function<void(std::string_view key, int64_t value)>& fn);
 
   // False if no counter can have changed since the last SnapshotForEach
@@ -244,7 +244,7 @@ class CounterTable {
   uint32_t RegionOf(uint64_t hash) const;
   void LockRegion(uint32_t r) const;
   void UnlockRegion(uint32_t r) const;
-  void CopyRegionIfPending(uint32_t r) const;
+  void CopyRegionIfPending(uint32_t r, uint32_t epoch) const;
   // REQUIRES: region r locked.
   layout::Slot* Find(uint32_t r, std::string_view key, uint64_t hash) const;
   absl::StatusOr<layout::Slot*> Insert(uint32_t r, std::string_view key, uint64_t hash,

@@ -68,10 +68,9 @@ struct alignas(64) RegionShared {
   uint32_t live;
   // Live + tombstone slots (probe chains end at an empty slot). Under `lock`.
   uint32_t used;
-  // 1 while a snapshot has been started (BeginSnapshot) and this region has
-  // not yet been copied into the staging area. Set by the snapshotter with
-  // every lock held; cleared by whoever copies the region, under `lock`.
-  std::atomic<uint32_t> copy_pending;
+  // The snapshot epoch (TableHeader::snapshot_epoch) this region's staging
+  // copy belongs to. Written under `lock` by whoever copies the region.
+  uint32_t copied_epoch;
   // The single-slot undo record of an insert in progress: slot index within
   // the region + 1, or 0. Written under `lock`.
   uint32_t inserting;
@@ -146,6 +145,9 @@ struct TableHeader {
   // by a holder of some region lock, next to that region's `live`; repaired
   // by recounting with every lock held (RecoverDeadProcess, Open).
   alignas(64) std::atomic<uint64_t> live_total;
+  // Bumped by the snapshotter to start a snapshot; read by writers under
+  // their region locks. Its own line: read on every write, written rarely.
+  alignas(64) std::atomic<uint32_t> snapshot_epoch;
   alignas(64) SnapshotControl snapshot;  // see control.h
 };
 static_assert(sizeof(TableHeader) <= kPage);

@@ -208,6 +208,22 @@ TEST_F(Table, BatchWithOneOverflowAppliesNothing) {
   EXPECT_EQ(t->size(), 1u);
 }
 
+TEST_F(Table, BatchOverflowNamesTheFirstFailingIncrementInRequestOrder) {
+  auto t = MustCreate(1000);
+  ASSERT_TRUE(t->Set("a", INT64_MAX).ok());
+  ASSERT_TRUE(t->Set("b", INT64_MAX).ok());
+  for (auto order : {std::vector<std::string>{"z", "b", "a"}, std::vector<std::string>{"z", "a", "b"}}) {
+    std::vector<CounterTable::IncrementOp> ops;
+    for (auto& k : order) ops.push_back({k, 1});
+    auto r = t->IncrementBatch(ops);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kOutOfRange);
+    EXPECT_NE(std::string(r.status().message()).find(absl::StrCat("increment 1: adding 1 to counter \"", order[1])),
+              std::string::npos)
+        << r.status();
+  }
+  EXPECT_EQ(t->Get("z").status().code(), absl::StatusCode::kNotFound);
+}
+
 TEST_F(Table, BatchWithBadKeyNamesItsIndexAndAppliesNothing) {
   auto t = MustCreate(1000);
   std::vector<CounterTable::IncrementOp> ops = {{"ok", 1}, {"", 1}};
