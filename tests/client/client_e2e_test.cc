@@ -20,33 +20,22 @@ namespace {
 
 using ::testing::ElementsAre;
 
-class CounterClientE2ETest : public ::testing::Test {
+class CounterClientE2ETest : public SharedDaemonTest {
  protected:
   static void SetUpTestSuite() {
     DaemonOptions options;
     options.handlers = 2;
     options.capacity = 10000;
-    absl::StatusOr<std::unique_ptr<Daemon>> d = Daemon::Start(options);
-    ASSERT_TRUE(d.ok()) << d.status();
-    daemon_ = d->release();
-  }
-  static void TearDownTestSuite() {
-    delete daemon_;
-    daemon_ = nullptr;
+    StartSharedDaemon(options);
   }
   void SetUp() override {
-    ASSERT_NE(daemon_, nullptr);
-    client_ = std::make_unique<CounterClient>(daemon_->address());
+    SharedDaemonTest::SetUp();
+    if (daemon_) client_ = std::make_unique<CounterClient>(daemon_->address());
   }
-  static std::string Key(const std::string& suffix) {
-    return absl::StrCat(::testing::UnitTest::GetInstance()->current_test_info()->name(), "/",
-                        suffix);
-  }
+  static std::string Key(const std::string& suffix) { return TestKey(suffix); }
 
-  static Daemon* daemon_;
   std::unique_ptr<CounterClient> client_;
 };
-Daemon* CounterClientE2ETest::daemon_ = nullptr;
 
 TEST_F(CounterClientE2ETest, IncrementCreatesAtZeroAndAddsSignedDeltas) {
   const std::string k = Key("k");

@@ -49,22 +49,15 @@ class RefusingPort {
   int port_ = 0;
 };
 
-class CounterctlTest : public ::testing::Test {
+class CounterctlTest : public SharedDaemonTest {
  protected:
   static void SetUpTestSuite() {
     ASSERT_FALSE(CounterctlPath().empty()) << "counterctl binary not known to the harness";
     DaemonOptions options;
     options.handlers = 2;
     options.capacity = 10000;
-    absl::StatusOr<std::unique_ptr<Daemon>> d = Daemon::Start(options);
-    ASSERT_TRUE(d.ok()) << d.status();
-    daemon_ = d->release();
+    StartSharedDaemon(options);
   }
-  static void TearDownTestSuite() {
-    delete daemon_;
-    daemon_ = nullptr;
-  }
-  void SetUp() override { ASSERT_NE(daemon_, nullptr) << "the daemon did not start"; }
 
   // counterctl --addr=<daemon> args...
   static Ctl Run(std::vector<std::string> args) {
@@ -76,14 +69,8 @@ class CounterctlTest : public ::testing::Test {
     return Run(std::move(args));
   }
   // A key unique to the running test, so tests sharing the daemon do not meet.
-  static std::string Key(const std::string& suffix) {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    return absl::StrCat(info->name(), "/", suffix);
-  }
-
-  static Daemon* daemon_;
+  static std::string Key(const std::string& suffix) { return TestKey(suffix); }
 };
-Daemon* CounterctlTest::daemon_ = nullptr;
 
 TEST_F(CounterctlTest, IncAndDecPrintTheNewValueWithDefaultAndNegativeDeltas) {
   const std::string k = Key("k");

@@ -443,6 +443,24 @@ Daemon::~Daemon() {
   }
 }
 
+Daemon* SharedDaemonTest::daemon_ = nullptr;
+
+void SharedDaemonTest::StartSharedDaemon(const DaemonOptions& options) {
+  absl::StatusOr<std::unique_ptr<Daemon>> d = Daemon::Start(options);
+  ASSERT_TRUE(d.ok()) << d.status();
+  daemon_ = d->release();
+}
+
+void SharedDaemonTest::TearDownTestSuite() {
+  delete daemon_;
+  daemon_ = nullptr;
+}
+
+std::string SharedDaemonTest::TestKey(std::string_view suffix) {
+  return absl::StrCat(::testing::UnitTest::GetInstance()->current_test_info()->name(), "/",
+                      std::string(suffix));
+}
+
 absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,
                                          absl::Duration timeout,
                                          const std::vector<std::string>& extra_env) {

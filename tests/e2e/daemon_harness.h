@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "gtest/gtest.h"
 #include "absl/time/time.h"
 #include "counters/v1/counters.grpc.pb.h"
 
@@ -121,6 +122,20 @@ class Daemon {
 
 // A temporary directory removed (recursively) by the destructor. For tests
 // that restart daemons on the same data directory.
+// Base of a test suite whose tests share one daemon: the suite's
+// SetUpTestSuite calls StartSharedDaemon; the daemon stops after the suite.
+// Tests keep apart by using TestKey() for their counters.
+class SharedDaemonTest : public ::testing::Test {
+ protected:
+  static void StartSharedDaemon(const DaemonOptions& options);
+  static void TearDownTestSuite();
+  void SetUp() override { ASSERT_NE(daemon_, nullptr) << "the shared daemon did not start"; }
+  // "<current test name>/<suffix>": a key no other test of the suite uses.
+  static std::string TestKey(std::string_view suffix);
+
+  static Daemon* daemon_;
+};
+
 class ScopedTempDir {
  public:
   ScopedTempDir();  // aborts the test binary if mkdtemp fails

@@ -27,27 +27,21 @@ using ::testing::HasSubstr;
 constexpr int kMaxBatch = 50;
 constexpr uint64_t kSmallCapacity = 64;
 
-class SemanticsTest : public ::testing::Test {
+class SemanticsTest : public SharedDaemonTest {
  protected:
   static void SetUpTestSuite() {
     DaemonOptions options;
     options.handlers = 2;
     options.extra_flags = {absl::StrCat("--max-batch=", kMaxBatch)};
-    auto d = Daemon::Start(options);
-    ASSERT_TRUE(d.ok()) << d.status();
-    daemon_ = d->release();
-  }
-  static void TearDownTestSuite() {
-    delete daemon_;
-    daemon_ = nullptr;
+    StartSharedDaemon(options);
   }
   void SetUp() override {
-    ASSERT_NE(daemon_, nullptr);
-    stub_ = NewStub(daemon_->address());
-    // Keys unique to this test.
-    prefix_ = absl::StrCat(::testing::UnitTest::GetInstance()->current_test_info()->name(), "/");
+    SharedDaemonTest::SetUp();
+    if (daemon_) stub_ = NewStub(daemon_->address());
+    prefix_ = TestKey("");
   }
-  std::string Key(std::string_view name) const { return absl::StrCat(prefix_, std::string(name)); }
+  // Keys unique to this test.
+  std::string Key(std::string_view name) const { return TestKey(name); }
 
   grpc::Status Increment(const std::string& key, std::optional<int64_t> delta, int64_t* value) {
     grpc::ClientContext ctx;
@@ -110,12 +104,10 @@ class SemanticsTest : public ::testing::Test {
     return resp;
   }
 
-  static Daemon* daemon_;
   std::unique_ptr<CounterService::Stub> stub_;
   std::string prefix_;
 };
 
-Daemon* SemanticsTest::daemon_ = nullptr;
 
 // ---- Increment ----
 
