@@ -6,6 +6,7 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -15,7 +16,6 @@
 #include "grpc/support/log.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
-#include "grpcpp/health_check_service_interface.h"
 #include "server/status_mapping.h"
 #include "shared/key.h"
 #include "shared/log.h"
@@ -53,82 +53,192 @@ void CounterServiceImpl::WaitForSnapshotWaiters() {
   waiters_cv_.wait(lock, [this] { return snapshot_waiters_ == 0; });
 }
 
-grpc::ServerUnaryReactor* CounterServiceImpl::Finish(grpc::CallbackServerContext* ctx,
-                                                     const absl::Status& status) {
-  table_->CountCall(!status.ok());
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status));
-  return reactor;
+// ---- The async RPCs: one thread, one completion queue. ----
+//
+// How it works. Each async method has an AsyncUnaryMethod: a pool of call
+// objects (AsyncUnaryMethod::Call) of which a few are always posted on the queue
+// (Request<Method>) and the rest wait on a free list. The serving thread
+// loops on cq->Next():
+//   1. A posted call arrives (ok): post another one in its place (from the
+//      free list, or a new one when the list is empty), then handle the call
+//      inline: drain check, Do*, CountCall, and Finish with the mapped status.
+//   2. Its Finish completes (ok or not: the client may have gone): clear the
+//      call's messages and context and put it back on the free list.
+//   3. A posted call comes back not ok: the server is shutting down; it is
+//      not posted again.
+//   4. The stop tag (StopServingCompletionQueue's alarm, after the server's
+//      Shutdown): shut the queue down; Next() then drains what is left and
+//      returns false, and the pools are freed.
+// Only the serving thread posts and shuts the queue down, so nothing is ever
+// posted on a queue already shut down. The messages keep their allocations
+// across calls (Clear() keeps repeated fields' capacity).
+
+class AsyncTag {
+ public:
+  virtual ~AsyncTag() = default;
+  // The completion of this tag's pending operation.
+  virtual void Proceed(bool ok) = 0;
+};
+
+template <typename Request, typename Response>
+class AsyncUnaryMethod {
+ public:
+  using RequestFn = void (CounterServiceBase::*)(grpc::ServerContext*, Request*,
+                                                 grpc::ServerAsyncResponseWriter<Response>*,
+                                                 grpc::CompletionQueue*,
+                                                 grpc::ServerCompletionQueue*, void*);
+  using DoFn = absl::Status (CounterServiceImpl::*)(const Request&, Response*);
+
+  AsyncUnaryMethod(CounterServiceImpl* service, grpc::ServerCompletionQueue* cq, RequestFn request,
+                   DoFn handle, int posted)
+      : service_(service), cq_(cq), request_(request), handle_(handle) {
+    for (int i = 0; i < posted; ++i) Post();
+  }
+  bool* stopped() { return &stopped_; }
+
+ private:
+  class Call final : public AsyncTag {
+   public:
+    explicit Call(AsyncUnaryMethod* method) : method_(method) {}
+
+    void Listen() {
+      replying_ = false;
+      ctx_.emplace();
+      writer_.emplace(&*ctx_);
+      (method_->service_->*method_->request_)(&*ctx_, &req_, &*writer_, method_->cq_,
+                                                method_->cq_, this);
+    }
+
+    void Proceed(bool ok) override {
+      if (replying_) {  // 2.
+        writer_.reset();
+        ctx_.reset();
+        req_.Clear();
+        resp_.Clear();
+        method_->free_.push_back(this);
+        return;
+      }
+      if (!ok) return;  // 3. freed with the pool
+      method_->Post();  // 1.
+      CounterServiceImpl* service = method_->service_;
+      absl::Status status =
+          service->draining() ? kDraining : (service->*method_->handle_)(req_, &resp_);
+      service->table_->CountCall(!status.ok());
+      replying_ = true;
+      writer_->Finish(resp_, ToGrpcStatus(status), this);
+    }
+
+   private:
+    AsyncUnaryMethod* const method_;
+    std::optional<grpc::ServerContext> ctx_;
+    std::optional<grpc::ServerAsyncResponseWriter<Response>> writer_;
+    Request req_;
+    Response resp_;
+    bool replying_ = false;
+  };
+
+  void Post() {
+    if (stopped_) return;
+    Call* call;
+    if (free_.empty()) {
+      calls_.push_back(std::make_unique<Call>(this));
+      call = calls_.back().get();
+    } else {
+      call = free_.back();
+      free_.pop_back();
+    }
+    call->Listen();
+  }
+
+  CounterServiceImpl* const service_;
+  grpc::ServerCompletionQueue* const cq_;
+  const RequestFn request_;
+  const DoFn handle_;
+  bool stopped_ = false;
+  std::vector<std::unique_ptr<Call>> calls_;  // every call, posted, in flight or free
+  std::vector<Call*> free_;
+};
+
+namespace {
+
+// Calls kept posted per method: enough that a burst of calls on a
+// connection is matched without waiting for the thread to post more.
+constexpr int kPostedPerMethod = 16;
+constexpr int kPostedCold = 2;  // List, Set, CompareAndSet, Delete, GetStats
+
+// The stop tag: its address is the tag; it is never dereferenced.
+char stop_tag;
+
+}  // namespace
+
+void CounterServiceImpl::ServeCompletionQueue(grpc::ServerCompletionQueue* cq) {
+  AsyncUnaryMethod<IncrementRequest, IncrementResponse> increment(
+      this, cq, &CounterServiceBase::RequestIncrement, &CounterServiceImpl::DoIncrement,
+      kPostedPerMethod);
+  AsyncUnaryMethod<IncrementBatchRequest, IncrementBatchResponse> increment_batch(
+      this, cq, &CounterServiceBase::RequestIncrementBatch,
+      &CounterServiceImpl::DoIncrementBatch, kPostedPerMethod);
+  AsyncUnaryMethod<GetRequest, GetResponse> get(this, cq, &CounterServiceBase::RequestGet,
+                                                &CounterServiceImpl::DoGet, kPostedPerMethod);
+  AsyncUnaryMethod<BatchGetRequest, BatchGetResponse> batch_get(
+      this, cq, &CounterServiceBase::RequestBatchGet, &CounterServiceImpl::DoBatchGet,
+      kPostedPerMethod);
+  AsyncUnaryMethod<ListRequest, ListResponse> list(this, cq, &CounterServiceBase::RequestList,
+                                                   &CounterServiceImpl::DoList, kPostedCold);
+  AsyncUnaryMethod<SetRequest, SetResponse> set(this, cq, &CounterServiceBase::RequestSet,
+                                                &CounterServiceImpl::DoSet, kPostedCold);
+  AsyncUnaryMethod<CompareAndSetRequest, CompareAndSetResponse> compare_and_set(
+      this, cq, &CounterServiceBase::RequestCompareAndSet, &CounterServiceImpl::DoCompareAndSet,
+      kPostedCold);
+  AsyncUnaryMethod<DeleteRequest, DeleteResponse> del(
+      this, cq, &CounterServiceBase::RequestDelete, &CounterServiceImpl::DoDelete, kPostedCold);
+  AsyncUnaryMethod<GetStatsRequest, GetStatsResponse> get_stats(
+      this, cq, &CounterServiceBase::RequestGetStats, &CounterServiceImpl::DoGetStats,
+      kPostedCold);
+  void* tag = nullptr;
+  bool ok = false;
+  while (cq->Next(&tag, &ok)) {
+    if (tag == &stop_tag) {  // 4.
+      for (bool* stopped :
+           {increment.stopped(), increment_batch.stopped(), get.stopped(), batch_get.stopped(),
+            list.stopped(), set.stopped(), compare_and_set.stopped(), del.stopped(),
+            get_stats.stopped()}) {
+        *stopped = true;
+      }
+      cq->Shutdown();
+      continue;
+    }
+    static_cast<AsyncTag*>(tag)->Proceed(ok);
+  }
 }
 
-// ---- The RPCs: drain check, Do*, Finish. ----
-
-grpc::ServerUnaryReactor* CounterServiceImpl::Increment(grpc::CallbackServerContext* ctx,
-                                                        const IncrementRequest* req,
-                                                        IncrementResponse* resp) {
-  return Finish(ctx, draining() ? kDraining : DoIncrement(*req, resp));
-}
-grpc::ServerUnaryReactor* CounterServiceImpl::IncrementBatch(grpc::CallbackServerContext* ctx,
-                                                             const IncrementBatchRequest* req,
-                                                             IncrementBatchResponse* resp) {
-  return Finish(ctx, draining() ? kDraining : DoIncrementBatch(*req, resp));
-}
-grpc::ServerUnaryReactor* CounterServiceImpl::Get(grpc::CallbackServerContext* ctx,
-                                                  const GetRequest* req, GetResponse* resp) {
-  return Finish(ctx, draining() ? kDraining : DoGet(*req, resp));
-}
-grpc::ServerUnaryReactor* CounterServiceImpl::BatchGet(grpc::CallbackServerContext* ctx,
-                                                       const BatchGetRequest* req,
-                                                       BatchGetResponse* resp) {
-  return Finish(ctx, draining() ? kDraining : DoBatchGet(*req, resp));
-}
-grpc::ServerUnaryReactor* CounterServiceImpl::List(grpc::CallbackServerContext* ctx,
-                                                   const ListRequest* req, ListResponse* resp) {
-  return Finish(ctx, draining() ? kDraining : DoList(*req, resp));
-}
-grpc::ServerUnaryReactor* CounterServiceImpl::Set(grpc::CallbackServerContext* ctx,
-                                                  const SetRequest* req, SetResponse* resp) {
-  return Finish(ctx, draining() ? kDraining : DoSet(*req, resp));
-}
-grpc::ServerUnaryReactor* CounterServiceImpl::CompareAndSet(grpc::CallbackServerContext* ctx,
-                                                            const CompareAndSetRequest* req,
-                                                            CompareAndSetResponse* resp) {
-  return Finish(ctx, draining() ? kDraining : DoCompareAndSet(*req, resp));
-}
-grpc::ServerUnaryReactor* CounterServiceImpl::Delete(grpc::CallbackServerContext* ctx,
-                                                     const DeleteRequest* req,
-                                                     DeleteResponse* resp) {
-  return Finish(ctx, draining() ? kDraining : DoDelete(*req, resp));
-}
-grpc::ServerUnaryReactor* CounterServiceImpl::GetStats(grpc::CallbackServerContext* ctx,
-                                                       const GetStatsRequest*,
-                                                       GetStatsResponse* resp) {
-  return Finish(ctx, draining() ? kDraining : DoGetStats(resp));
+void CounterServiceImpl::StopServingCompletionQueue(grpc::ServerCompletionQueue* cq) {
+  stop_alarm_.Set(cq, gpr_now(GPR_CLOCK_MONOTONIC), &stop_tag);
 }
 
-grpc::ServerUnaryReactor* CounterServiceImpl::Snapshot(grpc::CallbackServerContext* ctx,
-                                                       const SnapshotRequest*,
-                                                       SnapshotResponse* resp) {
-  if (draining()) return Finish(ctx, kDraining);
+// ---- Snapshot: a sync RPC (it blocks until the snapshot is durable). ----
+
+grpc::Status CounterServiceImpl::Snapshot(grpc::ServerContext* ctx, const SnapshotRequest*,
+                                          SnapshotResponse* resp) {
+  if (draining()) {
+    table_->CountCall(true);
+    return ToGrpcStatus(kDraining);
+  }
   absl::Time client_deadline = absl::InfiniteFuture();
   if (ctx->deadline() != std::chrono::system_clock::time_point::max()) {
     client_deadline = absl::FromChrono(ctx->deadline());
   }
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   {
     std::lock_guard<std::mutex> lock(waiters_mu_);
     ++snapshot_waiters_;
   }
-  // The wait can take as long as writing a snapshot; keep it off the
-  // callback threads. The reactor and response stay valid until Finish.
-  std::thread([this, reactor, client_deadline, resp] {
-    absl::Status status = DoSnapshot(client_deadline, resp);
-    table_->CountCall(!status.ok());
-    reactor->Finish(ToGrpcStatus(status));
+  absl::Status status = DoSnapshot(client_deadline, resp);
+  table_->CountCall(!status.ok());
+  {
     std::lock_guard<std::mutex> lock(waiters_mu_);
     if (--snapshot_waiters_ == 0) waiters_cv_.notify_all();
-  }).detach();
-  return reactor;
+  }
+  return ToGrpcStatus(status);
 }
 
 // ---- Request handling. ----
@@ -273,6 +383,10 @@ absl::Status CounterServiceImpl::DoSnapshot(absl::Time client_deadline, Snapshot
   return absl::OkStatus();
 }
 
+absl::Status CounterServiceImpl::DoGetStats(const GetStatsRequest&, GetStatsResponse* resp) {
+  return DoGetStats(resp);
+}
+
 absl::Status CounterServiceImpl::DoGetStats(GetStatsResponse* resp) {
   for (const ProcessStats& p : table_->ProcessStatsSnapshot()) {
     if (p.role != ProcessRole::kHandler) continue;
@@ -291,6 +405,59 @@ absl::Status CounterServiceImpl::DoGetStats(GetStatsResponse* resp) {
   resp->set_last_snapshot_bytes(control.bytes.load(std::memory_order_relaxed));
   resp->set_served_by_pid(getpid());
   return absl::OkStatus();
+}
+
+// ---- grpc.health.v1.Health ----
+
+namespace {
+
+using grpc::health::v1::HealthCheckRequest;
+using grpc::health::v1::HealthCheckResponse;
+
+bool IsKnownService(const std::string& service) {
+  return service.empty() || service == counters::v1::CounterService::service_full_name();
+}
+
+}  // namespace
+
+void HealthServiceImpl::SetNotServing() {
+  std::lock_guard<std::mutex> lock(mu_);
+  serving_ = false;
+  changed_.notify_all();
+}
+
+grpc::Status HealthServiceImpl::Check(grpc::ServerContext*, const HealthCheckRequest* req,
+                                      HealthCheckResponse* resp) {
+  if (!IsKnownService(req->service())) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        absl::StrCat("unknown service '", req->service(), "'"));
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  resp->set_status(serving_ ? HealthCheckResponse::SERVING : HealthCheckResponse::NOT_SERVING);
+  return grpc::Status::OK;
+}
+
+grpc::Status HealthServiceImpl::Watch(grpc::ServerContext* ctx, const HealthCheckRequest* req,
+                                      grpc::ServerWriter<HealthCheckResponse>* writer) {
+  const bool known = IsKnownService(req->service());
+  HealthCheckResponse resp;
+  std::unique_lock<std::mutex> lock(mu_);
+  bool sent = false;
+  while (true) {
+    HealthCheckResponse::ServingStatus now = !known    ? HealthCheckResponse::SERVICE_UNKNOWN
+                                             : serving_ ? HealthCheckResponse::SERVING
+                                                        : HealthCheckResponse::NOT_SERVING;
+    if (!sent || now != resp.status()) {
+      resp.set_status(now);
+      lock.unlock();
+      if (!writer->Write(resp)) return grpc::Status(grpc::StatusCode::CANCELLED, "client gone");
+      lock.lock();
+      sent = true;
+      if (now == HealthCheckResponse::NOT_SERVING) return grpc::Status::OK;  // final
+    }
+    if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "client gone");
+    changed_.wait_for(lock, std::chrono::seconds(1));
+  }
 }
 
 // ---- The process. ----
@@ -318,24 +485,32 @@ int RunHandlerProcess(CounterTable* table, const HandlerOptions& options) {
     Log(LogLevel::kError, "handler cannot register its stats slot", {{"error", s.ToString()}});
     return 1;
   }
-  grpc::EnableDefaultHealthCheckService(true);
+  // Not gRPC's default health service: it is a callback service (see
+  // handler.h).
+  grpc::EnableDefaultHealthCheckService(false);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   CounterServiceImpl service(table, options.max_batch);
+  HealthServiceImpl health;
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(options.address, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&service);
+  builder.RegisterService(&health);
+  std::unique_ptr<grpc::ServerCompletionQueue> cq = builder.AddCompletionQueue();
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     Log(LogLevel::kError,
         "handler cannot listen: grpc::ServerBuilder::BuildAndStart failed (address in use by "
         "another process without SO_REUSEPORT, or not available on this host)",
         {{"listen", options.address}});
+    cq->Shutdown();
+    void* tag;
+    bool ok;
+    while (cq->Next(&tag, &ok)) {
+    }
     return 1;
   }
-  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
-  health->SetServingStatus(true);
-  health->SetServingStatus(counters::v1::CounterService::service_full_name(), true);
+  std::thread serving([&service, &cq] { service.ServeCompletionQueue(cq.get()); });
   table->SetReady(true);
   Log(LogLevel::kDebug, "handler serving", {{"listen", options.address}});
 
@@ -349,18 +524,23 @@ int RunHandlerProcess(CounterTable* table, const HandlerOptions& options) {
 
   absl::Time drain_deadline = absl::Now() + options.drain_timeout;
   table->SetReady(false);
-  health->SetServingStatus(false);
+  health.SetNotServing();
   service.StartDraining(drain_deadline);
   Log(LogLevel::kDebug, "handler draining", {{"signal", sig}});
-  // Calls in flight: every RPC but Snapshot finishes inside its callback, and
-  // from now on they fail fast with UNAVAILABLE; Snapshot calls give up by
-  // the drain deadline. gRPC's Shutdown(deadline) would also wait for every
-  // idle client connection to go away, which long-lived clients never do by
-  // themselves; so once our calls are done, give the rest a short grace and
-  // then close what is left.
+  // Calls in flight: every RPC but Snapshot finishes inline on the serving
+  // thread, and from now on they fail fast with UNAVAILABLE; Snapshot calls
+  // give up by the drain deadline. gRPC's Shutdown(deadline) would also wait
+  // for every idle client connection to go away, which long-lived clients
+  // never do by themselves; so once our calls are done, give the rest a
+  // short grace and then close what is left.
   service.WaitForSnapshotWaiters();
+  // The serving thread keeps polling through Shutdown (it completes the
+  // async calls still in flight); then it shuts the queue down and drains it.
   server->Shutdown(absl::ToChronoTime(std::min(drain_deadline, absl::Now() + kShutdownGrace)));
+  service.StopServingCompletionQueue(cq.get());
+  serving.join();
   server.reset();
+  cq.reset();
   Log(LogLevel::kDebug, "handler stopped");
   return 0;
 }
