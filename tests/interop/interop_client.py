@@ -307,6 +307,13 @@ def check_health(args):
         raise CheckFailed("Health.Check of an unknown service succeeded")
     except grpc.RpcError as e:
         expect_eq(e.code(), grpc.StatusCode.NOT_FOUND, "Health.Check of an unknown service")
+    # Watch streams the current status first (and later changes).
+    for service, want in [("", serving),
+                          ("no.such.Service", health_pb2.HealthCheckResponse.SERVICE_UNKNOWN)]:
+        stream = stub.Watch(health_pb2.HealthCheckRequest(service=service), timeout=DEADLINE)
+        first = next(stream)
+        expect_eq(first.status, want, f"Health.Watch({service!r}) first status")
+        stream.cancel()
     channel.close()
 
 
