@@ -169,5 +169,40 @@ TEST(HostCrashTest, SnapshotTakenUnderLoadHoldsEveryIncrementAcknowledgedBeforeT
   EXPECT_LT(restored, final_acked);
 }
 
+// --trust-untrusted-map: the operator's way out when a map from an earlier
+// boot is all there is. The daemon uses the live map as it is (no restore)
+// and keeps it in place.
+TEST(HostCrashTest, TrustUntrustedMapFlagUsesTheLiveMapFromAnotherBootAsItIs) {
+  ScopedTempDir dir;
+  const std::string key = "trust/k";
+  {
+    auto daemon = Daemon::Start(ScenarioDaemonOptions(dir.path()));
+    ASSERT_TRUE(daemon.ok()) << daemon.status();
+    auto stub = NewStub((*daemon)->address());
+    // Two increments: the only periodic snapshot (interval 1h) is the one
+    // taken at start, so the live map (10) and any snapshot (at most 5)
+    // always differ.
+    ASSERT_TRUE(IncrementCounter(*stub, key, 5).ok());
+    ASSERT_TRUE(IncrementCounter(*stub, key, 5).ok());
+    (*daemon)->KillAll();
+  }
+  const std::string map_path = absl::StrCat(dir.path(), "/", kMapFileName);
+  auto other = OtherBootId();
+  ASSERT_TRUE(other.ok()) << other.status();
+  ASSERT_TRUE(SetMapBootId(map_path, *other).ok());
+
+  DaemonOptions options = ScenarioDaemonOptions(dir.path());
+  options.extra_flags = {"--trust-untrusted-map"};
+  auto daemon = Daemon::Start(options);
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  auto stub = NewStub((*daemon)->address());
+  auto value = GetCounter(*stub, key);
+  ASSERT_TRUE(value.ok()) << value.status() << "\n" << (*daemon)->log();
+  EXPECT_EQ(*value, 10) << (*daemon)->log();
+  EXPECT_TRUE(DirEntriesWithPrefix(dir.path(), absl::StrCat(kMapFileName, ".untrusted-")).empty())
+      << "the trusted map was set aside anyway";
+  EXPECT_FALSE(FindLogLine((*daemon)->log(), {"trust-untrusted-map"}).empty()) << (*daemon)->log();
+}
+
 }  // namespace
 }  // namespace countersd::testing
