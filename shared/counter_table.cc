@@ -539,11 +539,22 @@ TableInfo CounterTable::Info() const {
 uint64_t CounterTable::capacity() const { return header_->capacity; }
 
 uint64_t CounterTable::size() const {
-  if (writable_) return header_->live_total.load(std::memory_order_relaxed);
-  // Read-only (inspect): the file's own counters may be stale after a crash.
   uint64_t n = 0;
-  for (uint32_t r = 0; r < header_->regions; ++r) n += region(r)->live;
+  for (uint32_t r = 0; r < header_->regions; ++r) {
+    n += region(r)->live.load(std::memory_order_relaxed);
+  }
   return n;
+}
+
+bool CounterTable::WouldExceedCapacity(uint64_t creates) const {
+  const uint64_t capacity = header_->capacity;
+  // Far from the limit the hint decides; it is off by at most one per
+  // process killed mid-insert, much less than the margin of one per region.
+  if (header_->live_total.load(std::memory_order_relaxed) + creates + header_->regions <=
+      capacity) {
+    return false;
+  }
+  return size() + creates > capacity;
 }
 
 SnapshotControl& CounterTable::snapshot_control() { return header_->snapshot; }
@@ -568,7 +579,7 @@ static int RepairRegionSlots(RegionShared* reg, Slot* base, uint32_t n) {
     if (s->state != layout::kEmpty) ++used;
     if (s->state == layout::kLive) ++live;
   }
-  reg->live = live;
+  reg->live.store(live, std::memory_order_relaxed);
   reg->used = used;
   return rolled_back;
 }
@@ -605,12 +616,12 @@ OpenReport CounterTable::RepairAfterCrash() {
   for (uint32_t r = 0; r < header_->regions; ++r) {
     RegionShared* reg = region(r);
     rep.inserts_rolled_back += RepairRegionSlots(reg, slots(r), header_->region_slots);
-    if (reg->used > reg->live) {
-      rep.tombstones_reclaimed += reg->used - reg->live;
+    if (reg->used > reg->live.load()) {
+      rep.tombstones_reclaimed += reg->used - reg->live.load();
       CompactRegion(r);
     }
     reg->copied_epoch = 0;
-    total += reg->live;
+    total += reg->live.load();
   }
   header_->live_total.store(total);
   return rep;
@@ -649,7 +660,7 @@ void CounterTable::CompactRegion(uint32_t r) {
     std::memcpy(s.key, l.key, l.key_len);
     s.state = layout::kLive;
   }
-  region(r)->live = static_cast<uint32_t>(live.size());
+  region(r)->live.store(static_cast<uint32_t>(live.size()));
   region(r)->used = static_cast<uint32_t>(live.size());
 }
 
@@ -669,6 +680,7 @@ RecoveryReport CounterTable::RecoverDeadProcess(pid_t pid) {
   }
   // 2. Stripes it held: roll back a half insert, finish odd seqlocks,
   //    recount, release.
+  int64_t live_delta = 0;
   for (uint32_t r = 0; r < header_->regions; ++r) {
     RegionShared* reg = region(r);
     if (reg->lock.owner.load() != pid) continue;
@@ -676,18 +688,15 @@ RecoveryReport CounterTable::RecoverDeadProcess(pid_t pid) {
     // process made one, was made before it changed anything; otherwise the
     // snapshotter copies the region once it is repaired.
     MarkDirty(reg);
+    const int64_t live_before = reg->live.load();
     rep.inserts_rolled_back += RepairRegionSlots(reg, slots(r), header_->region_slots);
+    live_delta += static_cast<int64_t>(reg->live.load()) - live_before;
     if (StripeForceUnlock(&reg->lock, pid)) ++rep.stripes_released;
   }
-  // 3. The table-wide live count may be off by what the dead process did
-  //    between a region count and the total: recount with every lock held.
-  if (rep.stripes_released > 0) {
-    for (uint32_t r = 0; r < header_->regions; ++r) LockRegion(r);
-    uint64_t total = 0;
-    for (uint32_t r = 0; r < header_->regions; ++r) total += region(r)->live;
-    header_->live_total.store(total);
-    for (uint32_t r = header_->regions; r-- > 0;) UnlockRegion(r);
-  }
+  // 3. The table-wide hint follows the recounts. (Never take every lock
+  //    here: another child may have died holding one, and only this process
+  //    can release it.)
+  if (live_delta != 0) header_->live_total.fetch_add(static_cast<uint64_t>(live_delta));
   // 4. Its stats slot.
   for (uint32_t i = 0; i < layout::kProcessSlots; ++i) {
     ProcessSlot* ps = process_slot(i);
@@ -727,9 +736,7 @@ static absl::Status TableFull(uint64_t capacity) {
 // REQUIRES: region r locked by this process, key absent.
 absl::StatusOr<Slot*> CounterTable::Insert(uint32_t r, std::string_view key, uint64_t hash,
                                            int64_t value) {
-  if (header_->live_total.load(std::memory_order_relaxed) >= header_->capacity) {
-    return TableFull(header_->capacity);
-  }
+  if (WouldExceedCapacity(1)) return TableFull(header_->capacity);
   const uint32_t n = header_->region_slots;
   Slot* base = slots(r);
   uint32_t i = FirstProbe(hash, n);
@@ -751,7 +758,7 @@ absl::StatusOr<Slot*> CounterTable::Insert(uint32_t r, std::string_view key, uin
     s->value.store(value, std::memory_order_relaxed);
     s->state = layout::kLive;
   });
-  ++reg->live;
+  reg->live.store(reg->live.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   if (was_empty) ++reg->used;
   header_->live_total.fetch_add(1, std::memory_order_relaxed);
   std::atomic_signal_fence(std::memory_order_seq_cst);
@@ -846,7 +853,8 @@ absl::StatusOr<int64_t> CounterTable::Delete(std::string_view key) {
   int64_t prev = s->value.load(std::memory_order_relaxed);
   RunHook(key);
   RewriteSlot(s, [&] { s->state = layout::kTombstone; });
-  --region(r)->live;
+  RegionShared* reg = region(r);
+  reg->live.store(reg->live.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
   header_->live_total.fetch_sub(1, std::memory_order_relaxed);
   return prev;
 }
@@ -968,8 +976,7 @@ absl::StatusOr<std::vector<int64_t>> CounterTable::IncrementBatch(
     return absl::OutOfRangeError(absl::StrCat("increment ", overflow_at, ": ", overflow_message,
                                               "; no increment was applied"));
   }
-  if (creates > 0 &&
-      header_->live_total.load(std::memory_order_relaxed) + creates > header_->capacity) {
+  if (creates > 0 && WouldExceedCapacity(creates)) {
     release();
     return TableFull(header_->capacity);
   }
@@ -1016,7 +1023,7 @@ absl::StatusOr<std::vector<int64_t>> CounterTable::IncrementBatch(
       s->state = layout::kLive;
     });
     RegionShared* reg = region(t.region);
-    ++reg->live;
+    reg->live.store(reg->live.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     if (was_empty) ++reg->used;
     header_->live_total.fetch_add(1, std::memory_order_relaxed);
   }
@@ -1025,7 +1032,8 @@ absl::StatusOr<std::vector<int64_t>> CounterTable::IncrementBatch(
     for (uint32_t k = 0; k < j->count; ++k) {
       const JournalEntry& e = j->entries[k];
       if (e.created) {
-        --region(e.region)->live;
+        RegionShared* reg = region(e.region);
+        reg->live.store(reg->live.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
         header_->live_total.fetch_sub(1, std::memory_order_relaxed);
       }
     }

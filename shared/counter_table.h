@@ -137,7 +137,8 @@ class CounterTable {
 
   TableInfo Info() const;
   uint64_t capacity() const;
-  // Live counters now (sum over stripes; exact when nothing runs).
+  // Live counters now: the sum of every region's count (each exact under
+  // its lock; the sum is exact when nothing runs).
   uint64_t size() const;
 
   // ---- Counter operations. Thread- and process-safe. ----
@@ -249,6 +250,8 @@ class CounterTable {
   layout::Slot* Find(uint32_t r, std::string_view key, uint64_t hash) const;
   absl::StatusOr<layout::Slot*> Insert(uint32_t r, std::string_view key, uint64_t hash,
                                        int64_t value);
+  // True if `creates` more counters would pass the capacity.
+  bool WouldExceedCapacity(uint64_t creates) const;
   layout::BatchJournal* ClaimJournal();
   void UndoJournal(layout::BatchJournal* j);
 

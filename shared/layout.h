@@ -64,8 +64,9 @@ static_assert(sizeof(Slot) == 192, "Slot size is part of the layout");
 // stripe does.
 struct alignas(64) RegionShared {
   StripeLockShared lock;
-  // Live slots in the region. Written under `lock`.
-  uint32_t live;
+  // Live slots in the region. Written under `lock`; read without it (relaxed)
+  // to sum the table's size.
+  std::atomic<uint32_t> live;
   // Live + tombstone slots (probe chains end at an empty slot). Under `lock`.
   uint32_t used;
   // The snapshot epoch (TableHeader::snapshot_epoch) this region's staging
@@ -141,9 +142,11 @@ struct TableHeader {
   uint32_t pad1;
   char boot_id[40];            // boot id of the last owner, NUL-padded.
   std::atomic<int64_t> opened_unix_ns;
-  // Live counters in the whole table, for the capacity check. Changed only
-  // by a holder of some region lock, next to that region's `live`; repaired
-  // by recounting with every lock held (RecoverDeadProcess, Open).
+  // Live counters in the whole table: a fast hint for the capacity check,
+  // changed next to a region's `live`. A process killed between the two
+  // changes can leave it off by one until the next Open recounts; so near
+  // the limit the check sums the regions' `live` instead (see
+  // CounterTable::WouldExceedCapacity), and size() always does.
   alignas(64) std::atomic<uint64_t> live_total;
   // Bumped by the snapshotter to start a snapshot; read by writers under
   // their region locks. Its own line: read on every write, written rarely.

@@ -153,6 +153,28 @@ TEST_F(MultiProcess, ProcessKilledHoldingStripeIsReleasedAndOthersGoOn) {
   EXPECT_EQ(*t->Get("hot"), 1000 + 4 * 1000);
 }
 
+TEST_F(MultiProcess, TwoProcessesKilledHoldingStripesAreRecoveredOneAfterTheOther) {
+  auto t = MustCreate(10000);
+  // Two keys on different stripes, each held by a process that then dies.
+  std::string a = "held-a", b;
+  for (int i = 0; b.empty(); ++i) {
+    std::string k = absl::StrCat("held-b-", i);
+    if (t->StripeOf(k) != t->StripeOf(a)) b = k;
+  }
+  pid_t pa = SpawnStoppedInside(a, 0, [&] { (void)t->Increment(a, 1); });
+  pid_t pb = SpawnStoppedInside(b, 0, [&] { (void)t->Increment(b, 1); });
+  KillAndReap(pa);
+  KillAndReap(pb);
+  // Recovering A must not wait for B's stripe (only this process can
+  // release it): each call returns, in either order.
+  EXPECT_EQ(t->RecoverDeadProcess(pa).stripes_released, 1);
+  EXPECT_EQ(t->RecoverDeadProcess(pb).stripes_released, 1);
+  EXPECT_EQ(t->size(), 0u);
+  EXPECT_EQ(*t->Increment(a, 2), 2);
+  EXPECT_EQ(*t->Increment(b, 3), 3);
+  EXPECT_EQ(t->size(), 2u);
+}
+
 TEST_F(MultiProcess, ProcessKilledMidInsertIsRolledBack) {
   auto t = MustCreate(10000);
   pid_t victim = SpawnStoppedInside("new-key", 0, [&] { (void)t->Increment("new-key", 5); });
