@@ -34,17 +34,16 @@ const char* ServingStatusName(ServingStatus status) {
 }
 
 CounterClient::CounterClient(const std::string& address, ClientOptions options)
-    : CounterClient(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()),
-                    std::move(options)) {}
+    : CounterClient(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()), options) {}
 
 CounterClient::CounterClient(std::shared_ptr<grpc::Channel> channel, ClientOptions options)
-    : options_(std::move(options)),
+    : options_(options),
       channel_(channel),
       stub_(v1::CounterService::NewStub(std::move(channel))) {}
 
 CounterClient::CounterClient(std::unique_ptr<v1::CounterService::StubInterface> stub,
                              ClientOptions options, std::shared_ptr<grpc::Channel> channel)
-    : options_(std::move(options)), channel_(std::move(channel)), stub_(std::move(stub)) {}
+    : options_(options), channel_(std::move(channel)), stub_(std::move(stub)) {}
 
 CounterClient::~CounterClient() = default;
 

@@ -100,6 +100,7 @@ int RunGet(const Invocation& inv) {
     if (entries[0].found) PrintData(absl::StrCat(entries[0].value, "\n"));
   } else {
     std::vector<std::vector<std::string>> rows;
+    rows.reserve(entries.size());
     for (const CounterEntry& e : entries) {
       rows.push_back({e.key, e.found ? absl::StrCat(e.value) : "(not found)"});
     }
