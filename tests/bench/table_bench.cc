@@ -20,10 +20,20 @@
 namespace countersd {
 namespace {
 
+// A temporary directory for the run's table files (hundreds of MB for the
+// big tables), removed when the program exits.
+std::string* g_temp_dir = nullptr;
+void RemoveTempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(*g_temp_dir, ec);
+}
+
 std::string TempPath(const std::string& name) {
   static std::string dir = [] {
     std::string tmpl = (std::filesystem::temp_directory_path() / "countersd-bench-XXXXXX").string();
     if (!mkdtemp(tmpl.data())) abort();
+    g_temp_dir = new std::string(tmpl);
+    std::atexit(RemoveTempDir);
     return tmpl;
   }();
   std::filesystem::remove(dir + "/" + name);
