@@ -1,13 +1,13 @@
 #include "client/client.h"
 
-#include <algorithm>
-#include <utility>
-
 #include <grpcpp/client_context.h>
 #include <grpcpp/create_channel.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/support/byte_buffer.h>
+
+#include <algorithm>
+#include <utility>
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
@@ -25,10 +25,14 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
 
 const char* ServingStatusName(ServingStatus status) {
   switch (status) {
-    case ServingStatus::kServing: return "SERVING";
-    case ServingStatus::kNotServing: return "NOT_SERVING";
-    case ServingStatus::kServiceUnknown: return "SERVICE_UNKNOWN";
-    case ServingStatus::kUnknown: break;
+    case ServingStatus::kServing:
+      return "SERVING";
+    case ServingStatus::kNotServing:
+      return "NOT_SERVING";
+    case ServingStatus::kServiceUnknown:
+      return "SERVICE_UNKNOWN";
+    case ServingStatus::kUnknown:
+      break;
   }
   return "UNKNOWN";
 }
@@ -62,8 +66,9 @@ absl::Status CounterClient::Run(bool retryable, Attempt&& attempt) {
     }
     // Full back-off in [b/2, b]; give up rather than sleep past the deadline.
     const absl::Duration b = std::min(backoff, options_.max_backoff);
-    const absl::Duration wait = b / 2 + absl::Nanoseconds(absl::Uniform<int64_t>(
-                                            rng, 0, std::max<int64_t>(1, absl::ToInt64Nanoseconds(b / 2))));
+    const absl::Duration wait =
+        b / 2 + absl::Nanoseconds(absl::Uniform<int64_t>(
+                    rng, 0, std::max<int64_t>(1, absl::ToInt64Nanoseconds(b / 2))));
     if (absl::Now() + wait >= deadline) return status;
     absl::SleepFor(wait);
     backoff = backoff * 2;
@@ -75,9 +80,8 @@ absl::StatusOr<int64_t> CounterClient::Increment(std::string_view key, int64_t d
   request.set_key(std::string(key));
   request.set_delta(delta);
   v1::IncrementResponse response;
-  absl::Status status = Run(false, [&](grpc::ClientContext* c) {
-    return stub_->Increment(c, request, &response);
-  });
+  absl::Status status =
+      Run(false, [&](grpc::ClientContext* c) { return stub_->Increment(c, request, &response); });
   if (!status.ok()) return status;
   return response.value();
 }
@@ -92,9 +96,8 @@ absl::StatusOr<std::vector<int64_t>> CounterClient::IncrementBatch(
     inc->set_delta(op.delta);
   }
   v1::IncrementBatchResponse response;
-  absl::Status status = Run(false, [&](grpc::ClientContext* c) {
-    return stub_->IncrementBatch(c, request, &response);
-  });
+  absl::Status status = Run(
+      false, [&](grpc::ClientContext* c) { return stub_->IncrementBatch(c, request, &response); });
   if (!status.ok()) return status;
   if (static_cast<size_t>(response.values_size()) != ops.size()) {
     return absl::InternalError(absl::StrCat("IncrementBatch: server returned ",
@@ -124,9 +127,8 @@ absl::StatusOr<std::vector<CounterEntry>> CounterClient::BatchGet(
       Run(true, [&](grpc::ClientContext* c) { return stub_->BatchGet(c, request, &response); });
   if (!status.ok()) return status;
   if (static_cast<size_t>(response.counters_size()) != keys.size()) {
-    return absl::InternalError(absl::StrCat("BatchGet: server returned ",
-                                            response.counters_size(), " entries for ",
-                                            keys.size(), " keys"));
+    return absl::InternalError(absl::StrCat("BatchGet: server returned ", response.counters_size(),
+                                            " entries for ", keys.size(), " keys"));
   }
   std::vector<CounterEntry> out;
   out.reserve(keys.size());
@@ -164,8 +166,8 @@ absl::StatusOr<std::vector<CounterEntry>> CounterClient::ListAll(std::string_vie
     if (!page.ok()) return page.status();
     for (CounterEntry& c : page->counters) {
       if (limit > 0 && all.size() >= limit) {
-        return absl::ResourceExhaustedError(
-            absl::StrCat("more than ", limit, " counters match prefix \"", std::string(prefix), "\""));
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "more than ", limit, " counters match prefix \"", std::string(prefix), "\""));
       }
       all.push_back(std::move(c));
     }
@@ -190,16 +192,14 @@ absl::StatusOr<std::optional<int64_t>> CounterClient::Set(std::string_view key, 
 }
 
 absl::StatusOr<CompareAndSetResult> CounterClient::CompareAndSet(std::string_view key,
-                                                                 int64_t expected,
-                                                                 int64_t value) {
+                                                                 int64_t expected, int64_t value) {
   v1::CompareAndSetRequest request;
   request.set_key(std::string(key));
   request.set_expected(expected);
   request.set_value(value);
   v1::CompareAndSetResponse response;
-  absl::Status status = Run(false, [&](grpc::ClientContext* c) {
-    return stub_->CompareAndSet(c, request, &response);
-  });
+  absl::Status status = Run(
+      false, [&](grpc::ClientContext* c) { return stub_->CompareAndSet(c, request, &response); });
   if (!status.ok()) return status;
   return CompareAndSetResult{response.applied(), response.value()};
 }
@@ -274,8 +274,14 @@ absl::StatusOr<ServingStatus> ParseHealthResponse(std::string_view in) {
       in.remove_prefix(v);
       continue;
     }
-    if (wire == 1 && in.size() >= 8) { in.remove_prefix(8); continue; }
-    if (wire == 5 && in.size() >= 4) { in.remove_prefix(4); continue; }
+    if (wire == 1 && in.size() >= 8) {
+      in.remove_prefix(8);
+      continue;
+    }
+    if (wire == 5 && in.size() >= 4) {
+      in.remove_prefix(4);
+      continue;
+    }
     return absl::InternalError("Health/Check: malformed response");
   }
   if (!in.empty()) return absl::InternalError("Health/Check: malformed response");

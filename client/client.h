@@ -38,15 +38,15 @@
 #ifndef COUNTERSD_CLIENT_CLIENT_H_
 #define COUNTERSD_CLIENT_CLIENT_H_
 
+#include <grpcpp/channel.h>
+#include <grpcpp/support/status.h>
+
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <grpcpp/channel.h>
-#include <grpcpp/support/status.h>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"

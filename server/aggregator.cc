@@ -54,10 +54,11 @@ absl::StatusOr<SnapshotMetaInfo> Aggregator::TakeSnapshot() {
   absl::Time start = absl::Now();
   buffer_.clear();
   uint64_t count = 0;
-  uint64_t max_pause_ns = table_->SnapshotForEach([this, &count](std::string_view key, int64_t value) {
-    AppendSnapshotRecord(&buffer_, key, value);
-    ++count;
-  });
+  uint64_t max_pause_ns =
+      table_->SnapshotForEach([this, &count](std::string_view key, int64_t value) {
+        AppendSnapshotRecord(&buffer_, key, value);
+        ++count;
+      });
   absl::StatusOr<SnapshotMetaInfo> meta = file_->Write(buffer_, count, table_->capacity());
   uint64_t micros = static_cast<uint64_t>(absl::ToInt64Microseconds(absl::Now() - start));
   ++taken_;

@@ -48,8 +48,7 @@ class Aggregator {
 };
 
 // Entry point of the forked aggregator process; returns its exit code.
-int RunAggregatorProcess(CounterTable* table, const std::string& data_dir,
-                         absl::Duration interval);
+int RunAggregatorProcess(CounterTable* table, const std::string& data_dir, absl::Duration interval);
 
 }  // namespace countersd
 

@@ -62,10 +62,9 @@ ABSL_FLAG(bool, trust_untrusted_map, false,
 namespace countersd {
 namespace {
 
-constexpr const char* kFlagNames[] = {"listen",       "data_dir",      "capacity",
-                                      "handlers",     "snapshot_interval", "log_format",
-                                      "log_level",    "drain_timeout", "max_batch",
-                                      "trust_untrusted_map"};
+constexpr const char* kFlagNames[] = {
+    "listen",     "data_dir",  "capacity",      "handlers",  "snapshot_interval",
+    "log_format", "log_level", "drain_timeout", "max_batch", "trust_untrusted_map"};
 
 // Abseil here has its own string_view type.
 absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
@@ -94,8 +93,7 @@ std::string DashName(std::string_view name) {
     if (flag == nullptr) continue;
     std::string def = flag->DefaultValue();
     if (flag->IsOfType<std::string>()) def = absl::StrCat("\"", def, "\"");
-    absl::StrAppend(&out, "  ", DashName(name), " (default ", def, ")\n      ", flag->Help(),
-                    "\n");
+    absl::StrAppend(&out, "  ", DashName(name), " (default ", def, ")\n      ", flag->Help(), "\n");
   }
   absl::StrAppend(&out,
                   "\nSignals: SIGTERM or SIGINT drain the handlers, write a final snapshot, mark "
@@ -127,13 +125,15 @@ Config ParseFlagsOrExit(int argc, char** argv) {
       break;
     }
     if (arg.size() < 2 || arg[0] != '-') {
-      UsageError(absl::StrCat("unexpected argument '", Sv(arg), "' (flags look like --name=value)"));
+      UsageError(
+          absl::StrCat("unexpected argument '", Sv(arg), "' (flags look like --name=value)"));
     }
     std::string_view body = arg.substr(arg[1] == '-' ? 2 : 1);
     std::string name(body.substr(0, body.find('=')));
     std::replace(name.begin(), name.end(), '-', '_');
     std::optional<std::string> value;
-    if (size_t eq = body.find('='); eq != std::string_view::npos) value = std::string(body.substr(eq + 1));
+    if (size_t eq = body.find('='); eq != std::string_view::npos)
+      value = std::string(body.substr(eq + 1));
 
     if (name == "help" || name == "h" || name == "helpfull" || name == "helpshort" ||
         name == "helppackage") {
@@ -205,8 +205,8 @@ absl::Status ValidateConfig(const Config& c) {
         absl::StrCat("--capacity=", c.capacity, " is out of range: must be 1 to 1073741824"));
   }
   if (c.handlers < 1 || c.handlers > kMaxHandlers) {
-    return absl::InvalidArgumentError(absl::StrCat("--handlers=", c.handlers,
-                                                   " is out of range: must be 1 to ", kMaxHandlers));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--handlers=", c.handlers, " is out of range: must be 1 to ", kMaxHandlers));
   }
   if (c.snapshot_interval < absl::Milliseconds(10)) {
     return absl::InvalidArgumentError(
@@ -217,9 +217,8 @@ absl::Status ValidateConfig(const Config& c) {
     return absl::InvalidArgumentError("--drain-timeout must not be negative");
   }
   if (c.max_batch < 1 || c.max_batch > CounterTable::kMaxBatch()) {
-    return absl::InvalidArgumentError(absl::StrCat("--max-batch=", c.max_batch,
-                                                   " is out of range: must be 1 to ",
-                                                   CounterTable::kMaxBatch()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--max-batch=", c.max_batch, " is out of range: must be 1 to ", CounterTable::kMaxBatch()));
   }
   return absl::OkStatus();
 }

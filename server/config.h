@@ -15,13 +15,13 @@ namespace countersd {
 struct Config {
   std::string listen = "127.0.0.1:50051";  // host:port, [v6]:port; port 0 = any free port
   std::string data_dir = "./var";
-  uint64_t capacity = 1000000;             // used only when a table is created
-  int handlers = 1;                        // gRPC handler processes
+  uint64_t capacity = 1000000;  // used only when a table is created
+  int handlers = 1;             // gRPC handler processes
   absl::Duration snapshot_interval = absl::Seconds(1);
   LogFormat log_format = LogFormat::kText;
   LogLevel log_level = LogLevel::kInfo;
   absl::Duration drain_timeout = absl::Seconds(5);
-  size_t max_batch = 1000;                 // IncrementBatch / BatchGet entries per call
+  size_t max_batch = 1000;  // IncrementBatch / BatchGet entries per call
   bool trust_untrusted_map = false;
 };
 

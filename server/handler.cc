@@ -30,7 +30,8 @@ using namespace counters::v1;  // NOLINT: the RPC message types
 // are done (responses still being written, calls not yet dispatched).
 constexpr absl::Duration kShutdownGrace = absl::Milliseconds(250);
 
-const absl::Status kDraining = absl::UnavailableError("countersd is shutting down; retry elsewhere");
+const absl::Status kDraining =
+    absl::UnavailableError("countersd is shutting down; retry elsewhere");
 
 absl::Status AtIndex(const absl::Status& s, std::string_view what, size_t i) {
   return absl::Status(s.code(), absl::StrCat(std::string(what), "[", i, "]: ", s.message()));
@@ -105,8 +106,8 @@ class AsyncUnaryMethod {
       replying_ = false;
       ctx_.emplace();
       writer_.emplace(&*ctx_);
-      (method_->service_->*method_->request_)(&*ctx_, &req_, &*writer_, method_->cq_,
-                                                method_->cq_, this);
+      (method_->service_->*method_->request_)(&*ctx_, &req_, &*writer_, method_->cq_, method_->cq_,
+                                              this);
     }
 
     void Proceed(bool ok) override {
@@ -176,8 +177,8 @@ void CounterServiceImpl::ServeCompletionQueue(grpc::ServerCompletionQueue* cq) {
       this, cq, &CounterServiceBase::RequestIncrement, &CounterServiceImpl::DoIncrement,
       kPostedPerMethod);
   AsyncUnaryMethod<IncrementBatchRequest, IncrementBatchResponse> increment_batch(
-      this, cq, &CounterServiceBase::RequestIncrementBatch,
-      &CounterServiceImpl::DoIncrementBatch, kPostedPerMethod);
+      this, cq, &CounterServiceBase::RequestIncrementBatch, &CounterServiceImpl::DoIncrementBatch,
+      kPostedPerMethod);
   AsyncUnaryMethod<GetRequest, GetResponse> get(this, cq, &CounterServiceBase::RequestGet,
                                                 &CounterServiceImpl::DoGet, kPostedPerMethod);
   AsyncUnaryMethod<BatchGetRequest, BatchGetResponse> batch_get(
@@ -190,19 +191,17 @@ void CounterServiceImpl::ServeCompletionQueue(grpc::ServerCompletionQueue* cq) {
   AsyncUnaryMethod<CompareAndSetRequest, CompareAndSetResponse> compare_and_set(
       this, cq, &CounterServiceBase::RequestCompareAndSet, &CounterServiceImpl::DoCompareAndSet,
       kPostedCold);
-  AsyncUnaryMethod<DeleteRequest, DeleteResponse> del(
-      this, cq, &CounterServiceBase::RequestDelete, &CounterServiceImpl::DoDelete, kPostedCold);
+  AsyncUnaryMethod<DeleteRequest, DeleteResponse> del(this, cq, &CounterServiceBase::RequestDelete,
+                                                      &CounterServiceImpl::DoDelete, kPostedCold);
   AsyncUnaryMethod<GetStatsRequest, GetStatsResponse> get_stats(
-      this, cq, &CounterServiceBase::RequestGetStats, &CounterServiceImpl::DoGetStats,
-      kPostedCold);
+      this, cq, &CounterServiceBase::RequestGetStats, &CounterServiceImpl::DoGetStats, kPostedCold);
   void* tag = nullptr;
   bool ok = false;
   while (cq->Next(&tag, &ok)) {
     if (tag == &stop_tag) {  // 4.
-      for (bool* stopped :
-           {increment.stopped(), increment_batch.stopped(), get.stopped(), batch_get.stopped(),
-            list.stopped(), set.stopped(), compare_and_set.stopped(), del.stopped(),
-            get_stats.stopped()}) {
+      for (bool* stopped : {increment.stopped(), increment_batch.stopped(), get.stopped(),
+                            batch_get.stopped(), list.stopped(), set.stopped(),
+                            compare_and_set.stopped(), del.stopped(), get_stats.stopped()}) {
         *stopped = true;
       }
       cq->Shutdown();
@@ -302,12 +301,12 @@ absl::Status CounterServiceImpl::DoBatchGet(const BatchGetRequest& req, BatchGet
 
 absl::Status CounterServiceImpl::DoList(const ListRequest& req, ListResponse* resp) {
   if (req.prefix().size() > kMaxKeyBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("prefix is ", req.prefix().size(),
-                                                   " bytes; keys are at most ", kMaxKeyBytes));
+    return absl::InvalidArgumentError(
+        absl::StrCat("prefix is ", req.prefix().size(), " bytes; keys are at most ", kMaxKeyBytes));
   }
   if (req.page_size() < 0) return absl::InvalidArgumentError("page_size must not be negative");
-  size_t limit = req.page_size() == 0 ? kDefaultPageSize
-                                      : std::min<size_t>(req.page_size(), kMaxPageSize);
+  size_t limit =
+      req.page_size() == 0 ? kDefaultPageSize : std::min<size_t>(req.page_size(), kMaxPageSize);
   if (!req.page_token().empty()) {
     if (!ValidateKey(req.page_token()).ok() ||
         req.page_token().compare(0, req.prefix().size(), req.prefix()) != 0) {
@@ -444,7 +443,7 @@ grpc::Status HealthServiceImpl::Watch(grpc::ServerContext* ctx, const HealthChec
   std::unique_lock<std::mutex> lock(mu_);
   bool sent = false;
   while (true) {
-    HealthCheckResponse::ServingStatus now = !known    ? HealthCheckResponse::SERVICE_UNKNOWN
+    HealthCheckResponse::ServingStatus now = !known     ? HealthCheckResponse::SERVICE_UNKNOWN
                                              : serving_ ? HealthCheckResponse::SERVING
                                                         : HealthCheckResponse::NOT_SERVING;
     if (!sent || now != resp.status()) {

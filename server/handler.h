@@ -21,8 +21,8 @@
 
 #include <atomic>
 #include <condition_variable>
-#include <mutex>
 #include <cstddef>
+#include <mutex>
 #include <string>
 
 #include "absl/status/status.h"

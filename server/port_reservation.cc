@@ -88,8 +88,8 @@ absl::StatusOr<PortReservation> PortReservation::Reserve(std::string_view listen
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   addrinfo* res = nullptr;
   if (int rc = getaddrinfo(hp->host.c_str(), hp->port.c_str(), &hints, &res); rc != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--listen=", Sv(listen), ": cannot resolve '", hp->host, "': ", gai_strerror(rc)));
+    return absl::InvalidArgumentError(absl::StrCat("--listen=", Sv(listen), ": cannot resolve '",
+                                                   hp->host, "': ", gai_strerror(rc)));
   }
   sockaddr_storage addr = {};
   socklen_t addr_len = res->ai_addrlen;
@@ -107,9 +107,10 @@ absl::StatusOr<PortReservation> PortReservation::Reserve(std::string_view listen
     int err = errno;
     close(probe);
     if (rc != 0 && err == EADDRINUSE) {
-      return absl::AlreadyExistsError(absl::StrCat(
-          "--listen=", Sv(listen), ": address already in use by another process (is another "
-          "countersd running on this port?)"));
+      return absl::AlreadyExistsError(
+          absl::StrCat("--listen=", Sv(listen),
+                       ": address already in use by another process (is another "
+                       "countersd running on this port?)"));
     }
     if (rc != 0) return ErrnoToStatus(err, absl::StrCat("bind(", Sv(listen), ")"));
   }
@@ -126,8 +127,8 @@ absl::StatusOr<PortReservation> PortReservation::Reserve(std::string_view listen
     int err = errno;
     close(fd);
     if (err == EADDRINUSE) {
-      return absl::AlreadyExistsError(absl::StrCat("--listen=", Sv(listen),
-                                                   ": address already in use by another process"));
+      return absl::AlreadyExistsError(
+          absl::StrCat("--listen=", Sv(listen), ": address already in use by another process"));
     }
     return ErrnoToStatus(err, absl::StrCat("bind(", Sv(listen), ")"));
   }

@@ -9,8 +9,8 @@
 //     layout version, sizes, checksum) without writing to it, so that a file
 //     set aside is exactly the file found. If validation fails
 //     (FAILED_PRECONDITION), the file is renamed aside to
-//     counters.map.corrupt-<UTC time>, never deleted or overwritten; go to 3. Any other error (permissions, I/O) stops the
-//     start: renaming would not help.
+//     counters.map.corrupt-<UTC time>, never deleted or overwritten; go to 3. Any other error
+//     (permissions, I/O) stops the start: renaming would not help.
 //  2. It opened. Trust it when the previous owner shut down cleanly (its
 //     clean-shutdown flag), or when it was last owned during this boot (same
 //     boot id): then every acknowledged change is in it, because the page
@@ -81,8 +81,9 @@ absl::Status FsyncDir(const std::string& dir) {
 // not exist yet) and fsyncs the directory. Returns the new name.
 absl::StatusOr<std::string> SetAside(const std::string& dir, std::string_view name,
                                      std::string_view tag) {
-  std::string base = absl::StrCat(Sv(name), ".", Sv(tag), "-",
-                                  absl::FormatTime("%Y%m%dT%H%M%SZ", absl::Now(), absl::UTCTimeZone()));
+  std::string base =
+      absl::StrCat(Sv(name), ".", Sv(tag), "-",
+                   absl::FormatTime("%Y%m%dT%H%M%SZ", absl::Now(), absl::UTCTimeZone()));
   std::string target = base;
   for (int i = 1; Exists(Join(dir, target)); ++i) target = absl::StrCat(base, ".", i);
   RETURN_IF_ERROR(RealSys()->Rename(Join(dir, name), Join(dir, target)));
@@ -158,11 +159,13 @@ absl::StatusOr<std::unique_ptr<CounterTable>> RestoreSnapshot(const RecoveryOpti
   if (Exists(restoring)) {
     // Our own unfinished restore from an earlier start; not a validated file.
     Log(LogLevel::kWarning, "removing unfinished restore", {{"file", "counters.map.restoring"}});
-    if (unlink(restoring.c_str()) != 0) return ErrnoToStatus(errno, "unlink(counters.map.restoring)");
+    if (unlink(restoring.c_str()) != 0)
+      return ErrnoToStatus(errno, "unlink(counters.map.restoring)");
   }
   uint64_t capacity = std::max<uint64_t>({opt.capacity, meta->capacity, records.size()});
   {
-    ASSIGN_OR_RETURN(std::unique_ptr<CounterTable> table, CounterTable::Create(restoring, capacity));
+    ASSIGN_OR_RETURN(std::unique_ptr<CounterTable> table,
+                     CounterTable::Create(restoring, capacity));
     for (const Counter& c : records) {
       absl::StatusOr<std::optional<int64_t>> set = table->Set(c.key, c.value);
       if (!set.ok()) {
@@ -247,16 +250,19 @@ absl::StatusOr<std::unique_ptr<CounterTable>> OpenOrRecoverTable(const RecoveryO
       ASSIGN_OR_RETURN(std::string aside, SetAside(dir, kMapFile, "corrupt"));
       Log(LogLevel::kError, "live table failed validation; kept it aside",
           {{"file", kMapFile}, {"renamed_to", aside}, {"error", invalid.ToString()}});
-      set_aside.push_back(absl::StrCat(kMapFile, " -> ", aside, " (failed validation: ",
-                                       invalid.message(), ")"));
+      set_aside.push_back(
+          absl::StrCat(kMapFile, " -> ", aside, " (failed validation: ", invalid.message(), ")"));
     } else {
       reason = absl::StrCat("counters.map was left by an unclean stop during another boot (",
                             info->boot_id, "); a host crash may have torn it");
       ASSIGN_OR_RETURN(std::string aside, SetAside(dir, kMapFile, "untrusted"));
       Log(LogLevel::kWarning, "live table not trusted after a reboot; kept it aside",
-          {{"file", kMapFile}, {"renamed_to", aside}, {"its_boot_id", info->boot_id},
+          {{"file", kMapFile},
+           {"renamed_to", aside},
+           {"its_boot_id", info->boot_id},
            {"this_boot_id", *boot}});
-      set_aside.push_back(absl::StrCat(kMapFile, " -> ", aside, " (valid, but from an unclean "
+      set_aside.push_back(absl::StrCat(kMapFile, " -> ", aside,
+                                       " (valid, but from an unclean "
                                        "stop during an earlier boot)"));
     }
   } else if (!found.empty()) {
@@ -276,7 +282,8 @@ absl::StatusOr<std::unique_ptr<CounterTable>> OpenOrRecoverTable(const RecoveryO
 
   // Step 4.
   if (found.empty()) {
-    ASSIGN_OR_RETURN(std::unique_ptr<CounterTable> table, CounterTable::Create(map_path, opt.capacity));
+    ASSIGN_OR_RETURN(std::unique_ptr<CounterTable> table,
+                     CounterTable::Create(map_path, opt.capacity));
     Log(LogLevel::kInfo, "created new table",
         {{"file", kMapFile}, {"capacity", opt.capacity}, {"data_dir", dir}});
     return table;
@@ -286,16 +293,20 @@ absl::StatusOr<std::unique_ptr<CounterTable>> OpenOrRecoverTable(const RecoveryO
     if (absl::StrContains(s, ".untrusted-")) {
       untrusted_hint = absl::StrCat(
           " If losing nothing matters more than the risk of a torn file, move the untrusted map "
-          "back to ", kMapFile, " and start with --trust-untrusted-map.");
+          "back to ",
+          kMapFile, " and start with --trust-untrusted-map.");
     }
   }
   return absl::FailedPreconditionError(absl::StrCat(
-      "refusing to start: data directory ", dir, " holds counter files but no usable table or "
-      "snapshot. Found: ", absl::StrJoin(found, ", "), ". Kept aside: ",
-      set_aside.empty() ? "nothing" : absl::StrJoin(set_aside, "; "),
+      "refusing to start: data directory ", dir,
+      " holds counter files but no usable table or "
+      "snapshot. Found: ",
+      absl::StrJoin(found, ", "),
+      ". Kept aside: ", set_aside.empty() ? "nothing" : absl::StrJoin(set_aside, "; "),
       ". Nothing was deleted. To recover: restore counters.map or counters.snap from a backup "
-      "into ", dir, ".", untrusted_hint,
-      " To start empty instead, move every counters.* file out of ", dir, "."));
+      "into ",
+      dir, ".", untrusted_hint, " To start empty instead, move every counters.* file out of ", dir,
+      "."));
 }
 
 }  // namespace countersd

@@ -13,8 +13,8 @@
 namespace countersd {
 
 struct RecoveryOptions {
-  std::string data_dir;        // must exist; the caller holds its flock
-  uint64_t capacity = 0;       // for a new table (or the minimum for a restored one)
+  std::string data_dir;   // must exist; the caller holds its flock
+  uint64_t capacity = 0;  // for a new table (or the minimum for a restored one)
   bool trust_untrusted_map = false;
 };
 

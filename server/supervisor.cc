@@ -83,9 +83,12 @@ void OnChildSignal(int) { g_child_exited = 1; }
 
 const char* RoleName(ProcessRole role) {
   switch (role) {
-    case ProcessRole::kHandler: return "handler";
-    case ProcessRole::kAggregator: return "aggregator";
-    default: return "child";
+    case ProcessRole::kHandler:
+      return "handler";
+    case ProcessRole::kAggregator:
+      return "aggregator";
+    default:
+      return "child";
   }
 }
 
@@ -142,13 +145,14 @@ absl::Status Supervisor::LockDataDir() {
     if (n > 0 && absl::SimpleAtoi(absl::StripAsciiWhitespace(buf), &holder) && holder > 0) {
       who = absl::StrCat("another countersd (pid ", holder, " per ", lock_path, ")");
       if (kill(static_cast<pid_t>(holder), 0) != 0 && errno == ESRCH) {
-        absl::StrAppend(&who, "; that pid has exited, but its child processes still hold the lock "
-                              "and should exit within the drain timeout");
+        absl::StrAppend(&who,
+                        "; that pid has exited, but its child processes still hold the lock "
+                        "and should exit within the drain timeout");
       }
     }
-    return absl::FailedPreconditionError(absl::StrCat(
-        "data directory ", dir, " is in use by ", who,
-        ". Stop that daemon first, or use another --data-dir."));
+    return absl::FailedPreconditionError(
+        absl::StrCat("data directory ", dir, " is in use by ", who,
+                     ". Stop that daemon first, or use another --data-dir."));
   }
   std::string pid = absl::StrCat(self_, "\n");
   if (ftruncate(lock_fd_, 0) != 0 || pwrite(lock_fd_, pid.data(), pid.size(), 0) < 0) {
@@ -161,9 +165,10 @@ absl::Status Supervisor::Start() {
   ASSIGN_OR_RETURN(PortReservation port, PortReservation::Reserve(config_.listen));  // 1
   port_.emplace(std::move(port));
   RETURN_IF_ERROR(LockDataDir());  // 2
-  ASSIGN_OR_RETURN(table_, OpenOrRecoverTable({.data_dir = config_.data_dir,  // 3
-                                               .capacity = config_.capacity,
-                                               .trust_untrusted_map = config_.trust_untrusted_map}));
+  ASSIGN_OR_RETURN(table_,
+                   OpenOrRecoverTable({.data_dir = config_.data_dir,  // 3
+                                       .capacity = config_.capacity,
+                                       .trust_untrusted_map = config_.trust_untrusted_map}));
   return absl::OkStatus();
 }
 
@@ -211,8 +216,8 @@ int Supervisor::Run() {
 
   // Main loop.
   while (g_stop_signal == 0) {
-    if (g_child_exited) ReapChildren();  // 6
-    RespawnDue();                        // 7
+    if (g_child_exited) ReapChildren();             // 6
+    RespawnDue();                                   // 7
     if (!announced_ready_ && AllHandlersReady()) {  // 8
       announced_ready_ = true;
       Log(LogLevel::kInfo, "ready",
@@ -225,7 +230,8 @@ int Supervisor::Run() {
     absl::Duration timeout = announced_ready_ ? absl::Seconds(1) : absl::Milliseconds(20);
     absl::Time now = absl::Now();
     for (const Child& c : children_) {
-      if (c.pid == 0) timeout = std::min(timeout, std::max(c.restart_at - now, absl::ZeroDuration()));
+      if (c.pid == 0)
+        timeout = std::min(timeout, std::max(c.restart_at - now, absl::ZeroDuration()));
     }
     WaitForSignal(timeout);
   }
@@ -337,9 +343,8 @@ bool Supervisor::AllHandlersReady() const {
   for (const Child& c : children_) {
     if (c.role != ProcessRole::kHandler) continue;
     if (c.pid == 0) return false;
-    bool ready = std::any_of(stats.begin(), stats.end(), [&c](const ProcessStats& s) {
-      return s.pid == c.pid && s.ready;
-    });
+    bool ready = std::any_of(stats.begin(), stats.end(),
+                             [&c](const ProcessStats& s) { return s.pid == c.pid && s.ready; });
     if (!ready) return false;
   }
   return true;
@@ -367,7 +372,8 @@ bool Supervisor::WaitForRole(ProcessRole role, absl::Duration timeout) {
 int Supervisor::Shutdown(int signal) {
   stopping_ = true;
   Log(LogLevel::kInfo, "shutting down",
-      {{"signal", SignalName(signal)}, {"drain_timeout", absl::FormatDuration(config_.drain_timeout)}});
+      {{"signal", SignalName(signal)},
+       {"drain_timeout", absl::FormatDuration(config_.drain_timeout)}});
 
   // 9. Drain the handlers.
   SignalRole(ProcessRole::kHandler, SIGTERM);
@@ -424,7 +430,9 @@ int Supervisor::Shutdown(int signal) {
       snapshot_ok = meta.ok();
       if (meta.ok()) {
         Log(LogLevel::kInfo, "final snapshot written",
-            {{"generation", meta->generation}, {"counters", meta->counters}, {"bytes", meta->bytes}});
+            {{"generation", meta->generation},
+             {"counters", meta->counters},
+             {"bytes", meta->bytes}});
       }
     } else {
       Log(LogLevel::kError, "cannot open the snapshot file for the final snapshot",

@@ -43,14 +43,14 @@ class Supervisor {
   // One child process the supervisor keeps alive.
   struct Child {
     ProcessRole role;
-    int index;                 // handler number (0..N-1); 0 for the aggregator
-    pid_t pid = 0;             // 0: not running
+    int index;      // handler number (0..N-1); 0 for the aggregator
+    pid_t pid = 0;  // 0: not running
     absl::Time started = absl::InfinitePast();
     absl::Duration backoff = kMinBackoff;
     absl::Time restart_at = absl::InfinitePast();  // when to respawn it, if pid == 0
   };
 
-  absl::Status Start();                  // data dir, flock, port, recovery
+  absl::Status Start();  // data dir, flock, port, recovery
   absl::Status LockDataDir();
   void Spawn(Child& child);
   [[noreturn]] void RunChild(const Child& child);

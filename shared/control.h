@@ -25,11 +25,11 @@ struct SnapshotControl {
   std::atomic<int64_t> unix_ns;       // when it became durable
   std::atomic<uint64_t> counters;
   std::atomic<uint64_t> bytes;
-  std::atomic<uint64_t> micros;       // time to take and sync it
-  std::atomic<uint64_t> max_pause_ns; // longest stop of increments it caused
-  std::atomic<uint32_t> last_failed;  // 1 if the last attempt failed
+  std::atomic<uint64_t> micros;        // time to take and sync it
+  std::atomic<uint64_t> max_pause_ns;  // longest stop of increments it caused
+  std::atomic<uint32_t> last_failed;   // 1 if the last attempt failed
   std::atomic<uint32_t> pad;
-  std::atomic<uint64_t> failures;     // failed attempts since the file was opened
+  std::atomic<uint64_t> failures;  // failed attempts since the file was opened
 };
 
 // Process-shared futex wait: sleeps while *word == expected, at most

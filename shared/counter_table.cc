@@ -87,7 +87,6 @@ int32_t Pid() {
   return g_pid.load(std::memory_order_relaxed);
 }
 
-
 inline uint64_t Load64(const char* p) {
   uint64_t w;
   std::memcpy(&w, p, 8);
@@ -182,14 +181,14 @@ Geometry ComputeGeometry(uint64_t capacity) {
       RoundUp(g.processes_offset + layout::kProcessSlots * sizeof(ProcessSlot), layout::kPage);
   g.slots_offset =
       RoundUp(g.journals_offset + layout::kJournals * sizeof(BatchJournal), layout::kPage);
-  g.file_size = RoundUp(
-      g.slots_offset + uint64_t{g.regions} * g.region_slots * sizeof(Slot), layout::kPage);
+  g.file_size =
+      RoundUp(g.slots_offset + uint64_t{g.regions} * g.region_slots * sizeof(Slot), layout::kPage);
   return g;
 }
 
 uint32_t HeaderCrc(const TableHeader* h) {
-  return static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(h),
-                                     offsetof(TableHeader, header_crc)));
+  return static_cast<uint32_t>(
+      crc32(0, reinterpret_cast<const Bytef*>(h), offsetof(TableHeader, header_crc)));
 }
 
 // Seqlock writer side: makes seq odd, runs `change`, makes it even again.
@@ -316,7 +315,8 @@ inline void CounterTable::CopyRegionIfPending(uint32_t r, uint32_t epoch) const 
 
 // REQUIRES: region r locked by this process, about to be changed.
 static inline void MarkDirty(RegionShared* reg) {
-  if (reg->dirty.load(std::memory_order_relaxed) == 0) reg->dirty.store(1, std::memory_order_relaxed);
+  if (reg->dirty.load(std::memory_order_relaxed) == 0)
+    reg->dirty.store(1, std::memory_order_relaxed);
 }
 
 // RAII holder of one region's lock, for writers: copies the region into the
@@ -345,12 +345,12 @@ size_t CounterTable::kMaxBatch() { return layout::kMaxBatchOps; }
 // Creation, opening, validation.
 
 absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::Map(const std::string& path, int fd,
-                                                                 bool writable, Sys* sys) {
+                                                                bool writable, Sys* sys) {
   struct stat st;
   if (fstat(fd, &st) != 0) return ErrnoToStatus(errno, absl::StrCat("fstat(", path, ")"));
   if (static_cast<uint64_t>(st.st_size) < sizeof(TableHeader)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "map file ", path, " is ", st.st_size, " bytes, too short for a countersd header"));
+    return absl::FailedPreconditionError(absl::StrCat("map file ", path, " is ", st.st_size,
+                                                      " bytes, too short for a countersd header"));
   }
   int prot = writable ? PROT_READ | PROT_WRITE : PROT_READ;
   ASSIGN_OR_RETURN(void* p, sys->Mmap(st.st_size, prot, MAP_SHARED, fd, path));
@@ -379,16 +379,22 @@ absl::Status CounterTable::ValidateHeader(uint64_t actual_file_size) const {
     return Mismatch("layout version", h->layout_version, layout::kLayoutVersion);
   }
   if (h->header_crc != HeaderCrc(h)) {
-    return absl::FailedPreconditionError("map file header checksum mismatch: the header is corrupt");
+    return absl::FailedPreconditionError(
+        "map file header checksum mismatch: the header is corrupt");
   }
-  if (h->header_size != sizeof(TableHeader)) return Mismatch("header size", h->header_size, sizeof(TableHeader));
+  if (h->header_size != sizeof(TableHeader))
+    return Mismatch("header size", h->header_size, sizeof(TableHeader));
   if (h->slot_size != sizeof(Slot)) return Mismatch("slot size", h->slot_size, sizeof(Slot));
-  if (h->region_size != sizeof(RegionShared)) return Mismatch("region size", h->region_size, sizeof(RegionShared));
-  if (h->process_slot_size != sizeof(ProcessSlot)) return Mismatch("process slot size", h->process_slot_size, sizeof(ProcessSlot));
-  if (h->journal_size != sizeof(BatchJournal)) return Mismatch("journal size", h->journal_size, sizeof(BatchJournal));
+  if (h->region_size != sizeof(RegionShared))
+    return Mismatch("region size", h->region_size, sizeof(RegionShared));
+  if (h->process_slot_size != sizeof(ProcessSlot))
+    return Mismatch("process slot size", h->process_slot_size, sizeof(ProcessSlot));
+  if (h->journal_size != sizeof(BatchJournal))
+    return Mismatch("journal size", h->journal_size, sizeof(BatchJournal));
   Geometry g = ComputeGeometry(h->capacity);
   if (h->regions != g.regions) return Mismatch("region count", h->regions, g.regions);
-  if (h->region_slots != g.region_slots) return Mismatch("slots per region", h->region_slots, g.region_slots);
+  if (h->region_slots != g.region_slots)
+    return Mismatch("slots per region", h->region_slots, g.region_slots);
   if (h->regions_offset != g.regions_offset || h->processes_offset != g.processes_offset ||
       h->journals_offset != g.journals_offset || h->slots_offset != g.slots_offset) {
     return absl::FailedPreconditionError("map file section offsets do not match its capacity");
@@ -451,7 +457,8 @@ absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::Create(const std::st
     }
   }
   absl::StatusOr<std::unique_ptr<CounterTable>> t =
-      st.ok() ? Map(path, fd, /*writable=*/true, sys) : absl::StatusOr<std::unique_ptr<CounterTable>>(st);
+      st.ok() ? Map(path, fd, /*writable=*/true, sys)
+              : absl::StatusOr<std::unique_ptr<CounterTable>>(st);
   if (t.ok()) st = sys->Fsync(fd, path);
   (void)sys->Close(fd);
   if (!t.ok() || !st.ok()) {
@@ -483,8 +490,7 @@ absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::Open(const std::stri
   TableHeader* h = table.header_;
   table.opened_info_ = table.Info();
   table.opened_info_.clean_shutdown = h->clean_shutdown.load() != 0;
-  table.opened_info_.boot_id =
-      std::string(h->boot_id, strnlen(h->boot_id, sizeof h->boot_id));
+  table.opened_info_.boot_id = std::string(h->boot_id, strnlen(h->boot_id, sizeof h->boot_id));
 
   // Every lock is meaningless now: whoever held it is gone.
   for (uint32_t r = 0; r < h->regions; ++r) StripeLockInit(&table.region(r)->lock);
@@ -767,7 +773,8 @@ absl::StatusOr<Slot*> CounterTable::Insert(uint32_t r, std::string_view key, uin
 }
 
 static absl::Status Overflow(std::string_view key, int64_t value, int64_t delta) {
-  return absl::OutOfRangeError(absl::StrCat("adding ", delta, " to counter \"", std::string(key), "\" (", value,
+  return absl::OutOfRangeError(absl::StrCat("adding ", delta, " to counter \"", std::string(key),
+                                            "\" (", value,
                                             ") would overflow int64; the value is unchanged"));
 }
 
@@ -865,8 +872,7 @@ absl::StatusOr<int64_t> CounterTable::Delete(std::string_view key) {
 BatchJournal* CounterTable::ClaimJournal() {
   const int32_t pid = Pid();
   // Start at a per-thread position so threads rarely collide.
-  static thread_local uint32_t start =
-      static_cast<uint32_t>(std::hash<const void*>{}(&start) >> 4);
+  static thread_local uint32_t start = static_cast<uint32_t>(std::hash<const void*>{}(&start) >> 4);
   for (;;) {
     for (uint32_t k = 0; k < layout::kJournals; ++k) {
       BatchJournal* j = journal((start + k) % layout::kJournals);
@@ -884,9 +890,8 @@ absl::StatusOr<std::vector<int64_t>> CounterTable::IncrementBatch(
     absl::Span<const IncrementOp> ops) {
   if (ops.empty()) return absl::InvalidArgumentError("batch is empty");
   if (ops.size() > layout::kMaxBatchOps) {
-    return absl::ResourceExhaustedError(absl::StrCat("batch has ", ops.size(),
-                                                     " increments; the limit is ",
-                                                     layout::kMaxBatchOps));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("batch has ", ops.size(), " increments; the limit is ", layout::kMaxBatchOps));
   }
   // Per-thread scratch: no allocation per batch beyond the result.
   struct Item {
@@ -895,7 +900,7 @@ absl::StatusOr<std::vector<int64_t>> CounterTable::IncrementBatch(
     uint32_t index;  // into ops
   };
   struct Target {
-    Slot* slot;      // nullptr: to be created
+    Slot* slot;  // nullptr: to be created
     uint32_t region;
     uint64_t hash;
     std::string_view key;
@@ -955,7 +960,8 @@ absl::StatusOr<std::vector<int64_t>> CounterTable::IncrementBatch(
     const std::string_view key = ops[it.index].key;
     if (k == 0 || it.hash != items[k - 1].hash || key != ops[items[k - 1].index].key) {
       Slot* s = Find(it.region, key, it.hash);
-      targets.push_back({s, it.region, it.hash, key, s ? s->value.load(std::memory_order_relaxed) : 0});
+      targets.push_back(
+          {s, it.region, it.hash, key, s ? s->value.load(std::memory_order_relaxed) : 0});
       if (!s) ++creates;
     }
     Target& t = targets.back();

@@ -66,13 +66,13 @@ struct Counter {
 struct TableInfo {
   uint32_t layout_version;
   uint64_t capacity;
-  uint64_t live;            // counters that exist
+  uint64_t live;  // counters that exist
   uint32_t regions;
   uint32_t region_slots;
   uint64_t file_size;
   int64_t created_unix_ns;
-  bool clean_shutdown;      // as found when opened
-  std::string boot_id;      // as found when opened
+  bool clean_shutdown;  // as found when opened
+  std::string boot_id;  // as found when opened
 };
 
 // Statistics of one process that claimed a ProcessSlot.
@@ -268,7 +268,7 @@ class CounterTable {
   layout::RegionShared* regions_base_ = nullptr;
   layout::Slot* slots_base_ = nullptr;
   uint32_t region_slots_ = 0;
-  uint32_t region_shift_ = 64;  // 64 - log2(regions); 64 means one region
+  uint32_t region_shift_ = 64;              // 64 - log2(regions); 64 means one region
   layout::ProcessSlot* my_slot_ = nullptr;  // this process's, after RegisterProcess
   TableInfo opened_info_;
 };

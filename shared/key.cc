@@ -72,9 +72,9 @@ absl::Status ValidateKey(std::string_view key) {
           absl::StrCat("key must be valid UTF-8 (invalid byte sequence at offset ", i, ")"));
     }
     if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "key must not contain control characters (U+", absl::Hex(cp, absl::kZeroPad4),
-          " at offset ", i, ")"));
+      return absl::InvalidArgumentError(absl::StrCat("key must not contain control characters (U+",
+                                                     absl::Hex(cp, absl::kZeroPad4), " at offset ",
+                                                     i, ")"));
     }
     i += n;
   }

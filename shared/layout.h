@@ -85,8 +85,8 @@ static_assert(sizeof(RegionShared) == 128);
 
 // Per-process stats (handlers, aggregator). Claimed by CAS of `pid` from 0.
 struct alignas(64) ProcessSlot {
-  std::atomic<int32_t> pid;   // 0: free.
-  std::atomic<uint32_t> role; // ProcessRole
+  std::atomic<int32_t> pid;    // 0: free.
+  std::atomic<uint32_t> role;  // ProcessRole
   std::atomic<uint64_t> calls;
   std::atomic<uint64_t> errors;
   std::atomic<int64_t> started_unix_ns;
@@ -96,9 +96,9 @@ static_assert(sizeof(ProcessSlot) == 64);
 
 struct JournalEntry {
   uint32_t region;
-  uint32_t slot;       // index within the region
+  uint32_t slot;  // index within the region
   int64_t old_value;
-  uint32_t created;    // 1 if the batch created the counter
+  uint32_t created;  // 1 if the batch created the counter
   uint32_t pad;
 };
 
@@ -122,25 +122,25 @@ struct TableHeader {
   uint32_t layout_version;
   uint32_t header_size;
   uint32_t slot_size;
-  uint32_t region_size;        // sizeof(RegionShared)
+  uint32_t region_size;  // sizeof(RegionShared)
   uint32_t process_slot_size;
   uint32_t journal_size;
-  uint64_t capacity;           // max live counters
-  uint32_t regions;            // power of two
-  uint32_t region_slots;       // slots per region
+  uint64_t capacity;      // max live counters
+  uint32_t regions;       // power of two
+  uint32_t region_slots;  // slots per region
   uint64_t file_size;
   uint64_t regions_offset;
   uint64_t processes_offset;
   uint64_t journals_offset;
   uint64_t slots_offset;
   int64_t created_unix_ns;
-  uint32_t header_crc;         // crc32 of the bytes before this field
+  uint32_t header_crc;  // crc32 of the bytes before this field
   uint32_t pad0;
   // ---- runtime fields ----
   // 1 after a clean shutdown; cleared when a new owner opens the file.
   std::atomic<uint32_t> clean_shutdown;
   uint32_t pad1;
-  char boot_id[40];            // boot id of the last owner, NUL-padded.
+  char boot_id[40];  // boot id of the last owner, NUL-padded.
   std::atomic<int64_t> opened_unix_ns;
   // Live counters in the whole table: a fast hint for the capacity check,
   // changed next to a region's `live`. A process killed between the two

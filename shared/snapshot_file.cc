@@ -26,16 +26,16 @@ constexpr uint64_t kMaxRecord = 2 + kMaxKeyBytes + 8;
 struct SnapshotMeta {
   char magic[8];
   uint32_t version;
-  uint32_t half;          // == generation % 2
+  uint32_t half;  // == generation % 2
   uint64_t generation;
-  uint64_t half_size;     // bytes per half; the same in both metas
+  uint64_t half_size;  // bytes per half; the same in both metas
   uint64_t data_len;
   uint64_t counters;
   uint64_t capacity;
   int64_t unix_ns;
   char boot_id[40];
   uint32_t data_crc;
-  uint32_t meta_crc;      // crc32 of the bytes before this field
+  uint32_t meta_crc;  // crc32 of the bytes before this field
 };
 static_assert(sizeof(SnapshotMeta) <= kMetaPage);
 
@@ -112,8 +112,8 @@ absl::StatusOr<std::pair<char*, uint64_t>> MapReadOnly(const std::string& path) 
   }
   if (static_cast<uint64_t>(st.st_size) < kDataStart) {
     close(fd);
-    return absl::FailedPreconditionError(absl::StrCat(
-        "snapshot file ", path, " is ", st.st_size, " bytes, too short for its two meta pages"));
+    return absl::FailedPreconditionError(absl::StrCat("snapshot file ", path, " is ", st.st_size,
+                                                      " bytes, too short for its two meta pages"));
   }
   auto p = RealSys()->Mmap(st.st_size, PROT_READ, MAP_SHARED, fd, path);
   close(fd);
@@ -160,8 +160,8 @@ absl::StatusOr<std::unique_ptr<SnapshotFile>> SnapshotFile::OpenForWrite(const s
     size = kDataStart + 2 * wanted_half;
     RETURN_IF_ERROR(sys->Ftruncate(f->fd_, static_cast<off_t>(size), path));
   } else if (size < kDataStart) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "snapshot file ", path, " is ", size, " bytes, too short for its two meta pages"));
+    return absl::FailedPreconditionError(absl::StrCat("snapshot file ", path, " is ", size,
+                                                      " bytes, too short for its two meta pages"));
   }
   ASSIGN_OR_RETURN(void* p, sys->Mmap(size, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd_, path));
   f->base_ = static_cast<char*>(p);
@@ -180,9 +180,9 @@ absl::StatusOr<std::unique_ptr<SnapshotFile>> SnapshotFile::OpenForWrite(const s
     f->half_size_ = newest ? m.half_size : (size - kDataStart) / 2;
     f->generation_ = newest ? newest->meta.generation : 0;
     if (f->half_size_ < wanted_half || size != kDataStart + 2 * f->half_size_) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "snapshot file ", path, " was sized for fewer counters than capacity ", capacity,
-          "; move it aside to start a new one"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("snapshot file ", path, " was sized for fewer counters than capacity ",
+                       capacity, "; move it aside to start a new one"));
     }
   }
   return f;
@@ -198,9 +198,8 @@ absl::StatusOr<SnapshotMetaInfo> SnapshotFile::Write(std::string_view records, u
   const uint64_t g = generation_ + 1;
   const uint32_t half = static_cast<uint32_t>(g % 2);
   if (records.size() > half_size_) {
-    return absl::ResourceExhaustedError(absl::StrCat("snapshot of ", records.size(),
-                                                     " bytes exceeds the file's half size ",
-                                                     half_size_));
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "snapshot of ", records.size(), " bytes exceeds the file's half size ", half_size_));
   }
   char* data = base_ + kDataStart + half * half_size_;
   std::memcpy(data, records.data(), records.size());
@@ -252,9 +251,9 @@ absl::StatusOr<SnapshotMetaInfo> SnapshotFile::ReadNewest(
   if (!checks.ok()) {
     result = checks.status();
   } else if (!newest) {
-    result = absl::FailedPreconditionError(
-        absl::StrCat("snapshot file ", path, " holds no valid snapshot: ",
-                     (*checks)[0].status.message(), "; ", (*checks)[1].status.message()));
+    result = absl::FailedPreconditionError(absl::StrCat(
+        "snapshot file ", path, " holds no valid snapshot: ", (*checks)[0].status.message(), "; ",
+        (*checks)[1].status.message()));
   } else {
     SnapshotMeta m;
     std::memcpy(&m, base + newest->index * kMetaPage, sizeof m);

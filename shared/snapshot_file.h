@@ -39,17 +39,17 @@ namespace countersd {
 struct SnapshotMetaInfo {
   uint64_t generation = 0;
   uint64_t counters = 0;
-  uint64_t bytes = 0;       // bytes of record data
-  uint64_t capacity = 0;    // capacity of the table it was taken from
-  int64_t unix_ns = 0;      // when it was written
-  std::string boot_id;      // boot during which it was written
+  uint64_t bytes = 0;     // bytes of record data
+  uint64_t capacity = 0;  // capacity of the table it was taken from
+  int64_t unix_ns = 0;    // when it was written
+  std::string boot_id;    // boot during which it was written
 };
 
 // Result of validating one meta page and its half.
 struct SnapshotSlotCheck {
-  int index = 0;                  // 0 or 1
-  absl::Status status;            // OK, or why that meta/half is invalid
-  SnapshotMetaInfo meta;          // filled when the meta page itself is valid
+  int index = 0;          // 0 or 1
+  absl::Status status;    // OK, or why that meta/half is invalid
+  SnapshotMetaInfo meta;  // filled when the meta page itself is valid
 };
 
 // Appends one record to `out` in the file's record format.
@@ -62,8 +62,8 @@ class SnapshotFile {
   // file keeps its contents; the next generation follows its newest valid
   // one.
   static absl::StatusOr<std::unique_ptr<SnapshotFile>> OpenForWrite(const std::string& path,
-                                                                   uint64_t capacity,
-                                                                   Sys* sys = RealSys());
+                                                                    uint64_t capacity,
+                                                                    Sys* sys = RealSys());
   ~SnapshotFile();
 
   // Writes `records` (built with AppendSnapshotRecord) holding `counters`

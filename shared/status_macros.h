@@ -11,9 +11,9 @@
 
 // Evaluates `expr` (an absl::Status) and returns it from the enclosing
 // function if it is not OK.
-#define RETURN_IF_ERROR(expr)                       \
-  do {                                              \
-    ::absl::Status status_macro_status_ = (expr);   \
+#define RETURN_IF_ERROR(expr)                                    \
+  do {                                                           \
+    ::absl::Status status_macro_status_ = (expr);                \
     if (!status_macro_status_.ok()) return status_macro_status_; \
   } while (0)
 
@@ -23,8 +23,8 @@
   ASSIGN_OR_RETURN_IMPL_(COUNTERSD_CONCAT_(status_or_value_, __LINE__), lhs, rexpr)
 // `lhs` is a declaration, so it cannot be parenthesised.
 // NOLINTBEGIN(bugprone-macro-parentheses)
-#define ASSIGN_OR_RETURN_IMPL_(tmp, lhs, rexpr) \
-  auto tmp = (rexpr);                           \
+#define ASSIGN_OR_RETURN_IMPL_(tmp, lhs, rexpr)  \
+  auto tmp = (rexpr);                            \
   if (!tmp.ok()) return std::move(tmp).status(); \
   lhs = std::move(tmp).value()
 // NOLINTEND(bugprone-macro-parentheses)

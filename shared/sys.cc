@@ -16,7 +16,8 @@
 namespace countersd {
 
 absl::Status ErrnoToStatus(int err, std::string_view call) {
-  std::string msg = absl::StrCat(std::string(call), " failed: ", std::strerror(err), " (errno ", err, ")");
+  std::string msg =
+      absl::StrCat(std::string(call), " failed: ", std::strerror(err), " (errno ", err, ")");
   switch (err) {
     case ENOSPC:
     case EDQUOT:
@@ -54,7 +55,8 @@ absl::Status Sys::Close(int fd) {
 }
 
 absl::Status Sys::Ftruncate(int fd, off_t size, std::string_view what) {
-  if (::ftruncate(fd, size) != 0) return ErrnoToStatus(errno, absl::StrCat("ftruncate(", std::string(what), ")"));
+  if (::ftruncate(fd, size) != 0)
+    return ErrnoToStatus(errno, absl::StrCat("ftruncate(", std::string(what), ")"));
   return absl::OkStatus();
 }
 

@@ -29,7 +29,8 @@ class Sys {
   virtual absl::StatusOr<int> Open(const std::string& path, int flags, mode_t mode);
   virtual absl::Status Close(int fd);
   virtual absl::Status Ftruncate(int fd, off_t size, std::string_view what);
-  virtual absl::StatusOr<void*> Mmap(size_t len, int prot, int flags, int fd, std::string_view what);
+  virtual absl::StatusOr<void*> Mmap(size_t len, int prot, int flags, int fd,
+                                     std::string_view what);
   virtual absl::Status Munmap(void* addr, size_t len);
   // msync(MS_SYNC) of [addr, addr+len); addr is rounded down to a page.
   virtual absl::Status Msync(void* addr, size_t len, std::string_view what);

@@ -32,6 +32,13 @@
 //  5. On a terminal (stdout and stderr both a tty) a progress line is
 //     refreshed every second on stderr. Ctrl-C stops issuing and reports what
 //     was measured so far.
+#include <grpc/support/time.h>
+#include <grpcpp/channel.h>
+#include <grpcpp/client_context.h>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/support/channel_arguments.h>
+#include <grpcpp/support/client_callback.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -43,14 +50,6 @@
 #include <optional>
 #include <thread>
 #include <vector>
-
-#include <grpc/support/time.h>
-#include <grpcpp/channel.h>
-#include <grpcpp/client_context.h>
-#include <grpcpp/create_channel.h>
-#include <grpcpp/security/credentials.h>
-#include <grpcpp/support/channel_arguments.h>
-#include <grpcpp/support/client_callback.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -79,9 +78,12 @@ enum class Engine { kCallback, kAsync };
 
 absl::string_view RpcName(RpcKind k) {
   switch (k) {
-    case RpcKind::kIncrement: return "increment";
-    case RpcKind::kBatch: return "batch";
-    case RpcKind::kGet: return "get";
+    case RpcKind::kIncrement:
+      return "increment";
+    case RpcKind::kBatch:
+      return "batch";
+    case RpcKind::kGet:
+      return "get";
   }
   return "?";
 }
@@ -93,7 +95,7 @@ struct BenchConfig {
   int64_t connections = 8;
   int64_t concurrency = 64;
   std::optional<absl::Duration> duration;  // default 10s when --requests is absent
-  int64_t requests = 0;                     // 0: no limit
+  int64_t requests = 0;                    // 0: no limit
   absl::Duration warmup = absl::Seconds(1);
   std::string key_prefix = "bench:";
   absl::Duration timeout = absl::Seconds(5);
@@ -112,8 +114,7 @@ class Bench;
 class CallSlot final : public grpc::ClientUnaryReactor {
  public:
   // `cq` is the slot's completion queue for Engine::kAsync, else null.
-  CallSlot(Bench* bench, v1::CounterService::Stub* stub, grpc::CompletionQueue* cq,
-           uint64_t seed);
+  CallSlot(Bench* bench, v1::CounterService::Stub* stub, grpc::CompletionQueue* cq, uint64_t seed);
 
   // Starts the next call and returns true, or tells the Bench this slot is
   // finished and returns false (then `this` must not be touched again by
@@ -174,8 +175,9 @@ class Bench {
   const BenchConfig& config() const { return config_; }
   const std::vector<std::string>& keys() const { return keys_; }
   gpr_timespec Deadline() const {
-    return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                        gpr_time_from_nanos(absl::ToInt64Nanoseconds(config_.timeout), GPR_TIMESPAN));
+    return gpr_time_add(
+        gpr_now(GPR_CLOCK_MONOTONIC),
+        gpr_time_from_nanos(absl::ToInt64Nanoseconds(config_.timeout), GPR_TIMESPAN));
   }
 
   // Decides whether a slot may start a call at `now`, and whether that call
@@ -309,9 +311,9 @@ void CallSlot::Complete(const grpc::Status& status) {
       const size_t code = static_cast<size_t>(status.error_code());
       ++errors_by_code[code < errors_by_code.size() ? code : 2 /* UNKNOWN */];
       if (first_error.empty()) {
-        first_error = absl::StrCat(absl::StatusCodeToString(
-                                       static_cast<absl::StatusCode>(status.error_code())),
-                                   ": ", status.error_message());
+        first_error = absl::StrCat(
+            absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code())), ": ",
+            status.error_message());
       }
       last_done = now;
     }
@@ -391,8 +393,8 @@ void Bench::PrintProgress(Clock::time_point start) {
   const double t = std::chrono::duration<double>(now - start).count();
   std::string line = absl::StrFormat("\r\033[K%6.1fs %s  %s calls/s  %s ok  %s errors", t,
                                      now < window_start_ ? "warm-up " : "measured",
-                                     WithThousands(static_cast<uint64_t>(rate)),
-                                     WithThousands(ok), WithThousands(errors));
+                                     WithThousands(static_cast<uint64_t>(rate)), WithThousands(ok),
+                                     WithThousands(errors));
   fputs(line.c_str(), stderr);
   fflush(stderr);
 }
@@ -431,19 +433,20 @@ int RunBench(const Invocation& inv) {
   } else if (rpc == "get") {
     config.rpc = RpcKind::kGet;
   } else {
-    return UsageError(inv, absl::StrCat("--rpc must be increment, batch or get, got \"", rpc, "\""));
+    return UsageError(inv,
+                      absl::StrCat("--rpc must be increment, batch or get, got \"", rpc, "\""));
   }
   struct IntFlag {
     absl::string_view name;
     int64_t max;
     int64_t* out;
   };
-  for (const IntFlag& f : {IntFlag{"keys", 100'000'000, &config.keys},
-                           IntFlag{"batch", 1'000'000, &config.batch},
-                           IntFlag{"connections", 4096, &config.connections},
-                           IntFlag{"concurrency", 100'000, &config.concurrency},
-                           IntFlag{"requests", int64_t{1} << 62, &config.requests},
-                           IntFlag{"threads", 256, &config.threads}}) {
+  for (const IntFlag& f :
+       {IntFlag{"keys", 100'000'000, &config.keys}, IntFlag{"batch", 1'000'000, &config.batch},
+        IntFlag{"connections", 4096, &config.connections},
+        IntFlag{"concurrency", 100'000, &config.concurrency},
+        IntFlag{"requests", int64_t{1} << 62, &config.requests},
+        IntFlag{"threads", 256, &config.threads}}) {
     if (!inv.Has(f.name)) continue;
     absl::StatusOr<int64_t> v = ParsePositiveFlag(inv.Flag(f.name), f.name, f.max);
     if (!v.ok()) return UsageError(inv, v.status().message());
@@ -484,9 +487,9 @@ int RunBench(const Invocation& inv) {
   // Connect every channel first, so that connection set-up is not measured
   // and an unreachable daemon is reported clearly.
   std::vector<std::shared_ptr<grpc::Channel>> channels;
-  const gpr_timespec connect_deadline = gpr_time_add(
-      gpr_now(GPR_CLOCK_MONOTONIC),
-      gpr_time_from_nanos(absl::ToInt64Nanoseconds(inv.timeout), GPR_TIMESPAN));
+  const gpr_timespec connect_deadline =
+      gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                   gpr_time_from_nanos(absl::ToInt64Nanoseconds(inv.timeout), GPR_TIMESPAN));
   for (int64_t c = 0; c < config.connections; ++c) {
     grpc::ChannelArguments args;
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
@@ -564,24 +567,26 @@ int RunBench(const Invocation& inv) {
     PrintData(j.str() + "\n");
   } else {
     std::vector<std::vector<std::string>> rows = {
-        {"rpc", config.rpc == RpcKind::kBatch
-                    ? absl::StrCat("batch (IncrementBatch of ", config.batch, ")")
-                    : std::string(config.rpc == RpcKind::kGet ? "get (Get)" : "increment (Increment)")},
-        {"target", absl::StrCat(inv.address, ", ", config.connections, " connections, ",
-                                config.concurrency, " calls in flight, ",
-                                WithThousands(config.keys), " keys")},
+        {"rpc",
+         config.rpc == RpcKind::kBatch
+             ? absl::StrCat("batch (IncrementBatch of ", config.batch, ")")
+             : std::string(config.rpc == RpcKind::kGet ? "get (Get)" : "increment (Increment)")},
+        {"target",
+         absl::StrCat(inv.address, ", ", config.connections, " connections, ", config.concurrency,
+                      " calls in flight, ", WithThousands(config.keys), " keys")},
         {"client", config.engine == Engine::kAsync
                        ? absl::StrCat("gRPC async API, ", config.threads,
                                       config.threads == 1 ? " thread" : " threads")
                        : std::string("gRPC callback API")},
-        {"measured", absl::StrFormat("%.2f s after %s warm-up%s", elapsed,
-                                     absl::FormatDuration(config.warmup),
-                                     g_interrupted ? " (interrupted)" : "")},
+        {"measured",
+         absl::StrFormat("%.2f s after %s warm-up%s", elapsed, absl::FormatDuration(config.warmup),
+                         g_interrupted ? " (interrupted)" : "")},
         {"calls", absl::StrCat(WithThousands(ok), " ok, ", WithThousands(errors), " errors")},
         {"throughput", absl::StrCat(WithThousands(static_cast<uint64_t>(calls_per_s)), " calls/s")},
     };
     if (config.rpc == RpcKind::kBatch) {
-      rows.push_back({"increments", absl::StrCat(WithThousands(static_cast<uint64_t>(ops_per_s)), "/s")});
+      rows.push_back(
+          {"increments", absl::StrCat(WithThousands(static_cast<uint64_t>(ops_per_s)), "/s")});
     }
     rows.push_back({"latency", absl::StrCat("p50 ", FormatMicros(histogram.Percentile(0.5)),
                                             "  p90 ", FormatMicros(histogram.Percentile(0.9)),
@@ -589,8 +594,9 @@ int RunBench(const Invocation& inv) {
                                             "  max ", FormatMicros(histogram.max()))});
     for (size_t c = 0; c < by_code.size(); ++c) {
       if (by_code[c] > 0) {
-        rows.push_back({"errors", absl::StrCat(absl::StatusCodeToString(static_cast<absl::StatusCode>(c)),
-                                               ": ", WithThousands(by_code[c]))});
+        rows.push_back(
+            {"errors", absl::StrCat(absl::StatusCodeToString(static_cast<absl::StatusCode>(c)),
+                                    ": ", WithThousands(by_code[c]))});
       }
     }
     if (!first_error.empty()) rows.push_back({"first error", first_error});
@@ -611,41 +617,45 @@ int RunBench(const Invocation& inv) {
 }  // namespace
 
 VerbSpec BenchVerb() {
-  return {"bench", "", "load-test the daemon; print throughput and latency percentiles",
-          "Drives countersd with --concurrency calls in flight over --connections\n"
-          "separate TCP connections (gRPC callback API, one reusable call object per\n"
-          "call in flight), and prints throughput and p50/p90/p99/max latency of the\n"
-          "successful calls. Calls started during --warmup are not counted. Stops after\n"
-          "--duration (default 10s) or --requests measured calls, whichever comes first.\n"
-          "Keys are drawn uniformly from KEY_PREFIX0 .. KEY_PREFIX{N-1}; `get` creates\n"
-          "them first. A progress line is shown when stdout and stderr are a terminal;\n"
-          "Ctrl-C stops early and reports. Exits 1 if any call failed.\n"
-          "\n"
-          "Examples:\n"
-          "  counterctl bench --rpc=increment --concurrency=64 --connections=8 --duration=10s\n"
-          "  counterctl bench --rpc=increment --concurrency=1 --connections=1\n"
-          "  counterctl bench --rpc=batch --batch=100 --output=json\n"
-          "\n"
-          "JSON: {\"rpc\":..,\"ok\":..,\"errors\":..,\"errors_by_code\":{..},\"elapsed_seconds\":..,\n"
-          "       \"calls_per_second\":..,\"ops_per_second\":..,\n"
-          "       \"latency_us\":{\"p50\":..,\"p90\":..,\"p99\":..,\"p999\":..,\"max\":..,\"mean\":..},...}\n",
-          {
-              {"rpc", "KIND", "increment (default), batch (IncrementBatch) or get"},
-              {"keys", "N", "number of distinct keys (default 1000)"},
-              {"batch", "N", "increments per IncrementBatch call (default 100)"},
-              {"connections", "C", "separate channels/TCP connections (default 8)"},
-              {"concurrency", "K", "calls in flight in total (default 64)"},
-              {"duration", "DURATION", "measured time (default 10s unless --requests)"},
-              {"requests", "N", "stop after N measured calls"},
-              {"warmup", "DURATION", "unmeasured warm-up before the window (default 1s; 0: none)"},
-              {"key-prefix", "PREFIX", "key prefix (default \"bench:\")"},
-              {"api", "API", "async (default: completion queues) or callback (reactors)"},
-              {"threads", "N", "client threads polling completion queues, --api=async (default 1)"},
-          },
-          0,
-          0,
-          "Daemon",
-          RunBench};
+  return {
+      "bench",
+      "",
+      "load-test the daemon; print throughput and latency percentiles",
+      "Drives countersd with --concurrency calls in flight over --connections\n"
+      "separate TCP connections (gRPC callback API, one reusable call object per\n"
+      "call in flight), and prints throughput and p50/p90/p99/max latency of the\n"
+      "successful calls. Calls started during --warmup are not counted. Stops after\n"
+      "--duration (default 10s) or --requests measured calls, whichever comes first.\n"
+      "Keys are drawn uniformly from KEY_PREFIX0 .. KEY_PREFIX{N-1}; `get` creates\n"
+      "them first. A progress line is shown when stdout and stderr are a terminal;\n"
+      "Ctrl-C stops early and reports. Exits 1 if any call failed.\n"
+      "\n"
+      "Examples:\n"
+      "  counterctl bench --rpc=increment --concurrency=64 --connections=8 --duration=10s\n"
+      "  counterctl bench --rpc=increment --concurrency=1 --connections=1\n"
+      "  counterctl bench --rpc=batch --batch=100 --output=json\n"
+      "\n"
+      "JSON: {\"rpc\":..,\"ok\":..,\"errors\":..,\"errors_by_code\":{..},\"elapsed_seconds\":..,\n"
+      "       \"calls_per_second\":..,\"ops_per_second\":..,\n"
+      "       "
+      "\"latency_us\":{\"p50\":..,\"p90\":..,\"p99\":..,\"p999\":..,\"max\":..,\"mean\":..},...}\n",
+      {
+          {"rpc", "KIND", "increment (default), batch (IncrementBatch) or get"},
+          {"keys", "N", "number of distinct keys (default 1000)"},
+          {"batch", "N", "increments per IncrementBatch call (default 100)"},
+          {"connections", "C", "separate channels/TCP connections (default 8)"},
+          {"concurrency", "K", "calls in flight in total (default 64)"},
+          {"duration", "DURATION", "measured time (default 10s unless --requests)"},
+          {"requests", "N", "stop after N measured calls"},
+          {"warmup", "DURATION", "unmeasured warm-up before the window (default 1s; 0: none)"},
+          {"key-prefix", "PREFIX", "key prefix (default \"bench:\")"},
+          {"api", "API", "async (default: completion queues) or callback (reactors)"},
+          {"threads", "N", "client threads polling completion queues, --api=async (default 1)"},
+      },
+      0,
+      0,
+      "Daemon",
+      RunBench};
 }
 
 }  // namespace countersd::ctl

@@ -119,8 +119,8 @@ std::string VerbHelp(const VerbSpec& verb) {
 absl::StatusOr<Invocation> ParseCommandLine(const std::vector<std::string>& argv,
                                             const char* env_address) {
   Invocation inv;
-  inv.address = env_address != nullptr && *env_address != '\0' ? env_address
-                                                                : std::string(kDefaultAddress);
+  inv.address =
+      env_address != nullptr && *env_address != '\0' ? env_address : std::string(kDefaultAddress);
   std::map<std::string, std::string, std::less<>> globals;
   bool flags_ended = false;
   for (size_t i = 1; i < argv.size(); ++i) {
@@ -213,14 +213,14 @@ absl::StatusOr<Invocation> ParseCommandLine(const std::vector<std::string>& argv
   if (inv.verb != nullptr) {
     const int n = static_cast<int>(inv.args.size());
     if (n < inv.verb->min_args) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "missing arguments: expected ", inv.verb->synopsis));
+      return absl::InvalidArgumentError(
+          absl::StrCat("missing arguments: expected ", inv.verb->synopsis));
     }
     if (inv.verb->max_args >= 0 && n > inv.verb->max_args) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "too many arguments for ", inv.verb->name, " (expected ",
-          inv.verb->synopsis.empty() ? "none" : inv.verb->synopsis, "): \"",
-          inv.args[inv.verb->max_args], "\""));
+      return absl::InvalidArgumentError(
+          absl::StrCat("too many arguments for ", inv.verb->name, " (expected ",
+                       inv.verb->synopsis.empty() ? "none" : inv.verb->synopsis, "): \"",
+                       inv.args[inv.verb->max_args], "\""));
     }
   }
   return inv;
@@ -231,8 +231,8 @@ absl::StatusOr<int64_t> ParseInt64Arg(absl::string_view text, absl::string_view 
   if (!absl::SimpleAtoi(text, &v) || text.empty() ||
       absl::ascii_isspace(static_cast<unsigned char>(text.front())) ||
       absl::ascii_isspace(static_cast<unsigned char>(text.back()))) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        what, " must be a signed 64-bit integer, got \"", text, "\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " must be a signed 64-bit integer, got \"", text, "\""));
   }
   return v;
 }
@@ -254,8 +254,8 @@ absl::StatusOr<absl::Duration> ParseDurationArg(absl::string_view text, absl::st
       std::isdigit(static_cast<unsigned char>(text.back()))) {
     d = absl::Seconds(seconds);
   } else if (!absl::ParseDuration(text, &d)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        what, " must be a duration such as 500ms, 5s or 1m, got \"", text, "\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " must be a duration such as 500ms, 5s or 1m, got \"", text, "\""));
   }
   if (d <= absl::ZeroDuration() || d == absl::InfiniteDuration()) {
     return absl::InvalidArgumentError(
@@ -271,8 +271,9 @@ absl::Status CheckKeyArg(absl::string_view key) {
 void PrintData(absl::string_view text) { fwrite(text.data(), 1, text.size(), stdout); }
 
 void PrintMessage(const Invocation& inv, absl::string_view message) {
-  std::string line = inv.verb != nullptr ? absl::StrCat("counterctl ", inv.verb->name, ": ", message, "\n")
-                                         : absl::StrCat("counterctl: ", message, "\n");
+  std::string line = inv.verb != nullptr
+                         ? absl::StrCat("counterctl ", inv.verb->name, ": ", message, "\n")
+                         : absl::StrCat("counterctl: ", message, "\n");
   fflush(stdout);
   fwrite(line.data(), 1, line.size(), stderr);
 }
@@ -294,8 +295,7 @@ int ReportError(const Invocation& inv, const absl::Status& status) {
       break;
     case absl::StatusCode::kDeadlineExceeded:
       message = absl::StrCat("no answer from countersd at ", inv.address, " within ",
-                             absl::FormatDuration(inv.timeout), " (--timeout): ",
-                             status.message());
+                             absl::FormatDuration(inv.timeout), " (--timeout): ", status.message());
       break;
     default:
       break;
@@ -318,7 +318,8 @@ int Main(int argc, char** argv) {
   // (GraphCycles) showed up at ~3% of bench's profile. We only consume locks.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   std::vector<std::string> args(argv, argv + argc);
-  absl::StatusOr<Invocation> inv = ParseCommandLine(args, std::getenv(std::string(kAddressEnv).c_str()));
+  absl::StatusOr<Invocation> inv =
+      ParseCommandLine(args, std::getenv(std::string(kAddressEnv).c_str()));
   if (!inv.ok()) {
     // Name the verb in the message when we got that far.
     Invocation partial;

@@ -58,7 +58,7 @@ struct VerbSpec {
   absl::string_view description;  // paragraphs for `VERB --help`
   std::vector<FlagSpec> flags;
   int min_args = 0;
-  int max_args = 0;  // -1: no limit
+  int max_args = 0;         // -1: no limit
   absl::string_view group;  // heading in the overall help
   int (*run)(const Invocation&) = nullptr;
 };

@@ -150,8 +150,8 @@ int Invalid(const Invocation& inv, const std::string& path, absl::string_view ki
     j.Field("error", why).EndObject();
     PrintData(j.str() + "\n");
   } else {
-    PrintData(FormatColumns({{"path", path}, {"kind", std::string(kind)},
-                             {"status", absl::StrCat("INVALID: ", why)}}));
+    PrintData(FormatColumns(
+        {{"path", path}, {"kind", std::string(kind)}, {"status", absl::StrCat("INVALID: ", why)}}));
   }
   PrintMessage(inv, absl::StrCat(path, " is invalid: ", why));
   return kExitError;
@@ -183,8 +183,8 @@ int InspectMap(const Invocation& inv, const std::string& path, bool dump) {
                                     info.clean_shutdown ? "" : " (a daemon may be writing it)"));
   }
   if (counters.size() > info.capacity) {
-    problems.push_back(absl::StrCat(counters.size(), " live counters exceed the capacity ",
-                                    info.capacity));
+    problems.push_back(
+        absl::StrCat(counters.size(), " live counters exceed the capacity ", info.capacity));
   }
   SortByKey(counters);
   const bool valid = bad_keys == 0 && counters.size() <= info.capacity;
@@ -213,9 +213,8 @@ int InspectMap(const Invocation& inv, const std::string& path, bool dump) {
         {"kind", absl::StrCat("map file, layout version ", info.layout_version)},
         {"status", valid ? "valid" : "INVALID"},
         {"counters", absl::StrCat(WithThousands(counters.size()), " of ",
-                                  WithThousands(info.capacity), " (",
-                                  WithThousands(info.regions), " regions x ",
-                                  WithThousands(info.region_slots), " slots)")},
+                                  WithThousands(info.capacity), " (", WithThousands(info.regions),
+                                  " regions x ", WithThousands(info.region_slots), " slots)")},
         {"file size", absl::StrCat(WithThousands(info.file_size), " bytes")},
         {"created", FormatUnixNanos(info.created_unix_ns)},
         {"clean shutdown", info.clean_shutdown ? "yes" : "no (a daemon runs, or it crashed)"},
@@ -233,8 +232,7 @@ int InspectMap(const Invocation& inv, const std::string& path, bool dump) {
   return kExitOk;
 }
 
-int InspectSnapshot(const Invocation& inv, const std::string& path, const Probe& probe,
-                    bool dump) {
+int InspectSnapshot(const Invocation& inv, const std::string& path, const Probe& probe, bool dump) {
   absl::StatusOr<std::vector<SnapshotSlotCheck>> checks = SnapshotFile::Check(path);
   if (!checks.ok()) return Invalid(inv, path, "snapshot", checks.status().message());
 
@@ -267,8 +265,8 @@ int InspectSnapshot(const Invocation& inv, const std::string& path, const Probe&
   if (newest == nullptr) {
     problems.push_back("no valid snapshot in the file");
   } else {
-    absl::StatusOr<SnapshotMetaInfo> read = SnapshotFile::ReadNewest(
-        path, [&](std::string_view key, int64_t value) {
+    absl::StatusOr<SnapshotMetaInfo> read =
+        SnapshotFile::ReadNewest(path, [&](std::string_view key, int64_t value) {
           counters.push_back(Counter{std::string(key), value});
         });
     if (!read.ok()) {
@@ -322,10 +320,11 @@ int InspectSnapshot(const Invocation& inv, const std::string& path, const Probe&
         {"status", valid ? "valid" : "INVALID"},
     };
     if (restored.has_value()) {
-      rows.push_back({"newest valid", absl::StrCat("generation ", restored->generation, ", ",
-                                             WithThousands(restored->counters), " counters, ",
-                                             WithThousands(restored->bytes), " bytes, written ",
-                                             FormatUnixNanos(restored->unix_ns))});
+      rows.push_back(
+          {"newest valid", absl::StrCat("generation ", restored->generation, ", ",
+                                        WithThousands(restored->counters), " counters, ",
+                                        WithThousands(restored->bytes), " bytes, written ",
+                                        FormatUnixNanos(restored->unix_ns))});
       rows.push_back({"boot id", BootNote(restored->boot_id)});
     }
     for (const Half& h : halves) {
@@ -379,7 +378,9 @@ int RunInspect(const Invocation& inv) {
 }  // namespace
 
 VerbSpec InspectVerb() {
-  return {"inspect", "PATH", "validate a map or snapshot file offline (never writes it)",
+  return {"inspect",
+          "PATH",
+          "validate a map or snapshot file offline (never writes it)",
           "Reads a countersd map file or snapshot file without a daemon and without\n"
           "writing to it. Tells the kind by its magic, validates the header (magic,\n"
           "layout version, sizes, checksum) and, for a snapshot file, both meta pages\n"

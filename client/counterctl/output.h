@@ -33,7 +33,9 @@ class JsonWriter {
   JsonWriter& Null();
 
   // Shorthands for Key(name) followed by a value.
-  JsonWriter& Field(absl::string_view name, absl::string_view value) { return Key(name).String(value); }
+  JsonWriter& Field(absl::string_view name, absl::string_view value) {
+    return Key(name).String(value);
+  }
   JsonWriter& Field(absl::string_view name, const char* value) { return Key(name).String(value); }
   JsonWriter& Field(absl::string_view name, int64_t value) { return Key(name).Int(value); }
   JsonWriter& Field(absl::string_view name, uint64_t value) { return Key(name).Uint(value); }

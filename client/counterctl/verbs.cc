@@ -1,6 +1,8 @@
 // The verbs that talk to a running countersd: inc, dec, get, set, cas, del,
 // list, snapshot, stats, health. Each parses its arguments, makes one
 // CounterClient call (or a few), and prints the result as text or JSON.
+#include "client/counterctl/verbs.h"
+
 #include <cinttypes>
 #include <limits>
 #include <memory>
@@ -13,7 +15,6 @@
 #include "client/client.h"
 #include "client/counterctl/cli.h"
 #include "client/counterctl/output.h"
-#include "client/counterctl/verbs.h"
 
 namespace countersd::ctl {
 namespace {
@@ -92,7 +93,11 @@ int RunGet(const Invocation& inv) {
     JsonWriter j;
     j.BeginObject().Key("counters").BeginArray();
     for (const CounterEntry& e : entries) {
-      j.BeginObject().Field("key", e.key).Field("value", e.value).Field("found", e.found).EndObject();
+      j.BeginObject()
+          .Field("key", e.key)
+          .Field("value", e.value)
+          .Field("found", e.found)
+          .EndObject();
     }
     j.EndArray().EndObject();
     PrintData(j.str() + "\n");
@@ -243,9 +248,9 @@ int RunSnapshot(const Invocation& inv) {
     j.Field("bytes", r->bytes).EndObject();
     PrintData(j.str() + "\n");
   } else {
-    PrintData(absl::StrCat("snapshot generation ", r->generation, " is durable: ",
-                           WithThousands(r->counters), " counters, ", WithThousands(r->bytes),
-                           " bytes\n"));
+    PrintData(absl::StrCat("snapshot generation ", r->generation,
+                           " is durable: ", WithThousands(r->counters), " counters, ",
+                           WithThousands(r->bytes), " bytes\n"));
   }
   return kExitOk;
 }
@@ -298,7 +303,8 @@ int RunStats(const Invocation& inv) {
     rows.push_back({absl::StrCat(h.pid()), WithThousands(h.calls()), WithThousands(h.errors())});
   }
   absl::StrAppend(&out, "\nhandlers (", r->handlers_size(), "):\n");
-  for (const absl::string_view line : absl::StrSplit(FormatColumns(rows, {true, true, true}), '\n', absl::SkipEmpty())) {
+  for (const absl::string_view line :
+       absl::StrSplit(FormatColumns(rows, {true, true, true}), '\n', absl::SkipEmpty())) {
     absl::StrAppend(&out, "  ", line, "\n");
   }
   PrintData(out);
@@ -329,7 +335,9 @@ std::vector<VerbSpec> ServerVerbs() {
   constexpr absl::string_view kCounters = "Counters";
   constexpr absl::string_view kDaemon = "Daemon";
   return {
-      {"inc", "KEY [DELTA]", "add DELTA (default 1) to KEY; print the new value",
+      {"inc",
+       "KEY [DELTA]",
+       "add DELTA (default 1) to KEY; print the new value",
        "Adds DELTA (default 1; may be negative) to counter KEY, creating it at 0\n"
        "first, and prints the new value. Fails with OUT_OF_RANGE, leaving the value\n"
        "unchanged, if the result would overflow a signed 64-bit integer.\n"
@@ -341,14 +349,26 @@ std::vector<VerbSpec> ServerVerbs() {
        "  counterctl --output=json inc requests 10\n"
        "\n"
        "JSON: {\"key\":\"k\",\"value\":12}\n",
-       {}, 1, 2, kCounters, RunInc},
-      {"dec", "KEY [DELTA]", "subtract DELTA (default 1) from KEY; print the new value",
+       {},
+       1,
+       2,
+       kCounters,
+       RunInc},
+      {"dec",
+       "KEY [DELTA]",
+       "subtract DELTA (default 1) from KEY; print the new value",
        "Subtracts DELTA (default 1) from counter KEY, creating it at 0 first, and\n"
        "prints the new value. `dec k 5` is `inc k -5`.\n"
        "\n"
        "JSON: {\"key\":\"k\",\"value\":7}\n",
-       {}, 1, 2, kCounters, RunDec},
-      {"get", "KEY...", "print the value of one or more counters",
+       {},
+       1,
+       2,
+       kCounters,
+       RunDec},
+      {"get",
+       "KEY...",
+       "print the value of one or more counters",
        "Prints the value of each KEY. With one key, prints just the value; with\n"
        "several, one aligned \"KEY VALUE\" line per key, in argument order.\n"
        "Exits 3 if any counter does not exist (the others are still printed).\n"
@@ -358,27 +378,51 @@ std::vector<VerbSpec> ServerVerbs() {
        "  counterctl get requests errors quota/alice\n"
        "\n"
        "JSON: {\"counters\":[{\"key\":\"k\",\"value\":12,\"found\":true},...]}\n",
-       {}, 1, -1, kCounters, RunGet},
-      {"set", "KEY VALUE", "set KEY to VALUE; print it and the previous value",
+       {},
+       1,
+       -1,
+       kCounters,
+       RunGet},
+      {"set",
+       "KEY VALUE",
+       "set KEY to VALUE; print it and the previous value",
        "Sets counter KEY to VALUE, creating it if needed, and prints the new value\n"
        "and the one it replaced.\n"
        "\n"
        "JSON: {\"key\":\"k\",\"value\":10,\"previous_value\":7}  (null: new counter)\n",
-       {}, 2, 2, kCounters, RunSet},
-      {"cas", "KEY EXPECTED VALUE", "set KEY to VALUE only if it holds EXPECTED",
+       {},
+       2,
+       2,
+       kCounters,
+       RunSet},
+      {"cas",
+       "KEY EXPECTED VALUE",
+       "set KEY to VALUE only if it holds EXPECTED",
        "Compare-and-set: sets counter KEY to VALUE only if it currently holds\n"
        "EXPECTED (a missing counter counts as 0). Prints whether it applied and the\n"
        "value now stored. Exits 0 either way; check \"applied\".\n"
        "\n"
        "JSON: {\"key\":\"k\",\"applied\":true,\"value\":10,\"expected\":7}\n",
-       {}, 3, 3, kCounters, RunCas},
-      {"del", "KEY", "delete KEY; print the value it had",
+       {},
+       3,
+       3,
+       kCounters,
+       RunCas},
+      {"del",
+       "KEY",
+       "delete KEY; print the value it had",
        "Deletes counter KEY and prints the value it had. Exits 3 if it does not\n"
        "exist.\n"
        "\n"
        "JSON: {\"key\":\"k\",\"previous_value\":10}\n",
-       {}, 1, 1, kCounters, RunDel},
-      {"list", "[PREFIX]", "list counters (whose key starts with PREFIX), sorted",
+       {},
+       1,
+       1,
+       kCounters,
+       RunDel},
+      {"list",
+       "[PREFIX]",
+       "list counters (whose key starts with PREFIX), sorted",
        "Lists every counter whose key starts with PREFIX (default: all), sorted by\n"
        "key, one aligned \"KEY VALUE\" line each. Pages through the server's List;\n"
        "the result is not one point-in-time view.\n"
@@ -387,27 +431,52 @@ std::vector<VerbSpec> ServerVerbs() {
        "  counterctl list quota/\n"
        "  counterctl --output=json list | jq '.counters[] | select(.value < 0)'\n"
        "\n"
-       "JSON: {\"prefix\":\"p\",\"counters\":[{\"key\":\"p1\",\"value\":3},...],\"truncated\":false}\n",
-       {{"limit", "N", "stop after N counters (default: no limit)"}}, 0, 1, kCounters, RunList},
-      {"snapshot", "", "write a durable snapshot now; print its generation",
+       "JSON: "
+       "{\"prefix\":\"p\",\"counters\":[{\"key\":\"p1\",\"value\":3},...],\"truncated\":false}\n",
+       {{"limit", "N", "stop after N counters (default: no limit)"}},
+       0,
+       1,
+       kCounters,
+       RunList},
+      {"snapshot",
+       "",
+       "write a durable snapshot now; print its generation",
        "Asks the daemon to write a snapshot of every counter and waits until it is\n"
        "durable on disk (msync'ed). Prints the generation, counters and bytes.\n"
        "\n"
        "JSON: {\"generation\":7,\"counters\":3,\"bytes\":81}\n",
-       {}, 0, 0, kDaemon, RunSnapshot},
-      {"stats", "", "show handler and table statistics",
+       {},
+       0,
+       0,
+       kDaemon,
+       RunSnapshot},
+      {"stats",
+       "",
+       "show handler and table statistics",
        "Shows the table's capacity and use, the last snapshot, and the calls and\n"
        "errors of each handler process.\n"
        "\n"
-       "JSON: {\"served_by_pid\":..,\"capacity\":..,\"used\":..,\"last_snapshot\":{\"generation\":..,\n"
-       "      \"unix_seconds\":..,\"micros\":..,\"bytes\":..},\"handlers\":[{\"pid\":..,\"calls\":..,\"errors\":..}]}\n",
-       {}, 0, 0, kDaemon, RunStats},
-      {"health", "", "check grpc.health.v1; exit 0 only if SERVING",
+       "JSON: "
+       "{\"served_by_pid\":..,\"capacity\":..,\"used\":..,\"last_snapshot\":{\"generation\":..,\n"
+       "      "
+       "\"unix_seconds\":..,\"micros\":..,\"bytes\":..},\"handlers\":[{\"pid\":..,\"calls\":..,"
+       "\"errors\":..}]}\n",
+       {},
+       0,
+       0,
+       kDaemon,
+       RunStats},
+      {"health",
+       "",
+       "check grpc.health.v1; exit 0 only if SERVING",
        "Calls grpc.health.v1.Health/Check and prints the serving status. Exits 0 if\n"
        "SERVING, 1 otherwise (also when the daemon cannot be reached).\n"
        "\n"
        "JSON: {\"service\":\"\",\"status\":\"SERVING\"}\n",
-       {{"service", "NAME", "service to check (default \"\": the whole server)"}}, 0, 0, kDaemon,
+       {{"service", "NAME", "service to check (default \"\": the whole server)"}},
+       0,
+       0,
+       kDaemon,
        RunHealth},
   };
 }

@@ -17,6 +17,7 @@
 // lock unless it is switched off; --deadlock-detection=off does that, to
 // measure what it costs.
 #include <arpa/inet.h>
+#include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -32,8 +33,6 @@
 #include <string_view>
 #include <thread>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
@@ -198,8 +197,8 @@ int main(int argc, char** argv) {
     } else {
       api = "";
     }
-    if ((api != "callback" && api != "sync" && api != "async") || threads < 1 ||
-        processes < 1 || processes > 64) {
+    if ((api != "callback" && api != "sync" && api != "async") || threads < 1 || processes < 1 ||
+        processes > 64) {
       std::fprintf(stderr,
                    "Usage: bare_grpc_server [--listen=HOST:PORT] [--api=callback|sync|async]\n"
                    "                        [--threads=N (async; default: CPUs)]\n"

@@ -80,8 +80,8 @@ int main(int argc, char** argv) {
     for (const std::string& k : keys) ops.push_back({k, delta});
     absl::StatusOr<std::vector<int64_t>> r = client.IncrementBatch(ops);
     if (!r.ok()) {
-      std::fprintf(stderr, "fill_counters: IncrementBatch of keys %lld..%lld: %s\n", first, last - 1,
-                   r.status().ToString().c_str());
+      std::fprintf(stderr, "fill_counters: IncrementBatch of keys %lld..%lld: %s\n", first,
+                   last - 1, r.status().ToString().c_str());
       return 1;
     }
   }

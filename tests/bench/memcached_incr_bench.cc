@@ -139,10 +139,12 @@ int Connect(const Options& o) {
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(o.port));
-  if (inet_pton(AF_INET, o.host.c_str(), &addr.sin_addr) != 1) Usage("--host must be an IPv4 address");
+  if (inet_pton(AF_INET, o.host.c_str(), &addr.sin_addr) != 1)
+    Usage("--host must be an IPv4 address");
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) Die("connect");
   int one = 1;
-  if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) Die("setsockopt(TCP_NODELAY)");
+  if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0)
+    Die("setsockopt(TCP_NODELAY)");
   return fd;
 }
 
@@ -161,7 +163,8 @@ void WriteAll(int fd, std::string_view data) {
 void ReadUntil(int fd, std::string_view want) {
   std::string got;
   char buf[4096];
-  while (got.size() < want.size() || got.compare(got.size() - want.size(), want.size(), want) != 0) {
+  while (got.size() < want.size() ||
+         got.compare(got.size() - want.size(), want.size(), want) != 0) {
     ssize_t n = read(fd, buf, sizeof buf);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -198,14 +201,14 @@ void CreateKeys(const Options& o, const std::vector<std::string>& keys) {
 
 struct Connection {
   int fd = -1;
-  std::string out;       // the round trip being written
+  std::string out;  // the round trip being written
   size_t written = 0;
-  char in[1 << 16];      // unparsed reply bytes
+  char in[1 << 16];  // unparsed reply bytes
   size_t in_len = 0;
   int replies_left = 0;  // reply lines still expected for this round trip
   uint64_t started = 0;
   bool measured = false;
-  bool active = false;   // a round trip is in flight
+  bool active = false;  // a round trip is in flight
   bool watching_out = false;
 };
 
@@ -251,7 +254,8 @@ class Driver {
         if (events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) Read(c);
       }
       if (NowNs() > window_end_ + 30'000'000'000ULL) {
-        std::fprintf(stderr, "memcached_incr_bench: %d round trips still in flight 30s after the end\n",
+        std::fprintf(stderr,
+                     "memcached_incr_bench: %d round trips still in flight 30s after the end\n",
                      active_);
         return 1;
       }
@@ -339,7 +343,8 @@ class Driver {
       std::memmove(c.in, c.in + pos, c.in_len - pos);
       c.in_len -= pos;
       if (c.in_len == sizeof c.in) {
-        std::fprintf(stderr, "memcached_incr_bench: reply line longer than %zu bytes\n", sizeof c.in);
+        std::fprintf(stderr, "memcached_incr_bench: reply line longer than %zu bytes\n",
+                     sizeof c.in);
         std::exit(1);
       }
     }
@@ -376,8 +381,10 @@ class Driver {
 
   double Percentile(double q) {
     if (samples_.empty()) return 0;
-    size_t i = std::min(samples_.size() - 1, static_cast<size_t>(q * static_cast<double>(samples_.size())));
-    std::nth_element(samples_.begin(), samples_.begin() + static_cast<std::ptrdiff_t>(i), samples_.end());
+    size_t i = std::min(samples_.size() - 1,
+                        static_cast<size_t>(q * static_cast<double>(samples_.size())));
+    std::nth_element(samples_.begin(), samples_.begin() + static_cast<std::ptrdiff_t>(i),
+                     samples_.end());
     return static_cast<double>(samples_[i]) / 1000.0;
   }
 
@@ -398,7 +405,8 @@ class Driver {
     }
     std::printf(
         "{\"system\":\"memcached\",\"command\":\"incr\",\"keys\":%lld,\"connections\":%d,"
-        "\"pipeline\":%d,\"warmup_seconds\":%g,\"elapsed_seconds\":%.6f,\"ok\":%llu,\"errors\":%llu,"
+        "\"pipeline\":%d,\"warmup_seconds\":%g,\"elapsed_seconds\":%.6f,\"ok\":%llu,\"errors\":%"
+        "llu,"
         "\"first_error\":\"%s\",\"round_trips\":%llu,\"dropped_samples\":%llu,"
         "\"calls_per_second\":%.3f,\"ops_per_second\":%.3f,"
         "\"latency_us\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f}}\n",

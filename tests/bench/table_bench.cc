@@ -126,7 +126,10 @@ void BM_OneProcess(benchmark::State& state) { RunProcesses(state, 1, false); }
 void BM_TwoProcessesDifferentStripes(benchmark::State& state) { RunProcesses(state, 2, false); }
 void BM_TwoProcessesSameStripe(benchmark::State& state) { RunProcesses(state, 2, true); }
 BENCHMARK(BM_OneProcess)->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_TwoProcessesDifferentStripes)->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_TwoProcessesDifferentStripes)
+    ->UseManualTime()
+    ->Iterations(3)
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_TwoProcessesSameStripe)->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);
 
 // A snapshot's copy of a table holding `range(0)` counters, with a writer
@@ -139,7 +142,8 @@ void BM_SnapshotPause(benchmark::State& state) {
   uint64_t max_pause = 0;
   uint64_t counted = 0;
   for (auto _ : state) {
-    max_pause = std::max(max_pause, t->SnapshotForEach([&](std::string_view, int64_t) { ++counted; }));
+    max_pause =
+        std::max(max_pause, t->SnapshotForEach([&](std::string_view, int64_t) { ++counted; }));
   }
   state.counters["max_pause_us"] = max_pause / 1000.0;
   state.counters["counters"] = static_cast<double>(counted / state.iterations());

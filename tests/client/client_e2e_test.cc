@@ -1,13 +1,13 @@
 // CounterClient against a real countersd: every call's happy path and the
 // server's error codes arriving unchanged; and an unreachable daemon.
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+
 #include <cstdint>
 #include <limits>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/create_channel.h>
-#include <grpcpp/security/credentials.h>
 
 #include "absl/strings/str_cat.h"
 #include "client/client.h"

@@ -2,10 +2,11 @@
 // (UNAVAILABLE exactly N times, malformed responses), driven through the
 // generated gMock stub. Happy paths against the real daemon are in
 // client_e2e_test.cc.
+#include "client/client.h"
+
 #include <chrono>
 #include <memory>
 
-#include "client/client.h"
 #include "counters/v1/counters_mock.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -131,14 +132,14 @@ TEST(CounterClientTest, IncrementSendsKeyAndDeltaAndReturnsNewValue) {
   v1::IncrementResponse response;
   response.set_value(-7);
   EXPECT_CALL(*f.stub, Increment(_, _, _))
-      .WillOnce(Invoke([&](grpc::ClientContext*, const v1::IncrementRequest& req,
-                           v1::IncrementResponse* resp) {
-        EXPECT_EQ(req.key(), "k");
-        EXPECT_TRUE(req.has_delta());
-        EXPECT_EQ(req.delta(), -3);
-        *resp = response;
-        return grpc::Status::OK;
-      }));
+      .WillOnce(Invoke(
+          [&](grpc::ClientContext*, const v1::IncrementRequest& req, v1::IncrementResponse* resp) {
+            EXPECT_EQ(req.key(), "k");
+            EXPECT_TRUE(req.has_delta());
+            EXPECT_EQ(req.delta(), -3);
+            *resp = response;
+            return grpc::Status::OK;
+          }));
   absl::StatusOr<int64_t> v = f.client->Increment("k", -3);
   ASSERT_TRUE(v.ok()) << v.status();
   EXPECT_EQ(*v, -7);
@@ -150,11 +151,11 @@ TEST(CounterClientTest, EveryCallCarriesTheConfiguredDeadline) {
   Fixture f(o);
   std::chrono::system_clock::time_point seen{};
   EXPECT_CALL(*f.stub, Increment(_, _, _))
-      .WillOnce(Invoke([&](grpc::ClientContext* ctx, const v1::IncrementRequest&,
-                           v1::IncrementResponse*) {
-        seen = ctx->deadline();
-        return grpc::Status::OK;
-      }));
+      .WillOnce(Invoke(
+          [&](grpc::ClientContext* ctx, const v1::IncrementRequest&, v1::IncrementResponse*) {
+            seen = ctx->deadline();
+            return grpc::Status::OK;
+          }));
   const auto before = std::chrono::system_clock::now();
   ASSERT_TRUE(f.client->Increment("k").ok());
   const auto after = std::chrono::system_clock::now();
@@ -167,11 +168,11 @@ TEST(CounterClientTest, RetriesShareTheFirstAttemptsDeadline) {
   std::vector<std::chrono::system_clock::time_point> deadlines;
   EXPECT_CALL(*f.stub, Get(_, _, _))
       .Times(3)
-      .WillRepeatedly(Invoke([&](grpc::ClientContext* ctx, const v1::GetRequest&,
-                                 v1::GetResponse*) {
-        deadlines.push_back(ctx->deadline());
-        return deadlines.size() < 3 ? kUnavailable : grpc::Status::OK;
-      }));
+      .WillRepeatedly(
+          Invoke([&](grpc::ClientContext* ctx, const v1::GetRequest&, v1::GetResponse*) {
+            deadlines.push_back(ctx->deadline());
+            return deadlines.size() < 3 ? kUnavailable : grpc::Status::OK;
+          }));
   ASSERT_TRUE(f.client->Get("k").ok());
   ASSERT_EQ(deadlines.size(), 3u);
   EXPECT_EQ(deadlines[0], deadlines[1]);
@@ -208,12 +209,12 @@ TEST(CounterClientTest, BatchGetReturnsEntriesInOrderWithFound) {
     c->set_found(found);
   }
   EXPECT_CALL(*f.stub, BatchGet(_, _, _))
-      .WillOnce(Invoke([&](grpc::ClientContext*, const v1::BatchGetRequest& req,
-                           v1::BatchGetResponse* resp) {
-        EXPECT_THAT(req.keys(), ::testing::ElementsAre("a", "b"));
-        *resp = batch;
-        return grpc::Status::OK;
-      }));
+      .WillOnce(Invoke(
+          [&](grpc::ClientContext*, const v1::BatchGetRequest& req, v1::BatchGetResponse* resp) {
+            EXPECT_THAT(req.keys(), ::testing::ElementsAre("a", "b"));
+            *resp = batch;
+            return grpc::Status::OK;
+          }));
   absl::StatusOr<std::vector<CounterEntry>> r =
       f.client->BatchGet(std::vector<std::string>{"a", "b"});
   ASSERT_TRUE(r.ok()) << r.status();
@@ -224,36 +225,36 @@ TEST(CounterClientTest, ListAllFollowsPageTokensToTheEnd) {
   Fixture f;
   EXPECT_CALL(*f.stub, List(_, _, _))
       .Times(2)
-      .WillRepeatedly(Invoke([](grpc::ClientContext*, const v1::ListRequest& req,
-                                v1::ListResponse* resp) {
-        EXPECT_EQ(req.prefix(), "p/");
-        auto* c = resp->add_counters();
-        if (req.page_token().empty()) {
-          c->set_key("p/a");
-          c->set_value(1);
-          resp->set_next_page_token("p/a");
-        } else {
-          EXPECT_EQ(req.page_token(), "p/a");
-          c->set_key("p/b");
-          c->set_value(2);
-        }
-        return grpc::Status::OK;
-      }));
+      .WillRepeatedly(
+          Invoke([](grpc::ClientContext*, const v1::ListRequest& req, v1::ListResponse* resp) {
+            EXPECT_EQ(req.prefix(), "p/");
+            auto* c = resp->add_counters();
+            if (req.page_token().empty()) {
+              c->set_key("p/a");
+              c->set_value(1);
+              resp->set_next_page_token("p/a");
+            } else {
+              EXPECT_EQ(req.page_token(), "p/a");
+              c->set_key("p/b");
+              c->set_value(2);
+            }
+            return grpc::Status::OK;
+          }));
   absl::StatusOr<std::vector<CounterEntry>> all = f.client->ListAll("p/");
   ASSERT_TRUE(all.ok()) << all.status();
-  EXPECT_THAT(*all, ::testing::ElementsAre(CounterEntry{"p/a", 1, true},
-                                           CounterEntry{"p/b", 2, true}));
+  EXPECT_THAT(*all,
+              ::testing::ElementsAre(CounterEntry{"p/a", 1, true}, CounterEntry{"p/b", 2, true}));
 }
 
 TEST(CounterClientTest, ListAllStopsWhenTheServerRepeatsAPageToken) {
   Fixture f;
   EXPECT_CALL(*f.stub, List(_, _, _))
       .Times(2)
-      .WillRepeatedly(Invoke([](grpc::ClientContext*, const v1::ListRequest&,
-                                v1::ListResponse* resp) {
-        resp->set_next_page_token("same");
-        return grpc::Status::OK;
-      }));
+      .WillRepeatedly(
+          Invoke([](grpc::ClientContext*, const v1::ListRequest&, v1::ListResponse* resp) {
+            resp->set_next_page_token("same");
+            return grpc::Status::OK;
+          }));
   EXPECT_EQ(f.client->ListAll("").status().code(), absl::StatusCode::kInternal);
 }
 

@@ -161,8 +161,8 @@ TEST_F(CounterctlTest, GetJsonListsEveryKeyWithFoundAndExits3IfOneIsMissing) {
 
   Ctl ok = RunJson({"get", a});
   EXPECT_EQ(ok.exit_code, 0);
-  EXPECT_EQ(ok.out, absl::StrCat("{\"counters\":[{\"key\":\"", a,
-                                 "\",\"value\":7,\"found\":true}]}\n"));
+  EXPECT_EQ(ok.out,
+            absl::StrCat("{\"counters\":[{\"key\":\"", a, "\",\"value\":7,\"found\":true}]}\n"));
 }
 
 TEST_F(CounterctlTest, SetPrintsTheValueAndWhatItReplaced) {
@@ -221,7 +221,8 @@ TEST_F(CounterctlTest, ListPrintsMatchingCountersSortedAndAligned) {
   ASSERT_EQ(Run({"set", p + "b", "2"}).exit_code, 0);
   ASSERT_EQ(Run({"set", p + "a", "-100"}).exit_code, 0);
   ASSERT_EQ(Run({"set", p + "cc", "3"}).exit_code, 0);
-  ASSERT_EQ(Run({"set", Key("x").substr(0, p.size() - 1) + "!", "1"}).exit_code, 0);  // not in prefix
+  ASSERT_EQ(Run({"set", Key("x").substr(0, p.size() - 1) + "!", "1"}).exit_code,
+            0);  // not in prefix
   Ctl r = Run({"list", p});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(Lines(r.out), ElementsAre(p + "a   -100", p + "b      2", p + "cc     3"));
@@ -316,7 +317,9 @@ TEST_F(CounterctlTest, BadArgumentsAreUsageErrorsWithClearMessages) {
       {{"get", "k", "--bogus"}, "unknown flag --bogus"},
       {{"get", "k", "--output=xml"}, "--output must be text or json"},
       {{"inc", ""}, "bad KEY"},
-      {{"inc", std::string("a\x01" "b")}, "bad KEY"},
+      {{"inc", std::string("a\x01"
+                           "b")},
+       "bad KEY"},
       {{"inc", std::string(200, 'k')}, "bad KEY"},
       {{"bench", "--rpc=frob"}, "--rpc must be increment, batch or get"},
       {{"bench", "--concurrency=0"}, "--concurrency must be an integer from 1"},
@@ -343,9 +346,9 @@ TEST_F(CounterctlTest, NoVerbPrintsUsageToStderrAndExits2) {
 TEST_F(CounterctlTest, HelpWorksOverallAndForEveryVerbWithoutADaemon) {
   Ctl overall = RunCtl({"--help"});
   EXPECT_EQ(overall.exit_code, 0);
-  const std::vector<std::string> verbs = {"inc",      "dec",   "get",    "set",   "cas",
-                                          "del",      "list",  "snapshot", "stats", "health",
-                                          "bench",    "inspect"};
+  const std::vector<std::string> verbs = {"inc",   "dec",    "get",   "set",
+                                          "cas",   "del",    "list",  "snapshot",
+                                          "stats", "health", "bench", "inspect"};
   for (const std::string& v : verbs) {
     EXPECT_THAT(overall.out, HasSubstr("  " + v + " ")) << v;
     Ctl help = RunCtl({v, "--help"});
@@ -353,18 +356,26 @@ TEST_F(CounterctlTest, HelpWorksOverallAndForEveryVerbWithoutADaemon) {
     EXPECT_THAT(help.out, StartsWith("Usage: counterctl " + v)) << v;
     EXPECT_THAT(help.err, IsEmpty()) << v;
   }
-  EXPECT_THAT(RunCtl({"bench", "--help"}).out,
-              AllOf(HasSubstr("--rpc=KIND"), HasSubstr("--connections=C"),
-                    HasSubstr("--concurrency=K"), HasSubstr("--duration=DURATION"),
-                    HasSubstr("--requests=N")));
+  EXPECT_THAT(
+      RunCtl({"bench", "--help"}).out,
+      AllOf(HasSubstr("--rpc=KIND"), HasSubstr("--connections=C"), HasSubstr("--concurrency=K"),
+            HasSubstr("--duration=DURATION"), HasSubstr("--requests=N")));
   EXPECT_THAT(RunCtl({"inspect", "--help"}).out, HasSubstr("--dump"));
 }
 
 TEST_F(CounterctlTest, UnreachableAddressIsExit1WithAClearMessageForEveryVerb) {
   RefusingPort port;
   const std::vector<std::vector<std::string>> invocations = {
-      {"inc", "k"}, {"dec", "k"},  {"get", "k"},  {"set", "k", "1"}, {"cas", "k", "0", "1"},
-      {"del", "k"}, {"list"},      {"snapshot"},  {"stats"},         {"health"},
+      {"inc", "k"},
+      {"dec", "k"},
+      {"get", "k"},
+      {"set", "k", "1"},
+      {"cas", "k", "0", "1"},
+      {"del", "k"},
+      {"list"},
+      {"snapshot"},
+      {"stats"},
+      {"health"},
       {"bench", "--duration=1s"},
   };
   for (std::vector<std::string> args : invocations) {
@@ -453,9 +464,9 @@ TEST_F(CounterctlTest, BenchGetTextReportIsReadable) {
   Ctl r = Run({"bench", "--rpc=get", "--duration=1s", "--warmup=200ms", "--keys=100",
                "--concurrency=4", "--key-prefix=" + Key("")});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_THAT(r.out, AllOf(HasSubstr("rpc         get (Get)"), HasSubstr("throughput  "),
-                           HasSubstr(" calls/s"), HasSubstr("latency     p50 "),
-                           HasSubstr(" 0 errors")));
+  EXPECT_THAT(r.out,
+              AllOf(HasSubstr("rpc         get (Get)"), HasSubstr("throughput  "),
+                    HasSubstr(" calls/s"), HasSubstr("latency     p50 "), HasSubstr(" 0 errors")));
   EXPECT_THAT(r.out, ::testing::Not(HasSubstr("\r"))) << "no progress line when piped";
 }
 

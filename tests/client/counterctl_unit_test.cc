@@ -118,9 +118,10 @@ TEST(ParseCommandLineTest, HelpIsRecognisedEverywhere) {
   EXPECT_TRUE(overall->help);
   EXPECT_EQ(overall->verb, nullptr);
 
-  for (const std::vector<std::string>& args :
-       {std::vector<std::string>{"inc", "--help"}, {"inc", "-h"}, {"help", "inc"},
-        {"inc", "k", "notanumber", "--help"}}) {
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"inc", "--help"},
+                                               {"inc", "-h"},
+                                               {"help", "inc"},
+                                               {"inc", "k", "notanumber", "--help"}}) {
     absl::StatusOr<Invocation> inv = Parse(args);
     ASSERT_TRUE(inv.ok()) << inv.status();
     EXPECT_TRUE(inv->help);
@@ -195,8 +196,8 @@ TEST(JsonWriterTest, DoublesAreFiniteOrNull) {
 }
 
 TEST(FormatColumnsTest, AlignsColumnsAndRightAlignsNumbers) {
-  const std::string out = FormatColumns({{"a", "1"}, {"long-key", "-100"}, {"\xc3\xa9t\xc3\xa9", "22"}},
-                                        {false, true});
+  const std::string out =
+      FormatColumns({{"a", "1"}, {"long-key", "-100"}, {"\xc3\xa9t\xc3\xa9", "22"}}, {false, true});
   EXPECT_EQ(out,
             "a            1\n"
             "long-key  -100\n"
@@ -248,9 +249,9 @@ TEST(LatencyHistogramTest, PercentilesAreNeverBelowTheTruthAndWithinBucketResolu
 }
 
 TEST(LatencyHistogramTest, BucketEdgesCoverEveryValueOnce) {
-  for (uint64_t v : {uint64_t{0}, uint64_t{63}, uint64_t{64}, uint64_t{65}, uint64_t{127},
-                     uint64_t{128}, uint64_t{1000003}, uint64_t{1} << 40,
-                     std::numeric_limits<uint64_t>::max()}) {
+  for (uint64_t v :
+       {uint64_t{0}, uint64_t{63}, uint64_t{64}, uint64_t{65}, uint64_t{127}, uint64_t{128},
+        uint64_t{1000003}, uint64_t{1} << 40, std::numeric_limits<uint64_t>::max()}) {
     const size_t i = LatencyHistogram::Index(v);
     ASSERT_LT(i, LatencyHistogram::kBuckets) << v;
     EXPECT_GE(LatencyHistogram::UpperEdge(i), v) << v;

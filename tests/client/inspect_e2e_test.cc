@@ -50,9 +50,8 @@ struct FileState {
   std::string bytes;
   struct timespec mtime, ctime;
   bool operator==(const FileState& o) const {
-    return bytes == o.bytes && mtime.tv_sec == o.mtime.tv_sec &&
-           mtime.tv_nsec == o.mtime.tv_nsec && ctime.tv_sec == o.ctime.tv_sec &&
-           ctime.tv_nsec == o.ctime.tv_nsec;
+    return bytes == o.bytes && mtime.tv_sec == o.mtime.tv_sec && mtime.tv_nsec == o.mtime.tv_nsec &&
+           ctime.tv_sec == o.ctime.tv_sec && ctime.tv_nsec == o.ctime.tv_nsec;
   }
 };
 FileState StateOf(const std::string& path) {
@@ -204,9 +203,9 @@ TEST_F(InspectTest, InspectNeverModifiesTheFileItReads) {
   FlipByte(bad_path, 16);
   for (const std::string& path : {map, snap, bad_path}) {
     const FileState before = StateOf(path);
-    for (const std::vector<std::string>& args :
-         {std::vector<std::string>{"inspect", path}, {"inspect", path, "--dump"},
-          {"--output=json", "inspect", path, "--dump"}}) {
+    for (const std::vector<std::string>& args : {std::vector<std::string>{"inspect", path},
+                                                 {"inspect", path, "--dump"},
+                                                 {"--output=json", "inspect", path, "--dump"}}) {
       Ctl r = RunCtl(args);
       EXPECT_LT(r.exit_code, 2) << r.err;
     }
@@ -296,8 +295,7 @@ TEST_F(InspectTest, FlippedByteInSnapshotDataInvalidatesThatHalfOnly) {
 
   Ctl text = RunCtl({"inspect", snap});
   EXPECT_EQ(text.exit_code, 1);
-  EXPECT_THAT(Row(text.out, absl::StrCat("half ", bad_half)),
-              StartsWith("INVALID: snapshot meta"));
+  EXPECT_THAT(Row(text.out, absl::StrCat("half ", bad_half)), StartsWith("INVALID: snapshot meta"));
   EXPECT_EQ(Row(text.out, "status"), "INVALID");
   EXPECT_THAT(text.err, HasSubstr(absl::StrCat("a daemon would restore generation ",
                                                layout.newest_generation - 1)));

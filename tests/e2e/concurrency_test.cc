@@ -67,9 +67,9 @@ TEST(ConcurrencyTest, EightClientProcessesGetExactTotalsSpreadOverHandlers) {
     const auto& r = outcomes[i].result;
     ASSERT_TRUE(r.ok()) << r.status();
     ASSERT_EQ(r->exit_code, 0) << r->err;
-    EXPECT_THAT(r->out, ::testing::HasSubstr(absl::StrCat("acked_shared=", kIncrementsPerKey,
-                                                          " acked_own=", kIncrementsPerKey,
-                                                          " failed=0")))
+    EXPECT_THAT(r->out,
+                ::testing::HasSubstr(absl::StrCat("acked_shared=", kIncrementsPerKey,
+                                                  " acked_own=", kIncrementsPerKey, " failed=0")))
         << r->err;
     std::ifstream in(outcomes[i].values_path);
     for (int64_t v; in >> v;) shared_values.push_back(v);

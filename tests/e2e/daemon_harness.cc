@@ -16,12 +16,12 @@
 #include <filesystem>
 #include <fstream>
 
-#include "gtest/gtest.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
 
 extern char** environ;
 
@@ -103,8 +103,8 @@ std::string DescribeWaitStatus(int status) {
 
 std::string MakeTempDir(std::string_view prefix) {
   const char* base = getenv("TMPDIR");
-  std::string tmpl = absl::StrCat(base != nullptr && *base != '\0' ? base : "/tmp", "/", Sv(prefix),
-                                  "-XXXXXX");
+  std::string tmpl =
+      absl::StrCat(base != nullptr && *base != '\0' ? base : "/tmp", "/", Sv(prefix), "-XXXXXX");
   if (mkdtemp(tmpl.data()) == nullptr) return "";
   return tmpl;
 }
@@ -126,17 +126,25 @@ std::string JsonField(std::string_view line, std::string_view field) {
     if (i >= line.size()) return "";
     std::string out;
     if (line[i] != '"') {  // number, bool, null
-      while (i < line.size() && line[i] != ',' && line[i] != '}' && line[i] != ' ') out += line[i++];
+      while (i < line.size() && line[i] != ',' && line[i] != '}' && line[i] != ' ')
+        out += line[i++];
       return out;
     }
     for (++i; i < line.size() && line[i] != '"'; ++i) {
       if (line[i] == '\\' && i + 1 < line.size()) {
         ++i;
         switch (line[i]) {
-          case 'n': out += '\n'; break;
-          case 't': out += '\t'; break;
-          case 'r': out += '\r'; break;
-          default: out += line[i];  // \" \\ \/ (\uXXXX kept as "uXXXX")
+          case 'n':
+            out += '\n';
+            break;
+          case 't':
+            out += '\t';
+            break;
+          case 'r':
+            out += '\r';
+            break;
+          default:
+            out += line[i];  // \" \\ \/ (\uXXXX kept as "uXXXX")
         }
       } else {
         out += line[i];
@@ -259,11 +267,12 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
     if (st.ok()) {
       why = absl::StrCat("countersd exited before it was ready (", DescribeWaitStatus(*st), ")");
     } else {
-      why = absl::StrCat("countersd was not ready within ", absl::FormatDuration(options.ready_timeout));
+      why = absl::StrCat("countersd was not ready within ",
+                         absl::FormatDuration(options.ready_timeout));
     }
     d->KillAll();
-    return absl::UnavailableError(absl::StrCat(why, "; command: ", absl::StrJoin(argv, " "),
-                                               "\n--- log ---\n", d->log()));
+    return absl::UnavailableError(
+        absl::StrCat(why, "; command: ", absl::StrJoin(argv, " "), "\n--- log ---\n", d->log()));
   }
   d->address_ = JsonField(ready_line, "listen");
   if (d->address_.empty()) {
@@ -348,8 +357,8 @@ absl::StatusOr<int> Daemon::Wait(absl::Duration timeout) {
   if (reaped_) return wait_status_;
   if (pidfd_ >= 0) {
     if (!WaitPidfd(pidfd_, timeout)) {
-      return absl::DeadlineExceededError(
-          absl::StrCat("countersd pid ", pid_, " still running after ", absl::FormatDuration(timeout)));
+      return absl::DeadlineExceededError(absl::StrCat(
+          "countersd pid ", pid_, " still running after ", absl::FormatDuration(timeout)));
     }
   }
   // pidfd readable (or unavailable: block).

@@ -37,9 +37,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "gtest/gtest.h"
 #include "absl/time/time.h"
 #include "counters/v1/counters.grpc.pb.h"
+#include "gtest/gtest.h"
 
 namespace countersd::testing {
 
@@ -67,7 +67,7 @@ class Daemon {
   Daemon& operator=(const Daemon&) = delete;
 
   const std::string& address() const { return address_; }  // "127.0.0.1:PORT"
-  pid_t pid() const { return pid_; }                         // the supervisor
+  pid_t pid() const { return pid_; }                       // the supervisor
   const std::string& data_dir() const { return data_dir_; }
   // Everything the daemon wrote to stderr/stdout so far.
   std::string log() const;

@@ -62,18 +62,18 @@ TEST(LifecycleTest, SigtermUnderLoadExitsZeroWithFinalSnapshotAndRestartKeepsVal
   std::vector<std::thread> threads;
   for (int i = 0; i < kClients; ++i) {
     threads.emplace_back([&, i] {
-      results[i] = RunCommand({LoadClientPath(), absl::StrCat("--address=", address),
-                               absl::StrCat("--shared_key=", key), "--count=1000000",
-                               "--max_failures=20", "--calls_per_channel=200",
-                               "--deadline_ms=20000"},
-                              absl::Minutes(3));
+      results[i] =
+          RunCommand({LoadClientPath(), absl::StrCat("--address=", address),
+                      absl::StrCat("--shared_key=", key), "--count=1000000", "--max_failures=20",
+                      "--calls_per_channel=200", "--deadline_ms=20000"},
+                     absl::Minutes(3));
     });
   }
   // Wait until the load is well under way (a condition, with a deadline).
   auto stub = NewStub(address);
   int64_t seen = 0;
-  for (absl::Time deadline = absl::Now() + absl::Seconds(60);
-       seen < 2000 && absl::Now() < deadline; absl::SleepFor(absl::Milliseconds(20))) {
+  for (absl::Time deadline = absl::Now() + absl::Seconds(60); seen < 2000 && absl::Now() < deadline;
+       absl::SleepFor(absl::Milliseconds(20))) {
     GetValue(stub.get(), key, &seen).IgnoreError();
   }
   ASSERT_GE(seen, 2000);
@@ -81,8 +81,8 @@ TEST(LifecycleTest, SigtermUnderLoadExitsZeroWithFinalSnapshotAndRestartKeepsVal
   absl::StatusOr<int> status = (*daemon)->Terminate();
   for (std::thread& t : threads) t.join();
   ASSERT_TRUE(status.ok()) << status.status();
-  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
-      << "wait status " << *status << "\n" << (*daemon)->log();
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << "wait status " << *status << "\n"
+                                                               << (*daemon)->log();
   const std::string log = (*daemon)->log();
   EXPECT_EQ((*daemon)->LogLinesWithMsg("final snapshot written").size(), 1u) << log;
   EXPECT_EQ((*daemon)->LogLinesWithMsg("stopped").size(), 1u) << log;
@@ -96,8 +96,8 @@ TEST(LifecycleTest, SigtermUnderLoadExitsZeroWithFinalSnapshotAndRestartKeepsVal
 
   // The final snapshot holds the value the live table holds.
   int64_t in_snapshot = -1;
-  absl::StatusOr<SnapshotMetaInfo> meta = SnapshotFile::ReadNewest(
-      dir.path() + "/counters.snap", [&](std::string_view k, int64_t v) {
+  absl::StatusOr<SnapshotMetaInfo> meta =
+      SnapshotFile::ReadNewest(dir.path() + "/counters.snap", [&](std::string_view k, int64_t v) {
         if (k == key) in_snapshot = v;
       });
   ASSERT_TRUE(meta.ok()) << meta.status();
@@ -223,9 +223,9 @@ TEST(LifecycleTest, HelpExplainsEveryFlagAndExitsZero) {
   absl::StatusOr<CommandResult> r = RunCommand({CountersdPath(), "--help"});
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->exit_code, 0);
-  for (const char* flag : {"--listen", "--data-dir", "--capacity", "--handlers",
-                           "--snapshot-interval", "--log-format", "--drain-timeout", "--max-batch",
-                           "--trust-untrusted-map"}) {
+  for (const char* flag :
+       {"--listen", "--data-dir", "--capacity", "--handlers", "--snapshot-interval", "--log-format",
+        "--drain-timeout", "--max-batch", "--trust-untrusted-map"}) {
     EXPECT_THAT(r->out, HasSubstr(flag));
   }
   EXPECT_THAT(r->out, ::testing::Not(HasSubstr("flagfile")));  // only countersd's own flags

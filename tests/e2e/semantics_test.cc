@@ -108,7 +108,6 @@ class SemanticsTest : public SharedDaemonTest {
   std::string prefix_;
 };
 
-
 // ---- Increment ----
 
 TEST_F(SemanticsTest, IncrementWithoutDeltaCreatesAtZeroAndAddsOne) {
@@ -156,8 +155,8 @@ TEST_F(SemanticsTest, DecrementPastInt64MinFailsOutOfRangeAndKeepsValue) {
 // ---- Keys ----
 
 TEST_F(SemanticsTest, BadKeysAreInvalidArgumentOnEveryKeyedRpc) {
-  const std::vector<std::string> bad = {"", std::string(161, 'k'), "tab\there",
-                                        std::string("nul\0x", 5), "del\x7f", "c1\xc2\x85"};
+  const std::vector<std::string> bad = {
+      "", std::string(161, 'k'), "tab\there", std::string("nul\0x", 5), "del\x7f", "c1\xc2\x85"};
   for (const std::string& key : bad) {
     SCOPED_TRACE(absl::StrCat("key of ", key.size(), " bytes"));
     grpc::Status s = Increment(key, 1, nullptr);
@@ -490,7 +489,8 @@ grpc::Status GenericUnary(const std::string& address, const std::string& method,
   grpc::Status s = done.get_future().get();
   std::vector<grpc::Slice> slices;
   if (s.ok() && resp.Dump(&slices).ok()) {
-    for (const grpc::Slice& sl : slices) response->append(reinterpret_cast<const char*>(sl.begin()), sl.size());
+    for (const grpc::Slice& sl : slices)
+      response->append(reinterpret_cast<const char*>(sl.begin()), sl.size());
   }
   return s;
 }
@@ -521,8 +521,8 @@ TEST_F(SemanticsTest, ReflectionListsTheCounterService) {
     bool ok = false;
     return cq.Next(&tag, &ok) && ok;
   };
-  auto call = stub.PrepareCall(&ctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-                               &cq);
+  auto call =
+      stub.PrepareCall(&ctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
   call->StartCall(reinterpret_cast<void*>(1));
   ASSERT_TRUE(step());
   // ServerReflectionRequest{list_services: ""}: field 7, length 0.
@@ -545,7 +545,8 @@ TEST_F(SemanticsTest, ReflectionListsTheCounterService) {
   std::vector<grpc::Slice> slices;
   ASSERT_TRUE(resp.Dump(&slices).ok());
   std::string bytes;
-  for (const grpc::Slice& sl : slices) bytes.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
+  for (const grpc::Slice& sl : slices)
+    bytes.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
   EXPECT_THAT(bytes, HasSubstr("counters.v1.CounterService"));
   EXPECT_THAT(bytes, HasSubstr("grpc.health.v1.Health"));
   cq.Shutdown();

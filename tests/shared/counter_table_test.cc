@@ -51,7 +51,8 @@ TEST_F(Table, DecrementPastInt64MinFailsAndKeepsValue) {
 TEST_F(Table, BadKeysAreInvalidArgumentEverywhere) {
   auto t = MustCreate(1000);
   const std::string too_long(kMaxKeyBytes + 1, 'x');
-  for (const std::string& key : {std::string(), too_long, std::string("a\x01"), std::string("\xff")}) {
+  for (const std::string& key :
+       {std::string(), too_long, std::string("a\x01"), std::string("\xff")}) {
     EXPECT_EQ(t->Increment(key, 1).status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_EQ(t->Get(key).status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_EQ(t->Set(key, 1).status().code(), absl::StatusCode::kInvalidArgument);
@@ -127,7 +128,8 @@ TEST_F(Table, FullTableIsResourceExhaustedAndKeepsEverything) {
   EXPECT_EQ(t->Set("one-too-many", 1).status().code(), absl::StatusCode::kResourceExhausted);
   // Existing counters still work.
   EXPECT_EQ(*t->Increment("k7", 1), 8);
-  for (uint64_t i = 0; i < cap; ++i) EXPECT_EQ(*t->Get(absl::StrCat("k", i)), int64_t(i) + (i == 7));
+  for (uint64_t i = 0; i < cap; ++i)
+    EXPECT_EQ(*t->Get(absl::StrCat("k", i)), int64_t(i) + (i == 7));
 }
 
 TEST_F(Table, DeletesFreeCapacityForNewKeys) {
@@ -138,7 +140,8 @@ TEST_F(Table, DeletesFreeCapacityForNewKeys) {
     for (uint64_t i = 0; i < cap; ++i) {
       ASSERT_TRUE(t->Increment(absl::StrCat("r", round, "-", i), 1).ok()) << round << " " << i;
     }
-    for (uint64_t i = 0; i < cap; ++i) ASSERT_TRUE(t->Delete(absl::StrCat("r", round, "-", i)).ok());
+    for (uint64_t i = 0; i < cap; ++i)
+      ASSERT_TRUE(t->Delete(absl::StrCat("r", round, "-", i)).ok());
   }
   EXPECT_EQ(t->size(), 0u);
 }
@@ -166,7 +169,8 @@ TEST_F(Table, ReopenReclaimsTombstonesAndKeepsValues) {
 
 TEST_F(Table, ListIsSortedFilteredByPrefixAndPages) {
   auto t = MustCreate(1000);
-  for (std::string k : {"b/2", "a/1", "b/10", "b/1", "c", "b"}) ASSERT_TRUE(t->Increment(k, 1).ok());
+  for (std::string k : {"b/2", "a/1", "b/10", "b/1", "c", "b"})
+    ASSERT_TRUE(t->Increment(k, 1).ok());
   auto all = t->List("", "", 100);
   std::vector<std::string> keys;
   for (auto& c : all) keys.push_back(c.key);
@@ -212,12 +216,14 @@ TEST_F(Table, BatchOverflowNamesTheFirstFailingIncrementInRequestOrder) {
   auto t = MustCreate(1000);
   ASSERT_TRUE(t->Set("a", INT64_MAX).ok());
   ASSERT_TRUE(t->Set("b", INT64_MAX).ok());
-  for (auto order : {std::vector<std::string>{"z", "b", "a"}, std::vector<std::string>{"z", "a", "b"}}) {
+  for (auto order :
+       {std::vector<std::string>{"z", "b", "a"}, std::vector<std::string>{"z", "a", "b"}}) {
     std::vector<CounterTable::IncrementOp> ops;
     for (auto& k : order) ops.push_back({k, 1});
     auto r = t->IncrementBatch(ops);
     EXPECT_EQ(r.status().code(), absl::StatusCode::kOutOfRange);
-    EXPECT_NE(std::string(r.status().message()).find(absl::StrCat("increment 1: adding 1 to counter \"", order[1])),
+    EXPECT_NE(std::string(r.status().message())
+                  .find(absl::StrCat("increment 1: adding 1 to counter \"", order[1])),
               std::string::npos)
         << r.status();
   }

@@ -25,9 +25,8 @@ std::string Encode(const Records& r) {
 
 absl::StatusOr<std::pair<SnapshotMetaInfo, Records>> ReadBack(const std::string& path) {
   Records r;
-  auto meta = SnapshotFile::ReadNewest(path, [&](std::string_view k, int64_t v) {
-    r[std::string(k)] = v;
-  });
+  auto meta =
+      SnapshotFile::ReadNewest(path, [&](std::string_view k, int64_t v) { r[std::string(k)] = v; });
   if (!meta.ok()) return meta.status();
   return std::make_pair(*meta, r);
 }
