@@ -54,7 +54,7 @@ struct Slot;
 }  // namespace layout
 struct StagedRegion;
 
-enum class ProcessRole : uint32_t { kNone = 0, kHandler = 1, kAggregator = 2, kOther = 3 };
+enum class ProcessRole : uint32_t { kNone = 0, kHandler = 1, kAggregator = 2 };
 
 struct Counter {
   std::string key;
