@@ -146,7 +146,7 @@ void BM_SnapshotPause(benchmark::State& state) {
         std::max(max_pause, t->SnapshotForEach([&](std::string_view, int64_t) { ++counted; }));
   }
   state.counters["max_pause_us"] = max_pause / 1000.0;
-  state.counters["counters"] = static_cast<double>(counted / state.iterations());
+  state.counters["counters"] = static_cast<double>(counted) / static_cast<double>(state.iterations());
 }
 BENCHMARK(BM_SnapshotPause)->Arg(65536)->Arg(1000000)->Unit(benchmark::kMillisecond);
 
