@@ -3,12 +3,12 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <cstdio>
 #include <string>
 
 #include "absl/strings/escaping.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "shared/json.h"
 
 namespace countersd {
 namespace {
@@ -39,35 +39,6 @@ void AppendTextValue(std::string* out, const LogField& f) {
   } else {
     absl::StrAppend(out, "\"", absl::CEscape(f.value), "\"");
   }
-}
-
-void AppendJsonString(std::string* out, std::string_view s) {
-  out->push_back('"');
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out->append("\\\"");
-        break;
-      case '\\':
-        out->append("\\\\");
-        break;
-      case '\n':
-        out->append("\\n");
-        break;
-      case '\t':
-        out->append("\\t");
-        break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out->append(buf);
-        } else {
-          out->push_back(static_cast<char>(c));
-        }
-    }
-  }
-  out->push_back('"');
 }
 
 }  // namespace

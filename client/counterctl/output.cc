@@ -8,43 +8,6 @@
 
 namespace countersd::ctl {
 
-void AppendJsonString(std::string* out, absl::string_view s) {
-  out->push_back('"');
-  for (char ch : s) {
-    const unsigned char c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"':
-        out->append("\\\"");
-        break;
-      case '\\':
-        out->append("\\\\");
-        break;
-      case '\n':
-        out->append("\\n");
-        break;
-      case '\r':
-        out->append("\\r");
-        break;
-      case '\t':
-        out->append("\\t");
-        break;
-      case '\b':
-        out->append("\\b");
-        break;
-      case '\f':
-        out->append("\\f");
-        break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          absl::StrAppendFormat(out, "\\u%04x", c);
-        } else {
-          out->push_back(ch);
-        }
-    }
-  }
-  out->push_back('"');
-}
-
 void JsonWriter::BeforeValue() {
   if (after_key_) {
     after_key_ = false;
@@ -84,7 +47,7 @@ JsonWriter& JsonWriter::EndArray() {
 
 JsonWriter& JsonWriter::Key(absl::string_view name) {
   BeforeValue();
-  AppendJsonString(&out_, name);
+  AppendJsonString(&out_, std::string_view(name.data(), name.size()));
   out_.push_back(':');
   after_key_ = true;
   return *this;
@@ -92,7 +55,7 @@ JsonWriter& JsonWriter::Key(absl::string_view name) {
 
 JsonWriter& JsonWriter::String(absl::string_view value) {
   BeforeValue();
-  AppendJsonString(&out_, value);
+  AppendJsonString(&out_, std::string_view(value.data(), value.size()));
   return *this;
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "shared/json.h"
 
 namespace countersd::ctl {
 
@@ -53,9 +54,6 @@ class JsonWriter {
   std::vector<bool> has_element_;
   bool after_key_ = false;
 };
-
-// Appends `s` as a JSON string literal (with quotes) to `out`.
-void AppendJsonString(std::string* out, absl::string_view s);
 
 // Rows of cells rendered as aligned columns separated by two spaces.
 // Columns listed in `right_aligned` are padded on the left (numbers).
