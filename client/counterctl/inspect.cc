@@ -136,6 +136,18 @@ void AppendDumpJson(JsonWriter& j, const std::vector<Counter>& counters) {
   j.EndArray();
 }
 
+// Ends an inspect JSON document (the fields both file kinds end with) and
+// prints it. `counters` is null without --dump.
+void FinishJson(JsonWriter& j, const std::vector<std::string>& problems,
+                const std::vector<Counter>* counters) {
+  j.Key("problems").BeginArray();
+  for (const std::string& p : problems) j.String(p);
+  j.EndArray();
+  if (counters) AppendDumpJson(j, *counters);
+  j.EndObject();
+  PrintData(j.str() + "\n");
+}
+
 void SortByKey(std::vector<Counter>& counters) {
   std::sort(counters.begin(), counters.end(),
             [](const Counter& a, const Counter& b) { return a.key < b.key; });
@@ -201,12 +213,7 @@ int InspectMap(const Invocation& inv, const std::string& path, bool dump) {
     j.Field("region_slots", static_cast<uint64_t>(info.region_slots));
     j.Field("file_size", info.file_size).Field("created_unix_ns", info.created_unix_ns);
     j.Field("clean_shutdown", info.clean_shutdown).Field("boot_id", info.boot_id);
-    j.Key("problems").BeginArray();
-    for (const std::string& p : problems) j.String(p);
-    j.EndArray();
-    if (dump) AppendDumpJson(j, counters);
-    j.EndObject();
-    PrintData(j.str() + "\n");
+    FinishJson(j, problems, dump ? &counters : nullptr);
   } else {
     std::vector<std::vector<std::string>> rows = {
         {"path", path},
@@ -307,12 +314,7 @@ int InspectSnapshot(const Invocation& inv, const std::string& path, const Probe&
       j.EndObject();
     }
     j.EndArray();
-    j.Key("problems").BeginArray();
-    for (const std::string& p : problems) j.String(p);
-    j.EndArray();
-    if (dump) AppendDumpJson(j, counters);
-    j.EndObject();
-    PrintData(j.str() + "\n");
+    FinishJson(j, problems, dump ? &counters : nullptr);
   } else {
     std::vector<std::vector<std::string>> rows = {
         {"path", path},
