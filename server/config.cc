@@ -216,9 +216,9 @@ absl::Status ValidateConfig(const Config& c) {
   if (c.drain_timeout < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--drain-timeout must not be negative");
   }
-  if (c.max_batch < 1 || c.max_batch > CounterTable::kMaxBatch()) {
+  if (c.max_batch < 1 || c.max_batch > kMaxBatchOps) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "--max-batch=", c.max_batch, " is out of range: must be 1 to ", CounterTable::kMaxBatch()));
+        "--max-batch=", c.max_batch, " is out of range: must be 1 to ", kMaxBatchOps));
   }
   return absl::OkStatus();
 }

@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "shared/limits.h"
 #include "shared/log.h"
 
 namespace countersd {
@@ -24,9 +25,6 @@ struct Config {
   size_t max_batch = 1000;  // IncrementBatch / BatchGet entries per call
   bool trust_untrusted_map = false;
 };
-
-// Largest --handlers value (the table has a fixed number of stats slots).
-inline constexpr int kMaxHandlers = 62;
 
 // Parses argv. `--help` (or -h, --helpfull, --helpshort) prints the flags of
 // countersd and exits 0. An unknown flag, a positional argument or a bad

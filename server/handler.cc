@@ -256,7 +256,7 @@ absl::Status CounterServiceImpl::DoIncrementBatch(const IncrementBatchRequest& r
     return absl::ResourceExhaustedError(absl::StrCat(
         "batch of ", n, " increments exceeds the server's limit (--max-batch=", max_batch_, ")"));
   }
-  std::vector<CounterTable::IncrementOp> ops;
+  std::vector<CounterTable::KeyDelta> ops;
   ops.reserve(n);
   for (size_t i = 0; i < n; ++i) {
     const IncrementRequest& inc = req.increments(static_cast<int>(i));

@@ -54,7 +54,7 @@ using CounterServiceBase = counters::v1::CounterService::WithAsyncMethod_Increme
 
 class CounterServiceImpl final : public CounterServiceBase {
  public:
-  // `table` must outlive the service. `max_batch` <= CounterTable::kMaxBatch().
+  // `table` must outlive the service. `max_batch` <= kMaxBatchOps.
   CounterServiceImpl(CounterTable* table, size_t max_batch);
   ~CounterServiceImpl() override;
 

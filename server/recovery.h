@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "shared/counter_table.h"
+#include "shared/data_dir.h"
 
 namespace countersd {
 
@@ -17,11 +18,6 @@ struct RecoveryOptions {
   uint64_t capacity = 0;  // for a new table (or the minimum for a restored one)
   bool trust_untrusted_map = false;
 };
-
-// File names inside the data directory.
-inline constexpr char kMapFile[] = "counters.map";
-inline constexpr char kSnapshotFile[] = "counters.snap";
-inline constexpr char kLockFile[] = "LOCK";
 
 // Opens, restores or creates the table at <data_dir>/counters.map and logs
 // what it did. REQUIRES: the caller holds the data directory's flock and no

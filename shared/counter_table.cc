@@ -178,7 +178,7 @@ Geometry ComputeGeometry(uint64_t capacity) {
   g.processes_offset =
       RoundUp(g.regions_offset + uint64_t{g.regions} * sizeof(RegionShared), layout::kPage);
   g.journals_offset =
-      RoundUp(g.processes_offset + layout::kProcessSlots * sizeof(ProcessSlot), layout::kPage);
+      RoundUp(g.processes_offset + kProcessSlots * sizeof(ProcessSlot), layout::kPage);
   g.slots_offset =
       RoundUp(g.journals_offset + layout::kJournals * sizeof(BatchJournal), layout::kPage);
   g.file_size =
@@ -338,8 +338,6 @@ class CounterTable::StripeGuard {
 };
 
 void CounterTable::SetCriticalSectionHookForTest(CriticalSectionHook hook) { g_hook.store(hook); }
-
-size_t CounterTable::kMaxBatch() { return layout::kMaxBatchOps; }
 
 // ---------------------------------------------------------------------------
 // Creation, opening, validation.
@@ -591,7 +589,7 @@ static int RepairRegionSlots(RegionShared* reg, Slot* base, uint32_t n) {
 }
 
 void CounterTable::UndoJournal(BatchJournal* j) {
-  for (uint32_t k = std::min<uint32_t>(j->count, layout::kMaxBatchOps); k-- > 0;) {
+  for (uint32_t k = std::min<uint32_t>(j->count, kMaxBatchOps); k-- > 0;) {
     const JournalEntry& e = j->entries[k];
     if (e.region >= header_->regions || e.slot >= header_->region_slots) continue;
     Slot* s = &slots(e.region)[e.slot];
@@ -615,7 +613,7 @@ OpenReport CounterTable::RepairAfterCrash() {
     }
     bj->owner.store(0);
   }
-  for (uint32_t i = 0; i < layout::kProcessSlots; ++i) {
+  for (uint32_t i = 0; i < kProcessSlots; ++i) {
     std::memset(static_cast<void*>(process_slot(i)), 0, sizeof(ProcessSlot));
   }
   uint64_t total = 0;
@@ -704,7 +702,7 @@ RecoveryReport CounterTable::RecoverDeadProcess(pid_t pid) {
   //    can release it.)
   if (live_delta != 0) header_->live_total.fetch_add(static_cast<uint64_t>(live_delta));
   // 4. Its stats slot.
-  for (uint32_t i = 0; i < layout::kProcessSlots; ++i) {
+  for (uint32_t i = 0; i < kProcessSlots; ++i) {
     ProcessSlot* ps = process_slot(i);
     int32_t expected = pid;
     if (ps->pid.load() == pid && ps->pid.compare_exchange_strong(expected, 0)) {
@@ -887,11 +885,11 @@ BatchJournal* CounterTable::ClaimJournal() {
 }
 
 absl::StatusOr<std::vector<int64_t>> CounterTable::IncrementBatch(
-    absl::Span<const IncrementOp> ops) {
+    absl::Span<const KeyDelta> ops) {
   if (ops.empty()) return absl::InvalidArgumentError("batch is empty");
-  if (ops.size() > layout::kMaxBatchOps) {
+  if (ops.size() > kMaxBatchOps) {
     return absl::ResourceExhaustedError(
-        absl::StrCat("batch has ", ops.size(), " increments; the limit is ", layout::kMaxBatchOps));
+        absl::StrCat("batch has ", ops.size(), " increments; the limit is ", kMaxBatchOps));
   }
   // Per-thread scratch: no allocation per batch beyond the result.
   struct Item {
@@ -1135,7 +1133,7 @@ bool CounterTable::ChangedSinceLastSnapshot() const {
 // Process bookkeeping and shutdown.
 
 absl::Status CounterTable::RegisterProcess(pid_t pid, ProcessRole role) {
-  for (uint32_t i = 0; i < layout::kProcessSlots; ++i) {
+  for (uint32_t i = 0; i < kProcessSlots; ++i) {
     ProcessSlot* ps = process_slot(i);
     int32_t expected = 0;
     if (ps->pid.load() == 0 && ps->pid.compare_exchange_strong(expected, pid)) {
@@ -1149,7 +1147,7 @@ absl::Status CounterTable::RegisterProcess(pid_t pid, ProcessRole role) {
     }
   }
   return absl::ResourceExhaustedError(
-      absl::StrCat("all ", layout::kProcessSlots, " process slots of the map file are taken"));
+      absl::StrCat("all ", kProcessSlots, " process slots of the map file are taken"));
 }
 
 void CounterTable::CountCall(bool error) {
@@ -1164,7 +1162,7 @@ void CounterTable::SetReady(bool ready) {
 
 std::vector<ProcessStats> CounterTable::ProcessStatsSnapshot() const {
   std::vector<ProcessStats> out;
-  for (uint32_t i = 0; i < layout::kProcessSlots; ++i) {
+  for (uint32_t i = 0; i < kProcessSlots; ++i) {
     const ProcessSlot* ps = process_slot(i);
     int32_t pid = ps->pid.load();
     if (pid == 0) continue;

@@ -41,6 +41,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "shared/control.h"
+#include "shared/limits.h"
 #include "shared/sys.h"
 
 namespace countersd {
@@ -159,14 +160,14 @@ class CounterTable {
   // new keys of the same region reuse; Open reclaims the rest.
   absl::StatusOr<int64_t> Delete(std::string_view key);
 
-  struct IncrementOp {
+  // One increment of a batch.
+  struct KeyDelta {
     std::string_view key;
     int64_t delta;
   };
   // Atomic batch: all increments apply or none. values[i] is the value after
-  // ops[i]. A key may repeat. RESOURCE_EXHAUSTED if ops.size() > kMaxBatch().
-  absl::StatusOr<std::vector<int64_t>> IncrementBatch(absl::Span<const IncrementOp> ops);
-  static size_t kMaxBatch();
+  // ops[i]. A key may repeat. RESOURCE_EXHAUSTED if ops.size() > kMaxBatchOps.
+  absl::StatusOr<std::vector<int64_t>> IncrementBatch(absl::Span<const KeyDelta> ops);
 
   // The lock stripe that guards `key` (for benchmarks and tests that need
   // keys on the same or on different stripes).

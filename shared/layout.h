@@ -24,6 +24,7 @@
 
 #include "shared/control.h"
 #include "shared/key.h"
+#include "shared/limits.h"
 #include "shared/stripe_lock.h"
 
 namespace countersd::layout {
@@ -32,10 +33,8 @@ inline constexpr char kMagic[8] = {'C', 'N', 'T', 'R', 'S', 'D', 'M', 'P'};
 // Bump on any change of the structs below.
 inline constexpr uint32_t kLayoutVersion = 1;
 inline constexpr size_t kPage = 4096;
-inline constexpr size_t kProcessSlots = 64;
 inline constexpr size_t kJournals = 32;
-// Largest atomic batch the table accepts (a journal's capacity).
-inline constexpr size_t kMaxBatchOps = 1000;
+// kProcessSlots and kMaxBatchOps (a journal's capacity) are in limits.h.
 
 enum SlotState : uint32_t { kEmpty = 0, kLive = 1, kTombstone = 2 };
 

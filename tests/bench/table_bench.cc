@@ -85,7 +85,7 @@ void BM_IncrementBatch100(benchmark::State& state) {
   auto t = NewTable(100000);
   std::vector<std::string> keys;
   for (int i = 0; i < 100; ++i) keys.push_back(absl::StrCat("key:", i));
-  std::vector<CounterTable::IncrementOp> ops;
+  std::vector<CounterTable::KeyDelta> ops;
   for (auto& k : keys) ops.push_back({k, 1});
   for (auto _ : state) benchmark::DoNotOptimize(t->IncrementBatch(ops));
   state.SetItemsProcessed(state.iterations() * 100);

@@ -190,7 +190,7 @@ TEST_F(Table, ListIsSortedFilteredByPrefixAndPages) {
 TEST_F(Table, BatchAppliesAllInOrderWithRepeatedKeys) {
   auto t = MustCreate(1000);
   ASSERT_TRUE(t->Set("x", 10).ok());
-  std::vector<CounterTable::IncrementOp> ops = {{"x", 1}, {"y", 5}, {"x", 2}, {"z", -1}};
+  std::vector<CounterTable::KeyDelta> ops = {{"x", 1}, {"y", 5}, {"x", 2}, {"z", -1}};
   auto r = t->IncrementBatch(ops);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(*r, (std::vector<int64_t>{11, 5, 13, -1}));
@@ -202,7 +202,7 @@ TEST_F(Table, BatchAppliesAllInOrderWithRepeatedKeys) {
 TEST_F(Table, BatchWithOneOverflowAppliesNothing) {
   auto t = MustCreate(1000);
   ASSERT_TRUE(t->Set("max", INT64_MAX).ok());
-  std::vector<CounterTable::IncrementOp> ops = {{"a", 1}, {"new", 1}, {"max", 1}};
+  std::vector<CounterTable::KeyDelta> ops = {{"a", 1}, {"new", 1}, {"max", 1}};
   auto r = t->IncrementBatch(ops);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kOutOfRange);
   EXPECT_NE(std::string(r.status().message()).find("increment 2"), std::string::npos) << r.status();
@@ -218,7 +218,7 @@ TEST_F(Table, BatchOverflowNamesTheFirstFailingIncrementInRequestOrder) {
   ASSERT_TRUE(t->Set("b", INT64_MAX).ok());
   for (auto order :
        {std::vector<std::string>{"z", "b", "a"}, std::vector<std::string>{"z", "a", "b"}}) {
-    std::vector<CounterTable::IncrementOp> ops;
+    std::vector<CounterTable::KeyDelta> ops;
     for (auto& k : order) ops.push_back({k, 1});
     auto r = t->IncrementBatch(ops);
     EXPECT_EQ(r.status().code(), absl::StatusCode::kOutOfRange);
@@ -232,7 +232,7 @@ TEST_F(Table, BatchOverflowNamesTheFirstFailingIncrementInRequestOrder) {
 
 TEST_F(Table, BatchWithBadKeyNamesItsIndexAndAppliesNothing) {
   auto t = MustCreate(1000);
-  std::vector<CounterTable::IncrementOp> ops = {{"ok", 1}, {"", 1}};
+  std::vector<CounterTable::KeyDelta> ops = {{"ok", 1}, {"", 1}};
   auto r = t->IncrementBatch(ops);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(std::string(r.status().message()).find("increment 1"), std::string::npos);
@@ -242,20 +242,20 @@ TEST_F(Table, BatchWithBadKeyNamesItsIndexAndAppliesNothing) {
 TEST_F(Table, BatchLargerThanLimitOrEmptyIsRejected) {
   auto t = MustCreate(5000);
   std::vector<std::string> keys;
-  for (size_t i = 0; i <= CounterTable::kMaxBatch(); ++i) keys.push_back(absl::StrCat("k", i));
-  std::vector<CounterTable::IncrementOp> ops;
+  for (size_t i = 0; i <= kMaxBatchOps; ++i) keys.push_back(absl::StrCat("k", i));
+  std::vector<CounterTable::KeyDelta> ops;
   for (auto& k : keys) ops.push_back({k, 1});
   EXPECT_EQ(t->IncrementBatch(ops).status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(t->IncrementBatch({}).status().code(), absl::StatusCode::kInvalidArgument);
   ops.pop_back();
   EXPECT_TRUE(t->IncrementBatch(ops).ok());
-  EXPECT_EQ(t->size(), CounterTable::kMaxBatch());
+  EXPECT_EQ(t->size(), kMaxBatchOps);
 }
 
 TEST_F(Table, BatchThatWouldOverfillTableAppliesNothing) {
   auto t = MustCreate(10);
   for (int i = 0; i < 8; ++i) ASSERT_TRUE(t->Increment(absl::StrCat("k", i), 1).ok());
-  std::vector<CounterTable::IncrementOp> ops = {{"k0", 1}, {"n1", 1}, {"n2", 1}, {"n3", 1}};
+  std::vector<CounterTable::KeyDelta> ops = {{"k0", 1}, {"n1", 1}, {"n2", 1}, {"n3", 1}};
   EXPECT_EQ(t->IncrementBatch(ops).status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(*t->Get("k0"), 1);
   EXPECT_EQ(t->size(), 8u);

@@ -198,7 +198,7 @@ TEST_F(MultiProcess, ProcessKilledMidBatchIsRolledBackEntirely) {
   auto t = MustCreate(10000);
   auto keys = ManyKeys(50);  // spread over several stripes
   for (auto& k : keys) ASSERT_TRUE(t->Set(k, 7).ok());
-  std::vector<CounterTable::IncrementOp> ops;
+  std::vector<CounterTable::KeyDelta> ops;
   for (auto& k : keys) ops.push_back({k, 100});
   ops.push_back({"batch-created", 1});
   // Stop at the 40th key: 39 increments are already applied.
@@ -219,7 +219,7 @@ TEST_F(MultiProcess, ProcessKilledMidBatchIsRolledBackEntirely) {
 TEST_F(MultiProcess, BatchCreatingKeysKilledMidwayLeavesNoKeys) {
   auto t = MustCreate(10000);
   auto keys = ManyKeys(30);
-  std::vector<CounterTable::IncrementOp> ops;
+  std::vector<CounterTable::KeyDelta> ops;
   for (auto& k : keys) ops.push_back({k, 1});
   pid_t victim = SpawnStoppedInside(keys[20], 0, [&] { (void)t->IncrementBatch(ops); });
   KillAndReap(victim);
@@ -234,7 +234,7 @@ TEST_F(MultiProcess, OpenAfterWholeCrashRollsBackHalfDoneBatch) {
   {
     auto t = MustCreate(10000);
     for (auto& k : keys) ASSERT_TRUE(t->Set(k, 1).ok());
-    std::vector<CounterTable::IncrementOp> ops;
+    std::vector<CounterTable::KeyDelta> ops;
     for (auto& k : keys) ops.push_back({k, 1});
     pid_t victim = SpawnStoppedInside(keys[30], 0, [&] { (void)t->IncrementBatch(ops); });
     KillAndReap(victim);  // and the "supervisor" (this handle) goes away without recovering
@@ -250,7 +250,7 @@ TEST_F(MultiProcess, OpenAfterWholeCrashRollsBackHalfDoneBatch) {
 TEST_F(MultiProcess, SnapshotNeverContainsHalfABatch) {
   auto t = MustCreate(10000);
   auto keys = ManyKeys(64);
-  std::vector<CounterTable::IncrementOp> ops;
+  std::vector<CounterTable::KeyDelta> ops;
   for (auto& k : keys) ops.push_back({k, 1});
   ASSERT_TRUE(t->IncrementBatch(ops).ok());
   constexpr int kBatches = 20000;

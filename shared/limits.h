@@ -1,0 +1,31 @@
+// The table's limits: the one home of each number that the server's flags,
+// their --help text, the client and the tests check against. Each is derived
+// from the layout that imposes it (layout.h), so a layout change moves them.
+#ifndef COUNTERSD_SHARED_LIMITS_H_
+#define COUNTERSD_SHARED_LIMITS_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "shared/key.h"
+
+namespace countersd {
+
+// Largest table a map file can describe: slot indices and region counts are
+// 32-bit in the layout, and 1<<30 counters keep every offset well inside it.
+inline constexpr uint64_t kMaxCapacity = uint64_t{1} << 30;
+
+// Largest atomic batch: the capacity of one undo journal in the mapping.
+inline constexpr size_t kMaxBatchOps = 1000;
+
+// Processes that can hold a stats slot in the mapping at once.
+inline constexpr size_t kProcessSlots = 64;
+
+// Handlers that can run at once: every process slot but the aggregator's,
+// and one spare for a handler respawned before its predecessor's slot is
+// freed.
+inline constexpr int kMaxHandlers = static_cast<int>(kProcessSlots) - 2;
+
+}  // namespace countersd
+
+#endif  // COUNTERSD_SHARED_LIMITS_H_
