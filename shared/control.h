@@ -18,6 +18,14 @@
 
 namespace countersd {
 
+// Lives in the map file's header. Invariants:
+//  1. request_seq is only incremented, by requesters (handlers' Snapshot
+//     calls).
+//  2. Every other field is written only by the snapshot writer (in the
+//     aggregator), the result fields before done_seq (release); a reader
+//     that saw done_seq (acquire) reads the result of that snapshot.
+//  3. Open resets request_seq, done_seq, last_failed and failures; the
+//     result of the last snapshot stays until the next one replaces it.
 struct SnapshotControl {
   std::atomic<uint32_t> request_seq;  // bumped by requesters
   std::atomic<uint32_t> done_seq;     // request_seq value the last result serves

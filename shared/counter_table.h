@@ -55,7 +55,8 @@ struct Slot;
 }  // namespace layout
 struct StagedRegion;
 
-enum class ProcessRole : uint32_t { kNone = 0, kHandler = 1, kAggregator = 2 };
+// Who claimed a process stats slot (stored in the mapping; 0 is a free slot).
+enum class ProcessRole : uint32_t { kHandler = 1, kAggregator = 2 };
 
 struct Counter {
   std::string key;
@@ -109,14 +110,15 @@ class CounterTable {
  public:
   // Creates a new table file at `path` (which must not exist) with mode
   // 0600, sized for `capacity` counters, and maps it. Records the current
-  // boot id. INVALID_ARGUMENT if capacity is 0 or above 1<<30.
+  // boot id. INVALID_ARGUMENT if capacity is 0 or above kMaxCapacity.
   static absl::StatusOr<std::unique_ptr<CounterTable>> Create(const std::string& path,
                                                               uint64_t capacity,
                                                               Sys* sys = RealSys());
 
   // Opens an existing table as its new owner. Validates the header (magic,
-  // layout version, struct sizes, file size, header checksum) and refuses a
-  // mismatch with FAILED_PRECONDITION naming it. Then, single-threaded and
+  // layout version and byte order, struct sizes, file size, header
+  // checksum) and every live slot (key, hash, region), and refuses a
+  // mismatch with FAILED_PRECONDITION naming it (table_file.cc). Then, single-threaded and
   // before any other process uses the file: rolls back batches and inserts
   // that a crashed process left half-done, recounts, reclaims tombstones,
   // re-initialises every lock and semaphore, frees every process slot,
@@ -126,8 +128,8 @@ class CounterTable {
                                                             Sys* sys = RealSys(),
                                                             OpenReport* report = nullptr);
 
-  // Opens a table file read-only for inspection: validates the header the
-  // same way, maps it PROT_READ and never writes. Only Info, Get, List and
+  // Opens a table file read-only for inspection: validates the header and
+  // the slots the same way, maps it PROT_READ and never writes. Only Info, Get, List and
   // ForEach may be used; the caller must not expect a consistent view if a
   // daemon is writing the file at the same time.
   static absl::StatusOr<std::unique_ptr<CounterTable>> OpenReadOnly(const std::string& path);
@@ -234,6 +236,8 @@ class CounterTable {
   static absl::StatusOr<std::unique_ptr<CounterTable>> Map(const std::string& path, int fd,
                                                            bool writable, Sys* sys);
   absl::Status ValidateHeader(uint64_t actual_file_size) const;
+  // Slot invariant 2 (layout.h) for every live slot that is not mid-rewrite.
+  absl::Status ValidateSlots() const;
   absl::Status InitStaging();
   OpenReport RepairAfterCrash();
   void CompactRegion(uint32_t r);
@@ -247,10 +251,18 @@ class CounterTable {
   void LockRegion(uint32_t r) const;
   void UnlockRegion(uint32_t r) const;
   void CopyRegionIfPending(uint32_t r, uint32_t epoch) const;
+  void CopyRegion(uint32_t r, uint32_t epoch) const;
   // REQUIRES: region r locked.
   layout::Slot* Find(uint32_t r, std::string_view key, uint64_t hash) const;
-  absl::StatusOr<layout::Slot*> Insert(uint32_t r, std::string_view key, uint64_t hash,
-                                       int64_t value);
+  // The one insert routine (table_insert.cc). REQUIRES: region r locked by
+  // this process, `key` valid and absent, capacity checked. Records its
+  // undo in `batch` (a claimed, active journal) or, when null, in the
+  // region. nullptr if the region has no free slot.
+  layout::Slot* InsertSlot(uint32_t r, std::string_view key, uint64_t hash, int64_t value,
+                           layout::BatchJournal* batch);
+  // A single-key insert: capacity check + InsertSlot; RESOURCE_EXHAUSTED
+  // when the table or the region is full.
+  absl::Status Insert(uint32_t r, std::string_view key, uint64_t hash, int64_t value);
   // True if `creates` more counters would pass the capacity.
   bool WouldExceedCapacity(uint64_t creates) const;
   layout::BatchJournal* ClaimJournal();

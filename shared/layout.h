@@ -1,6 +1,14 @@
-// The structs that live in the map file. Internal to shared/: other code uses
-// CounterTable. Every struct here is plain data with its own name; the
-// per-process handle that uses them is CounterTable.
+// The structs that live in the map file: its format. Internal to shared/
+// (other code uses CounterTable), except the magic, which counterctl
+// inspect uses to tell a map file from a snapshot file. Every struct here
+// is plain data with its own name; the per-process handle that uses them
+// is CounterTable.
+//
+// The live map is host-native: its integers are in this host's byte order
+// and its atomics and semaphores are this host's (sem_t, futex words). It
+// is never copied to another host; counters.snap is the portable format
+// (snapshot_format.h). Validation (table_file.cc) refuses a map of another
+// byte order or ABI with a message that says so.
 //
 // File layout (offsets in the header, every section 4096-aligned):
 //
@@ -10,17 +18,23 @@
 //   [BatchJournal  x kJournals    ]  undo logs of in-flight batches
 //   [Slot          x regions x region_slots]
 //
-// The hash table is partitioned: a key's hash picks its region, and the key
-// lives in that region's open-addressing (linear probing) slot range. A
-// region is guarded by its own stripe lock, so every slot is only ever
-// written by the holder of one lock, and a snapshot can copy one region at a
-// time (see counter_table.cc).
+// The hash table is partitioned: a key's hash (key_hash.h) picks its region,
+// and the key lives in that region's open-addressing (linear probing) slot
+// range. A region is guarded by its own stripe lock, so every slot is only
+// ever written by the holder of one lock, and a snapshot can copy one
+// region at a time (snapshot_staging.cc).
+//
+// "The owner" below is the process that opened the table (the supervisor),
+// in Open before it forks anybody, or in RecoverDeadProcess after it reaped
+// the process whose state it repairs.
 #ifndef COUNTERSD_SHARED_LAYOUT_H_
 #define COUNTERSD_SHARED_LAYOUT_H_
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 
 #include "shared/control.h"
 #include "shared/key.h"
@@ -40,13 +54,16 @@ enum SlotState : uint32_t { kEmpty = 0, kLive = 1, kTombstone = 2 };
 
 // One counter. Invariants:
 //  1. Written only by the holder of its region's stripe lock (or by the
-//     owner during Open, before any other process exists).
-//  2. state == kLive => key[0..key_len) is a valid key, hash == Hash(key),
-//     and the key is in no other live slot.
+//     owner, in Open or in RecoverDeadProcess of the dead holder).
+//  2. state == kLive => key[0..key_len) is a valid key (key.h), hash ==
+//     HashKey(key), the hash's region is this slot's, and the key is in no
+//     other live slot. Open checks it for every live slot (table_file.cc).
 //  3. `seq` is incremented (release) before and after any change of key or
 //     state, so it is odd while the slot is being rewritten; lock-free
-//     readers (List, snapshot readers) retry when seq is odd or changed.
+//     readers (Get, List, the snapshot copy) retry when seq is odd or changed.
 //  4. value is only read or written as a whole 8-byte atomic.
+//  5. Every reader of the key goes through stored_key(), which never reads
+//     past `key` whatever key_len holds (a torn or damaged slot).
 struct Slot {
   std::atomic<uint32_t> seq;
   uint32_t state;  // SlotState
@@ -55,12 +72,24 @@ struct Slot {
   uint16_t key_len;
   char key[kMaxKeyBytes];
   char pad[6];
+
+  std::string_view stored_key() const {
+    return {key, std::min<size_t>(key_len, kMaxKeyBytes)};
+  }
 };
 static_assert(sizeof(Slot) == 192, "Slot size is part of the layout");
 
 // One lock stripe and the region of slots it guards. 128 bytes: the lock
 // word and the region's bookkeeping share one line; nothing of another
-// stripe does.
+// stripe does. Invariants:
+//  1. Every field but `lock` and `live` is read and written only by the
+//     holder of `lock` (or the owner, as for Slot).
+//  2. used >= live, and the region's slots hold exactly `live` live ones and
+//     `used` non-empty ones, except inside a critical section.
+//  3. inserting != 0 only inside an insert's critical section (undo record).
+//  4. copied_epoch == TableHeader::snapshot_epoch => the region's staging
+//     copy is the region as of that epoch's start; dirty == 0 => the region
+//     equals its staging copy.
 struct alignas(64) RegionShared {
   StripeLockShared lock;
   // Live slots in the region. Written under `lock`; read without it (relaxed)
@@ -82,13 +111,19 @@ struct alignas(64) RegionShared {
 };
 static_assert(sizeof(RegionShared) == 128);
 
-// Per-process stats (handlers, aggregator). Claimed by CAS of `pid` from 0.
+// Per-process stats (handlers, aggregator). Invariants:
+//  1. `pid` is claimed by the process itself, by CAS from 0
+//     (RegisterProcess), and freed only by the owner (RecoverDeadProcess
+//     after reaping that pid; Open zeroes every slot).
+//  2. The other fields are written only by the process that claimed the
+//     slot, with relaxed atomics; anyone reads them.
+// Process slots are reset at every Open: nothing in them outlives the
+// daemon that wrote it.
 struct alignas(64) ProcessSlot {
   std::atomic<int32_t> pid;    // 0: free.
   std::atomic<uint32_t> role;  // ProcessRole
   std::atomic<uint64_t> calls;
   std::atomic<uint64_t> errors;
-  std::atomic<int64_t> started_unix_ns;
   std::atomic<uint32_t> ready;  // 1 once the process serves.
 };
 static_assert(sizeof(ProcessSlot) == 64);
@@ -102,10 +137,15 @@ struct JournalEntry {
 };
 
 // Undo log of one in-flight batch. Invariants:
-//  1. `owner` != 0 means the journal is claimed by that pid.
-//  2. `active` == 1 means entries[0..count) describe changes that may have
-//     been applied and must be undone if `owner` dies. The batch commits by
-//     storing active = 0 (one store) before it unlocks any stripe.
+//  1. `owner` != 0 means the journal is claimed by that pid: claimed by CAS
+//     from 0 by the batch's process, released by it, or freed by the owner
+//     after the pid died.
+//  2. active, count and entries are written only by the claimer, while it
+//     holds every stripe the batch touches (or by the owner's repair).
+//  3. `active` == 1 means entries[0..count) describe changes that may have
+//     been applied and must be undone if `owner` dies. An entry is complete
+//     before the change it describes is made. The batch commits by storing
+//     active = 0 (one store) before it unlocks any stripe.
 struct alignas(64) BatchJournal {
   std::atomic<int32_t> owner;
   std::atomic<uint32_t> active;
@@ -114,8 +154,18 @@ struct alignas(64) BatchJournal {
   JournalEntry entries[kMaxBatchOps];
 };
 
-// The first page. Static fields are written once at creation and covered by
-// `header_crc`; the rest are runtime fields.
+// The first page. Invariants:
+//  1. The static fields (up to header_crc) are written once, by Create,
+//     before the file is mapped by anyone else, and are covered by
+//     header_crc; validation (table_file.cc) checks each against the
+//     geometry its capacity implies.
+//  2. clean_shutdown and boot_id are written by the owner only: cleared and
+//     set at Open, set by MarkCleanShutdown when no other process runs.
+//  3. live_total is changed by writers next to a region's `live` (relaxed)
+//     and recounted by the owner; it is a hint (see below).
+//  4. snapshot_epoch is bumped only by the snapshotter and reset by Open;
+//     writers read it under their region locks.
+//  5. snapshot follows the protocol of control.h.
 struct TableHeader {
   char magic[8];
   uint32_t layout_version;
@@ -140,7 +190,6 @@ struct TableHeader {
   std::atomic<uint32_t> clean_shutdown;
   uint32_t pad1;
   char boot_id[40];  // boot id of the last owner, NUL-padded.
-  std::atomic<int64_t> opened_unix_ns;
   // Live counters in the whole table: a fast hint for the capacity check,
   // changed next to a region's `live`. A process killed between the two
   // changes can leave it off by one until the next Open recounts; so near

@@ -26,9 +26,17 @@
 namespace countersd {
 
 // Lives in the mapping. Plain data; all fields are written only through the
-// functions below.
+// functions below. Invariants:
+//  1. owner != 0 <=> a process holds the lock, and owner is its pid. Set by
+//     the acquirer (CAS 0 -> pid), cleared by the holder (CAS pid -> 0) or
+//     by the table's owner after reaping the dead holder (ForceUnlock).
+//  2. waiters >= the number of processes asleep in sem_wait (a dead sleeper
+//     leaves it one too high: one spurious wake-up later). Incremented by
+//     waiters, decremented by whoever posts `sem`.
+//  3. sem is meaningless after a restart: StripeLockInit re-creates it at
+//     every Open, when no process uses the lock.
 struct StripeLockShared {
-  std::atomic<int32_t> owner;    // 0 or holder pid. Written by Lock/Unlock/ForceUnlock.
+  std::atomic<int32_t> owner;    // 0 or holder pid.
   std::atomic<int32_t> waiters;  // sleepers on `sem`, approximately.
   sem_t sem;                     // pshared, initial value 0.
 };
@@ -65,9 +73,10 @@ inline void StripeUnlock(StripeLockShared* l, int32_t pid) {
                                         std::memory_order_relaxed)) {
     __builtin_trap();  // unlocking a lock this process does not hold: a broken invariant
   }
-  // The CAS is a full barrier on x86 and seq_cst elsewhere: a waiter that
-  // counted itself before this load is seen, and one that counts itself
-  // after it re-checks `owner` and finds it free.
+  // The CAS and this load are seq_cst, and so are a waiter's count and its
+  // re-check of `owner` (StripeLockSlow): a waiter that counted itself
+  // before this load is seen, and one that counts itself after it re-checks
+  // `owner` and finds it free.
   if (l->waiters.load(std::memory_order_seq_cst) > 0) StripeWakeup(l);
 }
 

@@ -60,6 +60,22 @@ absl::Status Sys::Ftruncate(int fd, off_t size, std::string_view what) {
   return absl::OkStatus();
 }
 
+absl::Status Sys::Pwrite(int fd, const void* buf, size_t len, off_t offset,
+                         std::string_view what) {
+  const char* p = static_cast<const char*>(buf);
+  while (len > 0) {
+    ssize_t n = ::pwrite(fd, p, len, offset);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoToStatus(errno, absl::StrCat("pwrite(", std::string(what), ")"));
+    }
+    p += n;
+    len -= static_cast<size_t>(n);
+    offset += n;
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<void*> Sys::Mmap(size_t len, int prot, int flags, int fd, std::string_view what) {
   void* p = ::mmap(nullptr, len, prot, flags, fd, 0);
   if (p == MAP_FAILED) return ErrnoToStatus(errno, absl::StrCat("mmap(", std::string(what), ")"));

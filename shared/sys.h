@@ -29,6 +29,9 @@ class Sys {
   virtual absl::StatusOr<int> Open(const std::string& path, int flags, mode_t mode);
   virtual absl::Status Close(int fd);
   virtual absl::Status Ftruncate(int fd, off_t size, std::string_view what);
+  // pwrite of all `len` bytes at `offset` (a short write is retried).
+  virtual absl::Status Pwrite(int fd, const void* buf, size_t len, off_t offset,
+                              std::string_view what);
   virtual absl::StatusOr<void*> Mmap(size_t len, int prot, int flags, int fd,
                                      std::string_view what);
   virtual absl::Status Munmap(void* addr, size_t len);

@@ -297,13 +297,6 @@ TEST_F(Table, CreateRefusesExistingFileAndBadCapacity) {
 }
 
 // Rewrites bytes of a closed table file.
-void Poke(const std::string& path, off_t offset, const void* bytes, size_t n) {
-  int fd = open(path.c_str(), O_WRONLY);
-  ASSERT_GE(fd, 0);
-  ASSERT_EQ(pwrite(fd, bytes, n, offset), static_cast<ssize_t>(n));
-  close(fd);
-}
-
 TEST_F(Table, OpenRefusesBadMagic) {
   MustCreate(100);
   Poke(Path("t.map"), 0, "NOTMAGIC", 8);

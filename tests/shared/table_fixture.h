@@ -2,7 +2,9 @@
 #ifndef COUNTERSD_TESTS_SHARED_TABLE_FIXTURE_H_
 #define COUNTERSD_TESTS_SHARED_TABLE_FIXTURE_H_
 
+#include <fcntl.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <memory>
@@ -12,6 +14,14 @@
 #include "shared/counter_table.h"
 
 namespace countersd {
+
+// Overwrites n bytes of the file at `offset` (to damage a file on purpose).
+inline void Poke(const std::string& path, off_t offset, const void* bytes, size_t n) {
+  int fd = open(path.c_str(), O_WRONLY);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(pwrite(fd, bytes, n, offset), static_cast<ssize_t>(n));
+  close(fd);
+}
 
 class TempDirTest : public ::testing::Test {
  protected:

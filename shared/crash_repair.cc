@@ -1,0 +1,195 @@
+// How crash repair works
+// ======================
+//
+// A process can die at any instruction, holding stripes. What it may leave:
+//  - a half-done insert: the region's `inserting` word names the slot (it
+//    is set before the slot is touched), and the slot's seq may be odd;
+//  - an uncommitted batch: its journal is `active`, and entries[0..count)
+//    describe every change it may have made (each entry is written before
+//    its change);
+//  - odd seqlocks, stripes whose owner word is its pid, a claimed journal
+//    and a claimed process slot.
+// A completed single-key operation is one 8-byte store (or a finished
+// seqlocked rewrite) and is never undone; an uncommitted batch is undone
+// entirely (the caller never got an OK).
+//
+// Two entry points repair the same things:
+//  - RecoverDeadProcess(pid): the owner, after reaping pid, while the other
+//    processes run. It touches only what pid held: the batch is undone while
+//    pid still "holds" the batch's stripes (nobody else can see the
+//    half-applied state), then each stripe pid held is repaired and
+//    released. It never takes a lock: another child may have died holding
+//    one, and only the owner can release it.
+//  - RepairAfterCrash, from Open, single-threaded before anybody else maps
+//    the file: every journal, every region, every process slot, plus
+//    compaction of regions with tombstones (deletes leave tombstones that
+//    inserts reuse; Open rebuilds the rest away).
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "shared/table_internal.h"
+
+namespace countersd {
+
+using layout::BatchJournal;
+using layout::JournalEntry;
+using layout::ProcessSlot;
+using layout::RegionShared;
+using layout::Slot;
+using table_internal::FirstProbe;
+using table_internal::MarkDirty;
+using table_internal::NextProbe;
+using table_internal::RewriteSlot;
+
+namespace {
+
+// REQUIRES: region r is held by a dead process (or nobody runs, in Open).
+// Rolls back a half-done insert, completes odd seqlocks, recounts. Returns
+// the number of inserts rolled back (0 or 1).
+int RepairRegionSlots(RegionShared* reg, Slot* base, uint32_t n) {
+  int rolled_back = 0;
+  if (reg->inserting != 0) {
+    Slot* s = &base[reg->inserting - 1];
+    RewriteSlot(s, [&] { s->state = layout::kTombstone; });
+    reg->inserting = 0;
+    rolled_back = 1;
+  }
+  uint32_t live = 0, used = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    Slot* s = &base[i];
+    if (s->seq.load(std::memory_order_relaxed) & 1) s->seq.fetch_add(1);
+    if (s->state != layout::kEmpty) ++used;
+    if (s->state == layout::kLive) ++live;
+  }
+  reg->live.store(live, std::memory_order_relaxed);
+  reg->used = used;
+  return rolled_back;
+}
+
+}  // namespace
+
+void CounterTable::UndoJournal(BatchJournal* j) {
+  for (uint32_t k = std::min<uint32_t>(j->count, kMaxBatchOps); k-- > 0;) {
+    const JournalEntry& e = j->entries[k];
+    if (e.region >= header_->regions || e.slot >= header_->region_slots) continue;
+    Slot* s = &slots(e.region)[e.slot];
+    if (e.created) {
+      RewriteSlot(s, [&] { s->state = layout::kTombstone; });
+    } else {
+      s->value.store(e.old_value, std::memory_order_relaxed);
+    }
+  }
+  j->count = 0;
+  j->active.store(0, std::memory_order_release);
+}
+
+OpenReport CounterTable::RepairAfterCrash() {
+  OpenReport rep;
+  for (uint32_t j = 0; j < layout::kJournals; ++j) {
+    BatchJournal* bj = journal(j);
+    if (bj->active.load() != 0) {
+      UndoJournal(bj);
+      ++rep.batches_rolled_back;
+    }
+    bj->owner.store(0);
+  }
+  for (uint32_t i = 0; i < kProcessSlots; ++i) {
+    std::memset(static_cast<void*>(process_slot(i)), 0, sizeof(ProcessSlot));
+  }
+  uint64_t total = 0;
+  for (uint32_t r = 0; r < header_->regions; ++r) {
+    RegionShared* reg = region(r);
+    rep.inserts_rolled_back += RepairRegionSlots(reg, slots(r), header_->region_slots);
+    if (reg->used > reg->live.load()) {
+      rep.tombstones_reclaimed += reg->used - reg->live.load();
+      CompactRegion(r);
+    }
+    reg->copied_epoch = 0;
+    total += reg->live.load();
+  }
+  header_->live_total.store(total);
+  return rep;
+}
+
+// Rebuilds a region without tombstones. Only touches pages of regions that
+// have tombstones. REQUIRES: nobody else uses the region.
+void CounterTable::CompactRegion(uint32_t r) {
+  const uint32_t n = header_->region_slots;
+  Slot* base = slots(r);
+  struct LiveSlot {
+    uint64_t hash;
+    int64_t value;
+    uint16_t key_len;
+    char key[kMaxKeyBytes];
+  };
+  std::vector<LiveSlot> live;
+  for (uint32_t i = 0; i < n; ++i) {
+    const Slot& s = base[i];
+    if (s.state != layout::kLive) continue;
+    const std::string_view key = s.stored_key();
+    LiveSlot l;
+    l.hash = s.hash;
+    l.value = s.value.load();
+    l.key_len = static_cast<uint16_t>(key.size());
+    std::memcpy(l.key, key.data(), key.size());
+    live.push_back(l);
+  }
+  std::memset(static_cast<void*>(base), 0, uint64_t{n} * sizeof(Slot));
+  for (const LiveSlot& l : live) {
+    uint32_t i = FirstProbe(l.hash, n);
+    while (base[i].state != layout::kEmpty) i = NextProbe(i, n);
+    Slot& s = base[i];
+    s.hash = l.hash;
+    s.value.store(l.value);
+    s.key_len = l.key_len;
+    std::memcpy(s.key, l.key, l.key_len);
+    s.state = layout::kLive;
+  }
+  region(r)->live.store(static_cast<uint32_t>(live.size()));
+  region(r)->used = static_cast<uint32_t>(live.size());
+}
+
+RecoveryReport CounterTable::RecoverDeadProcess(pid_t pid) {
+  RecoveryReport rep;
+  // 1. Uncommitted batches of the dead process: undo them while it still
+  //    holds their stripes, so nobody sees the half-applied state.
+  for (uint32_t j = 0; j < layout::kJournals; ++j) {
+    BatchJournal* bj = journal(j);
+    if (bj->owner.load() != pid) continue;
+    if (bj->active.load() != 0) {
+      UndoJournal(bj);
+      ++rep.batches_rolled_back;
+    }
+    bj->owner.store(0);
+    ++rep.journals_freed;
+  }
+  // 2. Stripes it held: roll back a half insert, finish odd seqlocks,
+  //    recount, release.
+  int64_t live_delta = 0;
+  for (uint32_t r = 0; r < header_->regions; ++r) {
+    RegionShared* reg = region(r);
+    if (reg->lock.owner.load() != pid) continue;
+    // No staging copy here: a copy for the current epoch, if the dead
+    // process made one, was made before it changed anything; otherwise the
+    // snapshotter copies the region once it is repaired.
+    MarkDirty(reg);
+    const int64_t live_before = reg->live.load();
+    rep.inserts_rolled_back += RepairRegionSlots(reg, slots(r), header_->region_slots);
+    live_delta += static_cast<int64_t>(reg->live.load()) - live_before;
+    if (StripeForceUnlock(&reg->lock, pid)) ++rep.stripes_released;
+  }
+  // 3. The table-wide hint follows the recounts.
+  if (live_delta != 0) header_->live_total.fetch_add(static_cast<uint64_t>(live_delta));
+  // 4. Its stats slot.
+  for (uint32_t i = 0; i < kProcessSlots; ++i) {
+    ProcessSlot* ps = process_slot(i);
+    int32_t expected = pid;
+    if (ps->pid.load() == pid && ps->pid.compare_exchange_strong(expected, 0)) {
+      rep.stats_slot_freed = true;
+    }
+  }
+  return rep;
+}
+
+}  // namespace countersd

@@ -1,0 +1,53 @@
+// Per-process stats slots in the mapping (layout.h, ProcessSlot): how a
+// handler or the aggregator claims one, counts its calls into it, and how
+// anyone reads them all. A slot is claimed by CAS of its pid word from 0,
+// written only by its claimer with relaxed atomics on its own cache line
+// (so counting a call costs one uncontended add), and freed by the owner
+// after the claimer died (crash_repair.cc) or at Open.
+#include "absl/strings/str_cat.h"
+#include "shared/table_internal.h"
+
+namespace countersd {
+
+using layout::ProcessSlot;
+
+absl::Status CounterTable::RegisterProcess(pid_t pid, ProcessRole role) {
+  for (uint32_t i = 0; i < kProcessSlots; ++i) {
+    ProcessSlot* ps = process_slot(i);
+    int32_t expected = 0;
+    if (ps->pid.load() == 0 && ps->pid.compare_exchange_strong(expected, pid)) {
+      ps->role.store(static_cast<uint32_t>(role));
+      ps->calls.store(0);
+      ps->errors.store(0);
+      ps->ready.store(0);
+      my_slot_ = ps;
+      return absl::OkStatus();
+    }
+  }
+  return absl::ResourceExhaustedError(
+      absl::StrCat("all ", kProcessSlots, " process slots of the map file are taken"));
+}
+
+void CounterTable::CountCall(bool error) {
+  if (!my_slot_) return;
+  my_slot_->calls.fetch_add(1, std::memory_order_relaxed);
+  if (error) my_slot_->errors.fetch_add(1, std::memory_order_relaxed);
+}
+
+void CounterTable::SetReady(bool ready) {
+  if (my_slot_) my_slot_->ready.store(ready ? 1 : 0);
+}
+
+std::vector<ProcessStats> CounterTable::ProcessStatsSnapshot() const {
+  std::vector<ProcessStats> out;
+  for (uint32_t i = 0; i < kProcessSlots; ++i) {
+    const ProcessSlot* ps = process_slot(i);
+    int32_t pid = ps->pid.load();
+    if (pid == 0) continue;
+    out.push_back(ProcessStats{pid, static_cast<ProcessRole>(ps->role.load()), ps->calls.load(),
+                               ps->errors.load(), ps->ready.load() != 0});
+  }
+  return out;
+}
+
+}  // namespace countersd

@@ -1,0 +1,136 @@
+// How snapshot staging works (epoch copy-on-write, per region)
+// ============================================================
+//
+// A snapshot must be a point-in-time copy of every counter, with no batch
+// half in it, without stopping the table while it is taken.
+//
+//  1. The staging area is MAP_SHARED|MAP_ANONYMOUS memory made at Create or
+//     Open (InitStaging), so every process forked afterwards shares it. It
+//     holds, per region, that region's live counters packed (StagedRegion),
+//     as of the region's last copy.
+//  2. SnapshotForEach starts epoch e by bumping TableHeader::snapshot_epoch.
+//     From then on, whoever next holds a region's lock copies the region
+//     into its staging slot before changing it, unless it was already copied
+//     for e (RegionShared::copied_epoch): a writer (StripeGuard, or a batch
+//     for all of its regions), or the snapshotter itself, which walks the
+//     regions one by one and takes each lock just long enough to copy.
+//  3. A batch reads the epoch once while it holds all of its regions, so
+//     the copy holds the whole batch or none of it.
+//  4. A region whose `dirty` flag is clear has not changed since its last
+//     copy: the copy is still exact, and is not made again. Writers set the
+//     flag under the lock; the copy clears it.
+//  5. After the walk the snapshotter reads every region's staging copy:
+//     each is the region as of epoch e's start, so together they are the
+//     table at one instant (the bump of step 2).
+// Increments on a region stop only while that one region is copied.
+#include <fcntl.h>
+#include <sys/mman.h>
+
+#include <algorithm>
+
+#include "absl/time/clock.h"
+#include "shared/status_macros.h"
+#include "shared/table_internal.h"
+
+namespace countersd {
+
+using layout::RegionShared;
+using layout::Slot;
+using table_internal::RoundUp;
+
+// One counter in the staging area.
+struct StagedCounter {
+  int64_t value;
+  uint16_t key_len;
+  char key[kMaxKeyBytes];
+};
+// One region's staging copy. Invariants:
+//  1. Written only by the holder of the region's lock, when it copies the
+//     region for a new epoch (CopyRegion), or by InitStaging.
+//  2. counters[0..count) are the region's live counters as of the epoch in
+//     RegionShared::copied_epoch; the snapshotter reads them after that
+//     copy, once the lock that made it was released.
+struct StagedRegion {
+  uint32_t count;
+  uint32_t pad;
+  StagedCounter counters[1];  // region_slots of them
+};
+
+static size_t StagedRegionBytes(uint32_t region_slots) {
+  return RoundUp(offsetof(StagedRegion, counters) + uint64_t{region_slots} * sizeof(StagedCounter),
+                 64);
+}
+
+StagedRegion* CounterTable::staged(uint32_t r) const {
+  return reinterpret_cast<StagedRegion*>(staging_ + r * StagedRegionBytes(region_slots_));
+}
+
+absl::Status CounterTable::InitStaging() {
+  staging_size_ = uint64_t{header_->regions} * StagedRegionBytes(region_slots_);
+  ASSIGN_OR_RETURN(void* p, sys_->Mmap(staging_size_, PROT_READ | PROT_WRITE,
+                                       MAP_SHARED | MAP_ANONYMOUS, -1, "snapshot staging"));
+  staging_ = static_cast<char*>(p);
+  // The staging area starts empty: every region differs from it.
+  header_->snapshot_epoch.store(0);
+  for (uint32_t r = 0; r < header_->regions; ++r) {
+    region(r)->dirty.store(1);
+    region(r)->copied_epoch = 0;
+  }
+  return absl::OkStatus();
+}
+
+// REQUIRES: region r locked by this process, not yet copied for `epoch`.
+void CounterTable::CopyRegion(uint32_t r, uint32_t epoch) const {
+  RegionShared* reg = region(r);
+  reg->copied_epoch = epoch;
+  // An unchanged region's staging copy is still exact.
+  if (reg->dirty.load(std::memory_order_relaxed) == 0) return;
+  // Copy only live counters, and skip regions never used: their pages may
+  // not even be in memory yet (a new file is sparse).
+  StagedRegion* st = staged(r);
+  uint32_t n = 0;
+  if (reg->used != 0) {
+    const Slot* base = slots(r);
+    for (uint32_t i = 0; i < region_slots_; ++i) {
+      const Slot& s = base[i];
+      if (s.state != layout::kLive) continue;
+      StagedCounter& c = st->counters[n++];
+      const std::string_view key = s.stored_key();
+      c.value = s.value.load(std::memory_order_relaxed);
+      c.key_len = static_cast<uint16_t>(key.size());
+      std::memcpy(c.key, key.data(), key.size());
+    }
+  }
+  st->count = n;
+  reg->dirty.store(0, std::memory_order_relaxed);
+}
+
+uint64_t CounterTable::SnapshotForEach(
+    const std::function<void(std::string_view key, int64_t value)>& fn) {
+  const uint32_t regions = header_->regions;
+  // Step 2: start epoch e.
+  const uint32_t epoch = header_->snapshot_epoch.fetch_add(1, std::memory_order_acq_rel) + 1;
+  uint64_t max_pause = 0;
+  for (uint32_t r = 0; r < regions; ++r) {
+    const int64_t t1 = absl::GetCurrentTimeNanos();
+    LockRegion(r);
+    CopyRegionIfPending(r, epoch);
+    UnlockRegion(r);
+    max_pause = std::max<uint64_t>(max_pause, absl::GetCurrentTimeNanos() - t1);
+    const StagedRegion* st = staged(r);
+    for (uint32_t i = 0; i < st->count; ++i) {
+      const StagedCounter& c = st->counters[i];
+      fn(std::string_view(c.key, c.key_len), c.value);
+    }
+  }
+  return max_pause;
+}
+
+bool CounterTable::ChangedSinceLastSnapshot() const {
+  for (uint32_t r = 0; r < header_->regions; ++r) {
+    if (region(r)->dirty.load(std::memory_order_relaxed) != 0) return true;
+  }
+  return false;
+}
+
+}  // namespace countersd

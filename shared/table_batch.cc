@@ -1,0 +1,202 @@
+// How an atomic batch works
+// =========================
+//
+//  1. Validate every key, hash it, and sort the increments by (region,
+//     hash, key, request order): that is the lock order (ascending regions,
+//     the one global order, so batches cannot deadlock) and it puts the
+//     increments of one key next to each other.
+//  2. Claim an undo journal (layout.h, BatchJournal), lock the regions in
+//     order, and read the snapshot epoch once with all of them held, so a
+//     snapshot holds the whole batch or none of it (snapshot_staging.cc).
+//  3. Plan every new value before anything changes: overflow (the first
+//     failing increment in request order is reported) and capacity are
+//     checked here, so a refused batch changes nothing.
+//  4. Apply, journaling each change before making it: an existing counter's
+//     old value, or a `created` entry for a new one (table_insert.cc). A
+//     region found full at this point undoes what was applied.
+//  5. Commit with one store (active = 0) before unlocking. A process that
+//     dies before it leaves an active journal; crash repair undoes it entry
+//     by entry (crash_repair.cc).
+#include <algorithm>
+#include <functional>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "shared/key_hash.h"
+#include "shared/table_internal.h"
+
+namespace countersd {
+
+using layout::BatchJournal;
+using layout::JournalEntry;
+using layout::RegionShared;
+using layout::Slot;
+using table_internal::FirstProbe;
+using table_internal::MarkDirty;
+using table_internal::Overflow;
+using table_internal::Pid;
+using table_internal::RunHook;
+using table_internal::TableFull;
+
+BatchJournal* CounterTable::ClaimJournal() {
+  const int32_t pid = Pid();
+  // Start at a per-thread position so threads rarely collide.
+  static thread_local uint32_t start = static_cast<uint32_t>(std::hash<const void*>{}(&start) >> 4);
+  for (;;) {
+    for (uint32_t k = 0; k < layout::kJournals; ++k) {
+      BatchJournal* j = journal((start + k) % layout::kJournals);
+      int32_t expected = 0;
+      if (j->owner.load(std::memory_order_relaxed) == 0 &&
+          j->owner.compare_exchange_strong(expected, pid, std::memory_order_acquire)) {
+        return j;
+      }
+    }
+    sched_yield();  // all journals busy: more concurrent batches than journals
+  }
+}
+
+absl::StatusOr<std::vector<int64_t>> CounterTable::IncrementBatch(
+    absl::Span<const KeyDelta> ops) {
+  if (ops.empty()) return absl::InvalidArgumentError("batch is empty");
+  if (ops.size() > kMaxBatchOps) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("batch has ", ops.size(), " increments; the limit is ", kMaxBatchOps));
+  }
+  // Per-thread scratch: no allocation per batch beyond the result.
+  struct Item {
+    uint64_t hash;
+    uint32_t region;
+    uint32_t index;  // into ops
+  };
+  struct Target {
+    Slot* slot;  // nullptr: to be created
+    uint32_t region;
+    uint64_t hash;
+    std::string_view key;
+    int64_t value;
+  };
+  static thread_local std::vector<Item> items;
+  static thread_local std::vector<uint32_t> regions;
+  static thread_local std::vector<Target> targets;
+  items.clear();
+  regions.clear();
+  targets.clear();
+  for (size_t i = 0; i < ops.size(); ++i) {
+    absl::Status st = ValidateKey(ops[i].key);
+    if (!st.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("increment ", i, ": ", st.message()));
+    }
+    const uint64_t h = HashKey(ops[i].key);
+    const uint32_t r = RegionOf(h);
+    // The first probe is a likely cache miss (another process wrote it):
+    // start loading it now, before the locks are taken.
+    __builtin_prefetch(&slots(r)[FirstProbe(h, region_slots_)]);
+    items.push_back({h, r, static_cast<uint32_t>(i)});
+  }
+  // Sorting by (region, hash, key, index) gives the lock order and puts the
+  // increments of one key next to each other, in request order.
+  std::sort(items.begin(), items.end(), [&](const Item& a, const Item& b) {
+    if (a.region != b.region) return a.region < b.region;
+    if (a.hash != b.hash) return a.hash < b.hash;
+    if (int c = ops[a.index].key.compare(ops[b.index].key)) return c < 0;
+    return a.index < b.index;
+  });
+  for (const Item& it : items) {
+    if (regions.empty() || regions.back() != it.region) regions.push_back(it.region);
+  }
+
+  BatchJournal* j = ClaimJournal();
+  for (uint32_t r : regions) LockRegion(r);  // ascending: the one global lock order
+  // One epoch for every region of the batch: a snapshot holds all of it or
+  // none of it (see CopyRegionIfPending).
+  const uint32_t epoch = header_->snapshot_epoch.load(std::memory_order_acquire);
+  for (uint32_t r : regions) {
+    CopyRegionIfPending(r, epoch);
+    MarkDirty(region(r));
+  }
+  auto release = [&] {
+    for (auto it = regions.rbegin(); it != regions.rend(); ++it) UnlockRegion(*it);
+    j->owner.store(0, std::memory_order_release);
+  };
+
+  // Plan: every new value, before anything changes.
+  std::vector<int64_t> values(ops.size());
+  uint64_t creates = 0;
+  size_t overflow_at = ops.size();  // the first overflowing increment, in request order
+  std::string overflow_message;
+  for (size_t k = 0; k < items.size(); ++k) {
+    const Item& it = items[k];
+    const std::string_view key = ops[it.index].key;
+    if (k == 0 || it.hash != items[k - 1].hash || key != ops[items[k - 1].index].key) {
+      Slot* s = Find(it.region, key, it.hash);
+      targets.push_back(
+          {s, it.region, it.hash, key, s ? s->value.load(std::memory_order_relaxed) : 0});
+      if (!s) ++creates;
+    }
+    Target& t = targets.back();
+    const int64_t delta = ops[it.index].delta;
+    int64_t nv;
+    if (__builtin_add_overflow(t.value, delta, &nv)) {
+      if (it.index < overflow_at) {
+        overflow_at = it.index;
+        overflow_message = std::string(Overflow(key, t.value, delta).message());
+      }
+      nv = t.value;  // keep planning to find the first failure in request order
+    }
+    t.value = nv;
+    values[it.index] = nv;
+  }
+  if (overflow_at < ops.size()) {
+    release();
+    return absl::OutOfRangeError(absl::StrCat("increment ", overflow_at, ": ", overflow_message,
+                                              "; no increment was applied"));
+  }
+  if (creates > 0 && WouldExceedCapacity(creates)) {
+    release();
+    return TableFull(header_->capacity);
+  }
+
+  // Apply, journaling each change before making it.
+  j->count = 0;
+  j->active.store(1, std::memory_order_relaxed);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  absl::Status failure;
+  for (Target& t : targets) {
+    if (t.slot == nullptr) {
+      if (InsertSlot(t.region, t.key, t.hash, t.value, j) == nullptr) {
+        failure = TableFull(header_->capacity);
+        break;
+      }
+      continue;
+    }
+    JournalEntry& e = j->entries[j->count];
+    e.region = t.region;
+    e.slot = static_cast<uint32_t>(t.slot - slots(t.region));
+    e.old_value = t.slot->value.load(std::memory_order_relaxed);
+    e.created = 0;
+    ++j->count;
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    RunHook(t.key);
+    t.slot->value.store(t.value, std::memory_order_relaxed);
+  }
+  if (!failure.ok()) {
+    // Undo what was applied, and fix the counts the creates changed.
+    for (uint32_t k = 0; k < j->count; ++k) {
+      const JournalEntry& e = j->entries[k];
+      if (e.created) {
+        RegionShared* reg = region(e.region);
+        reg->live.store(reg->live.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+        header_->live_total.fetch_sub(1, std::memory_order_relaxed);
+      }
+    }
+    UndoJournal(j);
+    release();
+    return failure;
+  }
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  j->active.store(0, std::memory_order_release);  // commit point
+  release();
+  return values;
+}
+
+}  // namespace countersd

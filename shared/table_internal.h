@@ -1,0 +1,162 @@
+// What the files of the counter table (counter_table.cc, table_file.cc,
+// table_insert.cc, table_batch.cc, crash_repair.cc, snapshot_staging.cc,
+// process_slots.cc) share: the inline accessors of CounterTable's private
+// geometry, the seqlock of a slot, the probe sequence and the errors that
+// several of them return. Internal to shared/; nothing outside includes it.
+#ifndef COUNTERSD_SHARED_TABLE_INTERNAL_H_
+#define COUNTERSD_SHARED_TABLE_INTERNAL_H_
+
+#include <sched.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "shared/coding.h"
+#include "shared/counter_table.h"
+#include "shared/key.h"
+#include "shared/layout.h"
+
+namespace countersd {
+namespace table_internal {
+
+// The pid that stripe-lock owner words and journals record for this
+// process. getpid() is a system call in glibc >= 2.25 and the lock path
+// needs it on every call, so it is cached, and refreshed in fork children.
+int32_t Pid();
+
+// Calls the test hook (CounterTable::SetCriticalSectionHookForTest), if one
+// is set, with a stripe held and the slot about to be written.
+void RunHook(std::string_view key);
+
+inline uint64_t RoundUp(uint64_t v, uint64_t to) { return (v + to - 1) / to * to; }
+
+// A key's first probe position in a region of `n` slots (the hash's low
+// 32 bits scaled to n), and the next one (linear probing, wrapping).
+inline uint32_t FirstProbe(uint64_t hash, uint32_t n) {
+  return static_cast<uint32_t>(((hash & 0xffffffffULL) * n) >> 32);
+}
+inline uint32_t NextProbe(uint32_t i, uint32_t n) { return i + 1 == n ? 0 : i + 1; }
+
+// Key bytes equal? `key.size()` is the slot's key_len (<= kMaxKeyBytes).
+// Word compares with an overlapping last word; slot keys are kMaxKeyBytes
+// long buffers.
+inline bool KeyEquals(const char* slot_key, std::string_view key) {
+  const size_t n = key.size();
+  const char* q = key.data();
+  if (n < 8) return std::memcmp(slot_key, q, n) == 0;
+  for (size_t i = 0; i + 8 < n; i += 8) {
+    if (DecodeFixed64(slot_key + i) != DecodeFixed64(q + i)) return false;
+  }
+  return DecodeFixed64(slot_key + n - 8) == DecodeFixed64(q + n - 8);
+}
+
+// Seqlock writer side (layout.h, Slot invariant 3): makes seq odd, runs
+// `change`, makes it even again. Tolerates a seq left odd by a dead writer.
+template <typename F>
+void RewriteSlot(layout::Slot* s, F change) {
+  uint32_t seq = s->seq.load(std::memory_order_relaxed);
+  if (seq & 1) ++seq;
+  s->seq.store(seq + 1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  change();
+  s->seq.store(seq + 2, std::memory_order_release);
+}
+
+// A consistent copy of a slot's key and value, read without locks.
+struct SlotView {
+  uint32_t state;
+  uint64_t hash;
+  int64_t value;
+  uint16_t key_len;
+  char key[kMaxKeyBytes];
+  std::string_view key_view() const { return {key, key_len}; }
+};
+
+// Seqlock reader. Returns false if the slot kept changing (a writer died
+// mid-change and has not been repaired yet): the caller skips it.
+inline bool ReadSlot(const layout::Slot* s, SlotView* out) {
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    uint32_t s1 = s->seq.load(std::memory_order_acquire);
+    if (s1 & 1) {
+      if (attempt > 16) sched_yield();
+      continue;
+    }
+    out->state = s->state;
+    if (out->state == layout::kLive) {
+      out->hash = s->hash;
+      const std::string_view key = s->stored_key();
+      out->key_len = static_cast<uint16_t>(key.size());
+      std::memcpy(out->key, key.data(), key.size());
+      out->value = s->value.load(std::memory_order_relaxed);
+    }
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (s->seq.load(std::memory_order_relaxed) == s1) return true;
+  }
+  return false;
+}
+
+// REQUIRES: the region's lock held by this process, about to be changed.
+inline void MarkDirty(layout::RegionShared* reg) {
+  if (reg->dirty.load(std::memory_order_relaxed) == 0)
+    reg->dirty.store(1, std::memory_order_relaxed);
+}
+
+absl::Status TableFull(uint64_t capacity);
+absl::Status Overflow(std::string_view key, int64_t value, int64_t delta);
+absl::Status NotFound(std::string_view key);
+
+}  // namespace table_internal
+
+// ---- CounterTable's inline private accessors. ----
+
+inline layout::RegionShared* CounterTable::region(uint32_t r) const { return regions_base_ + r; }
+inline layout::Slot* CounterTable::slots(uint32_t r) const {
+  return slots_base_ + uint64_t{r} * region_slots_;
+}
+inline layout::BatchJournal* CounterTable::journal(uint32_t j) const {
+  return reinterpret_cast<layout::BatchJournal*>(base_ + header_->journals_offset) + j;
+}
+inline layout::ProcessSlot* CounterTable::process_slot(uint32_t i) const {
+  return reinterpret_cast<layout::ProcessSlot*>(base_ + header_->processes_offset) + i;
+}
+inline uint32_t CounterTable::RegionOf(uint64_t hash) const {
+  // regions is a power of two; take the high bits.
+  return region_shift_ == 64 ? 0 : static_cast<uint32_t>(hash >> region_shift_);
+}
+inline void CounterTable::LockRegion(uint32_t r) const {
+  StripeLock(&region(r)->lock, table_internal::Pid());
+}
+inline void CounterTable::UnlockRegion(uint32_t r) const {
+  StripeUnlock(&region(r)->lock, table_internal::Pid());
+}
+
+// REQUIRES: region r locked by this process; `epoch` read while holding it
+// (for a batch: one read while holding every region of the batch). The
+// common case, nothing pending, stays inline on the write path.
+inline void CounterTable::CopyRegionIfPending(uint32_t r, uint32_t epoch) const {
+  if (region(r)->copied_epoch != epoch && staging_ != nullptr) CopyRegion(r, epoch);
+}
+
+// REQUIRES: region r locked (or nobody else running, in Open).
+inline layout::Slot* CounterTable::Find(uint32_t r, std::string_view key, uint64_t hash) const {
+  const uint32_t n = region_slots_;
+  layout::Slot* base = slots(r);
+  uint32_t i = table_internal::FirstProbe(hash, n);
+  for (uint32_t probes = 0; probes < n; ++probes) {
+    layout::Slot* s = &base[i];
+    if (s->state == layout::kEmpty) return nullptr;
+    if (s->hash == hash && s->state == layout::kLive && s->key_len == key.size() &&
+        table_internal::KeyEquals(s->key, key)) {
+      return s;
+    }
+    i = table_internal::NextProbe(i, n);
+  }
+  return nullptr;
+}
+
+}  // namespace countersd
+
+#endif  // COUNTERSD_SHARED_TABLE_INTERNAL_H_
