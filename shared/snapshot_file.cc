@@ -9,20 +9,18 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "shared/coding.h"
 #include "shared/key.h"
+#include "shared/snapshot_format.h"
 #include "shared/status_macros.h"
 
 namespace countersd {
 namespace {
 
-constexpr char kSnapMagic[8] = {'C', 'N', 'T', 'R', 'S', 'N', 'A', 'P'};
-constexpr uint32_t kSnapVersion = 1;
-constexpr uint64_t kMetaPage = 4096;
-constexpr uint64_t kDataStart = 2 * kMetaPage;
-constexpr uint64_t kMaxRecord = 2 + kMaxKeyBytes + 8;
+using namespace snapshot_format;  // NOLINT: the format's constants
 
-// One meta page. Written only by the snapshot writer, after its half is
-// durable; covered by meta_crc.
+// A meta page, decoded. Written only by the snapshot writer, after its half
+// is durable; covered by meta_crc.
 struct SnapshotMeta {
   char magic[8];
   uint32_t version;
@@ -33,11 +31,10 @@ struct SnapshotMeta {
   uint64_t counters;
   uint64_t capacity;
   int64_t unix_ns;
-  char boot_id[40];
+  char boot_id[kBootIdSize];
   uint32_t data_crc;
-  uint32_t meta_crc;  // crc32 of the bytes before this field
+  uint32_t meta_crc;  // crc32 of the encoded bytes before it
 };
-static_assert(sizeof(SnapshotMeta) <= kMetaPage);
 
 uint32_t Crc(const void* p, size_t n) {
   uLong c = crc32(0, nullptr, 0);
@@ -49,6 +46,42 @@ uint32_t Crc(const void* p, size_t n) {
     n -= chunk;
   }
   return static_cast<uint32_t>(c);
+}
+
+// Encodes `m` into the first kMetaSize bytes of a meta page, with its
+// meta_crc computed over the encoding.
+void EncodeMeta(const SnapshotMeta& m, char* page) {
+  std::memcpy(page + kMagicOffset, m.magic, sizeof m.magic);
+  EncodeFixed32(page + kVersionOffset, m.version);
+  EncodeFixed32(page + kHalfOffset, m.half);
+  EncodeFixed64(page + kGenerationOffset, m.generation);
+  EncodeFixed64(page + kHalfSizeOffset, m.half_size);
+  EncodeFixed64(page + kDataLenOffset, m.data_len);
+  EncodeFixed64(page + kCountersOffset, m.counters);
+  EncodeFixed64(page + kCapacityOffset, m.capacity);
+  EncodeFixed64(page + kUnixNsOffset, static_cast<uint64_t>(m.unix_ns));
+  std::memcpy(page + kBootIdOffset, m.boot_id, kBootIdSize);
+  EncodeFixed32(page + kDataCrcOffset, m.data_crc);
+  EncodeFixed32(page + kMetaCrcOffset, Crc(page, kMetaCrcOffset));
+}
+
+// Decodes a meta page; meta_crc is the stored one (the caller checks it
+// against Crc(page, kMetaCrcOffset)).
+SnapshotMeta DecodeMeta(const char* page) {
+  SnapshotMeta m;
+  std::memcpy(m.magic, page + kMagicOffset, sizeof m.magic);
+  m.version = DecodeFixed32(page + kVersionOffset);
+  m.half = DecodeFixed32(page + kHalfOffset);
+  m.generation = DecodeFixed64(page + kGenerationOffset);
+  m.half_size = DecodeFixed64(page + kHalfSizeOffset);
+  m.data_len = DecodeFixed64(page + kDataLenOffset);
+  m.counters = DecodeFixed64(page + kCountersOffset);
+  m.capacity = DecodeFixed64(page + kCapacityOffset);
+  m.unix_ns = static_cast<int64_t>(DecodeFixed64(page + kUnixNsOffset));
+  std::memcpy(m.boot_id, page + kBootIdOffset, kBootIdSize);
+  m.data_crc = DecodeFixed32(page + kDataCrcOffset);
+  m.meta_crc = DecodeFixed32(page + kMetaCrcOffset);
+  return m;
 }
 
 uint64_t HalfSizeFor(uint64_t capacity) {
@@ -68,18 +101,19 @@ bool AllZero(const void* p, size_t n) {
 SnapshotSlotCheck CheckHalf(const char* base, uint64_t size, int k) {
   SnapshotSlotCheck check;
   check.index = k;
-  SnapshotMeta m;
-  std::memcpy(&m, base + k * kMetaPage, sizeof m);
+  const char* page = base + k * kMetaPage;
+  const SnapshotMeta m = DecodeMeta(page);
   auto bad = [&](const std::string& why) {
     check.status = absl::DataLossError(absl::StrCat("snapshot meta ", k, ": ", why));
     return check;
   };
-  if (AllZero(&m, sizeof m)) return bad("empty (never written)");
-  if (std::memcmp(m.magic, kSnapMagic, sizeof m.magic) != 0) return bad("bad magic");
-  if (m.version != kSnapVersion) {
-    return bad(absl::StrCat("format version ", m.version, ", this build reads ", kSnapVersion));
+  if (AllZero(page, kMetaSize)) return bad("empty (never written)");
+  if (std::memcmp(m.magic, kMagic, sizeof m.magic) != 0) return bad("bad magic");
+  if (m.version != kSnapshotVersion) {
+    return bad(
+        absl::StrCat("format version ", m.version, ", this build reads ", kSnapshotVersion));
   }
-  if (m.meta_crc != Crc(&m, offsetof(SnapshotMeta, meta_crc))) return bad("meta checksum mismatch");
+  if (m.meta_crc != Crc(page, kMetaCrcOffset)) return bad("meta checksum mismatch");
   check.meta.generation = m.generation;
   check.meta.counters = m.counters;
   check.meta.bytes = m.data_len;
@@ -136,11 +170,11 @@ const SnapshotSlotCheck* Newest(const std::vector<SnapshotSlotCheck>& checks) {
 }  // namespace
 
 void AppendSnapshotRecord(std::string* out, std::string_view key, int64_t value) {
-  uint16_t len = static_cast<uint16_t>(key.size());
-  char buf[2 + kMaxKeyBytes + 8];
-  std::memcpy(buf, &len, 2);
+  const uint16_t len = static_cast<uint16_t>(key.size());
+  char buf[kMaxRecord];
+  EncodeFixed16(buf, len);
   std::memcpy(buf + 2, key.data(), len);
-  std::memcpy(buf + 2 + len, &value, 8);
+  EncodeFixed64(buf + 2 + len, static_cast<uint64_t>(value));
   out->append(buf, 2 + len + 8);
 }
 
@@ -175,8 +209,7 @@ absl::StatusOr<std::unique_ptr<SnapshotFile>> SnapshotFile::OpenForWrite(const s
           "snapshot file ", path, " holds no valid snapshot (", checks[0].status.message(), "; ",
           checks[1].status.message(), "); refusing to overwrite it"));
     }
-    SnapshotMeta m;
-    std::memcpy(&m, f->base_ + (newest ? newest->index : 0) * kMetaPage, sizeof m);
+    const SnapshotMeta m = DecodeMeta(f->base_ + (newest ? newest->index : 0) * kMetaPage);
     f->half_size_ = newest ? m.half_size : (size - kDataStart) / 2;
     f->generation_ = newest ? newest->meta.generation : 0;
     if (f->half_size_ < wanted_half || size != kDataStart + 2 * f->half_size_) {
@@ -208,8 +241,8 @@ absl::StatusOr<SnapshotMetaInfo> SnapshotFile::Write(std::string_view records, u
   if (!records.empty()) RETURN_IF_ERROR(sys_->Msync(data, records.size(), "snapshot data"));
   // 2. The meta naming it.
   SnapshotMeta m{};
-  std::memcpy(m.magic, kSnapMagic, sizeof m.magic);
-  m.version = kSnapVersion;
+  std::memcpy(m.magic, kMagic, sizeof m.magic);
+  m.version = kSnapshotVersion;
   m.half = half;
   m.generation = g;
   m.half_size = half_size_;
@@ -220,8 +253,7 @@ absl::StatusOr<SnapshotMetaInfo> SnapshotFile::Write(std::string_view records, u
   auto boot = CurrentBootId();
   if (boot.ok()) std::memcpy(m.boot_id, boot->data(), std::min(boot->size(), sizeof m.boot_id - 1));
   m.data_crc = Crc(records.data(), records.size());
-  m.meta_crc = Crc(&m, offsetof(SnapshotMeta, meta_crc));
-  std::memcpy(base_ + half * kMetaPage, &m, sizeof m);
+  EncodeMeta(m, base_ + half * kMetaPage);
   RETURN_IF_ERROR(sys_->Msync(base_ + half * kMetaPage, kMetaPage, "snapshot meta"));
   generation_ = g;
   SnapshotMetaInfo info;
@@ -255,19 +287,16 @@ absl::StatusOr<SnapshotMetaInfo> SnapshotFile::ReadNewest(
         "snapshot file ", path, " holds no valid snapshot: ", (*checks)[0].status.message(), "; ",
         (*checks)[1].status.message()));
   } else {
-    SnapshotMeta m;
-    std::memcpy(&m, base + newest->index * kMetaPage, sizeof m);
+    const SnapshotMeta m = DecodeMeta(base + newest->index * kMetaPage);
     const char* p = base + kDataStart + newest->index * m.half_size;
     const char* end = p + m.data_len;
     uint64_t n = 0;
     absl::Status st;
     while (p < end) {
-      uint16_t len;
-      int64_t value;
       if (end - p < 2) break;
-      std::memcpy(&len, p, 2);
+      const uint16_t len = DecodeFixed16(p);
       if (len == 0 || len > kMaxKeyBytes || end - p < 2 + len + 8) break;
-      std::memcpy(&value, p + 2 + len, 8);
+      const int64_t value = static_cast<int64_t>(DecodeFixed64(p + 2 + len));
       fn(std::string_view(p + 2, len), value);
       p += 2 + len + 8;
       ++n;

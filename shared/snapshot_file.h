@@ -1,10 +1,7 @@
 // SnapshotFile: durable point-in-time copies of the counter table, double
-// buffered like LMDB's two meta pages.
+// buffered like LMDB's two meta pages. The format (fixed-width
+// little-endian, portable between hosts) is in snapshot_format.h.
 //
-// File layout:
-//   [meta 0: 4096 bytes][meta 1: 4096 bytes][half 0][half 1]
-// Each half holds the records of one snapshot:
-//   record := key_len (u16 LE) | key bytes | value (i64 LE)
 // Snapshot generation g lives in half g % 2 and is described by meta g % 2.
 //
 // Write order (redis rdbSave / LMDB commit order):

@@ -34,18 +34,18 @@
 #include "client/counterctl/verbs.h"
 #include "shared/counter_table.h"
 #include "shared/key.h"
+#include "shared/layout.h"
 #include "shared/snapshot_file.h"
+#include "shared/snapshot_format.h"
 #include "shared/sys.h"
 
 namespace countersd::ctl {
 namespace {
 
-// The magics of shared/layout.h (map file) and shared/snapshot_file.cc
-// (snapshot meta page); they are part of the on-disk formats and never change
-// within a layout version.
-constexpr absl::string_view kMapMagic = "CNTRSDMP";
-constexpr absl::string_view kSnapshotMagic = "CNTRSNAP";
-constexpr off_t kSnapshotMetaPage = 4096;
+// The magics of the two on-disk formats, from their one home.
+constexpr absl::string_view kMapMagic(layout::kMagic, sizeof layout::kMagic);
+constexpr absl::string_view kSnapshotMagic(snapshot_format::kMagic, sizeof snapshot_format::kMagic);
+constexpr off_t kSnapshotMetaPage = snapshot_format::kMetaPage;
 
 enum class FileKind { kMap, kSnapshot, kUnknown };
 

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "shared/snapshot_format.h"
 #include "tests/shared/table_fixture.h"
 
 namespace countersd {
@@ -41,7 +42,48 @@ void FlipByte(const std::string& path, off_t offset) {
   close(fd);
 }
 
-constexpr off_t kHalf0 = 8192;
+constexpr off_t kHalf0 = snapshot_format::kDataStart;
+
+std::string ReadBytes(const std::string& path, off_t offset, size_t n) {
+  std::string out(n, '\0');
+  int fd = open(path.c_str(), O_RDONLY);
+  EXPECT_GE(fd, 0);
+  EXPECT_EQ(pread(fd, out.data(), n, offset), static_cast<ssize_t>(n));
+  close(fd);
+  return out;
+}
+
+// The file is a backup format, copied between hosts: every integer is
+// little-endian at the offsets snapshot_format.h documents, on every host.
+TEST_F(Snapshot, MetaAndRecordsAreLittleEndianAtTheDocumentedOffsets) {
+  namespace sf = snapshot_format;
+  auto f = SnapshotFile::OpenForWrite(Path("s.snap"), 10);
+  ASSERT_TRUE(f.ok()) << f.status();
+  Records r = {{"ab", 0x0102030405060708}};
+  auto m = (*f)->Write(Encode(r), r.size(), 10);  // generation 1: half 1, meta 1
+  ASSERT_TRUE(m.ok()) << m.status();
+  const std::string meta = ReadBytes(Path("s.snap"), sf::kMetaPage, sf::kMetaSize);
+  auto le = [](uint64_t v, size_t n) {
+    std::string b;
+    for (size_t i = 0; i < n; ++i) b.push_back(static_cast<char>(v >> (8 * i)));
+    return b;
+  };
+  EXPECT_EQ(meta.substr(sf::kMagicOffset, 8), "CNTRSNAP");
+  EXPECT_EQ(meta.substr(sf::kVersionOffset, 4), le(sf::kSnapshotVersion, 4));
+  EXPECT_EQ(meta.substr(sf::kHalfOffset, 4), le(1, 4));
+  EXPECT_EQ(meta.substr(sf::kGenerationOffset, 8), le(1, 8));
+  EXPECT_EQ(meta.substr(sf::kDataLenOffset, 8), le(2 + 2 + 8, 8));
+  EXPECT_EQ(meta.substr(sf::kCountersOffset, 8), le(1, 8));
+  EXPECT_EQ(meta.substr(sf::kCapacityOffset, 8), le(10, 8));
+  EXPECT_EQ(meta.substr(sf::kUnixNsOffset, 8), le(static_cast<uint64_t>(m->unix_ns), 8));
+  const uint64_t half_size =
+      static_cast<uint8_t>(meta[sf::kHalfSizeOffset]) |
+      uint64_t{static_cast<uint8_t>(meta[sf::kHalfSizeOffset + 1])} << 8 |
+      uint64_t{static_cast<uint8_t>(meta[sf::kHalfSizeOffset + 2])} << 16;
+  ASSERT_GE(half_size, 10 * sf::kMaxRecord);
+  EXPECT_EQ(ReadBytes(Path("s.snap"), sf::kDataStart + half_size, 12),
+            std::string("\x02\x00" "ab" "\x08\x07\x06\x05\x04\x03\x02\x01", 12));
+}
 
 TEST_F(Snapshot, WriteThenReadNewestRoundTrips) {
   auto f = SnapshotFile::OpenForWrite(Path("s.snap"), 1000);
