@@ -235,6 +235,9 @@ class CounterTable {
   CounterTable() = default;
   static absl::StatusOr<std::unique_ptr<CounterTable>> Map(const std::string& path, int fd,
                                                            bool writable, Sys* sys);
+  // Opens an existing file, maps it and validates its header and slots.
+  static absl::StatusOr<std::unique_ptr<CounterTable>> MapExisting(const std::string& path,
+                                                                   bool writable, Sys* sys);
   absl::Status ValidateHeader(uint64_t actual_file_size) const;
   // Slot invariant 2 (layout.h) for every live slot that is not mid-rewrite.
   absl::Status ValidateSlots() const;

@@ -260,12 +260,8 @@ absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::Create(const std::st
 absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::Open(const std::string& path, Sys* sys,
                                                                  OpenReport* report) {
   ASSIGN_OR_RETURN(std::string boot_id, CurrentBootId());
-  ASSIGN_OR_RETURN(int fd, sys->Open(path, O_RDWR, 0));
-  auto t = Map(path, fd, /*writable=*/true, sys);
-  (void)sys->Close(fd);
-  if (!t.ok()) return t.status();
-  CounterTable& table = **t;
-  RETURN_IF_ERROR(table.ValidateSlots());
+  ASSIGN_OR_RETURN(auto t, MapExisting(path, /*writable=*/true, sys));
+  CounterTable& table = *t;
   TableHeader* h = table.header_;
 
   // Every lock is meaningless now: whoever held it is gone.
@@ -286,13 +282,16 @@ absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::Open(const std::stri
 }
 
 absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::OpenReadOnly(const std::string& path) {
-  Sys* sys = RealSys();
-  ASSIGN_OR_RETURN(int fd, sys->Open(path, O_RDONLY, 0));
-  auto t = Map(path, fd, /*writable=*/false, sys);
+  return MapExisting(path, /*writable=*/false, RealSys());
+}
+
+absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::MapExisting(const std::string& path,
+                                                                        bool writable, Sys* sys) {
+  ASSIGN_OR_RETURN(int fd, sys->Open(path, writable ? O_RDWR : O_RDONLY, 0));
+  auto t = Map(path, fd, writable, sys);
   (void)sys->Close(fd);
   if (!t.ok()) return t.status();
-  CounterTable& table = **t;
-  RETURN_IF_ERROR(table.ValidateSlots());
+  RETURN_IF_ERROR((*t)->ValidateSlots());
   return t;
 }
 
