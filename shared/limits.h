@@ -1,6 +1,7 @@
-// The table's limits: the one home of each number that the server's flags,
-// their --help text, the client and the tests check against. Each is derived
-// from the layout that imposes it (layout.h), so a layout change moves them.
+// countersd's limits: the one home of each number that the server's flags,
+// their --help text, the API, the client and the tests check against. The
+// table's are derived from the layout that imposes them (layout.h), so a
+// layout change moves them.
 #ifndef COUNTERSD_SHARED_LIMITS_H_
 #define COUNTERSD_SHARED_LIMITS_H_
 
@@ -25,6 +26,11 @@ inline constexpr size_t kProcessSlots = 64;
 // and one spare for a handler respawned before its predecessor's slot is
 // freed.
 inline constexpr int kMaxHandlers = static_cast<int>(kProcessSlots) - 2;
+
+// List pages (the API's contract, counters.proto): the size of a page when
+// the request names none, and the largest page a server returns.
+inline constexpr int kDefaultListPageSize = 100;
+inline constexpr int kMaxListPageSize = 1000;
 
 }  // namespace countersd
 

@@ -15,6 +15,7 @@
 #include "client/client.h"
 #include "client/counterctl/cli.h"
 #include "client/counterctl/output.h"
+#include "shared/limits.h"
 
 namespace countersd::ctl {
 namespace {
@@ -205,7 +206,7 @@ int RunList(const Invocation& inv) {
   std::string token;
   bool truncated = false;
   while (true) {
-    absl::StatusOr<ListPage> page = client->List(prefix, 1000, token);
+    absl::StatusOr<ListPage> page = client->List(prefix, kMaxListPageSize, token);
     if (!page.ok()) return ReportError(inv, page.status());
     for (CounterEntry& e : page->counters) {
       if (limit > 0 && all.size() == limit) {
