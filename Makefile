@@ -2,12 +2,14 @@
 # fresh Debian 12 machine (as root): they install what is missing first.
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
 JOBS       ?= $(shell nproc)
 LISTEN     ?= 127.0.0.1:50051
 DATA_DIR   ?= ./var
 CTEST_ARGS ?= --output-on-failure
 
-.PHONY: all deps build run test check bench format lint clean
+.PHONY: all deps build run test check fuzz bench format lint clean
 
 all: build
 
@@ -33,6 +35,14 @@ check: deps
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ctest $(CTEST_ARGS) -j $(JOBS)
 
+# libFuzzer (clang) + ASan + UBSan build of the fuzz targets, then each one
+# for FUZZ_SECONDS from its committed corpus (tests/fuzz/).
+fuzz: deps
+	@deploy/install-deps.sh --fuzz
+	CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOUNTERSD_FUZZ=ON -DCOUNTERSD_BUILD_BENCHMARKS=OFF
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target key_fuzz snapshot_parser_fuzz map_file_fuzz
+	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
 bench: build
 	@deploy/install-deps.sh --bench
 	tests/bench/run.sh $(BUILD)
@@ -48,4 +58,4 @@ lint: build
 	clang-tidy -p $(BUILD) --quiet $(filter %.cc,$(SOURCES))
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

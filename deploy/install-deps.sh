@@ -6,6 +6,7 @@
 #   deploy/install-deps.sh            build + test dependencies
 #   deploy/install-deps.sh --bench    also the peers of `make bench`
 #   deploy/install-deps.sh --container also podman/runc/debootstrap
+#   deploy/install-deps.sh --fuzz     also clang and its libFuzzer runtime
 set -euo pipefail
 
 pkgs=(
@@ -20,6 +21,7 @@ for arg in "$@"; do
     --bench) pkgs+=(redis-server redis-tools memcached linux-perf) ;;
     --container) pkgs+=(podman runc debootstrap uidmap slirp4netns yamllint systemd podman-compose) ;;
     --lint) pkgs+=(clang-format clang-tidy) ;;
+    --fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
     *) echo "install-deps: unknown option '$arg'" >&2; exit 2 ;;
   esac
 done

@@ -239,8 +239,9 @@ class CounterTable {
   static absl::StatusOr<std::unique_ptr<CounterTable>> MapExisting(const std::string& path,
                                                                    bool writable, Sys* sys);
   absl::Status ValidateHeader(uint64_t actual_file_size) const;
-  // Slot invariant 2 (layout.h) for every live slot that is not mid-rewrite.
-  absl::Status ValidateSlots() const;
+  // Each region's undo record names one of its slots, and Slot invariant 2
+  // (layout.h) holds for every live slot that is not mid-rewrite.
+  absl::Status ValidateContents() const;
   absl::Status InitStaging();
   OpenReport RepairAfterCrash();
   void CompactRegion(uint32_t r);

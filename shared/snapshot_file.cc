@@ -97,7 +97,9 @@ bool AllZero(const void* p, size_t n) {
   return true;
 }
 
-// Validates meta k of a mapped file of `size` bytes.
+// Validates meta k of a file image of `size` >= kDataStart bytes. Every
+// field is untrusted: the data range is checked without overflow before
+// anything in it is read.
 SnapshotSlotCheck CheckHalf(const char* base, uint64_t size, int k) {
   SnapshotSlotCheck check;
   check.index = k;
@@ -123,9 +125,12 @@ SnapshotSlotCheck CheckHalf(const char* base, uint64_t size, int k) {
   if (m.half != static_cast<uint32_t>(k) || m.generation % 2 != static_cast<uint64_t>(k)) {
     return bad("meta is in the wrong slot for its generation");
   }
-  uint64_t off = kDataStart + k * m.half_size;
-  if (m.data_len > m.half_size || off + m.half_size > size) {
-    return bad(absl::StrCat("data range [", off, ", +", m.data_len, ") lies outside the ", size,
+  uint64_t off = 0, end = 0;
+  if (m.data_len > m.half_size || __builtin_mul_overflow(uint64_t(k), m.half_size, &off) ||
+      __builtin_add_overflow(off, kDataStart, &off) ||
+      __builtin_add_overflow(off, m.half_size, &end) || end > size) {
+    return bad(absl::StrCat("data range of half ", k, " (", m.half_size, "-byte halves, ",
+                            m.data_len, " bytes of data) lies outside the ", size,
                             "-byte file (truncated?)"));
   }
   if (m.data_crc != Crc(base + off, m.data_len)) {
@@ -155,8 +160,8 @@ absl::StatusOr<std::pair<char*, uint64_t>> MapReadOnly(const std::string& path) 
   return std::make_pair(static_cast<char*>(*p), static_cast<uint64_t>(st.st_size));
 }
 
-absl::StatusOr<std::vector<SnapshotSlotCheck>> CheckMapped(const char* base, uint64_t size) {
-  return std::vector<SnapshotSlotCheck>{CheckHalf(base, size, 0), CheckHalf(base, size, 1)};
+std::vector<SnapshotSlotCheck> CheckMapped(const char* base, uint64_t size) {
+  return {CheckHalf(base, size, 0), CheckHalf(base, size, 1)};
 }
 
 const SnapshotSlotCheck* Newest(const std::vector<SnapshotSlotCheck>& checks) {
@@ -201,7 +206,7 @@ absl::StatusOr<std::unique_ptr<SnapshotFile>> SnapshotFile::OpenForWrite(const s
   f->base_ = static_cast<char*>(p);
   f->size_ = size;
   if (f->half_size_ == 0) {
-    ASSIGN_OR_RETURN(auto checks, CheckMapped(f->base_, size));
+    const std::vector<SnapshotSlotCheck> checks = CheckMapped(f->base_, size);
     const SnapshotSlotCheck* newest = Newest(checks);
     bool blank = AllZero(f->base_, kDataStart);
     if (!newest && !blank) {
@@ -268,7 +273,7 @@ absl::StatusOr<SnapshotMetaInfo> SnapshotFile::Write(std::string_view records, u
 
 absl::StatusOr<std::vector<SnapshotSlotCheck>> SnapshotFile::Check(const std::string& path) {
   ASSIGN_OR_RETURN(auto mapped, MapReadOnly(path));
-  auto checks = CheckMapped(mapped.first, mapped.second);
+  std::vector<SnapshotSlotCheck> checks = CheckMapped(mapped.first, mapped.second);
   munmap(mapped.first, mapped.second);
   return checks;
 }
@@ -276,41 +281,47 @@ absl::StatusOr<std::vector<SnapshotSlotCheck>> SnapshotFile::Check(const std::st
 absl::StatusOr<SnapshotMetaInfo> SnapshotFile::ReadNewest(
     const std::string& path, const std::function<void(std::string_view, int64_t)>& fn) {
   ASSIGN_OR_RETURN(auto mapped, MapReadOnly(path));
-  auto [base, size] = mapped;
-  absl::StatusOr<SnapshotMetaInfo> result;
-  auto checks = CheckMapped(base, size);
-  const SnapshotSlotCheck* newest = checks.ok() ? Newest(*checks) : nullptr;
-  if (!checks.ok()) {
-    result = checks.status();
-  } else if (!newest) {
-    result = absl::FailedPreconditionError(absl::StrCat(
-        "snapshot file ", path, " holds no valid snapshot: ", (*checks)[0].status.message(), "; ",
-        (*checks)[1].status.message()));
-  } else {
-    const SnapshotMeta m = DecodeMeta(base + newest->index * kMetaPage);
-    const char* p = base + kDataStart + newest->index * m.half_size;
-    const char* end = p + m.data_len;
-    uint64_t n = 0;
-    absl::Status st;
-    while (p < end) {
-      if (end - p < 2) break;
-      const uint16_t len = DecodeFixed16(p);
-      if (len == 0 || len > kMaxKeyBytes || end - p < 2 + len + 8) break;
-      const int64_t value = static_cast<int64_t>(DecodeFixed64(p + 2 + len));
-      fn(std::string_view(p + 2, len), value);
-      p += 2 + len + 8;
-      ++n;
-    }
-    if (p != end || n != m.counters) {
-      result = absl::DataLossError(absl::StrCat("snapshot generation ", m.generation,
-                                                " has malformed records at byte ",
-                                                p - (end - m.data_len)));
-    } else {
-      result = newest->meta;
-    }
-  }
-  munmap(base, size);
+  absl::StatusOr<SnapshotMetaInfo> result =
+      ReadNewestImage(std::string_view(mapped.first, mapped.second), path, fn);
+  munmap(mapped.first, mapped.second);
   return result;
+}
+
+std::vector<SnapshotSlotCheck> SnapshotFile::CheckImage(std::string_view image) {
+  return CheckMapped(image.data(), image.size());
+}
+
+absl::StatusOr<SnapshotMetaInfo> SnapshotFile::ReadNewestImage(
+    std::string_view image, const std::string& name,
+    const std::function<void(std::string_view, int64_t)>& fn) {
+  const char* base = image.data();
+  const std::vector<SnapshotSlotCheck> checks = CheckMapped(base, image.size());
+  const SnapshotSlotCheck* newest = Newest(checks);
+  if (!newest) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("snapshot file ", name, " holds no valid snapshot: ",
+                     checks[0].status.message(), "; ", checks[1].status.message()));
+  }
+  // CheckHalf proved the newest half's data range inside the image.
+  const SnapshotMeta m = DecodeMeta(base + newest->index * kMetaPage);
+  const char* p = base + kDataStart + newest->index * m.half_size;
+  const char* end = p + m.data_len;
+  uint64_t n = 0;
+  while (p < end) {
+    if (end - p < 2) break;
+    const uint16_t len = DecodeFixed16(p);
+    if (len == 0 || len > kMaxKeyBytes || end - p < 2 + len + 8) break;
+    const int64_t value = static_cast<int64_t>(DecodeFixed64(p + 2 + len));
+    fn(std::string_view(p + 2, len), value);
+    p += 2 + len + 8;
+    ++n;
+  }
+  if (p != end || n != m.counters) {
+    return absl::DataLossError(absl::StrCat("snapshot generation ", m.generation,
+                                            " has malformed records at byte ",
+                                            p - (end - m.data_len)));
+  }
+  return newest->meta;
 }
 
 }  // namespace countersd

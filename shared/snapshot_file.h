@@ -84,6 +84,15 @@ class SnapshotFile {
   static absl::StatusOr<SnapshotMetaInfo> ReadNewest(
       const std::string& path, const std::function<void(std::string_view, int64_t)>& fn);
 
+  // The same two parsers over a file image in memory (what Check and
+  // ReadNewest run once the file is mapped; the fuzz targets call them).
+  // Every byte of the image is untrusted. REQUIRES: image.size() >=
+  // snapshot_format::kDataStart. `name` names the file in errors.
+  static std::vector<SnapshotSlotCheck> CheckImage(std::string_view image);
+  static absl::StatusOr<SnapshotMetaInfo> ReadNewestImage(
+      std::string_view image, const std::string& name,
+      const std::function<void(std::string_view, int64_t)>& fn);
+
  private:
   SnapshotFile() = default;
   absl::Status EnsureSize(uint64_t half_size);

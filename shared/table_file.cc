@@ -13,8 +13,9 @@
 //     the other byte order: the live map is host-native, layout.h); header
 //     checksum; the struct sizes of this build; the geometry its capacity
 //     implies; the recorded and the actual file size;
-//  2. every slot (ValidateSlots; not at Create, whose file is blank): a
-//     known state, and for each live slot
+//  2. every region's undo record (RegionShared::inserting names a slot of
+//     the region) and every slot (ValidateContents; not at Create, whose
+//     file is blank): a known state, and for each live slot
 //     Slot invariant 2 (a valid key, its stored hash, its region). A slot
 //     whose seq is odd is being rewritten by a process that died; crash
 //     repair settles it, so it is not judged here.
@@ -135,8 +136,14 @@ absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::Map(const std::strin
   return t;
 }
 
-absl::Status CounterTable::ValidateSlots() const {
+absl::Status CounterTable::ValidateContents() const {
   for (uint32_t r = 0; r < header_->regions; ++r) {
+    // The region's undo record names a slot that crash repair will write.
+    if (region(r)->inserting > region_slots_) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("map file region ", r, " names insert slot ", region(r)->inserting - 1,
+                       " of ", region_slots_, ": the file is corrupt"));
+    }
     const Slot* base = slots(r);
     for (uint32_t i = 0; i < region_slots_; ++i) {
       const Slot& s = base[i];
@@ -291,7 +298,7 @@ absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::MapExisting(const st
   auto t = Map(path, fd, writable, sys);
   (void)sys->Close(fd);
   if (!t.ok()) return t.status();
-  RETURN_IF_ERROR((*t)->ValidateSlots());
+  RETURN_IF_ERROR((*t)->ValidateContents());
   return t;
 }
 

@@ -4,6 +4,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <zlib.h>
+
+#include <filesystem>
 #include <map>
 #include <string>
 
@@ -177,6 +180,33 @@ class FailingMsync : public Sys {
  private:
   std::string what_;
 };
+
+// A crafted meta page with a valid checksum whose half_size makes
+// kDataStart + k * half_size wrap around: the bounds check must see it
+// (it once passed, and the data checksum then read far out of bounds).
+TEST_F(Snapshot, MetaWhoseDataRangeOverflowsIsInvalidNotRead) {
+  namespace sf = snapshot_format;
+  auto f = SnapshotFile::OpenForWrite(Path("s.snap"), 10);
+  ASSERT_TRUE(f.ok()) << f.status();
+  Records r = {{"a", 1}};
+  ASSERT_TRUE((*f)->Write(Encode(r), r.size(), 10).ok());  // generation 1, in meta 1
+  f->reset();
+  std::string image = ReadBytes(Path("s.snap"), 0, std::filesystem::file_size(Path("s.snap")));
+  char* meta = image.data() + sf::kMetaPage;
+  for (uint64_t half_size : {uint64_t{1} << 63, ~uint64_t{0} - sf::kDataStart + 1}) {
+    for (int i = 0; i < 8; ++i) meta[sf::kHalfSizeOffset + i] = static_cast<char>(half_size >> (8 * i));
+    const uint32_t crc = static_cast<uint32_t>(
+        crc32(0, reinterpret_cast<const Bytef*>(meta), static_cast<uInt>(sf::kMetaCrcOffset)));
+    for (int i = 0; i < 4; ++i) meta[sf::kMetaCrcOffset + i] = static_cast<char>(crc >> (8 * i));
+    std::vector<SnapshotSlotCheck> checks = SnapshotFile::CheckImage(image);
+    ASSERT_EQ(checks.size(), 2u);
+    EXPECT_EQ(checks[1].status.code(), absl::StatusCode::kDataLoss) << half_size;
+    EXPECT_NE(std::string(checks[1].status.message()).find("lies outside"), std::string::npos)
+        << checks[1].status;
+    EXPECT_FALSE(SnapshotFile::ReadNewestImage(image, "s.snap", [](std::string_view, int64_t) {})
+                     .ok());
+  }
+}
 
 TEST_F(Snapshot, MsyncFailureFailsThatSnapshotAndKeepsThePreviousOne) {
   FailingMsync sys("snapshot data");

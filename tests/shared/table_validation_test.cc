@@ -110,6 +110,16 @@ TEST_F(TableValidation, ASlotMidRewriteIsLeftToCrashRepair) {
   EXPECT_TRUE(CounterTable::OpenReadOnly(Path("t.map")).ok());
 }
 
+// Found by map_file_fuzz: crash repair wrote through an `inserting` undo
+// record naming a slot beyond the region.
+TEST_F(TableValidation, InsertUndoRecordBeyondTheRegionIsRefused) {
+  MustCreate(100);
+  const uint32_t inserting = 0xffffffff;
+  Poke(Path("t.map"), layout::kPage + offsetof(layout::RegionShared, inserting), &inserting,
+       sizeof inserting);
+  ExpectRefused("names insert slot");
+}
+
 TEST_F(TableValidation, MapOfTheOtherByteOrderIsRefusedAsSuch) {
   MustCreate(100);
   const uint32_t swapped = __builtin_bswap32(layout::kLayoutVersion);
