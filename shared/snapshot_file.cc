@@ -142,10 +142,9 @@ SnapshotSlotCheck CheckHalf(const char* base, uint64_t size, int k) {
 
 // Maps a snapshot file read-only; the caller munmaps.
 absl::StatusOr<std::pair<char*, uint64_t>> MapReadOnly(const std::string& path) {
-  ASSIGN_OR_RETURN(int fd, RealSys()->Open(path, O_RDONLY, 0));
+  ASSIGN_OR_RETURN(int fd, OpenDataFile(RealSys(), path, O_RDONLY, 0));
   struct stat st;
-  if (fstat(fd, &st) != 0) {
-    absl::Status s = ErrnoToStatus(errno, absl::StrCat("fstat(", path, ")"));
+  if (absl::Status s = RealSys()->Fstat(fd, &st, path); !s.ok()) {
     close(fd);
     return s;
   }
@@ -189,9 +188,9 @@ absl::StatusOr<std::unique_ptr<SnapshotFile>> SnapshotFile::OpenForWrite(const s
   auto f = std::unique_ptr<SnapshotFile>(new SnapshotFile());
   f->sys_ = sys;
   f->path_ = path;
-  ASSIGN_OR_RETURN(f->fd_, sys->Open(path, O_RDWR | O_CREAT, 0600));
+  ASSIGN_OR_RETURN(f->fd_, OpenDataFile(sys, path, O_RDWR | O_CREAT, 0600));
   struct stat st;
-  if (fstat(f->fd_, &st) != 0) return ErrnoToStatus(errno, absl::StrCat("fstat(", path, ")"));
+  RETURN_IF_ERROR(sys->Fstat(f->fd_, &st, path));
   const uint64_t wanted_half = HalfSizeFor(capacity);
   uint64_t size = st.st_size;
   if (size == 0) {

@@ -54,6 +54,37 @@ absl::Status Sys::Close(int fd) {
   return absl::OkStatus();
 }
 
+absl::Status Sys::Fstat(int fd, struct stat* st, std::string_view what) {
+  if (::fstat(fd, st) != 0) return ErrnoToStatus(errno, absl::StrCat("fstat(", std::string(what), ")"));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> OpenDataFile(Sys* sys, const std::string& path, int flags, mode_t mode) {
+  // O_NONBLOCK: a FIFO put there must not block the open (it is refused
+  // below); on a regular file it changes nothing.
+  absl::StatusOr<int> fd = sys->Open(path, flags | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, mode);
+  if (!fd.ok()) {
+    struct stat st;
+    if (::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(path, " is a symbolic link; countersd opens only regular files in its data "
+                             "directory and never follows links there: replace it with the file"));
+    }
+    return fd.status();
+  }
+  struct stat st;
+  absl::Status s = sys->Fstat(*fd, &st, path);
+  if (s.ok() && !S_ISREG(st.st_mode)) {
+    s = absl::FailedPreconditionError(
+        absl::StrCat(path, " is not a regular file; countersd keeps only regular files there"));
+  }
+  if (!s.ok()) {
+    (void)sys->Close(*fd);
+    return s;
+  }
+  return fd;
+}
+
 absl::Status Sys::Ftruncate(int fd, off_t size, std::string_view what) {
   if (::ftruncate(fd, size) != 0)
     return ErrnoToStatus(errno, absl::StrCat("ftruncate(", std::string(what), ")"));

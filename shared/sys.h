@@ -6,6 +6,7 @@
 #ifndef COUNTERSD_SHARED_SYS_H_
 #define COUNTERSD_SHARED_SYS_H_
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <cstddef>
@@ -28,6 +29,7 @@ class Sys {
   virtual ~Sys() = default;
   virtual absl::StatusOr<int> Open(const std::string& path, int flags, mode_t mode);
   virtual absl::Status Close(int fd);
+  virtual absl::Status Fstat(int fd, struct stat* st, std::string_view what);
   virtual absl::Status Ftruncate(int fd, off_t size, std::string_view what);
   // pwrite of all `len` bytes at `offset` (a short write is retried).
   virtual absl::Status Pwrite(int fd, const void* buf, size_t len, off_t offset,
@@ -43,6 +45,14 @@ class Sys {
 
 // The process-wide real implementation.
 Sys* RealSys();
+
+// Opens a file of a data directory (the map, the snapshot file) through
+// `sys`: never follows a symbolic link (O_NOFOLLOW; a link there could make
+// the daemon truncate and write a file outside the directory), and accepts
+// only a regular file. FAILED_PRECONDITION naming the file for a link or a
+// file of another type; the other errors of open(2) as ErrnoToStatus.
+// O_CLOEXEC (and O_NONBLOCK, for a FIFO) are always added.
+absl::StatusOr<int> OpenDataFile(Sys* sys, const std::string& path, int flags, mode_t mode);
 
 // Linux boot id (/proc/sys/kernel/random/boot_id), 36 characters; it changes
 // at every boot, so a map file whose header holds another one did not

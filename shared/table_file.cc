@@ -109,7 +109,7 @@ absl::Status Mismatch(std::string_view what, uint64_t found, uint64_t expected) 
 absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::Map(const std::string& path, int fd,
                                                                 bool writable, Sys* sys) {
   struct stat st;
-  if (fstat(fd, &st) != 0) return ErrnoToStatus(errno, absl::StrCat("fstat(", path, ")"));
+  RETURN_IF_ERROR(sys->Fstat(fd, &st, path));
   if (static_cast<uint64_t>(st.st_size) < sizeof(TableHeader)) {
     return absl::FailedPreconditionError(absl::StrCat("map file ", path, " is ", st.st_size,
                                                       " bytes, too short for a countersd header"));
@@ -222,7 +222,7 @@ absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::Create(const std::st
   }
   ASSIGN_OR_RETURN(std::string boot_id, CurrentBootId());
   Geometry g = ComputeGeometry(capacity);
-  ASSIGN_OR_RETURN(int fd, sys->Open(path, O_RDWR | O_CREAT | O_EXCL, 0600));
+  ASSIGN_OR_RETURN(int fd, OpenDataFile(sys, path, O_RDWR | O_CREAT | O_EXCL, 0600));
   absl::Status st = sys->Ftruncate(fd, static_cast<off_t>(g.file_size), path);
   if (st.ok()) {
     // Write the header with pwrite so that Map() validates a complete one.
@@ -294,7 +294,7 @@ absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::OpenReadOnly(const s
 
 absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::MapExisting(const std::string& path,
                                                                         bool writable, Sys* sys) {
-  ASSIGN_OR_RETURN(int fd, sys->Open(path, writable ? O_RDWR : O_RDONLY, 0));
+  ASSIGN_OR_RETURN(int fd, OpenDataFile(sys, path, writable ? O_RDWR : O_RDONLY, 0));
   auto t = Map(path, fd, writable, sys);
   (void)sys->Close(fd);
   if (!t.ok()) return t.status();
