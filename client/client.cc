@@ -12,6 +12,7 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "shared/abseil_string_view.h"
 
 namespace countersd {
 
@@ -166,8 +167,8 @@ absl::StatusOr<std::vector<CounterEntry>> CounterClient::ListAll(std::string_vie
     if (!page.ok()) return page.status();
     for (CounterEntry& c : page->counters) {
       if (limit > 0 && all.size() >= limit) {
-        return absl::ResourceExhaustedError(absl::StrCat(
-            "more than ", limit, " counters match prefix \"", std::string(prefix), "\""));
+        return absl::ResourceExhaustedError(
+            absl::StrCat("more than ", limit, " counters match prefix \"", Sv(prefix), "\""));
       }
       all.push_back(std::move(c));
     }

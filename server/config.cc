@@ -14,6 +14,7 @@
 #include "absl/flags/reflection.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "shared/abseil_string_view.h"
 #include "shared/counter_table.h"
 
 namespace {
@@ -65,9 +66,6 @@ namespace {
 constexpr const char* kFlagNames[] = {
     "listen",     "data_dir",  "capacity",      "handlers",  "snapshot_interval",
     "log_format", "log_level", "drain_timeout", "max_batch", "trust_untrusted_map"};
-
-// Abseil here has its own string_view type.
-absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
 [[noreturn]] void UsageError(std::string_view message) {
   std::fprintf(stderr, "countersd: %.*s\nRun 'countersd --help' for the list of flags.\n",

@@ -17,6 +17,7 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "server/status_mapping.h"
+#include "shared/abseil_string_view.h"
 #include "shared/key.h"
 #include "shared/log.h"
 #include "shared/status_macros.h"
@@ -34,7 +35,7 @@ const absl::Status kDraining =
     absl::UnavailableError("countersd is shutting down; retry elsewhere");
 
 absl::Status AtIndex(const absl::Status& s, std::string_view what, size_t i) {
-  return absl::Status(s.code(), absl::StrCat(std::string(what), "[", i, "]: ", s.message()));
+  return absl::Status(s.code(), absl::StrCat(Sv(what), "[", i, "]: ", s.message()));
 }
 
 }  // namespace

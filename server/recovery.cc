@@ -51,6 +51,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "shared/abseil_string_view.h"
 #include "shared/log.h"
 #include "shared/snapshot_file.h"
 #include "shared/status_macros.h"
@@ -58,8 +59,6 @@
 
 namespace countersd {
 namespace {
-
-absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
 std::string Join(const std::string& dir, std::string_view name) {
   return absl::StrCat(dir, "/", Sv(name));
