@@ -34,7 +34,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "server/recovery.h"
+#include "shared/data_dir.h"
 #include "shared/log.h"
 #include "shared/status_macros.h"
 

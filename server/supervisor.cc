@@ -11,9 +11,9 @@
 //      into it. Another daemon holding it => fail, naming its pid. The
 //      lock's file description is inherited by every child, so the lock is
 //      held until the last process of this daemon exits.
-//   3. Decide which table to serve (recovery.h): trust the live map, restore
-//      the last snapshot, create a new table, or refuse to start. Open
-//      re-initialises every lock and semaphore in the mapping.
+//   3. Decide which table to serve (table_selection.h): trust the live map,
+//      restore the last snapshot, create a new table, or refuse to start.
+//      Open re-initialises every lock and semaphore in the mapping.
 //   4. Block SIGTERM, SIGINT and SIGCHLD; their handlers only set
 //      sig_atomic_t flags. The main loop waits in ppoll() with them unblocked
 //      (atomically, so a signal cannot slip in between check and sleep).
@@ -67,7 +67,7 @@
 #include "absl/time/clock.h"
 #include "server/aggregator.h"
 #include "server/handler.h"
-#include "server/recovery.h"
+#include "server/table_selection.h"
 #include "shared/log.h"
 #include "shared/status_macros.h"
 #include "shared/sys.h"
@@ -166,7 +166,7 @@ absl::Status Supervisor::Start() {
   port_.emplace(std::move(port));
   RETURN_IF_ERROR(LockDataDir());  // 2
   ASSIGN_OR_RETURN(table_,
-                   OpenOrRecoverTable({.data_dir = config_.data_dir,  // 3
+                   SelectAndOpenTable({.data_dir = config_.data_dir,  // 3
                                        .capacity = config_.capacity,
                                        .trust_untrusted_map = config_.trust_untrusted_map}));
   return absl::OkStatus();

@@ -50,7 +50,7 @@ class Supervisor {
     absl::Time restart_at = absl::InfinitePast();  // when to respawn it, if pid == 0
   };
 
-  absl::Status Start();  // data dir, flock, port, recovery
+  absl::Status Start();  // port, data dir and flock, table selection
   absl::Status LockDataDir();
   void Spawn(Child& child);
   [[noreturn]] void RunChild(const Child& child);

@@ -1,4 +1,6 @@
-// Recovery at start: which counters does the daemon serve?
+// Table selection at start: which counters does the daemon serve?
+// (Not to be confused with CounterTable::RecoverDeadProcess, which repairs
+// what one dead process left half-done while the daemon runs.)
 //
 // How it works, step by step (the supervisor calls this once, holding the
 // data directory's flock, before any other process exists):
@@ -33,7 +35,7 @@
 //  4. Nothing valid: a fresh directory gets a new empty table (--capacity).
 //     A directory that held counter files refuses to start, saying what it
 //     found, what it set aside and what the operator can do.
-#include "server/recovery.h"
+#include "server/table_selection.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -120,7 +122,7 @@ void LogOpenReport(std::string_view how, const TableInfo& info, const OpenReport
 
 // Step 3. Returns the restored table, NOT_FOUND if there is no snapshot file,
 // FAILED_PRECONDITION if it holds no valid snapshot (after setting it aside).
-absl::StatusOr<std::unique_ptr<CounterTable>> RestoreSnapshot(const RecoveryOptions& opt,
+absl::StatusOr<std::unique_ptr<CounterTable>> RestoreSnapshot(const TableSelectionOptions& opt,
                                                               std::string_view reason,
                                                               std::vector<std::string>* set_aside) {
   const std::string& dir = opt.data_dir;
@@ -195,7 +197,7 @@ absl::StatusOr<std::unique_ptr<CounterTable>> RestoreSnapshot(const RecoveryOpti
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<CounterTable>> OpenOrRecoverTable(const RecoveryOptions& opt) {
+absl::StatusOr<std::unique_ptr<CounterTable>> SelectAndOpenTable(const TableSelectionOptions& opt) {
   const std::string& dir = opt.data_dir;
   const std::string map_path = Join(dir, kMapFile);
   const std::vector<std::string> found = CounterFiles(dir);  // step 0
