@@ -67,6 +67,7 @@
 #include "absl/time/clock.h"
 #include "server/aggregator.h"
 #include "server/handler.h"
+#include "server/snapshot_writer.h"
 #include "server/table_selection.h"
 #include "shared/log.h"
 #include "shared/status_macros.h"
@@ -423,10 +424,10 @@ int Supervisor::Shutdown(int signal) {
   } else {
     // No aggregator (it was between respawns): write the final snapshot here.
     Log(LogLevel::kInfo, "no aggregator running; writing the final snapshot in the supervisor");
-    absl::StatusOr<std::unique_ptr<Aggregator>> aggregator =
-        Aggregator::Open(table_.get(), config_.data_dir);
-    if (aggregator.ok()) {
-      absl::StatusOr<SnapshotMetaInfo> meta = (*aggregator)->TakeSnapshot();
+    absl::StatusOr<std::unique_ptr<SnapshotWriter>> snapshots =
+        SnapshotWriter::Open(table_.get(), config_.data_dir);
+    if (snapshots.ok()) {
+      absl::StatusOr<SnapshotMetaInfo> meta = (*snapshots)->Write();
       snapshot_ok = meta.ok();
       if (meta.ok()) {
         Log(LogLevel::kInfo, "final snapshot written",
@@ -436,7 +437,7 @@ int Supervisor::Shutdown(int signal) {
       }
     } else {
       Log(LogLevel::kError, "cannot open the snapshot file for the final snapshot",
-          {{"error", aggregator.status().ToString()}});
+          {{"error", snapshots.status().ToString()}});
     }
   }
 
