@@ -66,7 +66,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "server/aggregator.h"
-#include "server/handler.h"
+#include "server/handler_process.h"
 #include "server/snapshot_writer.h"
 #include "server/table_selection.h"
 #include "shared/log.h"

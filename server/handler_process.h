@@ -1,0 +1,33 @@
+// The entry point of a handler process: one grpc::Server on the shared port,
+// serving counters.v1.CounterService from the shared table, plus
+// grpc.health.v1 and server reflection. See handler_process.cc for its
+// threads and how it drains.
+//
+// No gRPC header here, nor in anything this includes: the supervisor
+// includes it, and the supervisor must never create a gRPC object.
+#ifndef COUNTERSD_SERVER_HANDLER_PROCESS_H_
+#define COUNTERSD_SERVER_HANDLER_PROCESS_H_
+
+#include <cstddef>
+#include <string>
+
+#include "absl/time/time.h"
+#include "shared/counter_table.h"
+
+namespace countersd {
+
+struct HandlerOptions {
+  std::string address;  // numeric, resolved port (from PortReservation)
+  size_t max_batch = 1000;
+  absl::Duration drain_timeout = absl::Seconds(5);
+};
+
+// Entry point of a forked handler process; returns its exit code: 0 after
+// a drain on SIGTERM/SIGINT, 1 if the server could not start (e.g.
+// EADDRINUSE) or the table has no free stats slot. REQUIRES: SIGTERM and
+// SIGINT blocked, no gRPC object created in this process before.
+int RunHandlerProcess(CounterTable* table, const HandlerOptions& options);
+
+}  // namespace countersd
+
+#endif  // COUNTERSD_SERVER_HANDLER_PROCESS_H_
