@@ -33,7 +33,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "server/status_mapping.h"
+#include "proto/status_conversion.h"
 #include "shared/abseil_string_view.h"
 #include "shared/key.h"
 #include "shared/status_macros.h"

@@ -36,8 +36,8 @@ using CounterServiceBase = counters::v1::CounterService::WithAsyncMethod_Increme
 
 // The RPCs. Thin: validate the request, call the table, return an
 // absl::Status that the caller maps to the reply's grpc::Status in one place
-// (status_mapping.h), and count the call in this process's stats slot (any
-// non-OK status counts as an error).
+// (proto/status_conversion.h), and count the call in this process's stats
+// slot (any non-OK status counts as an error).
 // Thread-safe: the async RPCs run on the serving thread, Snapshot on gRPC's
 // sync threads, and StartDraining on the handler's main thread.
 class CounterServiceImpl final : public CounterServiceBase {

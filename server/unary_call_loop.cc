@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "grpc/support/time.h"
-#include "server/status_mapping.h"
+#include "proto/status_conversion.h"
 
 namespace countersd {
 namespace {

@@ -278,16 +278,5 @@ TEST(CounterClientTest, HealthWithoutAChannelIsFailedPrecondition) {
   EXPECT_EQ(f.client->Health().status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
-TEST(FromGrpcStatusTest, KeepsCodeAndMessage) {
-  EXPECT_TRUE(FromGrpcStatus(grpc::Status::OK).ok());
-  for (int code = 1; code <= 16; ++code) {
-    absl::Status s = FromGrpcStatus(grpc::Status(static_cast<grpc::StatusCode>(code), "why"));
-    EXPECT_EQ(static_cast<int>(s.code()), code);
-    EXPECT_EQ(s.message(), "why");
-  }
-  EXPECT_EQ(FromGrpcStatus(grpc::Status(grpc::StatusCode::OUT_OF_RANGE, "")).code(),
-            absl::StatusCode::kOutOfRange);
-}
-
 }  // namespace
 }  // namespace countersd

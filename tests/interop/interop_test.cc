@@ -32,9 +32,21 @@ class InteropTest : public ::testing::Test {
     ASSERT_TRUE(daemon.ok()) << daemon.status();
     daemon_ = *std::move(daemon);
 
-    // protoc -I proto -I tests/interop/protos --python_out=D --grpc_out=D
-    //   --plugin=protoc-gen-grpc=grpc_python_plugin <protos>
+    // protoc -I proto -I proto/grpc -I tests/interop/protos --python_out=D
+    //   --grpc_out=D --plugin=protoc-gen-grpc=grpc_python_plugin <protos>
+    //
+    // The protos are the repository's own: proto/counters/v1/counters.proto
+    // and proto/grpc/health/v1/health.proto, the same files the server and
+    // the client are built from. health.proto is compiled as
+    // health/v1/health.proto (-I proto/grpc), so that its Python module is
+    // health.v1.health_pb2: under its own path it would be
+    // grpc.health.v1.health_pb2, inside the `grpc` package that
+    // python3-grpcio already owns. tests/interop/protos holds only
+    // reflection.proto, which nothing else builds: the server's reflection
+    // comes compiled in Debian's libgrpc++_reflection (without its .proto),
+    // and Debian ships no Python reflection package.
     auto gen = RunCommand({PROTOC_PATH, absl::StrCat("-I", COUNTERSD_SOURCE_DIR, "/proto"),
+                           absl::StrCat("-I", COUNTERSD_SOURCE_DIR, "/proto/grpc"),
                            absl::StrCat("-I", COUNTERSD_SOURCE_DIR, "/tests/interop/protos"),
                            absl::StrCat("--python_out=", stubs_.path()),
                            absl::StrCat("--grpc_out=", stubs_.path()),
