@@ -4,7 +4,8 @@
 // threads and how it drains.
 //
 // No gRPC header here, nor in anything this includes: the supervisor
-// includes it, and the supervisor must never create a gRPC object.
+// includes it, and the supervisor must never create a gRPC object (the
+// build checks its include closure; see server/CMakeLists.txt).
 #ifndef COUNTERSD_SERVER_HANDLER_PROCESS_H_
 #define COUNTERSD_SERVER_HANDLER_PROCESS_H_
 
@@ -27,6 +28,10 @@ struct HandlerOptions {
 // EADDRINUSE) or the table has no free stats slot. REQUIRES: SIGTERM and
 // SIGINT blocked, no gRPC object created in this process before.
 int RunHandlerProcess(CounterTable* table, const HandlerOptions& options);
+
+// RunHandlerProcess's type. The supervisor is given the entry point by
+// main.cc instead of calling it, so that its library links no gRPC.
+using HandlerProcessMain = int (*)(CounterTable* table, const HandlerOptions& options);
 
 }  // namespace countersd
 

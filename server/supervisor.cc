@@ -18,9 +18,12 @@
 //      sig_atomic_t flags. The main loop waits in ppoll() with them unblocked
 //      (atomically, so a signal cannot slip in between check and sleep).
 //   5. Fork the aggregator and N handlers. No gRPC object exists in this
-//      process, so each child creates its own gRPC server safely. A child
-//      asks for SIGTERM when the supervisor dies (PR_SET_PDEATHSIG) and
-//      exits if it already has.
+//      process, so each child creates its own gRPC server safely. (Nothing
+//      this file includes declares one: the build fails if its include
+//      closure reaches a gRPC header, and the handler's entry point comes
+//      from main.cc as a function pointer, so this library links no gRPC.)
+//      A child asks for SIGTERM when the supervisor dies (PR_SET_PDEATHSIG)
+//      and exits if it already has.
 //
 //  Main loop (until SIGTERM/SIGINT)
 //   6. SIGCHLD: reap every exited child; RecoverDeadProcess(pid) releases
@@ -113,7 +116,8 @@ std::string Seconds(absl::Duration d) {
 
 }  // namespace
 
-Supervisor::Supervisor(Config config) : config_(std::move(config)), self_(getpid()) {}
+Supervisor::Supervisor(Config config, HandlerProcessMain run_handler)
+    : config_(std::move(config)), run_handler_(run_handler), self_(getpid()) {}
 
 Supervisor::~Supervisor() {
   if (lock_fd_ >= 0) close(lock_fd_);
@@ -286,9 +290,9 @@ void Supervisor::RunChild(const Child& child) {
 
   int code = 1;
   if (child.role == ProcessRole::kHandler) {
-    code = RunHandlerProcess(table_.get(), {.address = port_->address(),
-                                            .max_batch = config_.max_batch,
-                                            .drain_timeout = config_.drain_timeout});
+    code = run_handler_(table_.get(), {.address = port_->address(),
+                                       .max_batch = config_.max_batch,
+                                       .drain_timeout = config_.drain_timeout});
   } else {
     code = RunAggregatorProcess(table_.get(), config_.data_dir, config_.snapshot_interval);
   }

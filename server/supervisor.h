@@ -1,7 +1,8 @@
 // The supervisor: the daemon's first process. It owns the data directory and
 // the table, forks the handler and aggregator processes, reaps and respawns
-// them, and runs the shutdown sequence. It never creates a gRPC object. See
-// supervisor.cc for how it works, step by step.
+// them, and runs the shutdown sequence. It never creates a gRPC object: no
+// header it includes declares one (the build checks it), and its library
+// links no gRPC. See supervisor.cc for how it works, step by step.
 #ifndef COUNTERSD_SERVER_SUPERVISOR_H_
 #define COUNTERSD_SERVER_SUPERVISOR_H_
 
@@ -15,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "server/config.h"
+#include "server/handler_process.h"
 #include "server/port_reservation.h"
 #include "shared/counter_table.h"
 
@@ -22,7 +24,9 @@ namespace countersd {
 
 class Supervisor {
  public:
-  explicit Supervisor(Config config);
+  // `run_handler` is what each forked handler process runs (main.cc passes
+  // RunHandlerProcess); a parameter, so that this library needs no gRPC.
+  Supervisor(Config config, HandlerProcessMain run_handler);
   ~Supervisor();
   Supervisor(const Supervisor&) = delete;
   Supervisor& operator=(const Supervisor&) = delete;
@@ -65,6 +69,7 @@ class Supervisor {
   int Shutdown(int signal);
 
   const Config config_;
+  const HandlerProcessMain run_handler_;
   const pid_t self_;
   int lock_fd_ = -1;
   std::optional<PortReservation> port_;
