@@ -26,11 +26,12 @@
 //      and exits if it already has.
 //
 //  Main loop (until SIGTERM/SIGINT)
-//   6. SIGCHLD: reap every exited child; RecoverDeadProcess(pid) releases
-//      the stripes it held and rolls back its half-done insert or batch;
-//      log role, pid, exit status or signal, uptime and what was repaired.
-//      Schedule a respawn after the child's back-off (100ms doubling to
-//      10s; reset once a child lived 10s).
+//   6. SIGCHLD: reap every exited child (HandleExit, also used for the
+//      aggregator at shutdown): RecoverDeadProcess(pid) releases the stripes
+//      it held and rolls back its half-done insert or batch; log role, pid,
+//      exit status or signal, uptime and what was repaired. Schedule a
+//      respawn after the child's back-off (100ms doubling to 10s; reset once
+//      a child lived 10s).
 //   7. Respawn children whose back-off has passed.
 //   8. Until announced: once every handler has marked itself ready in its
 //      stats slot, log "ready" with the resolved listen address. Tests and
@@ -110,7 +111,8 @@ std::string DescribeWaitStatus(int status) {
   return absl::StrCat("wait status ", status);
 }
 
-std::string Seconds(absl::Duration d) {
+// `d` truncated to the millisecond, as text: "1.234s", "100ms".
+std::string FormatSeconds(absl::Duration d) {
   return absl::FormatDuration(absl::Trunc(d, absl::Milliseconds(1)));
 }
 
@@ -260,8 +262,7 @@ void Supervisor::Spawn(Child& child) {
   if (pid < 0) {
     Log(LogLevel::kError, absl::StrCat("fork failed: ", strerror(errno)),
         {{"role", RoleName(child.role)}});
-    child.restart_at = absl::Now() + child.backoff;
-    child.backoff = std::min(child.backoff * 2, kMaxBackoff);
+    ScheduleRestart(child, absl::Now());
     return;
   }
   if (pid == 0) RunChild(child);
@@ -300,38 +301,48 @@ void Supervisor::RunChild(const Child& child) {
   _exit(code);
 }
 
+absl::Duration Supervisor::ScheduleRestart(Child& child, absl::Time now) {
+  const absl::Duration wait = child.backoff;
+  child.restart_at = now + wait;
+  child.backoff = std::min(child.backoff * 2, kMaxBackoff);
+  return wait;
+}
+
+void Supervisor::HandleExit(pid_t pid, int status) {
+  RecoveryReport r = table_->RecoverDeadProcess(pid);
+  auto it = std::find_if(children_.begin(), children_.end(),
+                         [pid](const Child& c) { return c.pid == pid; });
+  if (it == children_.end()) return;  // not ours to track (cannot happen)
+  Child& c = *it;
+  absl::Time now = absl::Now();
+  absl::Duration uptime = now - c.started;
+  c.pid = 0;
+  bool expected = stopping_ && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  LogLevel level = expected ? LogLevel::kInfo : LogLevel::kError;
+  Log(level, absl::StrCat(RoleName(c.role), " exited"),
+      {{"role", RoleName(c.role)},
+       {"child_pid", pid},
+       {"index", c.index},
+       {"status", DescribeWaitStatus(status)},
+       {"uptime", FormatSeconds(uptime)},
+       {"stripes_released", r.stripes_released},
+       {"inserts_rolled_back", r.inserts_rolled_back},
+       {"batches_rolled_back", r.batches_rolled_back},
+       {"journals_freed", r.journals_freed}});
+  if (stopping_) return;
+  if (uptime >= kStableUptime) c.backoff = kMinBackoff;
+  absl::Duration wait = ScheduleRestart(c, now);
+  Log(LogLevel::kInfo, absl::StrCat("respawning ", RoleName(c.role)),
+      {{"role", RoleName(c.role)}, {"index", c.index}, {"after", FormatSeconds(wait)}});
+}
+
 void Supervisor::ReapChildren() {
   g_child_exited = 0;
   while (true) {
     int status = 0;
     pid_t pid = waitpid(-1, &status, WNOHANG);
     if (pid <= 0) return;
-    auto it = std::find_if(children_.begin(), children_.end(),
-                           [pid](const Child& c) { return c.pid == pid; });
-    RecoveryReport r = table_->RecoverDeadProcess(pid);
-    if (it == children_.end()) continue;  // not ours to track (cannot happen)
-    Child& c = *it;
-    absl::Time now = absl::Now();
-    absl::Duration uptime = now - c.started;
-    c.pid = 0;
-    bool expected = stopping_ && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    LogLevel level = expected ? LogLevel::kInfo : LogLevel::kError;
-    Log(level, absl::StrCat(RoleName(c.role), " exited"),
-        {{"role", RoleName(c.role)},
-         {"child_pid", pid},
-         {"index", c.index},
-         {"status", DescribeWaitStatus(status)},
-         {"uptime", Seconds(uptime)},
-         {"stripes_released", r.stripes_released},
-         {"inserts_rolled_back", r.inserts_rolled_back},
-         {"batches_rolled_back", r.batches_rolled_back},
-         {"journals_freed", r.journals_freed}});
-    if (stopping_) continue;
-    if (uptime >= kStableUptime) c.backoff = kMinBackoff;
-    c.restart_at = now + c.backoff;
-    Log(LogLevel::kInfo, absl::StrCat("respawning ", RoleName(c.role)),
-        {{"role", RoleName(c.role)}, {"index", c.index}, {"after", Seconds(c.backoff)}});
-    c.backoff = std::min(c.backoff * 2, kMaxBackoff);
+    HandleExit(pid, status);
   }
 }
 
@@ -355,6 +366,11 @@ bool Supervisor::AllHandlersReady() const {
   return true;
 }
 
+bool Supervisor::AnyRunning(ProcessRole role) const {
+  return std::any_of(children_.begin(), children_.end(),
+                     [role](const Child& c) { return c.role == role && c.pid != 0; });
+}
+
 void Supervisor::SignalRole(ProcessRole role, int sig) {
   for (const Child& c : children_) {
     if (c.role == role && c.pid != 0) kill(c.pid, sig);
@@ -365,9 +381,7 @@ bool Supervisor::WaitForRole(ProcessRole role, absl::Duration timeout) {
   absl::Time deadline = absl::Now() + timeout;
   while (true) {
     ReapChildren();
-    bool any = std::any_of(children_.begin(), children_.end(),
-                           [role](const Child& c) { return c.role == role && c.pid != 0; });
-    if (!any) return true;
+    if (!AnyRunning(role)) return true;
     absl::Duration left = deadline - absl::Now();
     if (left <= absl::ZeroDuration()) return false;
     WaitForSignal(left);
@@ -390,10 +404,7 @@ int Supervisor::Shutdown(int signal) {
 
   // 10. The final snapshot.
   bool snapshot_ok = false;
-  bool aggregator_running = std::any_of(children_.begin(), children_.end(), [](const Child& c) {
-    return c.role == ProcessRole::kAggregator && c.pid != 0;
-  });
-  if (aggregator_running) {
+  if (AnyRunning(ProcessRole::kAggregator)) {
     int exit_status = -1;
     // Reap it here (not in ReapChildren) to see its exit status.
     for (Child& c : children_) {
@@ -405,14 +416,7 @@ int Supervisor::Shutdown(int signal) {
         pid_t r = waitpid(c.pid, &status, WNOHANG);
         if (r == c.pid) {
           exit_status = status;
-          RecoveryReport rep = table_->RecoverDeadProcess(c.pid);
-          Log(WIFEXITED(status) && WEXITSTATUS(status) == 0 ? LogLevel::kInfo : LogLevel::kError,
-              "aggregator exited",
-              {{"role", "aggregator"},
-               {"child_pid", c.pid},
-               {"status", DescribeWaitStatus(status)},
-               {"stripes_released", rep.stripes_released}});
-          c.pid = 0;
+          HandleExit(r, status);  // c.pid becomes 0
           break;
         }
         if (absl::Now() >= deadline) {

@@ -58,9 +58,19 @@ class Supervisor {
   absl::Status LockDataDir();
   void Spawn(Child& child);
   [[noreturn]] void RunChild(const Child& child);
+  // Reaps every exited child (HandleExit each).
   void ReapChildren();
+  // A reaped child: releases what `pid` held in the table
+  // (RecoverDeadProcess), logs its exit status and what was repaired, marks
+  // it not running and, unless stopping, schedules its respawn.
+  void HandleExit(pid_t pid, int status);
+  // Sets `child` to restart after its back-off from `now` and doubles the
+  // back-off (up to kMaxBackoff). Returns the wait.
+  static absl::Duration ScheduleRestart(Child& child, absl::Time now);
   void RespawnDue();
   bool AllHandlersReady() const;
+  // Whether a child of `role` runs (has not been reaped).
+  bool AnyRunning(ProcessRole role) const;
   // Sleeps until a signal arrives or `timeout` passes.
   void WaitForSignal(absl::Duration timeout);
   // Reaps until no child of `role` runs, or `timeout` passes; true if none runs.
