@@ -11,16 +11,25 @@
 
 #include <cstddef>
 #include <string>
+#include <utility>
 
 #include "absl/time/time.h"
+#include "server/config.h"
 #include "shared/counter_table.h"
 
 namespace countersd {
 
 struct HandlerOptions {
   std::string address;  // numeric, resolved port (from PortReservation)
-  size_t max_batch = 1000;
-  absl::Duration drain_timeout = absl::Seconds(5);
+  size_t max_batch = kDefaultMaxBatch;
+  absl::Duration drain_timeout = kDefaultDrainTimeout;
+
+  // The options `config` gives a handler serving on `address`.
+  static HandlerOptions FromConfig(const Config& config, std::string address) {
+    return {.address = std::move(address),
+            .max_batch = config.max_batch,
+            .drain_timeout = config.drain_timeout};
+  }
 };
 
 // Entry point of a forked handler process; returns its exit code: 0 after

@@ -291,9 +291,7 @@ void Supervisor::RunChild(const Child& child) {
 
   int code = 1;
   if (child.role == ProcessRole::kHandler) {
-    code = run_handler_(table_.get(), {.address = port_->address(),
-                                       .max_batch = config_.max_batch,
-                                       .drain_timeout = config_.drain_timeout});
+    code = run_handler_(table_.get(), HandlerOptions::FromConfig(config_, port_->address()));
   } else {
     code = RunAggregatorProcess(table_.get(), config_.data_dir, config_.snapshot_interval);
   }
