@@ -2,26 +2,21 @@
 
 #include <grpcpp/client_context.h>
 #include <grpcpp/create_channel.h>
-#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/security/credentials.h>
-#include <grpcpp/support/byte_buffer.h>
 
 #include <algorithm>
 #include <utility>
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "proto/status_conversion.h"
+#include "shared/abseil_string_view.h"
 
 namespace countersd {
 
 namespace v1 = ::counters::v1;
-
-absl::Status FromGrpcStatus(const grpc::Status& status) {
-  if (status.ok()) return absl::OkStatus();
-  // grpc::StatusCode and absl::StatusCode share the canonical numbering.
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
-}
+namespace health = ::grpc::health::v1;
 
 const char* ServingStatusName(ServingStatus status) {
   switch (status) {
@@ -166,8 +161,8 @@ absl::StatusOr<std::vector<CounterEntry>> CounterClient::ListAll(std::string_vie
     if (!page.ok()) return page.status();
     for (CounterEntry& c : page->counters) {
       if (limit > 0 && all.size() >= limit) {
-        return absl::ResourceExhaustedError(absl::StrCat(
-            "more than ", limit, " counters match prefix \"", std::string(prefix), "\""));
+        return absl::ResourceExhaustedError(
+            absl::StrCat("more than ", limit, " counters match prefix \"", Sv(prefix), "\""));
       }
       all.push_back(std::move(c));
     }
@@ -232,102 +227,22 @@ absl::StatusOr<v1::GetStatsResponse> CounterClient::GetStats() {
   return response;
 }
 
-namespace {
-
-// grpc.health.v1 messages are tiny; encoding them by hand avoids compiling
-// and linking a second copy of health.proto next to the server's.
-//   HealthCheckRequest  { string service = 1; }
-//   HealthCheckResponse { ServingStatus status = 1; }
-void AppendVarint(std::string* out, uint64_t v) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
-}
-
-bool ReadVarint(std::string_view* in, uint64_t* v) {
-  *v = 0;
-  for (int shift = 0; shift < 64 && !in->empty(); shift += 7) {
-    const uint8_t b = static_cast<uint8_t>(in->front());
-    in->remove_prefix(1);
-    *v |= static_cast<uint64_t>(b & 0x7f) << shift;
-    if ((b & 0x80) == 0) return true;
-  }
-  return false;
-}
-
-absl::StatusOr<ServingStatus> ParseHealthResponse(std::string_view in) {
-  uint64_t status = 0;
-  while (!in.empty()) {
-    uint64_t tag;
-    if (!ReadVarint(&in, &tag)) break;
-    const uint64_t field = tag >> 3, wire = tag & 7;
-    uint64_t v;
-    if (wire == 0) {
-      if (!ReadVarint(&in, &v)) break;
-      if (field == 1) status = v;
-      continue;
-    }
-    if (wire == 2) {
-      if (!ReadVarint(&in, &v) || v > in.size()) break;
-      in.remove_prefix(v);
-      continue;
-    }
-    if (wire == 1 && in.size() >= 8) {
-      in.remove_prefix(8);
-      continue;
-    }
-    if (wire == 5 && in.size() >= 4) {
-      in.remove_prefix(4);
-      continue;
-    }
-    return absl::InternalError("Health/Check: malformed response");
-  }
-  if (!in.empty()) return absl::InternalError("Health/Check: malformed response");
-  return status <= 3 ? static_cast<ServingStatus>(status) : ServingStatus::kUnknown;
-}
-
-}  // namespace
-
 absl::StatusOr<ServingStatus> CounterClient::Health(std::string_view service) {
   if (channel_ == nullptr) {
     return absl::FailedPreconditionError("Health needs a channel; this client has only a stub");
   }
-  std::string request_bytes;
-  if (!service.empty()) {
-    request_bytes.push_back(0x0a);  // field 1, length-delimited
-    AppendVarint(&request_bytes, service.size());
-    request_bytes.append(service);
-  }
-  grpc::GenericStub stub(channel_);
-  std::string response_bytes;
-  absl::Status status = Run(true, [&](grpc::ClientContext* c) {
-    grpc::Slice slice(request_bytes);
-    grpc::ByteBuffer request(&slice, 1);
-    grpc::ByteBuffer response;
-    grpc::Status result;
-    absl::Notification done;
-    stub.UnaryCall(c, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
-                   [&](grpc::Status s) {
-                     result = std::move(s);
-                     done.Notify();
-                   });
-    done.WaitForNotification();
-    if (result.ok()) {
-      std::vector<grpc::Slice> slices;
-      if (!response.Dump(&slices).ok()) {
-        return grpc::Status(grpc::StatusCode::INTERNAL, "Health/Check: unreadable response");
-      }
-      response_bytes.clear();
-      for (const grpc::Slice& s : slices) {
-        response_bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-      }
-    }
-    return result;
-  });
+  std::unique_ptr<health::Health::Stub> stub = health::Health::NewStub(channel_);
+  health::HealthCheckRequest request;
+  request.set_service(std::string(service));
+  health::HealthCheckResponse response;
+  absl::Status status =
+      Run(true, [&](grpc::ClientContext* c) { return stub->Check(c, request, &response); });
   if (!status.ok()) return status;
-  return ParseHealthResponse(response_bytes);
+  // A status this client does not know (a newer server's) is UNKNOWN.
+  const int serving = static_cast<int>(response.status());
+  return serving >= 0 && serving <= static_cast<int>(ServingStatus::kServiceUnknown)
+             ? static_cast<ServingStatus>(serving)
+             : ServingStatus::kUnknown;
 }
 
 }  // namespace countersd

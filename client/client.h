@@ -39,7 +39,6 @@
 #define COUNTERSD_CLIENT_CLIENT_H_
 
 #include <grpcpp/channel.h>
-#include <grpcpp/support/status.h>
 
 #include <cstdint>
 #include <memory>
@@ -102,10 +101,6 @@ struct SnapshotResult {
 // grpc.health.v1 serving status.
 enum class ServingStatus { kUnknown = 0, kServing = 1, kNotServing = 2, kServiceUnknown = 3 };
 const char* ServingStatusName(ServingStatus status);
-
-// The one conversion of a gRPC status into an absl::Status. The canonical
-// codes are the same numbers in both; the message is kept as it is.
-absl::Status FromGrpcStatus(const grpc::Status& status);
 
 class CounterClient {
  public:

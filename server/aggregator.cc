@@ -1,26 +1,25 @@
-// The aggregator: durable snapshots of the shared table.
+// The aggregator process.
 //
 // How it works:
 //  1. At start it registers its stats slot and opens counters.snap for
-//     writing; the next generation follows the newest valid one in the file.
-//  2. A signal thread sigwait()s for SIGTERM/SIGINT. On one it sets `stop_`
+//     writing (SnapshotWriter::Open); the next generation follows the newest
+//     valid one in the file.
+//  2. A signal thread sigwait()s for SIGTERM/SIGINT. On one it sets `stop`
 //     and bumps request_seq (so a FutexWait on it returns at once, even if
 //     the main loop is just about to sleep) and wakes it.
 //  3. Main loop: s = request_seq. If nobody asked for a snapshot since the
 //     last one (s == the last seq served) and the interval has not passed,
 //     sleep on request_seq until it changes or the interval passes.
-//     Otherwise take a snapshot: SnapshotForEach gives a point-in-time copy
-//     that never includes half of a batch; its records go into one reused
-//     buffer, and SnapshotFile::Write copies them into the inactive half,
-//     msyncs it, then writes and msyncs the meta page (see
-//     shared/snapshot_file.h). Then it publishes the result in the
-//     SnapshotControl words, sets done_seq = s and wakes every waiter on
-//     done_seq: each Snapshot RPC whose request number is <= s is served by
-//     a snapshot that started after its request.
-//  4. Failures (msync/fsync errors) are logged at error level with the
-//     syscall and errno, counted, and published as last_failed = 1; the
-//     waiting RPCs fail INTERNAL. The next attempt is a fresh snapshot,
-//     never a retry of the same msync.
+//     A periodic snapshot of an unchanged table is skipped (unless the last
+//     attempt failed). Otherwise SnapshotWriter::Write takes a point-in-time
+//     copy, writes it durably and publishes the result in the
+//     SnapshotControl words (snapshot_writer.cc). Then the loop sets
+//     done_seq = s and wakes every waiter on done_seq: each Snapshot RPC
+//     whose request number is <= s is served by a snapshot that started
+//     after its request.
+//  4. Failures (msync/fsync errors) are logged and published by the writer
+//     (last_failed = 1); the waiting RPCs fail INTERNAL. The next attempt
+//     is a fresh snapshot, never a retry of the same msync.
 //  5. On stop it takes a final snapshot (serving any pending requests too)
 //     and exits 0, or 1 if that final snapshot failed.
 #include "server/aggregator.h"
@@ -31,57 +30,16 @@
 
 #include <atomic>
 #include <thread>
+#include <utility>
 
-#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "server/recovery.h"
+#include "shared/data_dir.h"
 #include "shared/log.h"
-#include "shared/status_macros.h"
 
 namespace countersd {
 
-absl::StatusOr<std::unique_ptr<Aggregator>> Aggregator::Open(CounterTable* table,
-                                                             const std::string& data_dir) {
-  std::unique_ptr<Aggregator> a(new Aggregator());
-  a->table_ = table;
-  ASSIGN_OR_RETURN(a->file_, SnapshotFile::OpenForWrite(absl::StrCat(data_dir, "/", kSnapshotFile),
-                                                        table->capacity()));
-  return a;
-}
-
-absl::StatusOr<SnapshotMetaInfo> Aggregator::TakeSnapshot() {
-  SnapshotControl& control = table_->snapshot_control();
-  absl::Time start = absl::Now();
-  buffer_.clear();
-  uint64_t count = 0;
-  uint64_t max_pause_ns =
-      table_->SnapshotForEach([this, &count](std::string_view key, int64_t value) {
-        AppendSnapshotRecord(&buffer_, key, value);
-        ++count;
-      });
-  absl::StatusOr<SnapshotMetaInfo> meta = file_->Write(buffer_, count, table_->capacity());
-  uint64_t micros = static_cast<uint64_t>(absl::ToInt64Microseconds(absl::Now() - start));
-  ++taken_;
-  if (!meta.ok()) {
-    control.failures.fetch_add(1, std::memory_order_relaxed);
-    control.last_failed.store(1, std::memory_order_release);
-    Log(LogLevel::kError,
-        "SNAPSHOT FAILED: it did not reach disk; the previous snapshot stays the newest valid one",
-        {{"error", meta.status().ToString()},
-         {"counters", count},
-         {"bytes", static_cast<uint64_t>(buffer_.size())},
-         {"failures", control.failures.load(std::memory_order_relaxed)}});
-    return meta.status();
-  }
-  control.counters.store(meta->counters, std::memory_order_relaxed);
-  control.bytes.store(meta->bytes, std::memory_order_relaxed);
-  control.micros.store(micros, std::memory_order_relaxed);
-  control.max_pause_ns.store(max_pause_ns, std::memory_order_relaxed);
-  control.unix_ns.store(meta->unix_ns, std::memory_order_relaxed);
-  control.last_failed.store(0, std::memory_order_relaxed);
-  control.generation.store(meta->generation, std::memory_order_release);
-  return meta;
-}
+Aggregator::Aggregator(CounterTable* table, std::unique_ptr<SnapshotWriter> snapshots)
+    : table_(table), snapshots_(std::move(snapshots)) {}
 
 int Aggregator::Run(absl::Duration interval) {
   SnapshotControl& control = table_->snapshot_control();
@@ -102,6 +60,8 @@ int Aggregator::Run(absl::Duration interval) {
 
   uint32_t served = control.request_seq.load();
   absl::Time next_periodic = absl::Now();  // the first snapshot is taken at once
+  uint64_t attempts = 0;
+  bool last_ok = false;  // the last snapshot attempt reached disk
   while (true) {
     uint32_t s = control.request_seq.load(std::memory_order_acquire);
     bool stopping = stop.load();
@@ -110,17 +70,18 @@ int Aggregator::Run(absl::Duration interval) {
       FutexWait(&control.request_seq, s, next_periodic - now);
       continue;
     }
-    bool first = taken_ == 0;
+    bool first = attempts == 0;
     bool requested = s != served;
     // A periodic snapshot of an unchanged table would only rewrite the same
     // counters (for a big table, a lot of I/O every interval): skip it,
     // unless the last attempt failed and its copy never reached disk.
-    if (!requested && !stopping && !first && last_ok_ && !table_->ChangedSinceLastSnapshot()) {
+    if (!requested && !stopping && !first && last_ok && !table_->ChangedSinceLastSnapshot()) {
       next_periodic = now + interval;
       continue;
     }
-    absl::StatusOr<SnapshotMetaInfo> meta = TakeSnapshot();
-    last_ok_ = meta.ok();
+    absl::StatusOr<SnapshotMetaInfo> meta = snapshots_->Write();
+    ++attempts;
+    last_ok = meta.ok();
     served = s;
     next_periodic = absl::Now() + interval;
     control.done_seq.store(s, std::memory_order_release);
@@ -151,17 +112,17 @@ int RunAggregatorProcess(CounterTable* table, const std::string& data_dir,
     Log(LogLevel::kError, "aggregator cannot register its stats slot", {{"error", s.ToString()}});
     return 1;
   }
-  absl::StatusOr<std::unique_ptr<Aggregator>> aggregator = Aggregator::Open(table, data_dir);
-  if (!aggregator.ok()) {
+  absl::StatusOr<std::unique_ptr<SnapshotWriter>> snapshots = SnapshotWriter::Open(table, data_dir);
+  if (!snapshots.ok()) {
     Log(LogLevel::kError, "aggregator cannot open the snapshot file",
-        {{"file", kSnapshotFile}, {"error", aggregator.status().ToString()}});
+        {{"file", kSnapshotFile}, {"error", snapshots.status().ToString()}});
     return 1;
   }
   table->SetReady(true);
   Log(LogLevel::kInfo, "aggregator started",
       {{"snapshot_interval", absl::FormatDuration(interval)},
-       {"generation", (*aggregator)->file_generation()}});
-  return (*aggregator)->Run(interval);
+       {"generation", (*snapshots)->file_generation()}});
+  return Aggregator(table, *std::move(snapshots)).Run(interval);
 }
 
 }  // namespace countersd

@@ -1,3 +1,11 @@
+// countersd's flags.
+//
+// Every default and every number a help text states has one home: the
+// defaults are those of a default-constructed Config (config.h), the limits
+// come from shared/limits.h, the file names from shared/data_dir.h. A help
+// text that states one is built at run time: ABSL_FLAG takes any expression
+// convertible to a string view as its help, and keeps a generator for one
+// that is not a compile-time constant.
 #include "server/config.h"
 
 #include <sched.h>
@@ -6,7 +14,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/flags/commandlineflag.h"
@@ -14,50 +24,98 @@
 #include "absl/flags/reflection.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "shared/counter_table.h"
+#include "shared/abseil_string_view.h"
+#include "shared/data_dir.h"
 
+namespace countersd {
 namespace {
 
-int CpuCount() {
+// The names of the enum-valued flags' values.
+constexpr std::pair<const char*, LogFormat> kLogFormatNames[] = {{"text", LogFormat::kText},
+                                                                 {"json", LogFormat::kJson}};
+constexpr std::pair<const char*, LogLevel> kLogLevelNames[] = {{"debug", LogLevel::kDebug},
+                                                               {"info", LogLevel::kInfo},
+                                                               {"warning", LogLevel::kWarning},
+                                                               {"error", LogLevel::kError}};
+
+template <typename Enum, size_t N>
+const char* NameOf(const std::pair<const char*, Enum> (&names)[N], Enum value) {
+  for (const auto& [name, v] : names) {
+    if (v == value) return name;
+  }
+  return "";
+}
+
+template <typename Enum, size_t N>
+std::optional<Enum> ValueOf(const std::pair<const char*, Enum> (&names)[N], std::string_view name) {
+  for (const auto& [n, v] : names) {
+    if (name == n) return v;
+  }
+  return std::nullopt;
+}
+
+// The flags' defaults.
+const Config& Defaults() {
+  static const Config* const defaults = new Config();
+  return *defaults;
+}
+
+}  // namespace
+
+int DefaultHandlerCount() {
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
   long n = sysconf(_SC_NPROCESSORS_ONLN);
   return n > 0 ? static_cast<int>(n) : 1;
 }
 
-}  // namespace
+}  // namespace countersd
 
-ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
+using countersd::Defaults;
+
+ABSL_FLAG(std::string, listen, Defaults().listen,
           "Address to serve gRPC on, host:port or [ipv6]:port. Port 0 picks a free port (the "
           "\"ready\" log line names it). Every handler process listens on it (SO_REUSEPORT); a "
           "second countersd on the same address fails at start.");
-ABSL_FLAG(std::string, data_dir, "./var",
-          "Directory holding counters.map (the live table), counters.snap (snapshots) and LOCK. "
-          "Created (mode 0700) if missing. Only one countersd may use it at a time.");
-ABSL_FLAG(uint64_t, capacity, 1000000,
-          "Maximum number of counters, used only when a new table is created (a fresh data "
-          "directory or a restore from a snapshot); an existing table keeps its capacity. "
-          "1 to 1073741824.");
-ABSL_FLAG(int, handlers, CpuCount(),
-          "Number of gRPC handler processes (default: the number of CPUs). 1 to 62.");
-ABSL_FLAG(absl::Duration, snapshot_interval, absl::Seconds(1),
-          "How often the aggregator writes a durable snapshot of all counters to counters.snap "
-          "(e.g. 500ms, 1s, 1m). This bounds what a host crash or power loss can lose. The "
-          "Snapshot RPC writes one immediately. At least 10ms.");
-ABSL_FLAG(std::string, log_format, "text",
+ABSL_FLAG(std::string, data_dir, Defaults().data_dir,
+          absl::StrCat("Directory holding ", countersd::kMapFile, " (the live table), ",
+                       countersd::kSnapshotFile, " (snapshots) and ", countersd::kLockFile,
+                       ". Created (mode 0700) if missing. Only one countersd may use it at a "
+                       "time."));
+ABSL_FLAG(uint64_t, capacity, Defaults().capacity,
+          absl::StrCat("Maximum number of counters, used only when a new table is created (a "
+                       "fresh data directory or a restore from a snapshot); an existing table "
+                       "keeps its capacity. 1 to ",
+                       countersd::kMaxCapacity, "."));
+ABSL_FLAG(int, handlers, Defaults().handlers,
+          absl::StrCat("Number of gRPC handler processes (default: the number of CPUs). 1 to ",
+                       countersd::kMaxHandlers, "."));
+ABSL_FLAG(absl::Duration, snapshot_interval, Defaults().snapshot_interval,
+          absl::StrCat("How often the aggregator writes a durable snapshot of all counters to ",
+                       countersd::kSnapshotFile,
+                       " (e.g. 500ms, 1s, 1m). This bounds what a host crash or power loss can "
+                       "lose. The Snapshot RPC writes one immediately. At least ",
+                       absl::FormatDuration(countersd::kMinSnapshotInterval), "."));
+ABSL_FLAG(std::string, log_format,
+          countersd::NameOf(countersd::kLogFormatNames, Defaults().log_format),
           "Log format on stderr: text (one human-readable line per event) or json (one JSON "
           "object per line).");
-ABSL_FLAG(std::string, log_level, "info", "Lowest level logged: debug, info, warning or error.");
-ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(5),
+ABSL_FLAG(std::string, log_level,
+          countersd::NameOf(countersd::kLogLevelNames, Defaults().log_level),
+          "Lowest level logged: debug, info, warning or error.");
+ABSL_FLAG(absl::Duration, drain_timeout, Defaults().drain_timeout,
           "On SIGTERM/SIGINT, how long handlers may take to finish calls already in flight "
           "before they are cancelled. New calls fail UNAVAILABLE while draining.");
-ABSL_FLAG(uint64_t, max_batch, 1000,
-          "Largest IncrementBatch or BatchGet request, in entries; bigger requests fail "
-          "RESOURCE_EXHAUSTED. 1 to the table's limit (1000).");
-ABSL_FLAG(bool, trust_untrusted_map, false,
-          "Use counters.map as it is even when it was left by an unclean stop during an earlier "
-          "boot (a host crash may have torn it), instead of restoring the last snapshot. For an "
-          "operator recovering by hand: prefer the snapshot when one exists.");
+ABSL_FLAG(uint64_t, max_batch, Defaults().max_batch,
+          absl::StrCat("Largest IncrementBatch or BatchGet request, in entries; bigger requests "
+                       "fail RESOURCE_EXHAUSTED. 1 to the table's limit (",
+                       countersd::kMaxBatchOps, ")."));
+ABSL_FLAG(bool, trust_untrusted_map, Defaults().trust_untrusted_map,
+          absl::StrCat("Use ", countersd::kMapFile,
+                       " as it is even when it was left by an unclean stop during an earlier "
+                       "boot (a host crash may have torn it), instead of restoring the last "
+                       "snapshot. For an operator recovering by hand: prefer the snapshot when "
+                       "one exists."));
 
 namespace countersd {
 namespace {
@@ -65,9 +123,6 @@ namespace {
 constexpr const char* kFlagNames[] = {
     "listen",     "data_dir",  "capacity",      "handlers",  "snapshot_interval",
     "log_format", "log_level", "drain_timeout", "max_batch", "trust_untrusted_map"};
-
-// Abseil here has its own string_view type.
-absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
 [[noreturn]] void UsageError(std::string_view message) {
   std::fprintf(stderr, "countersd: %.*s\nRun 'countersd --help' for the list of flags.\n",
@@ -173,26 +228,18 @@ Config ParseFlagsOrExit(int argc, char** argv) {
   c.max_batch = absl::GetFlag(FLAGS_max_batch);
   c.trust_untrusted_map = absl::GetFlag(FLAGS_trust_untrusted_map);
   std::string format = absl::GetFlag(FLAGS_log_format);
-  if (format == "text") {
-    c.log_format = LogFormat::kText;
-  } else if (format == "json") {
-    c.log_format = LogFormat::kJson;
-  } else {
+  std::optional<LogFormat> log_format = ValueOf(kLogFormatNames, format);
+  if (!log_format) {
     UsageError(absl::StrCat("bad value '", format, "' for --log-format: must be text or json"));
   }
+  c.log_format = *log_format;
   std::string level = absl::GetFlag(FLAGS_log_level);
-  if (level == "debug") {
-    c.log_level = LogLevel::kDebug;
-  } else if (level == "info") {
-    c.log_level = LogLevel::kInfo;
-  } else if (level == "warning") {
-    c.log_level = LogLevel::kWarning;
-  } else if (level == "error") {
-    c.log_level = LogLevel::kError;
-  } else {
+  std::optional<LogLevel> log_level = ValueOf(kLogLevelNames, level);
+  if (!log_level) {
     UsageError(absl::StrCat("bad value '", level,
                             "' for --log-level: must be debug, info, warning or error"));
   }
+  c.log_level = *log_level;
   if (absl::Status s = ValidateConfig(c); !s.ok()) UsageError(std::string(s.message()));
   return c;
 }
@@ -200,25 +247,25 @@ Config ParseFlagsOrExit(int argc, char** argv) {
 absl::Status ValidateConfig(const Config& c) {
   if (c.listen.empty()) return absl::InvalidArgumentError("--listen must not be empty");
   if (c.data_dir.empty()) return absl::InvalidArgumentError("--data-dir must not be empty");
-  if (c.capacity < 1 || c.capacity > (uint64_t{1} << 30)) {
+  if (c.capacity < 1 || c.capacity > kMaxCapacity) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--capacity=", c.capacity, " is out of range: must be 1 to 1073741824"));
+        absl::StrCat("--capacity=", c.capacity, " is out of range: must be 1 to ", kMaxCapacity));
   }
   if (c.handlers < 1 || c.handlers > kMaxHandlers) {
     return absl::InvalidArgumentError(
         absl::StrCat("--handlers=", c.handlers, " is out of range: must be 1 to ", kMaxHandlers));
   }
-  if (c.snapshot_interval < absl::Milliseconds(10)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--snapshot-interval=", absl::FormatDuration(c.snapshot_interval),
-                     " is too short: must be at least 10ms"));
+  if (c.snapshot_interval < kMinSnapshotInterval) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--snapshot-interval=", absl::FormatDuration(c.snapshot_interval),
+        " is too short: must be at least ", absl::FormatDuration(kMinSnapshotInterval)));
   }
   if (c.drain_timeout < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--drain-timeout must not be negative");
   }
   if (c.max_batch < 1 || c.max_batch > kMaxBatchOps) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--max-batch=", c.max_batch, " is out of range: must be 1 to ", kMaxBatchOps));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--max-batch=", c.max_batch, " is out of range: must be 1 to ", kMaxBatchOps));
   }
   return absl::OkStatus();
 }

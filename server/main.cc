@@ -2,9 +2,10 @@
 // over gRPC by pre-forked handler processes. `countersd --help` lists the
 // flags; server/supervisor.cc explains the process model.
 #include "server/config.h"
+#include "server/handler_process.h"
 #include "server/supervisor.h"
 
 int main(int argc, char** argv) {
   countersd::Config config = countersd::ParseFlagsOrExit(argc, argv);
-  return countersd::Supervisor(std::move(config)).Run();
+  return countersd::Supervisor(std::move(config), &countersd::RunHandlerProcess).Run();
 }

@@ -12,12 +12,11 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "shared/abseil_string_view.h"
 #include "shared/sys.h"
 
 namespace countersd {
 namespace {
-
-absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
 struct HostPort {
   std::string host;

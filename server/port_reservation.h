@@ -40,7 +40,6 @@ class PortReservation {
   // Numeric address with the real port, as gRPC wants it: "127.0.0.1:50051",
   // "[::1]:50051".
   const std::string& address() const { return address_; }
-  int fd() const { return fd_; }
   // Closes the socket (e.g. in a forked child, which must not keep it).
   void Close();
 

@@ -11,23 +11,27 @@
 //      into it. Another daemon holding it => fail, naming its pid. The
 //      lock's file description is inherited by every child, so the lock is
 //      held until the last process of this daemon exits.
-//   3. Decide which table to serve (recovery.h): trust the live map, restore
-//      the last snapshot, create a new table, or refuse to start. Open
-//      re-initialises every lock and semaphore in the mapping.
+//   3. Decide which table to serve (table_selection.h): trust the live map,
+//      restore the last snapshot, create a new table, or refuse to start.
+//      Open re-initialises every lock and semaphore in the mapping.
 //   4. Block SIGTERM, SIGINT and SIGCHLD; their handlers only set
 //      sig_atomic_t flags. The main loop waits in ppoll() with them unblocked
 //      (atomically, so a signal cannot slip in between check and sleep).
 //   5. Fork the aggregator and N handlers. No gRPC object exists in this
-//      process, so each child creates its own gRPC server safely. A child
-//      asks for SIGTERM when the supervisor dies (PR_SET_PDEATHSIG) and
-//      exits if it already has.
+//      process, so each child creates its own gRPC server safely. (Nothing
+//      this file includes declares one: the build fails if its include
+//      closure reaches a gRPC header, and the handler's entry point comes
+//      from main.cc as a function pointer, so this library links no gRPC.)
+//      A child asks for SIGTERM when the supervisor dies (PR_SET_PDEATHSIG)
+//      and exits if it already has.
 //
 //  Main loop (until SIGTERM/SIGINT)
-//   6. SIGCHLD: reap every exited child; RecoverDeadProcess(pid) releases
-//      the stripes it held and rolls back its half-done insert or batch;
-//      log role, pid, exit status or signal, uptime and what was repaired.
-//      Schedule a respawn after the child's back-off (100ms doubling to
-//      10s; reset once a child lived 10s).
+//   6. SIGCHLD: reap every exited child (HandleExit, also used for the
+//      aggregator at shutdown): RecoverDeadProcess(pid) releases the stripes
+//      it held and rolls back its half-done insert or batch; log role, pid,
+//      exit status or signal, uptime and what was repaired. Schedule a
+//      respawn after the child's back-off (100ms doubling to 10s; reset once
+//      a child lived 10s).
 //   7. Respawn children whose back-off has passed.
 //   8. Until announced: once every handler has marked itself ready in its
 //      stats slot, log "ready" with the resolved listen address. Tests and
@@ -66,8 +70,9 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "server/aggregator.h"
-#include "server/handler.h"
-#include "server/recovery.h"
+#include "server/handler_process.h"
+#include "server/snapshot_writer.h"
+#include "server/table_selection.h"
 #include "shared/log.h"
 #include "shared/status_macros.h"
 #include "shared/sys.h"
@@ -106,13 +111,15 @@ std::string DescribeWaitStatus(int status) {
   return absl::StrCat("wait status ", status);
 }
 
-std::string Seconds(absl::Duration d) {
+// `d` truncated to the millisecond, as text: "1.234s", "100ms".
+std::string FormatSeconds(absl::Duration d) {
   return absl::FormatDuration(absl::Trunc(d, absl::Milliseconds(1)));
 }
 
 }  // namespace
 
-Supervisor::Supervisor(Config config) : config_(std::move(config)), self_(getpid()) {}
+Supervisor::Supervisor(Config config, HandlerProcessMain run_handler)
+    : config_(std::move(config)), run_handler_(run_handler), self_(getpid()) {}
 
 Supervisor::~Supervisor() {
   if (lock_fd_ >= 0) close(lock_fd_);
@@ -166,7 +173,7 @@ absl::Status Supervisor::Start() {
   port_.emplace(std::move(port));
   RETURN_IF_ERROR(LockDataDir());  // 2
   ASSIGN_OR_RETURN(table_,
-                   OpenOrRecoverTable({.data_dir = config_.data_dir,  // 3
+                   SelectAndOpenTable({.data_dir = config_.data_dir,  // 3
                                        .capacity = config_.capacity,
                                        .trust_untrusted_map = config_.trust_untrusted_map}));
   return absl::OkStatus();
@@ -255,8 +262,7 @@ void Supervisor::Spawn(Child& child) {
   if (pid < 0) {
     Log(LogLevel::kError, absl::StrCat("fork failed: ", strerror(errno)),
         {{"role", RoleName(child.role)}});
-    child.restart_at = absl::Now() + child.backoff;
-    child.backoff = std::min(child.backoff * 2, kMaxBackoff);
+    ScheduleRestart(child, absl::Now());
     return;
   }
   if (pid == 0) RunChild(child);
@@ -285,14 +291,47 @@ void Supervisor::RunChild(const Child& child) {
 
   int code = 1;
   if (child.role == ProcessRole::kHandler) {
-    code = RunHandlerProcess(table_.get(), {.address = port_->address(),
-                                            .max_batch = config_.max_batch,
-                                            .drain_timeout = config_.drain_timeout});
+    code = run_handler_(table_.get(), HandlerOptions::FromConfig(config_, port_->address()));
   } else {
     code = RunAggregatorProcess(table_.get(), config_.data_dir, config_.snapshot_interval);
   }
   // No destructors: the table and the flock belong to the supervisor.
   _exit(code);
+}
+
+absl::Duration Supervisor::ScheduleRestart(Child& child, absl::Time now) {
+  const absl::Duration wait = child.backoff;
+  child.restart_at = now + wait;
+  child.backoff = std::min(child.backoff * 2, kMaxBackoff);
+  return wait;
+}
+
+void Supervisor::HandleExit(pid_t pid, int status) {
+  RecoveryReport r = table_->RecoverDeadProcess(pid);
+  auto it = std::find_if(children_.begin(), children_.end(),
+                         [pid](const Child& c) { return c.pid == pid; });
+  if (it == children_.end()) return;  // not ours to track (cannot happen)
+  Child& c = *it;
+  absl::Time now = absl::Now();
+  absl::Duration uptime = now - c.started;
+  c.pid = 0;
+  bool expected = stopping_ && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  LogLevel level = expected ? LogLevel::kInfo : LogLevel::kError;
+  Log(level, absl::StrCat(RoleName(c.role), " exited"),
+      {{"role", RoleName(c.role)},
+       {"child_pid", pid},
+       {"index", c.index},
+       {"status", DescribeWaitStatus(status)},
+       {"uptime", FormatSeconds(uptime)},
+       {"stripes_released", r.stripes_released},
+       {"inserts_rolled_back", r.inserts_rolled_back},
+       {"batches_rolled_back", r.batches_rolled_back},
+       {"journals_freed", r.journals_freed}});
+  if (stopping_) return;
+  if (uptime >= kStableUptime) c.backoff = kMinBackoff;
+  absl::Duration wait = ScheduleRestart(c, now);
+  Log(LogLevel::kInfo, absl::StrCat("respawning ", RoleName(c.role)),
+      {{"role", RoleName(c.role)}, {"index", c.index}, {"after", FormatSeconds(wait)}});
 }
 
 void Supervisor::ReapChildren() {
@@ -301,32 +340,7 @@ void Supervisor::ReapChildren() {
     int status = 0;
     pid_t pid = waitpid(-1, &status, WNOHANG);
     if (pid <= 0) return;
-    auto it = std::find_if(children_.begin(), children_.end(),
-                           [pid](const Child& c) { return c.pid == pid; });
-    RecoveryReport r = table_->RecoverDeadProcess(pid);
-    if (it == children_.end()) continue;  // not ours to track (cannot happen)
-    Child& c = *it;
-    absl::Time now = absl::Now();
-    absl::Duration uptime = now - c.started;
-    c.pid = 0;
-    bool expected = stopping_ && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    LogLevel level = expected ? LogLevel::kInfo : LogLevel::kError;
-    Log(level, absl::StrCat(RoleName(c.role), " exited"),
-        {{"role", RoleName(c.role)},
-         {"child_pid", pid},
-         {"index", c.index},
-         {"status", DescribeWaitStatus(status)},
-         {"uptime", Seconds(uptime)},
-         {"stripes_released", r.stripes_released},
-         {"inserts_rolled_back", r.inserts_rolled_back},
-         {"batches_rolled_back", r.batches_rolled_back},
-         {"journals_freed", r.journals_freed}});
-    if (stopping_) continue;
-    if (uptime >= kStableUptime) c.backoff = kMinBackoff;
-    c.restart_at = now + c.backoff;
-    Log(LogLevel::kInfo, absl::StrCat("respawning ", RoleName(c.role)),
-        {{"role", RoleName(c.role)}, {"index", c.index}, {"after", Seconds(c.backoff)}});
-    c.backoff = std::min(c.backoff * 2, kMaxBackoff);
+    HandleExit(pid, status);
   }
 }
 
@@ -350,6 +364,11 @@ bool Supervisor::AllHandlersReady() const {
   return true;
 }
 
+bool Supervisor::AnyRunning(ProcessRole role) const {
+  return std::any_of(children_.begin(), children_.end(),
+                     [role](const Child& c) { return c.role == role && c.pid != 0; });
+}
+
 void Supervisor::SignalRole(ProcessRole role, int sig) {
   for (const Child& c : children_) {
     if (c.role == role && c.pid != 0) kill(c.pid, sig);
@@ -360,9 +379,7 @@ bool Supervisor::WaitForRole(ProcessRole role, absl::Duration timeout) {
   absl::Time deadline = absl::Now() + timeout;
   while (true) {
     ReapChildren();
-    bool any = std::any_of(children_.begin(), children_.end(),
-                           [role](const Child& c) { return c.role == role && c.pid != 0; });
-    if (!any) return true;
+    if (!AnyRunning(role)) return true;
     absl::Duration left = deadline - absl::Now();
     if (left <= absl::ZeroDuration()) return false;
     WaitForSignal(left);
@@ -385,10 +402,7 @@ int Supervisor::Shutdown(int signal) {
 
   // 10. The final snapshot.
   bool snapshot_ok = false;
-  bool aggregator_running = std::any_of(children_.begin(), children_.end(), [](const Child& c) {
-    return c.role == ProcessRole::kAggregator && c.pid != 0;
-  });
-  if (aggregator_running) {
+  if (AnyRunning(ProcessRole::kAggregator)) {
     int exit_status = -1;
     // Reap it here (not in ReapChildren) to see its exit status.
     for (Child& c : children_) {
@@ -400,14 +414,7 @@ int Supervisor::Shutdown(int signal) {
         pid_t r = waitpid(c.pid, &status, WNOHANG);
         if (r == c.pid) {
           exit_status = status;
-          RecoveryReport rep = table_->RecoverDeadProcess(c.pid);
-          Log(WIFEXITED(status) && WEXITSTATUS(status) == 0 ? LogLevel::kInfo : LogLevel::kError,
-              "aggregator exited",
-              {{"role", "aggregator"},
-               {"child_pid", c.pid},
-               {"status", DescribeWaitStatus(status)},
-               {"stripes_released", rep.stripes_released}});
-          c.pid = 0;
+          HandleExit(r, status);  // c.pid becomes 0
           break;
         }
         if (absl::Now() >= deadline) {
@@ -423,10 +430,10 @@ int Supervisor::Shutdown(int signal) {
   } else {
     // No aggregator (it was between respawns): write the final snapshot here.
     Log(LogLevel::kInfo, "no aggregator running; writing the final snapshot in the supervisor");
-    absl::StatusOr<std::unique_ptr<Aggregator>> aggregator =
-        Aggregator::Open(table_.get(), config_.data_dir);
-    if (aggregator.ok()) {
-      absl::StatusOr<SnapshotMetaInfo> meta = (*aggregator)->TakeSnapshot();
+    absl::StatusOr<std::unique_ptr<SnapshotWriter>> snapshots =
+        SnapshotWriter::Open(table_.get(), config_.data_dir);
+    if (snapshots.ok()) {
+      absl::StatusOr<SnapshotMetaInfo> meta = (*snapshots)->Write();
       snapshot_ok = meta.ok();
       if (meta.ok()) {
         Log(LogLevel::kInfo, "final snapshot written",
@@ -436,7 +443,7 @@ int Supervisor::Shutdown(int signal) {
       }
     } else {
       Log(LogLevel::kError, "cannot open the snapshot file for the final snapshot",
-          {{"error", aggregator.status().ToString()}});
+          {{"error", snapshots.status().ToString()}});
     }
   }
 

@@ -1,7 +1,8 @@
 // The supervisor: the daemon's first process. It owns the data directory and
 // the table, forks the handler and aggregator processes, reaps and respawns
-// them, and runs the shutdown sequence. It never creates a gRPC object. See
-// supervisor.cc for how it works, step by step.
+// them, and runs the shutdown sequence. It never creates a gRPC object: no
+// header it includes declares one (the build checks it), and its library
+// links no gRPC. See supervisor.cc for how it works, step by step.
 #ifndef COUNTERSD_SERVER_SUPERVISOR_H_
 #define COUNTERSD_SERVER_SUPERVISOR_H_
 
@@ -15,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "server/config.h"
+#include "server/handler_process.h"
 #include "server/port_reservation.h"
 #include "shared/counter_table.h"
 
@@ -22,7 +24,9 @@ namespace countersd {
 
 class Supervisor {
  public:
-  explicit Supervisor(Config config);
+  // `run_handler` is what each forked handler process runs (main.cc passes
+  // RunHandlerProcess); a parameter, so that this library needs no gRPC.
+  Supervisor(Config config, HandlerProcessMain run_handler);
   ~Supervisor();
   Supervisor(const Supervisor&) = delete;
   Supervisor& operator=(const Supervisor&) = delete;
@@ -50,13 +54,23 @@ class Supervisor {
     absl::Time restart_at = absl::InfinitePast();  // when to respawn it, if pid == 0
   };
 
-  absl::Status Start();  // data dir, flock, port, recovery
+  absl::Status Start();  // port, data dir and flock, table selection
   absl::Status LockDataDir();
   void Spawn(Child& child);
   [[noreturn]] void RunChild(const Child& child);
+  // Reaps every exited child (HandleExit each).
   void ReapChildren();
+  // A reaped child: releases what `pid` held in the table
+  // (RecoverDeadProcess), logs its exit status and what was repaired, marks
+  // it not running and, unless stopping, schedules its respawn.
+  void HandleExit(pid_t pid, int status);
+  // Sets `child` to restart after its back-off from `now` and doubles the
+  // back-off (up to kMaxBackoff). Returns the wait.
+  static absl::Duration ScheduleRestart(Child& child, absl::Time now);
   void RespawnDue();
   bool AllHandlersReady() const;
+  // Whether a child of `role` runs (has not been reaped).
+  bool AnyRunning(ProcessRole role) const;
   // Sleeps until a signal arrives or `timeout` passes.
   void WaitForSignal(absl::Duration timeout);
   // Reaps until no child of `role` runs, or `timeout` passes; true if none runs.
@@ -65,6 +79,7 @@ class Supervisor {
   int Shutdown(int signal);
 
   const Config config_;
+  const HandlerProcessMain run_handler_;
   const pid_t self_;
   int lock_fd_ = -1;
   std::optional<PortReservation> port_;

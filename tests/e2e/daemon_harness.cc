@@ -22,14 +22,12 @@
 #include "absl/strings/str_split.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "shared/abseil_string_view.h"
 
 extern char** environ;
 
 namespace countersd::testing {
 namespace {
-
-// Abseil here is built with its own string_view (not std::string_view).
-absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
 absl::Status Errno(std::string_view call) {
   return absl::InternalError(absl::StrCat(Sv(call), ": ", std::strerror(errno)));

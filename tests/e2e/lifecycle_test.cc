@@ -16,6 +16,7 @@
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "shared/data_dir.h"
 #include "shared/snapshot_file.h"
 #include "tests/e2e/daemon_harness.h"
 
@@ -96,8 +97,8 @@ TEST(LifecycleTest, SigtermUnderLoadExitsZeroWithFinalSnapshotAndRestartKeepsVal
 
   // The final snapshot holds the value the live table holds.
   int64_t in_snapshot = -1;
-  absl::StatusOr<SnapshotMetaInfo> meta =
-      SnapshotFile::ReadNewest(dir.path() + "/counters.snap", [&](std::string_view k, int64_t v) {
+  absl::StatusOr<SnapshotMetaInfo> meta = SnapshotFile::ReadNewest(
+      absl::StrCat(dir.path(), "/", kSnapshotFile), [&](std::string_view k, int64_t v) {
         if (k == key) in_snapshot = v;
       });
   ASSERT_TRUE(meta.ok()) << meta.status();

@@ -2,7 +2,6 @@
 // daemon: one countersd per test binary run (each test uses its own keys).
 #include <algorithm>
 #include <cstdint>
-#include <future>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -12,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "gmock/gmock.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -473,41 +473,23 @@ TEST_F(SemanticsTest, GetStatsCountsErrorsOfTheServingHandler) {
   EXPECT_GE(errors_of(after, after.served_by_pid()), errors_of(before, before.served_by_pid()) + 1);
 }
 
-// ---- Health and reflection (standard services; hand-encoded protobuf) ----
-
-grpc::Status GenericUnary(const std::string& address, const std::string& method,
-                          const std::string& request, std::string* response) {
-  auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
-  grpc::GenericStub stub(channel);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-  grpc::Slice slice(request);
-  grpc::ByteBuffer req(&slice, 1), resp;
-  std::promise<grpc::Status> done;
-  stub.UnaryCall(&ctx, method, grpc::StubOptions(), &req, &resp,
-                 [&done](grpc::Status s) { done.set_value(s); });
-  grpc::Status s = done.get_future().get();
-  std::vector<grpc::Slice> slices;
-  if (s.ok() && resp.Dump(&slices).ok()) {
-    for (const grpc::Slice& sl : slices)
-      response->append(reinterpret_cast<const char*>(sl.begin()), sl.size());
-  }
-  return s;
-}
+// ---- Health (the generated grpc.health.v1 stub) and reflection (hand-encoded
+// protobuf) ----
 
 TEST_F(SemanticsTest, HealthServiceReportsServing) {
-  // HealthCheckRequest{service: ""} is empty; HealthCheckResponse{status: SERVING} is 08 01.
-  std::string resp;
-  grpc::Status s = GenericUnary(daemon_->address(), "/grpc.health.v1.Health/Check", "", &resp);
-  ASSERT_TRUE(s.ok()) << s.error_message();
-  EXPECT_EQ(resp, std::string("\x08\x01", 2));
-  const std::string service = "counters.v1.CounterService";
-  resp.clear();
-  s = GenericUnary(daemon_->address(), "/grpc.health.v1.Health/Check",
-                   absl::StrCat("\x0a", std::string(1, static_cast<char>(service.size())), service),
-                   &resp);
-  ASSERT_TRUE(s.ok()) << s.error_message();
-  EXPECT_EQ(resp, std::string("\x08\x01", 2));
+  auto health = grpc::health::v1::Health::NewStub(
+      grpc::CreateChannel(daemon_->address(), grpc::InsecureChannelCredentials()));
+  for (const char* service : {"", "counters.v1.CounterService"}) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    grpc::health::v1::HealthCheckRequest req;
+    req.set_service(service);
+    grpc::health::v1::HealthCheckResponse resp;
+    grpc::Status s = health->Check(&ctx, req, &resp);
+    ASSERT_TRUE(s.ok()) << "service '" << service << "': " << s.error_message();
+    EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::SERVING)
+        << "service '" << service << "'";
+  }
 }
 
 TEST_F(SemanticsTest, ReflectionListsTheCounterService) {

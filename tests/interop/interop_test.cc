@@ -6,8 +6,10 @@
 // interop_client.py under Debian's /usr/bin/python3 (python3-grpcio). The
 // check's output is shown when it fails. A last test does the same with
 // Node's @grpc/grpc-js (interop_client.js).
+#include <cstdlib>
 #include <iostream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -32,9 +34,21 @@ class InteropTest : public ::testing::Test {
     ASSERT_TRUE(daemon.ok()) << daemon.status();
     daemon_ = *std::move(daemon);
 
-    // protoc -I proto -I tests/interop/protos --python_out=D --grpc_out=D
-    //   --plugin=protoc-gen-grpc=grpc_python_plugin <protos>
+    // protoc -I proto -I proto/grpc -I tests/interop/protos --python_out=D
+    //   --grpc_out=D --plugin=protoc-gen-grpc=grpc_python_plugin <protos>
+    //
+    // The protos are the repository's own: proto/counters/v1/counters.proto
+    // and proto/grpc/health/v1/health.proto, the same files the server and
+    // the client are built from. health.proto is compiled as
+    // health/v1/health.proto (-I proto/grpc), so that its Python module is
+    // health.v1.health_pb2: under its own path it would be
+    // grpc.health.v1.health_pb2, inside the `grpc` package that
+    // python3-grpcio already owns. tests/interop/protos holds only
+    // reflection.proto, which nothing else builds: the server's reflection
+    // comes compiled in Debian's libgrpc++_reflection (without its .proto),
+    // and Debian ships no Python reflection package.
     auto gen = RunCommand({PROTOC_PATH, absl::StrCat("-I", COUNTERSD_SOURCE_DIR, "/proto"),
+                           absl::StrCat("-I", COUNTERSD_SOURCE_DIR, "/proto/grpc"),
                            absl::StrCat("-I", COUNTERSD_SOURCE_DIR, "/tests/interop/protos"),
                            absl::StrCat("--python_out=", stubs_.path()),
                            absl::StrCat("--grpc_out=", stubs_.path()),
@@ -78,14 +92,26 @@ TEST_F(InteropTest, PythonHealthCheckReportsServing) { RunCheck("health"); }
 
 TEST_F(InteropTest, ReflectionServesTheRepositoryProto) { RunCheck("reflection"); }
 
+// Under CI=true a missing stack fails the test instead of skipping it, so
+// that CI never passes without running it. Elsewhere it is skipped with the
+// reason.
+bool RunningUnderCi() {
+  const char* ci = std::getenv("CI");
+  return ci != nullptr && std::string_view(ci) == "true";
+}
+
 // A third stack: @grpc/grpc-js (pure JavaScript HTTP/2) with
 // @grpc/proto-loader, installed from npm at test time into a temporary
-// directory (pinned major versions). Skipped, saying why, when node/npm are
-// missing or the npm registry cannot be reached: it is an extra stack, not
-// a dependency of the build.
+// directory (pinned major versions). When node/npm are missing or the npm
+// registry cannot be reached it is skipped, saying why (it is an extra stack,
+// not a dependency of the build), except under CI=true, where it fails.
 TEST_F(InteropTest, GrpcJsClientIncrementsConcurrentlyAndSeesTheContract) {
   if (std::string(NODE_BIN).empty() || std::string(NPM_BIN).empty()) {
-    GTEST_SKIP() << "node or npm not installed";
+    const std::string why =
+        absl::StrCat("node or npm is not installed (node: '", NODE_BIN, "', npm: '", NPM_BIN,
+                     "'; CMake looks for them at configure time)");
+    if (RunningUnderCi()) FAIL() << "CI=true, so this test must run, but " << why;
+    GTEST_SKIP() << why;
   }
   ScopedTempDir modules;
   auto install = RunCommand(
@@ -93,8 +119,11 @@ TEST_F(InteropTest, GrpcJsClientIncrementsConcurrentlyAndSeesTheContract) {
        "--ignore-scripts", "--loglevel=error", "@grpc/grpc-js@1", "@grpc/proto-loader@0.8"},
       absl::Seconds(90));
   if (!install.ok() || install->exit_code != 0) {
-    GTEST_SKIP() << "npm install of @grpc/grpc-js failed (offline?): "
-                 << (install.ok() ? install->err : install.status().ToString());
+    const std::string why =
+        absl::StrCat("npm install of @grpc/grpc-js failed (npm registry unreachable?): ",
+                     install.ok() ? install->err : install.status().ToString());
+    if (RunningUnderCi()) FAIL() << "CI=true, so this test must run, but " << why;
+    GTEST_SKIP() << why;
   }
   auto run =
       RunCommand({NODE_BIN, absl::StrCat(COUNTERSD_SOURCE_DIR, "/tests/interop/interop_client.js"),

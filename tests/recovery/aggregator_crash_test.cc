@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "shared/data_dir.h"
 #include "tests/e2e/daemon_harness.h"
 #include "tests/recovery/file_damage.h"
 #include "tests/recovery/increment_load.h"
@@ -108,7 +109,7 @@ TEST(AggregatorCrashTest, SigkilledAggregatorIsRespawnedAndLaterSnapshotsHoldEve
   }
   auto other = OtherBootId();
   ASSERT_TRUE(other.ok()) << other.status();
-  ASSERT_TRUE(SetMapBootId(absl::StrCat(dir.path(), "/", kMapFileName), *other).ok());
+  ASSERT_TRUE(SetMapBootId(absl::StrCat(dir.path(), "/", kMapFile), *other).ok());
 
   // The restored snapshot is the one the call returned or a later periodic
   // one: it holds everything acknowledged before the call, and nothing that

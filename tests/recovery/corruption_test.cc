@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "shared/data_dir.h"
 #include "tests/e2e/daemon_harness.h"
 #include "tests/recovery/file_damage.h"
 #include "tests/recovery/recovery_checks.h"
@@ -20,11 +21,9 @@
 namespace countersd::testing {
 namespace {
 
-std::string MapPath(const ScopedTempDir& dir) {
-  return absl::StrCat(dir.path(), "/", kMapFileName);
-}
+std::string MapPath(const ScopedTempDir& dir) { return absl::StrCat(dir.path(), "/", kMapFile); }
 std::string SnapPath(const ScopedTempDir& dir) {
-  return absl::StrCat(dir.path(), "/", kSnapshotFileName);
+  return absl::StrCat(dir.path(), "/", kSnapshotFile);
 }
 
 // Both halves valid, newest first, as the two Snapshot calls recorded them.
@@ -116,7 +115,7 @@ TEST(CorruptionTest, MapWithBadMagicIsKeptAsideUnderANewNameAndSnapshotRestored)
   ASSERT_TRUE(all.ok()) << all.status();
   EXPECT_EQ(*all, recorded->back().values) << (*daemon)->log();
 
-  auto aside = DirEntriesWithPrefix(dir.path(), absl::StrCat(kMapFileName, ".corrupt-"));
+  auto aside = DirEntriesWithPrefix(dir.path(), absl::StrCat(kMapFile, ".", kCorruptKind, "-"));
   ASSERT_EQ(aside.size(), 1u) << ::testing::PrintToString(DirEntries(dir.path())) << "\n"
                               << (*daemon)->log();
   auto kept = ReadWholeFile(absl::StrCat(dir.path(), "/", aside[0]));
@@ -142,8 +141,8 @@ TEST(CorruptionTest, NonEmptyDirectoryWithNothingValidRefusesToStartAndKeepsItsF
   // The counter files (LOCK is the daemon's own lock file, rewritten by
   // every start).
   auto before = DirContents(dir.path());
-  before.erase("LOCK");
-  ASSERT_TRUE(before.contains(kMapFileName) && before.contains(kSnapshotFileName))
+  before.erase(kLockFile);
+  ASSERT_TRUE(before.contains(kMapFile) && before.contains(kSnapshotFile))
       << ::testing::PrintToString(DirEntries(dir.path()));
 
   // Twice: a refused start must not leave behind anything that lets the

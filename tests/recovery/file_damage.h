@@ -18,11 +18,9 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "shared/data_dir.h"  // the file names: kMapFile, kSnapshotFile, ...
 
 namespace countersd::testing {
-
-inline constexpr char kMapFileName[] = "counters.map";
-inline constexpr char kSnapshotFileName[] = "counters.snap";
 
 absl::StatusOr<std::string> ReadWholeFile(const std::string& path);
 // Overwrites bytes at `offset` (which must lie inside the file).

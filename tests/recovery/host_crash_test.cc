@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "shared/data_dir.h"
 #include "tests/e2e/daemon_harness.h"
 #include "tests/recovery/file_damage.h"
 #include "tests/recovery/increment_load.h"
@@ -25,7 +26,7 @@ namespace {
 // whose name starts with "counters.map.<aside_kind>-".
 void ExpectRestoredAfterDamage(const ScopedTempDir& dir, const RecordedSnapshot& want,
                                const std::string& aside_kind) {
-  const std::string map_path = absl::StrCat(dir.path(), "/", kMapFileName);
+  const std::string map_path = absl::StrCat(dir.path(), "/", kMapFile);
   auto damaged = ReadWholeFile(map_path);
   ASSERT_TRUE(damaged.ok()) << damaged.status();
 
@@ -48,7 +49,7 @@ void ExpectRestoredAfterDamage(const ScopedTempDir& dir, const RecordedSnapshot&
                              << (*daemon)->log();
 
   // The damaged map was kept aside byte for byte, not deleted or rewritten.
-  auto aside = DirEntriesWithPrefix(dir.path(), absl::StrCat(kMapFileName, ".", aside_kind, "-"));
+  auto aside = DirEntriesWithPrefix(dir.path(), absl::StrCat(kMapFile, ".", aside_kind, "-"));
   ASSERT_EQ(aside.size(), 1u) << "entries: " << ::testing::PrintToString(DirEntries(dir.path()))
                               << "\n"
                               << (*daemon)->log();
@@ -67,7 +68,7 @@ TEST(HostCrashTest, MapFromAnotherBootIsSetAsideAndLastSnapshotRestored) {
   ScopedTempDir dir;
   auto recorded = RunHistoryAndKill(dir.path(), /*snapshots=*/2);
   ASSERT_TRUE(recorded.ok()) << recorded.status();
-  const std::string map_path = absl::StrCat(dir.path(), "/", kMapFileName);
+  const std::string map_path = absl::StrCat(dir.path(), "/", kMapFile);
 
   auto current = MapBootId(map_path);
   ASSERT_TRUE(current.ok()) << current.status();
@@ -76,7 +77,7 @@ TEST(HostCrashTest, MapFromAnotherBootIsSetAsideAndLastSnapshotRestored) {
   ASSERT_NE(*current, *other);
   ASSERT_TRUE(SetMapBootId(map_path, *other).ok());
 
-  ExpectRestoredAfterDamage(dir, recorded->back(), "untrusted");
+  ExpectRestoredAfterDamage(dir, recorded->back(), kUntrustedKind);
 }
 
 // A torn write-back of the header page: a checksummed header byte differs.
@@ -84,10 +85,10 @@ TEST(HostCrashTest, TornMapHeaderIsKeptAsideAsCorruptAndLastSnapshotRestored) {
   ScopedTempDir dir;
   auto recorded = RunHistoryAndKill(dir.path(), /*snapshots=*/1);
   ASSERT_TRUE(recorded.ok()) << recorded.status();
-  const std::string map_path = absl::StrCat(dir.path(), "/", kMapFileName);
+  const std::string map_path = absl::StrCat(dir.path(), "/", kMapFile);
   ASSERT_TRUE(FlipByte(map_path, MapChecksummedByteOffset()).ok());
 
-  ExpectRestoredAfterDamage(dir, recorded->back(), "corrupt");
+  ExpectRestoredAfterDamage(dir, recorded->back(), kCorruptKind);
 }
 
 // A map file cut short (e.g. a filesystem that lost its tail).
@@ -95,12 +96,12 @@ TEST(HostCrashTest, TruncatedMapIsKeptAsideAsCorruptAndLastSnapshotRestored) {
   ScopedTempDir dir;
   auto recorded = RunHistoryAndKill(dir.path(), /*snapshots=*/1);
   ASSERT_TRUE(recorded.ok()) << recorded.status();
-  const std::string map_path = absl::StrCat(dir.path(), "/", kMapFileName);
+  const std::string map_path = absl::StrCat(dir.path(), "/", kMapFile);
   auto size = ReadWholeFile(map_path);
   ASSERT_TRUE(size.ok());
   ASSERT_TRUE(Truncate(map_path, size->size() / 2).ok());
 
-  ExpectRestoredAfterDamage(dir, recorded->back(), "corrupt");
+  ExpectRestoredAfterDamage(dir, recorded->back(), kCorruptKind);
 }
 
 // The Snapshot RPC's contract under concurrent increments: the snapshot
@@ -147,7 +148,7 @@ TEST(HostCrashTest, SnapshotTakenUnderLoadHoldsEveryIncrementAcknowledgedBeforeT
   }
   auto other = OtherBootId();
   ASSERT_TRUE(other.ok()) << other.status();
-  ASSERT_TRUE(SetMapBootId(absl::StrCat(dir.path(), "/", kMapFileName), *other).ok());
+  ASSERT_TRUE(SetMapBootId(absl::StrCat(dir.path(), "/", kMapFile), *other).ok());
 
   auto daemon = Daemon::Start(ScenarioDaemonOptions(dir.path()));
   ASSERT_TRUE(daemon.ok()) << daemon.status();
@@ -186,7 +187,7 @@ TEST(HostCrashTest, TrustUntrustedMapFlagUsesTheLiveMapFromAnotherBootAsItIs) {
     ASSERT_TRUE(IncrementCounter(*stub, key, 5).ok());
     (*daemon)->KillAll();
   }
-  const std::string map_path = absl::StrCat(dir.path(), "/", kMapFileName);
+  const std::string map_path = absl::StrCat(dir.path(), "/", kMapFile);
   auto other = OtherBootId();
   ASSERT_TRUE(other.ok()) << other.status();
   ASSERT_TRUE(SetMapBootId(map_path, *other).ok());
@@ -199,7 +200,8 @@ TEST(HostCrashTest, TrustUntrustedMapFlagUsesTheLiveMapFromAnotherBootAsItIs) {
   auto value = GetCounter(*stub, key);
   ASSERT_TRUE(value.ok()) << value.status() << "\n" << (*daemon)->log();
   EXPECT_EQ(*value, 10) << (*daemon)->log();
-  EXPECT_TRUE(DirEntriesWithPrefix(dir.path(), absl::StrCat(kMapFileName, ".untrusted-")).empty())
+  EXPECT_TRUE(
+      DirEntriesWithPrefix(dir.path(), absl::StrCat(kMapFile, ".", kUntrustedKind, "-")).empty())
       << "the trusted map was set aside anyway";
   EXPECT_FALSE(FindLogLine((*daemon)->log(), {"trust-untrusted-map"}).empty()) << (*daemon)->log();
 }

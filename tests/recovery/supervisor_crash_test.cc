@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "shared/data_dir.h"
 #include "tests/e2e/daemon_harness.h"
 #include "tests/recovery/file_damage.h"
 #include "tests/recovery/increment_load.h"
@@ -69,9 +70,10 @@ TEST(SupervisorCrashTest, KillingTheWholeDaemonUnderLoadLosesNoAcknowledgedIncre
   // Same boot: the live map was trusted, not replaced by a snapshot.
   EXPECT_FALSE(FindLogLine((*daemon)->log(), {"opened table", "during this boot"}).empty())
       << (*daemon)->log();
-  EXPECT_TRUE(DirEntriesWithPrefix(dir.path(), "counters.map.untrusted").empty())
+  EXPECT_TRUE(DirEntriesWithPrefix(dir.path(), absl::StrCat(kMapFile, ".", kUntrustedKind)).empty())
       << (*daemon)->log();
-  EXPECT_TRUE(DirEntriesWithPrefix(dir.path(), "counters.map.corrupt").empty()) << (*daemon)->log();
+  EXPECT_TRUE(DirEntriesWithPrefix(dir.path(), absl::StrCat(kMapFile, ".", kCorruptKind)).empty())
+      << (*daemon)->log();
 
   // The restarted daemon keeps counting from there.
   auto before = GetCounter(*stub, "supervisor-crash/0");

@@ -1,7 +1,8 @@
-// Deciding, at start, which counters the daemon serves. See recovery.cc for
-// how it works, step by step.
-#ifndef COUNTERSD_SERVER_RECOVERY_H_
-#define COUNTERSD_SERVER_RECOVERY_H_
+// Deciding, at start, which table file the daemon serves: the live map,
+// a table restored from the last snapshot, or a new one. See
+// table_selection.cc for how it works, step by step.
+#ifndef COUNTERSD_SERVER_TABLE_SELECTION_H_
+#define COUNTERSD_SERVER_TABLE_SELECTION_H_
 
 #include <cstdint>
 #include <memory>
@@ -13,7 +14,7 @@
 
 namespace countersd {
 
-struct RecoveryOptions {
+struct TableSelectionOptions {
   std::string data_dir;   // must exist; the caller holds its flock
   uint64_t capacity = 0;  // for a new table (or the minimum for a restored one)
   bool trust_untrusted_map = false;
@@ -27,8 +28,9 @@ struct RecoveryOptions {
 // what the operator can do); other errors name the failed call.
 // Never deletes or overwrites a file that failed validation: it is renamed
 // to <name>.corrupt-<UTC time> or counters.map.untrusted-<UTC time>.
-absl::StatusOr<std::unique_ptr<CounterTable>> OpenOrRecoverTable(const RecoveryOptions& options);
+absl::StatusOr<std::unique_ptr<CounterTable>> SelectAndOpenTable(
+    const TableSelectionOptions& options);
 
 }  // namespace countersd
 
-#endif  // COUNTERSD_SERVER_RECOVERY_H_
+#endif  // COUNTERSD_SERVER_TABLE_SELECTION_H_

@@ -1,4 +1,6 @@
-// Recovery at start: which counters does the daemon serve?
+// Table selection at start: which counters does the daemon serve?
+// (Not to be confused with CounterTable::RecoverDeadProcess, which repairs
+// what one dead process left half-done while the daemon runs.)
 //
 // How it works, step by step (the supervisor calls this once, holding the
 // data directory's flock, before any other process exists):
@@ -33,7 +35,7 @@
 //  4. Nothing valid: a fresh directory gets a new empty table (--capacity).
 //     A directory that held counter files refuses to start, saying what it
 //     found, what it set aside and what the operator can do.
-#include "server/recovery.h"
+#include "server/table_selection.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -51,6 +53,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "shared/abseil_string_view.h"
+#include "shared/data_dir.h"
 #include "shared/log.h"
 #include "shared/snapshot_file.h"
 #include "shared/status_macros.h"
@@ -58,8 +62,6 @@
 
 namespace countersd {
 namespace {
-
-absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
 std::string Join(const std::string& dir, std::string_view name) {
   return absl::StrCat(dir, "/", Sv(name));
@@ -121,7 +123,7 @@ void LogOpenReport(std::string_view how, const TableInfo& info, const OpenReport
 
 // Step 3. Returns the restored table, NOT_FOUND if there is no snapshot file,
 // FAILED_PRECONDITION if it holds no valid snapshot (after setting it aside).
-absl::StatusOr<std::unique_ptr<CounterTable>> RestoreSnapshot(const RecoveryOptions& opt,
+absl::StatusOr<std::unique_ptr<CounterTable>> RestoreSnapshot(const TableSelectionOptions& opt,
                                                               std::string_view reason,
                                                               std::vector<std::string>* set_aside) {
   const std::string& dir = opt.data_dir;
@@ -136,7 +138,7 @@ absl::StatusOr<std::unique_ptr<CounterTable>> RestoreSnapshot(const RecoveryOpti
     Log(LogLevel::kError, "snapshot file holds no valid snapshot",
         {{"file", kSnapshotFile}, {"error", meta.status().ToString()}});
     if (meta.status().code() == absl::StatusCode::kFailedPrecondition) {
-      ASSIGN_OR_RETURN(std::string aside, SetAside(dir, kSnapshotFile, "corrupt"));
+      ASSIGN_OR_RETURN(std::string aside, SetAside(dir, kSnapshotFile, kCorruptKind));
       Log(LogLevel::kError, "kept invalid snapshot file aside",
           {{"file", kSnapshotFile}, {"renamed_to", aside}});
       set_aside->push_back(absl::StrCat(kSnapshotFile, " -> ", aside));
@@ -155,12 +157,12 @@ absl::StatusOr<std::unique_ptr<CounterTable>> RestoreSnapshot(const RecoveryOpti
     }
   }
 
-  const std::string restoring = Join(dir, "counters.map.restoring");
+  const std::string restoring = Join(dir, kRestoringFile);
   if (Exists(restoring)) {
     // Our own unfinished restore from an earlier start; not a validated file.
-    Log(LogLevel::kWarning, "removing unfinished restore", {{"file", "counters.map.restoring"}});
+    Log(LogLevel::kWarning, "removing unfinished restore", {{"file", kRestoringFile}});
     if (unlink(restoring.c_str()) != 0)
-      return ErrnoToStatus(errno, "unlink(counters.map.restoring)");
+      return ErrnoToStatus(errno, absl::StrCat("unlink(", kRestoringFile, ")"));
   }
   uint64_t capacity = std::max<uint64_t>({opt.capacity, meta->capacity, records.size()});
   {
@@ -196,7 +198,7 @@ absl::StatusOr<std::unique_ptr<CounterTable>> RestoreSnapshot(const RecoveryOpti
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<CounterTable>> OpenOrRecoverTable(const RecoveryOptions& opt) {
+absl::StatusOr<std::unique_ptr<CounterTable>> SelectAndOpenTable(const TableSelectionOptions& opt) {
   const std::string& dir = opt.data_dir;
   const std::string map_path = Join(dir, kMapFile);
   const std::vector<std::string> found = CounterFiles(dir);  // step 0
@@ -246,16 +248,16 @@ absl::StatusOr<std::unique_ptr<CounterTable>> OpenOrRecoverTable(const RecoveryO
       invalid = table.status();
     }
     if (!invalid.ok()) {
-      reason = absl::StrCat("counters.map failed validation: ", invalid.message());
-      ASSIGN_OR_RETURN(std::string aside, SetAside(dir, kMapFile, "corrupt"));
+      reason = absl::StrCat(kMapFile, " failed validation: ", invalid.message());
+      ASSIGN_OR_RETURN(std::string aside, SetAside(dir, kMapFile, kCorruptKind));
       Log(LogLevel::kError, "live table failed validation; kept it aside",
           {{"file", kMapFile}, {"renamed_to", aside}, {"error", invalid.ToString()}});
       set_aside.push_back(
           absl::StrCat(kMapFile, " -> ", aside, " (failed validation: ", invalid.message(), ")"));
     } else {
-      reason = absl::StrCat("counters.map was left by an unclean stop during another boot (",
+      reason = absl::StrCat(kMapFile, " was left by an unclean stop during another boot (",
                             info->boot_id, "); a host crash may have torn it");
-      ASSIGN_OR_RETURN(std::string aside, SetAside(dir, kMapFile, "untrusted"));
+      ASSIGN_OR_RETURN(std::string aside, SetAside(dir, kMapFile, kUntrustedKind));
       Log(LogLevel::kWarning, "live table not trusted after a reboot; kept it aside",
           {{"file", kMapFile},
            {"renamed_to", aside},
@@ -266,7 +268,7 @@ absl::StatusOr<std::unique_ptr<CounterTable>> OpenOrRecoverTable(const RecoveryO
                                        "stop during an earlier boot)"));
     }
   } else if (!found.empty()) {
-    reason = "counters.map is missing";
+    reason = absl::StrCat(kMapFile, " is missing");
   }
 
   // Step 3 (also when counters.map is missing but a snapshot exists).
@@ -290,23 +292,22 @@ absl::StatusOr<std::unique_ptr<CounterTable>> OpenOrRecoverTable(const RecoveryO
   }
   std::string untrusted_hint;
   for (const std::string& s : set_aside) {
-    if (absl::StrContains(s, ".untrusted-")) {
+    if (absl::StrContains(s, absl::StrCat(".", kUntrustedKind, "-"))) {
       untrusted_hint = absl::StrCat(
           " If losing nothing matters more than the risk of a torn file, move the untrusted map "
           "back to ",
           kMapFile, " and start with --trust-untrusted-map.");
     }
   }
-  return absl::FailedPreconditionError(absl::StrCat(
-      "refusing to start: data directory ", dir,
-      " holds counter files but no usable table or "
-      "snapshot. Found: ",
-      absl::StrJoin(found, ", "),
-      ". Kept aside: ", set_aside.empty() ? "nothing" : absl::StrJoin(set_aside, "; "),
-      ". Nothing was deleted. To recover: restore counters.map or counters.snap from a backup "
-      "into ",
-      dir, ".", untrusted_hint, " To start empty instead, move every counters.* file out of ", dir,
-      "."));
+  return absl::FailedPreconditionError(
+      absl::StrCat("refusing to start: data directory ", dir,
+                   " holds counter files but no usable table or "
+                   "snapshot. Found: ",
+                   absl::StrJoin(found, ", "),
+                   ". Kept aside: ", set_aside.empty() ? "nothing" : absl::StrJoin(set_aside, "; "),
+                   ". Nothing was deleted. To recover: restore ", kMapFile, " or ", kSnapshotFile,
+                   " from a backup into ", dir, ".", untrusted_hint,
+                   " To start empty instead, move every counters.* file out of ", dir, "."));
 }
 
 }  // namespace countersd

@@ -1,0 +1,259 @@
+// counters.v1.CounterService over the shared table.
+//
+// How it works:
+//  - The Do* methods are thin: validate what the table does not (batch
+//    sizes, page tokens, and each key of a batch, so that an error names its
+//    index), call the table, fill the response. The table's errors are the
+//    API's errors and pass through unchanged.
+//  - Snapshot (DoSnapshot) asks the aggregator process for a snapshot through
+//    the SnapshotControl words in the mapping (shared/control.h):
+//      1. my = ++request_seq, and wake the aggregator's futex wait on it;
+//      2. wait on done_seq, in slices of at most 50ms, until done_seq has
+//         reached my: a snapshot that started after step 1 is durable;
+//      3. read the result the aggregator published (generation, counters,
+//         bytes), or fail INTERNAL if that snapshot did not reach disk.
+//    The wait gives up at the client's deadline (DEADLINE_EXCEEDED), after
+//    kSnapshotWaitCap (UNAVAILABLE: the aggregator may be restarting), or at
+//    the drain deadline (UNAVAILABLE); the 50ms slices are what notice a
+//    drain.
+//  - Draining: StartDraining sets a flag that every new call checks first
+//    (UNAVAILABLE), and the time by which waiting Snapshot calls give up.
+//    The handler waits for those (WaitForSnapshotWaiters) before it shuts
+//    its server down; the async calls finish inline on the serving thread.
+#include "server/counter_service.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "proto/status_conversion.h"
+#include "shared/abseil_string_view.h"
+#include "shared/key.h"
+#include "shared/status_macros.h"
+
+namespace countersd {
+namespace {
+
+using namespace counters::v1;  // NOLINT: the RPC message types
+
+// `s`, its message prefixed with the batch field and index it is about.
+absl::Status AtIndex(const absl::Status& s, std::string_view what, size_t i) {
+  return absl::Status(s.code(), absl::StrCat(Sv(what), "[", i, "]: ", s.message()));
+}
+
+}  // namespace
+
+CounterServiceImpl::CounterServiceImpl(CounterTable* table, size_t max_batch)
+    : table_(table), max_batch_(max_batch) {}
+
+CounterServiceImpl::~CounterServiceImpl() = default;
+
+absl::Status CounterServiceImpl::DrainingError() {
+  return absl::UnavailableError("countersd is shutting down; retry elsewhere");
+}
+
+void CounterServiceImpl::StartDraining(absl::Time give_up_at) {
+  give_up_at_unix_ns_.store(absl::ToUnixNanos(give_up_at));
+  draining_.store(true, std::memory_order_release);
+}
+
+void CounterServiceImpl::WaitForSnapshotWaiters() {
+  std::unique_lock<std::mutex> lock(waiters_mu_);
+  waiters_cv_.wait(lock, [this] { return snapshot_waiters_ == 0; });
+}
+
+// ---- Snapshot: a sync RPC (it blocks until the snapshot is durable). ----
+
+grpc::Status CounterServiceImpl::Snapshot(grpc::ServerContext* ctx, const SnapshotRequest*,
+                                          SnapshotResponse* resp) {
+  if (draining()) {
+    table_->CountCall(true);
+    return ToGrpcStatus(DrainingError());
+  }
+  absl::Time client_deadline = absl::InfiniteFuture();
+  if (ctx->deadline() != std::chrono::system_clock::time_point::max()) {
+    client_deadline = absl::FromChrono(ctx->deadline());
+  }
+  {
+    std::lock_guard<std::mutex> lock(waiters_mu_);
+    ++snapshot_waiters_;
+  }
+  absl::Status status = DoSnapshot(client_deadline, resp);
+  table_->CountCall(!status.ok());
+  {
+    std::lock_guard<std::mutex> lock(waiters_mu_);
+    if (--snapshot_waiters_ == 0) waiters_cv_.notify_all();
+  }
+  return ToGrpcStatus(status);
+}
+
+// ---- Request handling. ----
+
+absl::Status CounterServiceImpl::DoIncrement(const IncrementRequest& req, IncrementResponse* resp) {
+  ASSIGN_OR_RETURN(int64_t value, table_->Increment(req.key(), req.has_delta() ? req.delta() : 1));
+  resp->set_value(value);
+  return absl::OkStatus();
+}
+
+absl::Status CounterServiceImpl::DoIncrementBatch(const IncrementBatchRequest& req,
+                                                  IncrementBatchResponse* resp) {
+  const size_t n = static_cast<size_t>(req.increments_size());
+  if (n == 0) return absl::InvalidArgumentError("increments is empty");
+  if (n > max_batch_) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "batch of ", n, " increments exceeds the server's limit (--max-batch=", max_batch_, ")"));
+  }
+  std::vector<CounterTable::KeyDelta> ops;
+  ops.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    const IncrementRequest& inc = req.increments(static_cast<int>(i));
+    if (absl::Status s = ValidateKey(inc.key()); !s.ok()) return AtIndex(s, "increments", i);
+    ops.push_back({inc.key(), inc.has_delta() ? inc.delta() : 1});
+  }
+  ASSIGN_OR_RETURN(std::vector<int64_t> values, table_->IncrementBatch(ops));
+  resp->mutable_values()->Assign(values.begin(), values.end());
+  return absl::OkStatus();
+}
+
+absl::Status CounterServiceImpl::DoGet(const GetRequest& req, GetResponse* resp) {
+  ASSIGN_OR_RETURN(int64_t value, table_->Get(req.key()));
+  resp->set_value(value);
+  return absl::OkStatus();
+}
+
+absl::Status CounterServiceImpl::DoBatchGet(const BatchGetRequest& req, BatchGetResponse* resp) {
+  const size_t n = static_cast<size_t>(req.keys_size());
+  if (n > max_batch_) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "batch of ", n, " keys exceeds the server's limit (--max-batch=", max_batch_, ")"));
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (absl::Status s = ValidateKey(req.keys(static_cast<int>(i))); !s.ok()) {
+      return AtIndex(s, "keys", i);
+    }
+  }
+  for (const std::string& key : req.keys()) {
+    counters::v1::Counter* c = resp->add_counters();
+    c->set_key(key);
+    absl::StatusOr<int64_t> value = table_->Get(key);
+    if (value.ok()) {
+      c->set_value(*value);
+      c->set_found(true);
+    } else if (!absl::IsNotFound(value.status())) {
+      return value.status();
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CounterServiceImpl::DoList(const ListRequest& req, ListResponse* resp) {
+  if (req.prefix().size() > kMaxKeyBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("prefix is ", req.prefix().size(), " bytes; keys are at most ", kMaxKeyBytes));
+  }
+  if (req.page_size() < 0) return absl::InvalidArgumentError("page_size must not be negative");
+  size_t limit =
+      req.page_size() == 0 ? kDefaultPageSize : std::min<size_t>(req.page_size(), kMaxPageSize);
+  if (!req.page_token().empty()) {
+    if (!ValidateKey(req.page_token()).ok() ||
+        req.page_token().compare(0, req.prefix().size(), req.prefix()) != 0) {
+      return absl::InvalidArgumentError(
+          "malformed page_token: pass the next_page_token of the previous page of the same "
+          "listing (same prefix)");
+    }
+  }
+  std::vector<Counter> page = table_->List(req.prefix(), req.page_token(), limit + 1);
+  bool more = page.size() > limit;
+  if (more) page.resize(limit);
+  for (Counter& c : page) {
+    counters::v1::Counter* out = resp->add_counters();
+    out->set_key(std::move(c.key));
+    out->set_value(c.value);
+    out->set_found(true);
+  }
+  if (more) resp->set_next_page_token(resp->counters(resp->counters_size() - 1).key());
+  return absl::OkStatus();
+}
+
+absl::Status CounterServiceImpl::DoSet(const SetRequest& req, SetResponse* resp) {
+  ASSIGN_OR_RETURN(std::optional<int64_t> previous, table_->Set(req.key(), req.value()));
+  if (previous) resp->set_previous_value(*previous);
+  return absl::OkStatus();
+}
+
+absl::Status CounterServiceImpl::DoCompareAndSet(const CompareAndSetRequest& req,
+                                                 CompareAndSetResponse* resp) {
+  ASSIGN_OR_RETURN(CounterTable::CasResult r,
+                   table_->CompareAndSet(req.key(), req.expected(), req.value()));
+  resp->set_applied(r.applied);
+  resp->set_value(r.value);
+  return absl::OkStatus();
+}
+
+absl::Status CounterServiceImpl::DoDelete(const DeleteRequest& req, DeleteResponse* resp) {
+  ASSIGN_OR_RETURN(int64_t previous, table_->Delete(req.key()));
+  resp->set_previous_value(previous);
+  return absl::OkStatus();
+}
+
+absl::Status CounterServiceImpl::DoSnapshot(absl::Time client_deadline, SnapshotResponse* resp) {
+  const absl::Time cap = absl::Now() + kSnapshotWaitCap;
+  const absl::Time deadline = std::min(cap, client_deadline);
+  SnapshotControl& control = table_->snapshot_control();
+  const uint32_t my = control.request_seq.fetch_add(1) + 1;
+  FutexWakeAll(&control.request_seq);
+  while (true) {
+    uint32_t done = control.done_seq.load(std::memory_order_acquire);
+    if (static_cast<int32_t>(done - my) >= 0) break;
+    absl::Time now = absl::Now();
+    absl::Time give_up = absl::FromUnixNanos(give_up_at_unix_ns_.load());
+    if (now >= give_up) return DrainingError();
+    if (now >= deadline) {
+      return client_deadline < cap
+                 ? absl::DeadlineExceededError("no snapshot completed before the deadline")
+                 : absl::UnavailableError(absl::StrCat(
+                       "no snapshot completed within ", absl::FormatDuration(kSnapshotWaitCap),
+                       "; the snapshot writer may be restarting (see the daemon log)"));
+    }
+    // Bounded slices so that a drain is noticed.
+    FutexWait(&control.done_seq, done, std::min(deadline - now, absl::Milliseconds(50)));
+  }
+  if (control.last_failed.load(std::memory_order_acquire) != 0) {
+    return absl::InternalError(
+        "the snapshot failed to reach disk (msync/fsync error, see the daemon log); the previous "
+        "snapshot stays valid");
+  }
+  resp->set_generation(control.generation.load(std::memory_order_acquire));
+  resp->set_counters(control.counters.load(std::memory_order_relaxed));
+  resp->set_bytes(control.bytes.load(std::memory_order_relaxed));
+  return absl::OkStatus();
+}
+
+absl::Status CounterServiceImpl::DoGetStats(const GetStatsRequest&, GetStatsResponse* resp) {
+  for (const ProcessStats& p : table_->ProcessStatsSnapshot()) {
+    if (p.role != ProcessRole::kHandler) continue;
+    HandlerStats* h = resp->add_handlers();
+    h->set_pid(p.pid);
+    h->set_calls(p.calls);
+    h->set_errors(p.errors);
+  }
+  const SnapshotControl& control = table_->snapshot_control();
+  resp->set_capacity(table_->capacity());
+  resp->set_used(table_->size());
+  resp->set_last_snapshot_generation(control.generation.load(std::memory_order_acquire));
+  resp->set_last_snapshot_unix_seconds(control.unix_ns.load(std::memory_order_relaxed) /
+                                       1000000000);
+  resp->set_last_snapshot_micros(control.micros.load(std::memory_order_relaxed));
+  resp->set_last_snapshot_bytes(control.bytes.load(std::memory_order_relaxed));
+  resp->set_served_by_pid(getpid());
+  return absl::OkStatus();
+}
+
+}  // namespace countersd

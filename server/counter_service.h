@@ -1,0 +1,125 @@
+// counters.v1.CounterService: the RPCs of a handler process, over the shared
+// table. See counter_service.cc for how Snapshot waits for the aggregator.
+//
+// Every RPC but Snapshot is async: UnaryCallLoop (unary_call_loop.h) runs
+// each call inline on the handler's serving thread through HandleCall.
+// Snapshot, which blocks until a snapshot is durable, is a sync RPC on one
+// of gRPC's sync threads. The Do* methods are the request handling itself,
+// without gRPC, so that they are unit-tested on a real table with no server.
+#ifndef COUNTERSD_SERVER_COUNTER_SERVICE_H_
+#define COUNTERSD_SERVER_COUNTER_SERVICE_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "counters/v1/counters.grpc.pb.h"
+#include "shared/counter_table.h"
+
+namespace countersd {
+
+// The base: every method async but Snapshot, which stays sync.
+using CounterServiceBase = counters::v1::CounterService::WithAsyncMethod_Increment<
+    counters::v1::CounterService::WithAsyncMethod_IncrementBatch<
+        counters::v1::CounterService::WithAsyncMethod_Get<
+            counters::v1::CounterService::WithAsyncMethod_BatchGet<
+                counters::v1::CounterService::WithAsyncMethod_List<
+                    counters::v1::CounterService::WithAsyncMethod_Set<
+                        counters::v1::CounterService::WithAsyncMethod_CompareAndSet<
+                            counters::v1::CounterService::WithAsyncMethod_Delete<
+                                counters::v1::CounterService::WithAsyncMethod_GetStats<
+                                    counters::v1::CounterService::Service>>>>>>>>>;
+
+// The RPCs. Thin: validate the request, call the table, return an
+// absl::Status that the caller maps to the reply's grpc::Status in one place
+// (proto/status_conversion.h), and count the call in this process's stats
+// slot (any non-OK status counts as an error).
+// Thread-safe: the async RPCs run on the serving thread, Snapshot on gRPC's
+// sync threads, and StartDraining on the handler's main thread.
+class CounterServiceImpl final : public CounterServiceBase {
+ public:
+  // The request handling of one async RPC.
+  template <typename Request, typename Response>
+  using DoMethod = absl::Status (CounterServiceImpl::*)(const Request&, Response*);
+
+  // `table` must outlive the service. `max_batch` <= kMaxBatchOps.
+  CounterServiceImpl(CounterTable* table, size_t max_batch);
+  ~CounterServiceImpl() override;
+
+  // After this, every new call fails UNAVAILABLE, and Snapshot calls still
+  // waiting give up by `give_up_at` (UNAVAILABLE).
+  void StartDraining(absl::Time give_up_at);
+  // Blocks until no Snapshot call is waiting.
+  void WaitForSnapshotWaiters();
+
+  // One call of an async RPC: UNAVAILABLE once draining (without calling
+  // `handle`), else (this->*handle)(req, resp); the call is counted in this
+  // process's stats slot either way. Returns the status to finish it with.
+  template <typename Request, typename Response>
+  absl::Status HandleCall(DoMethod<Request, Response> handle, const Request& req, Response* resp) {
+    absl::Status status = draining() ? DrainingError() : (this->*handle)(req, resp);
+    table_->CountCall(!status.ok());
+    return status;
+  }
+
+  // Asks the aggregator for a snapshot and waits for it (a sync RPC, on
+  // one of gRPC's sync threads; see DoSnapshot).
+  grpc::Status Snapshot(grpc::ServerContext* ctx, const counters::v1::SnapshotRequest* req,
+                        counters::v1::SnapshotResponse* resp) override;
+
+  // The request handling itself, without gRPC. Each fills `resp` and
+  // returns OK, or returns the error of the RPC (the codes
+  // proto/counters/v1/counters.proto lists for it), naming the bad field
+  // (and its index in a batch).
+  absl::Status DoIncrement(const counters::v1::IncrementRequest& req,
+                           counters::v1::IncrementResponse* resp);
+  // INVALID_ARGUMENT for an empty batch or a bad key ("increments[i]: ...");
+  // RESOURCE_EXHAUSTED for more than max_batch increments.
+  absl::Status DoIncrementBatch(const counters::v1::IncrementBatchRequest& req,
+                                counters::v1::IncrementBatchResponse* resp);
+  absl::Status DoGet(const counters::v1::GetRequest& req, counters::v1::GetResponse* resp);
+  // One entry per key, in order; RESOURCE_EXHAUSTED for more than max_batch
+  // keys, INVALID_ARGUMENT for a bad key ("keys[i]: ...").
+  absl::Status DoBatchGet(const counters::v1::BatchGetRequest& req,
+                          counters::v1::BatchGetResponse* resp);
+  // Sorted by key; page_size 0 means kDefaultPageSize, at most kMaxPageSize.
+  // INVALID_ARGUMENT for a page_token that is not a key with the prefix.
+  absl::Status DoList(const counters::v1::ListRequest& req, counters::v1::ListResponse* resp);
+  absl::Status DoSet(const counters::v1::SetRequest& req, counters::v1::SetResponse* resp);
+  absl::Status DoCompareAndSet(const counters::v1::CompareAndSetRequest& req,
+                               counters::v1::CompareAndSetResponse* resp);
+  absl::Status DoDelete(const counters::v1::DeleteRequest& req, counters::v1::DeleteResponse* resp);
+  // Blocks until a snapshot that started after this call is durable.
+  // DEADLINE_EXCEEDED when `client_deadline` passes, UNAVAILABLE after
+  // kSnapshotWaitCap or the drain deadline, INTERNAL if the snapshot failed.
+  absl::Status DoSnapshot(absl::Time client_deadline, counters::v1::SnapshotResponse* resp);
+  // The handlers' stats slots, the table's size and the last snapshot.
+  absl::Status DoGetStats(const counters::v1::GetStatsRequest& req,
+                          counters::v1::GetStatsResponse* resp);
+
+  static constexpr int kDefaultPageSize = 100;
+  static constexpr int kMaxPageSize = 1000;
+  // Longest a Snapshot call waits when the client sets no shorter deadline.
+  static constexpr absl::Duration kSnapshotWaitCap = absl::Seconds(30);
+
+ private:
+  // UNAVAILABLE: what every call gets once the handler drains.
+  static absl::Status DrainingError();
+  bool draining() const { return draining_.load(std::memory_order_acquire); }
+
+  CounterTable* const table_;
+  const size_t max_batch_;
+  std::atomic<bool> draining_{false};
+  std::atomic<int64_t> give_up_at_unix_ns_{INT64_MAX};
+  std::mutex waiters_mu_;
+  std::condition_variable waiters_cv_;
+  int snapshot_waiters_ = 0;  // guarded by waiters_mu_
+};
+
+}  // namespace countersd
+
+#endif  // COUNTERSD_SERVER_COUNTER_SERVICE_H_

@@ -1,0 +1,47 @@
+// The entry point of a handler process: one grpc::Server on the shared port,
+// serving counters.v1.CounterService from the shared table, plus
+// grpc.health.v1 and server reflection. See handler_process.cc for its
+// threads and how it drains.
+//
+// No gRPC header here, nor in anything this includes: the supervisor
+// includes it, and the supervisor must never create a gRPC object (the
+// build checks its include closure; see server/CMakeLists.txt).
+#ifndef COUNTERSD_SERVER_HANDLER_PROCESS_H_
+#define COUNTERSD_SERVER_HANDLER_PROCESS_H_
+
+#include <cstddef>
+#include <string>
+#include <utility>
+
+#include "absl/time/time.h"
+#include "server/config.h"
+#include "shared/counter_table.h"
+
+namespace countersd {
+
+struct HandlerOptions {
+  std::string address;  // numeric, resolved port (from PortReservation)
+  size_t max_batch = kDefaultMaxBatch;
+  absl::Duration drain_timeout = kDefaultDrainTimeout;
+
+  // The options `config` gives a handler serving on `address`.
+  static HandlerOptions FromConfig(const Config& config, std::string address) {
+    return {.address = std::move(address),
+            .max_batch = config.max_batch,
+            .drain_timeout = config.drain_timeout};
+  }
+};
+
+// Entry point of a forked handler process; returns its exit code: 0 after
+// a drain on SIGTERM/SIGINT, 1 if the server could not start (e.g.
+// EADDRINUSE) or the table has no free stats slot. REQUIRES: SIGTERM and
+// SIGINT blocked, no gRPC object created in this process before.
+int RunHandlerProcess(CounterTable* table, const HandlerOptions& options);
+
+// RunHandlerProcess's type. The supervisor is given the entry point by
+// main.cc instead of calling it, so that its library links no gRPC.
+using HandlerProcessMain = int (*)(CounterTable* table, const HandlerOptions& options);
+
+}  // namespace countersd
+
+#endif  // COUNTERSD_SERVER_HANDLER_PROCESS_H_

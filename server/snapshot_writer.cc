@@ -1,0 +1,75 @@
+// The snapshot writer.
+//
+// How it works (one Write):
+//  1. CounterTable::SnapshotForEach gives a point-in-time copy of the table
+//     that never includes half of a batch (shared/counter_table.h); its
+//     records are appended to one buffer that is reused between snapshots.
+//  2. SnapshotFile::Write copies the buffer into the inactive half of the
+//     double-buffered file, msyncs it, then writes and msyncs the meta page
+//     that names it with the next generation (shared/snapshot_file.h). A
+//     crash at any point leaves the previous snapshot valid.
+//  3. The outcome goes into the SnapshotControl words in the mapping, where
+//     the handlers' Snapshot and GetStats calls read it: on success the
+//     result fields, then generation (release: a reader that sees the new
+//     generation sees the fields of that snapshot); on failure
+//     failures + 1 and last_failed = 1, and a loud log line. An msync or
+//     fsync error is never retried as if nothing happened: the kernel may
+//     have dropped the pages, so the next snapshot is a fresh copy.
+#include "server/snapshot_writer.h"
+
+#include <string_view>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "shared/data_dir.h"
+#include "shared/log.h"
+#include "shared/status_macros.h"
+
+namespace countersd {
+
+SnapshotWriter::SnapshotWriter(CounterTable* table, std::unique_ptr<SnapshotFile> file)
+    : table_(table), file_(std::move(file)) {}
+
+absl::StatusOr<std::unique_ptr<SnapshotWriter>> SnapshotWriter::Open(CounterTable* table,
+                                                                     const std::string& data_dir) {
+  ASSIGN_OR_RETURN(
+      std::unique_ptr<SnapshotFile> file,
+      SnapshotFile::OpenForWrite(absl::StrCat(data_dir, "/", kSnapshotFile), table->capacity()));
+  return std::unique_ptr<SnapshotWriter>(new SnapshotWriter(table, std::move(file)));
+}
+
+absl::StatusOr<SnapshotMetaInfo> SnapshotWriter::Write() {
+  SnapshotControl& control = table_->snapshot_control();
+  absl::Time start = absl::Now();
+  buffer_.clear();
+  uint64_t count = 0;
+  uint64_t max_pause_ns =
+      table_->SnapshotForEach([this, &count](std::string_view key, int64_t value) {
+        AppendSnapshotRecord(&buffer_, key, value);
+        ++count;
+      });
+  absl::StatusOr<SnapshotMetaInfo> meta = file_->Write(buffer_, count, table_->capacity());
+  uint64_t micros = static_cast<uint64_t>(absl::ToInt64Microseconds(absl::Now() - start));
+  if (!meta.ok()) {
+    control.failures.fetch_add(1, std::memory_order_relaxed);
+    control.last_failed.store(1, std::memory_order_release);
+    Log(LogLevel::kError,
+        "SNAPSHOT FAILED: it did not reach disk; the previous snapshot stays the newest valid one",
+        {{"error", meta.status().ToString()},
+         {"counters", count},
+         {"bytes", static_cast<uint64_t>(buffer_.size())},
+         {"failures", control.failures.load(std::memory_order_relaxed)}});
+    return meta.status();
+  }
+  control.counters.store(meta->counters, std::memory_order_relaxed);
+  control.bytes.store(meta->bytes, std::memory_order_relaxed);
+  control.micros.store(micros, std::memory_order_relaxed);
+  control.max_pause_ns.store(max_pause_ns, std::memory_order_relaxed);
+  control.unix_ns.store(meta->unix_ns, std::memory_order_relaxed);
+  control.last_failed.store(0, std::memory_order_relaxed);
+  control.generation.store(meta->generation, std::memory_order_release);
+  return meta;
+}
+
+}  // namespace countersd
