@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "shared/abseil_string_view.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 
@@ -17,7 +18,7 @@ namespace countersd {
 
 absl::Status ErrnoToStatus(int err, std::string_view call) {
   std::string msg =
-      absl::StrCat(std::string(call), " failed: ", std::strerror(err), " (errno ", err, ")");
+      absl::StrCat(Sv(call), " failed: ", std::strerror(err), " (errno ", err, ")");
   switch (err) {
     case ENOSPC:
     case EDQUOT:
@@ -55,7 +56,7 @@ absl::Status Sys::Close(int fd) {
 }
 
 absl::Status Sys::Fstat(int fd, struct stat* st, std::string_view what) {
-  if (::fstat(fd, st) != 0) return ErrnoToStatus(errno, absl::StrCat("fstat(", std::string(what), ")"));
+  if (::fstat(fd, st) != 0) return ErrnoToStatus(errno, absl::StrCat("fstat(", Sv(what), ")"));
   return absl::OkStatus();
 }
 
@@ -87,7 +88,7 @@ absl::StatusOr<int> OpenDataFile(Sys* sys, const std::string& path, int flags, m
 
 absl::Status Sys::Ftruncate(int fd, off_t size, std::string_view what) {
   if (::ftruncate(fd, size) != 0)
-    return ErrnoToStatus(errno, absl::StrCat("ftruncate(", std::string(what), ")"));
+    return ErrnoToStatus(errno, absl::StrCat("ftruncate(", Sv(what), ")"));
   return absl::OkStatus();
 }
 
@@ -98,7 +99,7 @@ absl::Status Sys::Pwrite(int fd, const void* buf, size_t len, off_t offset,
     ssize_t n = ::pwrite(fd, p, len, offset);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return ErrnoToStatus(errno, absl::StrCat("pwrite(", std::string(what), ")"));
+      return ErrnoToStatus(errno, absl::StrCat("pwrite(", Sv(what), ")"));
     }
     p += n;
     len -= static_cast<size_t>(n);
@@ -109,7 +110,7 @@ absl::Status Sys::Pwrite(int fd, const void* buf, size_t len, off_t offset,
 
 absl::StatusOr<void*> Sys::Mmap(size_t len, int prot, int flags, int fd, std::string_view what) {
   void* p = ::mmap(nullptr, len, prot, flags, fd, 0);
-  if (p == MAP_FAILED) return ErrnoToStatus(errno, absl::StrCat("mmap(", std::string(what), ")"));
+  if (p == MAP_FAILED) return ErrnoToStatus(errno, absl::StrCat("mmap(", Sv(what), ")"));
   return p;
 }
 
@@ -123,13 +124,13 @@ absl::Status Sys::Msync(void* addr, size_t len, std::string_view what) {
   const uintptr_t misalign = reinterpret_cast<uintptr_t>(addr) & kPageMask;
   char* start = static_cast<char*>(addr) - misalign;
   if (::msync(start, len + misalign, MS_SYNC) != 0) {
-    return ErrnoToStatus(errno, absl::StrCat("msync(", std::string(what), ")"));
+    return ErrnoToStatus(errno, absl::StrCat("msync(", Sv(what), ")"));
   }
   return absl::OkStatus();
 }
 
 absl::Status Sys::Fsync(int fd, std::string_view what) {
-  if (::fsync(fd) != 0) return ErrnoToStatus(errno, absl::StrCat("fsync(", std::string(what), ")"));
+  if (::fsync(fd) != 0) return ErrnoToStatus(errno, absl::StrCat("fsync(", Sv(what), ")"));
   return absl::OkStatus();
 }
 

@@ -37,6 +37,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "shared/abseil_string_view.h"
 #include "shared/key_hash.h"
 #include "shared/status_macros.h"
 #include "shared/table_internal.h"
@@ -101,7 +102,7 @@ void RecordBootId(TableHeader* h, const std::string& boot_id) {
 
 absl::Status Mismatch(std::string_view what, uint64_t found, uint64_t expected) {
   return absl::FailedPreconditionError(
-      absl::StrCat("map file ", std::string(what), " is ", found, ", expected ", expected));
+      absl::StrCat("map file ", Sv(what), " is ", found, ", expected ", expected));
 }
 
 }  // namespace
@@ -151,7 +152,7 @@ absl::Status CounterTable::ValidateContents() const {
       if (s.seq.load(std::memory_order_relaxed) & 1) continue;  // mid-rewrite: repair's
       auto bad = [&](std::string_view why) {
         return absl::FailedPreconditionError(
-            absl::StrCat("map file slot ", i, " of region ", r, " ", std::string(why),
+            absl::StrCat("map file slot ", i, " of region ", r, " ", Sv(why),
                          ": the file is corrupt"));
       };
       if (s.state != layout::kLive) return bad(absl::StrCat("has unknown state ", s.state));
