@@ -140,9 +140,7 @@ check_image() {
 
 # Run alone: tests/container/build_image.sh [BUILD_DIR]
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
-  set -uo pipefail
   # shellcheck source=tests/container/lib.sh
   source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-  ct_watchdog "$@"
-  ct_main "${1:-}" build_image
+  ct_run "build_image" "$@"
 fi

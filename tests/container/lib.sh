@@ -3,12 +3,12 @@
 # and by each part when it is run alone): the run's names and directories,
 # the PASS/FAIL bookkeeping, the cleanup of everything a run creates, the
 # podman flags, the prerequisites step and the summary. Nothing here runs
-# when it is sourced; ct_main runs a test.
+# when it is sourced; ct_run runs a test.
 #
-#   ct_watchdog "$@"                bound the whole run (re-executes the script
-#                                   under `timeout`, once)
-#   ct_main BUILD_DIR PART...       set up, check prerequisites, run each PART
-#                                   (a function) in turn, print the summary;
+#   ct_run "PART..." "$@"           the whole run of a script called with
+#                                   [BUILD_DIR]: bound it (ct_watchdog), set
+#                                   up, check prerequisites, run each PART (a
+#                                   function) in turn, print the summary;
 #                                   returns 0 if no check failed
 #
 # Reporting: ok NAME, bad NAME [WHY], skip NAME [WHY] count one check each;
@@ -134,4 +134,13 @@ ct_main() {
   local part
   for part in "$@"; do "$part"; done
   report_summary
+}
+
+ct_run() {
+  local parts=$1
+  shift
+  set -uo pipefail
+  ct_watchdog "$@"
+  # shellcheck disable=SC2086  # one word per part
+  ct_main "${1:-}" $parts
 }

@@ -36,11 +36,10 @@ set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/container/lib.sh
 source "$here/lib.sh"
-ct_watchdog "$@"
 # shellcheck source=tests/container/static_checks.sh
 source "$here/static_checks.sh"
 # shellcheck source=tests/container/build_image.sh
 source "$here/build_image.sh"
 # shellcheck source=tests/container/scenarios.sh
 source "$here/scenarios.sh"
-ct_main "${1:-}" static_checks build_image scenarios
+ct_run "static_checks build_image scenarios" "$@"

@@ -404,9 +404,7 @@ reuse_image() {
 
 # Run alone: tests/container/scenarios.sh [BUILD_DIR]
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
-  set -uo pipefail
   # shellcheck source=tests/container/lib.sh
   source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-  ct_watchdog "$@"
-  ct_main "${1:-}" reuse_image scenarios
+  ct_run "reuse_image scenarios" "$@"
 fi

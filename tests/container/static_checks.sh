@@ -97,9 +97,7 @@ check_systemd_unit() {
 
 # Run alone: tests/container/static_checks.sh [BUILD_DIR]
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
-  set -uo pipefail
   # shellcheck source=tests/container/lib.sh
   source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-  ct_watchdog "$@"
-  ct_main "${1:-}" static_checks
+  ct_run "static_checks" "$@"
 fi
