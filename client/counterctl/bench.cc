@@ -1,19 +1,17 @@
-// `counterctl bench`: a closed-loop load generator for countersd.
+// `counterctl bench`: a closed-loop load generator for countersd. This file
+// is the verb (its flags, its report); the load itself is bench_load.h
+// (CallSlots and the run loop) with its two engines, bench_async.cc and
+// bench_callback.cc.
 //
 // How it works:
 //  1. It opens --connections channels. Each has its own subchannel pool
 //     (GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL) and a distinct channel argument, so
 //     each is its own TCP connection and SO_REUSEPORT spreads them over the
 //     daemon's handlers. It waits until every channel is connected.
-//  2. It creates --concurrency CallSlots, spread round-robin over the
-//     channels. A CallSlot owns everything one call needs (context, request,
-//     response, a latency histogram) and keeps exactly one call in flight:
-//     when a call finishes it records it and issues the next one from the same
-//     objects. The request and response messages are reused (their strings
-//     and repeated fields keep their capacity), the context is re-constructed
-//     in place, the async reader lives in the call's arena, and the keys are
-//     formatted once up front, so a call costs no heap allocation of ours.
-//     Two gRPC APIs can drive the slots (--api):
+//  2. Bench::Run keeps --concurrency calls in flight over them, one per
+//     CallSlot, each slot re-issuing from the same objects when its call
+//     ends, so a call costs no heap allocation of ours. Two gRPC APIs can
+//     drive the slots (--api):
 //      - async (default): one CompletionQueue per client thread (--threads,
 //        default 1); each thread polls its queue, records the finished call
 //        and re-issues from the same thread, with no thread hand-off;
@@ -34,370 +32,35 @@
 //     was measured so far.
 #include <grpc/support/time.h>
 #include <grpcpp/channel.h>
-#include <grpcpp/client_context.h>
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/support/channel_arguments.h>
-#include <grpcpp/support/client_callback.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
-#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <memory>
-#include <optional>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
-#include "absl/time/clock.h"
 #include "client/client.h"
+#include "client/counterctl/bench_load.h"
 #include "client/counterctl/cli.h"
 #include "client/counterctl/latency_histogram.h"
 #include "client/counterctl/output.h"
 #include "client/counterctl/verbs.h"
-#include "counters/v1/counters.grpc.pb.h"
 
 namespace countersd::ctl {
 namespace {
 
-namespace v1 = ::counters::v1;
-using Clock = std::chrono::steady_clock;
-
-enum class RpcKind { kIncrement, kBatch, kGet };
-// Which gRPC client API drives the calls.
-//  kCallback: ClientUnaryReactor; completions run on gRPC's own threads.
-//  kAsync: CompletionQueue per client thread (--threads); each thread polls
-//          its queue and re-issues from the same thread, with no hand-offs.
-enum class Engine { kCallback, kAsync };
-
-absl::string_view RpcName(RpcKind k) {
-  switch (k) {
-    case RpcKind::kIncrement:
-      return "increment";
-    case RpcKind::kBatch:
-      return "batch";
-    case RpcKind::kGet:
-      return "get";
-  }
-  return "?";
-}
-
-struct BenchConfig {
-  RpcKind rpc = RpcKind::kIncrement;
-  int64_t keys = 1000;
-  int64_t batch = 100;  // increments per call for kBatch
-  int64_t connections = 8;
-  int64_t concurrency = 64;
-  std::optional<absl::Duration> duration;  // default 10s when --requests is absent
-  int64_t requests = 0;                    // 0: no limit
-  absl::Duration warmup = absl::Seconds(1);
-  std::string key_prefix = "bench:";
-  absl::Duration timeout = absl::Seconds(5);
-  Engine engine = Engine::kAsync;
-  int64_t threads = 1;  // kAsync only
-};
+using Clock = BenchClock;
 
 volatile std::sig_atomic_t g_interrupted = 0;
 void OnInterrupt(int) { g_interrupted = 1; }
-
-class Bench;
-
-// Keeps one call in flight at a time; see the top of this file.
-// With Engine::kAsync the same object is the completion-queue tag; its
-// reactor part is unused.
-class CallSlot final : public grpc::ClientUnaryReactor {
- public:
-  // `cq` is the slot's completion queue for Engine::kAsync, else null.
-  CallSlot(Bench* bench, v1::CounterService::Stub* stub, grpc::CompletionQueue* cq, uint64_t seed);
-
-  // Starts the next call and returns true, or tells the Bench this slot is
-  // finished and returns false (then `this` must not be touched again by
-  // the caller, except by an async thread that still owns its queue).
-  bool Issue();
-  // Records a finished call.
-  void Complete(const grpc::Status& status);
-  // Callback engine: record, then issue the next call.
-  void OnDone(const grpc::Status& status) override {
-    Complete(status);
-    Issue();
-  }
-  // Async engine: the status Finish() filled in.
-  const grpc::Status& async_status() const { return async_status_; }
-
-  // Results, read by the main thread only after every slot finished.
-  LatencyHistogram histogram;
-  uint64_t ok = 0;
-  std::array<uint64_t, 17> errors_by_code{};
-  std::string first_error;
-  Clock::time_point last_done{};
-  // Completed calls (OK / failed), for the progress line. Written by this
-  // slot only (relaxed), read by the main thread.
-  std::atomic<uint64_t> progress_ok{0};
-  std::atomic<uint64_t> progress_errors{0};
-
- private:
-  const std::string& NextKey();
-
-  Bench* const bench_;
-  v1::CounterService::Stub* const stub_;
-  grpc::CompletionQueue* const cq_;
-  uint64_t rng_;
-  std::optional<grpc::ClientContext> context_;
-  Clock::time_point started_{};
-  bool measured_ = false;
-  v1::IncrementRequest increment_request_;
-  v1::IncrementResponse increment_response_;
-  v1::IncrementBatchRequest batch_request_;
-  v1::IncrementBatchResponse batch_response_;
-  v1::GetRequest get_request_;
-  v1::GetResponse get_response_;
-  // Async engine. The readers live in the call's arena (no heap allocation)
-  // and are replaced by the next call's.
-  grpc::Status async_status_;
-  std::unique_ptr<grpc::ClientAsyncResponseReader<v1::IncrementResponse>> increment_reader_;
-  std::unique_ptr<grpc::ClientAsyncResponseReader<v1::IncrementBatchResponse>> batch_reader_;
-  std::unique_ptr<grpc::ClientAsyncResponseReader<v1::GetResponse>> get_reader_;
-};
-
-class Bench {
- public:
-  explicit Bench(const BenchConfig& config) : config_(config) {
-    keys_.reserve(config.keys);
-    for (int64_t i = 0; i < config.keys; ++i) keys_.push_back(absl::StrCat(config.key_prefix, i));
-  }
-
-  const BenchConfig& config() const { return config_; }
-  const std::vector<std::string>& keys() const { return keys_; }
-  gpr_timespec Deadline() const {
-    return gpr_time_add(
-        gpr_now(GPR_CLOCK_MONOTONIC),
-        gpr_time_from_nanos(absl::ToInt64Nanoseconds(config_.timeout), GPR_TIMESPAN));
-  }
-
-  // Decides whether a slot may start a call at `now`, and whether that call
-  // is measured (started after the warm-up).
-  bool ShouldIssue(Clock::time_point now, bool* measured) {
-    if (stop_.load(std::memory_order_relaxed)) return false;
-    *measured = now >= window_start_;
-    if (!*measured) return true;
-    if (has_end_ && now >= window_end_) return false;
-    if (config_.requests > 0) {
-      return requests_left_.fetch_sub(1, std::memory_order_relaxed) > 0;
-    }
-    return true;
-  }
-
-  void SlotFinished() {
-    if (active_.fetch_sub(1, std::memory_order_acq_rel) == 1) all_done_.Notify();
-  }
-
-  // Runs the load; returns once every slot has finished.
-  void Run(std::vector<std::shared_ptr<grpc::Channel>>& channels, bool progress);
-  void Stop() { stop_.store(true, std::memory_order_relaxed); }
-
-  std::vector<std::unique_ptr<CallSlot>>& slots() { return slots_; }
-  Clock::time_point window_start() const { return window_start_; }
-
- private:
-  void PrintProgress(Clock::time_point start);
-
-  const BenchConfig config_;
-  std::vector<std::string> keys_;
-  std::vector<std::unique_ptr<v1::CounterService::Stub>> stubs_;
-  std::vector<std::unique_ptr<CallSlot>> slots_;
-  Clock::time_point window_start_{};
-  Clock::time_point window_end_{};
-  bool has_end_ = false;
-  std::atomic<bool> stop_{false};
-  std::atomic<int64_t> requests_left_{0};
-  std::atomic<int64_t> active_{0};
-  absl::Notification all_done_;
-  uint64_t last_progress_ok_ = 0;
-  Clock::time_point last_progress_time_{};
-};
-
-CallSlot::CallSlot(Bench* bench, v1::CounterService::Stub* stub, grpc::CompletionQueue* cq,
-                   uint64_t seed)
-    : bench_(bench), stub_(stub), cq_(cq), rng_(seed | 1) {
-  const BenchConfig& c = bench->config();
-  increment_request_.set_delta(1);
-  if (c.rpc == RpcKind::kBatch) {
-    batch_request_.mutable_increments()->Reserve(static_cast<int>(c.batch));
-    for (int64_t i = 0; i < c.batch; ++i) batch_request_.add_increments()->set_delta(1);
-  }
-}
-
-const std::string& CallSlot::NextKey() {
-  // xorshift64*: cheap, good enough to spread keys uniformly.
-  rng_ ^= rng_ >> 12;
-  rng_ ^= rng_ << 25;
-  rng_ ^= rng_ >> 27;
-  const uint64_t r = rng_ * 0x2545F4914F6CDD1DULL;
-  const auto& keys = bench_->keys();
-  return keys[(r >> 11) % keys.size()];
-}
-
-bool CallSlot::Issue() {
-  const Clock::time_point now = Clock::now();
-  if (!bench_->ShouldIssue(now, &measured_)) {
-    bench_->SlotFinished();  // the callback engine's last touch of `this`
-    return false;
-  }
-  started_ = now;
-  // The previous call's reader lives in the previous context's call arena:
-  // drop it before that context goes.
-  increment_reader_.reset();
-  batch_reader_.reset();
-  get_reader_.reset();
-  context_.emplace();
-  context_->set_deadline(bench_->Deadline());
-  void* tag = this;
-  switch (bench_->config().rpc) {
-    case RpcKind::kIncrement:
-      increment_request_.set_key(NextKey());
-      if (cq_ != nullptr) {
-        increment_reader_ = stub_->PrepareAsyncIncrement(&*context_, increment_request_, cq_);
-        increment_reader_->StartCall();
-        increment_reader_->Finish(&increment_response_, &async_status_, tag);
-        return true;
-      }
-      stub_->async()->Increment(&*context_, &increment_request_, &increment_response_, this);
-      break;
-    case RpcKind::kBatch:
-      for (v1::IncrementRequest& inc : *batch_request_.mutable_increments()) {
-        inc.set_key(NextKey());
-      }
-      if (cq_ != nullptr) {
-        batch_reader_ = stub_->PrepareAsyncIncrementBatch(&*context_, batch_request_, cq_);
-        batch_reader_->StartCall();
-        batch_reader_->Finish(&batch_response_, &async_status_, tag);
-        return true;
-      }
-      stub_->async()->IncrementBatch(&*context_, &batch_request_, &batch_response_, this);
-      break;
-    case RpcKind::kGet:
-      get_request_.set_key(NextKey());
-      if (cq_ != nullptr) {
-        get_reader_ = stub_->PrepareAsyncGet(&*context_, get_request_, cq_);
-        get_reader_->StartCall();
-        get_reader_->Finish(&get_response_, &async_status_, tag);
-        return true;
-      }
-      stub_->async()->Get(&*context_, &get_request_, &get_response_, this);
-      break;
-  }
-  StartCall();
-  return true;
-}
-
-void CallSlot::Complete(const grpc::Status& status) {
-  const Clock::time_point now = Clock::now();
-  if (status.ok()) {
-    if (measured_) {
-      histogram.Record(static_cast<uint64_t>(
-          std::chrono::duration_cast<std::chrono::nanoseconds>(now - started_).count()));
-      ++ok;
-      last_done = now;
-    }
-    progress_ok.store(progress_ok.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  } else {
-    if (measured_) {
-      const size_t code = static_cast<size_t>(status.error_code());
-      ++errors_by_code[code < errors_by_code.size() ? code : 2 /* UNKNOWN */];
-      if (first_error.empty()) {
-        first_error = absl::StrCat(
-            absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code())), ": ",
-            status.error_message());
-      }
-      last_done = now;
-    }
-    progress_errors.store(progress_errors.load(std::memory_order_relaxed) + 1,
-                          std::memory_order_relaxed);
-  }
-}
-
-// One client thread of the async engine: starts its slots' first calls, then
-// completes and re-issues until every one of its slots is finished, then
-// shuts its queue down and drains it.
-void RunAsyncThread(grpc::CompletionQueue* cq, const std::vector<CallSlot*>& slots) {
-  size_t active = 0;
-  for (CallSlot* slot : slots) active += slot->Issue() ? 1 : 0;
-  void* tag;
-  bool ok;
-  while (active > 0 && cq->Next(&tag, &ok)) {
-    CallSlot* slot = static_cast<CallSlot*>(tag);
-    slot->Complete(slot->async_status());
-    if (!slot->Issue()) --active;
-  }
-  cq->Shutdown();
-  while (cq->Next(&tag, &ok)) {
-  }
-}
-
-void Bench::Run(std::vector<std::shared_ptr<grpc::Channel>>& channels, bool progress) {
-  for (auto& ch : channels) stubs_.push_back(v1::CounterService::NewStub(ch));
-  const bool async = config_.engine == Engine::kAsync;
-  const int64_t threads = async ? std::min(config_.threads, config_.concurrency) : 0;
-  std::vector<std::unique_ptr<grpc::CompletionQueue>> queues;
-  std::vector<std::vector<CallSlot*>> slots_of_thread(threads);
-  for (int64_t t = 0; t < threads; ++t) queues.push_back(std::make_unique<grpc::CompletionQueue>());
-  uint64_t seed = static_cast<uint64_t>(absl::ToUnixNanos(absl::Now())) ^ 0x9E3779B97F4A7C15ULL;
-  for (int64_t i = 0; i < config_.concurrency; ++i) {
-    seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
-    grpc::CompletionQueue* cq = async ? queues[i % threads].get() : nullptr;
-    slots_.push_back(std::make_unique<CallSlot>(this, stubs_[i % stubs_.size()].get(), cq, seed));
-    if (async) slots_of_thread[i % threads].push_back(slots_.back().get());
-  }
-  const Clock::time_point start = Clock::now();
-  window_start_ = start + absl::ToChronoNanoseconds(config_.warmup);
-  if (config_.duration.has_value()) {
-    has_end_ = true;
-    window_end_ = window_start_ + absl::ToChronoNanoseconds(*config_.duration);
-  }
-  requests_left_.store(config_.requests, std::memory_order_relaxed);
-  active_.store(static_cast<int64_t>(slots_.size()), std::memory_order_relaxed);
-  std::vector<std::thread> workers;
-  if (async) {
-    for (int64_t t = 0; t < threads; ++t) {
-      workers.emplace_back(RunAsyncThread, queues[t].get(), std::cref(slots_of_thread[t]));
-    }
-  } else {
-    for (auto& slot : slots_) slot->Issue();
-  }
-  while (!all_done_.WaitForNotificationWithTimeout(absl::Seconds(1))) {
-    if (g_interrupted) Stop();
-    if (progress) PrintProgress(start);
-  }
-  for (std::thread& w : workers) w.join();
-  if (progress) fputs("\r\033[K", stderr);
-}
-
-void Bench::PrintProgress(Clock::time_point start) {
-  uint64_t ok = 0, errors = 0;
-  for (auto& s : slots_) {
-    ok += s->progress_ok.load(std::memory_order_relaxed);
-    errors += s->progress_errors.load(std::memory_order_relaxed);
-  }
-  const Clock::time_point now = Clock::now();
-  if (last_progress_time_ == Clock::time_point{}) last_progress_time_ = start;
-  const double dt = std::chrono::duration<double>(now - last_progress_time_).count();
-  const double rate = dt > 0 ? (ok - last_progress_ok_) / dt : 0.0;
-  last_progress_ok_ = ok;
-  last_progress_time_ = now;
-  const double t = std::chrono::duration<double>(now - start).count();
-  std::string line = absl::StrFormat("\r\033[K%6.1fs %s  %s calls/s  %s ok  %s errors", t,
-                                     now < window_start_ ? "warm-up " : "measured",
-                                     WithThousands(static_cast<uint64_t>(rate)), WithThousands(ok),
-                                     WithThousands(errors));
-  fputs(line.c_str(), stderr);
-  fflush(stderr);
-}
 
 // Creates each key once (IncrementBatch with delta 0) so that `get` finds them.
 absl::Status CreateKeys(const std::shared_ptr<grpc::Channel>& channel, const BenchConfig& config,
@@ -515,7 +178,7 @@ int RunBench(const Invocation& inv) {
   sa.sa_handler = OnInterrupt;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, &old_sa);
-  bench.Run(channels, progress);
+  bench.Run(channels, progress, &g_interrupted);
   sigaction(SIGINT, &old_sa, nullptr);
 
   // Merge the slots' results.

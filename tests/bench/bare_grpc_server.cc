@@ -30,13 +30,13 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "counters/v1/counters.grpc.pb.h"
+#include "tests/tool_flags.h"
 
 namespace {
 
@@ -182,29 +182,27 @@ int main(int argc, char** argv) {
   std::string api = "callback";
   int threads = static_cast<int>(std::thread::hardware_concurrency());
   int processes = 1;
-  for (int i = 1; i < argc; ++i) {
-    std::string_view arg = argv[i];
-    if (arg.rfind("--listen=", 0) == 0) {
-      listen = std::string(arg.substr(9));
-    } else if (arg.rfind("--api=", 0) == 0) {
-      api = std::string(arg.substr(6));
-    } else if (arg.rfind("--processes=", 0) == 0) {
-      processes = std::atoi(std::string(arg.substr(12)).c_str());
-    } else if (arg.rfind("--threads=", 0) == 0) {
-      threads = std::atoi(std::string(arg.substr(10)).c_str());
-    } else if (arg == "--deadlock-detection=off") {
-      absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-    } else {
-      api = "";
-    }
-    if ((api != "callback" && api != "sync" && api != "async") || threads < 1 || processes < 1 ||
-        processes > 64) {
-      std::fprintf(stderr,
-                   "Usage: bare_grpc_server [--listen=HOST:PORT] [--api=callback|sync|async]\n"
-                   "                        [--threads=N (async; default: CPUs)]\n"
-                   "                        [--processes=N] [--deadlock-detection=off]\n");
-      return 2;
-    }
+  std::string deadlock_detection = "on";
+  countersd::testing::ToolFlags flags(
+      "bare_grpc_server",
+      "The counters.v1 gRPC service with only an in-process hash map behind it; prints\n"
+      "\"listening on HOST:PORT\" when it serves, stops on SIGTERM or SIGINT.");
+  flags.Add("listen", &listen, "HOST:PORT", "address to serve on (port 0: a free one)");
+  flags.Add("api", &api, "callback|sync|async", "gRPC server API");
+  flags.Add("threads", &threads, "N", "completion-queue threads for --api=async");
+  flags.Add("processes", &processes, "N", "pre-forked processes on the same port (1..64)");
+  flags.Add("deadlock-detection", &deadlock_detection, "on|off",
+            "Abseil's mutex deadlock detection");
+  flags.Parse(argc, argv);
+  if (api != "callback" && api != "sync" && api != "async") {
+    flags.Fail("--api must be callback, sync or async");
+  }
+  if (threads < 1) flags.Fail("--threads must be >= 1");
+  if (processes < 1 || processes > 64) flags.Fail("--processes must be 1..64");
+  if (deadlock_detection == "off") {
+    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  } else if (deadlock_detection != "on") {
+    flags.Fail("--deadlock-detection must be on or off");
   }
   // --processes=N: pre-fork like countersd, before any gRPC object exists;
   // every process serves the same port (gRPC sets SO_REUSEPORT). Port 0 is

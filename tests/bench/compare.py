@@ -649,8 +649,12 @@ def run_table_bench(cfg, tmp, results):
 # ---- the report ---------------------------------------------------------------
 
 
-def build_report(cfg, results):
-    cells = results.get("cells", {})
+def ratio(a, b):
+    return a / b if a and b else None
+
+
+def cell_medians(cells):
+    """The median of each cell's runs, by field."""
     med = {}
     for k, runs in cells.items():
         med[k] = dict(ops=median([r["ops"] for r in runs]),
@@ -659,7 +663,11 @@ def build_report(cfg, results):
                       server_cores=median([r.get("server_cores") for r in runs]),
                       client_cores=median([r.get("client_cores") for r in runs]),
                       n=sum(1 for r in runs if r["ops"] is not None))
-    results["medians"] = med
+    return med
+
+
+def report_header(cfg, results):
+    """The title, the machine, the peers and the key distribution."""
     lines = []
     add = lines.append
     host = platform.node()
@@ -687,6 +695,14 @@ def build_report(cfg, results):
     add(f"Keys: uniform over {cfg.keys:,} keys, a fresh draw per increment. "
         f"Each cell: {cfg.reps} runs of ~{cfg.seconds} s, median shown.")
     add("")
+    return lines
+
+
+def report_comparison(results, med):
+    """The side-by-side table, what drove each system, and the calls per handler."""
+    cells = results.get("cells", {})
+    lines = []
+    add = lines.append
     add("| workload | system | increments/s | p50 | p99 | countersd ÷ system, throughput | "
         "countersd ÷ system, p50 | cores busy, server / client | server CPU per increment |")
     add("|---|---|---:|---:|---:|---:|---:|---:|---:|")
@@ -745,10 +761,15 @@ def build_report(cfg, results):
         add("Calls per handler (first round; SO_REUSEPORT spreads connections, not calls): "
             + "; ".join(parts) + ".")
         add("")
+    return lines
 
-    # Targets.
+
+def report_targets(results, med):
+    """The targets of issue 6, each with its measured figure and verdict."""
     tb = results.get("table_bench", {})
     big = results.get("big", {})
+    lines = []
+    add = lines.append
 
     def tbv(name, field):
         b = tb.get(name)
@@ -758,10 +779,6 @@ def build_report(cfg, results):
     add("")
     add("| # | target | measured | verdict |")
     add("|---|---|---|---|")
-
-    def ratio(a, b):
-        return a / b if a and b else None
-
     r1 = ratio((med.get("unary64/countersd") or {}).get("ops"),
                (med.get("unary64/redis") or {}).get("ops"))
     add(f"| 1 | unary Increment, 64 in flight ≥ 1.0× Redis (no persistence) | {fmt_ratio(r1)} "
@@ -846,14 +863,20 @@ def build_report(cfg, results):
         f"{big.get('capacity', 0):,}) | {verdict(bpc is not None and bpc <= 256, bpc is not None)} |")
     rs = [r["seconds"] for r in big.get("restart_clean", [])]
     fresh = big.get("startup_fresh_s")
-    worst = max([x for x in rs + [fresh] if x is not None], default=None)
+    slowest = max([x for x in rs + [fresh] if x is not None], default=None)
     add(f"| 6c | startup of a 1,000,000-counter table ≤ 1 s | fresh "
         f"{fmt_us(fresh * 1e6 if fresh else None)}; restart with 1,000,000 counters median "
         f"{fmt_us(median(rs) * 1e6 if rs else None)}, max {fmt_us(max(rs) * 1e6 if rs else None)} "
-        f"| {verdict(worst is not None and worst <= 1.0, worst is not None)} |")
+        f"| {verdict(slowest is not None and slowest <= 1.0, slowest is not None)} |")
     add("")
+    return lines
 
-    # Details.
+
+def report_table_bench(results):
+    """tests/bench/table_bench's figures, one row per benchmark."""
+    tb = results.get("table_bench", {})
+    lines = []
+    add = lines.append
     add("## Table microbenchmarks (tests/bench/table_bench)")
     add("")
     if tb:
@@ -871,6 +894,14 @@ def build_report(cfg, results):
     else:
         add(f"table_bench failed: {results.get('table_bench_error', 'not run')}")
     add("")
+    return lines
+
+
+def report_daemon_snapshots(results):
+    """The aggregator's snapshot lines under load, one row per table size."""
+    big = results.get("big", {})
+    lines = []
+    add = lines.append
     add("## Snapshots in the daemon (aggregator's own log lines, increments running)")
     add("")
     add("| counters | capacity | snapshots | snapshot time (copy + write + msync), median / max | "
@@ -890,21 +921,37 @@ def build_report(cfg, results):
             f"{fmt_us(median(pau))} / {fmt_us(max(pau) if pau else None)} | {fmt_ops(ld['ops'])} | "
             f"{fmt_us(ld['p99_us'])} / {fmt_us(ld['max_us'])} |")
     add("")
+    return lines
+
+
+MEMORY_FIELDS = ("VmRSS", "RssAnon", "RssFile", "RssShmem", "Pss", "Pss_Anon")
+
+
+def memory_table(rows):
+    """A table of memory figures (KiB), one row per (process name, figures)."""
+    lines = ["| process | " + " | ".join(MEMORY_FIELDS) + " |",
+             "|---|" + "---:|" * len(MEMORY_FIELDS)]
+    for name, m in rows:
+        lines.append(f"| {name} | " + " | ".join(f"{m.get(k, 0):,}" for k in MEMORY_FIELDS)
+                     + " |")
+    return lines
+
+
+def report_memory(cfg, results):
+    """Memory per process: under the comparison load, and with 1,000,000 counters."""
+    big = results.get("big", {})
+    lines = []
+    add = lines.append
     add("## Resources")
     add("")
     add("Memory per process, maximum sampled every 0.25 s under the comparison load "
         f"({cfg.keys:,} keys), KiB:")
     add("")
-    add("| process | VmRSS | RssAnon | RssFile | RssShmem | Pss | Pss_Anon |")
-    add("|---|---:|---:|---:|---:|---:|---:|")
     memk = results.get("memory_kib", {})
     rows = [(f"handler {p}", m) for p, m in memk.get("handlers", {}).items()]
     rows += [(f"aggregator {p}", m) for p, m in memk.get("aggregator", {}).items()]
     rows.append(("supervisor", memk.get("supervisor", {})))
-    for name, m in rows:
-        add(f"| {name} | " + " | ".join(f"{m.get(k, 0):,}" for k in
-                                        ("VmRSS", "RssAnon", "RssFile", "RssShmem", "Pss",
-                                         "Pss_Anon")) + " |")
+    lines += memory_table(rows)
     s1m = big.get("snapshots_1000000", {}).get("memory_kib", {})
     if s1m:
         add("")
@@ -912,14 +959,18 @@ def build_report(cfg, results):
             "RssFile/RssShmem is the shared table, counted once per process in VmRSS, split "
             "between them in Pss):")
         add("")
-        add("| process | VmRSS | RssAnon | RssFile | RssShmem | Pss | Pss_Anon |")
-        add("|---|---:|---:|---:|---:|---:|---:|")
-        for p, m in s1m.items():
-            add(f"| handler {p} | " + " | ".join(f"{m.get(k, 0):,}" for k in
-                                               ("VmRSS", "RssAnon", "RssFile", "RssShmem", "Pss",
-                                                "Pss_Anon")) + " |")
+        lines += memory_table([(f"handler {p}", m) for p, m in s1m.items()])
     add("")
+    return lines
+
+
+def report_files_and_startup(results):
+    """The closing list: file sizes, startup, stop and fill times."""
+    big = results.get("big", {})
+    lines = []
+    add = lines.append
     if big:
+        bpc = ratio(big.get("map_file_bytes"), big.get("capacity"))
         add(f"- Map file: {big.get('map_file_bytes', 0):,} bytes for a capacity of "
             f"{big.get('capacity', 0):,} = {bpc or 0:.1f} B per counter; "
             f"{big.get('map_file_allocated_bytes_full', 0):,} bytes allocated on disk when full. "
@@ -945,6 +996,21 @@ def build_report(cfg, results):
             "micros = copy + write + msync, max_pause_ns = longest stop of increments it "
             "caused) while 64 increments are in flight over all the counters.")
     add("")
+    return lines
+
+
+def build_report(cfg, results):
+    """The Markdown report of a run's results; also stores the cells' medians in
+    results["medians"]."""
+    med = cell_medians(results.get("cells", {}))
+    results["medians"] = med
+    lines = (report_header(cfg, results)
+             + report_comparison(results, med)
+             + report_targets(results, med)
+             + report_table_bench(results)
+             + report_daemon_snapshots(results)
+             + report_memory(cfg, results)
+             + report_files_and_startup(results))
     return "\n".join(lines) + "\n"
 
 

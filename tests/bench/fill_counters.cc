@@ -8,63 +8,30 @@
 //                 [--delta=1] [--batch=1000]
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "client/client.h"
-
-namespace {
-
-[[noreturn]] void Usage(const std::string& message) {
-  std::fprintf(stderr,
-               "fill_counters: %s\n"
-               "Usage: fill_counters --addr=HOST:PORT --counters=N [--prefix=counter:] "
-               "[--delta=1] [--batch=1000]\n",
-               message.c_str());
-  std::exit(2);
-}
-
-}  // namespace
+#include "tests/tool_flags.h"
 
 int main(int argc, char** argv) {
   std::string addr;
   std::string prefix = "counter:";
   long long counters = 0, delta = 1, batch = 1000;
-  for (int i = 1; i < argc; ++i) {
-    std::string_view arg = argv[i];
-    size_t eq = arg.find('=');
-    if (arg.substr(0, 2) != "--" || eq == std::string_view::npos) {
-      Usage("bad argument '" + std::string(arg) + "'");
-    }
-    std::string name(arg.substr(2, eq - 2));
-    std::string value(arg.substr(eq + 1));
-    auto number = [&] {
-      char* end = nullptr;
-      long long v = std::strtoll(value.c_str(), &end, 10);
-      if (end == value.c_str() || *end != '\0') Usage("--" + name + " needs an integer");
-      return v;
-    };
-    if (name == "addr") {
-      addr = value;
-    } else if (name == "prefix") {
-      prefix = value;
-    } else if (name == "counters") {
-      counters = number();
-    } else if (name == "delta") {
-      delta = number();
-    } else if (name == "batch") {
-      batch = number();
-    } else {
-      Usage("unknown flag --" + name);
-    }
-  }
-  if (addr.empty()) Usage("--addr is required");
-  if (counters < 1) Usage("--counters must be >= 1");
-  if (batch < 1) Usage("--batch must be >= 1");
+  countersd::testing::ToolFlags flags(
+      "fill_counters",
+      "Creates (or bumps) the counters PREFIX0 .. PREFIX{N-1} of a running countersd\n"
+      "with IncrementBatch calls of --batch keys each, one call at a time.");
+  flags.Required("addr", &addr, "HOST:PORT", "the daemon");
+  flags.Required("counters", &counters, "N", "how many counters (>= 1)");
+  flags.Add("prefix", &prefix, "PREFIX", "key prefix");
+  flags.Add("delta", &delta, "D", "delta of every increment");
+  flags.Add("batch", &batch, "N", "keys per IncrementBatch call (>= 1)");
+  flags.Parse(argc, argv);
+  if (counters < 1) flags.Fail("--counters must be >= 1");
+  if (batch < 1) flags.Fail("--batch must be >= 1");
 
   countersd::ClientOptions options;
   options.timeout = absl::Seconds(30);

@@ -49,6 +49,8 @@
 #include <string_view>
 #include <vector>
 
+#include "tests/tool_flags.h"
+
 namespace {
 
 uint64_t NowNs() {
@@ -60,16 +62,6 @@ uint64_t NowNs() {
 [[noreturn]] void Die(const char* what) {
   std::fprintf(stderr, "memcached_incr_bench: %s: %s\n", what, std::strerror(errno));
   std::exit(1);
-}
-
-[[noreturn]] void Usage(const std::string& message) {
-  std::fprintf(stderr,
-               "memcached_incr_bench: %s\n"
-               "Usage: memcached_incr_bench --port=P [--host=127.0.0.1] [--connections=64]\n"
-               "       [--pipeline=1] [--keys=10000] [--duration=5] [--warmup=1]\n"
-               "       [--key-prefix=key:] [--max-samples=20000000]\n",
-               message.c_str());
-  std::exit(2);
 }
 
 struct Options {
@@ -86,50 +78,31 @@ struct Options {
 
 Options ParseOptions(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string_view arg = argv[i];
-    size_t eq = arg.find('=');
-    if (arg.substr(0, 2) != "--" || eq == std::string_view::npos) {
-      Usage("bad argument '" + std::string(arg) + "'");
-    }
-    std::string name(arg.substr(2, eq - 2));
-    std::string value(arg.substr(eq + 1));
-    char* end = nullptr;
-    auto number = [&]() {
-      errno = 0;
-      double v = std::strtod(value.c_str(), &end);
-      if (errno != 0 || end == value.c_str() || *end != '\0' || v < 0) {
-        Usage("--" + name + " needs a non-negative number, got '" + value + "'");
-      }
-      return v;
-    };
-    if (name == "host") {
-      o.host = value;
-    } else if (name == "port") {
-      o.port = static_cast<int>(number());
-    } else if (name == "connections") {
-      o.connections = static_cast<int>(number());
-    } else if (name == "pipeline") {
-      o.pipeline = static_cast<int>(number());
-    } else if (name == "keys") {
-      o.keys = static_cast<int64_t>(number());
-    } else if (name == "duration") {
-      o.duration = number();
-    } else if (name == "warmup") {
-      o.warmup = number();
-    } else if (name == "key-prefix") {
-      o.key_prefix = value;
-    } else if (name == "max-samples") {
-      o.max_samples = static_cast<size_t>(number());
-    } else {
-      Usage("unknown flag --" + name);
-    }
+  countersd::testing::ToolFlags flags(
+      "memcached_incr_bench",
+      "Closed-loop load of memcached `incr` commands (text protocol); prints one JSON\n"
+      "object with the field names of `counterctl bench --output=json`.");
+  flags.Required("port", &o.port, "P", "memcached's port (1..65535)");
+  flags.Add("host", &o.host, "IPV4", "memcached's address");
+  flags.Add("connections", &o.connections, "C",
+            "connections, one round trip in flight each (1..10000)");
+  flags.Add("pipeline", &o.pipeline, "N", "incr commands per round trip (1..100000)");
+  flags.Add("keys", &o.keys, "N", "distinct keys KEY_PREFIX0 .. KEY_PREFIX{N-1}");
+  flags.Add("duration", &o.duration, "SECONDS", "measured time");
+  flags.Add("warmup", &o.warmup, "SECONDS", "unmeasured warm-up before it");
+  flags.Add("key-prefix", &o.key_prefix, "PREFIX", "key prefix");
+  flags.Add("max-samples", &o.max_samples, "N",
+            "latencies kept; later ones are dropped and counted");
+  flags.Parse(argc, argv);
+  if (o.port <= 0 || o.port > 65535) flags.Fail("--port must be 1..65535");
+  if (o.connections < 1 || o.connections > 10000) flags.Fail("--connections must be 1..10000");
+  if (o.pipeline < 1 || o.pipeline > 100000) flags.Fail("--pipeline must be 1..100000");
+  if (o.keys < 1) flags.Fail("--keys must be >= 1");
+  if (o.duration <= 0) flags.Fail("--duration must be > 0");
+  if (o.warmup < 0) flags.Fail("--warmup must be >= 0");
+  if (in_addr a; inet_pton(AF_INET, o.host.c_str(), &a) != 1) {
+    flags.Fail("--host must be an IPv4 address");
   }
-  if (o.port <= 0 || o.port > 65535) Usage("--port must be 1..65535");
-  if (o.connections < 1 || o.connections > 10000) Usage("--connections must be 1..10000");
-  if (o.pipeline < 1 || o.pipeline > 100000) Usage("--pipeline must be 1..100000");
-  if (o.keys < 1) Usage("--keys must be >= 1");
-  if (o.duration <= 0) Usage("--duration must be > 0");
   return o;
 }
 
@@ -139,8 +112,7 @@ int Connect(const Options& o) {
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(o.port));
-  if (inet_pton(AF_INET, o.host.c_str(), &addr.sin_addr) != 1)
-    Usage("--host must be an IPv4 address");
+  inet_pton(AF_INET, o.host.c_str(), &addr.sin_addr);  // checked by ParseOptions
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) Die("connect");
   int one = 1;
   if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0)

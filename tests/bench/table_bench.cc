@@ -3,6 +3,7 @@
 //
 //   build/tests/bench/table_bench
 //   build/tests/bench/table_bench --benchmark_filter=Process
+//   build/tests/bench/table_bench --help
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "benchmark/benchmark.h"
 #include "shared/counter_table.h"
+#include "tests/tool_flags.h"
 
 namespace countersd {
 namespace {
@@ -146,7 +148,8 @@ void BM_SnapshotPause(benchmark::State& state) {
         std::max(max_pause, t->SnapshotForEach([&](std::string_view, int64_t) { ++counted; }));
   }
   state.counters["max_pause_us"] = max_pause / 1000.0;
-  state.counters["counters"] = static_cast<double>(counted) / static_cast<double>(state.iterations());
+  state.counters["counters"] =
+      static_cast<double>(counted) / static_cast<double>(state.iterations());
 }
 BENCHMARK(BM_SnapshotPause)->Arg(65536)->Arg(1000000)->Unit(benchmark::kMillisecond);
 
@@ -169,4 +172,18 @@ BENCHMARK(BM_OpenMillionCounterTable)->Unit(benchmark::kMillisecond)->Iterations
 }  // namespace
 }  // namespace countersd
 
-BENCHMARK_MAIN();
+// BENCHMARK_MAIN, with the tools' flag parser in front: the program has no
+// flags of its own, and Google Benchmark parses its --benchmark_* ones.
+int main(int argc, char** argv) {
+  countersd::testing::ToolFlags flags(
+      "table_bench", "Microbenchmarks of the shared-memory table (Google Benchmark).");
+  flags.PassThrough("benchmark_",
+                    "Google Benchmark's flags: --benchmark_filter=REGEX, "
+                    "--benchmark_format=json, ...");
+  flags.Parse(argc, argv);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -7,7 +7,8 @@
 // --max_failures, if set). Prints one line:
 //   acked_shared=N acked_own=M failed=F
 // and, with --values_out, writes the value returned by every acknowledged
-// shared-key increment, one per line. Exit code 0 unless the flags are bad.
+// shared-key increment, one per line. Exit code 0, or 2 if the flags are bad
+// (tests/tool_flags.h; --help lists them).
 //
 // It is a separate executable because gRPC must not be used in a process
 // forked from one that already used it.
@@ -15,35 +16,39 @@
 #include <fstream>
 #include <string>
 
-#include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "grpcpp/grpcpp.h"
 #include "tests/e2e/daemon_harness.h"
-
-ABSL_FLAG(std::string, address, "", "countersd address");
-ABSL_FLAG(std::string, shared_key, "load/shared", "key every client increments");
-ABSL_FLAG(std::string, own_key, "", "key only this client increments (empty: none)");
-ABSL_FLAG(int64_t, own_delta, 1, "delta for own_key increments");
-ABSL_FLAG(int, count, 5000, "increments per key");
-ABSL_FLAG(int, calls_per_channel, 500, "calls before switching to a new connection");
-ABSL_FLAG(int, deadline_ms, 10000, "deadline of each call");
-ABSL_FLAG(uint64_t, max_failures, 0, "stop after this many failed calls (0: never)");
-ABSL_FLAG(std::string, values_out, "", "file for the values of acknowledged shared increments");
+#include "tests/tool_flags.h"
 
 int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
-  const std::string address = absl::GetFlag(FLAGS_address);
-  if (address.empty()) {
-    std::fprintf(stderr, "--address is required\n");
-    return 2;
-  }
-  const std::string shared_key = absl::GetFlag(FLAGS_shared_key);
-  const std::string own_key = absl::GetFlag(FLAGS_own_key);
-  const int64_t own_delta = absl::GetFlag(FLAGS_own_delta);
-  const int count = absl::GetFlag(FLAGS_count);
-  const int per_channel = std::max(1, absl::GetFlag(FLAGS_calls_per_channel));
-  const int deadline_ms = absl::GetFlag(FLAGS_deadline_ms);
+  std::string address;
+  std::string shared_key = "load/shared";
+  std::string own_key;
+  int64_t own_delta = 1;
+  int count = 5000;
+  int calls_per_channel = 500;
+  int deadline_ms = 10000;
+  uint64_t max_failures = 0;
+  std::string values_out;
+  countersd::testing::ToolFlags flags(
+      "e2e_load_client",
+      "One client process of the end-to-end load tests: --count Increments of\n"
+      "--shared_key (and of --own_key), a new connection every --calls_per_channel\n"
+      "calls. Prints acked_shared=N acked_own=M failed=F.");
+  flags.Required("address", &address, "HOST:PORT", "countersd address");
+  flags.Add("shared_key", &shared_key, "KEY", "key every client increments");
+  flags.Add("own_key", &own_key, "KEY", "key only this client increments (empty: none)");
+  flags.Add("own_delta", &own_delta, "D", "delta for own_key increments");
+  flags.Add("count", &count, "N", "increments per key");
+  flags.Add("calls_per_channel", &calls_per_channel, "N",
+            "calls before switching to a new connection");
+  flags.Add("deadline_ms", &deadline_ms, "MS", "deadline of each call");
+  flags.Add("max_failures", &max_failures, "N", "stop after this many failed calls (0: never)");
+  flags.Add("values_out", &values_out, "PATH",
+            "file for the values of acknowledged shared increments");
+  flags.Parse(argc, argv);
+  const int per_channel = std::max(1, calls_per_channel);
 
   std::string values;
   uint64_t acked_shared = 0, acked_own = 0, failed = 0;
@@ -65,7 +70,6 @@ int main(int argc, char** argv) {
     *value = resp.value();
     return true;
   };
-  const uint64_t max_failures = absl::GetFlag(FLAGS_max_failures);
   for (int i = 0; i < count && (max_failures == 0 || failed < max_failures); ++i) {
     int64_t value;
     if (call(shared_key, nullptr, &value)) {
@@ -74,9 +78,7 @@ int main(int argc, char** argv) {
     }
     if (!own_key.empty() && call(own_key, &own_delta, &value)) ++acked_own;
   }
-  if (const std::string path = absl::GetFlag(FLAGS_values_out); !path.empty()) {
-    std::ofstream(path) << values;
-  }
+  if (!values_out.empty()) std::ofstream(values_out) << values;
   std::printf("acked_shared=%llu acked_own=%llu failed=%llu\n",
               static_cast<unsigned long long>(acked_shared),
               static_cast<unsigned long long>(acked_own), static_cast<unsigned long long>(failed));

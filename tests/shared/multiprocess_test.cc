@@ -2,12 +2,15 @@
 // share one MAP_SHARED table through fork(), and what happens when one of
 // them dies inside a critical section.
 #include <fcntl.h>
-#include <semaphore.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -53,48 +56,54 @@ TEST_F(MultiProcess, EightProcessesIncrementSharedAndOwnCountersExactly) {
   for (int p = 0; p < kProcs; ++p) EXPECT_EQ(*t->Get(absl::StrCat("own-", p)), kIncrements);
 }
 
-// The notes' own example: a counter and a process-shared semaphore in a
-// mapped file. With MAP_SHARED parent and child see one counter; with
-// MAP_PRIVATE the child's increments go to its private copy.
-struct SharedCounter {
-  sem_t mutex;
-  int64_t count;
-};
+// The table is one MAP_SHARED mapping of its file: an increment made by
+// another process through the table reaches the file and every process's
+// view of the table. A MAP_PRIVATE mapping of the same file, once written
+// (copy-on-write), keeps its own copy and does not see it: that is what the
+// table would show other processes if its mapping were private.
+TEST_F(MultiProcess, IncrementsOfAnotherProcessReachTheTableAndFileButNotAPrivateMapping) {
+  constexpr int64_t kMarker = 0x5eed'c0de'0bad'f00d;
+  constexpr int kIncrements = 1000;
+  auto t = MustCreate(10000);
+  ASSERT_TRUE(t->Set("probe", kMarker).ok());
 
-int64_t CountAfterChildIncrements(const std::string& path, int map_flags) {
-  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600);
-  EXPECT_GE(fd, 0);
-  EXPECT_EQ(ftruncate(fd, sizeof(SharedCounter)), 0);
-  auto* c = static_cast<SharedCounter*>(
-      mmap(nullptr, sizeof(SharedCounter), PROT_READ | PROT_WRITE, map_flags, fd, 0));
+  const int fd = open(Path("t.map").c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  struct stat st = {};
+  ASSERT_EQ(fstat(fd, &st), 0);
+  const size_t size = static_cast<size_t>(st.st_size);
+  void* map = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
   close(fd);
-  EXPECT_NE(c, MAP_FAILED);
-  sem_init(&c->mutex, 1, 1);
-  c->count = 0;
-  pid_t kid = Spawn([c] {
-    for (int i = 0; i < 1000; ++i) {
-      sem_wait(&c->mutex);
-      c->count++;
-      sem_post(&c->mutex);
+  ASSERT_NE(map, MAP_FAILED);
+  // The probe's value in the private mapping: the only 8-byte word equal to
+  // the marker.
+  int64_t* words = static_cast<int64_t*>(map);
+  int64_t* value = nullptr;
+  for (size_t i = 0; i < size / sizeof(int64_t); ++i) {
+    if (words[i] != kMarker) continue;
+    ASSERT_EQ(value, nullptr) << "the marker is in the file twice";
+    value = &words[i];
+  }
+  ASSERT_NE(value, nullptr) << "the probe's value is not in the file";
+  // A write (volatile: it must happen though it changes nothing): from now
+  // on this page is the private copy.
+  *static_cast<volatile int64_t*>(value) = kMarker;
+
+  pid_t kid = Spawn([&] {
+    for (int i = 0; i < kIncrements; ++i) {
+      if (!t->Increment("probe", 1).ok()) return false;
     }
     return true;
   });
-  for (int i = 0; i < 1000; ++i) {
-    sem_wait(&c->mutex);
-    c->count++;
-    sem_post(&c->mutex);
-  }
   EXPECT_EQ(WaitExit(kid), 0);
-  int64_t n = c->count;
-  munmap(c, sizeof(SharedCounter));
-  return n;
-}
 
-TEST_F(MultiProcess, MapSharedSharesAndMapPrivateDoesNot) {
-  EXPECT_EQ(CountAfterChildIncrements(Path("shared.bin"), MAP_SHARED), 2000);
-  // MAP_PRIVATE: copy-on-write; the parent only sees its own 1000 (and the
-  // semaphore is not shared either, so each process locks its own copy).
-  EXPECT_EQ(CountAfterChildIncrements(Path("private.bin"), MAP_PRIVATE), 1000);
+  EXPECT_EQ(*t->Get("probe"), kMarker + kIncrements);          // this process, through the table
+  EXPECT_EQ(*static_cast<volatile int64_t*>(value), kMarker);  // the private copy
+  // The file itself, through a fresh mapping of it.
+  auto reopened = CounterTable::OpenReadOnly(Path("t.map"));
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  EXPECT_EQ(*(*reopened)->Get("probe"), kMarker + kIncrements);
+  munmap(map, size);
 }
 
 // --- Death inside the critical section -------------------------------------
@@ -124,9 +133,11 @@ pid_t SpawnStoppedInside(const std::string& key, int after, const std::function<
 }
 
 void KillAndReap(pid_t pid) {
-  kill(pid, SIGKILL);
-  int status;
-  waitpid(pid, &status, 0);
+  ASSERT_EQ(kill(pid, SIGKILL), 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+      << "the child was not ended by our SIGKILL: status " << status;
 }
 
 TEST_F(MultiProcess, ProcessKilledHoldingStripeIsReleasedAndOthersGoOn) {
@@ -247,36 +258,80 @@ TEST_F(MultiProcess, OpenAfterWholeCrashRollsBackHalfDoneBatch) {
   EXPECT_EQ(*(*t)->Increment(keys[0], 1), 2);  // locks were re-initialised
 }
 
+// How far the writer of the test below has got, in memory it shares with
+// the test (MAP_SHARED|MAP_ANONYMOUS, so it survives the fork).
+struct WriterProgress {
+  std::atomic<int64_t> batches_done{0};  // written by the writer only
+};
+static_assert(std::atomic<int64_t>::is_always_lock_free);
+
+// A writer process applies kBatches batches of +1 to the same 64 keys while
+// this process takes snapshots. Each snapshot must hold whole batches only
+// (all 64 keys at one value), and a number of them that the writer had
+// reached in the meantime (at least the batches done when it started, at
+// most one past those done when it ended). Halfway the writer waits on a
+// pipe until a snapshot has been taken there, so at least one snapshot is
+// certainly taken mid-run, whatever the scheduling.
 TEST_F(MultiProcess, SnapshotNeverContainsHalfABatch) {
   auto t = MustCreate(10000);
   auto keys = ManyKeys(64);
   std::vector<CounterTable::KeyDelta> ops;
   for (auto& k : keys) ops.push_back({k, 1});
   ASSERT_TRUE(t->IncrementBatch(ops).ok());
-  constexpr int kBatches = 20000;
+  constexpr int64_t kBatches = 20000;
+  constexpr int64_t kHalf = kBatches / 2;
+  void* shared = mmap(nullptr, sizeof(WriterProgress), PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(shared, MAP_FAILED);
+  auto* progress = new (shared) WriterProgress;
+  int resume[2];
+  ASSERT_EQ(pipe(resume), 0);
   pid_t writer = Spawn([&] {
-    for (int i = 0; i < kBatches; ++i) {
+    close(resume[1]);
+    for (int64_t i = 1; i <= kBatches; ++i) {
       if (!t->IncrementBatch(ops).ok()) return false;
+      progress->batches_done.store(i, std::memory_order_release);
+      char c;
+      if (i == kHalf && read(resume[0], &c, 1) != 1) return false;
     }
     return true;
   });
-  // Every snapshot must see all 64 keys at one equal value.
+  close(resume[0]);
+
   int snapshots = 0;
-  bool writer_done = false;
-  while (!writer_done) {
-    writer_done = waitpid(writer, nullptr, WNOHANG) == writer;
+  bool resumed = false;
+  int status = 0;
+  pid_t reaped = 0;
+  while (reaped == 0) {
+    reaped = waitpid(writer, &status, WNOHANG);
+    ASSERT_NE(reaped, -1);
+    const int64_t before = progress->batches_done.load(std::memory_order_acquire);
     std::set<int64_t> values;
     size_t n = 0;
     t->SnapshotForEach([&](std::string_view, int64_t v) {
       values.insert(v);
       ++n;
     });
+    const int64_t after = progress->batches_done.load(std::memory_order_acquire);
+    ++snapshots;
     ASSERT_EQ(n, keys.size());
     ASSERT_EQ(values.size(), 1u) << "a snapshot saw half a batch";
-    ++snapshots;
+    const int64_t seen = *values.begin() - 1;  // the writer's batches in it
+    ASSERT_GE(seen, before) << "snapshot " << snapshots << " is older than its start";
+    ASSERT_LE(seen, after + 1) << "snapshot " << snapshots << " is newer than its end";
+    if (!resumed && before == kHalf) {
+      // The writer is waiting for us: this snapshot is mid-run.
+      EXPECT_EQ(seen, kHalf);
+      ASSERT_EQ(write(resume[1], "x", 1), 1);
+      resumed = true;
+    }
   }
+  close(resume[1]);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "writer status " << status;
+  EXPECT_TRUE(resumed) << "no snapshot was taken while the writer was halfway";
+  EXPECT_EQ(progress->batches_done.load(), kBatches);
   EXPECT_EQ(*t->Get(keys[5]), 1 + kBatches);
-  EXPECT_GT(snapshots, 0);
+  munmap(shared, sizeof(WriterProgress));
 }
 
 }  // namespace
