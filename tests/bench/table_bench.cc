@@ -112,12 +112,19 @@ void RunProcesses(benchmark::State& state, int procs, bool same_stripe) {
     for (int p = 0; p < procs; ++p) {
       pid_t pid = fork();
       if (pid == 0) {
-        for (int64_t i = 0; i < kPerProcess; ++i) (void)t->Increment(keys[p], 1);
+        for (int64_t i = 0; i < kPerProcess; ++i) {
+          if (!t->Increment(keys[p], 1).ok()) _exit(1);
+        }
         _exit(0);
       }
       kids.push_back(pid);
     }
-    for (pid_t k : kids) waitpid(k, nullptr, 0);
+    for (pid_t k : kids) {
+      int status = 0;
+      if (waitpid(k, &status, 0) != k || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        state.SkipWithError("an incrementing process failed");
+      }
+    }
     state.SetIterationTime(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
