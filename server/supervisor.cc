@@ -6,7 +6,8 @@
 //   1. Reserve the listen port (port_reservation.h): fail if another process
 //      holds it; resolve port 0 to a real port. This comes first, so that a
 //      port clash fails before anything is created on disk.
-//   2. Create the data directory if missing (mode 0700) and take an
+//   2. Create the data directory if missing (mode 0700), or refuse one that
+//      other users can write (data_dir_permissions.h), and take an
 //      exclusive, non-blocking flock on <data-dir>/LOCK, writing our pid
 //      into it. Another daemon holding it => fail, naming its pid. The
 //      lock's file description is inherited by every child, so the lock is
@@ -70,6 +71,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "server/aggregator.h"
+#include "server/data_dir_permissions.h"
 #include "server/handler_process.h"
 #include "server/snapshot_writer.h"
 #include "server/table_selection.h"
@@ -139,10 +141,12 @@ absl::Status Supervisor::LockDataDir() {
     Log(LogLevel::kInfo, "created data directory", {{"data_dir", dir}});
   } else if (!S_ISDIR(st.st_mode)) {
     return absl::FailedPreconditionError(absl::StrCat("--data-dir=", dir, " is not a directory"));
+  } else {
+    RETURN_IF_ERROR(CheckDataDirPermissions(dir, st, geteuid(), getegid()));
   }
 
   const std::string lock_path = absl::StrCat(dir, "/", kLockFile);
-  ASSIGN_OR_RETURN(lock_fd_, RealSys()->Open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  ASSIGN_OR_RETURN(lock_fd_, OpenDataFile(RealSys(), lock_path, O_RDWR | O_CREAT, 0600));
   if (flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
     if (errno != EWOULDBLOCK) return ErrnoToStatus(errno, absl::StrCat("flock(", lock_path, ")"));
     char buf[32] = {};
