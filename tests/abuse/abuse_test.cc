@@ -347,5 +347,14 @@ TEST_F(AbuseTest, SilentConnectionsAreClosedAtTheHandshakeTimeout) {
   EXPECT_EQ(JsonInt(json, "accepted"), 0) << json;
 }
 
+TEST_F(AbuseTest, IdleConnectionsAreClosedAtTheIdleTimeout) {
+  StartDaemon({"--idle-timeout=1s"}, /*handlers=*/1);
+  // Without the timeout the script holds them for its full 20 s.
+  std::string json = RunPattern("idle", {"--conns=3", "--seconds=20"}, absl::Seconds(60));
+  std::printf("abuse-report pattern=idle-timeout client=%s", json.c_str());
+  EXPECT_EQ(JsonInt(json, "accepted"), 3) << json;
+  EXPECT_EQ(JsonInt(json, "closed_by_server"), 3) << json;
+}
+
 }  // namespace
 }  // namespace countersd::testing
