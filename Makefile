@@ -9,7 +9,7 @@ LISTEN     ?= 127.0.0.1:50051
 DATA_DIR   ?= ./var
 CTEST_ARGS ?= --output-on-failure
 
-.PHONY: all deps build run test check fuzz bench format lint clean
+.PHONY: all deps build run test check fuzz bench abuse format lint clean
 
 all: build
 
@@ -46,6 +46,17 @@ fuzz: deps
 bench: build
 	@deploy/install-deps.sh --bench
 	tests/bench/run.sh $(BUILD)
+
+# The abuse patterns of issue 11 at the red team's sizes (ABUSE_FULL: 100,000
+# streams, 40 s of slowloris, 10,000 idle connections) on loopback, bounded in
+# time; prints per pattern each handler's RssAnon peak and final value, the
+# canary's p50/p99 and the connections accepted and refused. Self-contained:
+# `make bench` (tests/bench/run.sh) may call `$(MAKE) abuse BUILD=$(BUILD)`.
+abuse: build
+	cmake --build $(BUILD) -j $(JOBS) --target abuse_test
+	ABUSE_FULL=1 $(BUILD)/tests/abuse/abuse_test > $(BUILD)/abuse.log 2>&1; rc=$$?; \
+	  grep '^abuse-report' $(BUILD)/abuse.log; \
+	  [ $$rc -eq 0 ] || echo "abuse: a check failed; see $(BUILD)/abuse.log"; exit $$rc
 
 SOURCES = $(shell git ls-files '*.cc' '*.h')
 

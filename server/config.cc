@@ -9,12 +9,15 @@
 #include "server/config.h"
 
 #include <sched.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <optional>
+#include <set>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -23,7 +26,9 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/reflection.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "shared/abseil_string_view.h"
 #include "shared/data_dir.h"
 
@@ -54,6 +59,29 @@ std::optional<Enum> ValueOf(const std::pair<const char*, Enum> (&names)[N], std:
   return std::nullopt;
 }
 
+// "33554432", "32MiB", "32M", "512KiB", "1GiB": bytes, binary units.
+std::optional<uint64_t> ParseByteSize(absl::string_view text) {
+  constexpr std::pair<const char*, uint64_t> kUnits[] = {
+      {"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"K", 1 << 10},
+      {"M", 1 << 20},   {"G", 1 << 30},   {"B", 1}};
+  uint64_t unit = 1;
+  for (const auto& [suffix, size] : kUnits) {
+    if (absl::ConsumeSuffix(&text, suffix)) {
+      unit = size;
+      break;
+    }
+  }
+  uint64_t n = 0;
+  if (!absl::SimpleAtoi(text, &n) || n > UINT64_MAX / unit) return std::nullopt;
+  return n * unit;
+}
+
+std::string FormatByteSize(uint64_t bytes) {
+  if (bytes % (1 << 20) == 0) return absl::StrCat(bytes >> 20, "MiB");
+  if (bytes % (1 << 10) == 0) return absl::StrCat(bytes >> 10, "KiB");
+  return absl::StrCat(bytes);
+}
+
 // The flags' defaults.
 const Config& Defaults() {
   static const Config* const defaults = new Config();
@@ -61,6 +89,52 @@ const Config& Defaults() {
 }
 
 }  // namespace
+
+// The cgroup v2 memory.max of this process: the "0::<path>" line of
+// /proc/self/cgroup names its cgroup under /sys/fs/cgroup. "max" (no limit),
+// a cgroup v1 host or anything unreadable is nullopt.
+std::optional<uint64_t> CgroupMemoryMax() {
+  std::ifstream cgroup("/proc/self/cgroup");
+  std::string line;
+  while (std::getline(cgroup, line)) {
+    if (!absl::StartsWith(line, "0::")) continue;
+    std::ifstream max_file(absl::StrCat("/sys/fs/cgroup", line.substr(3), "/memory.max"));
+    std::string value;
+    uint64_t bytes = 0;
+    if (max_file >> value && absl::SimpleAtoi(value, &bytes) && bytes > 0) return bytes;
+    return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+uint64_t MemoryLimitBytes() {
+  if (std::optional<uint64_t> max = CgroupMemoryMax()) return *max;
+  long pages = sysconf(_SC_PHYS_PAGES);
+  long page_size = sysconf(_SC_PAGESIZE);
+  if (pages > 0 && page_size > 0) return static_cast<uint64_t>(pages) * page_size;
+  return uint64_t{1} << 30;  // unknown: assume the manifests' 1 GiB
+}
+
+// Why memory_limit / 32: the Kubernetes manifest gives the container 1 GiB
+// and, for the default capacity, ~575 MB of it is the map and snapshot
+// files' page cache; what is left is ~64 MiB for each of up to 4 handlers
+// and the aggregator (deploy/k8s/statefulset.yaml's comment). Half of a
+// handler's 64 MiB goes to gRPC's buffers (this quota), half to the rest of
+// the process (code, heap, protobuf). 1 GiB / 32 = 32 MiB, also the ceiling:
+// more would not fit under the documented 64 MiB per handler. The floor,
+// 4 MiB, keeps a handler able to serve a few hundred connections in a tiny
+// container; there the operator should run fewer handlers.
+size_t DefaultHandlerMemoryQuota(uint64_t memory_limit) {
+  return static_cast<size_t>(std::clamp<uint64_t>(memory_limit / 32, kMinHandlerMemoryQuota,
+                                                  kMaxDefaultHandlerMemoryQuota));
+}
+
+// Why quota / kConnectionCostEstimate: connections beyond what the quota can
+// pay for would only be closed again by gRPC's reclaimer under memory
+// pressure; refusing them at accept is cheaper and says why.
+int DefaultMaxConnections(size_t handler_memory_quota) {
+  return static_cast<int>(std::max<size_t>(1, handler_memory_quota / kConnectionCostEstimate));
+}
 
 int DefaultHandlerCount() {
   cpu_set_t set;
@@ -117,12 +191,59 @@ ABSL_FLAG(bool, trust_untrusted_map, Defaults().trust_untrusted_map,
                        "snapshot. For an operator recovering by hand: prefer the snapshot when "
                        "one exists."));
 
+ABSL_FLAG(std::string, handler_memory_quota,
+          countersd::FormatByteSize(Defaults().handler_memory_quota),
+          absl::StrCat(
+              "Memory each handler's gRPC may hold for connections, streams and calls "
+              "(grpc::ResourceQuota); past it gRPC cancels streams, sends idle connections "
+              "GOAWAY and drops new connections. Bytes, or with KiB/MiB/GiB. Default: the "
+              "process's memory limit (cgroup memory.max, else physical memory, here ",
+              countersd::FormatByteSize(countersd::MemoryLimitBytes()), ") / 32, within ",
+              countersd::FormatByteSize(countersd::kMinHandlerMemoryQuota), " to ",
+              countersd::FormatByteSize(countersd::kMaxDefaultHandlerMemoryQuota),
+              ". At least ", countersd::FormatByteSize(countersd::kMinHandlerMemoryQuota), "."));
+ABSL_FLAG(int, max_connections, Defaults().max_connections,
+          absl::StrCat("Open client connections each handler accepts; one more is accepted and "
+                       "reset at once. Default: --handler-memory-quota / ",
+                       countersd::kConnectionCostEstimate / 1024,
+                       " KiB (what a connection costs gRPC). Needs that many file descriptors "
+                       "plus ",
+                       countersd::kReservedFds, " under the RLIMIT_NOFILE hard limit."));
+ABSL_FLAG(int, max_concurrent_streams, Defaults().max_concurrent_streams,
+          "HTTP/2 streams (calls) a client may have open at once on one connection. 1 to "
+          "100000.");
+ABSL_FLAG(absl::Duration, handshake_timeout, Defaults().handshake_timeout,
+          "A connection that has not sent its HTTP/2 preface and first SETTINGS frame this long "
+          "after it was accepted is closed (slow or idle clients that never start).");
+ABSL_FLAG(absl::Duration, idle_timeout, Defaults().idle_timeout,
+          "A connection with no call in progress for this long is sent GOAWAY and closed; "
+          "clients reconnect on their next call.");
+ABSL_FLAG(absl::Duration, min_ping_interval, Defaults().min_ping_interval,
+          absl::StrCat("Shortest interval between a client's keepalive pings that is not "
+                       "abuse; after ",
+                       countersd::kMaxPingStrikes,
+                       " pings sooner than that the connection is sent GOAWAY (too_many_pings). "
+                       "Set clients' keepalive time at or above it."));
+
 namespace countersd {
 namespace {
 
-constexpr const char* kFlagNames[] = {
-    "listen",     "data_dir",  "capacity",      "handlers",  "snapshot_interval",
-    "log_format", "log_level", "drain_timeout", "max_batch", "trust_untrusted_map"};
+constexpr const char* kFlagNames[] = {"listen",
+                                      "data_dir",
+                                      "capacity",
+                                      "handlers",
+                                      "snapshot_interval",
+                                      "log_format",
+                                      "log_level",
+                                      "drain_timeout",
+                                      "max_batch",
+                                      "trust_untrusted_map",
+                                      "handler_memory_quota",
+                                      "max_connections",
+                                      "max_concurrent_streams",
+                                      "handshake_timeout",
+                                      "idle_timeout",
+                                      "min_ping_interval"};
 
 [[noreturn]] void UsageError(std::string_view message) {
   std::fprintf(stderr, "countersd: %.*s\nRun 'countersd --help' for the list of flags.\n",
@@ -173,6 +294,7 @@ Config ParseFlagsOrExit(int argc, char** argv) {
   // bad flag and accepts Abseil's own flags; countersd exits 2 and knows
   // only its own. Accepted forms: --name=value, --name value, -name=value,
   // and for the boolean flag --name, --noname, --name=true|false.
+  std::set<std::string> given;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     if (arg == "--") {
@@ -216,6 +338,7 @@ Config ParseFlagsOrExit(int argc, char** argv) {
     if (!flag->ParseFrom(*value, &error)) {
       UsageError(absl::StrCat("bad value '", *value, "' for ", DashName(name), ": ", error));
     }
+    given.insert(std::string(flag->Name()));
   }
 
   Config c;
@@ -227,6 +350,22 @@ Config ParseFlagsOrExit(int argc, char** argv) {
   c.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);
   c.max_batch = absl::GetFlag(FLAGS_max_batch);
   c.trust_untrusted_map = absl::GetFlag(FLAGS_trust_untrusted_map);
+  std::string quota = absl::GetFlag(FLAGS_handler_memory_quota);
+  std::optional<uint64_t> quota_bytes = ParseByteSize(Sv(quota));
+  if (!quota_bytes) {
+    UsageError(absl::StrCat("bad value '", quota,
+                            "' for --handler-memory-quota: must be bytes, or a number with "
+                            "KiB, MiB or GiB (e.g. 32MiB)"));
+  }
+  c.handler_memory_quota = static_cast<size_t>(*quota_bytes);
+  // --max-connections follows a --handler-memory-quota given without it.
+  c.max_connections = given.count("max_connections") != 0
+                          ? absl::GetFlag(FLAGS_max_connections)
+                          : DefaultMaxConnections(c.handler_memory_quota);
+  c.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
+  c.handshake_timeout = absl::GetFlag(FLAGS_handshake_timeout);
+  c.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
+  c.min_ping_interval = absl::GetFlag(FLAGS_min_ping_interval);
   std::string format = absl::GetFlag(FLAGS_log_format);
   std::optional<LogFormat> log_format = ValueOf(kLogFormatNames, format);
   if (!log_format) {
@@ -241,6 +380,17 @@ Config ParseFlagsOrExit(int argc, char** argv) {
   }
   c.log_level = *log_level;
   if (absl::Status s = ValidateConfig(c); !s.ok()) UsageError(std::string(s.message()));
+  // Each handler raises its soft RLIMIT_NOFILE to what --max-connections
+  // needs (handler_process.cc); the hard limit must allow it.
+  rlimit nofile{};
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_max != RLIM_INFINITY &&
+      static_cast<uint64_t>(c.max_connections) + kReservedFds > nofile.rlim_max) {
+    UsageError(absl::StrCat("--max-connections=", c.max_connections, " needs ",
+                            c.max_connections + kReservedFds,
+                            " file descriptors per handler, but the RLIMIT_NOFILE hard limit is ",
+                            nofile.rlim_max, ": lower --max-connections or raise the limit "
+                            "(ulimit -Hn, LimitNOFILE=)"));
+  }
   return c;
 }
 
@@ -266,6 +416,31 @@ absl::Status ValidateConfig(const Config& c) {
   if (c.max_batch < 1 || c.max_batch > kMaxBatchOps) {
     return absl::InvalidArgumentError(
         absl::StrCat("--max-batch=", c.max_batch, " is out of range: must be 1 to ", kMaxBatchOps));
+  }
+  if (c.handler_memory_quota < kMinHandlerMemoryQuota) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--handler-memory-quota=", FormatByteSize(c.handler_memory_quota),
+        " is too small: must be at least ", FormatByteSize(kMinHandlerMemoryQuota)));
+  }
+  if (c.max_connections < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--max-connections=", c.max_connections, " must be at least 1"));
+  }
+  if (c.max_concurrent_streams < 1 || c.max_concurrent_streams > kMaxConcurrentStreamsLimit) {
+    return absl::InvalidArgumentError(absl::StrCat("--max-concurrent-streams=",
+                                                   c.max_concurrent_streams,
+                                                   " is out of range: must be 1 to ",
+                                                   kMaxConcurrentStreamsLimit));
+  }
+  // gRPC takes these as int milliseconds.
+  for (const auto& [flag, d] : {std::pair{"--handshake-timeout", c.handshake_timeout},
+                                std::pair{"--idle-timeout", c.idle_timeout},
+                                std::pair{"--min-ping-interval", c.min_ping_interval}}) {
+    if (d < absl::Milliseconds(1) || d > absl::Milliseconds(INT32_MAX)) {
+      return absl::InvalidArgumentError(absl::StrCat(flag, "=", absl::FormatDuration(d),
+                                                     " is out of range: must be 1ms to ",
+                                                     absl::FormatDuration(absl::Milliseconds(INT32_MAX))));
+    }
   }
   return absl::OkStatus();
 }

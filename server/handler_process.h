@@ -23,12 +23,25 @@ struct HandlerOptions {
   std::string address;  // numeric, resolved port (from PortReservation)
   size_t max_batch = kDefaultMaxBatch;
   absl::Duration drain_timeout = kDefaultDrainTimeout;
+  // What one handler lets clients make it hold (config.h has the reasons).
+  size_t memory_quota = kMaxDefaultHandlerMemoryQuota;
+  int max_connections = DefaultMaxConnections(kMaxDefaultHandlerMemoryQuota);
+  int max_concurrent_streams = kDefaultMaxConcurrentStreams;
+  absl::Duration handshake_timeout = kDefaultHandshakeTimeout;
+  absl::Duration idle_timeout = kDefaultIdleTimeout;
+  absl::Duration min_ping_interval = kDefaultMinPingInterval;
 
   // The options `config` gives a handler serving on `address`.
   static HandlerOptions FromConfig(const Config& config, std::string address) {
     return {.address = std::move(address),
             .max_batch = config.max_batch,
-            .drain_timeout = config.drain_timeout};
+            .drain_timeout = config.drain_timeout,
+            .memory_quota = config.handler_memory_quota,
+            .max_connections = config.max_connections,
+            .max_concurrent_streams = config.max_concurrent_streams,
+            .handshake_timeout = config.handshake_timeout,
+            .idle_timeout = config.idle_timeout,
+            .min_ping_interval = config.min_ping_interval};
   }
 };
 
