@@ -10,9 +10,9 @@
 // polling. So no service of this server uses the callback API, not even
 // health: gRPC's default health service is a callback service, and one
 // callback method anywhere brings those threads back (health_service.h is
-// our own). Snapshot, which blocks until the aggregator has written a
-// snapshot, and health and reflection, which are rare, use the sync API;
-// their threads never poll (gRPC makes a server's sync queues non-polling
+// our own, async on the same queue: a Watch stream holds no thread).
+// Snapshot, which blocks until the aggregator has written a snapshot, and
+// reflection, which is rare, use the sync API; their threads never poll (gRPC makes a server's sync queues non-polling
 // when it also has a polled async queue), so they do not compete with the
 // serving thread.
 //
@@ -178,7 +178,7 @@ int RunHandlerProcess(CounterTable* table, const HandlerOptions& options) {
     }
     return 1;
   }
-  UnaryCallLoop loop(&service, cq.get());
+  UnaryCallLoop loop(&service, &health, cq.get());
   std::thread serving([&loop] { loop.Run(); });
   std::thread admitting([&gate] { (*gate)->Run(); });
   table->SetReady(true);

@@ -2,36 +2,97 @@
 // probes, grpcurl, CounterClient::Health). Not gRPC's default health
 // service: that one is a callback service, and one callback method anywhere
 // in the server brings back the callback threads the handler avoids (see
-// handler_process.cc).
+// handler_process.cc). Check and Watch are async methods served on the
+// handler's completion queue by its serving thread (unary_call_loop.h), so a
+// Watch stream holds no thread; see health_service.cc for how it works.
 #ifndef COUNTERSD_SERVER_HEALTH_SERVICE_H_
 #define COUNTERSD_SERVER_HEALTH_SERVICE_H_
 
-#include <condition_variable>
+#include <atomic>
+#include <cstddef>
 #include <mutex>
+#include <unordered_set>
 
+#include "absl/status/status.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/alarm.h"
 
 namespace countersd {
 
 // SERVING for "" and counters.v1.CounterService until SetNotServing();
-// NOT_FOUND (Check) or SERVICE_UNKNOWN (Watch) for any other service. A sync
-// service: its calls are rare, and a Watch blocks its thread until the
-// client goes (noticed within a second) or the status changes to
-// NOT_SERVING, when the stream ends OK. Thread-safe.
-class HealthServiceImpl final : public grpc::health::v1::Health::Service {
+// NOT_FOUND (Check) or SERVICE_UNKNOWN (Watch) for any other service.
+//
+// Watch sends the current status at once, then each change: after
+// SetNotServing a watch of a known service gets NOT_SERVING and the stream
+// ends OK; a watch of an unknown service (which got SERVICE_UNKNOWN) ends OK
+// too. A client that goes away ends its watch at once (the queue tells,
+// ServerContext::AsyncNotifyWhenDone). At most `max_watchers` watches are
+// open at once per handler process; a Watch beyond that ends at once with
+// RESOURCE_EXHAUSTED (each open watch costs a few KB of gRPC call state and
+// one HTTP/2 stream; see kMaxWatchers).
+//
+// Threads: SetNotServing from any thread; StartServing, StopServing and
+// every call on the serving thread that polls the queue.
+class HealthServiceImpl final
+    : public grpc::health::v1::Health::WithAsyncMethod_Check<
+          grpc::health::v1::Health::WithAsyncMethod_Watch<grpc::health::v1::Health::Service>> {
  public:
-  // NOT_SERVING from now on (the handler is draining); final.
+  using AsyncBase = grpc::health::v1::Health::WithAsyncMethod_Check<
+      grpc::health::v1::Health::WithAsyncMethod_Watch<grpc::health::v1::Health::Service>>;
+
+  // Default cap on open watches per handler process.
+  static constexpr size_t kMaxWatchers = 1024;
+
+  explicit HealthServiceImpl(size_t max_watchers = kMaxWatchers);
+  ~HealthServiceImpl() override;
+
+  // NOT_SERVING from now on (the handler is draining); final. Wakes every
+  // open watch on the serving thread (an alarm on the queue).
+  // REQUIRES: before the queue is shut down (before UnaryCallLoop::Stop).
   void SetNotServing();
 
-  grpc::Status Check(grpc::ServerContext* ctx, const grpc::health::v1::HealthCheckRequest* req,
-                     grpc::health::v1::HealthCheckResponse* resp) override;
-  grpc::Status Watch(grpc::ServerContext* ctx, const grpc::health::v1::HealthCheckRequest* req,
-                     grpc::ServerWriter<grpc::health::v1::HealthCheckResponse>* writer) override;
+  // Check's request handling: OK with the status, or NOT_FOUND for an
+  // unknown service.
+  absl::Status DoCheck(const grpc::health::v1::HealthCheckRequest& req,
+                       grpc::health::v1::HealthCheckResponse* resp) const;
+  // DoCheck as the serving loop calls it.
+  struct CheckFn {
+    HealthServiceImpl* health;
+    absl::Status operator()(const grpc::health::v1::HealthCheckRequest& req,
+                            grpc::health::v1::HealthCheckResponse* resp) const {
+      return health->DoCheck(req, resp);
+    }
+  };
+
+  // Posts the first Watch request on `cq` (the queue this service was
+  // registered with). Serving thread, once.
+  void StartServing(grpc::ServerCompletionQueue* cq);
+  // Posts no more Watch requests (the queue is about to shut down).
+  void StopServing();
+
+  // Open watches now (any thread; for tests).
+  size_t watchers() const { return open_watchers_.load(std::memory_order_relaxed); }
 
  private:
+  class Watcher;
+  class NotServingTag;
+  void PostWatch();
+  // On the serving thread, after SetNotServing's alarm: every open watch
+  // sends NOT_SERVING (or ends).
+  void NotifyWatchers();
+
+  const size_t max_watchers_;
+  std::atomic<bool> serving_{true};
+  std::atomic<size_t> open_watchers_{0};
+  // The serving thread's state.
+  grpc::ServerCompletionQueue* cq_ = nullptr;  // also read by SetNotServing, under mu_
+  bool stopped_ = false;
+  std::unordered_set<Watcher*> watchers_;  // the open watches
+  // SetNotServing's alarm.
   std::mutex mu_;
-  std::condition_variable changed_;
-  bool serving_ = true;  // guarded by mu_
+  bool alarm_set_ = false;  // guarded by mu_
+  std::unique_ptr<NotServingTag> not_serving_tag_;
+  grpc::Alarm not_serving_alarm_;
 };
 
 }  // namespace countersd

@@ -1,59 +1,101 @@
 // The completion-queue serving loop: one thread, one queue.
 //
-// How it works. Each async method has an AsyncUnaryMethod: a pool of call
-// objects (AsyncUnaryMethod::Call) of which a few are always posted on the
-// queue (Request<Method>) and the rest wait on a free list. The serving
-// thread loops on cq->Next():
+// How it works. Each async unary method has an AsyncUnaryMethod: a pool of
+// call objects (AsyncUnaryMethod::Call), of which a few are posted on the
+// queue (Request<Method>), some are being answered (their Finish pending),
+// and the rest wait on a free list. The serving thread loops on
+// cq->Next():
 //   1. A posted call arrives (ok): post another one in its place (from the
-//      free list, or a new one when the list is empty), then handle the call
-//      inline: CounterServiceImpl::HandleCall (drain check, Do*, CountCall),
-//      and Finish with the status mapped by ToGrpcStatus.
+//      free list, or a new one when the list is empty) unless the method is
+//      at its bound, then handle the call inline:
+//      CounterServiceImpl::HandleCall (drain check, Do*, CountCall), and
+//      Finish with the status mapped by ToGrpcStatus.
 //   2. Its Finish completes (ok or not: the client may have gone): clear the
-//      call's messages and context and put it back on the free list.
+//      call's messages and context; post it again if the method has fewer
+//      than its `posted` calls waiting, else keep it on the free list if the
+//      list is short, else free it.
 //   3. A posted call comes back not ok: the server is shutting down; it is
-//      not posted again.
+//      freed, not posted again.
 //   4. The stop tag (Stop()'s alarm, after the server's Shutdown): shut the
 //      queue down; Next() then drains what is left and returns false, and the
-//      pools are freed.
+//      free lists are freed.
+// Health (health_service.h) shares the queue: its Check is one more
+// AsyncUnaryMethod, its Watch streams and its NOT_SERVING alarm are tags of
+// their own (HealthServiceImpl::StartServing).
 // Only the serving thread posts and shuts the queue down, so nothing is ever
 // posted on a queue already shut down. The messages keep their allocations
 // across calls (Clear() keeps repeated fields' capacity).
+//
+// The bounds of the pool, per method (MethodBounds below), and why:
+//  - `max_calls`: at most this many call objects exist (posted + being
+//    answered + free). A call is answered inline, so only calls whose Finish
+//    is still being written count as in flight; while a method is at its
+//    bound nothing more is posted, and gRPC holds the further streams itself
+//    (bounded per connection by GRPC_ARG_MAX_CONCURRENT_STREAMS, and in bytes
+//    by the server's ResourceQuota) until a Finish completes and the call is
+//    posted again. Without this bound a rapid-reset flood (HEADERS frames
+//    with or without RST_STREAM) made one call object per stream the flood
+//    kept open: ~12.7 KB each with gRPC's per-call state, 1.27 GB for 100,000
+//    streams.
+//  - `max_free`: at most this many idle calls are kept beyond the posted
+//    ones, so that after a burst the pool shrinks back to posted + max_free
+//    and gives the memory back, while a steady load still reuses its calls.
+//  - `posted`: calls kept posted so that a burst on a connection is matched
+//    without waiting for the thread to post more.
 #include "server/unary_call_loop.h"
 
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <vector>
 
 #include "grpc/support/time.h"
 #include "proto/status_conversion.h"
+#include "server/health_service.h"
 
 namespace countersd {
 namespace {
 
 using namespace counters::v1;  // NOLINT: the RPC message types
 
-class AsyncTag {
- public:
-  virtual ~AsyncTag() = default;
-  // The completion of this tag's pending operation.
-  virtual void Proceed(bool ok) = 0;
+struct MethodBounds {
+  int posted;     // kept posted on the queue
+  int max_calls;  // call objects that may exist at once
+  int max_free;   // idle calls kept beyond the posted ones
 };
+// Increment, IncrementBatch, Get, BatchGet: the methods of the hot path.
+constexpr MethodBounds kHot = {.posted = 16, .max_calls = 64, .max_free = 8};
+// List, Set, CompareAndSet, Delete, GetStats, Health.Check.
+constexpr MethodBounds kCold = {.posted = 2, .max_calls = 8, .max_free = 2};
+constexpr int kHotMethods = 4;
+constexpr int kColdMethods = 6;
 
-template <typename Request, typename Response>
+template <typename Service, typename Request, typename Response, typename Handle>
 class AsyncUnaryMethod {
  public:
-  using RequestFn = void (CounterServiceBase::*)(grpc::ServerContext*, Request*,
-                                                 grpc::ServerAsyncResponseWriter<Response>*,
-                                                 grpc::CompletionQueue*,
-                                                 grpc::ServerCompletionQueue*, void*);
-  using DoFn = CounterServiceImpl::DoMethod<Request, Response>;
+  using RequestFn = void (Service::*)(grpc::ServerContext*, Request*,
+                                      grpc::ServerAsyncResponseWriter<Response>*,
+                                      grpc::CompletionQueue*, grpc::ServerCompletionQueue*, void*);
 
-  AsyncUnaryMethod(CounterServiceImpl* service, grpc::ServerCompletionQueue* cq, RequestFn request,
-                   DoFn handle, int posted)
-      : service_(service), cq_(cq), request_(request), handle_(handle) {
-    for (int i = 0; i < posted; ++i) Post();
+  AsyncUnaryMethod(UnaryCallLoop* loop, Service* service, grpc::ServerCompletionQueue* cq,
+                   RequestFn request, Handle handle, MethodBounds bounds)
+      : loop_(loop),
+        service_(service),
+        cq_(cq),
+        request_(request),
+        handle_(handle),
+        bounds_(bounds) {
+    for (int i = 0; i < bounds_.posted; ++i) Post(nullptr);
   }
-  bool* stopped() { return &stopped_; }
+  ~AsyncUnaryMethod() {
+    // Every posted or answered call has come back by now (the queue is
+    // drained); what is left is the free list.
+    for (Call* c : free_) Free(c);
+  }
+  AsyncUnaryMethod(const AsyncUnaryMethod&) = delete;
+  AsyncUnaryMethod& operator=(const AsyncUnaryMethod&) = delete;
+
+  void Stop() { stopped_ = true; }
 
  private:
   class Call final : public AsyncTag {
@@ -69,17 +111,22 @@ class AsyncUnaryMethod {
     }
 
     void Proceed(bool ok) override {
+      AsyncUnaryMethod* const m = method_;
       if (replying_) {  // 2.
         writer_.reset();
         ctx_.reset();
         req_.Clear();
         resp_.Clear();
-        method_->free_.push_back(this);
+        m->Finished(this);
         return;
       }
-      if (!ok) return;  // 3. freed with the pool
-      method_->Post();  // 1.
-      absl::Status status = method_->service_->HandleCall(method_->handle_, req_, &resp_);
+      --m->posted_;
+      if (!ok) {  // 3.
+        m->Free(this);
+        return;
+      }
+      if (m->posted_ < m->bounds_.posted) m->Post(nullptr);  // 1.
+      absl::Status status = m->handle_(req_, &resp_);
       replying_ = true;
       writer_->Finish(resp_, ToGrpcStatus(status), this);
     }
@@ -93,76 +140,152 @@ class AsyncUnaryMethod {
     bool replying_ = false;
   };
 
-  void Post() {
-    if (stopped_) return;
-    Call* call;
-    if (free_.empty()) {
-      calls_.push_back(std::make_unique<Call>(this));
-      call = calls_.back().get();
-    } else {
-      call = free_.back();
-      free_.pop_back();
+  // Posts `call`, or a call from the free list, or a new one; nothing at the
+  // bound or once stopped.
+  void Post(Call* call) {
+    if (stopped_) {
+      if (call != nullptr) Free(call);
+      return;
     }
+    if (call == nullptr) {
+      if (!free_.empty()) {
+        call = free_.back();
+        free_.pop_back();
+      } else if (calls_ < bounds_.max_calls) {
+        call = new Call(this);
+        ++calls_;
+        loop_->CallMade();
+      } else {
+        return;  // at the bound: gRPC holds the stream until a call is free
+      }
+    }
+    ++posted_;
     call->Listen();
   }
 
-  CounterServiceImpl* const service_;
+  void Finished(Call* call) {
+    if (!stopped_ && posted_ < bounds_.posted) {
+      Post(call);
+    } else if (!stopped_ && static_cast<int>(free_.size()) < bounds_.max_free) {
+      free_.push_back(call);
+    } else {
+      Free(call);
+    }
+  }
+
+  void Free(Call* call) {
+    delete call;
+    --calls_;
+    loop_->CallFreed();
+  }
+
+  UnaryCallLoop* const loop_;
+  Service* const service_;
   grpc::ServerCompletionQueue* const cq_;
   const RequestFn request_;
-  const DoFn handle_;
+  const Handle handle_;
+  const MethodBounds bounds_;
   bool stopped_ = false;
-  std::vector<std::unique_ptr<Call>> calls_;  // every call, posted, in flight or free
+  int calls_ = 0;   // call objects of this method that exist
+  int posted_ = 0;  // of which posted on the queue
   std::vector<Call*> free_;
 };
 
-// Calls kept posted per method: enough that a burst of calls on a
-// connection is matched without waiting for the thread to post more.
-constexpr int kPostedPerMethod = 16;
-constexpr int kPostedCold = 2;  // List, Set, CompareAndSet, Delete, GetStats
+// `Owner`: the generated base class that declares Request<Method>.
+template <typename Service, typename Owner, typename Request, typename Response, typename Handle>
+std::unique_ptr<AsyncUnaryMethod<Service, Request, Response, Handle>> MakeMethod(
+    UnaryCallLoop* loop, Service* service, grpc::ServerCompletionQueue* cq,
+    void (Owner::*request)(grpc::ServerContext*, Request*,
+                             grpc::ServerAsyncResponseWriter<Response>*, grpc::CompletionQueue*,
+                             grpc::ServerCompletionQueue*, void*),
+    Handle handle, MethodBounds bounds) {
+  return std::make_unique<AsyncUnaryMethod<Service, Request, Response, Handle>>(
+      loop, service, cq, request, handle, bounds);
+}
+
+// A CounterService method: HandleCall of its Do* method.
+template <typename Request, typename Response>
+auto HandleWith(CounterServiceImpl* service, CounterServiceImpl::DoMethod<Request, Response> handle) {
+  return [service, handle](const Request& req, Response* resp) {
+    return service->HandleCall(handle, req, resp);
+  };
+}
 
 // The stop tag: its address is the tag; it is never dereferenced.
 char stop_tag;
 
 }  // namespace
 
-UnaryCallLoop::UnaryCallLoop(CounterServiceImpl* service, grpc::ServerCompletionQueue* cq)
-    : service_(service), cq_(cq) {}
+UnaryCallLoop::UnaryCallLoop(CounterServiceImpl* service, HealthServiceImpl* health,
+                             grpc::ServerCompletionQueue* cq)
+    : service_(service), health_(health), cq_(cq) {}
+
+size_t UnaryCallLoop::MaxCalls() {
+  return kHotMethods * kHot.max_calls + kColdMethods * kCold.max_calls;
+}
+size_t UnaryCallLoop::MaxIdleCalls() {
+  return kHotMethods * (kHot.posted + kHot.max_free) +
+         kColdMethods * (kCold.posted + kCold.max_free);
+}
+
+size_t UnaryCallLoop::MaxFreeCallsPerMethod() { return std::max(kHot.max_free, kCold.max_free); }
+
+void UnaryCallLoop::CallMade() {
+  size_t now = calls_.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (now > peak_calls_.load(std::memory_order_relaxed)) {
+    peak_calls_.store(now, std::memory_order_relaxed);  // only the serving thread writes
+  }
+}
 
 void UnaryCallLoop::Run() {
-  CounterServiceImpl* const service = service_;
+  CounterServiceImpl* const s = service_;
   grpc::ServerCompletionQueue* const cq = cq_;
-  AsyncUnaryMethod<IncrementRequest, IncrementResponse> increment(
-      service, cq, &CounterServiceBase::RequestIncrement, &CounterServiceImpl::DoIncrement,
-      kPostedPerMethod);
-  AsyncUnaryMethod<IncrementBatchRequest, IncrementBatchResponse> increment_batch(
-      service, cq, &CounterServiceBase::RequestIncrementBatch,
-      &CounterServiceImpl::DoIncrementBatch, kPostedPerMethod);
-  AsyncUnaryMethod<GetRequest, GetResponse> get(service, cq, &CounterServiceBase::RequestGet,
-                                                &CounterServiceImpl::DoGet, kPostedPerMethod);
-  AsyncUnaryMethod<BatchGetRequest, BatchGetResponse> batch_get(
-      service, cq, &CounterServiceBase::RequestBatchGet, &CounterServiceImpl::DoBatchGet,
-      kPostedPerMethod);
-  AsyncUnaryMethod<ListRequest, ListResponse> list(service, cq, &CounterServiceBase::RequestList,
-                                                   &CounterServiceImpl::DoList, kPostedCold);
-  AsyncUnaryMethod<SetRequest, SetResponse> set(service, cq, &CounterServiceBase::RequestSet,
-                                                &CounterServiceImpl::DoSet, kPostedCold);
-  AsyncUnaryMethod<CompareAndSetRequest, CompareAndSetResponse> compare_and_set(
-      service, cq, &CounterServiceBase::RequestCompareAndSet, &CounterServiceImpl::DoCompareAndSet,
-      kPostedCold);
-  AsyncUnaryMethod<DeleteRequest, DeleteResponse> del(
-      service, cq, &CounterServiceBase::RequestDelete, &CounterServiceImpl::DoDelete, kPostedCold);
-  AsyncUnaryMethod<GetStatsRequest, GetStatsResponse> get_stats(
-      service, cq, &CounterServiceBase::RequestGetStats, &CounterServiceImpl::DoGetStats,
-      kPostedCold);
+  using Base = CounterServiceBase;
+  using Impl = CounterServiceImpl;
+  auto increment = MakeMethod(this, static_cast<Base*>(s), cq, &Base::RequestIncrement,
+                              HandleWith(s, &Impl::DoIncrement), kHot);
+  auto increment_batch = MakeMethod(this, static_cast<Base*>(s), cq, &Base::RequestIncrementBatch,
+                                    HandleWith(s, &Impl::DoIncrementBatch), kHot);
+  auto get = MakeMethod(this, static_cast<Base*>(s), cq, &Base::RequestGet,
+                        HandleWith(s, &Impl::DoGet), kHot);
+  auto batch_get = MakeMethod(this, static_cast<Base*>(s), cq, &Base::RequestBatchGet,
+                              HandleWith(s, &Impl::DoBatchGet), kHot);
+  auto list = MakeMethod(this, static_cast<Base*>(s), cq, &Base::RequestList,
+                         HandleWith(s, &Impl::DoList), kCold);
+  auto set = MakeMethod(this, static_cast<Base*>(s), cq, &Base::RequestSet,
+                        HandleWith(s, &Impl::DoSet), kCold);
+  auto compare_and_set = MakeMethod(this, static_cast<Base*>(s), cq, &Base::RequestCompareAndSet,
+                                    HandleWith(s, &Impl::DoCompareAndSet), kCold);
+  auto del = MakeMethod(this, static_cast<Base*>(s), cq, &Base::RequestDelete,
+                        HandleWith(s, &Impl::DoDelete), kCold);
+  auto get_stats = MakeMethod(this, static_cast<Base*>(s), cq, &Base::RequestGetStats,
+                              HandleWith(s, &Impl::DoGetStats), kCold);
+  HealthServiceImpl* const health = health_;
+  using HealthBase = HealthServiceImpl::AsyncBase;
+  std::unique_ptr<AsyncUnaryMethod<HealthBase, grpc::health::v1::HealthCheckRequest,
+                                   grpc::health::v1::HealthCheckResponse,
+                                   HealthServiceImpl::CheckFn>>
+      check;
+  if (health != nullptr) {
+    check = MakeMethod(this, static_cast<HealthBase*>(health), cq, &HealthBase::RequestCheck,
+                       HealthServiceImpl::CheckFn{health}, kCold);
+    health->StartServing(cq);
+  }
   void* tag = nullptr;
   bool ok = false;
   while (cq->Next(&tag, &ok)) {
     if (tag == &stop_tag) {  // 4.
-      for (bool* stopped : {increment.stopped(), increment_batch.stopped(), get.stopped(),
-                            batch_get.stopped(), list.stopped(), set.stopped(),
-                            compare_and_set.stopped(), del.stopped(), get_stats.stopped()}) {
-        *stopped = true;
-      }
+      increment->Stop();
+      increment_batch->Stop();
+      get->Stop();
+      batch_get->Stop();
+      list->Stop();
+      set->Stop();
+      compare_and_set->Stop();
+      del->Stop();
+      get_stats->Stop();
+      if (check) check->Stop();
+      if (health != nullptr) health->StopServing();
       cq->Shutdown();
       continue;
     }

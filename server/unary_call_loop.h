@@ -1,9 +1,13 @@
 // The serving loop of a handler process: every CounterService RPC but
-// Snapshot, served from one gRPC completion queue on one thread. See
-// unary_call_loop.cc for how it works, and handler_process.cc for why one
-// thread and the async API.
+// Snapshot, and grpc.health.v1.Health (Check and Watch), served from one gRPC
+// completion queue on one thread. See unary_call_loop.cc for how it works
+// and what bounds its call pool, and handler_process.cc for why one thread
+// and the async API.
 #ifndef COUNTERSD_SERVER_UNARY_CALL_LOOP_H_
 #define COUNTERSD_SERVER_UNARY_CALL_LOOP_H_
+
+#include <atomic>
+#include <cstddef>
 
 #include "grpcpp/alarm.h"
 #include "grpcpp/server_context.h"
@@ -11,19 +15,33 @@
 
 namespace countersd {
 
+class HealthServiceImpl;
+
+// A tag on the serving loop's queue: its address is what the queue returns,
+// and the loop calls Proceed with the completion's `ok` on the serving
+// thread. Everything posted on the queue (calls, watches, alarms) is one.
+class AsyncTag {
+ public:
+  virtual ~AsyncTag() = default;
+  // The completion of this tag's pending operation.
+  virtual void Proceed(bool ok) = 0;
+};
+
 class UnaryCallLoop {
  public:
-  // REQUIRES: `cq` comes from the builder that registered `service`; both
-  // outlive this loop.
-  UnaryCallLoop(CounterServiceImpl* service, grpc::ServerCompletionQueue* cq);
+  // REQUIRES: `cq` comes from the builder that registered `service` and
+  // `health` (may be null: no health service); all outlive this loop.
+  UnaryCallLoop(CounterServiceImpl* service, HealthServiceImpl* health,
+                grpc::ServerCompletionQueue* cq);
   UnaryCallLoop(const UnaryCallLoop&) = delete;
   UnaryCallLoop& operator=(const UnaryCallLoop&) = delete;
 
   // Serves the async RPCs on the calling thread: keeps requests posted on the
   // queue and runs each call inline when it arrives
-  // (CounterServiceImpl::HandleCall). Returns once Stop() has been called and
-  // the queue is shut down and drained. Call state is recycled through a
-  // free list per method, so a call allocates no state of its own.
+  // (CounterServiceImpl::HandleCall); serves health's Check and Watch
+  // (HealthServiceImpl::StartServing). Returns once Stop() has been called
+  // and the queue is shut down and drained. Call state is recycled through a
+  // bounded free list per method (see unary_call_loop.cc for the bounds).
   // REQUIRES: exactly one thread calls this, once.
   void Run();
 
@@ -33,10 +51,30 @@ class UnaryCallLoop {
   // REQUIRES: grpc::Server::Shutdown has returned.
   void Stop();
 
+  // The unary call objects that exist now, over every method (posted,
+  // being answered, or idle on a free list), and the most that ever existed
+  // at once. Any thread; for tests and diagnostics.
+  size_t calls() const { return calls_.load(std::memory_order_relaxed); }
+  size_t peak_calls() const { return peak_calls_.load(std::memory_order_relaxed); }
+
+  // The bounds of the pool, summed over the methods the loop serves: what
+  // calls() never exceeds, and what it returns to once no call is in flight.
+  static size_t MaxCalls();
+  static size_t MaxIdleCalls();
+  // The most idle calls one method keeps beyond its posted ones.
+  static size_t MaxFreeCallsPerMethod();
+
+  // Counts call objects made and freed (the serving thread writes).
+  void CallMade();
+  void CallFreed() { calls_.fetch_sub(1, std::memory_order_relaxed); }
+
  private:
   CounterServiceImpl* const service_;
+  HealthServiceImpl* const health_;
   grpc::ServerCompletionQueue* const cq_;
   grpc::Alarm stop_alarm_;  // fires the stop tag on the queue
+  std::atomic<size_t> calls_{0};
+  std::atomic<size_t> peak_calls_{0};
 };
 
 }  // namespace countersd

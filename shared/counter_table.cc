@@ -24,7 +24,10 @@
 //     anything), then writes each change after appending its undo entry.
 //     It commits with a single store (`active = 0`) before unlocking. A batch
 //     whose writer dies uncommitted is undone entry by entry.
-//  6. Get and List read without locks, using the seqlock of 3.
+//  6. Get and List read without locks, using the seqlock of 3. List pages
+//     through a per-process sorted index of each region's keys
+//     (sorted_key_index.cc), which inserts and deletes invalidate per region
+//     through the region's key-set version.
 //  7. Snapshots are copy-on-write per region, by epoch (snapshot_staging.cc).
 //     SnapshotForEach
 //     bumps the table's snapshot epoch; from then on, whoever next holds a
@@ -51,6 +54,7 @@
 #include "absl/strings/str_cat.h"
 #include "shared/key.h"
 #include "shared/key_hash.h"
+#include "shared/sorted_key_index.h"
 #include "shared/status_macros.h"
 #include "shared/table_internal.h"
 
@@ -249,6 +253,7 @@ absl::StatusOr<int64_t> CounterTable::Delete(std::string_view key) {
   RunHook(key);
   RewriteSlot(s, [&] { s->state = layout::kTombstone; });
   RegionShared* reg = region(r);
+  table_internal::BumpKeySetVersion(reg);
   reg->live.store(reg->live.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
   header_->live_total.fetch_sub(1, std::memory_order_relaxed);
   return prev;
@@ -256,29 +261,11 @@ absl::StatusOr<int64_t> CounterTable::Delete(std::string_view key) {
 
 std::vector<Counter> CounterTable::List(std::string_view prefix, std::string_view start_after,
                                         size_t limit) const {
-  std::vector<Counter> out;
-  if (limit == 0) return out;
-  SlotView v;
-  const uint64_t total = uint64_t{header_->regions} * header_->region_slots;
-  const Slot* all = slots(0);
-  // Keep the `limit` smallest keys above start_after in a max-heap.
-  auto less = [](const Counter& a, const Counter& b) { return a.key < b.key; };
-  for (uint64_t i = 0; i < total; ++i) {
-    if (all[i].state != layout::kLive) continue;  // racy pre-check; ReadSlot confirms
-    if (!ReadSlot(&all[i], &v) || v.state != layout::kLive) continue;
-    std::string_view k = v.key_view();
-    if (k.substr(0, prefix.size()) != prefix) continue;
-    if (!start_after.empty() && k <= start_after) continue;
-    if (out.size() == limit && k >= out.front().key) continue;
-    out.push_back(Counter{std::string(k), v.value});
-    std::push_heap(out.begin(), out.end(), less);
-    if (out.size() > limit) {
-      std::pop_heap(out.begin(), out.end(), less);
-      out.pop_back();
-    }
-  }
-  std::sort_heap(out.begin(), out.end(), less);
-  return out;
+  std::call_once(list_index_once_, [this] {
+    list_index_.reset(
+        new SortedKeyIndex(regions_base_, slots_base_, header_->regions, region_slots_));
+  });
+  return list_index_->List(prefix, start_after, limit);
 }
 
 void CounterTable::ForEach(

@@ -32,6 +32,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -54,6 +55,12 @@ struct BatchJournal;
 struct Slot;
 }  // namespace layout
 struct StagedRegion;
+class SortedKeyIndex;
+// Frees a SortedKeyIndex (defined with it, so that this header needs only
+// its declaration).
+struct SortedKeyIndexDeleter {
+  void operator()(SortedKeyIndex* index) const;
+};
 
 // Who claimed a process stats slot (stored in the mapping; 0 is a free slot).
 enum class ProcessRole : uint32_t { kHandler = 1, kAggregator = 2 };
@@ -176,8 +183,20 @@ class CounterTable {
   uint32_t StripeOf(std::string_view key) const;
 
   // Counters whose key starts with `prefix` and sorts after `start_after`
-  // (bytewise; empty = from the start), sorted, at most `limit`. Each value
-  // is one the counter held during the call; not a point-in-time view.
+  // (bytewise; empty = from the start), sorted, at most `limit`, each key
+  // once. A page is not a point-in-time view. What it holds:
+  //  - every key it returns was live at some moment during the call, with
+  //    the value returned, which the counter held at that moment;
+  //  - every key in range that was live throughout the call is returned,
+  //    unless `limit` keys before it were;
+  //  - a key inserted or deleted during the call may or may not be returned.
+  // So paging with start_after = the last key of the previous page is
+  // stable: no key appears twice, and no key that exists throughout the
+  // listing is skipped, whatever is inserted or deleted between pages.
+  // Cost: in proportion to the page (limit x log(regions)) plus regions x
+  // log(keys per region), plus a rescan of each region whose set of keys
+  // changed since this process last listed (sorted_key_index.cc). Lock-free
+  // towards writers; pages of one CounterTable handle run one at a time.
   std::vector<Counter> List(std::string_view prefix, std::string_view start_after,
                             size_t limit) const;
 
@@ -288,6 +307,9 @@ class CounterTable {
   uint32_t region_shift_ = 64;              // 64 - log2(regions); 64 means one region
   layout::ProcessSlot* my_slot_ = nullptr;  // this process's, after RegisterProcess
   TableInfo opened_info_;
+  // List's per-process sorted key index, made by the first List.
+  mutable std::once_flag list_index_once_;
+  mutable std::unique_ptr<SortedKeyIndex, SortedKeyIndexDeleter> list_index_;
 };
 
 }  // namespace countersd

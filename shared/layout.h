@@ -90,6 +90,20 @@ static_assert(sizeof(Slot) == 192, "Slot size is part of the layout");
 //  4. copied_epoch == TableHeader::snapshot_epoch => the region's staging
 //     copy is the region as of that epoch's start; dirty == 0 => the region
 //     equals its staging copy.
+//  5. key_set_version changes (+1, release, under `lock`) after every change
+//     of the region's set of live keys by a writer: each insert
+//     (table_insert.cc, single keys and batches) and each Delete
+//     (counter_table.cc), after the slot's seqlock closes. So a reader that
+//     loads it (acquire) before scanning the region, and later loads the same
+//     value again, knows that no key was inserted or deleted since the scan
+//     began (modulo 2^32 changes between the two loads). Repairs that only
+//     remove keys (crash repair, a batch's undo) need not change it: readers
+//     of the per-process sorted key index (sorted_key_index.h) check every
+//     slot they use still holds its key; Open's compaction, which moves
+//     keys, runs before any process has an index. A map made before this
+//     field existed has 0 here, like a fresh one: the index treats a region
+//     it never scanned as unknown whatever this holds, so no layout version
+//     bump is needed.
 struct alignas(64) RegionShared {
   StripeLockShared lock;
   // Live slots in the region. Written under `lock`; read without it (relaxed)
@@ -107,7 +121,10 @@ struct alignas(64) RegionShared {
   // writers under `lock`, cleared when the region is copied. A snapshot only
   // copies dirty regions; the others' staging copies are still exact.
   std::atomic<uint32_t> dirty;
-  char pad[128 - sizeof(StripeLockShared) - 20];
+  // Changed by every insert and delete (invariant 5). Written under `lock`;
+  // read without it (acquire) by List's sorted key index.
+  std::atomic<uint32_t> key_set_version;
+  char pad[128 - sizeof(StripeLockShared) - 24];
 };
 static_assert(sizeof(RegionShared) == 128);
 

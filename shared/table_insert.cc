@@ -13,7 +13,9 @@
 //     turns the slot back into a tombstone (crash_repair.cc).
 //  3. Rewrite the slot under its seqlock (hash, key, value, then state), so
 //     lock-free readers never see a half-written key.
-//  4. Count it (region live/used, the table's live_total hint), then clear
+//  4. Change the region's key-set version (layout.h, RegionShared
+//     invariant 5), so that List's per-process sorted key indexes rescan it.
+//  5. Count it (region live/used, the table's live_total hint), then clear
 //     the single-key undo record; a batch's record stays until it commits.
 #include "shared/table_internal.h"
 
@@ -57,7 +59,8 @@ Slot* CounterTable::InsertSlot(uint32_t r, std::string_view key, uint64_t hash, 
     s->value.store(value, std::memory_order_relaxed);
     s->state = layout::kLive;
   });
-  reg->live.store(reg->live.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);  // 4.
+  table_internal::BumpKeySetVersion(reg);  // 4.
+  reg->live.store(reg->live.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);  // 5.
   if (was_empty) ++reg->used;
   header_->live_total.fetch_add(1, std::memory_order_relaxed);
   if (batch == nullptr) {

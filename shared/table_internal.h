@@ -104,6 +104,13 @@ inline void MarkDirty(layout::RegionShared* reg) {
     reg->dirty.store(1, std::memory_order_relaxed);
 }
 
+// RegionShared invariant 5 (layout.h): the region's set of live keys has
+// just changed. REQUIRES: the region's lock held, the slot's seqlock closed.
+inline void BumpKeySetVersion(layout::RegionShared* reg) {
+  reg->key_set_version.store(reg->key_set_version.load(std::memory_order_relaxed) + 1,
+                             std::memory_order_release);
+}
+
 absl::Status TableFull(uint64_t capacity);
 absl::Status Overflow(std::string_view key, int64_t value, int64_t delta);
 absl::Status NotFound(std::string_view key);
