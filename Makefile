@@ -46,12 +46,13 @@ fuzz: deps
 bench: build
 	@deploy/install-deps.sh --bench
 	tests/bench/run.sh $(BUILD)
+	$(MAKE) abuse BUILD=$(BUILD)
 
 # The abuse patterns of issue 11 at the red team's sizes (ABUSE_FULL: 100,000
 # streams, 40 s of slowloris, 10,000 idle connections) on loopback, bounded in
 # time; prints per pattern each handler's RssAnon peak and final value, the
-# canary's p50/p99 and the connections accepted and refused. Self-contained:
-# `make bench` (tests/bench/run.sh) may call `$(MAKE) abuse BUILD=$(BUILD)`.
+# canary's p50/p99 and the connections accepted and refused. Self-contained;
+# `make bench` runs it after the side-by-side run.
 abuse: build
 	cmake --build $(BUILD) -j $(JOBS) --target abuse_test
 	ABUSE_FULL=1 $(BUILD)/tests/abuse/abuse_test > $(BUILD)/abuse.log 2>&1; rc=$$?; \
