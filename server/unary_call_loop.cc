@@ -228,6 +228,10 @@ size_t UnaryCallLoop::MaxIdleCalls() {
          kColdMethods * (kCold.posted + kCold.max_free);
 }
 
+size_t UnaryCallLoop::PostedCalls() {
+  return kHotMethods * kHot.posted + kColdMethods * kCold.posted;
+}
+
 size_t UnaryCallLoop::MaxFreeCallsPerMethod() { return std::max(kHot.max_free, kCold.max_free); }
 
 void UnaryCallLoop::CallMade() {

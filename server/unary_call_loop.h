@@ -61,6 +61,9 @@ class UnaryCallLoop {
   // calls() never exceeds, and what it returns to once no call is in flight.
   static size_t MaxCalls();
   static size_t MaxIdleCalls();
+  // The calls the loop keeps posted (what calls() is once Run has started
+  // and before any call arrived).
+  static size_t PostedCalls();
   // The most idle calls one method keeps beyond its posted ones.
   static size_t MaxFreeCallsPerMethod();
 

@@ -49,6 +49,15 @@ namespace {
 using counters::v1::CounterService;
 
 constexpr int64_t kRssBoundKib = 64 * 1024;  // the documented bound per handler
+// Under AddressSanitizer (make check) the bound does not apply: its
+// allocator keeps freed memory in quarantine, which malloc_trim cannot
+// return, and its shadow memory adds to RssAnon. The patterns still run
+// there, for what the sanitizers catch; the figures are still printed.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kRssBoundApplies = false;
+#else
+constexpr bool kRssBoundApplies = true;
+#endif
 constexpr int kMaxConnections = 2048;        // the default here: 32 MiB / 16 KiB
 
 bool Full() { return getenv("ABUSE_FULL") != nullptr; }
@@ -256,6 +265,10 @@ class AbuseTest : public ::testing::Test {
 
   void ExpectUnderBound(RssSampler& sampler, const std::map<pid_t, int64_t>& final_rss,
                         bool check_peak) {
+    if (!kRssBoundApplies) {
+      std::printf("abuse: AddressSanitizer build: the RssAnon bound is not checked\n");
+      return;
+    }
     for (pid_t pid : handlers_) {
       if (check_peak) {
         EXPECT_LT(sampler.peak(pid), kRssBoundKib) << "handler " << pid << " peak RssAnon";

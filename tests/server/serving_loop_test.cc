@@ -116,9 +116,11 @@ TEST_F(ServingLoopTest, CallPoolStaysUnderItsBoundAndShrinksAfterABurst) {
     grpc::Status status;
     std::unique_ptr<grpc::ClientAsyncResponseReader<counters::v1::IncrementResponse>> rpc;
   };
-  // At rest every method has just its posted calls.
-  ASSERT_TRUE(PollUntil([&] { return loop_->calls() > 0; }));
+  // At rest every method has just its posted calls (wait until the loop
+  // has posted them all: it starts on its own thread).
+  ASSERT_TRUE(PollUntil([&] { return loop_->calls() >= UnaryCallLoop::PostedCalls(); }));
   const size_t at_rest = loop_->calls();
+  ASSERT_EQ(at_rest, UnaryCallLoop::PostedCalls());
   grpc::CompletionQueue cq;
   std::vector<std::unique_ptr<Pending>> calls;
   for (int round = 0; round < 3; ++round) {
