@@ -40,6 +40,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "server/socket_address.h"
 #include "shared/log.h"
 #include "shared/sys.h"
 
@@ -59,36 +60,6 @@ constexpr absl::Duration kSweepInterval = absl::Milliseconds(10);
 constexpr absl::Duration kAcceptPause = absl::Milliseconds(100);
 constexpr absl::Duration kRefusalLogInterval = absl::Seconds(1);
 
-absl::Status ParseNumericAddress(const std::string& address, sockaddr_storage* addr,
-                                 socklen_t* len) {
-  size_t colon = address.rfind(':');
-  uint32_t port = 0;
-  if (colon == std::string::npos || !absl::SimpleAtoi(address.substr(colon + 1), &port) ||
-      port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat("not a numeric host:port: ", address));
-  }
-  std::string host = address.substr(0, colon);
-  std::memset(addr, 0, sizeof *addr);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    auto* v6 = reinterpret_cast<sockaddr_in6*>(addr);
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(static_cast<uint16_t>(port));
-    if (inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), &v6->sin6_addr) == 1) {
-      *len = sizeof *v6;
-      return absl::OkStatus();
-    }
-  } else {
-    auto* v4 = reinterpret_cast<sockaddr_in*>(addr);
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(static_cast<uint16_t>(port));
-    if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
-      *len = sizeof *v4;
-      return absl::OkStatus();
-    }
-  }
-  return absl::InvalidArgumentError(absl::StrCat("not a numeric host:port: ", address));
-}
-
 // The inode of the socket `fd` names, or 0 if it names no socket.
 ino_t SocketInode(int fd) {
   struct stat st;
@@ -100,9 +71,10 @@ ino_t SocketInode(int fd) {
 
 absl::StatusOr<std::unique_ptr<ConnectionGate>> ConnectionGate::Listen(
     const std::string& address, Options options, std::function<void(int fd)> hand_over) {
-  sockaddr_storage addr;
-  socklen_t addr_len = 0;
-  if (absl::Status s = ParseNumericAddress(address, &addr, &addr_len); !s.ok()) return s;
+  absl::StatusOr<SocketAddress> parsed = ParseSocketAddress(address);
+  if (!parsed.ok()) return parsed.status();
+  sockaddr_storage addr = parsed->addr;
+  const socklen_t addr_len = parsed->len;
   int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return ErrnoToStatus(errno, "socket(listen)");
   int one = 1;

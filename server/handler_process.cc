@@ -12,9 +12,9 @@
 // callback method anywhere brings those threads back (health_service.h is
 // our own, async on the same queue: a Watch stream holds no thread).
 // Snapshot, which blocks until the aggregator has written a snapshot, and
-// reflection, which is rare, use the sync API; their threads never poll (gRPC makes a server's sync queues non-polling
-// when it also has a polled async queue), so they do not compete with the
-// serving thread.
+// reflection, which is rare, use the sync API; their threads never poll
+// (gRPC makes a server's sync queues non-polling when it also has a polled
+// async queue), so they do not compete with the serving thread.
 //
 // How it works, step by step:
 //  1. Route gRPC's log lines through our logger; register this process's

@@ -12,6 +12,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "server/socket_address.h"
 #include "shared/abseil_string_view.h"
 #include "shared/sys.h"
 
@@ -61,18 +62,6 @@ absl::StatusOr<HostPort> Split(std::string_view listen) {
   if (hp.host.empty()) hp.host = "0.0.0.0";
   hp.port = absl::StrCat(port);
   return hp;
-}
-
-std::string Format(const sockaddr_storage& ss) {
-  char buf[INET6_ADDRSTRLEN] = {};
-  if (ss.ss_family == AF_INET6) {
-    const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
-    inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof buf);
-    return absl::StrCat("[", buf, "]:", ntohs(a->sin6_port));
-  }
-  const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
-  inet_ntop(AF_INET, &a->sin_addr, buf, sizeof buf);
-  return absl::StrCat(buf, ":", ntohs(a->sin_port));
 }
 
 }  // namespace
@@ -138,7 +127,7 @@ absl::StatusOr<PortReservation> PortReservation::Reserve(std::string_view listen
     close(fd);
     return ErrnoToStatus(err, "getsockname(listen)");
   }
-  return PortReservation(fd, Format(bound));
+  return PortReservation(fd, FormatSocketAddress(bound));
 }
 
 PortReservation::PortReservation(PortReservation&& other) noexcept

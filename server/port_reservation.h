@@ -1,7 +1,8 @@
 // Holding the listen port for the daemon's lifetime without serving on it.
 //
-// gRPC enables SO_REUSEPORT on Linux, and the handlers rely on it: each one
-// builds its own grpc::Server on the same address. That also means a second
+// Every handler binds the same address with SO_REUSEPORT (its
+// ConnectionGate, connection_gate.h), and the kernel spreads connections
+// over them. That also means a second
 // countersd of the same user could silently share the port. So, before it
 // forks, the supervisor:
 //   1. binds a probe socket to the address WITHOUT SO_REUSEPORT (with
@@ -12,8 +13,8 @@
 //      it open, never calling listen(), for as long as it lives. Port 0 is
 //      resolved to the port the kernel chose. A later daemon's probe (1)
 //      collides with this socket even before any handler listens.
-//   3. hands the resolved numeric address to the handlers, which bind it
-//      with gRPC's SO_REUSEPORT and join the same port.
+//   3. hands the resolved numeric address (socket_address.h) to the
+//      handlers, which bind it with SO_REUSEPORT and join the same port.
 #ifndef COUNTERSD_SERVER_PORT_RESERVATION_H_
 #define COUNTERSD_SERVER_PORT_RESERVATION_H_
 
@@ -37,8 +38,8 @@ class PortReservation {
   PortReservation& operator=(PortReservation&& other) noexcept;
   ~PortReservation();
 
-  // Numeric address with the real port, as gRPC wants it: "127.0.0.1:50051",
-  // "[::1]:50051".
+  // Numeric address with the real port (socket_address.h):
+  // "127.0.0.1:50051", "[::1]:50051".
   const std::string& address() const { return address_; }
   // Closes the socket (e.g. in a forked child, which must not keep it).
   void Close();
