@@ -72,13 +72,6 @@ bool Exists(const std::string& path) {
   return lstat(path.c_str(), &st) == 0;
 }
 
-absl::Status FsyncDir(const std::string& dir) {
-  ASSIGN_OR_RETURN(int fd, RealSys()->Open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0));
-  absl::Status s = RealSys()->Fsync(fd, absl::StrCat("fsync(", dir, ")"));
-  RealSys()->Close(fd).IgnoreError();
-  return s;
-}
-
 // Renames <dir>/<name> to <dir>/<name>.<tag>-<UTC time>[.N] (a name that does
 // not exist yet) and fsyncs the directory. Returns the new name.
 absl::StatusOr<std::string> SetAside(const std::string& dir, std::string_view name,
@@ -89,7 +82,7 @@ absl::StatusOr<std::string> SetAside(const std::string& dir, std::string_view na
   std::string target = base;
   for (int i = 1; Exists(Join(dir, target)); ++i) target = absl::StrCat(base, ".", i);
   RETURN_IF_ERROR(RealSys()->Rename(Join(dir, name), Join(dir, target)));
-  RETURN_IF_ERROR(FsyncDir(dir));
+  RETURN_IF_ERROR(RealSys()->FsyncDir(dir));
   return target;
 }
 
@@ -178,7 +171,7 @@ absl::StatusOr<std::unique_ptr<CounterTable>> RestoreSnapshot(const TableSelecti
     RETURN_IF_ERROR(table->Sync());
   }
   RETURN_IF_ERROR(RealSys()->Rename(restoring, Join(dir, kMapFile)));
-  RETURN_IF_ERROR(FsyncDir(dir));
+  RETURN_IF_ERROR(RealSys()->FsyncDir(dir));
 
   OpenReport report;
   ASSIGN_OR_RETURN(std::unique_ptr<CounterTable> table,

@@ -145,16 +145,16 @@ absl::StatusOr<std::pair<char*, uint64_t>> MapReadOnly(const std::string& path) 
   ASSIGN_OR_RETURN(int fd, OpenDataFile(RealSys(), path, O_RDONLY, 0));
   struct stat st;
   if (absl::Status s = RealSys()->Fstat(fd, &st, path); !s.ok()) {
-    close(fd);
+    (void)RealSys()->Close(fd);
     return s;
   }
   if (static_cast<uint64_t>(st.st_size) < kDataStart) {
-    close(fd);
+    (void)RealSys()->Close(fd);
     return absl::FailedPreconditionError(absl::StrCat("snapshot file ", path, " is ", st.st_size,
                                                       " bytes, too short for its two meta pages"));
   }
   auto p = RealSys()->Mmap(st.st_size, PROT_READ, MAP_SHARED, fd, path);
-  close(fd);
+  (void)RealSys()->Close(fd);
   if (!p.ok()) return p.status();
   return std::make_pair(static_cast<char*>(*p), static_cast<uint64_t>(st.st_size));
 }
@@ -273,7 +273,7 @@ absl::StatusOr<SnapshotMetaInfo> SnapshotFile::Write(std::string_view records, u
 absl::StatusOr<std::vector<SnapshotSlotCheck>> SnapshotFile::Check(const std::string& path) {
   ASSIGN_OR_RETURN(auto mapped, MapReadOnly(path));
   std::vector<SnapshotSlotCheck> checks = CheckMapped(mapped.first, mapped.second);
-  munmap(mapped.first, mapped.second);
+  (void)RealSys()->Munmap(mapped.first, mapped.second);
   return checks;
 }
 
@@ -282,7 +282,7 @@ absl::StatusOr<SnapshotMetaInfo> SnapshotFile::ReadNewest(
   ASSIGN_OR_RETURN(auto mapped, MapReadOnly(path));
   absl::StatusOr<SnapshotMetaInfo> result =
       ReadNewestImage(std::string_view(mapped.first, mapped.second), path, fn);
-  munmap(mapped.first, mapped.second);
+  (void)RealSys()->Munmap(mapped.first, mapped.second);
   return result;
 }
 

@@ -10,9 +10,10 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
-#include "shared/abseil_string_view.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "shared/abseil_string_view.h"
+#include "shared/status_macros.h"
 
 namespace countersd {
 
@@ -140,6 +141,29 @@ absl::Status Sys::Rename(const std::string& from, const std::string& to) {
   }
   return absl::OkStatus();
 }
+
+absl::Status Sys::FsyncDir(const std::string& dir) {
+  ASSIGN_OR_RETURN(int fd, Open(dir, O_RDONLY | O_DIRECTORY, 0));
+  absl::Status s = Fsync(fd, absl::StrCat("directory ", dir));
+  absl::Status c = Close(fd);
+  return s.ok() ? c : s;
+}
+
+absl::Status Sys::Unlink(const std::string& path) {
+  if (::unlink(path.c_str()) != 0) return ErrnoToStatus(errno, absl::StrCat("unlink(", path, ")"));
+  return absl::OkStatus();
+}
+
+absl::Status Sys::Fallocate(int fd, off_t offset, off_t len, std::string_view what) {
+  int err;
+  do {
+    err = ::posix_fallocate(fd, offset, len);  // returns the error; errno is not set
+  } while (err == EINTR);
+  if (err != 0) return ErrnoToStatus(err, absl::StrCat("posix_fallocate(", Sv(what), ")"));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> Sys::BootId() { return CurrentBootId(); }
 
 Sys* RealSys() {
   static Sys* sys = new Sys();

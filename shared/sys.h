@@ -40,7 +40,18 @@ class Sys {
   // msync(MS_SYNC) of [addr, addr+len); addr is rounded down to a page.
   virtual absl::Status Msync(void* addr, size_t len, std::string_view what);
   virtual absl::Status Fsync(int fd, std::string_view what);
+  // fsync of a directory: makes the creates, renames and unlinks in it
+  // durable (a file's own fsync does not cover its directory entry).
+  virtual absl::Status FsyncDir(const std::string& dir);
   virtual absl::Status Rename(const std::string& from, const std::string& to);
+  virtual absl::Status Unlink(const std::string& path);
+  // posix_fallocate of [offset, offset+len): allocates the blocks, so that a
+  // store into a MAP_SHARED page of the range can never take SIGBUS for want
+  // of disk space. RESOURCE_EXHAUSTED on a full disk.
+  virtual absl::Status Fallocate(int fd, off_t offset, off_t len, std::string_view what);
+  // This boot's id (CurrentBootId below); a test fakes a reboot by
+  // returning another.
+  virtual absl::StatusOr<std::string> BootId();
 };
 
 // The process-wide real implementation.

@@ -221,7 +221,7 @@ absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::Create(const std::st
     return absl::InvalidArgumentError(absl::StrCat("capacity must be between 1 and ", kMaxCapacity,
                                                    " counters, got ", capacity));
   }
-  ASSIGN_OR_RETURN(std::string boot_id, CurrentBootId());
+  ASSIGN_OR_RETURN(std::string boot_id, sys->BootId());
   Geometry g = ComputeGeometry(capacity);
   ASSIGN_OR_RETURN(int fd, OpenDataFile(sys, path, O_RDWR | O_CREAT | O_EXCL, 0600));
   absl::Status st = sys->Ftruncate(fd, static_cast<off_t>(g.file_size), path);
@@ -253,7 +253,7 @@ absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::Create(const std::st
   if (t.ok()) st = sys->Fsync(fd, path);
   (void)sys->Close(fd);
   if (!t.ok() || !st.ok()) {
-    ::unlink(path.c_str());  // our own half-made file, never a user's
+    (void)sys->Unlink(path);  // our own half-made file, never a user's
     return t.ok() ? st : t.status();
   }
   CounterTable& table = **t;
@@ -267,7 +267,7 @@ absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::Create(const std::st
 
 absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::Open(const std::string& path, Sys* sys,
                                                                  OpenReport* report) {
-  ASSIGN_OR_RETURN(std::string boot_id, CurrentBootId());
+  ASSIGN_OR_RETURN(std::string boot_id, sys->BootId());
   ASSIGN_OR_RETURN(auto t, MapExisting(path, /*writable=*/true, sys));
   CounterTable& table = *t;
   TableHeader* h = table.header_;
