@@ -32,10 +32,11 @@ SnapshotWriter::SnapshotWriter(CounterTable* table, std::unique_ptr<SnapshotFile
     : table_(table), file_(std::move(file)) {}
 
 absl::StatusOr<std::unique_ptr<SnapshotWriter>> SnapshotWriter::Open(CounterTable* table,
-                                                                     const std::string& data_dir) {
-  ASSIGN_OR_RETURN(
-      std::unique_ptr<SnapshotFile> file,
-      SnapshotFile::OpenForWrite(absl::StrCat(data_dir, "/", kSnapshotFile), table->capacity()));
+                                                                     const std::string& data_dir,
+                                                                     Sys* sys) {
+  ASSIGN_OR_RETURN(std::unique_ptr<SnapshotFile> file,
+                   SnapshotFile::OpenForWrite(absl::StrCat(data_dir, "/", kSnapshotFile),
+                                              table->capacity(), sys));
   return std::unique_ptr<SnapshotWriter>(new SnapshotWriter(table, std::move(file)));
 }
 

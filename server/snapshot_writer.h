@@ -24,7 +24,8 @@ class SnapshotWriter {
   // next generation follows the newest valid one in the file. Errors name
   // the failed call. REQUIRES: `table` outlives the writer.
   static absl::StatusOr<std::unique_ptr<SnapshotWriter>> Open(CounterTable* table,
-                                                              const std::string& data_dir);
+                                                              const std::string& data_dir,
+                                                              Sys* sys = RealSys());
 
   // Takes one point-in-time snapshot (CounterTable::SnapshotForEach, which
   // never includes half of a batch), writes it and makes it durable. On

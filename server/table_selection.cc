@@ -74,15 +74,15 @@ bool Exists(const std::string& path) {
 
 // Renames <dir>/<name> to <dir>/<name>.<tag>-<UTC time>[.N] (a name that does
 // not exist yet) and fsyncs the directory. Returns the new name.
-absl::StatusOr<std::string> SetAside(const std::string& dir, std::string_view name,
+absl::StatusOr<std::string> SetAside(Sys* sys, const std::string& dir, std::string_view name,
                                      std::string_view tag) {
   std::string base =
       absl::StrCat(Sv(name), ".", Sv(tag), "-",
                    absl::FormatTime("%Y%m%dT%H%M%SZ", absl::Now(), absl::UTCTimeZone()));
   std::string target = base;
   for (int i = 1; Exists(Join(dir, target)); ++i) target = absl::StrCat(base, ".", i);
-  RETURN_IF_ERROR(RealSys()->Rename(Join(dir, name), Join(dir, target)));
-  RETURN_IF_ERROR(RealSys()->FsyncDir(dir));
+  RETURN_IF_ERROR(sys->Rename(Join(dir, name), Join(dir, target)));
+  RETURN_IF_ERROR(sys->FsyncDir(dir));
   return target;
 }
 
@@ -122,16 +122,18 @@ absl::StatusOr<std::unique_ptr<CounterTable>> RestoreSnapshot(const TableSelecti
   const std::string& dir = opt.data_dir;
   const std::string snap_path = Join(dir, kSnapshotFile);
   std::vector<Counter> records;
-  absl::StatusOr<SnapshotMetaInfo> meta =
-      SnapshotFile::ReadNewest(snap_path, [&records](std::string_view key, int64_t value) {
+  absl::StatusOr<SnapshotMetaInfo> meta = SnapshotFile::ReadNewest(
+      snap_path,
+      [&records](std::string_view key, int64_t value) {
         records.push_back(Counter{std::string(key), value});
-      });
+      },
+      opt.sys);
   if (absl::IsNotFound(meta.status())) return meta.status();
   if (!meta.ok()) {
     Log(LogLevel::kError, "snapshot file holds no valid snapshot",
         {{"file", kSnapshotFile}, {"error", meta.status().ToString()}});
     if (meta.status().code() == absl::StatusCode::kFailedPrecondition) {
-      ASSIGN_OR_RETURN(std::string aside, SetAside(dir, kSnapshotFile, kCorruptKind));
+      ASSIGN_OR_RETURN(std::string aside, SetAside(opt.sys, dir, kSnapshotFile, kCorruptKind));
       Log(LogLevel::kError, "kept invalid snapshot file aside",
           {{"file", kSnapshotFile}, {"renamed_to", aside}});
       set_aside->push_back(absl::StrCat(kSnapshotFile, " -> ", aside));
@@ -140,7 +142,8 @@ absl::StatusOr<std::unique_ptr<CounterTable>> RestoreSnapshot(const TableSelecti
     return meta.status();
   }
   // Say so when one half was bad and the other one is used.
-  if (absl::StatusOr<std::vector<SnapshotSlotCheck>> checks = SnapshotFile::Check(snap_path);
+  if (absl::StatusOr<std::vector<SnapshotSlotCheck>> checks =
+          SnapshotFile::Check(snap_path, opt.sys);
       checks.ok()) {
     for (const SnapshotSlotCheck& c : *checks) {
       if (!c.status.ok() && c.meta.generation != 0) {
@@ -154,13 +157,12 @@ absl::StatusOr<std::unique_ptr<CounterTable>> RestoreSnapshot(const TableSelecti
   if (Exists(restoring)) {
     // Our own unfinished restore from an earlier start; not a validated file.
     Log(LogLevel::kWarning, "removing unfinished restore", {{"file", kRestoringFile}});
-    if (unlink(restoring.c_str()) != 0)
-      return ErrnoToStatus(errno, absl::StrCat("unlink(", kRestoringFile, ")"));
+    RETURN_IF_ERROR(opt.sys->Unlink(restoring));
   }
   uint64_t capacity = std::max<uint64_t>({opt.capacity, meta->capacity, records.size()});
   {
     ASSIGN_OR_RETURN(std::unique_ptr<CounterTable> table,
-                     CounterTable::Create(restoring, capacity));
+                     CounterTable::Create(restoring, capacity, opt.sys));
     for (const Counter& c : records) {
       absl::StatusOr<std::optional<int64_t>> set = table->Set(c.key, c.value);
       if (!set.ok()) {
@@ -170,12 +172,12 @@ absl::StatusOr<std::unique_ptr<CounterTable>> RestoreSnapshot(const TableSelecti
     }
     RETURN_IF_ERROR(table->Sync());
   }
-  RETURN_IF_ERROR(RealSys()->Rename(restoring, Join(dir, kMapFile)));
-  RETURN_IF_ERROR(RealSys()->FsyncDir(dir));
+  RETURN_IF_ERROR(opt.sys->Rename(restoring, Join(dir, kMapFile)));
+  RETURN_IF_ERROR(opt.sys->FsyncDir(dir));
 
   OpenReport report;
   ASSIGN_OR_RETURN(std::unique_ptr<CounterTable> table,
-                   CounterTable::Open(Join(dir, kMapFile), RealSys(), &report));
+                   CounterTable::Open(Join(dir, kMapFile), opt.sys, &report));
   Log(LogLevel::kWarning,
       absl::StrCat("restored snapshot generation ", meta->generation, " taken ",
                    FormatAge(meta->unix_ns), " ago, ", records.size(), " counters"),
@@ -204,7 +206,8 @@ absl::StatusOr<std::unique_ptr<CounterTable>> SelectAndOpenTable(const TableSele
     absl::Status invalid;
     std::optional<TableInfo> info;
     {
-      absl::StatusOr<std::unique_ptr<CounterTable>> ro = CounterTable::OpenReadOnly(map_path);
+      absl::StatusOr<std::unique_ptr<CounterTable>> ro =
+          CounterTable::OpenReadOnly(map_path, opt.sys);
       if (ro.ok()) {
         info = (*ro)->Info();
       } else if (ro.status().code() == absl::StatusCode::kFailedPrecondition) {
@@ -213,7 +216,7 @@ absl::StatusOr<std::unique_ptr<CounterTable>> SelectAndOpenTable(const TableSele
         return ro.status();
       }
     }
-    absl::StatusOr<std::string> boot = CurrentBootId();
+    absl::StatusOr<std::string> boot = opt.sys->BootId();
     if (!boot.ok()) return boot.status();
     std::string trusted_because;
     if (info.has_value()) {  // step 2
@@ -232,7 +235,7 @@ absl::StatusOr<std::unique_ptr<CounterTable>> SelectAndOpenTable(const TableSele
     if (!trusted_because.empty()) {
       OpenReport report;
       absl::StatusOr<std::unique_ptr<CounterTable>> table =
-          CounterTable::Open(map_path, RealSys(), &report);
+          CounterTable::Open(map_path, opt.sys, &report);
       if (table.ok()) {
         LogOpenReport(trusted_because, (*table)->Info(), report);
         return table;
@@ -242,7 +245,7 @@ absl::StatusOr<std::unique_ptr<CounterTable>> SelectAndOpenTable(const TableSele
     }
     if (!invalid.ok()) {
       reason = absl::StrCat(kMapFile, " failed validation: ", invalid.message());
-      ASSIGN_OR_RETURN(std::string aside, SetAside(dir, kMapFile, kCorruptKind));
+      ASSIGN_OR_RETURN(std::string aside, SetAside(opt.sys, dir, kMapFile, kCorruptKind));
       Log(LogLevel::kError, "live table failed validation; kept it aside",
           {{"file", kMapFile}, {"renamed_to", aside}, {"error", invalid.ToString()}});
       set_aside.push_back(
@@ -250,7 +253,7 @@ absl::StatusOr<std::unique_ptr<CounterTable>> SelectAndOpenTable(const TableSele
     } else {
       reason = absl::StrCat(kMapFile, " was left by an unclean stop during another boot (",
                             info->boot_id, "); a host crash may have torn it");
-      ASSIGN_OR_RETURN(std::string aside, SetAside(dir, kMapFile, kUntrustedKind));
+      ASSIGN_OR_RETURN(std::string aside, SetAside(opt.sys, dir, kMapFile, kUntrustedKind));
       Log(LogLevel::kWarning, "live table not trusted after a reboot; kept it aside",
           {{"file", kMapFile},
            {"renamed_to", aside},
@@ -278,7 +281,7 @@ absl::StatusOr<std::unique_ptr<CounterTable>> SelectAndOpenTable(const TableSele
   // Step 4.
   if (found.empty()) {
     ASSIGN_OR_RETURN(std::unique_ptr<CounterTable> table,
-                     CounterTable::Create(map_path, opt.capacity));
+                     CounterTable::Create(map_path, opt.capacity, opt.sys));
     Log(LogLevel::kInfo, "created new table",
         {{"file", kMapFile}, {"capacity", opt.capacity}, {"data_dir", dir}});
     return table;

@@ -18,6 +18,7 @@ struct TableSelectionOptions {
   std::string data_dir;   // must exist; the caller holds its flock
   uint64_t capacity = 0;  // for a new table (or the minimum for a restored one)
   bool trust_untrusted_map = false;
+  Sys* sys = RealSys();  // every call on the data directory's files goes through it
 };
 
 // Opens, restores or creates the table at <data_dir>/counters.map and logs

@@ -139,7 +139,8 @@ class CounterTable {
   // the slots the same way, maps it PROT_READ and never writes. Only Info, Get, List and
   // ForEach may be used; the caller must not expect a consistent view if a
   // daemon is writing the file at the same time.
-  static absl::StatusOr<std::unique_ptr<CounterTable>> OpenReadOnly(const std::string& path);
+  static absl::StatusOr<std::unique_ptr<CounterTable>> OpenReadOnly(const std::string& path,
+                                                                    Sys* sys = RealSys());
 
   ~CounterTable();
   CounterTable(const CounterTable&) = delete;

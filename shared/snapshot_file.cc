@@ -112,8 +112,7 @@ SnapshotSlotCheck CheckHalf(const char* base, uint64_t size, int k) {
   if (AllZero(page, kMetaSize)) return bad("empty (never written)");
   if (std::memcmp(m.magic, kMagic, sizeof m.magic) != 0) return bad("bad magic");
   if (m.version != kSnapshotVersion) {
-    return bad(
-        absl::StrCat("format version ", m.version, ", this build reads ", kSnapshotVersion));
+    return bad(absl::StrCat("format version ", m.version, ", this build reads ", kSnapshotVersion));
   }
   if (m.meta_crc != Crc(page, kMetaCrcOffset)) return bad("meta checksum mismatch");
   check.meta.generation = m.generation;
@@ -141,20 +140,20 @@ SnapshotSlotCheck CheckHalf(const char* base, uint64_t size, int k) {
 }
 
 // Maps a snapshot file read-only; the caller munmaps.
-absl::StatusOr<std::pair<char*, uint64_t>> MapReadOnly(const std::string& path) {
-  ASSIGN_OR_RETURN(int fd, OpenDataFile(RealSys(), path, O_RDONLY, 0));
+absl::StatusOr<std::pair<char*, uint64_t>> MapReadOnly(const std::string& path, Sys* sys) {
+  ASSIGN_OR_RETURN(int fd, OpenDataFile(sys, path, O_RDONLY, 0));
   struct stat st;
-  if (absl::Status s = RealSys()->Fstat(fd, &st, path); !s.ok()) {
-    (void)RealSys()->Close(fd);
+  if (absl::Status s = sys->Fstat(fd, &st, path); !s.ok()) {
+    (void)sys->Close(fd);
     return s;
   }
   if (static_cast<uint64_t>(st.st_size) < kDataStart) {
-    (void)RealSys()->Close(fd);
+    (void)sys->Close(fd);
     return absl::FailedPreconditionError(absl::StrCat("snapshot file ", path, " is ", st.st_size,
                                                       " bytes, too short for its two meta pages"));
   }
-  auto p = RealSys()->Mmap(st.st_size, PROT_READ, MAP_SHARED, fd, path);
-  (void)RealSys()->Close(fd);
+  auto p = sys->Mmap(st.st_size, PROT_READ, MAP_SHARED, fd, path);
+  (void)sys->Close(fd);
   if (!p.ok()) return p.status();
   return std::make_pair(static_cast<char*>(*p), static_cast<uint64_t>(st.st_size));
 }
@@ -254,7 +253,7 @@ absl::StatusOr<SnapshotMetaInfo> SnapshotFile::Write(std::string_view records, u
   m.counters = counters;
   m.capacity = capacity;
   m.unix_ns = UnixNanos();
-  auto boot = CurrentBootId();
+  auto boot = sys_->BootId();
   if (boot.ok()) std::memcpy(m.boot_id, boot->data(), std::min(boot->size(), sizeof m.boot_id - 1));
   m.data_crc = Crc(records.data(), records.size());
   EncodeMeta(m, base_ + half * kMetaPage);
@@ -270,19 +269,20 @@ absl::StatusOr<SnapshotMetaInfo> SnapshotFile::Write(std::string_view records, u
   return info;
 }
 
-absl::StatusOr<std::vector<SnapshotSlotCheck>> SnapshotFile::Check(const std::string& path) {
-  ASSIGN_OR_RETURN(auto mapped, MapReadOnly(path));
+absl::StatusOr<std::vector<SnapshotSlotCheck>> SnapshotFile::Check(const std::string& path,
+                                                                   Sys* sys) {
+  ASSIGN_OR_RETURN(auto mapped, MapReadOnly(path, sys));
   std::vector<SnapshotSlotCheck> checks = CheckMapped(mapped.first, mapped.second);
-  (void)RealSys()->Munmap(mapped.first, mapped.second);
+  (void)sys->Munmap(mapped.first, mapped.second);
   return checks;
 }
 
 absl::StatusOr<SnapshotMetaInfo> SnapshotFile::ReadNewest(
-    const std::string& path, const std::function<void(std::string_view, int64_t)>& fn) {
-  ASSIGN_OR_RETURN(auto mapped, MapReadOnly(path));
+    const std::string& path, const std::function<void(std::string_view, int64_t)>& fn, Sys* sys) {
+  ASSIGN_OR_RETURN(auto mapped, MapReadOnly(path, sys));
   absl::StatusOr<SnapshotMetaInfo> result =
       ReadNewestImage(std::string_view(mapped.first, mapped.second), path, fn);
-  (void)RealSys()->Munmap(mapped.first, mapped.second);
+  (void)sys->Munmap(mapped.first, mapped.second);
   return result;
 }
 
@@ -297,9 +297,9 @@ absl::StatusOr<SnapshotMetaInfo> SnapshotFile::ReadNewestImage(
   const std::vector<SnapshotSlotCheck> checks = CheckMapped(base, image.size());
   const SnapshotSlotCheck* newest = Newest(checks);
   if (!newest) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("snapshot file ", name, " holds no valid snapshot: ",
-                     checks[0].status.message(), "; ", checks[1].status.message()));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "snapshot file ", name, " holds no valid snapshot: ", checks[0].status.message(), "; ",
+        checks[1].status.message()));
   }
   // CheckHalf proved the newest half's data range inside the image.
   const SnapshotMeta m = DecodeMeta(base + newest->index * kMetaPage);

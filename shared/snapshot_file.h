@@ -76,13 +76,15 @@ class SnapshotFile {
   // Checks both metas and halves of the file at `path`.
   // NOT_FOUND if the file does not exist; FAILED_PRECONDITION if it is too
   // short to hold the two meta pages.
-  static absl::StatusOr<std::vector<SnapshotSlotCheck>> Check(const std::string& path);
+  static absl::StatusOr<std::vector<SnapshotSlotCheck>> Check(const std::string& path,
+                                                              Sys* sys = RealSys());
 
   // Reads the newest valid snapshot: calls fn for each record and returns its
   // meta. FAILED_PRECONDITION (with the reasons of both halves) if neither is
   // valid; NOT_FOUND if the file does not exist.
   static absl::StatusOr<SnapshotMetaInfo> ReadNewest(
-      const std::string& path, const std::function<void(std::string_view, int64_t)>& fn);
+      const std::string& path, const std::function<void(std::string_view, int64_t)>& fn,
+      Sys* sys = RealSys());
 
   // The same two parsers over a file image in memory (what Check and
   // ReadNewest run once the file is mapped; the fuzz targets call them).

@@ -18,8 +18,7 @@
 namespace countersd {
 
 absl::Status ErrnoToStatus(int err, std::string_view call) {
-  std::string msg =
-      absl::StrCat(Sv(call), " failed: ", std::strerror(err), " (errno ", err, ")");
+  std::string msg = absl::StrCat(Sv(call), " failed: ", std::strerror(err), " (errno ", err, ")");
   switch (err) {
     case ENOSPC:
     case EDQUOT:
@@ -69,8 +68,9 @@ absl::StatusOr<int> OpenDataFile(Sys* sys, const std::string& path, int flags, m
     struct stat st;
     if (::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
       return absl::FailedPreconditionError(
-          absl::StrCat(path, " is a symbolic link; countersd opens only regular files in its data "
-                             "directory and never follows links there: replace it with the file"));
+          absl::StrCat(path,
+                       " is a symbolic link; countersd opens only regular files in its data "
+                       "directory and never follows links there: replace it with the file"));
     }
     return fd.status();
   }
@@ -93,8 +93,7 @@ absl::Status Sys::Ftruncate(int fd, off_t size, std::string_view what) {
   return absl::OkStatus();
 }
 
-absl::Status Sys::Pwrite(int fd, const void* buf, size_t len, off_t offset,
-                         std::string_view what) {
+absl::Status Sys::Pwrite(int fd, const void* buf, size_t len, off_t offset, std::string_view what) {
   const char* p = static_cast<const char*>(buf);
   while (len > 0) {
     ssize_t n = ::pwrite(fd, p, len, offset);

@@ -151,9 +151,8 @@ absl::Status CounterTable::ValidateContents() const {
       if (s.state == layout::kEmpty || s.state == layout::kTombstone) continue;
       if (s.seq.load(std::memory_order_relaxed) & 1) continue;  // mid-rewrite: repair's
       auto bad = [&](std::string_view why) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("map file slot ", i, " of region ", r, " ", Sv(why),
-                         ": the file is corrupt"));
+        return absl::FailedPreconditionError(absl::StrCat("map file slot ", i, " of region ", r,
+                                                          " ", Sv(why), ": the file is corrupt"));
       };
       if (s.state != layout::kLive) return bad(absl::StrCat("has unknown state ", s.state));
       if (s.key_len == 0 || s.key_len > kMaxKeyBytes) {
@@ -218,8 +217,8 @@ absl::Status CounterTable::ValidateHeader(uint64_t actual_file_size) const {
 absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::Create(const std::string& path,
                                                                    uint64_t capacity, Sys* sys) {
   if (capacity == 0 || capacity > kMaxCapacity) {
-    return absl::InvalidArgumentError(absl::StrCat("capacity must be between 1 and ", kMaxCapacity,
-                                                   " counters, got ", capacity));
+    return absl::InvalidArgumentError(
+        absl::StrCat("capacity must be between 1 and ", kMaxCapacity, " counters, got ", capacity));
   }
   ASSIGN_OR_RETURN(std::string boot_id, sys->BootId());
   Geometry g = ComputeGeometry(capacity);
@@ -289,8 +288,9 @@ absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::Open(const std::stri
   return t;
 }
 
-absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::OpenReadOnly(const std::string& path) {
-  return MapExisting(path, /*writable=*/false, RealSys());
+absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::OpenReadOnly(const std::string& path,
+                                                                         Sys* sys) {
+  return MapExisting(path, /*writable=*/false, sys);
 }
 
 absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::MapExisting(const std::string& path,
