@@ -159,7 +159,8 @@ std::string HalfBatches(const State& got) {
 std::vector<std::string> KeptAside(const std::string& dir, const CrashImage& image,
                                    const std::map<std::string, ino_t>& before, bool served_map) {
   std::map<ino_t, std::string> after;
-  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+  std::error_code ec;  // no exception in the child: a throw would read as a crash
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
     struct stat st;
     if (::lstat(e.path().c_str(), &st) == 0) after[st.st_ino] = e.path().filename().string();
   }
@@ -197,8 +198,8 @@ std::string RecoverAndCheck(const std::string& dir, const CrashImage& image,
     if (::lstat(absl::StrCat(dir, "/", name).c_str(), &st) == 0) before[name] = st.st_ino;
   }
   PowerLossSys sys(dir, BootIdFor("check", 0));  // a boot no workload step ran in
-  absl::StatusOr<std::unique_ptr<CounterTable>> table = SelectAndOpenTable(
-      {.data_dir = dir, .capacity = expected.capacity, .sys = &sys});
+  absl::StatusOr<std::unique_ptr<CounterTable>> table =
+      SelectAndOpenTable({.data_dir = dir, .capacity = expected.capacity, .sys = &sys});
   std::vector<std::string> problems;
   if (!table.ok()) {
     if (table.status().code() != absl::StatusCode::kFailedPrecondition ||
@@ -218,10 +219,10 @@ std::string RecoverAndCheck(const std::string& dir, const CrashImage& image,
       problems.push_back(absl::StrCat(
           "served ", Describe(got),
           ", which is the table at no instant since the last completed Snapshot (",
-          expected.snapshot_completed ? "" : "none completed; ", "that one: ",
-          Describe(expected.states.front()), "; the crash point: ",
-          Describe(expected.states.back()), "); against the last completed Snapshot: ",
-          Diff(got, expected.states.front())));
+          expected.snapshot_completed ? "" : "none completed; ",
+          "that one: ", Describe(expected.states.front()),
+          "; the crash point: ", Describe(expected.states.back()),
+          "); against the last completed Snapshot: ", Diff(got, expected.states.front())));
     }
     absl::StatusOr<std::unique_ptr<SnapshotWriter>> writer =
         SnapshotWriter::Open(table->get(), dir, &sys);
@@ -229,8 +230,8 @@ std::string RecoverAndCheck(const std::string& dir, const CrashImage& image,
       problems.push_back(absl::StrCat("the snapshot writer cannot open after this start: ",
                                       writer.status().ToString()));
     } else if (absl::StatusOr<SnapshotMetaInfo> w = (*writer)->Write(); !w.ok()) {
-      problems.push_back(absl::StrCat("the first snapshot after this start failed: ",
-                                      w.status().ToString()));
+      problems.push_back(
+          absl::StrCat("the first snapshot after this start failed: ", w.status().ToString()));
     }
   }
   return absl::StrJoin(problems, "; ");
@@ -419,8 +420,8 @@ class PowerLossRun {
       const std::string verdict = RecoverInChild(image);
       if (verdict.empty()) continue;
       if (++failures_ <= failures_shown_) {
-        ADD_FAILURE() << stage_ << ": power loss at crash point " << crash_points_ << " ("
-                      << where << "), image: " << choice.Describe(state) << "\n  => " << verdict;
+        ADD_FAILURE() << stage_ << ": power loss at crash point " << crash_points_ << " (" << where
+                      << "), image: " << choice.Describe(state) << "\n  => " << verdict;
       }
     }
   }

@@ -29,7 +29,8 @@ std::string_view PageOf(const std::string& s, uint64_t i) {
 
 std::vector<uint64_t> DirtyPages(const std::string& durable, const std::string& current) {
   std::vector<uint64_t> dirty;
-  const uint64_t pages = (std::max(durable.size(), current.size()) + kSimPageSize - 1) / kSimPageSize;
+  const uint64_t pages =
+      (std::max(durable.size(), current.size()) + kSimPageSize - 1) / kSimPageSize;
   for (uint64_t i = 0; i < pages; ++i) {
     if (PageOf(durable, i) != PageOf(current, i)) dirty.push_back(i);
   }
@@ -116,8 +117,11 @@ std::string CrashChoice::Describe(const CrashState& state) const {
     }
     parts.push_back(absl::StrCat(
         name, ": ", current ? "current" : "durable", " size ",
-        current ? f.current.size() : f.durable.size(), ", ", f.dirty.size(), " dirty pages",
-        pages.empty() ? " all lost" : absl::StrCat(", written: ", absl::StrJoin(pages, " "))));
+        current ? f.current.size() : f.durable.size(), ", ",
+        f.dirty.empty() ? "no dirty page"
+        : pages.empty()
+            ? absl::StrCat(f.dirty.size(), " dirty pages, all lost")
+            : absl::StrCat(f.dirty.size(), " dirty pages, written: ", absl::StrJoin(pages, " "))));
   }
   return absl::StrJoin(parts, "; ");
 }
@@ -354,9 +358,9 @@ CrashState PowerLossSys::Capture() const {
     std::vector<std::string> a, r;
     for (const auto& [name, inode] : actual) a.push_back(absl::StrCat(name, "#", inode));
     for (const auto& [name, inode] : recorded) r.push_back(absl::StrCat(name, "#", inode));
-    state.inconsistency = absl::StrCat("the directory holds {", absl::StrJoin(a, ", "),
-                                       "} but the calls through the Sys made {",
-                                       absl::StrJoin(r, ", "), "}");
+    state.inconsistency =
+        absl::StrCat("the directory holds {", absl::StrJoin(a, ", "),
+                     "} but the calls through the Sys made {", absl::StrJoin(r, ", "), "}");
   }
   return state;
 }
@@ -432,7 +436,8 @@ absl::Status PowerLossSys::Msync(void* addr, size_t len, std::string_view what) 
   const std::string current = ReadCurrent(it->second.inode);
   inode.durable.resize(current.size());  // A3: the size is durable with the data
   const uint64_t from = static_cast<uint64_t>(a - it->first) / kSimPageSize * kSimPageSize;
-  const uint64_t to = std::min<uint64_t>(current.size(), static_cast<uint64_t>(a - it->first) + len);
+  const uint64_t to =
+      std::min<uint64_t>(current.size(), static_cast<uint64_t>(a - it->first) + len);
   if (to > from) inode.durable.replace(from, to - from, current, from, to - from);
   return absl::OkStatus();
 }

@@ -88,9 +88,9 @@ struct PendingDirOp {
 // What a power loss at one instant may leave: everything Materialize needs.
 struct CrashState {
   struct File {
-    std::string durable;              // the durable image (its size: the durable size)
-    std::string current;              // the page cache now
-    std::vector<uint64_t> dirty;      // page indices where the two differ, ascending
+    std::string durable;          // the durable image (its size: the durable size)
+    std::string current;          // the page cache now
+    std::vector<uint64_t> dirty;  // page indices where the two differ, ascending
   };
   std::map<std::string, ino_t> durable_names;  // name -> inode
   std::vector<PendingDirOp> pending;           // in the order they were made
