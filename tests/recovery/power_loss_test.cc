@@ -197,7 +197,7 @@ std::string RecoverAndCheck(const std::string& dir, const CrashImage& image,
     struct stat st;
     if (::lstat(absl::StrCat(dir, "/", name).c_str(), &st) == 0) before[name] = st.st_ino;
   }
-  PowerLossSys sys(dir, BootIdFor("check", 0));  // a boot no workload step ran in
+  RebootedSys sys(BootIdFor("check", 0));  // a boot no workload step ran in
   absl::StatusOr<std::unique_ptr<CounterTable>> table =
       SelectAndOpenTable({.data_dir = dir, .capacity = expected.capacity, .sys = &sys});
   std::vector<std::string> problems;

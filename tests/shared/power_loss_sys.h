@@ -63,6 +63,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -194,6 +195,21 @@ class PowerLossSys : public Sys {
   std::map<const char*, Mapping> mappings_;
   std::map<std::string, ino_t> durable_names_;
   std::vector<PendingDirOp> pending_;
+};
+
+// The Sys that start-up recovery runs through on a crash image: a later
+// boot (BootId returns `boot_id`), whose flushes do nothing, since no crash
+// is simulated after it. Every other call is the kernel's.
+class RebootedSys : public Sys {
+ public:
+  explicit RebootedSys(std::string boot_id) : boot_id_(std::move(boot_id)) {}
+  absl::Status Msync(void*, size_t, std::string_view) override { return absl::OkStatus(); }
+  absl::Status Fsync(int, std::string_view) override { return absl::OkStatus(); }
+  absl::Status FsyncDir(const std::string&) override { return absl::OkStatus(); }
+  absl::StatusOr<std::string> BootId() override { return boot_id_; }
+
+ private:
+  const std::string boot_id_;
 };
 
 }  // namespace countersd::testing
