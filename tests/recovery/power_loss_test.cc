@@ -25,10 +25,13 @@
 //     for byte (only counters.map.restoring, an unfinished restore of ours,
 //     may be removed).
 //  5. After an OK start the snapshot writer opens and writes a snapshot.
-// Identical images with the same expectation are recovered once.
+// Identical images (by a 64-bit hash) with the same expectation are
+// recovered once.
 //
-// Bounded in time: crash points come from the workload (about a hundred per
-// stage) and each gets a fixed number of images. POWER_LOSS_SEED and
+// Bounded in time: a stage has some twenty crash points (its steps and the
+// calls inside them), each with a few to a few dozen images, some 100-160
+// distinct ones per stage, a few ms each (a few seconds per stage; about
+// five times that under ASan and a load of 10 on 2 cores). POWER_LOSS_SEED and
 // POWER_LOSS_IMAGES (random images per crash point) override the defaults;
 // POWER_LOSS_SHOWN is how many failing images a stage describes (3).
 #include <fcntl.h>
