@@ -63,6 +63,7 @@ namespace table_internal {
 namespace {
 
 std::atomic<CounterTable::CriticalSectionHook> g_hook{nullptr};
+std::atomic<CounterTable::SnapshotCopyHook> g_copy_hook{nullptr};
 
 std::atomic<int32_t> g_pid{0};
 void RefreshPid() { g_pid.store(::getpid(), std::memory_order_relaxed); }
@@ -80,6 +81,10 @@ int32_t Pid() {
 
 void RunHook(std::string_view key) {
   if (auto hook = g_hook.load(std::memory_order_relaxed)) hook(key);
+}
+
+void RunCopyHook(uint32_t r, uint32_t copied) {
+  if (auto hook = g_copy_hook.load(std::memory_order_relaxed)) hook(r, copied);
 }
 
 absl::Status TableFull(uint64_t capacity) {
@@ -132,6 +137,10 @@ class CounterTable::StripeGuard {
 
 void CounterTable::SetCriticalSectionHookForTest(CriticalSectionHook hook) {
   table_internal::g_hook.store(hook);
+}
+
+void CounterTable::SetSnapshotCopyHookForTest(SnapshotCopyHook hook) {
+  table_internal::g_copy_hook.store(hook);
 }
 
 uint32_t CounterTable::StripeOf(std::string_view key) const { return RegionOf(HashKey(key)); }

@@ -82,6 +82,7 @@ struct TableInfo {
   int64_t created_unix_ns;
   bool clean_shutdown;  // as found when opened
   std::string boot_id;  // as found when opened
+  bool copied = false;
 };
 
 // Statistics of one process that claimed a ProcessSlot.
@@ -249,6 +250,11 @@ class CounterTable {
   // Lets a test stop a process inside the critical section.
   using CriticalSectionHook = void (*)(std::string_view key);
   static void SetCriticalSectionHookForTest(CriticalSectionHook hook);
+  // Test hook, called by whoever copies a region for a snapshot
+  // (snapshot_staging.cc) after each counter it copied, with the region's
+  // lock held. Lets a test kill a process in the middle of a copy.
+  using SnapshotCopyHook = void (*)(uint32_t region, uint32_t counters_copied);
+  static void SetSnapshotCopyHookForTest(SnapshotCopyHook hook);
 
  private:
   class StripeGuard;

@@ -99,6 +99,7 @@ void CounterTable::CopyRegion(uint32_t r, uint32_t epoch) const {
       c.value = s.value.load(std::memory_order_relaxed);
       c.key_len = static_cast<uint16_t>(key.size());
       std::memcpy(c.key, key.data(), key.size());
+      table_internal::RunCopyHook(r, n);
     }
   }
   st->count = n;
