@@ -170,9 +170,11 @@ RecoveryReport CounterTable::RecoverDeadProcess(pid_t pid) {
   for (uint32_t r = 0; r < header_->regions; ++r) {
     RegionShared* reg = region(r);
     if (reg->lock.owner.load() != pid) continue;
-    // No staging copy here: a copy for the current epoch, if the dead
-    // process made one, was made before it changed anything; otherwise the
-    // snapshotter copies the region once it is repaired.
+    // No staging copy here. If the dead process completed a copy for the
+    // current epoch, it made it before it changed anything, and it stands.
+    // If it died inside the copy, the copy was not published
+    // (snapshot_staging.cc, step 5): the region stays not copied for this
+    // epoch, and dirty, so the next holder of its lock copies it whole.
     MarkDirty(reg);
     const int64_t live_before = reg->live.load();
     rep.inserts_rolled_back += RepairRegionSlots(reg, slots(r), header_->region_slots);

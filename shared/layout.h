@@ -88,8 +88,10 @@ static_assert(sizeof(Slot) == 192, "Slot size is part of the layout");
 //     `used` non-empty ones, except inside a critical section.
 //  3. inserting != 0 only inside an insert's critical section (undo record).
 //  4. copied_epoch == TableHeader::snapshot_epoch => the region's staging
-//     copy is the region as of that epoch's start; dirty == 0 => the region
-//     equals its staging copy.
+//     copy is the region as of that epoch's start, complete; dirty == 0 =>
+//     the region equals its staging copy. Both are stored only after the
+//     copy's last counter (snapshot_staging.cc), so a copier that dies
+//     midway leaves the region dirty and not copied for the epoch.
 //  5. key_set_version changes (+1, release, under `lock`) after every change
 //     of the region's set of live keys by a writer: each insert
 //     (table_insert.cc, single keys and batches) and each Delete
