@@ -167,17 +167,6 @@ uint64_t CounterTable::size() const {
   return n;
 }
 
-bool CounterTable::WouldExceedCapacity(uint64_t creates) const {
-  const uint64_t capacity = header_->capacity;
-  // Far from the limit the hint decides; it is off by at most one per
-  // process killed mid-insert, much less than the margin of one per region.
-  if (header_->live_total.load(std::memory_order_relaxed) + creates + header_->regions <=
-      capacity) {
-    return false;
-  }
-  return size() + creates > capacity;
-}
-
 SnapshotControl& CounterTable::snapshot_control() { return header_->snapshot; }
 
 // ---------------------------------------------------------------------------
@@ -264,7 +253,7 @@ absl::StatusOr<int64_t> CounterTable::Delete(std::string_view key) {
   RegionShared* reg = region(r);
   table_internal::BumpKeySetVersion(reg);
   reg->live.store(reg->live.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
-  header_->live_total.fetch_sub(1, std::memory_order_relaxed);
+  ReleaseCapacity(1);
   return prev;
 }
 
@@ -301,6 +290,7 @@ absl::Status CounterTable::Sync() { return sys_->Msync(base_, size_, path_); }
 absl::Status CounterTable::MarkCleanShutdown() {
   RETURN_IF_ERROR(Sync());
   header_->clean_shutdown.store(1);
+  header_->trust_crc = layout::TrustCrc(*header_);  // TableHeader invariant 2
   return sys_->Msync(base_, layout::kPage, path_);
 }
 

@@ -40,7 +40,8 @@ std::map<std::string, std::string> DirContents(const std::string& dir);
 
 // The boot id recorded in the map's header.
 absl::StatusOr<std::string> MapBootId(const std::string& map_path);
-// Rewrites the header's boot id (NUL-padded to the field's size).
+// Rewrites the header's boot id (NUL-padded to the field's size) and the
+// checksum of the header's trust fields, as an owner on that boot would.
 absl::Status SetMapBootId(const std::string& map_path, const std::string& boot_id);
 // A boot id that differs from this boot's (so the map looks like it survived
 // a reboot: a host crash).

@@ -98,9 +98,9 @@ TEST_F(TableTrust, AMapOfLayoutVersionOneIsRefusedSayingSo) {
   {
     MapImage map(MapPath());
     map.header()->layout_version = 1;
-    map.header()->header_crc = static_cast<uint32_t>(
-        crc32(0, reinterpret_cast<const Bytef*>(map.header()),
-              static_cast<uInt>(offsetof(layout::TableHeader, header_crc))));
+    map.header()->header_crc =
+        static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(map.header()),
+                                    static_cast<uInt>(offsetof(layout::TableHeader, header_crc))));
   }
   ExpectRefused("layout version 1");
 }
@@ -157,7 +157,8 @@ TEST_F(TableTrust, StartUpRestoresTheSnapshotWhenSlotsOfACleanMapWereZeroed) {
     MapImage map(MapPath());
     const int64_t i = map.Find(0, [&] {
       for (uint32_t k = 0; k < map.region_slots(); ++k) {
-        if (map.slot(0, k)->state == layout::kLive) return std::string(map.slot(0, k)->stored_key());
+        if (map.slot(0, k)->state == layout::kLive)
+          return std::string(map.slot(0, k)->stored_key());
       }
       return std::string();
     }());

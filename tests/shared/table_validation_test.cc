@@ -153,6 +153,23 @@ TEST_F(TableValidation, MapOfTheOtherByteOrderIsRefusedAsSuch) {
   ExpectRefused("other byte order");
 }
 
+// A table of 10 whose header says 9, with both checksums redone (capacity 9
+// implies the same geometry): more live counters than the capacity, which
+// no reservation could have let in.
+TEST_F(TableValidation, MoreCountersThanTheCapacityIsRefused) {
+  {
+    auto t = MustCreate(10);
+    for (int i = 0; i < 10; ++i) ASSERT_TRUE(t->Increment(absl::StrCat("k", i), 1).ok());
+  }
+  {
+    MapImage map(Path("t.map"));
+    map.header()->capacity = 9;
+    map.header()->header_crc = layout::HeaderCrc(*map.header());
+    map.header()->trust_crc = layout::TrustCrc(*map.header());
+  }
+  ExpectRefused("10 live counters, more than its capacity 9");
+}
+
 // ---- Probe chains, duplicates and counts (issue 10, fault 5) ----
 
 class DenseRegion : public TableValidation {
