@@ -161,6 +161,8 @@ uint64_t MapMagicOffset() { return offsetof(layout::TableHeader, magic); }
 
 uint64_t MapChecksummedByteOffset() { return offsetof(layout::TableHeader, created_unix_ns); }
 
+uint64_t MapCleanShutdownOffset() { return offsetof(layout::TableHeader, clean_shutdown); }
+
 absl::StatusOr<std::vector<SnapshotHalf>> ValidSnapshotHalves(const std::string& path) {
   auto size = FileSize(path);
   if (!size.ok()) return size.status();

@@ -50,6 +50,9 @@ absl::StatusOr<std::string> OtherBootId();
 // that nothing but the checksum validates (created_unix_ns).
 uint64_t MapMagicOffset();
 uint64_t MapChecksummedByteOffset();
+// Offset of the header's clean-shutdown flag (a uint32_t, 1 = clean), one of
+// the trust fields under their own checksum.
+uint64_t MapCleanShutdownOffset();
 
 // ---- The snapshot file. ----
 
