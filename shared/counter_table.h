@@ -297,7 +297,7 @@ class CounterTable {
   // this process, `key` valid and absent, a place reserved
   // (ReserveCapacity) and the region not full (live < region_slots).
   // Records its undo in `batch` (a claimed, active journal) or, when null,
-  // in the region.
+  // in the region. Returns the new key's slot.
   layout::Slot* InsertSlot(uint32_t r, std::string_view key, uint64_t hash, int64_t value,
                            layout::BatchJournal* batch);
   // A single-key insert: region check, reservation, InsertSlot;

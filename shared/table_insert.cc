@@ -40,10 +40,11 @@
 //    per rolled-back insert, its journal's count per undone batch.
 //  - Open recounts reserved_total as the sum of the regions' counts.
 // So reserved_total == live counters + places reserved by inserts in
-// flight. A process killed in the one store between reserving and
-// recording it (or, in a delete, between the region's count and the
-// release) leaves reserved_total too high, never too low: the table is
-// full early until the next Open, never over its capacity.
+// flight. A process killed between reserving and recording it (a single
+// insert's probe for its slot, a batch's one store to its journal), or in a
+// delete between the region's count and the release, leaves reserved_total
+// too high, never too low: the table is full early until the next Open,
+// never over its capacity.
 #include "shared/table_internal.h"
 
 namespace countersd {
