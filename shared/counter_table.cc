@@ -63,6 +63,7 @@ namespace table_internal {
 namespace {
 
 std::atomic<CounterTable::CriticalSectionHook> g_hook{nullptr};
+std::atomic<CounterTable::SnapshotCopyHook> g_copy_hook{nullptr};
 
 std::atomic<int32_t> g_pid{0};
 void RefreshPid() { g_pid.store(::getpid(), std::memory_order_relaxed); }
@@ -80,6 +81,10 @@ int32_t Pid() {
 
 void RunHook(std::string_view key) {
   if (auto hook = g_hook.load(std::memory_order_relaxed)) hook(key);
+}
+
+void RunCopyHook(uint32_t r, uint32_t copied) {
+  if (auto hook = g_copy_hook.load(std::memory_order_relaxed)) hook(r, copied);
 }
 
 absl::Status TableFull(uint64_t capacity) {
@@ -134,6 +139,10 @@ void CounterTable::SetCriticalSectionHookForTest(CriticalSectionHook hook) {
   table_internal::g_hook.store(hook);
 }
 
+void CounterTable::SetSnapshotCopyHookForTest(SnapshotCopyHook hook) {
+  table_internal::g_copy_hook.store(hook);
+}
+
 uint32_t CounterTable::StripeOf(std::string_view key) const { return RegionOf(HashKey(key)); }
 
 TableInfo CounterTable::Info() const {
@@ -156,17 +165,6 @@ uint64_t CounterTable::size() const {
     n += region(r)->live.load(std::memory_order_relaxed);
   }
   return n;
-}
-
-bool CounterTable::WouldExceedCapacity(uint64_t creates) const {
-  const uint64_t capacity = header_->capacity;
-  // Far from the limit the hint decides; it is off by at most one per
-  // process killed mid-insert, much less than the margin of one per region.
-  if (header_->live_total.load(std::memory_order_relaxed) + creates + header_->regions <=
-      capacity) {
-    return false;
-  }
-  return size() + creates > capacity;
 }
 
 SnapshotControl& CounterTable::snapshot_control() { return header_->snapshot; }
@@ -255,7 +253,7 @@ absl::StatusOr<int64_t> CounterTable::Delete(std::string_view key) {
   RegionShared* reg = region(r);
   table_internal::BumpKeySetVersion(reg);
   reg->live.store(reg->live.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
-  header_->live_total.fetch_sub(1, std::memory_order_relaxed);
+  ReleaseCapacity(1);
   return prev;
 }
 
@@ -292,6 +290,7 @@ absl::Status CounterTable::Sync() { return sys_->Msync(base_, size_, path_); }
 absl::Status CounterTable::MarkCleanShutdown() {
   RETURN_IF_ERROR(Sync());
   header_->clean_shutdown.store(1);
+  header_->trust_crc = layout::TrustCrc(*header_);  // TableHeader invariant 2
   return sys_->Msync(base_, layout::kPage, path_);
 }
 

@@ -27,6 +27,7 @@
 #ifndef COUNTERSD_SHARED_COUNTER_TABLE_H_
 #define COUNTERSD_SHARED_COUNTER_TABLE_H_
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -81,7 +82,13 @@ struct TableInfo {
   uint64_t file_size;
   int64_t created_unix_ns;
   bool clean_shutdown;  // as found when opened
-  std::string boot_id;  // as found when opened
+  // As found when opened: the boot during which the file's last owner
+  // opened it; empty when `copied`.
+  std::string boot_id;
+  // The file is not the one its last owner opened (another st_dev or
+  // st_ino: a copy, or moved to another file system). Its boot id then
+  // vouches for nothing: that boot's page cache held the original.
+  bool copied = false;
 };
 
 // Statistics of one process that claimed a ProcessSlot.
@@ -123,14 +130,17 @@ class CounterTable {
                                                               Sys* sys = RealSys());
 
   // Opens an existing table as its new owner. Validates the header (magic,
-  // layout version and byte order, struct sizes, file size, header
-  // checksum) and every live slot (key, hash, region), and refuses a
-  // mismatch with FAILED_PRECONDITION naming it (table_file.cc). Then, single-threaded and
-  // before any other process uses the file: rolls back batches and inserts
-  // that a crashed process left half-done, recounts, reclaims tombstones,
-  // re-initialises every lock and semaphore, frees every process slot,
-  // clears the clean-shutdown flag and records the current boot id. The
-  // TableInfo keeps the flag and boot id as they were found.
+  // layout version and byte order, struct sizes, file size, the checksums
+  // of the static and of the trust fields) and the contents (every slot's
+  // state; each live slot's key, hash, region and probe-chain placement;
+  // no duplicate key; each region's counts), and refuses a mismatch with
+  // FAILED_PRECONDITION naming it (table_file.cc). Then, single-threaded
+  // and before any other process uses the file: rolls back batches and
+  // inserts that a crashed process left half-done, recounts, reclaims
+  // tombstones, re-initialises every lock and semaphore, frees every
+  // process slot, clears the clean-shutdown flag and records the current
+  // boot id and the file's identity. The TableInfo keeps the flag and boot
+  // id as they were found.
   static absl::StatusOr<std::unique_ptr<CounterTable>> Open(const std::string& path,
                                                             Sys* sys = RealSys(),
                                                             OpenReport* report = nullptr);
@@ -249,6 +259,11 @@ class CounterTable {
   // Lets a test stop a process inside the critical section.
   using CriticalSectionHook = void (*)(std::string_view key);
   static void SetCriticalSectionHookForTest(CriticalSectionHook hook);
+  // Test hook, called by whoever copies a region for a snapshot
+  // (snapshot_staging.cc) after each counter it copied, with the region's
+  // lock held. Lets a test kill a process in the middle of a copy.
+  using SnapshotCopyHook = void (*)(uint32_t region, uint32_t counters_copied);
+  static void SetSnapshotCopyHookForTest(SnapshotCopyHook hook);
 
  private:
   class StripeGuard;
@@ -259,8 +274,8 @@ class CounterTable {
   static absl::StatusOr<std::unique_ptr<CounterTable>> MapExisting(const std::string& path,
                                                                    bool writable, Sys* sys);
   absl::Status ValidateHeader(uint64_t actual_file_size) const;
-  // Each region's undo record names one of its slots, and Slot invariant 2
-  // (layout.h) holds for every live slot that is not mid-rewrite.
+  // The regions and slots: undo records, Slot invariants 2 and 6, no
+  // duplicate key, the regions' counts (table_file.cc, step 2).
   absl::Status ValidateContents() const;
   absl::Status InitStaging();
   OpenReport RepairAfterCrash();
@@ -279,16 +294,21 @@ class CounterTable {
   // REQUIRES: region r locked.
   layout::Slot* Find(uint32_t r, std::string_view key, uint64_t hash) const;
   // The one insert routine (table_insert.cc). REQUIRES: region r locked by
-  // this process, `key` valid and absent, capacity checked. Records its
-  // undo in `batch` (a claimed, active journal) or, when null, in the
-  // region. nullptr if the region has no free slot.
+  // this process, `key` valid and absent, a place reserved
+  // (ReserveCapacity) and the region not full (live < region_slots).
+  // Records its undo in `batch` (a claimed, active journal) or, when null,
+  // in the region. Returns the new key's slot.
   layout::Slot* InsertSlot(uint32_t r, std::string_view key, uint64_t hash, int64_t value,
                            layout::BatchJournal* batch);
-  // A single-key insert: capacity check + InsertSlot; RESOURCE_EXHAUSTED
-  // when the table or the region is full.
+  // A single-key insert: region check, reservation, InsertSlot;
+  // RESOURCE_EXHAUSTED when the table or the region is full.
   absl::Status Insert(uint32_t r, std::string_view key, uint64_t hash, int64_t value);
-  // True if `creates` more counters would pass the capacity.
-  bool WouldExceedCapacity(uint64_t creates) const;
+  // Takes `creates` places of the capacity for inserts about to be made
+  // (TableHeader::reserved_total, table_insert.cc); false, taking nothing,
+  // if they would pass it. Thread- and process-safe.
+  bool ReserveCapacity(uint64_t creates) const;
+  // Gives back `n` places: a deleted counter's, or reservations undone.
+  void ReleaseCapacity(uint64_t n) const;
   layout::BatchJournal* ClaimJournal();
   void UndoJournal(layout::BatchJournal* j);
 
@@ -307,6 +327,7 @@ class CounterTable {
   uint32_t region_slots_ = 0;
   uint32_t region_shift_ = 64;              // 64 - log2(regions); 64 means one region
   layout::ProcessSlot* my_slot_ = nullptr;  // this process's, after RegisterProcess
+  struct stat file_stat_ = {};              // the file's, when mapped (its identity)
   TableInfo opened_info_;
   // List's per-process sorted key index, made by the first List.
   mutable std::once_flag list_index_once_;

@@ -19,11 +19,17 @@
 //    pid still "holds" the batch's stripes (nobody else can see the
 //    half-applied state), then each stripe pid held is repaired and
 //    released. It never takes a lock: another child may have died holding
-//    one, and only the owner can release it.
+//    one, and only the owner can release it. The places of the capacity pid
+//    had reserved (table_insert.cc) are given back: a batch's whole
+//    reservation from its journal, one per rolled-back insert. A region
+//    pid was copying for a snapshot is left dirty and not copied for the
+//    epoch (snapshot_staging.cc, step 5), to be copied again.
 //  - RepairAfterCrash, from Open, single-threaded before anybody else maps
-//    the file: every journal, every region, every process slot, plus
+//    the file and only after validation (table_file.cc) accepted every slot
+//    it will read: every journal, every region, every process slot, plus
 //    compaction of regions with tombstones (deletes leave tombstones that
-//    inserts reuse; Open rebuilds the rest away).
+//    inserts reuse; Open rebuilds the rest away), and the recount of the
+//    capacity's reservations (nothing is in flight then).
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -108,7 +114,7 @@ OpenReport CounterTable::RepairAfterCrash() {
     reg->copied_epoch = 0;
     total += reg->live.load();
   }
-  header_->live_total.store(total);
+  header_->reserved_total.store(total);  // nothing is in flight
   return rep;
 }
 
@@ -152,12 +158,24 @@ void CounterTable::CompactRegion(uint32_t r) {
 
 RecoveryReport CounterTable::RecoverDeadProcess(pid_t pid) {
   RecoveryReport rep;
+  // Places of the capacity the dead process held (table_insert.cc): given
+  // back as its work is undone; the recounts below fix the rest.
+  uint64_t release = 0;
+  // Regions whose recount the undone batches' release already covers.
+  std::vector<bool> in_undone_batch(header_->regions, false);
   // 1. Uncommitted batches of the dead process: undo them while it still
-  //    holds their stripes, so nobody sees the half-applied state.
+  //    holds their stripes, so nobody sees the half-applied state. An
+  //    active journal holds the batch's whole reservation (BatchJournal
+  //    invariant 4), whatever part of it the batch had used.
   for (uint32_t j = 0; j < layout::kJournals; ++j) {
     BatchJournal* bj = journal(j);
     if (bj->owner.load() != pid) continue;
     if (bj->active.load() != 0) {
+      for (uint32_t k = 0; k < std::min<uint32_t>(bj->count, kMaxBatchOps); ++k) {
+        const JournalEntry& e = bj->entries[k];
+        if (e.created && e.region < header_->regions) in_undone_batch[e.region] = true;
+      }
+      release += bj->reserved;
       UndoJournal(bj);
       ++rep.batches_rolled_back;
     }
@@ -166,21 +184,32 @@ RecoveryReport CounterTable::RecoverDeadProcess(pid_t pid) {
   }
   // 2. Stripes it held: roll back a half insert, finish odd seqlocks,
   //    recount, release.
-  int64_t live_delta = 0;
+  int64_t live_delta = 0;  // recounts of regions in no undone batch
   for (uint32_t r = 0; r < header_->regions; ++r) {
     RegionShared* reg = region(r);
     if (reg->lock.owner.load() != pid) continue;
-    // No staging copy here: a copy for the current epoch, if the dead
-    // process made one, was made before it changed anything; otherwise the
-    // snapshotter copies the region once it is repaired.
+    // No staging copy here. If the dead process completed a copy for the
+    // current epoch, it made it before it changed anything, and it stands.
+    // If it died inside the copy, the copy was not published
+    // (snapshot_staging.cc, step 5): the region stays not copied for this
+    // epoch, and dirty, so the next holder of its lock copies it whole.
     MarkDirty(reg);
     const int64_t live_before = reg->live.load();
-    rep.inserts_rolled_back += RepairRegionSlots(reg, slots(r), header_->region_slots);
-    live_delta += static_cast<int64_t>(reg->live.load()) - live_before;
+    const int rolled_back = RepairRegionSlots(reg, slots(r), header_->region_slots);
+    rep.inserts_rolled_back += rolled_back;
+    if (rolled_back != 0) {
+      // A single-key insert reserves its place before its undo record, so
+      // the rolled-back one held exactly one, counted in `live` or not.
+      ++release;
+    } else if (!in_undone_batch[r]) {
+      // A delete cut short between its slot and its count.
+      live_delta += static_cast<int64_t>(reg->live.load()) - live_before;
+    }
     if (StripeForceUnlock(&reg->lock, pid)) ++rep.stripes_released;
   }
-  // 3. The table-wide hint follows the recounts.
-  if (live_delta != 0) header_->live_total.fetch_add(static_cast<uint64_t>(live_delta));
+  // 3. The table's reservation count follows.
+  const int64_t change = live_delta - static_cast<int64_t>(release);
+  if (change != 0) header_->reserved_total.fetch_add(static_cast<uint64_t>(change));
   // 4. Its stats slot.
   for (uint32_t i = 0; i < kProcessSlots; ++i) {
     ProcessSlot* ps = process_slot(i);

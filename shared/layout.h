@@ -44,8 +44,12 @@
 namespace countersd::layout {
 
 inline constexpr char kMagic[8] = {'C', 'N', 'T', 'R', 'S', 'D', 'M', 'P'};
-// Bump on any change of the structs below.
-inline constexpr uint32_t kLayoutVersion = 1;
+// Bump on any change of the structs below. Version 2: the trust fields of
+// the header (clean-shutdown flag, boot id, file identity) under their own
+// checksum, the capacity reservation, a batch's reservation in its journal.
+// A map of another version is refused (table_file.cc): the start-up then
+// restores the snapshot, which is portable across versions.
+inline constexpr uint32_t kLayoutVersion = 2;
 inline constexpr size_t kPage = 4096;
 inline constexpr size_t kJournals = 32;
 // kProcessSlots and kMaxBatchOps (a journal's capacity) are in limits.h.
@@ -57,13 +61,21 @@ enum SlotState : uint32_t { kEmpty = 0, kLive = 1, kTombstone = 2 };
 //     owner, in Open or in RecoverDeadProcess of the dead holder).
 //  2. state == kLive => key[0..key_len) is a valid key (key.h), hash ==
 //     HashKey(key), the hash's region is this slot's, and the key is in no
-//     other live slot. Open checks it for every live slot (table_file.cc).
+//     other live slot.
 //  3. `seq` is incremented (release) before and after any change of key or
 //     state, so it is odd while the slot is being rewritten; lock-free
 //     readers (Get, List, the snapshot copy) retry when seq is odd or changed.
 //  4. value is only read or written as a whole 8-byte atomic.
 //  5. Every reader of the key goes through stored_key(), which never reads
 //     past `key` whatever key_len holds (a torn or damaged slot).
+//  6. state == kLive => no slot from the key's home slot (FirstProbe of its
+//     hash, table_internal.h) up to this one, probing linearly and
+//     wrapping, is empty: Find and Get, which stop at an empty slot, reach
+//     it. Inserts keep it by taking the first non-live slot of the chain;
+//     deletes leave tombstones, never empty slots; compaction re-inserts.
+// Validation at open checks 2 and 6 for every live slot, and the state of
+// every slot (table_file.cc), except the slots crash repair will turn into
+// tombstones (an insert cut short).
 struct Slot {
   std::atomic<uint32_t> seq;
   uint32_t state;  // SlotState
@@ -85,11 +97,15 @@ static_assert(sizeof(Slot) == 192, "Slot size is part of the layout");
 //  1. Every field but `lock` and `live` is read and written only by the
 //     holder of `lock` (or the owner, as for Slot).
 //  2. used >= live, and the region's slots hold exactly `live` live ones and
-//     `used` non-empty ones, except inside a critical section.
+//     `used` non-empty ones, except inside a critical section (so while
+//     `lock` names a holder). Validation at open checks it for every region
+//     no dead process held (table_file.cc); repair recounts the others.
 //  3. inserting != 0 only inside an insert's critical section (undo record).
 //  4. copied_epoch == TableHeader::snapshot_epoch => the region's staging
-//     copy is the region as of that epoch's start; dirty == 0 => the region
-//     equals its staging copy.
+//     copy is the region as of that epoch's start, complete; dirty == 0 =>
+//     the region equals its staging copy. Both are stored only after the
+//     copy's last counter (snapshot_staging.cc), so a copier that dies
+//     midway leaves the region dirty and not copied for the epoch.
 //  5. key_set_version changes (+1, release, under `lock`) after every change
 //     of the region's set of live keys by a writer: each insert
 //     (table_insert.cc, single keys and batches) and each Delete
@@ -163,11 +179,14 @@ struct JournalEntry {
 //     been applied and must be undone if `owner` dies. An entry is complete
 //     before the change it describes is made. The batch commits by storing
 //     active = 0 (one store) before it unlocks any stripe.
+//  4. `active` == 1 => `reserved` is the number of places the batch took in
+//     TableHeader::reserved_total (its creates); written before `active`.
 struct alignas(64) BatchJournal {
   std::atomic<int32_t> owner;
   std::atomic<uint32_t> active;
   uint32_t count;
-  uint32_t pad[13];
+  uint32_t reserved;
+  uint32_t pad[12];
   JournalEntry entries[kMaxBatchOps];
 };
 
@@ -176,13 +195,30 @@ struct alignas(64) BatchJournal {
 //     before the file is mapped by anyone else, and are covered by
 //     header_crc; validation (table_file.cc) checks each against the
 //     geometry its capacity implies.
-//  2. clean_shutdown and boot_id are written by the owner only: cleared and
-//     set at Open, set by MarkCleanShutdown when no other process runs.
-//  3. live_total is changed by writers next to a region's `live` (relaxed)
-//     and recounted by the owner; it is a hint (see below).
-//  4. snapshot_epoch is bumped only by the snapshotter and reset by Open;
+//  2. The trust fields, clean_shutdown up to trust_crc (every field that
+//     decides whether the start-up trusts the file), are written by the
+//     owner only (Create, Open, MarkCleanShutdown), which rewrites
+//     trust_crc (TrustCrc) after each change, before any other process
+//     runs or after all have stopped. A mismatch is a hand-edited or
+//     damaged header: validation refuses the file. They lie in the first
+//     512-byte sector with the static fields, so a torn write back cannot
+//     split them from their checksum. An owner killed between its stores to
+//     them and the checksum's (a few instructions, at Open or at the
+//     clean-shutdown mark) leaves a mismatch too: the next start keeps the
+//     map aside and restores the snapshot rather than trust it unvouched.
+//  3. file_dev and file_ino are the st_dev and st_ino of the file when its
+//     owner last opened (or created) it. A file whose own differ is a copy
+//     (or was moved to another file system): the boot id vouches for the
+//     original's page cache, not for the copy, which may hold half a
+//     batch, so it is not trusted by its boot id (TableInfo::copied).
+//  4. reserved_total == the live counters + the places reserved by inserts
+//     in flight (table_insert.cc); never more than `capacity`. Changed by
+//     writers by CAS (reserve) and fetch_sub (release); may stay too high
+//     (never too low) after a process dies in the store between reserving
+//     and recording it; recounted by Open and kept by RecoverDeadProcess.
+//  5. snapshot_epoch is bumped only by the snapshotter and reset by Open;
 //     writers read it under their region locks.
-//  5. snapshot follows the protocol of control.h.
+//  6. snapshot follows the protocol of control.h.
 struct TableHeader {
   char magic[8];
   uint32_t layout_version;
@@ -202,23 +238,32 @@ struct TableHeader {
   int64_t created_unix_ns;
   uint32_t header_crc;  // crc32 of the bytes before this field
   uint32_t pad0;
-  // ---- runtime fields ----
+  // ---- trust fields (invariants 2 and 3) ----
   // 1 after a clean shutdown; cleared when a new owner opens the file.
   std::atomic<uint32_t> clean_shutdown;
   uint32_t pad1;
-  char boot_id[40];  // boot id of the last owner, NUL-padded.
-  // Live counters in the whole table: a fast hint for the capacity check,
-  // changed next to a region's `live`. A process killed between the two
-  // changes can leave it off by one until the next Open recounts; so near
-  // the limit the check sums the regions' `live` instead (see
-  // CounterTable::WouldExceedCapacity), and size() always does.
-  alignas(64) std::atomic<uint64_t> live_total;
+  char boot_id[40];    // boot id of the last owner, NUL-padded.
+  uint64_t file_dev;   // st_dev of the file at the last owner's open
+  uint64_t file_ino;   // st_ino of the file at the last owner's open
+  uint32_t trust_crc;  // TrustCrc: crc32 of clean_shutdown..file_ino, seeded with header_crc
+  uint32_t pad2;
+  // ---- runtime fields ----
+  // Live counters + places reserved by inserts in flight (invariant 4).
+  // size() sums the regions' `live` instead.
+  alignas(64) std::atomic<uint64_t> reserved_total;
   // Bumped by the snapshotter to start a snapshot; read by writers under
   // their region locks. Its own line: read on every write, written rarely.
   alignas(64) std::atomic<uint32_t> snapshot_epoch;
   alignas(64) SnapshotControl snapshot;  // see control.h
 };
 static_assert(sizeof(TableHeader) <= kPage);
+static_assert(offsetof(TableHeader, pad2) <= 512, "trust fields in the first sector");
+
+// The header's checksums (table_file.cc): header_crc over the static
+// fields, trust_crc over the trust fields. Tests that forge a header use
+// them too.
+uint32_t HeaderCrc(const TableHeader& h);
+uint32_t TrustCrc(const TableHeader& h);
 
 }  // namespace countersd::layout
 

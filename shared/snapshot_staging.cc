@@ -19,7 +19,13 @@
 //  4. A region whose `dirty` flag is clear has not changed since its last
 //     copy: the copy is still exact, and is not made again. Writers set the
 //     flag under the lock; the copy clears it.
-//  5. After the walk the snapshotter reads every region's staging copy:
+//  5. A copy is published (copied_epoch = e, dirty cleared) only after its
+//     last counter is staged. A process killed inside a copy thus leaves
+//     the region dirty and not copied for e; crash repair (crash_repair.cc)
+//     keeps it so, and the next holder of the lock, often the snapshotter
+//     itself, copies it whole. (Publishing first let the snapshotter skip
+//     the region and write its half-old staging copy.)
+//  6. After the walk the snapshotter reads every region's staging copy:
 //     each is the region as of epoch e's start, so together they are the
 //     table at one instant (the bump of step 2).
 // Increments on a region stop only while that one region is copied.
@@ -80,11 +86,16 @@ absl::Status CounterTable::InitStaging() {
 }
 
 // REQUIRES: region r locked by this process, not yet copied for `epoch`.
+// The copy is published (copied_epoch = epoch, dirty = 0) only once it is
+// complete: a copier killed midway leaves the region still to be copied for
+// this epoch, by whoever holds its lock next once crash repair released it.
 void CounterTable::CopyRegion(uint32_t r, uint32_t epoch) const {
   RegionShared* reg = region(r);
-  reg->copied_epoch = epoch;
   // An unchanged region's staging copy is still exact.
-  if (reg->dirty.load(std::memory_order_relaxed) == 0) return;
+  if (reg->dirty.load(std::memory_order_relaxed) == 0) {
+    reg->copied_epoch = epoch;
+    return;
+  }
   // Copy only live counters, and skip regions never used: their pages may
   // not even be in memory yet (a new file is sparse).
   StagedRegion* st = staged(r);
@@ -99,9 +110,14 @@ void CounterTable::CopyRegion(uint32_t r, uint32_t epoch) const {
       c.value = s.value.load(std::memory_order_relaxed);
       c.key_len = static_cast<uint16_t>(key.size());
       std::memcpy(c.key, key.data(), key.size());
+      table_internal::RunCopyHook(r, n);
     }
   }
   st->count = n;
+  // Publish in program order (a SIGKILL stops the copier between two
+  // instructions; the region's lock orders it for everybody else).
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  reg->copied_epoch = epoch;
   reg->dirty.store(0, std::memory_order_relaxed);
 }
 

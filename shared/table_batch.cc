@@ -9,11 +9,14 @@
 //     order, and read the snapshot epoch once with all of them held, so a
 //     snapshot holds the whole batch or none of it (snapshot_staging.cc).
 //  3. Plan every new value before anything changes: overflow (the first
-//     failing increment in request order is reported) and capacity are
-//     checked here, so a refused batch changes nothing.
+//     failing increment in request order is reported), room in each region
+//     for its creates, and the capacity are checked here, so a refused
+//     batch changes nothing. The creates' places are then reserved
+//     (table_insert.cc) and their number recorded in the journal before it
+//     is marked active, so crash repair gives them back with the undo.
 //  4. Apply, journaling each change before making it: an existing counter's
-//     old value, or a `created` entry for a new one (table_insert.cc). A
-//     region found full at this point undoes what was applied.
+//     old value, or a `created` entry for a new one (table_insert.cc).
+//     Nothing can fail any more: every new key has its place and its slot.
 //  5. Commit with one store (active = 0) before unlocking. A process that
 //     dies before it leaves an active journal; crash repair undoes it entry
 //     by entry (crash_repair.cc).
@@ -122,6 +125,8 @@ absl::StatusOr<std::vector<int64_t>> CounterTable::IncrementBatch(
   // Plan: every new value, before anything changes.
   std::vector<int64_t> values(ops.size());
   uint64_t creates = 0;
+  bool region_full = false;
+  uint32_t region_creates = 0;      // of targets.back()'s region, so far
   size_t overflow_at = ops.size();  // the first overflowing increment, in request order
   std::string overflow_message;
   for (size_t k = 0; k < items.size(); ++k) {
@@ -129,9 +134,17 @@ absl::StatusOr<std::vector<int64_t>> CounterTable::IncrementBatch(
     const std::string_view key = ops[it.index].key;
     if (k == 0 || it.hash != items[k - 1].hash || key != ops[items[k - 1].index].key) {
       Slot* s = Find(it.region, key, it.hash);
+      if (targets.empty() || targets.back().region != it.region) region_creates = 0;
       targets.push_back(
           {s, it.region, it.hash, key, s ? s->value.load(std::memory_order_relaxed) : 0});
-      if (!s) ++creates;
+      if (!s) {
+        ++creates;
+        // Linear probing finds a free slot while one is not live.
+        if (region(it.region)->live.load(std::memory_order_relaxed) + ++region_creates >
+            region_slots_) {
+          region_full = true;
+        }
+      }
     }
     Target& t = targets.back();
     const int64_t delta = ops[it.index].delta;
@@ -151,22 +164,20 @@ absl::StatusOr<std::vector<int64_t>> CounterTable::IncrementBatch(
     return absl::OutOfRangeError(absl::StrCat("increment ", overflow_at, ": ", overflow_message,
                                               "; no increment was applied"));
   }
-  if (creates > 0 && WouldExceedCapacity(creates)) {
+  if (region_full || (creates > 0 && !ReserveCapacity(creates))) {
     release();
     return TableFull(header_->capacity);
   }
 
   // Apply, journaling each change before making it.
   j->count = 0;
+  j->reserved = static_cast<uint32_t>(creates);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
   j->active.store(1, std::memory_order_relaxed);
   std::atomic_signal_fence(std::memory_order_seq_cst);
-  absl::Status failure;
   for (Target& t : targets) {
     if (t.slot == nullptr) {
-      if (InsertSlot(t.region, t.key, t.hash, t.value, j) == nullptr) {
-        failure = TableFull(header_->capacity);
-        break;
-      }
+      InsertSlot(t.region, t.key, t.hash, t.value, j);
       continue;
     }
     JournalEntry& e = j->entries[j->count];
@@ -178,20 +189,6 @@ absl::StatusOr<std::vector<int64_t>> CounterTable::IncrementBatch(
     std::atomic_signal_fence(std::memory_order_seq_cst);
     RunHook(t.key);
     t.slot->value.store(t.value, std::memory_order_relaxed);
-  }
-  if (!failure.ok()) {
-    // Undo what was applied, and fix the counts the creates changed.
-    for (uint32_t k = 0; k < j->count; ++k) {
-      const JournalEntry& e = j->entries[k];
-      if (e.created) {
-        RegionShared* reg = region(e.region);
-        reg->live.store(reg->live.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
-        header_->live_total.fetch_sub(1, std::memory_order_relaxed);
-      }
-    }
-    UndoJournal(j);
-    release();
-    return failure;
   }
   std::atomic_signal_fence(std::memory_order_seq_cst);
   j->active.store(0, std::memory_order_release);  // commit point

@@ -3,28 +3,59 @@
 //
 // Create: compute the geometry for the capacity (regions, slots per region,
 // section offsets; ComputeGeometry), create the file O_EXCL mode 0600,
-// size it, pwrite a complete header with its checksum, map it, fsync it,
+// size it, pwrite a complete header with both checksums and this owner's
+// trust fields (boot id, the file's st_dev and st_ino), map it, fsync it,
 // then initialise the locks and the snapshot staging area. A half-made file
 // of ours is unlinked on failure.
 //
-// Validation (every open, read-only or not), in order, each failure a
-// FAILED_PRECONDITION naming what mismatched:
-//  1. the header: magic; layout version (a byte-swapped one means a map of
-//     the other byte order: the live map is host-native, layout.h); header
-//     checksum; the struct sizes of this build; the geometry its capacity
-//     implies; the recorded and the actual file size;
-//  2. every region's undo record (RegionShared::inserting names a slot of
-//     the region) and every slot (ValidateContents; not at Create, whose
-//     file is blank): a known state, and for each live slot
-//     Slot invariant 2 (a valid key, its stored hash, its region). A slot
-//     whose seq is odd is being rewritten by a process that died; crash
-//     repair settles it, so it is not judged here.
+// Validation (every open, read-only or not, before anything is written or
+// repaired), in order, each failure a FAILED_PRECONDITION naming what
+// mismatched:
+//  1. the header (ValidateHeader): magic; layout version (a byte-swapped one
+//     means a map of the other byte order: the live map is host-native,
+//     layout.h; an older one, a map of an older countersd, says so); the
+//     header checksum over the static fields; the trust checksum over the
+//     trust fields (TableHeader invariant 2: a hand-set clean-shutdown flag
+//     or boot id is refused); the struct sizes of this build; the geometry
+//     its capacity implies; the recorded and the actual file size;
+//  2. the regions and slots (ValidateContents; not at Create, whose file is
+//     blank), so that no reader, crash repair or compaction ever meets a
+//     slot that breaks them:
+//     a. every region's undo record (RegionShared::inserting) names a slot
+//        of the region. The slots that crash repair will turn into
+//        tombstones whatever they hold (named by an undo record, or by a
+//        created entry of an active journal) are not judged further; every
+//        other slot is, whatever its seq (an odd seq without an undo record
+//        is a delete or a repair cut short, which keep the key whole);
+//     b. each slot has a known state; each live one Slot invariant 2: a key
+//        of 1 to kMaxKeyBytes bytes that follows the key rules, the stored
+//        hash of that key, the region of that hash;
+//     c. probe-chain placement (Slot invariant 6): a live key is reachable
+//        from its home slot without crossing an empty slot. One walk per
+//        region, starting after an empty slot, keeps the number of
+//        non-empty slots since the last empty one, which bounds the
+//        distance from any reachable key back to its home;
+//     d. no key twice in a region (sorted by hash, equal neighbours
+//        compared), so none twice in the table (a key's region is its
+//        hash's);
+//     e. the region's live and used counts equal its live and non-empty
+//        slots (RegionShared invariant 2), unless a process died inside the
+//        region's critical section (its stripe's owner word is set, or it
+//        holds a half-done insert): Open's repair recounts those;
+//     f. no more live counters than the capacity (TableHeader invariant 4).
+//
+// Trust (the start-up's choice, server/table_selection.cc) reads what
+// validation vouches for: TableInfo::clean_shutdown, and the boot id, which
+// is reported only when the file's st_dev and st_ino are those its owner
+// recorded (TableHeader invariant 3): a copy is not the file whose page
+// cache the boot id vouches for.
 //
 // Open (as the new owner, single-threaded, before any other process maps
 // the file): validate, re-initialise every lock, run crash repair
-// (crash_repair.cc), clear the clean-shutdown flag, record this boot id,
-// reset the snapshot coordination words and make a new staging area.
-// OpenReadOnly maps PROT_READ and validates only.
+// (crash_repair.cc), record this owner's trust fields (not clean, this
+// boot id, this file's identity) under their checksum, reset the snapshot
+// coordination words and make a new staging area. OpenReadOnly maps
+// PROT_READ and validates only.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -35,6 +66,8 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "shared/abseil_string_view.h"
@@ -89,15 +122,16 @@ Geometry ComputeGeometry(uint64_t capacity) {
   return g;
 }
 
-uint32_t HeaderCrc(const TableHeader* h) {
-  return static_cast<uint32_t>(
-      crc32(0, reinterpret_cast<const Bytef*>(h), offsetof(TableHeader, header_crc)));
-}
-
-// The boot id of the table's owner, NUL-padded. REQUIRES: the owner.
-void RecordBootId(TableHeader* h, const std::string& boot_id) {
+// The trust fields of a new owner (TableHeader invariants 2 and 3): not a
+// clean shutdown, this boot, this file; sealed with their checksum.
+// REQUIRES: the owner, before any other process uses the file.
+void RecordOwner(TableHeader* h, const std::string& boot_id, const struct stat& st) {
+  h->clean_shutdown.store(0);
   std::memset(h->boot_id, 0, sizeof h->boot_id);
   std::memcpy(h->boot_id, boot_id.data(), std::min(boot_id.size(), sizeof h->boot_id - 1));
+  h->file_dev = static_cast<uint64_t>(st.st_dev);
+  h->file_ino = static_cast<uint64_t>(st.st_ino);
+  h->trust_crc = layout::TrustCrc(*h);
 }
 
 absl::Status Mismatch(std::string_view what, uint64_t found, uint64_t expected) {
@@ -106,6 +140,18 @@ absl::Status Mismatch(std::string_view what, uint64_t found, uint64_t expected) 
 }
 
 }  // namespace
+
+uint32_t layout::HeaderCrc(const TableHeader& h) {
+  return static_cast<uint32_t>(
+      crc32(0, reinterpret_cast<const Bytef*>(&h), offsetof(TableHeader, header_crc)));
+}
+
+uint32_t layout::TrustCrc(const TableHeader& h) {
+  constexpr size_t kFrom = offsetof(TableHeader, clean_shutdown);
+  constexpr size_t kTo = offsetof(TableHeader, trust_crc);
+  return static_cast<uint32_t>(
+      crc32(h.header_crc, reinterpret_cast<const Bytef*>(&h) + kFrom, kTo - kFrom));
+}
 
 absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::Map(const std::string& path, int fd,
                                                                 bool writable, Sys* sys) {
@@ -130,41 +176,129 @@ absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::Map(const std::strin
   t->slots_base_ = reinterpret_cast<Slot*>(t->base_ + h->slots_offset);
   t->region_slots_ = h->region_slots;
   t->region_shift_ = 64 - static_cast<uint32_t>(std::countr_zero(h->regions));
-  // What the header says as found, before an owner changes it.
+  t->file_stat_ = st;
+  // What the header says as found, before an owner changes it. A copy is
+  // not vouched for by its boot id (TableHeader invariant 3).
   t->opened_info_ = t->Info();
   t->opened_info_.clean_shutdown = h->clean_shutdown.load() != 0;
-  t->opened_info_.boot_id = std::string(h->boot_id, strnlen(h->boot_id, sizeof h->boot_id));
+  t->opened_info_.copied = h->file_dev != static_cast<uint64_t>(st.st_dev) ||
+                           h->file_ino != static_cast<uint64_t>(st.st_ino);
+  if (!t->opened_info_.copied) {
+    t->opened_info_.boot_id = std::string(h->boot_id, strnlen(h->boot_id, sizeof h->boot_id));
+  }
   return t;
 }
 
 absl::Status CounterTable::ValidateContents() const {
+  const uint32_t n = region_slots_;
+  // The slots crash repair turns into tombstones whatever they hold: those
+  // of half-done inserts (a region's undo record, a created entry of an
+  // active journal), as (region << 32 | slot), sorted.
+  std::vector<uint64_t> doomed;
+  for (uint32_t j = 0; j < layout::kJournals; ++j) {
+    const BatchJournal* bj = journal(j);
+    if (bj->active.load(std::memory_order_relaxed) == 0) continue;
+    for (uint32_t k = 0; k < std::min<uint32_t>(bj->count, kMaxBatchOps); ++k) {
+      const layout::JournalEntry& e = bj->entries[k];
+      if (e.created && e.region < header_->regions && e.slot < n) {
+        doomed.push_back(uint64_t{e.region} << 32 | e.slot);
+      }
+    }
+  }
   for (uint32_t r = 0; r < header_->regions; ++r) {
-    // The region's undo record names a slot that crash repair will write.
-    if (region(r)->inserting > region_slots_) {
+    if (region(r)->inserting > n) {
       return absl::FailedPreconditionError(
           absl::StrCat("map file region ", r, " names insert slot ", region(r)->inserting - 1,
-                       " of ", region_slots_, ": the file is corrupt"));
+                       " of ", n, ": the file is corrupt"));
     }
+    if (region(r)->inserting != 0) doomed.push_back(uint64_t{r} << 32 | (region(r)->inserting - 1));
+  }
+  std::sort(doomed.begin(), doomed.end());
+
+  std::vector<std::pair<uint64_t, uint32_t>> keys;  // (hash, slot) of a region's live keys
+  uint64_t table_live = 0;
+  for (uint32_t r = 0; r < header_->regions; ++r) {
+    const RegionShared* reg = region(r);
     const Slot* base = slots(r);
-    for (uint32_t i = 0; i < region_slots_; ++i) {
+    auto bad = [&](uint32_t i, std::string_view why) {
+      return absl::FailedPreconditionError(absl::StrCat("map file slot ", i, " of region ", r, " ",
+                                                        Sv(why), ": the file is corrupt"));
+    };
+    auto is_doomed = [&](uint32_t i) {
+      return std::binary_search(doomed.begin(), doomed.end(), uint64_t{r} << 32 | i);
+    };
+    // Walk the region once, starting after an empty slot, so that the
+    // distance back to the last empty slot bounds every probe chain
+    // (linear probing, wrapping; no empty slot: every chain is whole).
+    uint32_t start = 0;
+    while (start < n && base[start].state != layout::kEmpty) ++start;
+    const bool has_empty = start < n;
+    uint32_t run = 0;  // non-empty slots since the last empty one
+    uint32_t live = 0, used = 0;
+    bool cut_short = false;  // a half-done insert here: counts are mid-change
+    keys.clear();
+    for (uint32_t k = 0; k < n; ++k) {
+      const uint32_t i = has_empty ? (start + 1 + k) % n : k;
       const Slot& s = base[i];
-      if (s.state == layout::kEmpty || s.state == layout::kTombstone) continue;
-      if (s.seq.load(std::memory_order_relaxed) & 1) continue;  // mid-rewrite: repair's
-      auto bad = [&](std::string_view why) {
-        return absl::FailedPreconditionError(absl::StrCat("map file slot ", i, " of region ", r,
-                                                          " ", Sv(why), ": the file is corrupt"));
-      };
-      if (s.state != layout::kLive) return bad(absl::StrCat("has unknown state ", s.state));
+      if (is_doomed(i)) {  // a tombstone once repaired
+        cut_short = true;
+        ++used;
+        ++run;
+        continue;
+      }
+      if (s.state == layout::kEmpty) {
+        run = 0;
+        continue;
+      }
+      if (s.state == layout::kTombstone) {
+        ++used;
+        ++run;
+        continue;
+      }
+      if (s.state != layout::kLive) return bad(i, absl::StrCat("has unknown state ", s.state));
       if (s.key_len == 0 || s.key_len > kMaxKeyBytes) {
-        return bad(absl::StrCat("has key length ", s.key_len, " (1 to ", kMaxKeyBytes, ")"));
+        return bad(i, absl::StrCat("has key length ", s.key_len, " (1 to ", kMaxKeyBytes, ")"));
       }
       const std::string_view key = s.stored_key();
       if (absl::Status st = ValidateKey(key); !st.ok()) {
-        return bad(absl::StrCat("holds an invalid key (", st.message(), ")"));
+        return bad(i, absl::StrCat("holds an invalid key (", st.message(), ")"));
       }
-      if (s.hash != HashKey(key)) return bad("holds a hash that does not match its key");
-      if (RegionOf(s.hash) != r) return bad("holds a key of another region");
+      if (s.hash != HashKey(key)) return bad(i, "holds a hash that does not match its key");
+      if (RegionOf(s.hash) != r) return bad(i, "holds a key of another region");
+      const uint32_t home = table_internal::FirstProbe(s.hash, n);
+      if (has_empty && (i + n - home) % n > run) {
+        return bad(i, absl::StrCat("cannot be reached from its home slot ", home,
+                                   ": an empty slot cuts its probe chain"));
+      }
+      keys.emplace_back(s.hash, i);
+      ++live;
+      ++used;
+      ++run;
     }
+    std::sort(keys.begin(), keys.end());
+    for (size_t k = 1; k < keys.size(); ++k) {
+      const Slot& a = base[keys[k - 1].second];
+      const Slot& b = base[keys[k].second];
+      if (keys[k - 1].first == keys[k].first && a.stored_key() == b.stored_key()) {
+        return bad(keys[k].second, absl::StrCat("holds the same key as slot ", keys[k - 1].second,
+                                                " (a duplicate)"));
+      }
+    }
+    // The counts, unless a process died inside the region's critical
+    // section (its stripe still names it): repair recounts those.
+    if (!cut_short && reg->lock.owner.load(std::memory_order_relaxed) == 0 &&
+        (reg->live.load(std::memory_order_relaxed) != live || reg->used != used)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "map file region ", r, " records ", reg->live.load(std::memory_order_relaxed),
+          " live and ", reg->used, " used slots, but its slots hold ", live, " and ", used,
+          ": the file is corrupt"));
+    }
+    table_live += live;
+  }
+  if (table_live > header_->capacity) {
+    return absl::FailedPreconditionError(absl::StrCat("map file holds ", table_live,
+                                                      " live counters, more than its capacity ",
+                                                      header_->capacity, ": the file is corrupt"));
   }
   return absl::OkStatus();
 }
@@ -180,11 +314,22 @@ absl::Status CounterTable::ValidateHeader(uint64_t actual_file_size) const {
           "map file was written by a host of the other byte order; the live map is host-native "
           "and never moves between hosts: restore counters.snap (portable) instead");
     }
+    if (h->layout_version < layout::kLayoutVersion) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "map file has layout version ", h->layout_version, ", made by an older countersd; this ",
+          "one reads version ", layout::kLayoutVersion,
+          " only: restore counters.snap (every version reads it) instead"));
+    }
     return Mismatch("layout version", h->layout_version, layout::kLayoutVersion);
   }
-  if (h->header_crc != HeaderCrc(h)) {
+  if (h->header_crc != layout::HeaderCrc(*h)) {
     return absl::FailedPreconditionError(
         "map file header checksum mismatch: the header is corrupt");
+  }
+  if (h->trust_crc != layout::TrustCrc(*h)) {
+    return absl::FailedPreconditionError(
+        "map file trust fields (clean-shutdown flag, boot id, file identity) do not match their "
+        "checksum: the header was edited or is corrupt, and cannot say whether to trust the file");
   }
   // Struct sizes differ between ABIs (another architecture's atomics or
   // sem_t): such a map is refused here, as a host-native file should be.
@@ -223,7 +368,9 @@ absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::Create(const std::st
   ASSIGN_OR_RETURN(std::string boot_id, sys->BootId());
   Geometry g = ComputeGeometry(capacity);
   ASSIGN_OR_RETURN(int fd, OpenDataFile(sys, path, O_RDWR | O_CREAT | O_EXCL, 0600));
-  absl::Status st = sys->Ftruncate(fd, static_cast<off_t>(g.file_size), path);
+  struct stat file_stat;
+  absl::Status st = sys->Fstat(fd, &file_stat, path);
+  if (st.ok()) st = sys->Ftruncate(fd, static_cast<off_t>(g.file_size), path);
   if (st.ok()) {
     // Write the header with pwrite so that Map() validates a complete one.
     TableHeader h{};
@@ -243,7 +390,8 @@ absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::Create(const std::st
     h.journals_offset = g.journals_offset;
     h.slots_offset = g.slots_offset;
     h.created_unix_ns = UnixNanos();
-    h.header_crc = HeaderCrc(&h);
+    h.header_crc = layout::HeaderCrc(h);
+    RecordOwner(&h, boot_id, file_stat);
     st = sys->Pwrite(fd, &h, sizeof h, 0, path);
   }
   absl::StatusOr<std::unique_ptr<CounterTable>> t =
@@ -256,8 +404,6 @@ absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::Create(const std::st
     return t.ok() ? st : t.status();
   }
   CounterTable& table = **t;
-  table.opened_info_.boot_id = boot_id;
-  RecordBootId(table.header_, boot_id);
   for (uint32_t r = 0; r < table.header_->regions; ++r) StripeLockInit(&table.region(r)->lock);
   RETURN_IF_ERROR(table.InitStaging());
   Pid();
@@ -276,8 +422,7 @@ absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::Open(const std::stri
   OpenReport rep = table.RepairAfterCrash();
   if (report) *report = rep;
 
-  h->clean_shutdown.store(0);
-  RecordBootId(h, boot_id);
+  RecordOwner(h, boot_id, table.file_stat_);
   SnapshotControl& c = h->snapshot;
   c.request_seq.store(0);
   c.done_seq.store(0);

@@ -30,6 +30,9 @@ int32_t Pid();
 // Calls the test hook (CounterTable::SetCriticalSectionHookForTest), if one
 // is set, with a stripe held and the slot about to be written.
 void RunHook(std::string_view key);
+// Calls the snapshot copy test hook (CounterTable::SetSnapshotCopyHookForTest),
+// if one is set, after `copied` counters of region r were copied.
+void RunCopyHook(uint32_t r, uint32_t copied);
 
 inline uint64_t RoundUp(uint64_t v, uint64_t to) { return (v + to - 1) / to * to; }
 

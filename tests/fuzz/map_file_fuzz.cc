@@ -7,8 +7,9 @@
 // The input is therefore a list of patches to a real table file made once
 // per process (a small table with counters, a tombstone and a committed
 // batch):
-//   byte 0:          flags; bit 0 recomputes the header checksum after
-//                    patching, so the fuzzer reaches the slots and regions
+//   byte 0:          flags; bit 0 recomputes the header's checksums (of the
+//                    static and of the trust fields) after patching, so the
+//                    fuzzer reaches the slots and regions
 //   then, repeated:  u32 offset (LE, taken modulo the file size), u8 n,
 //                    n bytes written at that offset
 // Invariants: no crash or sanitizer report; a table Open accepts serves
@@ -16,7 +17,6 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -94,9 +94,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   if (flags & 1) {
     auto* h = reinterpret_cast<countersd::layout::TableHeader*>(image.data());
-    h->header_crc = static_cast<uint32_t>(
-        crc32(0, reinterpret_cast<const Bytef*>(image.data()),
-              static_cast<uInt>(offsetof(countersd::layout::TableHeader, header_crc))));
+    h->header_crc = countersd::layout::HeaderCrc(*h);
+    h->trust_crc = countersd::layout::TrustCrc(*h);
   }
   WriteFile(seed.path, image);
 

@@ -127,6 +127,30 @@ TEST(CorruptionTest, MapWithBadMagicIsKeptAsideUnderANewNameAndSnapshotRestored)
       << (*daemon)->log();
 }
 
+// Issue 10, fault 5: the clean-shutdown flag was outside the header
+// checksum, so a map from a host crash (another boot) with the flag set by
+// hand was trusted, and served as it was (possibly torn). The flag is now
+// under the trust checksum: the map is refused and the snapshot restored.
+TEST(CorruptionTest, HandSetCleanShutdownFlagIsRefusedAndSnapshotRestored) {
+  ScopedTempDir dir;
+  auto recorded = RunHistoryAndKill(dir.path(), /*snapshots=*/1);
+  ASSERT_TRUE(recorded.ok()) << recorded.status();
+  ASSERT_TRUE(MakeMapUntrusted(dir).ok());
+  ASSERT_TRUE(WriteAt(MapPath(dir), MapCleanShutdownOffset(), std::string("\x01\0\0\0", 4)).ok());
+
+  auto daemon = Daemon::Start(ScenarioDaemonOptions(dir.path()));
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  auto stub = NewStub((*daemon)->address());
+  auto all = ListAll(*stub, kScenarioPrefix);
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_EQ(*all, recorded->back().values) << "the hand-marked map was served:\n"
+                                           << (*daemon)->log();
+  EXPECT_EQ(DirEntriesWithPrefix(dir.path(), absl::StrCat(kMapFile, ".", kCorruptKind, "-")).size(),
+            1u)
+      << ::testing::PrintToString(DirEntries(dir.path()));
+  EXPECT_FALSE(FindLogLine((*daemon)->log(), {"trust fields"}).empty()) << (*daemon)->log();
+}
+
 TEST(CorruptionTest, NonEmptyDirectoryWithNothingValidRefusesToStartAndKeepsItsFiles) {
   ScopedTempDir dir;
   auto recorded = RunHistoryAndKill(dir.path(), /*snapshots=*/2);

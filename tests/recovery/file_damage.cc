@@ -133,9 +133,20 @@ absl::StatusOr<std::string> MapBootId(const std::string& map_path) {
 absl::Status SetMapBootId(const std::string& map_path, const std::string& boot_id) {
   constexpr size_t kSize = sizeof(layout::TableHeader::boot_id);
   if (boot_id.size() >= kSize) return absl::InvalidArgumentError("boot id too long");
-  std::string field = boot_id;
-  field.resize(kSize, '\0');
-  return WriteAt(map_path, offsetof(layout::TableHeader, boot_id), field);
+  auto bytes = ReadWholeFile(map_path);
+  if (!bytes.ok()) return bytes.status();
+  if (bytes->size() < sizeof(layout::TableHeader)) {
+    return absl::FailedPreconditionError(absl::StrCat(map_path, " is too short for a header"));
+  }
+  // The header as its owner would have left it on another boot: the boot id
+  // and the trust checksum over it (layout.h, TableHeader invariant 2).
+  alignas(layout::TableHeader) char page[sizeof(layout::TableHeader)];
+  std::memcpy(page, bytes->data(), sizeof page);
+  auto* h = reinterpret_cast<layout::TableHeader*>(page);
+  std::memset(h->boot_id, 0, kSize);
+  std::memcpy(h->boot_id, boot_id.data(), boot_id.size());
+  h->trust_crc = layout::TrustCrc(*h);
+  return WriteAt(map_path, 0, std::string(page, sizeof page));
 }
 
 absl::StatusOr<std::string> OtherBootId() {
@@ -149,6 +160,8 @@ absl::StatusOr<std::string> OtherBootId() {
 uint64_t MapMagicOffset() { return offsetof(layout::TableHeader, magic); }
 
 uint64_t MapChecksummedByteOffset() { return offsetof(layout::TableHeader, created_unix_ns); }
+
+uint64_t MapCleanShutdownOffset() { return offsetof(layout::TableHeader, clean_shutdown); }
 
 absl::StatusOr<std::vector<SnapshotHalf>> ValidSnapshotHalves(const std::string& path) {
   auto size = FileSize(path);

