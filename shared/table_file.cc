@@ -417,12 +417,18 @@ absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::Open(const std::stri
   CounterTable& table = *t;
   TableHeader* h = table.header_;
 
+  // The new owner's trust fields reach the disk before any slot changes
+  // (the repair below moves keys): a header on disk that still said "clean
+  // shutdown" would vouch, after a power loss, for slot pages written back
+  // in any order since (found by tests/recovery/power_loss_test.cc).
+  RecordOwner(h, boot_id, table.file_stat_);
+  RETURN_IF_ERROR(sys->Msync(h, layout::kPage, path));
+
   // Every lock is meaningless now: whoever held it is gone.
   for (uint32_t r = 0; r < h->regions; ++r) StripeLockInit(&table.region(r)->lock);
   OpenReport rep = table.RepairAfterCrash();
   if (report) *report = rep;
 
-  RecordOwner(h, boot_id, table.file_stat_);
   SnapshotControl& c = h->snapshot;
   c.request_seq.store(0);
   c.done_seq.store(0);
