@@ -240,11 +240,20 @@ TEST(LivenessTest, StoppedHandlerAndStripeWaitersDoNotOutliveAKilledSupervisor) 
   const pid_t stopped = WaitForStoppedHandler(**daemon, absl::Seconds(30));
   ASSERT_NE(stopped, 0) << "no handler stopped in the critical section: " << (*daemon)->log();
   // The aggregator's next snapshot waits for the stripe too (the region is
-  // dirty): once a Snapshot call times out, it is stuck in the stripe wait.
-  auto stub = NewStub(address);
+  // dirty). Once a Snapshot call through the handler that still serves
+  // times out, the aggregator is stuck in the stripe wait.
   absl::Time deadline = absl::Now() + absl::Seconds(60);
   bool snapshot_stuck = false;
   while (!snapshot_stuck && absl::Now() < deadline) {
+    auto stub = NewStubOnOwnConnection(address);
+    counters::v1::GetRequest req;
+    req.set_key("liveness/probe");  // on another stripe or not, Get takes no lock
+    counters::v1::GetResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+    if (stub->Get(&ctx, req, &resp).error_code() != grpc::StatusCode::NOT_FOUND) {
+      continue;  // this connection went to the stopped handler
+    }
     auto snap = TakeSnapshot(*stub, absl::Seconds(3));
     snapshot_stuck = !snap.ok() && snap.status().code() == absl::StatusCode::kDeadlineExceeded;
   }
