@@ -193,11 +193,15 @@ TEST(LivenessTest, StoppedHandlerIsKilledAndRespawnedAfterTheStallLimitAndStopsT
   ASSERT_EQ(handlers.size(), 2u);
   const pid_t stopped = handlers[0];
   ASSERT_EQ(kill(stopped, SIGSTOP), 0);
+  const absl::Time stopped_at = absl::Now();
 
   // Killed after the stall limit (2s, plus a check period), logged, reaped
   // and respawned.
   ASSERT_TRUE((*daemon)->WaitForLog("killing a stalled handler", absl::Seconds(2) + kMargin))
       << (*daemon)->log();
+  std::cout << "the stopped handler was found stalled "
+            << absl::FormatDuration(absl::Now() - stopped_at)
+            << " after its SIGSTOP (--handler-stall-limit=2s)\n";
   std::string line = LogLineFor(**daemon, "killing a stalled handler", stopped);
   ASSERT_FALSE(line.empty()) << (*daemon)->log();
   EXPECT_EQ(JsonField(line, "role"), "handler");

@@ -8,9 +8,12 @@
 #include "server/child_liveness.h"
 
 #include <signal.h>
+#include <sys/ptrace.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -101,6 +104,43 @@ TEST_F(ChildLivenessTest, StoppedHolderIsFoundOnceStoppedForTheLockHoldLimit) {
   EXPECT_EQ(f->stripes, std::vector<uint32_t>{table_->StripeOf("held")});
   EXPECT_EQ(f->how_long, absl::Seconds(1));
   EXPECT_STREQ(f->reason(), "stopped holding a stripe");
+}
+
+TEST_F(ChildLivenessTest, HolderStoppedByADebuggerIsFoundToo) {
+  // The child parks inside the critical section (it tells us through a
+  // pipe), and we stop it the way gdb does: PTRACE_ATTACH.
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  child_ = fork();
+  if (child_ == 0) {
+    static int ready_fd = ready[1];
+    CounterTable::SetCriticalSectionHookForTest([](std::string_view) {
+      char c = 1;
+      (void)!write(ready_fd, &c, 1);
+      for (;;) pause();
+    });
+    (void)table_->Increment("traced", 1);
+    _exit(0);
+  }
+  close(ready[1]);
+  char c;
+  ASSERT_EQ(read(ready[0], &c, 1), 1);
+  close(ready[0]);
+  if (ptrace(PTRACE_ATTACH, child_, nullptr, nullptr) != 0) {
+    GTEST_SKIP() << "ptrace is not permitted here: " << strerror(errno);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child_, &status, 0), child_);
+  ASSERT_TRUE(WIFSTOPPED(status));
+  EXPECT_EQ(ReadProcessState(child_), 't');
+  const int64_t t0 = CounterTable::HeartbeatNow();
+  LivenessWatch watch{.stopped_since = 0, .watched_since = t0};
+  EXPECT_FALSE(CheckChild(kLimits, *table_, child_, false, t0, watch));
+  auto f = CheckChild(kLimits, *table_, child_, false, t0 + kSecond, watch);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->state, 't');
+  EXPECT_EQ(f->stripes, std::vector<uint32_t>{table_->StripeOf("traced")});
+  // TearDown's SIGKILL ends a traced process as well.
 }
 
 TEST_F(ChildLivenessTest, StoppedProcessHoldingNothingIsNoLockHolder) {
