@@ -22,10 +22,10 @@
 //     whose holder is not stopped). It is killed, so that its listening
 //     socket stops taking connections that nobody serves, and respawned.
 //     The heartbeat is judged only once the child has been watched for the
-//     stall limit (watched_since), so that a supervisor that itself did not
-//     run for a while (stopped with its process group, or starved of CPU)
-//     does not take its own gap for its children's: the supervisor resets
-//     every watch after such a gap (supervisor.cc).
+//     stall limit (watched_since), so that a supervisor that was stopped
+//     together with its children (a terminal's ^Z stops the process group)
+//     does not kill them for the time they all stood still: the supervisor
+//     restarts every watch after a gap of its own (supervisor.cc).
 // The supervisor then logs the finding (pid, role, stripe, state, how long),
 // SIGKILLs the child and, when it reaps it, recovers it like any dead child
 // (RecoverDeadProcess releases its stripes and rolls back its half-done

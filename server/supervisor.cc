@@ -394,18 +394,22 @@ absl::Duration Supervisor::CheckLivenessIfDue() {
   const int64_t now = CounterTable::HeartbeatNow();
   const absl::Duration since_last = absl::Nanoseconds(now - last_liveness_check_);
   if (since_last < period) return period - since_last;
-  // A supervisor that did not run for a whole lock-hold limit (stopped with
-  // its process group, or starved of CPU) saw nothing of that time: watch
-  // every child afresh rather than take its own gap for theirs.
-  const bool gap = last_liveness_check_ != 0 && since_last > config_.lock_hold_limit;
+  // A supervisor that did not run for half the stall limit may have been
+  // stopped together with its children (a terminal's ^Z stops the whole
+  // process group), whose heartbeats are then old through no fault of
+  // theirs until their loops turn again: judge heartbeats only after a
+  // stall limit of watching without such a gap. (A stop seen at two checks
+  // needs no such care: a stopped process cannot release a stripe.)
+  const bool gap =
+      last_liveness_check_ != 0 && since_last > config_.handler_stall_limit / 2;
   if (gap) {
-    Log(LogLevel::kWarning, "supervisor did not run for a while; liveness checks start afresh",
+    Log(LogLevel::kWarning, "supervisor did not run for a while; heartbeats are watched afresh",
         {{"gap", FormatSeconds(since_last)}});
   }
   last_liveness_check_ = now;
   for (Child& c : children_) {
     if (c.pid == 0 || c.killed_because != nullptr) continue;
-    if (gap) c.liveness = {.stopped_since = 0, .watched_since = now};
+    if (gap) c.liveness.watched_since = now;
     std::optional<LivenessFinding> f =
         CheckChild(liveness_limits_, *table_, c.pid, c.role == ProcessRole::kHandler, now,
                    c.liveness);
