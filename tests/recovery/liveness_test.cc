@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <iostream>
 #include <string>
 #include <thread>
@@ -265,6 +266,14 @@ TEST(LivenessTest, StoppedHandlerAndStripeWaitersDoNotOutliveAKilledSupervisor) 
   std::vector<PendingIncrement> waiters(4);
   for (PendingIncrement& w : waiters) StartIncrement(address, waiter_key, absl::Seconds(30), &w);
 
+  // PR_SET_PDEATHSIG fires when the thread that forked a child exits: the
+  // supervisor must have no thread but the main one, which forks.
+  size_t supervisor_threads = 0;
+  for ([[maybe_unused]] const auto& task : std::filesystem::directory_iterator(
+           absl::StrCat("/proc/", (*daemon)->pid(), "/task"))) {
+    ++supervisor_threads;
+  }
+  EXPECT_EQ(supervisor_threads, 1u);
   const std::vector<pid_t> children = (*daemon)->ChildPids();
   ASSERT_EQ(kill((*daemon)->pid(), SIGKILL), 0);
 
