@@ -40,7 +40,7 @@ struct LivenessLimits {
 };
 
 // What the checks have seen of one child; reset at every spawn. Times are
-// CounterTable::HeartbeatNow() nanoseconds (CLOCK_MONOTONIC).
+// CounterTable::HeartbeatNow() nanoseconds (monotonic).
 struct LivenessWatch {
   // Since when the checks have seen it stopped without a break; 0: not
   // stopped at the last check.

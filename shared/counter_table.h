@@ -232,7 +232,8 @@ class CounterTable {
   void SetReady(bool ready);
   std::vector<ProcessStats> ProcessStatsSnapshot() const;
   // Liveness (server/child_liveness.h). The clock of heartbeats:
-  // CLOCK_MONOTONIC in nanoseconds, one clock for every process of the host.
+  // CLOCK_MONOTONIC_COARSE in nanoseconds, one clock for every process of
+  // the host, at the scheduler tick's resolution.
   static int64_t HeartbeatNow();
   // Records that the calling process's serving loop turned at `now`
   // (HeartbeatNow). One relaxed store on the process's own slot.

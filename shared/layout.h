@@ -135,7 +135,7 @@ static_assert(sizeof(RegionShared) == 128);
 //  2. The other fields are written only by the process that claimed the
 //     slot, with relaxed atomics; anyone reads them.
 //  3. heartbeat_ns is 0 until the process's serving loop first turns, then
-//     the CLOCK_MONOTONIC time (CounterTable::HeartbeatNow) of its latest
+//     the monotonic time (CounterTable::HeartbeatNow) of its latest
 //     turn; the loop turns at least every HeartbeatInterval (config.h). Only
 //     handlers write it; the supervisor reads it (child_liveness.cc).
 // Process slots are reset at every Open: nothing in them outlives the

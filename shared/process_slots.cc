@@ -43,9 +43,14 @@ void CounterTable::SetReady(bool ready) {
   if (my_slot_) my_slot_->ready.store(ready ? 1 : 0);
 }
 
+// CLOCK_MONOTONIC_COARSE: the same clock as CLOCK_MONOTONIC at the
+// resolution of the scheduler tick (1-4 ms), read from the vDSO without
+// touching the hardware counter. The serving loop reads it at every turn:
+// on the 2-core VM it costs 33 ns against 204 ns for CLOCK_MONOTONIC, and
+// the limits it is judged against are 100 ms and more.
 int64_t CounterTable::HeartbeatNow() {
   timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);  // vDSO: no system call
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
   return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
 }
 
