@@ -182,6 +182,9 @@ TEST(LivenessTest, StoppedLockHolderIsKilledAndTheOtherHandlersServeWithinTheSta
   ASSERT_TRUE(value.ok()) << value.status();
   EXPECT_GE(*value, served);
   EXPECT_LE(*value, kWaiters);
+  // And the aggregator, which waited for the stripe too, snapshots again.
+  auto snap = TakeSnapshot(*stub);
+  EXPECT_TRUE(snap.ok()) << snap.status();
 }
 
 TEST(LivenessTest, StoppedHandlerIsKilledAndRespawnedAfterTheStallLimitAndStopsTakingConnections) {
