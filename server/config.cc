@@ -136,6 +136,16 @@ int DefaultMaxConnections(size_t handler_memory_quota) {
   return static_cast<int>(std::max<size_t>(1, handler_memory_quota / kConnectionCostEstimate));
 }
 
+absl::Duration LivenessCheckPeriod(absl::Duration lock_hold_limit) { return lock_hold_limit / 4; }
+
+absl::Duration FrozenHolderStallBound(absl::Duration lock_hold_limit) {
+  return lock_hold_limit + LivenessCheckPeriod(lock_hold_limit);
+}
+
+absl::Duration HeartbeatInterval(absl::Duration handler_stall_limit) {
+  return handler_stall_limit / 4;
+}
+
 int DefaultHandlerCount() {
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
@@ -224,6 +234,21 @@ ABSL_FLAG(absl::Duration, min_ping_interval, Defaults().min_ping_interval,
                        countersd::kMaxPingStrikes,
                        " pings sooner than that the connection is sent GOAWAY (too_many_pings). "
                        "Set clients' keepalive time at or above it."));
+ABSL_FLAG(absl::Duration, lock_hold_limit, Defaults().lock_hold_limit,
+          absl::StrCat(
+              "A handler or the aggregator that is stopped (SIGSTOP, a debugger) for this long "
+              "while it holds a lock stripe is logged (pid, role, stripe), killed and "
+              "recovered, so that the other handlers, which may be waiting for that stripe, "
+              "serve again. The supervisor checks every quarter of it, so one frozen holder "
+              "stalls the others for at most this plus a quarter plus the repair (milliseconds): ",
+              absl::FormatDuration(
+                  countersd::FrozenHolderStallBound(countersd::kDefaultLockHoldLimit)),
+              " by default. At least ", absl::FormatDuration(countersd::kMinLockHoldLimit),
+              "."));
+ABSL_FLAG(absl::Duration, handler_stall_limit, Defaults().handler_stall_limit,
+          "A handler whose serving loop has made no progress for this long (stopped, or its "
+          "serving thread stuck) is logged, killed and respawned, so that its socket stops "
+          "taking connections nobody serves. At least twice --lock-hold-limit.");
 
 namespace countersd {
 namespace {
@@ -243,7 +268,9 @@ constexpr const char* kFlagNames[] = {"listen",
                                       "max_concurrent_streams",
                                       "handshake_timeout",
                                       "idle_timeout",
-                                      "min_ping_interval"};
+                                      "min_ping_interval",
+                                      "lock_hold_limit",
+                                      "handler_stall_limit"};
 
 [[noreturn]] void UsageError(std::string_view message) {
   std::fprintf(stderr, "countersd: %.*s\nRun 'countersd --help' for the list of flags.\n",
@@ -274,6 +301,8 @@ std::string DashName(std::string_view name) {
   absl::StrAppend(&out,
                   "\nSignals: SIGTERM or SIGINT drain the handlers, write a final snapshot, mark "
                   "the table cleanly shut down and exit 0.\n"
+                  "If the supervisor dies, its children are SIGKILLed (PR_SET_PDEATHSIG) and "
+                  "the LOCK is free at once.\n"
                   "Exit codes: 0 clean shutdown, 1 failed to start or to shut down cleanly, 2 bad "
                   "flags.\n");
   std::fputs(out.c_str(), stdout);
@@ -366,6 +395,8 @@ Config ParseFlagsOrExit(int argc, char** argv) {
   c.handshake_timeout = absl::GetFlag(FLAGS_handshake_timeout);
   c.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
   c.min_ping_interval = absl::GetFlag(FLAGS_min_ping_interval);
+  c.lock_hold_limit = absl::GetFlag(FLAGS_lock_hold_limit);
+  c.handler_stall_limit = absl::GetFlag(FLAGS_handler_stall_limit);
   std::string format = absl::GetFlag(FLAGS_log_format);
   std::optional<LogFormat> log_format = ValueOf(kLogFormatNames, format);
   if (!log_format) {
@@ -431,6 +462,18 @@ absl::Status ValidateConfig(const Config& c) {
                                                    c.max_concurrent_streams,
                                                    " is out of range: must be 1 to ",
                                                    kMaxConcurrentStreamsLimit));
+  }
+  if (c.lock_hold_limit < kMinLockHoldLimit) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--lock-hold-limit=", absl::FormatDuration(c.lock_hold_limit),
+        " is too short: must be at least ", absl::FormatDuration(kMinLockHoldLimit)));
+  }
+  if (c.handler_stall_limit < 2 * c.lock_hold_limit) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--handler-stall-limit=", absl::FormatDuration(c.handler_stall_limit),
+        " is too short: must be at least twice --lock-hold-limit (",
+        absl::FormatDuration(2 * c.lock_hold_limit),
+        "), so that handlers waiting for a frozen lock holder are not taken for stalled"));
   }
   // gRPC takes these as int milliseconds.
   for (const auto& [flag, d] : {std::pair{"--handshake-timeout", c.handshake_timeout},

@@ -27,6 +27,33 @@ inline constexpr size_t kDefaultMaxBatch = kMaxBatchOps;
 // Shortest --snapshot-interval accepted.
 inline constexpr absl::Duration kMinSnapshotInterval = absl::Milliseconds(10);
 
+// Liveness of the children (server/child_liveness.cc has how it works).
+// A child stopped (SIGSTOP, a debugger) for this long while it holds a lock
+// stripe is killed and recovered: every other handler may be waiting for
+// that stripe. A second is thousands of times the longest critical section,
+// and short enough that clients' deadlines survive it.
+inline constexpr absl::Duration kDefaultLockHoldLimit = absl::Seconds(1);
+// A handler whose serving loop has not turned for this long is killed and
+// respawned: it is stopped or stuck, and its socket takes connections that
+// nobody serves. Long enough that a loaded host's scheduling never reaches
+// it, and at least twice the lock-hold limit (ValidateConfig), so that
+// handlers waiting for a frozen holder's stripe are rescued by the lock
+// check before they count as stalled themselves.
+inline constexpr absl::Duration kDefaultHandlerStallLimit = absl::Seconds(5);
+// Shortest --lock-hold-limit accepted (the check period is a quarter of it).
+inline constexpr absl::Duration kMinLockHoldLimit = absl::Milliseconds(100);
+// How often the supervisor checks its children: a quarter of the lock-hold
+// limit.
+absl::Duration LivenessCheckPeriod(absl::Duration lock_hold_limit);
+// The longest one frozen lock holder stalls the other handlers: the limit,
+// plus a check period (the first check that sees it stopped may come that
+// long after it stopped), plus the reap and repair, which take milliseconds
+// and are not counted here. 1.25 s by default.
+absl::Duration FrozenHolderStallBound(absl::Duration lock_hold_limit);
+// How often an idle serving loop turns (and beats): a quarter of the stall
+// limit.
+absl::Duration HeartbeatInterval(absl::Duration handler_stall_limit);
+
 // The default number of handler processes: the CPUs this process may run on.
 int DefaultHandlerCount();
 
@@ -89,6 +116,8 @@ struct Config {
   absl::Duration handshake_timeout = kDefaultHandshakeTimeout;
   absl::Duration idle_timeout = kDefaultIdleTimeout;
   absl::Duration min_ping_interval = kDefaultMinPingInterval;
+  absl::Duration lock_hold_limit = kDefaultLockHoldLimit;
+  absl::Duration handler_stall_limit = kDefaultHandlerStallLimit;
 };
 
 // Parses argv. `--help` (or -h, --helpfull, --helpshort) prints the flags of

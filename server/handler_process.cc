@@ -17,8 +17,9 @@
 // async queue), so they do not compete with the serving thread.
 //
 // How it works, step by step:
-//  1. Route gRPC's log lines through our logger; register this process's
-//     stats slot in the table.
+//  1. Route gRPC's log lines through our logger; arm the test seam if its
+//     variable is set (below); register this process's stats slot in the
+//     table.
 //  2. Build the server: the CounterService (counter_service.h), our health
 //     service and reflection, one completion queue, and the limits on what
 //     clients may make it hold (ApplyLimits below: memory quota, streams
@@ -30,7 +31,10 @@
 //     and hands each admitted socket to the server
 //     (grpc::AddInsecureChannelFromFd). A failed bind (the port taken by a
 //     process without SO_REUSEPORT) or BuildAndStart is exit code 1.
-//  3. Start the serving thread (UnaryCallLoop::Run) and the gate's thread,
+//  3. Start the serving thread (UnaryCallLoop::Run, which beats the
+//     heartbeat in the stats slot at every turn and at least every
+//     options.heartbeat_interval: the supervisor kills a handler whose
+//     heartbeat stops, child_liveness.cc) and the gate's thread,
 //     mark the stats slot ready (the supervisor's "ready" line waits for
 //     every handler), and wait on the main thread for SIGTERM/SIGINT
 //     (sigtimedwait), trimming the heap once a second meanwhile.
@@ -49,7 +53,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <memory>
+#include <string>
+#include <string_view>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -68,6 +75,29 @@
 
 namespace countersd {
 namespace {
+
+// The test seam that stops a handler inside a critical section (the
+// liveness tests in tests/recovery/liveness_test.cc): when the handler
+// starts with COUNTERSD_TEST_STOP_IN_CRITICAL_SECTION=<key> in its
+// environment, an increment of exactly that key raise(SIGSTOP)s the whole
+// process while it holds the key's stripe, with the slot half written
+// (CounterTable::SetCriticalSectionHookForTest). Read once at handler start;
+// logged at warning level, since it has no use outside a test.
+constexpr char kStopInCriticalSectionEnv[] = "COUNTERSD_TEST_STOP_IN_CRITICAL_SECTION";
+const std::string* g_stop_in_critical_section = nullptr;
+
+void StopInCriticalSection(std::string_view key) {
+  if (key == *g_stop_in_critical_section) raise(SIGSTOP);
+}
+
+void ArmTestStopInCriticalSection() {
+  const char* key = getenv(kStopInCriticalSectionEnv);
+  if (key == nullptr || *key == '\0') return;
+  g_stop_in_critical_section = new std::string(key);
+  CounterTable::SetCriticalSectionHookForTest(StopInCriticalSection);
+  Log(LogLevel::kWarning, "test seam armed: an increment of this key stops the handler",
+      {{"env", kStopInCriticalSectionEnv}, {"key", key}});
+}
 
 // How long a draining handler keeps connections open once its own calls
 // are done (responses still being written, calls not yet dispatched).
@@ -139,6 +169,7 @@ int RunHandlerProcess(CounterTable* table, const HandlerOptions& options) {
   // Debian's Abseil checks every absl::Mutex for lock-order cycles; gRPC
   // takes several per call, and the check costs ~3% of a handler's CPU.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  ArmTestStopInCriticalSection();
   if (absl::Status s = table->RegisterProcess(getpid(), ProcessRole::kHandler); !s.ok()) {
     Log(LogLevel::kError, "handler cannot register its stats slot", {{"error", s.ToString()}});
     return 1;
@@ -178,7 +209,8 @@ int RunHandlerProcess(CounterTable* table, const HandlerOptions& options) {
     }
     return 1;
   }
-  UnaryCallLoop loop(&service, &health, cq.get());
+  UnaryCallLoop loop(&service, &health, cq.get(),
+                     {.table = table, .interval = options.heartbeat_interval});
   std::thread serving([&loop] { loop.Run(); });
   std::thread admitting([&gate] { (*gate)->Run(); });
   table->SetReady(true);

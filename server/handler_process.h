@@ -30,6 +30,8 @@ struct HandlerOptions {
   absl::Duration handshake_timeout = kDefaultHandshakeTimeout;
   absl::Duration idle_timeout = kDefaultIdleTimeout;
   absl::Duration min_ping_interval = kDefaultMinPingInterval;
+  // How often the serving loop beats its heartbeat even when idle.
+  absl::Duration heartbeat_interval = HeartbeatInterval(kDefaultHandlerStallLimit);
 
   // The options `config` gives a handler serving on `address`.
   static HandlerOptions FromConfig(const Config& config, std::string address) {
@@ -41,7 +43,8 @@ struct HandlerOptions {
             .max_concurrent_streams = config.max_concurrent_streams,
             .handshake_timeout = config.handshake_timeout,
             .idle_timeout = config.idle_timeout,
-            .min_ping_interval = config.min_ping_interval};
+            .min_ping_interval = config.min_ping_interval,
+            .heartbeat_interval = HeartbeatInterval(config.handler_stall_limit)};
   }
 };
 

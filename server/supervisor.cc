@@ -23,8 +23,8 @@
 //      this file includes declares one: the build fails if its include
 //      closure reaches a gRPC header, and the handler's entry point comes
 //      from main.cc as a function pointer, so this library links no gRPC.)
-//      A child asks for SIGTERM when the supervisor dies (PR_SET_PDEATHSIG)
-//      and exits if it already has.
+//      A child asks for SIGKILL when the supervisor dies (PR_SET_PDEATHSIG)
+//      and exits if it already has (RunChild says why SIGKILL).
 //
 //  Main loop (until SIGTERM/SIGINT)
 //   6. SIGCHLD: reap every exited child (HandleExit, also used for the
@@ -37,16 +37,22 @@
 //   8. Until announced: once every handler has marked itself ready in its
 //      stats slot, log "ready" with the resolved listen address. Tests and
 //      operators wait for this line.
+//   9. Every LivenessCheckPeriod (a quarter of --lock-hold-limit): the
+//      liveness checks (child_liveness.cc). A child stopped for
+//      --lock-hold-limit while it holds a stripe, or a handler whose serving
+//      loop has not turned for --handler-stall-limit, is logged and
+//      SIGKILLed; step 6 then recovers and respawns it. Not during
+//      shutdown, which has deadlines of its own.
 //
 //  Shutdown (SIGTERM or SIGINT)
-//   9. No more respawns. SIGTERM to the handlers: each stops accepting,
+//  10. No more respawns. SIGTERM to the handlers: each stops accepting,
 //      fails new calls UNAVAILABLE, finishes calls in flight within
 //      --drain-timeout and exits. Handlers still there after the drain
 //      timeout plus a margin get SIGKILL.
-//  10. SIGTERM to the aggregator: it writes a final snapshot and exits 0
+//  11. SIGTERM to the aggregator: it writes a final snapshot and exits 0
 //      (1 if that snapshot failed). If no aggregator runs, the supervisor
 //      writes the final snapshot itself.
-//  11. Mark the table cleanly shut down (flag + msync) and exit 0; exit 1 if
+//  12. Mark the table cleanly shut down (flag + msync) and exit 0; exit 1 if
 //      the final snapshot or the mark failed.
 #include "server/supervisor.h"
 
@@ -121,7 +127,11 @@ std::string FormatSeconds(absl::Duration d) {
 }  // namespace
 
 Supervisor::Supervisor(Config config, HandlerProcessMain run_handler)
-    : config_(std::move(config)), run_handler_(run_handler), self_(getpid()) {}
+    : config_(std::move(config)),
+      run_handler_(run_handler),
+      self_(getpid()),
+      liveness_limits_{.lock_hold_limit = config_.lock_hold_limit,
+                       .handler_stall_limit = config_.handler_stall_limit} {}
 
 Supervisor::~Supervisor() {
   if (lock_fd_ >= 0) close(lock_fd_);
@@ -238,7 +248,8 @@ int Supervisor::Run() {
            {"capacity", table_->capacity()},
            {"counters", table_->size()}});
     }
-    absl::Duration timeout = announced_ready_ ? absl::Seconds(1) : absl::Milliseconds(20);
+    absl::Duration timeout = std::min(CheckLivenessIfDue(),  // 9
+                                      announced_ready_ ? absl::Seconds(1) : absl::Milliseconds(20));
     absl::Time now = absl::Now();
     for (const Child& c : children_) {
       if (c.pid == 0)
@@ -272,13 +283,33 @@ void Supervisor::Spawn(Child& child) {
   if (pid == 0) RunChild(child);
   child.pid = pid;
   child.started = absl::Now();
+  child.liveness = {.stopped_since = 0, .watched_since = CounterTable::HeartbeatNow()};
+  child.killed_because = nullptr;
   Log(LogLevel::kInfo, absl::StrCat("started ", RoleName(child.role)),
       {{"role", RoleName(child.role)}, {"child_pid", pid}, {"index", child.index}});
 }
 
 void Supervisor::RunChild(const Child& child) {
-  // Die with the supervisor; it may already be gone.
-  prctl(PR_SET_PDEATHSIG, SIGTERM);
+  // Die with the supervisor; it may already be gone (it died between the
+  // fork and the prctl: then getppid() is no longer its pid).
+  //
+  // Why SIGKILL, not SIGTERM. The supervisor's death is a crash of the
+  // daemon, and what its children must do then is free the data directory
+  // (their inherited LOCK description keeps the flock) so that a new daemon
+  // can start. SIGTERM does not ensure it: a stopped child acts on it only
+  // once continued, and a child whose serving thread waits for a stripe
+  // held by a stopped or dead process never finishes its drain (nobody is
+  // left to release the stripe). SIGKILL ends a child whatever it does:
+  // stopped, traced or asleep in sem_wait. Nothing is lost: every
+  // acknowledged change is already in the shared mapping, and whatever a
+  // killed child left half done (an insert, a batch) or held (its stripes)
+  // is repaired by the next daemon's Open, as after a SIGKILL of the whole
+  // daemon. A child releases nothing it does not hold: it just ends.
+  //
+  // PR_SET_PDEATHSIG fires when the *thread* that forked the child exits.
+  // The supervisor forks from its main thread, which lives until the
+  // process exits, and creates no other threads.
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != self_) _exit(1);
   port_->Close();  // the handlers bind their own sockets
   // Default dispositions; SIGTERM/SIGINT stay blocked for sigwait().
@@ -326,11 +357,13 @@ void Supervisor::HandleExit(pid_t pid, int status) {
        {"child_pid", pid},
        {"index", c.index},
        {"status", DescribeWaitStatus(status)},
+       {"killed_because", c.killed_because != nullptr ? c.killed_because : ""},
        {"uptime", FormatSeconds(uptime)},
        {"stripes_released", r.stripes_released},
        {"inserts_rolled_back", r.inserts_rolled_back},
        {"batches_rolled_back", r.batches_rolled_back},
        {"journals_freed", r.journals_freed}});
+  c.killed_because = nullptr;
   if (stopping_) return;
   if (uptime >= kStableUptime) c.backoff = kMinBackoff;
   absl::Duration wait = ScheduleRestart(c, now);
@@ -354,6 +387,63 @@ void Supervisor::RespawnDue() {
   for (Child& c : children_) {
     if (c.pid == 0 && c.restart_at <= now) Spawn(c);
   }
+}
+
+absl::Duration Supervisor::CheckLivenessIfDue() {
+  const absl::Duration period = LivenessCheckPeriod(config_.lock_hold_limit);
+  const int64_t now = CounterTable::HeartbeatNow();
+  const absl::Duration since_last = absl::Nanoseconds(now - last_liveness_check_);
+  if (since_last < period) return period - since_last;
+  // A supervisor that did not run for half the stall limit may have been
+  // stopped together with its children (a terminal's ^Z stops the whole
+  // process group), whose heartbeats are then old through no fault of
+  // theirs until their loops turn again: judge heartbeats only after a
+  // stall limit of watching without such a gap. (A stop seen at two checks
+  // needs no such care: a stopped process cannot release a stripe.)
+  const bool gap =
+      last_liveness_check_ != 0 && since_last > config_.handler_stall_limit / 2;
+  if (gap) {
+    Log(LogLevel::kWarning, "supervisor did not run for a while; heartbeats are watched afresh",
+        {{"gap", FormatSeconds(since_last)}});
+  }
+  last_liveness_check_ = now;
+  for (Child& c : children_) {
+    if (c.pid == 0 || c.killed_because != nullptr) continue;
+    if (gap) c.liveness.watched_since = now;
+    std::optional<LivenessFinding> f =
+        CheckChild(liveness_limits_, *table_, c.pid, c.role == ProcessRole::kHandler, now,
+                   c.liveness);
+    if (!f) continue;
+    ++liveness_kills_;
+    c.killed_because = f->reason();
+    const std::string state(1, f->state);
+    if (f->kind == LivenessFinding::Kind::kStoppedHoldingStripe) {
+      Log(LogLevel::kError,
+          "killing a stopped lock holder",
+          {{"role", RoleName(c.role)},
+           {"child_pid", c.pid},
+           {"index", c.index},
+           {"stripe", f->stripes.front()},
+           {"stripes_held", static_cast<uint64_t>(f->stripes.size())},
+           {"state", state},
+           {"stopped_for", FormatSeconds(f->how_long)},
+           {"lock_hold_limit", absl::FormatDuration(config_.lock_hold_limit)},
+           {"liveness_kills", liveness_kills_}});
+    } else {
+      Log(LogLevel::kError, "killing a stalled handler",
+          {{"role", RoleName(c.role)},
+           {"child_pid", c.pid},
+           {"index", c.index},
+           {"state", state},
+           {"no_heartbeat_for", FormatSeconds(f->how_long)},
+           {"handler_stall_limit", absl::FormatDuration(config_.handler_stall_limit)},
+           {"liveness_kills", liveness_kills_}});
+    }
+    // Not reaped yet, so the pid cannot have been reused. SIGKILL ends a
+    // stopped or traced process too; the reaper (step 6) recovers it.
+    kill(c.pid, SIGKILL);
+  }
+  return period;
 }
 
 bool Supervisor::AllHandlersReady() const {
@@ -396,7 +486,7 @@ int Supervisor::Shutdown(int signal) {
       {{"signal", SignalName(signal)},
        {"drain_timeout", absl::FormatDuration(config_.drain_timeout)}});
 
-  // 9. Drain the handlers.
+  // 10. Drain the handlers.
   SignalRole(ProcessRole::kHandler, SIGTERM);
   if (!WaitForRole(ProcessRole::kHandler, config_.drain_timeout + absl::Seconds(5))) {
     Log(LogLevel::kWarning, "handlers did not stop after the drain timeout; killing them");
@@ -404,7 +494,7 @@ int Supervisor::Shutdown(int signal) {
     WaitForRole(ProcessRole::kHandler, absl::InfiniteDuration());
   }
 
-  // 10. The final snapshot.
+  // 11. The final snapshot.
   bool snapshot_ok = false;
   if (AnyRunning(ProcessRole::kAggregator)) {
     int exit_status = -1;
@@ -451,7 +541,7 @@ int Supervisor::Shutdown(int signal) {
     }
   }
 
-  // 11. Clean shutdown mark.
+  // 12. Clean shutdown mark.
   absl::Status marked = table_->MarkCleanShutdown();
   if (!marked.ok()) {
     Log(LogLevel::kError, "cannot mark the table cleanly shut down",

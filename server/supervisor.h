@@ -15,6 +15,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "server/child_liveness.h"
 #include "server/config.h"
 #include "server/handler_process.h"
 #include "server/port_reservation.h"
@@ -52,6 +53,8 @@ class Supervisor {
     absl::Time started = absl::InfinitePast();
     absl::Duration backoff = kMinBackoff;
     absl::Time restart_at = absl::InfinitePast();  // when to respawn it, if pid == 0
+    LivenessWatch liveness{};                      // what the liveness checks saw; reset at spawn
+    const char* killed_because = nullptr;          // set when a liveness check killed it
   };
 
   absl::Status Start();  // port, data dir and flock, table selection
@@ -68,6 +71,10 @@ class Supervisor {
   // back-off (up to kMaxBackoff). Returns the wait.
   static absl::Duration ScheduleRestart(Child& child, absl::Time now);
   void RespawnDue();
+  // Every LivenessCheckPeriod: checks each running child (CheckChild) and
+  // SIGKILLs, with a log line, those found stopped holding a stripe or with
+  // a stalled serving loop. Returns how long until the next check is due.
+  absl::Duration CheckLivenessIfDue();
   bool AllHandlersReady() const;
   // Whether a child of `role` runs (has not been reaped).
   bool AnyRunning(ProcessRole role) const;
@@ -87,6 +94,9 @@ class Supervisor {
   std::vector<Child> children_;  // handlers first, then the aggregator
   bool stopping_ = false;
   bool announced_ready_ = false;
+  const LivenessLimits liveness_limits_;
+  int64_t last_liveness_check_ = 0;  // CounterTable::HeartbeatNow() of the last check
+  uint64_t liveness_kills_ = 0;      // children killed by the liveness checks, since start
 };
 
 }  // namespace countersd

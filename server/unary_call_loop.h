@@ -9,9 +9,11 @@
 #include <atomic>
 #include <cstddef>
 
+#include "absl/time/time.h"
 #include "grpcpp/alarm.h"
 #include "grpcpp/server_context.h"
 #include "server/counter_service.h"
+#include "shared/counter_table.h"
 
 namespace countersd {
 
@@ -27,19 +29,29 @@ class AsyncTag {
   virtual void Proceed(bool ok) = 0;
 };
 
+// Where and how often a serving loop beats its heartbeat.
+struct LoopHeartbeat {
+  CounterTable* table = nullptr;  // null: no heartbeat
+  // The longest the loop waits for a completion before it turns anyway.
+  absl::Duration interval = absl::Seconds(1);
+};
+
 class UnaryCallLoop {
  public:
   // REQUIRES: `cq` comes from the builder that registered `service` and
   // `health` (may be null: no health service); all outlive this loop.
   UnaryCallLoop(CounterServiceImpl* service, HealthServiceImpl* health,
-                grpc::ServerCompletionQueue* cq);
+                grpc::ServerCompletionQueue* cq, LoopHeartbeat heartbeat = {});
   UnaryCallLoop(const UnaryCallLoop&) = delete;
   UnaryCallLoop& operator=(const UnaryCallLoop&) = delete;
 
   // Serves the async RPCs on the calling thread: keeps requests posted on the
   // queue and runs each call inline when it arrives
   // (CounterServiceImpl::HandleCall); serves health's Check and Watch
-  // (HealthServiceImpl::StartServing). Returns once Stop() has been called
+  // (HealthServiceImpl::StartServing). At every turn, and at least every
+  // heartbeat interval when no completion comes, it beats the heartbeat
+  // (CounterTable::Heartbeat): the supervisor kills a handler whose loop
+  // stops turning (child_liveness.h). Returns once Stop() has been called
   // and the queue is shut down and drained. Call state is recycled through a
   // bounded free list per method (see unary_call_loop.cc for the bounds).
   // REQUIRES: exactly one thread calls this, once.
@@ -75,6 +87,7 @@ class UnaryCallLoop {
   CounterServiceImpl* const service_;
   HealthServiceImpl* const health_;
   grpc::ServerCompletionQueue* const cq_;
+  const LoopHeartbeat heartbeat_;
   grpc::Alarm stop_alarm_;  // fires the stop tag on the queue
   std::atomic<size_t> calls_{0};
   std::atomic<size_t> peak_calls_{0};

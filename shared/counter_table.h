@@ -241,6 +241,19 @@ class CounterTable {
   void CountCall(bool error);
   void SetReady(bool ready);
   std::vector<ProcessStats> ProcessStatsSnapshot() const;
+  // Liveness (server/child_liveness.h). The clock of heartbeats:
+  // CLOCK_MONOTONIC_COARSE in nanoseconds, one clock for every process of
+  // the host, at the scheduler tick's resolution.
+  static int64_t HeartbeatNow();
+  // Records that the calling process's serving loop turned at `now`
+  // (HeartbeatNow). One relaxed store on the process's own slot.
+  void Heartbeat(int64_t now);
+  // The latest heartbeat of `pid`; 0 if it never beat or has no slot.
+  int64_t LastHeartbeat(pid_t pid) const;
+  // The stripes whose owner word is `pid`, ascending. Reads only the owner
+  // words, without locks: a snapshot that may be stale at once, unless
+  // `pid` is stopped or dead.
+  std::vector<uint32_t> StripesHeldBy(pid_t pid) const;
 
   // Owner only, after reaping `pid`: undoes its half-done insert or batch,
   // releases the stripes and journals it held and frees its stats slot.

@@ -150,14 +150,20 @@ static_assert(sizeof(RegionShared) == 128);
 //     after reaping that pid; Open zeroes every slot).
 //  2. The other fields are written only by the process that claimed the
 //     slot, with relaxed atomics; anyone reads them.
+//  3. heartbeat_ns is 0 until the process's serving loop first turns, then
+//     the monotonic time (CounterTable::HeartbeatNow) of its latest
+//     turn; the loop turns at least every HeartbeatInterval (config.h). Only
+//     handlers write it; the supervisor reads it (child_liveness.cc).
 // Process slots are reset at every Open: nothing in them outlives the
-// daemon that wrote it.
+// daemon that wrote it. (So heartbeat_ns, added in bytes that were padding
+// and that Open zeroes, needs no layout version bump.)
 struct alignas(64) ProcessSlot {
   std::atomic<int32_t> pid;    // 0: free.
   std::atomic<uint32_t> role;  // ProcessRole
   std::atomic<uint64_t> calls;
   std::atomic<uint64_t> errors;
   std::atomic<uint32_t> ready;  // 1 once the process serves.
+  std::atomic<int64_t> heartbeat_ns;
 };
 static_assert(sizeof(ProcessSlot) == 64);
 

@@ -11,6 +11,13 @@
 //   - ForceUnlock(pid) releases a lock held by a dead pid (the supervisor
 //     calls it after reaping the pid) and wakes a waiter. A waiter that died
 //     while counted in `waiters` only causes one spurious wake-up later.
+//   - A holder that is alive but stopped (SIGSTOP, a debugger) releases
+//     nothing, and a waiter sleeps until it does. The supervisor finds such
+//     a holder from the owner word and the process's state, kills it and
+//     then force-unlocks as for any dead pid (server/child_liveness.cc), so a
+//     waiter waits at most --lock-hold-limit and a little more. A waiter
+//     never outlives the supervisor either: its children get SIGKILL when it
+//     dies (PR_SET_PDEATHSIG, server/supervisor.cc).
 //
 // Threads of one process share a pid, so the lock is not re-entrant and
 // identifies the holding *process*, which is what crash recovery needs.

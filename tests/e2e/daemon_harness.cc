@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -223,7 +224,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
 
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return Errno("pipe2");
-  absl::StatusOr<pid_t> pid = Spawn(argv, {}, fds[1], fds[1], /*new_group=*/true);
+  absl::StatusOr<pid_t> pid = Spawn(argv, options.extra_env, fds[1], fds[1], /*new_group=*/true);
   close(fds[1]);
   if (!pid.ok()) {
     close(fds[0]);
@@ -349,6 +350,28 @@ std::vector<pid_t> Daemon::ChildPids() const {
     if (ppid == pid_) out.push_back(p);
   }
   return out;
+}
+
+std::vector<pid_t> Daemon::HandlerPids() const {
+  std::vector<pid_t> out;
+  const std::vector<pid_t> children = ChildPids();
+  for (const std::string& line : LogLinesWithMsg("started handler")) {
+    pid_t p;
+    if (absl::SimpleAtoi(JsonField(line, "child_pid"), &p) &&
+        std::find(children.begin(), children.end(), p) != children.end()) {
+      out.push_back(p);
+    }
+  }
+  return out;
+}
+
+char ProcessState(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // pid (comm) state ...; comm may contain spaces and parentheses.
+  size_t close_paren = stat.rfind(')');
+  if (close_paren == std::string::npos || close_paren + 2 >= stat.size()) return '\0';
+  return stat[close_paren + 2];
 }
 
 absl::StatusOr<int> Daemon::Wait(absl::Duration timeout) {

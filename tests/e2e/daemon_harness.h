@@ -49,6 +49,7 @@ struct DaemonOptions {
   std::string snapshot_interval = "1s";
   std::string data_dir;                  // empty: a new temporary directory, removed by ~Daemon
   std::vector<std::string> extra_flags;  // appended last, so they override the above
+  std::vector<std::string> extra_env;    // "NAME=value" added to the daemon's environment
   std::string listen = "127.0.0.1:0";    // e.g. another daemon's address() to test a port clash
   absl::Duration ready_timeout = absl::Seconds(60);
 };
@@ -84,6 +85,9 @@ class Daemon {
   // The supervisor's live children (from /proc: ppid == pid()), i.e. the
   // handlers and the aggregator. Empty once the supervisor has exited.
   std::vector<pid_t> ChildPids() const;
+  // The handlers among them: the live children whose pid a "started
+  // handler" log line names.
+  std::vector<pid_t> HandlerPids() const;
 
   // Sends SIGTERM to the supervisor and waits for it to exit; returns its raw
   // wait status (use WIFEXITED/WEXITSTATUS). DEADLINE_EXCEEDED if it does not
@@ -176,6 +180,10 @@ std::unique_ptr<counters::v1::CounterService::Stub> NewStub(const std::string& a
 // pool), so that several such channels spread over the handlers.
 std::unique_ptr<counters::v1::CounterService::Stub> NewStubOnOwnConnection(
     const std::string& address);
+
+// The one-letter state of process `pid` from /proc/<pid>/stat ('R', 'S',
+// 'T' stopped, 't' traced, 'Z', ...), or '\0' if there is no such process.
+char ProcessState(pid_t pid);
 
 // Extracts the string value of "field" from one JSON log line ("" if
 // absent). Enough for the flat objects countersd logs; not a JSON parser.
