@@ -35,6 +35,7 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "shared/abseil_string_view.h"
@@ -98,6 +99,12 @@ uint32_t HeaderCrc(const TableHeader* h) {
 void RecordBootId(TableHeader* h, const std::string& boot_id) {
   std::memset(h->boot_id, 0, sizeof h->boot_id);
   std::memcpy(h->boot_id, boot_id.data(), std::min(boot_id.size(), sizeof h->boot_id - 1));
+}
+
+// The directory that holds `path`.
+std::string DirOf(const std::string& path) {
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  return dir.empty() ? "." : dir;
 }
 
 absl::Status Mismatch(std::string_view what, uint64_t found, uint64_t expected) {
@@ -224,6 +231,9 @@ absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::Create(const std::st
   Geometry g = ComputeGeometry(capacity);
   ASSIGN_OR_RETURN(int fd, OpenDataFile(sys, path, O_RDWR | O_CREAT | O_EXCL, 0600));
   absl::Status st = sys->Ftruncate(fd, static_cast<off_t>(g.file_size), path);
+  // Every block allocated before the table is promised: a store into a hole
+  // on a full disk would be SIGBUS; here it is RESOURCE_EXHAUSTED.
+  if (st.ok()) st = sys->Fallocate(fd, 0, static_cast<off_t>(g.file_size), path);
   if (st.ok()) {
     // Write the header with pwrite so that Map() validates a complete one.
     TableHeader h{};
@@ -250,6 +260,7 @@ absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::Create(const std::st
       st.ok() ? Map(path, fd, /*writable=*/true, sys)
               : absl::StatusOr<std::unique_ptr<CounterTable>>(st);
   if (t.ok()) st = sys->Fsync(fd, path);
+  if (t.ok() && st.ok()) st = sys->FsyncDir(DirOf(path));  // the new name, durable
   (void)sys->Close(fd);
   if (!t.ok() || !st.ok()) {
     (void)sys->Unlink(path);  // our own half-made file, never a user's
@@ -278,11 +289,7 @@ absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::Open(const std::stri
 
   h->clean_shutdown.store(0);
   RecordBootId(h, boot_id);
-  SnapshotControl& c = h->snapshot;
-  c.request_seq.store(0);
-  c.done_seq.store(0);
-  c.last_failed.store(0);
-  c.failures.store(0);
+  ResetAtOpen(h->snapshot);
   RETURN_IF_ERROR(table.InitStaging());
   Pid();
   return t;
@@ -297,8 +304,14 @@ absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::MapExisting(const st
                                                                         bool writable, Sys* sys) {
   ASSIGN_OR_RETURN(int fd, OpenDataFile(sys, path, writable ? O_RDWR : O_RDONLY, 0));
   auto t = Map(path, fd, writable, sys);
+  // A map to be written has every block allocated (an older version left
+  // holes): no store into it, the repair's included, can take SIGBUS.
+  absl::Status allocated =
+      t.ok() && writable ? sys->Fallocate(fd, 0, static_cast<off_t>((*t)->size_), path)
+                         : absl::OkStatus();
   (void)sys->Close(fd);
   if (!t.ok()) return t.status();
+  RETURN_IF_ERROR(allocated);
   RETURN_IF_ERROR((*t)->ValidateContents());
   return t;
 }
