@@ -16,6 +16,7 @@
 #include "absl/time/time.h"
 #include "server/config.h"
 #include "shared/counter_table.h"
+#include "shared/durability_lag.h"
 
 namespace countersd {
 
@@ -30,6 +31,9 @@ struct HandlerOptions {
   absl::Duration handshake_timeout = kDefaultHandshakeTimeout;
   absl::Duration idle_timeout = kDefaultIdleTimeout;
   absl::Duration min_ping_interval = kDefaultMinPingInterval;
+  // countersd.durability turns NOT_SERVING past this lag.
+  absl::Duration durability_lag_limit =
+      DurabilityLagLimit(absl::ZeroDuration(), kDefaultSnapshotInterval);
 
   // The options `config` gives a handler serving on `address`.
   static HandlerOptions FromConfig(const Config& config, std::string address) {
@@ -41,7 +45,9 @@ struct HandlerOptions {
             .max_concurrent_streams = config.max_concurrent_streams,
             .handshake_timeout = config.handshake_timeout,
             .idle_timeout = config.idle_timeout,
-            .min_ping_interval = config.min_ping_interval};
+            .min_ping_interval = config.min_ping_interval,
+            .durability_lag_limit =
+                DurabilityLagLimit(config.durability_lag_limit, config.snapshot_interval)};
   }
 };
 
