@@ -128,7 +128,7 @@ Supervisor::Supervisor(Config config, HandlerProcessMain run_handler)
     : config_(std::move(config)), run_handler_(run_handler), self_(getpid()) {}
 
 Supervisor::~Supervisor() {
-  if (lock_fd_ >= 0) close(lock_fd_);
+  if (lock_fd_ >= 0) (void)RealSys()->Close(lock_fd_);
 }
 
 absl::Status Supervisor::LockDataDir() {
@@ -170,10 +170,8 @@ absl::Status Supervisor::LockDataDir() {
                      ". Stop that daemon first, or use another --data-dir."));
   }
   std::string pid = absl::StrCat(self_, "\n");
-  if (ftruncate(lock_fd_, 0) != 0 || pwrite(lock_fd_, pid.data(), pid.size(), 0) < 0) {
-    return ErrnoToStatus(errno, absl::StrCat("write(", lock_path, ")"));
-  }
-  return absl::OkStatus();
+  RETURN_IF_ERROR(RealSys()->Ftruncate(lock_fd_, 0, lock_path));
+  return RealSys()->Pwrite(lock_fd_, pid.data(), pid.size(), 0, lock_path);
 }
 
 absl::Status Supervisor::Start() {

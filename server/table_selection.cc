@@ -31,7 +31,9 @@
 //     no counters.map or a complete one. Then reopen it like step 1. Log the
 //     generation and the age of the snapshot. If the snapshot file exists
 //     but neither half is valid, rename it aside to counters.snap.corrupt-<UTC
-//     time>.
+//     time>. The snapshot file itself is left as it is: the snapshot writer
+//     grows it to the restored table's capacity when it opens it, keeping
+//     its newest snapshot (shared/snapshot_file.h).
 //  4. Nothing valid: a fresh directory gets a new empty table (--capacity).
 //     A directory that held counter files refuses to start, saying what it
 //     found, what it set aside and what the operator can do.
