@@ -274,6 +274,9 @@ absl::StatusOr<std::unique_ptr<SnapshotFile>> SnapshotFile::OpenForWrite(
     std::vector<SnapshotSlotCheck> checks;
     uint64_t half = 0;
     if (size >= kDataStart) {
+      // Allocated before it is read, too: on tmpfs even reading a hole of a
+      // full file system takes SIGBUS (a file of an older version has holes).
+      RETURN_IF_ERROR(sys->Fallocate(f->fd_, 0, static_cast<off_t>(size), path));
       ASSIGN_OR_RETURN(void* p, sys->Mmap(size, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd_, path));
       f->base_ = static_cast<char*>(p);
       f->size_ = size;
@@ -292,8 +295,10 @@ absl::StatusOr<std::unique_ptr<SnapshotFile>> SnapshotFile::OpenForWrite(
       invalid = absl::StrCat("is ", size, " bytes, too short for its two meta pages");
     }
     if (invalid.empty() && half >= wanted_half && size == kDataStart + 2 * half) {
-      // It fits. An older version left its unwritten pages as holes.
-      RETURN_IF_ERROR(sys->Fallocate(f->fd_, 0, static_cast<off_t>(size), path));
+      // It fits (and was allocated above). Its name is durable before any
+      // snapshot is promised in it: a directory fsync that failed after an
+      // earlier rename is made good here.
+      RETURN_IF_ERROR(sys->FsyncDir(DirOf(path)));
       f->half_size_ = half;
       return f;
     }

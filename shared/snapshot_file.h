@@ -129,8 +129,6 @@ class SnapshotFile {
 
  private:
   SnapshotFile() = default;
-  // Maps the file at path_ (fd_ open) read-write and allocates its blocks.
-  absl::Status MapWritable(uint64_t size);
 
   Sys* sys_ = nullptr;
   std::string path_;

@@ -10,7 +10,9 @@
 
 #include <algorithm>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -119,6 +121,23 @@ TEST(DurabilityTest, StoppedSnapshotWriterTurnsDurabilityNotServingUntilContinue
   ASSERT_EQ(children.size(), 1u) << "expected one aggregator besides the handler";
   const pid_t aggregator = children[0];
 
+  // A Watch of countersd.durability sees it go both ways.
+  auto health = Health::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext watch_ctx;
+  HealthCheckRequest watch_req;
+  watch_req.set_service(kDurability);
+  std::unique_ptr<grpc::ClientReader<HealthCheckResponse>> watch =
+      health->Watch(&watch_ctx, watch_req);
+  std::mutex mu;
+  std::vector<HealthCheckResponse::ServingStatus> seen;
+  std::thread reader([&] {
+    HealthCheckResponse resp;
+    while (watch->Read(&resp)) {
+      std::lock_guard<std::mutex> lock(mu);
+      seen.push_back(resp.status());
+    }
+  });
+
   ASSERT_EQ(kill(aggregator, SIGSTOP), 0);
   EXPECT_TRUE(WaitForDurability(address, HealthCheckResponse::NOT_SERVING));
   EXPECT_EQ(Check(address, "").value_or(HealthCheckResponse::UNKNOWN),
@@ -133,6 +152,20 @@ TEST(DurabilityTest, StoppedSnapshotWriterTurnsDurabilityNotServingUntilContinue
   ASSERT_EQ(kill(aggregator, SIGCONT), 0);
   EXPECT_TRUE(WaitForDurability(address, HealthCheckResponse::SERVING));
   EXPECT_TRUE((*daemon)->WaitForLog("snapshots caught up", kStateDeadline)) << (*daemon)->log();
+
+  // The watch is polled once a second: wait for it to catch up, then end it.
+  auto watch_saw = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    std::vector<HealthCheckResponse::ServingStatus> want = {HealthCheckResponse::SERVING,
+                                                            HealthCheckResponse::NOT_SERVING,
+                                                            HealthCheckResponse::SERVING};
+    return std::search(seen.begin(), seen.end(), want.begin(), want.end()) != seen.end();
+  };
+  const absl::Time deadline = absl::Now() + kStateDeadline;
+  while (!watch_saw() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(100));
+  watch_ctx.TryCancel();
+  reader.join();
+  EXPECT_TRUE(watch_saw()) << "the Watch did not report SERVING, NOT_SERVING, SERVING";
 }
 
 // A full disk (a real one: a small tmpfs holds the map but not the snapshot
