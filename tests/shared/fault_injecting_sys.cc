@@ -67,13 +67,12 @@ absl::Status FaultInjectingSys::Injected(int err, SysCall call, std::string_view
   return ErrnoToStatus(err, absl::StrCat(Sv(SysCallName(call)), "(", Sv(object), ") [injected]"));
 }
 
-// Calls that name no object are matched by "" only; the fd's number
-// stands in for them.
 absl::StatusOr<int> FaultInjectingSys::Open(const std::string& path, int flags, mode_t mode) {
   if (int err = Decide(SysCall::kOpen, path)) return Injected(err, SysCall::kOpen, path);
   return Sys::Open(path, flags, mode);
 }
 
+// Close and Munmap name no file: Close's object is "fd <n>", Munmap's "".
 absl::Status FaultInjectingSys::Close(int fd) {
   const std::string object = absl::StrCat("fd ", fd);
   if (int err = Decide(SysCall::kClose, object)) {
