@@ -214,7 +214,10 @@ absl::Status BuildAndReplace(Sys* sys, const std::string& path, uint64_t half_si
   char* base = nullptr;
   absl::Status s = [&]() -> absl::Status {
     RETURN_IF_ERROR(sys->Ftruncate(fd, static_cast<off_t>(size), tmp));
-    RETURN_IF_ERROR(sys->Fallocate(fd, 0, static_cast<off_t>(size), tmp));
+    if (absl::Status a = sys->Fallocate(fd, 0, static_cast<off_t>(size), tmp); !a.ok()) {
+      return absl::Status(a.code(), absl::StrCat(a.message(), ": the snapshot file needs ", size,
+                                                 " bytes for its two halves"));
+    }
     if (carry) {
       ASSIGN_OR_RETURN(void* p, sys->Mmap(size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, tmp));
       base = static_cast<char*>(p);

@@ -234,6 +234,12 @@ absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::Create(const std::st
   // Every block allocated before the table is promised: a store into a hole
   // on a full disk would be SIGBUS; here it is RESOURCE_EXHAUSTED.
   if (st.ok()) st = sys->Fallocate(fd, 0, static_cast<off_t>(g.file_size), path);
+  if (absl::IsResourceExhausted(st)) {
+    st = absl::ResourceExhaustedError(absl::StrCat(st.message(), ": a table of capacity ",
+                                                   capacity, " needs ", g.file_size,
+                                                   " bytes; free space or choose a smaller "
+                                                   "capacity"));
+  }
   if (st.ok()) {
     // Write the header with pwrite so that Map() validates a complete one.
     TableHeader h{};
