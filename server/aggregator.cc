@@ -1,9 +1,13 @@
 // The aggregator process.
 //
 // How it works:
-//  1. At start it registers its stats slot and opens counters.snap for
-//     writing (SnapshotWriter::Open); the next generation follows the newest
-//     valid one in the file.
+//  1. At start it registers its stats slot. Each snapshot attempt first
+//     opens counters.snap for writing if it is not open yet
+//     (SnapshotWriter::Open: made, set aside and remade, or grown to the
+//     table's capacity; the next generation follows the newest valid one).
+//     An open that fails is a failed attempt like any other (step 4), and
+//     the next attempt tries again: a full disk or a bad file never makes
+//     the process exit and crash-loop.
 //  2. A signal thread sigwait()s for SIGTERM/SIGINT. On one it sets `stop`
 //     and bumps request_seq (so a FutexWait on it returns at once, even if
 //     the main loop is just about to sleep) and wakes it.
@@ -17,9 +21,11 @@
 //     done_seq = s and wakes every waiter on done_seq: each Snapshot RPC
 //     whose request number is <= s is served by a snapshot that started
 //     after its request.
-//  4. Failures (msync/fsync errors) are logged and published by the writer
-//     (last_failed = 1); the waiting RPCs fail INTERNAL. The next attempt
-//     is a fresh snapshot, never a retry of the same msync.
+//  4. Failures (msync/fsync errors, or no writable file) are logged and
+//     published (SnapshotWriter::PublishFailure: last_failed = 1, the
+//     failure counts); the waiting RPCs fail INTERNAL. The next attempt,
+//     one interval later, is a fresh snapshot, never a retry of the same
+//     msync: so a failing writer logs an error every interval.
 //  5. On stop it takes a final snapshot (serving any pending requests too)
 //     and exits 0, or 1 if that final snapshot failed.
 #include "server/aggregator.h"
@@ -32,14 +38,33 @@
 #include <thread>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "shared/data_dir.h"
 #include "shared/log.h"
 
 namespace countersd {
 
-Aggregator::Aggregator(CounterTable* table, std::unique_ptr<SnapshotWriter> snapshots)
-    : table_(table), snapshots_(std::move(snapshots)) {}
+Aggregator::Aggregator(CounterTable* table, std::string data_dir, Sys* sys)
+    : table_(table), data_dir_(std::move(data_dir)), sys_(sys) {}
+
+absl::StatusOr<SnapshotMetaInfo> Aggregator::Attempt() {
+  if (writer_ == nullptr) {
+    absl::StatusOr<std::unique_ptr<SnapshotWriter>> opened =
+        SnapshotWriter::Open(table_, data_dir_, sys_);
+    if (!opened.ok()) {
+      absl::Status error(opened.status().code(),
+                         absl::StrCat("cannot open ", kSnapshotFile, " for writing: ",
+                                      opened.status().message()));
+      SnapshotWriter::PublishFailure(table_, error);
+      return error;
+    }
+    writer_ = *std::move(opened);
+    Log(LogLevel::kInfo, "snapshot file open",
+        {{"file", kSnapshotFile}, {"generation", writer_->file_generation()}});
+  }
+  return writer_->Write();
+}
 
 int Aggregator::Run(absl::Duration interval) {
   SnapshotControl& control = table_->snapshot_control();
@@ -79,7 +104,7 @@ int Aggregator::Run(absl::Duration interval) {
       next_periodic = now + interval;
       continue;
     }
-    absl::StatusOr<SnapshotMetaInfo> meta = snapshots_->Write();
+    absl::StatusOr<SnapshotMetaInfo> meta = Attempt();
     ++attempts;
     last_ok = meta.ok();
     served = s;
@@ -112,17 +137,10 @@ int RunAggregatorProcess(CounterTable* table, const std::string& data_dir,
     Log(LogLevel::kError, "aggregator cannot register its stats slot", {{"error", s.ToString()}});
     return 1;
   }
-  absl::StatusOr<std::unique_ptr<SnapshotWriter>> snapshots = SnapshotWriter::Open(table, data_dir);
-  if (!snapshots.ok()) {
-    Log(LogLevel::kError, "aggregator cannot open the snapshot file",
-        {{"file", kSnapshotFile}, {"error", snapshots.status().ToString()}});
-    return 1;
-  }
   table->SetReady(true);
   Log(LogLevel::kInfo, "aggregator started",
-      {{"snapshot_interval", absl::FormatDuration(interval)},
-       {"generation", (*snapshots)->file_generation()}});
-  return Aggregator(table, *std::move(snapshots)).Run(interval);
+      {{"snapshot_interval", absl::FormatDuration(interval)}});
+  return Aggregator(table, data_dir).Run(interval);
 }
 
 }  // namespace countersd

@@ -9,6 +9,8 @@
 #include <memory>
 #include <string>
 
+#include "absl/status/statusor.h"
+
 #include "absl/time/time.h"
 #include "server/snapshot_writer.h"
 #include "shared/counter_table.h"
@@ -17,25 +19,33 @@ namespace countersd {
 
 class Aggregator {
  public:
-  // REQUIRES: `table` outlives the aggregator; `snapshots` writes its
-  // snapshots.
-  Aggregator(CounterTable* table, std::unique_ptr<SnapshotWriter> snapshots);
+  // REQUIRES: `table` outlives the aggregator. Its snapshots go to
+  // <data_dir>/counters.snap, through `sys`.
+  Aggregator(CounterTable* table, std::string data_dir, Sys* sys = RealSys());
 
   // The process's main loop: a snapshot at once, then every `interval` and
   // whenever a handler asks (see shared/control.h), until SIGTERM/SIGINT,
-  // then a final snapshot. Returns the exit code: 0, or 1 if the final
-  // snapshot failed.
+  // then a final snapshot. A snapshot file that cannot be opened (or made,
+  // or grown: a full disk) fails that attempt like a failed write, and is
+  // tried again at the next one: the process stays, answering requests
+  // with the failure, rather than exit and be respawned. Returns the exit
+  // code: 0, or 1 if the final snapshot failed.
   // REQUIRES: SIGTERM and SIGINT blocked in the calling thread.
   int Run(absl::Duration interval);
 
  private:
+  // One snapshot attempt: opens the writer first if there is none.
+  absl::StatusOr<SnapshotMetaInfo> Attempt();
+
   CounterTable* const table_;
-  const std::unique_ptr<SnapshotWriter> snapshots_;
+  const std::string data_dir_;
+  Sys* const sys_;
+  std::unique_ptr<SnapshotWriter> writer_;  // null until counters.snap opens
 };
 
-// Entry point of the forked aggregator process: registers its stats slot,
-// opens the snapshot file and runs an Aggregator; returns its exit code (1 if
-// it could not start).
+// Entry point of the forked aggregator process: registers its stats slot
+// and runs an Aggregator; returns its exit code (1 if it could not
+// register).
 int RunAggregatorProcess(CounterTable* table, const std::string& data_dir, absl::Duration interval);
 
 }  // namespace countersd

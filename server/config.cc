@@ -180,6 +180,11 @@ ABSL_FLAG(absl::Duration, snapshot_interval, Defaults().snapshot_interval,
                        " (e.g. 500ms, 1s, 1m). This bounds what a host crash or power loss can "
                        "lose. The Snapshot RPC writes one immediately. At least ",
                        absl::FormatDuration(countersd::kMinSnapshotInterval), "."));
+ABSL_FLAG(absl::Duration, durability_lag_limit, Defaults().durability_lag_limit,
+          "How old a change may get while it is in no durable snapshot before the daemon "
+          "reports that snapshots are not being written: health service countersd.durability "
+          "turns NOT_SERVING and the log says so at error level every interval. 0 (the "
+          "default) means max(10s, 10 x --snapshot-interval).");
 ABSL_FLAG(std::string, log_format,
           countersd::NameOf(countersd::kLogFormatNames, Defaults().log_format),
           "Log format on stderr: text (one human-readable line per event) or json (one JSON "
@@ -258,6 +263,7 @@ constexpr const char* kFlagNames[] = {"listen",
                                       "capacity",
                                       "handlers",
                                       "snapshot_interval",
+                                      "durability_lag_limit",
                                       "log_format",
                                       "log_level",
                                       "drain_timeout",
@@ -376,6 +382,7 @@ Config ParseFlagsOrExit(int argc, char** argv) {
   c.capacity = absl::GetFlag(FLAGS_capacity);
   c.handlers = absl::GetFlag(FLAGS_handlers);
   c.snapshot_interval = absl::GetFlag(FLAGS_snapshot_interval);
+  c.durability_lag_limit = absl::GetFlag(FLAGS_durability_lag_limit);
   c.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);
   c.max_batch = absl::GetFlag(FLAGS_max_batch);
   c.trust_untrusted_map = absl::GetFlag(FLAGS_trust_untrusted_map);
@@ -440,6 +447,9 @@ absl::Status ValidateConfig(const Config& c) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--snapshot-interval=", absl::FormatDuration(c.snapshot_interval),
         " is too short: must be at least ", absl::FormatDuration(kMinSnapshotInterval)));
+  }
+  if (c.durability_lag_limit < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--durability-lag-limit must not be negative");
   }
   if (c.drain_timeout < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--drain-timeout must not be negative");

@@ -104,6 +104,8 @@ struct Config {
   uint64_t capacity = kDefaultCapacity;  // used only when a table is created
   int handlers = DefaultHandlerCount();  // gRPC handler processes
   absl::Duration snapshot_interval = kDefaultSnapshotInterval;
+  // 0: max(10s, 10 x snapshot_interval) (DurabilityLagLimit, shared/durability_lag.h).
+  absl::Duration durability_lag_limit = absl::ZeroDuration();
   LogFormat log_format = LogFormat::kText;
   LogLevel log_level = LogLevel::kInfo;
   absl::Duration drain_timeout = kDefaultDrainTimeout;

@@ -35,6 +35,7 @@
 #include "absl/time/clock.h"
 #include "proto/status_conversion.h"
 #include "shared/abseil_string_view.h"
+#include "shared/durability_lag.h"
 #include "shared/key.h"
 #include "shared/status_macros.h"
 
@@ -227,8 +228,8 @@ absl::Status CounterServiceImpl::DoSnapshot(absl::Time client_deadline, Snapshot
   }
   if (control.last_failed.load(std::memory_order_acquire) != 0) {
     return absl::InternalError(
-        "the snapshot failed to reach disk (msync/fsync error, see the daemon log); the previous "
-        "snapshot stays valid");
+        "the snapshot failed to reach disk (an msync/fsync error, or no writable snapshot file: "
+        "a full disk; see the daemon log); the previous snapshot stays valid");
   }
   resp->set_generation(control.generation.load(std::memory_order_acquire));
   resp->set_counters(control.counters.load(std::memory_order_relaxed));
@@ -253,6 +254,14 @@ absl::Status CounterServiceImpl::DoGetStats(const GetStatsRequest&, GetStatsResp
   resp->set_last_snapshot_micros(control.micros.load(std::memory_order_relaxed));
   resp->set_last_snapshot_bytes(control.bytes.load(std::memory_order_relaxed));
   resp->set_served_by_pid(getpid());
+  // The limit only decides `lagging`, which GetStats does not report.
+  const DurabilityLag lag = ReadDurabilityLag(*table_, absl::InfiniteDuration());
+  if (lag.behind) {
+    resp->set_oldest_undurable_change_age_seconds(
+        static_cast<uint64_t>(absl::ToInt64Seconds(lag.oldest_age)));
+  }
+  resp->set_consecutive_snapshot_failures(lag.consecutive_failures);
+  resp->set_snapshot_failures(lag.failures);
   return absl::OkStatus();
 }
 

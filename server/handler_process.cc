@@ -180,6 +180,7 @@ int RunHandlerProcess(CounterTable* table, const HandlerOptions& options) {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   CounterServiceImpl service(table, options.max_batch);
   HealthServiceImpl health;
+  health.ReportDurability(table, options.durability_lag_limit);
   if (!RaiseFdLimit(options.max_connections)) return 1;
   grpc::ServerBuilder builder;
   grpc::ResourceQuota quota("countersd-handler");

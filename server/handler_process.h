@@ -16,6 +16,7 @@
 #include "absl/time/time.h"
 #include "server/config.h"
 #include "shared/counter_table.h"
+#include "shared/durability_lag.h"
 
 namespace countersd {
 
@@ -32,6 +33,9 @@ struct HandlerOptions {
   absl::Duration min_ping_interval = kDefaultMinPingInterval;
   // How often the serving loop beats its heartbeat even when idle.
   absl::Duration heartbeat_interval = HeartbeatInterval(kDefaultHandlerStallLimit);
+  // countersd.durability turns NOT_SERVING past this lag.
+  absl::Duration durability_lag_limit =
+      DurabilityLagLimit(absl::ZeroDuration(), kDefaultSnapshotInterval);
 
   // The options `config` gives a handler serving on `address`.
   static HandlerOptions FromConfig(const Config& config, std::string address) {
@@ -44,7 +48,9 @@ struct HandlerOptions {
             .handshake_timeout = config.handshake_timeout,
             .idle_timeout = config.idle_timeout,
             .min_ping_interval = config.min_ping_interval,
-            .heartbeat_interval = HeartbeatInterval(config.handler_stall_limit)};
+            .heartbeat_interval = HeartbeatInterval(config.handler_stall_limit),
+            .durability_lag_limit =
+                DurabilityLagLimit(config.durability_lag_limit, config.snapshot_interval)};
   }
 };
 

@@ -27,6 +27,11 @@
 //         comes back not ok at shutdown and has no done tag: freed then.
 //    So a watch holds no thread, and the serving thread spends a few
 //    microseconds on it per status change.
+//  - countersd.durability: its status is computed at each Check from the
+//    mapping (ReadDurabilityLag), and can go both ways. While at least one
+//    Watch of it is open, an Alarm on the queue fires every
+//    kDurabilityPollInterval and every idle such watch does step 2, which
+//    writes the status whenever it differs from the last one written.
 #include "server/health_service.h"
 
 #include <string>
@@ -37,6 +42,7 @@
 #include "grpc/support/time.h"
 #include "proto/status_conversion.h"
 #include "server/unary_call_loop.h"
+#include "shared/durability_lag.h"
 
 namespace countersd {
 namespace {
@@ -44,11 +50,34 @@ namespace {
 using grpc::health::v1::HealthCheckRequest;
 using grpc::health::v1::HealthCheckResponse;
 
-bool IsKnownService(const std::string& service) {
-  return service.empty() || service == counters::v1::CounterService::service_full_name();
+}  // namespace
+
+HealthServiceImpl::Service HealthServiceImpl::ServiceOf(const std::string& name) const {
+  if (name.empty() || name == counters::v1::CounterService::service_full_name()) {
+    return Service::kMain;
+  }
+  if (name == kDurabilityService && durability_table_ != nullptr) return Service::kDurability;
+  return Service::kUnknown;
 }
 
-}  // namespace
+HealthCheckResponse::ServingStatus HealthServiceImpl::StatusOf(Service service) const {
+  if (service == Service::kUnknown) return HealthCheckResponse::SERVICE_UNKNOWN;
+  if (!serving_.load(std::memory_order_acquire)) return HealthCheckResponse::NOT_SERVING;
+  if (service == Service::kDurability &&
+      ReadDurabilityLag(*durability_table_, lag_limit_).lagging) {
+    return HealthCheckResponse::NOT_SERVING;
+  }
+  return HealthCheckResponse::SERVING;
+}
+
+class HealthServiceImpl::DurabilityTick final : public AsyncTag {
+ public:
+  explicit DurabilityTick(HealthServiceImpl* h) : h_(h) {}
+  void Proceed(bool ok) override { h_->OnDurabilityTick(ok); }
+
+ private:
+  HealthServiceImpl* const h_;
+};
 
 class HealthServiceImpl::NotServingTag final : public AsyncTag {
  public:
@@ -87,7 +116,8 @@ class HealthServiceImpl::Watcher final : public AsyncTag {
         h_->watchers_.insert(this);
         h_->open_watchers_.fetch_add(1, std::memory_order_relaxed);
         joined_ = true;
-        known_ = IsKnownService(req_.service());
+        service_ = h_->ServiceOf(req_.service());
+        if (service_ == Service::kDurability) h_->DurabilityWatchJoined();
         Advance();
         return;
       case State::kWriting:  // 2.
@@ -107,7 +137,7 @@ class HealthServiceImpl::Watcher final : public AsyncTag {
     }
   }
 
-  // 3. The handler went NOT_SERVING.
+  // 3. The handler went NOT_SERVING, or the durability poll fired.
   void Notify() {
     if (state_ == State::kIdle) Advance();
   }
@@ -132,10 +162,8 @@ class HealthServiceImpl::Watcher final : public AsyncTag {
       return;
     }
     const bool serving = h_->serving_.load(std::memory_order_acquire);
-    HealthCheckResponse::ServingStatus now = !known_   ? HealthCheckResponse::SERVICE_UNKNOWN
-                                             : serving ? HealthCheckResponse::SERVING
-                                                       : HealthCheckResponse::NOT_SERVING;
-    if (!sent_any_ || (now != sent_ && now == HealthCheckResponse::NOT_SERVING)) {
+    const HealthCheckResponse::ServingStatus now = h_->StatusOf(service_);
+    if (!sent_any_ || now != sent_) {
       Write(now);
     } else if (!serving) {
       Finish(grpc::Status::OK);  // NOT_SERVING is final: the stream ends OK
@@ -173,6 +201,7 @@ class HealthServiceImpl::Watcher final : public AsyncTag {
   void Leave() {
     if (!joined_) return;
     joined_ = false;
+    if (service_ == Service::kDurability) h_->DurabilityWatchLeft();
     h_->watchers_.erase(this);
     h_->open_watchers_.fetch_sub(1, std::memory_order_relaxed);
   }
@@ -187,13 +216,43 @@ class HealthServiceImpl::Watcher final : public AsyncTag {
   bool op_pending_ = false;  // a Request, Write or Finish of this watch is on the queue
   bool done_ = false;        // the done tag came back
   bool joined_ = false;      // in the open set
-  bool known_ = true;
+  Service service_ = Service::kMain;
   bool sent_any_ = false;
   HealthCheckResponse::ServingStatus sent_ = HealthCheckResponse::UNKNOWN;
 };
 
 HealthServiceImpl::HealthServiceImpl(size_t max_watchers)
-    : max_watchers_(max_watchers), not_serving_tag_(std::make_unique<NotServingTag>(this)) {}
+    : max_watchers_(max_watchers),
+      not_serving_tag_(std::make_unique<NotServingTag>(this)),
+      tick_tag_(std::make_unique<DurabilityTick>(this)) {}
+
+void HealthServiceImpl::ReportDurability(CounterTable* table, absl::Duration lag_limit) {
+  durability_table_ = table;
+  lag_limit_ = lag_limit;
+}
+
+void HealthServiceImpl::DurabilityWatchJoined() {
+  ++durability_watchers_;
+  ArmDurabilityTick();
+}
+
+void HealthServiceImpl::ArmDurabilityTick() {
+  if (tick_armed_ || stopped_ || cq_ == nullptr) return;
+  tick_armed_ = true;
+  tick_alarm_.Set(cq_,
+                  gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                               gpr_time_from_millis(
+                                   absl::ToInt64Milliseconds(kDurabilityPollInterval), GPR_TIMESPAN)),
+                  tick_tag_.get());
+}
+
+void HealthServiceImpl::OnDurabilityTick(bool ok) {
+  tick_armed_ = false;
+  if (!ok || stopped_) return;  // cancelled: the queue is shutting down
+  std::vector<Watcher*> open(watchers_.begin(), watchers_.end());
+  for (Watcher* w : open) w->Notify();  // each writes only a changed status
+  if (durability_watchers_ > 0) ArmDurabilityTick();
+}
 
 HealthServiceImpl::~HealthServiceImpl() = default;
 
@@ -207,11 +266,11 @@ void HealthServiceImpl::SetNotServing() {
 
 absl::Status HealthServiceImpl::DoCheck(const HealthCheckRequest& req,
                                         HealthCheckResponse* resp) const {
-  if (!IsKnownService(req.service())) {
+  const Service service = ServiceOf(req.service());
+  if (service == Service::kUnknown) {
     return absl::NotFoundError(absl::StrCat("unknown service '", req.service(), "'"));
   }
-  resp->set_status(serving_.load(std::memory_order_acquire) ? HealthCheckResponse::SERVING
-                                                            : HealthCheckResponse::NOT_SERVING);
+  resp->set_status(StatusOf(service));
   return absl::OkStatus();
 }
 
@@ -223,7 +282,10 @@ void HealthServiceImpl::StartServing(grpc::ServerCompletionQueue* cq) {
   PostWatch();
 }
 
-void HealthServiceImpl::StopServing() { stopped_ = true; }
+void HealthServiceImpl::StopServing() {
+  stopped_ = true;
+  if (tick_armed_) tick_alarm_.Cancel();  // its tag comes back not ok
+}
 
 void HealthServiceImpl::PostWatch() {
   if (!stopped_) new Watcher(this);  // frees itself (Watcher::MaybeDelete)

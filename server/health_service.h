@@ -14,13 +14,23 @@
 #include <unordered_set>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/alarm.h"
+#include "shared/counter_table.h"
 
 namespace countersd {
 
 // SERVING for "" and counters.v1.CounterService until SetNotServing();
 // NOT_FOUND (Check) or SERVICE_UNKNOWN (Watch) for any other service.
+//
+// countersd.durability (once ReportDurability is called): whether the
+// snapshots keep up, read from the mapping (shared/durability_lag.h), so
+// it holds whatever the snapshot writer does: NOT_SERVING while some change
+// older than the lag limit is in no durable snapshot (and once draining),
+// SERVING otherwise. It can go back to SERVING, so a Watch of it gets every
+// change, checked once a second while such a watch is open. The main
+// service ("" and CounterService) does not follow it: the README says why.
 //
 // Watch sends the current status at once, then each change: after
 // SetNotServing a watch of a known service gets NOT_SERVING and the stream
@@ -43,8 +53,18 @@ class HealthServiceImpl final
   // Default cap on open watches per handler process.
   static constexpr size_t kMaxWatchers = 1024;
 
+  // The service that reports the durability lag.
+  static constexpr char kDurabilityService[] = "countersd.durability";
+  // How often an open Watch of kDurabilityService is re-evaluated.
+  static constexpr absl::Duration kDurabilityPollInterval = absl::Seconds(1);
+
   explicit HealthServiceImpl(size_t max_watchers = kMaxWatchers);
   ~HealthServiceImpl() override;
+
+  // Serves kDurabilityService from `table`, NOT_SERVING past `lag_limit`
+  // (DurabilityLagLimit). REQUIRES: before StartServing; `table` outlives
+  // the service.
+  void ReportDurability(CounterTable* table, absl::Duration lag_limit);
 
   // NOT_SERVING from now on (the handler is draining); final. Wakes every
   // open watch on the serving thread (an alarm on the queue).
@@ -76,6 +96,16 @@ class HealthServiceImpl final
  private:
   class Watcher;
   class NotServingTag;
+  class DurabilityTick;
+  enum class Service { kMain, kDurability, kUnknown };
+  Service ServiceOf(const std::string& name) const;
+  grpc::health::v1::HealthCheckResponse::ServingStatus StatusOf(Service service) const;
+  // A Watch of kDurabilityService opened or ended (serving thread): the
+  // poll alarm runs while one is open.
+  void DurabilityWatchJoined();
+  void DurabilityWatchLeft() { --durability_watchers_; }
+  void ArmDurabilityTick();
+  void OnDurabilityTick(bool ok);
   void PostWatch();
   // On the serving thread, after SetNotServing's alarm: every open watch
   // sends NOT_SERVING (or ends).
@@ -93,6 +123,14 @@ class HealthServiceImpl final
   bool alarm_set_ = false;  // guarded by mu_
   std::unique_ptr<NotServingTag> not_serving_tag_;
   grpc::Alarm not_serving_alarm_;
+  // countersd.durability (set before serving; then read-only).
+  CounterTable* durability_table_ = nullptr;
+  absl::Duration lag_limit_ = absl::InfiniteDuration();
+  // Its Watch poll, on the serving thread.
+  size_t durability_watchers_ = 0;
+  bool tick_armed_ = false;
+  std::unique_ptr<DurabilityTick> tick_tag_;
+  grpc::Alarm tick_alarm_;
 };
 
 }  // namespace countersd

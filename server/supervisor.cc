@@ -34,6 +34,8 @@
 //      respawn after the child's back-off (100ms doubling to 10s; reset once
 //      a child lived 10s).
 //   7. Respawn children whose back-off has passed.
+//  7b. Log at error level, every interval, while changes older than the
+//      durability lag limit are in no durable snapshot (durability_watch.h).
 //   8. Until announced: once every handler has marked itself ready in its
 //      stats slot, log "ready" with the resolved listen address. Tests and
 //      operators wait for this line.
@@ -78,9 +80,11 @@
 #include "absl/time/clock.h"
 #include "server/aggregator.h"
 #include "server/data_dir_permissions.h"
+#include "server/durability_watch.h"
 #include "server/handler_process.h"
 #include "server/snapshot_writer.h"
 #include "server/table_selection.h"
+#include "shared/durability_lag.h"
 #include "shared/log.h"
 #include "shared/status_macros.h"
 #include "shared/sys.h"
@@ -134,7 +138,7 @@ Supervisor::Supervisor(Config config, HandlerProcessMain run_handler)
                        .handler_stall_limit = config_.handler_stall_limit} {}
 
 Supervisor::~Supervisor() {
-  if (lock_fd_ >= 0) close(lock_fd_);
+  if (lock_fd_ >= 0) (void)RealSys()->Close(lock_fd_);
 }
 
 absl::Status Supervisor::LockDataDir() {
@@ -176,10 +180,8 @@ absl::Status Supervisor::LockDataDir() {
                      ". Stop that daemon first, or use another --data-dir."));
   }
   std::string pid = absl::StrCat(self_, "\n");
-  if (ftruncate(lock_fd_, 0) != 0 || pwrite(lock_fd_, pid.data(), pid.size(), 0) < 0) {
-    return ErrnoToStatus(errno, absl::StrCat("write(", lock_path, ")"));
-  }
-  return absl::OkStatus();
+  RETURN_IF_ERROR(RealSys()->Ftruncate(lock_fd_, 0, lock_path));
+  return RealSys()->Pwrite(lock_fd_, pid.data(), pid.size(), 0, lock_path);
 }
 
 absl::Status Supervisor::Start() {
@@ -236,9 +238,13 @@ int Supervisor::Run() {
   }
 
   // Main loop.
+  DurabilityWatch durability(
+      table_.get(), DurabilityLagLimit(config_.durability_lag_limit, config_.snapshot_interval),
+      config_.snapshot_interval);
   while (g_stop_signal == 0) {
     if (g_child_exited) ReapChildren();             // 6
     RespawnDue();                                   // 7
+    durability.Poll(absl::Now());                   // 7b: durability_watch.h
     if (!announced_ready_ && AllHandlersReady()) {  // 8
       announced_ready_ = true;
       Log(LogLevel::kInfo, "ready",

@@ -31,7 +31,9 @@
 //     no counters.map or a complete one. Then reopen it like step 1. Log the
 //     generation and the age of the snapshot. If the snapshot file exists
 //     but neither half is valid, rename it aside to counters.snap.corrupt-<UTC
-//     time>.
+//     time>. The snapshot file itself is left as it is: the snapshot writer
+//     grows it to the restored table's capacity when it opens it, keeping
+//     its newest snapshot (shared/snapshot_file.h).
 //  4. Nothing valid: a fresh directory gets a new empty table (--capacity).
 //     A directory that held counter files refuses to start, saying what it
 //     found, what it set aside and what the operator can do.
@@ -56,6 +58,7 @@
 #include "shared/abseil_string_view.h"
 #include "shared/data_dir.h"
 #include "shared/log.h"
+#include "shared/set_aside.h"
 #include "shared/snapshot_file.h"
 #include "shared/status_macros.h"
 #include "shared/sys.h"
@@ -70,20 +73,6 @@ std::string Join(const std::string& dir, std::string_view name) {
 bool Exists(const std::string& path) {
   struct stat st;
   return lstat(path.c_str(), &st) == 0;
-}
-
-// Renames <dir>/<name> to <dir>/<name>.<tag>-<UTC time>[.N] (a name that does
-// not exist yet) and fsyncs the directory. Returns the new name.
-absl::StatusOr<std::string> SetAside(Sys* sys, const std::string& dir, std::string_view name,
-                                     std::string_view tag) {
-  std::string base =
-      absl::StrCat(Sv(name), ".", Sv(tag), "-",
-                   absl::FormatTime("%Y%m%dT%H%M%SZ", absl::Now(), absl::UTCTimeZone()));
-  std::string target = base;
-  for (int i = 1; Exists(Join(dir, target)); ++i) target = absl::StrCat(base, ".", i);
-  RETURN_IF_ERROR(sys->Rename(Join(dir, name), Join(dir, target)));
-  RETURN_IF_ERROR(sys->FsyncDir(dir));
-  return target;
 }
 
 std::vector<std::string> CounterFiles(const std::string& dir) {
@@ -146,9 +135,14 @@ absl::StatusOr<std::unique_ptr<CounterTable>> RestoreSnapshot(const TableSelecti
           SnapshotFile::Check(snap_path, opt.sys);
       checks.ok()) {
     for (const SnapshotSlotCheck& c : *checks) {
-      if (!c.status.ok() && c.meta.generation != 0) {
+      // A half never written is no damage; any other invalid one is said,
+      // a damaged meta page (whose generation is unknown) included.
+      if (!c.status.ok() && !c.never_written) {
         Log(LogLevel::kWarning, "ignoring invalid snapshot half",
-            {{"half", c.index}, {"generation", c.meta.generation}, {"error", c.status.ToString()}});
+            {{"half", c.index},
+             {"generation", c.meta.generation != 0 ? absl::StrCat(c.meta.generation)
+                                                    : std::string("unknown (meta page damaged)")},
+             {"error", c.status.ToString()}});
       }
     }
   }

@@ -11,6 +11,15 @@ namespace countersd {
 
 static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t));
 
+void ResetAtOpen(SnapshotControl& c) {
+  c.request_seq.store(0);
+  c.done_seq.store(0);
+  c.last_failed.store(0);
+  c.failures.store(0);
+  c.consecutive_failures.store(0);
+  c.undurable_since.store(0);
+}
+
 void FutexWait(std::atomic<uint32_t>* word, uint32_t expected, absl::Duration timeout) {
   timespec ts;
   timespec* tsp = nullptr;

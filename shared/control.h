@@ -11,6 +11,8 @@
 #ifndef COUNTERSD_SHARED_CONTROL_H_
 #define COUNTERSD_SHARED_CONTROL_H_
 
+#include <time.h>
+
 #include <atomic>
 #include <cstdint>
 
@@ -24,8 +26,20 @@ namespace countersd {
 //  2. Every other field is written only by the snapshot writer (in the
 //     aggregator), the result fields before done_seq (release); a reader
 //     that saw done_seq (acquire) reads the result of that snapshot.
-//  3. Open resets request_seq, done_seq, last_failed and failures; the
-//     result of the last snapshot stays until the next one replaces it.
+//  3. Open resets request_seq, done_seq, last_failed, failures,
+//     consecutive_failures and undurable_since (ResetAtOpen); the result of
+//     the last snapshot stays until the next one replaces it.
+//  4. Durability lag. A region's `dirty` word (layout.h) holds the
+//     ChangeStamp of the first change since the region was last copied for
+//     a snapshot (0: none). Before it starts a snapshot (bumps the epoch,
+//     which copies and clears the regions), the writer stores in
+//     undurable_since the oldest of its old value and every region's
+//     stamp; once that snapshot is durable it stores 0, and on a failure
+//     it leaves it. So every change that is in no durable snapshot has a
+//     stamp >= the oldest nonzero of undurable_since and the regions'
+//     stamps (DurabilityLag), whatever the writer does: a writer that
+//     fails, dies or is stopped leaves the old stamps in place. Readers
+//     load the regions before undurable_since (acquire).
 struct SnapshotControl {
   std::atomic<uint32_t> request_seq;  // bumped by requesters
   std::atomic<uint32_t> done_seq;     // request_seq value the last result serves
@@ -38,7 +52,31 @@ struct SnapshotControl {
   std::atomic<uint32_t> last_failed;   // 1 if the last attempt failed
   std::atomic<uint32_t> pad;
   std::atomic<uint64_t> failures;  // failed attempts since the file was opened
+  // Failed attempts since the last durable snapshot (0 after a success).
+  std::atomic<uint64_t> consecutive_failures;
+  // The oldest ChangeStamp the snapshots attempted since the last durable
+  // one were to make durable (0: none); invariant 4.
+  std::atomic<uint32_t> undurable_since;
+  std::atomic<uint32_t> pad2;
 };
+
+// Invariant 3: what a new owner resets when it opens the table.
+void ResetAtOpen(SnapshotControl& control);
+
+// A change stamp: the second of CLOCK_MONOTONIC_COARSE (one clock for every
+// process on the host) when a change was made, plus 1, so that 0 means "no
+// change". Cheap (vDSO); writers take one only when a clean region becomes
+// dirty.
+inline uint32_t ChangeStamp() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<uint32_t>(ts.tv_sec) + 1;
+}
+// How long ago `stamp` (nonzero) was taken, to the second.
+inline absl::Duration ChangeStampAge(uint32_t stamp) {
+  const uint32_t now = ChangeStamp();
+  return now > stamp ? absl::Seconds(now - stamp) : absl::ZeroDuration();
+}
 
 // Process-shared futex wait: sleeps while *word == expected, at most
 // `timeout` (absl::InfiniteDuration() for no limit). Returns on a wake-up,

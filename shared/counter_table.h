@@ -228,6 +228,9 @@ class CounterTable {
   // False if no counter can have changed since the last SnapshotForEach
   // (a periodic snapshot may then be skipped). Cheap: one word per stripe.
   bool ChangedSinceLastSnapshot() const;
+  // The ChangeStamp (control.h) of the oldest change not yet copied by a
+  // snapshot, 0 if none: the oldest of the regions' dirty stamps.
+  uint32_t OldestUncopiedChange() const;
 
   // Coordination words for snapshot requests (see control.h).
   SnapshotControl& snapshot_control();

@@ -5,6 +5,7 @@
 //   counters.snap                  the double-buffered snapshots (snapshot_file.h)
 //   LOCK                           flock'd by the daemon that owns the directory
 //   counters.map.restoring         a restore in progress (never served)
+//   counters.snap.new              a snapshot file being made (never read)
 //   <file>.corrupt-<UTC time>      a file that failed validation, kept aside
 //   counters.map.untrusted-<time>  a map left by an unclean stop on another boot
 #ifndef COUNTERSD_SHARED_DATA_DIR_H_
@@ -16,6 +17,8 @@ inline constexpr char kMapFile[] = "counters.map";
 inline constexpr char kSnapshotFile[] = "counters.snap";
 inline constexpr char kLockFile[] = "LOCK";
 inline constexpr char kRestoringFile[] = "counters.map.restoring";
+// <file><kNewFileSuffix>: a file being made, renamed over <file> once complete.
+inline constexpr char kNewFileSuffix[] = ".new";
 // Set-aside kinds: <file>.<kind>-<UTC time>.
 inline constexpr char kCorruptKind[] = "corrupt";
 inline constexpr char kUntrustedKind[] = "untrusted";

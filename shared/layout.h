@@ -133,7 +133,8 @@ struct alignas(64) RegionShared {
   // The single-slot undo record of an insert in progress: slot index within
   // the region + 1, or 0. Written under `lock`.
   uint32_t inserting;
-  // 1 when the region may differ from its copy in the staging area: set by
+  // Nonzero when the region may differ from its copy in the staging area:
+  // the ChangeStamp (control.h) of the first change since the copy. Set by
   // writers under `lock`, cleared when the region is copied. A snapshot only
   // copies dirty regions; the others' staging copies are still exact.
   std::atomic<uint32_t> dirty;

@@ -6,11 +6,15 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstring>
+#include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "shared/coding.h"
+#include "shared/data_dir.h"
 #include "shared/key.h"
+#include "shared/set_aside.h"
 #include "shared/snapshot_format.h"
 #include "shared/status_macros.h"
 
@@ -109,7 +113,10 @@ SnapshotSlotCheck CheckHalf(const char* base, uint64_t size, int k) {
     check.status = absl::DataLossError(absl::StrCat("snapshot meta ", k, ": ", why));
     return check;
   };
-  if (AllZero(page, kMetaSize)) return bad("empty (never written)");
+  if (AllZero(page, kMetaSize)) {
+    check.never_written = true;
+    return bad("empty (never written)");
+  }
   if (std::memcmp(m.magic, kMagic, sizeof m.magic) != 0) return bad("bad magic");
   if (m.version != kSnapshotVersion) {
     return bad(absl::StrCat("format version ", m.version, ", this build reads ", kSnapshotVersion));
@@ -170,6 +177,66 @@ const SnapshotSlotCheck* Newest(const std::vector<SnapshotSlotCheck>& checks) {
   return best;
 }
 
+
+// The directory that holds `path`.
+std::string DirOf(const std::string& path) {
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  return dir.empty() ? "." : dir;
+}
+
+// Writes `records` as the snapshot `m` describes (generation, half, half
+// size and the other fields; data_len and data_crc are set here) into the
+// file mapped at `base`, in the durable order: the records into half m.half,
+// msync them; then meta m.half, msync its page. A failure returns at once:
+// the other half and its meta are never touched.
+absl::Status CommitSnapshot(Sys* sys, char* base, SnapshotMeta m, std::string_view records) {
+  char* data = base + kDataStart + m.half * m.half_size;
+  std::memcpy(data, records.data(), records.size());
+  if (!records.empty()) RETURN_IF_ERROR(sys->Msync(data, records.size(), "snapshot data"));
+  m.data_len = records.size();
+  m.data_crc = Crc(records.data(), records.size());
+  EncodeMeta(m, base + m.half * kMetaPage);
+  return sys->Msync(base + m.half * kMetaPage, kMetaPage, "snapshot meta");
+}
+
+// Makes a new snapshot file with halves of `half_size` under <path>.new
+// (a leftover one of ours is removed first): sized, every block allocated,
+// holding `carry` and its `records` if given (the newest snapshot of the
+// file it replaces, with the new half size), fsynced; then renames it over
+// `path` and fsyncs the directory. On failure before the rename, <path>.new
+// is removed and `path` is untouched.
+absl::Status BuildAndReplace(Sys* sys, const std::string& path, uint64_t half_size,
+                             const SnapshotMeta* carry, std::string_view records) {
+  const std::string tmp = absl::StrCat(path, kNewFileSuffix);
+  if (struct stat st; lstat(tmp.c_str(), &st) == 0) RETURN_IF_ERROR(sys->Unlink(tmp));
+  ASSIGN_OR_RETURN(int fd, OpenDataFile(sys, tmp, O_RDWR | O_CREAT | O_EXCL, 0600));
+  const uint64_t size = kDataStart + 2 * half_size;
+  char* base = nullptr;
+  absl::Status s = [&]() -> absl::Status {
+    RETURN_IF_ERROR(sys->Ftruncate(fd, static_cast<off_t>(size), tmp));
+    if (absl::Status a = sys->Fallocate(fd, 0, static_cast<off_t>(size), tmp); !a.ok()) {
+      return absl::Status(a.code(), absl::StrCat(a.message(), ": the snapshot file needs ", size,
+                                                 " bytes for its two halves"));
+    }
+    if (carry) {
+      ASSIGN_OR_RETURN(void* p, sys->Mmap(size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, tmp));
+      base = static_cast<char*>(p);
+      SnapshotMeta m = *carry;
+      m.half_size = half_size;
+      RETURN_IF_ERROR(CommitSnapshot(sys, base, m, records));
+    }
+    return sys->Fsync(fd, tmp);  // the size and the allocation, too
+  }();
+  if (base) (void)sys->Munmap(base, size);
+  (void)sys->Close(fd);  // everything in it is durable or the build failed
+  if (s.ok()) s = sys->Rename(tmp, path);
+  if (!s.ok()) {
+    (void)sys->Unlink(tmp);  // our own half-made file, never a user's
+    return s;
+  }
+  return sys->FsyncDir(DirOf(path));
+}
+
 }  // namespace
 
 void AppendSnapshotRecord(std::string* out, std::string_view key, int64_t value) {
@@ -181,47 +248,94 @@ void AppendSnapshotRecord(std::string* out, std::string_view key, int64_t value)
   out->append(buf, 2 + len + 8);
 }
 
-absl::StatusOr<std::unique_ptr<SnapshotFile>> SnapshotFile::OpenForWrite(const std::string& path,
-                                                                         uint64_t capacity,
-                                                                         Sys* sys) {
-  auto f = std::unique_ptr<SnapshotFile>(new SnapshotFile());
-  f->sys_ = sys;
-  f->path_ = path;
-  ASSIGN_OR_RETURN(f->fd_, OpenDataFile(sys, path, O_RDWR | O_CREAT, 0600));
-  struct stat st;
-  RETURN_IF_ERROR(sys->Fstat(f->fd_, &st, path));
+absl::StatusOr<std::unique_ptr<SnapshotFile>> SnapshotFile::OpenForWrite(
+    const std::string& path, uint64_t capacity, Sys* sys, SnapshotOpenReport* report) {
+  SnapshotOpenReport unused;
+  if (report == nullptr) report = &unused;
+  *report = SnapshotOpenReport();
   const uint64_t wanted_half = HalfSizeFor(capacity);
-  uint64_t size = st.st_size;
-  if (size == 0) {
-    f->half_size_ = wanted_half;
-    size = kDataStart + 2 * wanted_half;
-    RETURN_IF_ERROR(sys->Ftruncate(f->fd_, static_cast<off_t>(size), path));
-  } else if (size < kDataStart) {
-    return absl::FailedPreconditionError(absl::StrCat("snapshot file ", path, " is ", size,
-                                                      " bytes, too short for its two meta pages"));
-  }
-  ASSIGN_OR_RETURN(void* p, sys->Mmap(size, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd_, path));
-  f->base_ = static_cast<char*>(p);
-  f->size_ = size;
-  if (f->half_size_ == 0) {
-    const std::vector<SnapshotSlotCheck> checks = CheckMapped(f->base_, size);
-    const SnapshotSlotCheck* newest = Newest(checks);
-    bool blank = AllZero(f->base_, kDataStart);
-    if (!newest && !blank) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "snapshot file ", path, " holds no valid snapshot (", checks[0].status.message(), "; ",
-          checks[1].status.message(), "); refusing to overwrite it"));
+  // At most two passes: the file found, then the file this call made.
+  for (int pass = 0; pass < 2; ++pass) {
+    absl::StatusOr<int> fd = OpenDataFile(sys, path, O_RDWR, 0);
+    if (absl::IsNotFound(fd.status()) && pass == 0) {
+      RETURN_IF_ERROR(BuildAndReplace(sys, path, wanted_half, nullptr, {}));
+      report->created = true;
+      continue;
     }
-    const SnapshotMeta m = DecodeMeta(f->base_ + (newest ? newest->index : 0) * kMetaPage);
-    f->half_size_ = newest ? m.half_size : (size - kDataStart) / 2;
-    f->generation_ = newest ? newest->meta.generation : 0;
-    if (f->half_size_ < wanted_half || size != kDataStart + 2 * f->half_size_) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("snapshot file ", path, " was sized for fewer counters than capacity ",
-                       capacity, "; move it aside to start a new one"));
+    if (!fd.ok()) return fd.status();
+    auto f = std::unique_ptr<SnapshotFile>(new SnapshotFile());
+    f->sys_ = sys;
+    f->path_ = path;
+    f->fd_ = *fd;
+    struct stat st;
+    RETURN_IF_ERROR(sys->Fstat(f->fd_, &st, path));
+    const uint64_t size = st.st_size;
+    // What the file holds: its newest valid snapshot, nothing (blank), or
+    // neither (invalid).
+    std::string invalid;
+    const SnapshotSlotCheck* newest = nullptr;
+    std::vector<SnapshotSlotCheck> checks;
+    uint64_t half = 0;
+    if (size >= kDataStart) {
+      // Allocated before it is read, too: on tmpfs even reading a hole of a
+      // full file system takes SIGBUS (a file of an older version has holes).
+      RETURN_IF_ERROR(sys->Fallocate(f->fd_, 0, static_cast<off_t>(size), path));
+      ASSIGN_OR_RETURN(void* p, sys->Mmap(size, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd_, path));
+      f->base_ = static_cast<char*>(p);
+      f->size_ = size;
+      checks = CheckMapped(f->base_, size);
+      newest = Newest(checks);
+      if (newest) {
+        half = DecodeMeta(f->base_ + newest->index * kMetaPage).half_size;
+        f->generation_ = newest->meta.generation;
+      } else if (AllZero(f->base_, kDataStart)) {
+        half = (size - kDataStart) / 2;
+      } else {
+        invalid = absl::StrCat("holds no valid snapshot (", checks[0].status.message(), "; ",
+                               checks[1].status.message(), ")");
+      }
+    } else if (size != 0) {
+      invalid = absl::StrCat("is ", size, " bytes, too short for its two meta pages");
     }
+    if (invalid.empty() && half >= wanted_half && size == kDataStart + 2 * half) {
+      // It fits (and was allocated above). Its name is durable before any
+      // snapshot is promised in it: a directory fsync that failed after an
+      // earlier rename is made good here.
+      RETURN_IF_ERROR(sys->FsyncDir(DirOf(path)));
+      f->half_size_ = half;
+      return f;
+    }
+    if (pass == 1) {
+      return absl::InternalError(
+          absl::StrCat("snapshot file ", path, " just made does not fit capacity ", capacity));
+    }
+    const std::string dir = DirOf(path);
+    const std::string name = std::filesystem::path(path).filename().string();
+    if (!invalid.empty()) {
+      // Never overwritten: kept aside, byte for byte, and a fresh file made.
+      f.reset();
+      report->invalid_reason = invalid;
+      ASSIGN_OR_RETURN(report->set_aside_as, SetAside(sys, dir, name, kCorruptKind));
+      RETURN_IF_ERROR(BuildAndReplace(sys, path, wanted_half, nullptr, {}));
+    } else {
+      // Too small (or of an odd size): a new file holding the same newest
+      // snapshot replaces it. The old mapping stays until the new file is
+      // in place, as the source of the records carried over.
+      report->grown_from_bytes = size;
+      const uint64_t new_half = std::max(half, wanted_half);
+      if (newest) {
+        const SnapshotMeta m = DecodeMeta(f->base_ + newest->index * kMetaPage);
+        const std::string_view records(f->base_ + kDataStart + newest->index * m.half_size,
+                                       m.data_len);
+        RETURN_IF_ERROR(BuildAndReplace(sys, path, new_half, &m, records));
+        report->carried_generation = m.generation;
+      } else {
+        RETURN_IF_ERROR(BuildAndReplace(sys, path, new_half, nullptr, {}));
+      }
+    }
+    report->created = true;
   }
-  return f;
+  return absl::InternalError("unreachable");
 }
 
 SnapshotFile::~SnapshotFile() {
@@ -232,32 +346,24 @@ SnapshotFile::~SnapshotFile() {
 absl::StatusOr<SnapshotMetaInfo> SnapshotFile::Write(std::string_view records, uint64_t counters,
                                                      uint64_t capacity) {
   const uint64_t g = generation_ + 1;
-  const uint32_t half = static_cast<uint32_t>(g % 2);
   if (records.size() > half_size_) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "snapshot of ", records.size(), " bytes exceeds the file's half size ", half_size_));
   }
-  char* data = base_ + kDataStart + half * half_size_;
-  std::memcpy(data, records.data(), records.size());
-  // 1. The data, durable. On failure the pages may be lost: fail this
-  //    snapshot; the meta still names the previous generation.
-  if (!records.empty()) RETURN_IF_ERROR(sys_->Msync(data, records.size(), "snapshot data"));
-  // 2. The meta naming it.
   SnapshotMeta m{};
   std::memcpy(m.magic, kMagic, sizeof m.magic);
   m.version = kSnapshotVersion;
-  m.half = half;
+  m.half = static_cast<uint32_t>(g % 2);
   m.generation = g;
   m.half_size = half_size_;
-  m.data_len = records.size();
   m.counters = counters;
   m.capacity = capacity;
   m.unix_ns = UnixNanos();
   auto boot = sys_->BootId();
   if (boot.ok()) std::memcpy(m.boot_id, boot->data(), std::min(boot->size(), sizeof m.boot_id - 1));
-  m.data_crc = Crc(records.data(), records.size());
-  EncodeMeta(m, base_ + half * kMetaPage);
-  RETURN_IF_ERROR(sys_->Msync(base_ + half * kMetaPage, kMetaPage, "snapshot meta"));
+  // On failure the pages may be lost: fail this snapshot. The other half
+  // and its meta, the previous generation, were not touched.
+  RETURN_IF_ERROR(CommitSnapshot(sys_, base_, m, records));
   generation_ = g;
   SnapshotMetaInfo info;
   info.generation = g;

@@ -16,6 +16,22 @@
 //
 // An msync failure fails that snapshot and is returned, never retried as if
 // nothing happened: the kernel may have dropped the dirty pages.
+//
+// Storage is allocated before it is promised: every block of the file is
+// allocated (posix_fallocate) when it is made and when a writer opens it,
+// so a store into the mapping can never take SIGBUS on a full disk; a full
+// disk fails OpenForWrite with RESOURCE_EXHAUSTED instead.
+//
+// The file follows the table's capacity. OpenForWrite makes a new file when
+// there is none, when the one found holds no valid snapshot (it is set
+// aside first, never overwritten), or when its halves are too small for the
+// capacity (after a restore or a larger --capacity). The new file is built
+// under <path>.new: sized, allocated, given the old file's newest snapshot
+// (the same generation, records and meta fields, written and msynced in
+// the usual order), fsynced, then renamed over <path> and the directory
+// fsynced. So at every instant <path> is either the old file or a complete
+// new one holding the same newest snapshot: the old one is kept until the
+// new one holds a valid snapshot.
 #ifndef COUNTERSD_SHARED_SNAPSHOT_FILE_H_
 #define COUNTERSD_SHARED_SNAPSHOT_FILE_H_
 
@@ -47,6 +63,16 @@ struct SnapshotSlotCheck {
   int index = 0;          // 0 or 1
   absl::Status status;    // OK, or why that meta/half is invalid
   SnapshotMetaInfo meta;  // filled when the meta page itself is valid
+  bool never_written = false;  // the meta page is all zero (not damage)
+};
+
+// What OpenForWrite found and did, for the caller's log.
+struct SnapshotOpenReport {
+  bool created = false;          // a new file was made (and renamed into place)
+  std::string set_aside_as;      // the invalid file found was renamed to this ("" if none)
+  std::string invalid_reason;    // why it was invalid
+  uint64_t grown_from_bytes = 0;  // nonzero: the file found was this size, too small
+  uint64_t carried_generation = 0;  // the generation copied into the new file (0: none)
 };
 
 // Appends one record to `out` in the file's record format.
@@ -54,13 +80,19 @@ void AppendSnapshotRecord(std::string* out, std::string_view key, int64_t value)
 
 class SnapshotFile {
  public:
-  // Opens `path` for writing, creating it (mode 0600) if missing. `capacity`
-  // sizes each half for that many counters of the longest key. An existing
-  // file keeps its contents; the next generation follows its newest valid
-  // one.
-  static absl::StatusOr<std::unique_ptr<SnapshotFile>> OpenForWrite(const std::string& path,
-                                                                    uint64_t capacity,
-                                                                    Sys* sys = RealSys());
+  // Opens `path` for writing, sized so that each half holds `capacity`
+  // counters of the longest key: creates it (mode 0600) if missing, sets an
+  // invalid one aside (<path>.corrupt-<UTC time>) and makes a new one, and
+  // replaces one whose halves are too small by a larger one holding the
+  // same newest snapshot (see the top of this file). A file that fits keeps
+  // its contents. Every block is allocated. The next generation follows the
+  // newest valid one. `report` (optional) says what was done.
+  // Errors name the failed call (RESOURCE_EXHAUSTED for a full disk); on
+  // any error the file at `path` holds what it held before (or is set
+  // aside, when the report says so) and <path>.new is gone.
+  static absl::StatusOr<std::unique_ptr<SnapshotFile>> OpenForWrite(
+      const std::string& path, uint64_t capacity, Sys* sys = RealSys(),
+      SnapshotOpenReport* report = nullptr);
   ~SnapshotFile();
 
   // Writes `records` (built with AppendSnapshotRecord) holding `counters`
@@ -97,7 +129,6 @@ class SnapshotFile {
 
  private:
   SnapshotFile() = default;
-  absl::Status EnsureSize(uint64_t half_size);
 
   Sys* sys_ = nullptr;
   std::string path_;

@@ -76,10 +76,13 @@ absl::Status CounterTable::InitStaging() {
   ASSIGN_OR_RETURN(void* p, sys_->Mmap(staging_size_, PROT_READ | PROT_WRITE,
                                        MAP_SHARED | MAP_ANONYMOUS, -1, "snapshot staging"));
   staging_ = static_cast<char*>(p);
-  // The staging area starts empty: every region differs from it.
+  // The staging area starts empty: every region differs from it, and no
+  // snapshot of this opening holds it yet (so a writer that never manages
+  // one is seen, control.h invariant 4).
   header_->snapshot_epoch.store(0);
+  const uint32_t now = ChangeStamp();
   for (uint32_t r = 0; r < header_->regions; ++r) {
-    region(r)->dirty.store(1);
+    region(r)->dirty.store(now);
     region(r)->copied_epoch = 0;
   }
   return absl::OkStatus();
@@ -140,6 +143,15 @@ uint64_t CounterTable::SnapshotForEach(
     }
   }
   return max_pause;
+}
+
+uint32_t CounterTable::OldestUncopiedChange() const {
+  uint32_t oldest = 0;
+  for (uint32_t r = 0; r < header_->regions; ++r) {
+    const uint32_t stamp = region(r)->dirty.load(std::memory_order_relaxed);
+    if (stamp != 0 && (oldest == 0 || stamp < oldest)) oldest = stamp;
+  }
+  return oldest;
 }
 
 bool CounterTable::ChangedSinceLastSnapshot() const {

@@ -68,6 +68,7 @@
 #include <cstring>
 #include <utility>
 #include <vector>
+#include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "shared/abseil_string_view.h"
@@ -132,6 +133,12 @@ void RecordOwner(TableHeader* h, const std::string& boot_id, const struct stat& 
   h->file_dev = static_cast<uint64_t>(st.st_dev);
   h->file_ino = static_cast<uint64_t>(st.st_ino);
   h->trust_crc = layout::TrustCrc(*h);
+}
+
+// The directory that holds `path`.
+std::string DirOf(const std::string& path) {
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  return dir.empty() ? "." : dir;
 }
 
 absl::Status Mismatch(std::string_view what, uint64_t found, uint64_t expected) {
@@ -371,6 +378,15 @@ absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::Create(const std::st
   struct stat file_stat;
   absl::Status st = sys->Fstat(fd, &file_stat, path);
   if (st.ok()) st = sys->Ftruncate(fd, static_cast<off_t>(g.file_size), path);
+  // Every block allocated before the table is promised: a store into a hole
+  // on a full disk would be SIGBUS; here it is RESOURCE_EXHAUSTED.
+  if (st.ok()) st = sys->Fallocate(fd, 0, static_cast<off_t>(g.file_size), path);
+  if (absl::IsResourceExhausted(st)) {
+    st = absl::ResourceExhaustedError(absl::StrCat(st.message(), ": a table of capacity ",
+                                                   capacity, " needs ", g.file_size,
+                                                   " bytes; free space or choose a smaller "
+                                                   "capacity"));
+  }
   if (st.ok()) {
     // Write the header with pwrite so that Map() validates a complete one.
     TableHeader h{};
@@ -398,6 +414,7 @@ absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::Create(const std::st
       st.ok() ? Map(path, fd, /*writable=*/true, sys)
               : absl::StatusOr<std::unique_ptr<CounterTable>>(st);
   if (t.ok()) st = sys->Fsync(fd, path);
+  if (t.ok() && st.ok()) st = sys->FsyncDir(DirOf(path));  // the new name, durable
   (void)sys->Close(fd);
   if (!t.ok() || !st.ok()) {
     (void)sys->Unlink(path);  // our own half-made file, never a user's
@@ -429,11 +446,7 @@ absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::Open(const std::stri
   OpenReport rep = table.RepairAfterCrash();
   if (report) *report = rep;
 
-  SnapshotControl& c = h->snapshot;
-  c.request_seq.store(0);
-  c.done_seq.store(0);
-  c.last_failed.store(0);
-  c.failures.store(0);
+  ResetAtOpen(h->snapshot);
   RETURN_IF_ERROR(table.InitStaging());
   Pid();
   return t;
@@ -448,8 +461,14 @@ absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::MapExisting(const st
                                                                         bool writable, Sys* sys) {
   ASSIGN_OR_RETURN(int fd, OpenDataFile(sys, path, writable ? O_RDWR : O_RDONLY, 0));
   auto t = Map(path, fd, writable, sys);
+  // A map to be written has every block allocated (an older version left
+  // holes): no store into it, the repair's included, can take SIGBUS.
+  absl::Status allocated =
+      t.ok() && writable ? sys->Fallocate(fd, 0, static_cast<off_t>((*t)->size_), path)
+                         : absl::OkStatus();
   (void)sys->Close(fd);
   if (!t.ok()) return t.status();
+  RETURN_IF_ERROR(allocated);
   RETURN_IF_ERROR((*t)->ValidateContents());
   return t;
 }

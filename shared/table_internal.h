@@ -102,9 +102,11 @@ inline bool ReadSlot(const layout::Slot* s, SlotView* out) {
 }
 
 // REQUIRES: the region's lock held by this process, about to be changed.
+// The first change since the region's last copy records when it was made
+// (control.h, SnapshotControl invariant 4).
 inline void MarkDirty(layout::RegionShared* reg) {
   if (reg->dirty.load(std::memory_order_relaxed) == 0)
-    reg->dirty.store(1, std::memory_order_relaxed);
+    reg->dirty.store(ChangeStamp(), std::memory_order_relaxed);
 }
 
 // RegionShared invariant 5 (layout.h): the region's set of live keys has
