@@ -503,10 +503,6 @@ void SetUpSteadyDirectory(PowerLossRun& run, uint64_t capacity) {
 // The first start in an empty directory: the map and counters.snap are
 // created, then increments, batches and the first snapshots.
 TEST(PowerLossTest, FirstStartThenIncrementsBatchesAndSnapshots) {
-  GTEST_SKIP() << "fault 7: counters.map and counters.snap are created without an FsyncDir of "
-                  "the data directory, so after the first completed Snapshot a power loss can "
-                  "lose either name: the restart then serves an empty table (both lost) or "
-                  "refuses to start (counters.snap lost); unskip with the fix";
   PowerLossRun run("first start");
   run.EnableCrashPoints();
   run.Start(256);
@@ -569,10 +565,6 @@ TEST(PowerLossTest, RestoreAfterPowerLossThenGoOn) {
 // A power loss, then a restart with a larger --capacity: the restore grows
 // the table, and more counters than the old capacity are created.
 TEST(PowerLossTest, RestoreAtLargerCapacityThenGrow) {
-  GTEST_SKIP() << "fault 2: the restore at --capacity=512 builds a larger table, but "
-                  "SnapshotFile::OpenForWrite refuses the old counters.snap (\"sized for fewer "
-                  "counters than capacity 512\"), so no snapshot can be written after the "
-                  "restore; unskip with the fix";
   PowerLossRun run("growth");
   SetUpSteadyDirectory(run, 64);
   run.Increments(50, 1);
