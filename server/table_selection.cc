@@ -141,7 +141,7 @@ absl::StatusOr<std::unique_ptr<CounterTable>> RestoreSnapshot(const TableSelecti
         Log(LogLevel::kWarning, "ignoring invalid snapshot half",
             {{"half", c.index},
              {"generation", c.meta.generation != 0 ? absl::StrCat(c.meta.generation)
-                                                    : std::string("unknown (meta page damaged)")},
+                                                   : std::string("unknown (meta page damaged)")},
              {"error", c.status.ToString()}});
       }
     }
@@ -245,17 +245,21 @@ absl::StatusOr<std::unique_ptr<CounterTable>> SelectAndOpenTable(const TableSele
       set_aside.push_back(
           absl::StrCat(kMapFile, " -> ", aside, " (failed validation: ", invalid.message(), ")"));
     } else {
-      reason = absl::StrCat(kMapFile, " was left by an unclean stop during another boot (",
-                            info->boot_id, "); a host crash may have torn it");
+      // Valid, but nothing vouches that the page cache kept every change.
+      const std::string why =
+          info->copied ? "a copy of a map that was in use (its recorded device and inode are "
+                         "another file's); it may hold torn batches"
+                       : absl::StrCat("left by an unclean stop during another boot (",
+                                      info->boot_id, "); a host crash may have torn it");
+      reason = absl::StrCat(kMapFile, " is ", why);
       ASSIGN_OR_RETURN(std::string aside, SetAside(opt.sys, dir, kMapFile, kUntrustedKind));
-      Log(LogLevel::kWarning, "live table not trusted after a reboot; kept it aside",
+      Log(LogLevel::kWarning, "live table not trusted; kept it aside",
           {{"file", kMapFile},
            {"renamed_to", aside},
+           {"why", why},
            {"its_boot_id", info->boot_id},
            {"this_boot_id", *boot}});
-      set_aside.push_back(absl::StrCat(kMapFile, " -> ", aside,
-                                       " (valid, but from an unclean "
-                                       "stop during an earlier boot)"));
+      set_aside.push_back(absl::StrCat(kMapFile, " -> ", aside, " (valid, but ", why, ")"));
     }
   } else if (!found.empty()) {
     reason = absl::StrCat(kMapFile, " is missing");

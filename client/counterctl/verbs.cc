@@ -273,6 +273,13 @@ int RunStats(const Invocation& inv) {
     j.Field("unix_seconds", r->last_snapshot_unix_seconds());
     j.Field("micros", r->last_snapshot_micros()).Field("bytes", r->last_snapshot_bytes());
     j.EndObject();
+    j.Key("durability").BeginObject();
+    if (r->has_oldest_undurable_change_age_seconds()) {
+      j.Field("oldest_undurable_change_age_seconds", r->oldest_undurable_change_age_seconds());
+    }
+    j.Field("consecutive_snapshot_failures", r->consecutive_snapshot_failures());
+    j.Field("snapshot_failures", r->snapshot_failures());
+    j.EndObject();
     j.Key("handlers").BeginArray();
     for (const auto& h : r->handlers()) {
       j.BeginObject().Field("pid", static_cast<int64_t>(h.pid())).Field("calls", h.calls());
@@ -292,12 +299,24 @@ int RunStats(const Invocation& inv) {
         FormatUnixSeconds(r->last_snapshot_unix_seconds()), std::max<int64_t>(age, 0),
         WithThousands(r->last_snapshot_bytes()), r->last_snapshot_micros() / 1000.0);
   }
+  // The durability lag (README, "Health and readiness").
+  std::string durability = "every change is in a durable snapshot";
+  if (r->has_oldest_undurable_change_age_seconds()) {
+    durability = absl::StrCat(
+        "oldest change not yet durable: ", r->oldest_undurable_change_age_seconds(), "s ago");
+  }
+  if (r->consecutive_snapshot_failures() > 0) {
+    absl::StrAppend(&durability, "; ", r->consecutive_snapshot_failures(),
+                    " snapshot attempts failed in a row");
+  }
+  absl::StrAppend(&durability, " (", WithThousands(r->snapshot_failures()), " failed since start)");
   std::string out = FormatColumns({
       {"address", inv.address},
       {"served by", absl::StrCat("pid ", r->served_by_pid())},
       {"capacity", WithThousands(r->capacity())},
       {"used", absl::StrFormat("%s (%.1f%%)", WithThousands(r->used()), used_pct)},
       {"last snapshot", snapshot},
+      {"durability", durability},
   });
   std::vector<std::vector<std::string>> rows = {{"PID", "CALLS", "ERRORS"}};
   for (const auto& h : r->handlers()) {
@@ -454,14 +473,18 @@ std::vector<VerbSpec> ServerVerbs() {
       {"stats",
        "",
        "show handler and table statistics",
-       "Shows the table's capacity and use, the last snapshot, and the calls and\n"
-       "errors of each handler process.\n"
+       "Shows the table's capacity and use, the last snapshot, the durability lag\n"
+       "(how old the oldest change is that no durable snapshot holds yet, and the\n"
+       "snapshot failures), and the calls and errors of each handler process.\n"
        "\n"
        "JSON: "
        "{\"served_by_pid\":..,\"capacity\":..,\"used\":..,\"last_snapshot\":{\"generation\":..,\n"
        "      "
-       "\"unix_seconds\":..,\"micros\":..,\"bytes\":..},\"handlers\":[{\"pid\":..,\"calls\":..,"
-       "\"errors\":..}]}\n",
+       "\"unix_seconds\":..,\"micros\":..,\"bytes\":..},\"durability\":{[\"oldest_undurable_"
+       "change_age_seconds\":..,]\n"
+       "      "
+       "\"consecutive_snapshot_failures\":..,\"snapshot_failures\":..},\"handlers\":[{\"pid\":"
+       "..,\"calls\":..,\"errors\":..}]}\n",
        {},
        0,
        0,

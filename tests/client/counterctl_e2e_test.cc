@@ -282,11 +282,15 @@ TEST_F(CounterctlTest, StatsShowsCapacityAndEveryHandler) {
   EXPECT_EQ(Field(doc, "handlers").list_value().values_size(), 2);
   EXPECT_GT(Field(doc, "served_by_pid").number_value(), 0);
   EXPECT_TRUE(Field(doc, "last_snapshot").has_struct_value());
+  const google::protobuf::Struct& durability = Field(doc, "durability").struct_value();
+  EXPECT_EQ(Field(durability, "consecutive_snapshot_failures").number_value(), 0);
+  EXPECT_EQ(Field(durability, "snapshot_failures").number_value(), 0);
 
   Ctl text = Run({"stats"});
   ASSERT_EQ(text.exit_code, 0) << text.err;
   EXPECT_THAT(text.out, AllOf(HasSubstr("capacity       10,000"), HasSubstr("handlers (2):"),
-                              HasSubstr("PID  CALLS  ERRORS")));
+                              HasSubstr("PID  CALLS  ERRORS"), HasSubstr("durability     "),
+                              HasSubstr("(0 failed since start)")));
 }
 
 TEST_F(CounterctlTest, HealthSaysServing) {
