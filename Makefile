@@ -3,13 +3,14 @@
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
+TSAN_BUILD ?= build-tsan
 FUZZ_SECONDS ?= 60
 JOBS       ?= $(shell nproc)
 LISTEN     ?= 127.0.0.1:50051
 DATA_DIR   ?= ./var
 CTEST_ARGS ?= --output-on-failure
 
-.PHONY: all deps build run test check fuzz bench abuse format lint clean
+.PHONY: all deps build run test check tsan fuzz bench abuse format lint clean
 
 all: build
 
@@ -34,6 +35,30 @@ check: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOUNTERSD_SANITIZE=ON -DCOUNTERSD_BUILD_BENCHMARKS=OFF
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ctest $(CTEST_ARGS) -j $(JOBS)
+
+# ThreadSanitizer build of the table, multi-process and end-to-end tests
+# only (what has threads or shares the table), then those tests. Every
+# process of the run (test binaries, the daemons and load clients they
+# start) writes its reports to $(TSAN_BUILD)/tsan-reports/, so a race in a
+# daemon's handler fails the run too, not only one in a test binary.
+# ignore_noninstrumented_modules: Debian's gRPC, Protobuf and Abseil are
+# not built with TSan, so it cannot see their synchronisation, and the
+# memory calls they make (free, memcpy, sendmsg, epoll_wait, intercepted by
+# TSan) would be reported as thousands of races that are not; with it, TSan
+# checks what our code does (and misses races on memory only those
+# libraries touch). Suppressions: tests/tsan.supp, each with its reason.
+TSAN_TARGETS = counter_table_test table_validation_test sorted_list_test multiprocess_test \
+               countersd_e2e_test
+TSAN_ENV = TSAN_OPTIONS="ignore_noninstrumented_modules=1 suppressions=$(CURDIR)/tests/tsan.supp log_path=$(CURDIR)/$(TSAN_BUILD)/tsan-reports/report second_deadlock_stack=1"
+tsan: deps
+	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOUNTERSD_TSAN=ON -DCOUNTERSD_BUILD_BENCHMARKS=OFF
+	cmake --build $(TSAN_BUILD) -j $(JOBS) --target $(TSAN_TARGETS)
+	rm -rf $(TSAN_BUILD)/tsan-reports && mkdir -p $(TSAN_BUILD)/tsan-reports
+	cd $(TSAN_BUILD) && $(TSAN_ENV) ctest $(CTEST_ARGS) -j $(JOBS) -R '^(Table|TableValidation|SortedListTest|MultiProcess)\.'; \
+	  rc1=$$?; $(TSAN_ENV) ctest $(CTEST_ARGS) -j $(JOBS) -L e2e; rc2=$$?; \
+	  cd tsan-reports && if ls | grep -q .; then head -c 100000 $$(ls | head -1); grep -h SUMMARY * | sort | uniq -c; \
+	    echo "tsan: ThreadSanitizer reported the races above (every report: $(TSAN_BUILD)/tsan-reports/)"; exit 1; fi; \
+	  [ $$rc1 -eq 0 ] && [ $$rc2 -eq 0 ]
 
 # libFuzzer (clang) + ASan + UBSan build of the fuzz targets, then each one
 # for FUZZ_SECONDS from its committed corpus (tests/fuzz/).
@@ -70,4 +95,4 @@ lint: build
 	clang-tidy -p $(BUILD) --quiet $(filter %.cc,$(SOURCES))
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)
