@@ -10,7 +10,7 @@ LISTEN     ?= 127.0.0.1:50051
 DATA_DIR   ?= ./var
 CTEST_ARGS ?= --output-on-failure
 
-.PHONY: all deps build run test check tsan fuzz bench abuse format lint clean
+.PHONY: all deps build run test check tsan fuzz bench abuse soak format lint clean
 
 all: build
 
@@ -83,6 +83,13 @@ abuse: build
 	ABUSE_FULL=1 $(BUILD)/tests/abuse/abuse_test > $(BUILD)/abuse.log 2>&1; rc=$$?; \
 	  grep '^abuse-report' $(BUILD)/abuse.log; \
 	  [ $$rc -eq 0 ] || echo "abuse: a check failed; see $(BUILD)/abuse.log"; exit $$rc
+
+# SOAK_SECONDS (default 600) of mixed load on a real daemon with a handler
+# SIGKILL every 30 s and a Snapshot call every 5 s: checks exact totals and
+# prints each role's memory at the start, at the end and its peak
+# (tests/soak/soak.cc). Not in `make test` nor in CI.
+soak: build
+	$(if $(SOAK_SECONDS),SOAK_SECONDS=$(SOAK_SECONDS)) $(BUILD)/tests/soak/soak
 
 SOURCES = $(shell git ls-files '*.cc' '*.h')
 
