@@ -41,8 +41,8 @@ check: deps
 # process of the run (test binaries, the daemons and load clients they
 # start) writes its reports to $(TSAN_BUILD)/tsan-reports/, so a race in a
 # daemon's handler fails the run too, not only one in a test binary.
-# ignore_noninstrumented_modules: Debian's gRPC, Protobuf and Abseil are
-# not built with TSan, so it cannot see their synchronisation, and the
+# ignore_noninstrumented_modules: Debian's gRPC, Protobuf, Abseil and
+# libstdc++ are not built with TSan, so it cannot see their synchronisation, and the
 # memory calls they make (free, memcpy, sendmsg, epoll_wait, intercepted by
 # TSan) would be reported as thousands of races that are not; with it, TSan
 # checks what our code does (and misses races on memory only those
