@@ -113,14 +113,14 @@ inline void StoreHash(layout::Slot* s, uint64_t hash) {
 }
 // Stores key_len and the key. REQUIRES: key.size() <= kMaxKeyBytes.
 inline void StoreKey(layout::Slot* s, std::string_view key) {
-  uint64_t words[slot_key_block::kWords] = {};
   const uint16_t len = static_cast<uint16_t>(key.size());
+  const size_t n = slot_key_block::WordsFor(len);
+  uint64_t words[slot_key_block::kWords];
+  words[n - 1] = 0;  // the bytes after the key in its last word
   std::memcpy(words, &len, sizeof len);
-  std::memcpy(reinterpret_cast<char*>(words) + sizeof len, key.data(), key.size());
+  std::memcpy(reinterpret_cast<char*>(words) + sizeof len, key.data(), len);
   slot_key_block::Word* block = slot_key_block::Of(s);
-  for (size_t i = 0, n = slot_key_block::WordsFor(key.size()); i < n; ++i) {
-    __atomic_store_n(&block[i], words[i], __ATOMIC_RELAXED);
-  }
+  for (size_t i = 0; i < n; ++i) __atomic_store_n(&block[i], words[i], __ATOMIC_RELAXED);
 }
 
 // Reader side, without the stripe. The slot array is mapped writable, so
@@ -131,20 +131,24 @@ inline uint32_t LoadState(const layout::Slot* s) {
 inline uint64_t LoadHash(const layout::Slot* s) {
   return std::atomic_ref<uint64_t>(const_cast<uint64_t&>(s->hash)).load(std::memory_order_relaxed);
 }
-// Copies the key into out[0..kMaxKeyBytes) and returns its length, clamped
-// to kMaxKeyBytes whatever key_len holds (layout.h, Slot invariant 5).
-inline uint16_t LoadKey(const layout::Slot* s, char* out) {
-  const slot_key_block::Word* block = slot_key_block::Of(s);
+// A slot's key block as loaded: the words themselves, so that loading it is
+// one copy.
+struct KeyCopy {
   uint64_t words[slot_key_block::kWords];
-  words[0] = __atomic_load_n(&block[0], __ATOMIC_RELAXED);
-  uint16_t len;
-  std::memcpy(&len, words, sizeof len);
-  len = std::min<uint16_t>(len, kMaxKeyBytes);
-  for (size_t i = 1, n = slot_key_block::WordsFor(len); i < n; ++i) {
-    words[i] = __atomic_load_n(&block[i], __ATOMIC_RELAXED);
+  uint16_t len;  // key_len clamped to kMaxKeyBytes (layout.h, Slot invariant 5)
+  std::string_view view() const {
+    return {reinterpret_cast<const char*>(words) + sizeof(uint16_t), len};
   }
-  std::memcpy(out, reinterpret_cast<const char*>(words) + sizeof len, len);
-  return len;
+};
+inline void LoadKey(const layout::Slot* s, KeyCopy* out) {
+  const slot_key_block::Word* block = slot_key_block::Of(s);
+  out->words[0] = __atomic_load_n(&block[0], __ATOMIC_RELAXED);
+  uint16_t len;
+  std::memcpy(&len, out->words, sizeof len);
+  out->len = std::min<uint16_t>(len, kMaxKeyBytes);
+  for (size_t i = 1, n = slot_key_block::WordsFor(out->len); i < n; ++i) {
+    out->words[i] = __atomic_load_n(&block[i], __ATOMIC_RELAXED);
+  }
 }
 
 // Makes seq odd, runs `change` (which stores through the accessors above),
@@ -164,9 +168,8 @@ struct SlotView {
   uint32_t state;
   uint64_t hash;
   int64_t value;
-  uint16_t key_len;
-  char key[kMaxKeyBytes];
-  std::string_view key_view() const { return {key, key_len}; }
+  KeyCopy key;
+  std::string_view key_view() const { return key.view(); }
 };
 
 // Returns false if the slot kept changing (a writer died mid-change and has
@@ -181,7 +184,7 @@ inline bool ReadSlot(const layout::Slot* s, SlotView* out) {
     out->state = LoadState(s);
     if (out->state == layout::kLive) {
       out->hash = LoadHash(s);
-      out->key_len = LoadKey(s, out->key);
+      LoadKey(s, &out->key);
       out->value = s->value.load(std::memory_order_relaxed);
     }
     std::atomic_thread_fence(std::memory_order_acquire);

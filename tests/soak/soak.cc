@@ -101,9 +101,37 @@ struct KeyRange {
   std::string Describe() const { return absl::StrCat("[", acked, ", ", acked + unknown, "]"); }
 };
 
+// A call that failed: counted by its code. What a client sees when the
+// handler serving its call is killed (the connection breaks, or the call
+// times out waiting on it) is expected; any other code is a failure of the
+// run (the keys and deltas here are all valid, and the table is far from
+// full). Increments count towards `unknown` either way.
 struct CallCounts {
   std::atomic<uint64_t> ok{0};
-  std::atomic<uint64_t> failed{0};  // outcome unknown (increments) or just failed (reads)
+  std::atomic<uint64_t> failed{0};
+  void Failed(const char* rpc, const grpc::Status& st) {
+    ++failed;
+    switch (st.error_code()) {
+      case grpc::StatusCode::UNAVAILABLE:
+      case grpc::StatusCode::CANCELLED:
+      case grpc::StatusCode::DEADLINE_EXCEEDED:
+      case grpc::StatusCode::UNKNOWN:
+        break;
+      default:
+        Fail(rpc, " failed with code ", static_cast<int>(st.error_code()), ": ",
+             st.error_message());
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    ++by_code[static_cast<int>(st.error_code())];
+  }
+  std::string Describe(const char* rpc) {
+    std::lock_guard<std::mutex> lock(mu);
+    std::string out = absl::StrCat(rpc, " ", ok.load(), " ok / ", failed.load(), " failed");
+    for (auto& [code, n] : by_code) absl::StrAppend(&out, " (code ", code, ": ", n, ")");
+    return out;
+  }
+  std::mutex mu;
+  std::map<int, uint64_t> by_code;  // guarded by mu
 };
 
 struct Totals {
@@ -192,7 +220,7 @@ class LoadThread {
     counters::v1::IncrementResponse resp;
     const grpc::Status st = stub()->Increment(&ctx, req, &resp);
     if (!st.ok()) {
-      ++totals_->increments.failed;
+      totals_->increments.Failed("Increment", st);
       if (hot) {
         totals_->hot_unknown += delta;
       } else {
@@ -234,7 +262,7 @@ class LoadThread {
     counters::v1::IncrementBatchResponse resp;
     const grpc::Status st = stub()->IncrementBatch(&ctx, req, &resp);
     if (!st.ok()) {
-      ++totals_->batches.failed;
+      totals_->batches.Failed("IncrementBatch", st);
       for (size_t k = 0; k < idx.size(); ++k) ranges_[idx[k]].unknown += deltas[k];
       Reconnect();
       return;
@@ -270,7 +298,7 @@ class LoadThread {
       return;
     }
     if (!st.ok()) {
-      ++totals_->gets.failed;
+      totals_->gets.Failed("Get", st);
       Reconnect();
       return;
     }
@@ -295,7 +323,7 @@ class LoadThread {
       counters::v1::ListResponse resp;
       const grpc::Status st = stub()->List(&ctx, req, &resp);
       if (!st.ok()) {
-        ++totals_->lists.failed;
+        totals_->lists.Failed("List", st);
         Reconnect();
         return;
       }
@@ -525,8 +553,8 @@ int Main() {
       if (st.ok()) {
         ++totals.snapshots.ok;
       } else {
-        ++totals.snapshots.failed;
-        Say("Snapshot failed: ", static_cast<int>(st.error_code()), " ", st.error_message());
+        totals.snapshots.Failed("Snapshot", st);
+        Say("Snapshot failed: code ", static_cast<int>(st.error_code()), ": ", st.error_message());
         stub = NewStubOnOwnConnection(daemon.address());
       }
     }
@@ -541,7 +569,8 @@ int Main() {
   const absl::Time start = absl::Now();
   const absl::Time end = start + run_for;
   while (absl::Now() < end) {
-    std::this_thread::sleep_until(absl::ToChronoTime(std::min(end, absl::Now() + absl::Minutes(1))));
+    std::this_thread::sleep_until(
+        absl::ToChronoTime(std::min(end, absl::Now() + absl::Minutes(1))));
     Say(absl::FormatDuration(absl::Trunc(absl::Now() - start, absl::Seconds(1))), ": ",
         totals.increments.ok.load(), " increments, ", totals.batches.ok.load(), " batches, ",
         totals.gets.ok.load(), " gets, ", totals.lists.ok.load(), " lists acknowledged; ",
@@ -587,12 +616,9 @@ int Main() {
   Say("own keys: ", kLoadThreads * kKeysPerThread, " keys sum to ", final_sum, ": acknowledged ",
       acked, ", plus ", final_sum - acked, " of ", unknown,
       " whose calls failed with the outcome unknown");
-  auto calls = [](const char* what, const CallCounts& c) {
-    return absl::StrCat(what, " ", c.ok.load(), " ok / ", c.failed.load(), " failed");
-  };
-  Say(calls("Increment", totals.increments), "; ", calls("IncrementBatch", totals.batches), "; ",
-      calls("Get", totals.gets), "; ", calls("List (paged)", totals.lists), "; ",
-      calls("Snapshot", totals.snapshots), "; handler SIGKILLs ", kills.load());
+  Say(totals.increments.Describe("Increment"), "; ", totals.batches.Describe("IncrementBatch"),
+      "; ", totals.gets.Describe("Get"), "; ", totals.lists.Describe("List (paged)"), "; ",
+      totals.snapshots.Describe("Snapshot"), "; handler SIGKILLs ", kills.load());
   if (totals.snapshots.ok.load() == 0) Fail("no Snapshot call succeeded");
   // Every killed handler respawned (the last one may still be in its back-off).
   if (!daemon.WaitForLogCount("started handler", 2 + kills.load(), absl::Seconds(30))) {
