@@ -249,7 +249,7 @@ absl::StatusOr<int64_t> CounterTable::Delete(std::string_view key) {
   if (!s) return NotFound(key);
   int64_t prev = s->value.load(std::memory_order_relaxed);
   RunHook(key);
-  RewriteSlot(s, [&] { s->state = layout::kTombstone; });
+  RewriteSlot(s, [&] { table_internal::StoreState(s, layout::kTombstone); });
   RegionShared* reg = region(r);
   table_internal::BumpKeySetVersion(reg);
   reg->live.store(reg->live.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
@@ -272,7 +272,7 @@ void CounterTable::ForEach(
   const Slot* all = slots(0);
   SlotView v;
   for (uint64_t i = 0; i < total; ++i) {
-    if (all[i].state != layout::kLive) continue;
+    if (table_internal::LoadState(&all[i]) != layout::kLive) continue;
     if (writable_) {
       if (!ReadSlot(&all[i], &v) || v.state != layout::kLive) continue;
       fn(v.key_view(), v.value);

@@ -57,7 +57,7 @@ int RepairRegionSlots(RegionShared* reg, Slot* base, uint32_t n) {
   int rolled_back = 0;
   if (reg->inserting != 0) {
     Slot* s = &base[reg->inserting - 1];
-    RewriteSlot(s, [&] { s->state = layout::kTombstone; });
+    RewriteSlot(s, [&] { table_internal::StoreState(s, layout::kTombstone); });
     reg->inserting = 0;
     rolled_back = 1;
   }
@@ -81,7 +81,7 @@ void CounterTable::UndoJournal(BatchJournal* j) {
     if (e.region >= header_->regions || e.slot >= header_->region_slots) continue;
     Slot* s = &slots(e.region)[e.slot];
     if (e.created) {
-      RewriteSlot(s, [&] { s->state = layout::kTombstone; });
+      RewriteSlot(s, [&] { table_internal::StoreState(s, layout::kTombstone); });
     } else {
       s->value.store(e.old_value, std::memory_order_relaxed);
     }
@@ -146,11 +146,10 @@ void CounterTable::CompactRegion(uint32_t r) {
     uint32_t i = FirstProbe(l.hash, n);
     while (base[i].state != layout::kEmpty) i = NextProbe(i, n);
     Slot& s = base[i];
-    s.hash = l.hash;
+    table_internal::StoreHash(&s, l.hash);
     s.value.store(l.value);
-    s.key_len = l.key_len;
-    std::memcpy(s.key, l.key, l.key_len);
-    s.state = layout::kLive;
+    table_internal::StoreKey(&s, std::string_view(l.key, l.key_len));
+    table_internal::StoreState(&s, layout::kLive);
   }
   region(r)->live.store(static_cast<uint32_t>(live.size()));
   region(r)->used = static_cast<uint32_t>(live.size());

@@ -65,9 +65,11 @@ enum SlotState : uint32_t { kEmpty = 0, kLive = 1, kTombstone = 2 };
 //  3. `seq` is incremented (release) before and after any change of key or
 //     state, so it is odd while the slot is being rewritten; lock-free
 //     readers (Get, List, the snapshot copy) retry when seq is odd or changed.
+//     Both sides access key, key_len, state and hash atomically, through the
+//     seqlock's accessors (table_internal.h).
 //  4. value is only read or written as a whole 8-byte atomic.
-//  5. Every reader of the key goes through stored_key(), which never reads
-//     past `key` whatever key_len holds (a torn or damaged slot).
+//  5. Every reader of the key goes through stored_key() (or LoadKey, without
+//     the stripe), which never reads past `key` whatever key_len holds.
 //  6. state == kLive => no slot from the key's home slot (FirstProbe of its
 //     hash, table_internal.h) up to this one, probing linearly and
 //     wrapping, is empty: Find and Get, which stop at an empty slot, reach

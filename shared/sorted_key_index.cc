@@ -75,10 +75,12 @@ void SortedKeyIndex::Refresh(uint32_t r) {
   const layout::Slot* base = slots_ + uint64_t{r} * region_slots_;
   SlotView v;
   for (uint32_t i = 0; i < region_slots_; ++i) {
-    if (base[i].state != layout::kLive) continue;  // racy pre-check; ReadSlot confirms
+    if (table_internal::LoadState(&base[i]) != layout::kLive) continue;  // ReadSlot confirms
     if (!ReadSlot(&base[i], &v) || v.state != layout::kLive) continue;
-    rk.entries.push_back({static_cast<uint32_t>(rk.arena.size()), i, v.key_len});
-    rk.arena.append(v.key, v.key_len);
+    const std::string_view key = v.key_view();
+    rk.entries.push_back(
+        {static_cast<uint32_t>(rk.arena.size()), i, static_cast<uint16_t>(key.size())});
+    rk.arena.append(key);
   }
   std::sort(rk.entries.begin(), rk.entries.end(),
             [&rk](const Entry& a, const Entry& b) { return rk.key(a) < rk.key(b); });

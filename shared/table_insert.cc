@@ -82,11 +82,10 @@ Slot* CounterTable::InsertSlot(uint32_t r, std::string_view key, uint64_t hash, 
   std::atomic_signal_fence(std::memory_order_seq_cst);
   RunHook(key);
   RewriteSlot(s, [&] {  // 3.
-    s->hash = hash;
-    s->key_len = static_cast<uint16_t>(key.size());
-    std::memcpy(s->key, key.data(), key.size());
+    table_internal::StoreHash(s, hash);
+    table_internal::StoreKey(s, key);
     s->value.store(value, std::memory_order_relaxed);
-    s->state = layout::kLive;
+    table_internal::StoreState(s, layout::kLive);
   });
   table_internal::BumpKeySetVersion(reg);  // 4.
   reg->live.store(reg->live.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);  // 5.
