@@ -149,23 +149,39 @@ TEST(DurabilityTest, StoppedSnapshotWriterTurnsDurabilityNotServingUntilContinue
   EXPECT_TRUE((*daemon)->WaitForLog("SNAPSHOTS ARE NOT BEING WRITTEN", kStateDeadline))
       << (*daemon)->log();
 
+  // The watch is re-evaluated once a second (kDurabilityPollInterval): the
+  // writer stays stopped until the watch has said NOT_SERVING, or a
+  // NOT_SERVING shorter than a poll could pass between two of them.
+  auto watch_saw_sequence = [&](std::vector<HealthCheckResponse::ServingStatus> want) {
+    std::lock_guard<std::mutex> lock(mu);
+    return std::search(seen.begin(), seen.end(), want.begin(), want.end()) != seen.end();
+  };
+  auto watch_saw = [&] {
+    return watch_saw_sequence({HealthCheckResponse::SERVING, HealthCheckResponse::NOT_SERVING,
+                               HealthCheckResponse::SERVING});
+  };
+  const absl::Time stopped_deadline = absl::Now() + kStateDeadline;
+  while (!watch_saw_sequence({HealthCheckResponse::SERVING, HealthCheckResponse::NOT_SERVING}) &&
+         absl::Now() < stopped_deadline) {
+    absl::SleepFor(absl::Milliseconds(100));  // polling the reader thread's list, with a deadline
+  }
+
   ASSERT_EQ(kill(aggregator, SIGCONT), 0);
   EXPECT_TRUE(WaitForDurability(address, HealthCheckResponse::SERVING));
   EXPECT_TRUE((*daemon)->WaitForLog("snapshots caught up", kStateDeadline)) << (*daemon)->log();
 
   // The watch is polled once a second: wait for it to catch up, then end it.
-  auto watch_saw = [&] {
-    std::lock_guard<std::mutex> lock(mu);
-    std::vector<HealthCheckResponse::ServingStatus> want = {HealthCheckResponse::SERVING,
-                                                            HealthCheckResponse::NOT_SERVING,
-                                                            HealthCheckResponse::SERVING};
-    return std::search(seen.begin(), seen.end(), want.begin(), want.end()) != seen.end();
-  };
   const absl::Time deadline = absl::Now() + kStateDeadline;
   while (!watch_saw() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(100));
   watch_ctx.TryCancel();
   reader.join();
-  EXPECT_TRUE(watch_saw()) << "the Watch did not report SERVING, NOT_SERVING, SERVING";
+  std::string statuses;
+  for (HealthCheckResponse::ServingStatus st : seen) {
+    absl::StrAppend(&statuses, " ", HealthCheckResponse::ServingStatus_Name(st));
+  }
+  EXPECT_TRUE(watch_saw()) << "the Watch did not report SERVING, NOT_SERVING, SERVING; it "
+                           << "reported:" << statuses << "; finished with "
+                           << watch->Finish().error_message();
 }
 
 // A full disk (a real one: a small tmpfs holds the map but not the snapshot
