@@ -114,6 +114,57 @@ void ExpectExitedCleanly(int status, const char* codes) {
   EXPECT_EQ(WEXITSTATUS(status), 0) << codes;
 }
 
+// A Sys that counts Pread calls: which path a read-only look took.
+class PreadCountingSys : public Sys {
+ public:
+  absl::Status Pread(int fd, void* buf, size_t len, off_t offset, std::string_view what) override {
+    ++preads;
+    return Sys::Pread(fd, buf, len, offset, what);
+  }
+  int preads = 0;
+};
+
+// On an ordinary directory (no root needed): a fully allocated file stays on
+// the shared mapping, a sparse one is read, and both read the same.
+using ReadOnlyMap = TempDirTest;
+
+TEST_F(ReadOnlyMap, FullyAllocatedFilesAreMappedAndSparseOnesRead) {
+  { ASSERT_NE(MustCreate(50000, kMapFile), nullptr); }
+  ASSERT_TRUE(SnapshotFile::OpenForWrite(Path(kSnapshotFile), 20000).ok());
+  for (const char* name : {kMapFile, kSnapshotFile}) {
+    PreadCountingSys sys;
+    if (name == std::string(kMapFile)) {
+      ASSERT_TRUE(CounterTable::OpenReadOnly(Path(name), &sys).ok());
+    } else {
+      ASSERT_TRUE(SnapshotFile::Check(Path(name), &sys).ok());
+    }
+    EXPECT_EQ(sys.preads, 0) << name << " is fully allocated: no copy";
+  }
+  // Punch holes into the map's slots: the same table, now sparse.
+  int fd = open(Path(kMapFile).c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  const off_t size = static_cast<off_t>(std::filesystem::file_size(Path(kMapFile)));
+  ASSERT_EQ(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, size / 2, size / 2), 0);
+  close(fd);
+  PreadCountingSys sys;
+  auto t = CounterTable::OpenReadOnly(Path(kMapFile), &sys);
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_GT(sys.preads, 0);
+  EXPECT_EQ((*t)->Info().capacity, 50000u);
+}
+
+TEST_F(ReadOnlyMap, PreadPastTheEndIsOutOfRange) {
+  int fd = open(Path("short").c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(write(fd, "abc", 3), 3);
+  char buf[8] = {};
+  EXPECT_TRUE(RealSys()->Pread(fd, buf, 3, 0, "short").ok());
+  EXPECT_EQ(std::string(buf, 3), "abc");
+  const absl::Status s = RealSys()->Pread(fd, buf, 8, 0, "short");
+  close(fd);
+  EXPECT_TRUE(absl::IsOutOfRange(s)) << s;
+}
+
 TEST_F(SparseReadOnFullDisk, ReadOnlyOpenOfASparseMapNeverTakesSigbus) {
   MakeTable(Src(kMapFile));
   CopySparsely(Src(kMapFile), Path(kMapFile));
