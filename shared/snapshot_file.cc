@@ -14,6 +14,7 @@
 #include "shared/coding.h"
 #include "shared/data_dir.h"
 #include "shared/key.h"
+#include "shared/read_only_map.h"
 #include "shared/set_aside.h"
 #include "shared/snapshot_format.h"
 #include "shared/status_macros.h"
@@ -146,7 +147,9 @@ SnapshotSlotCheck CheckHalf(const char* base, uint64_t size, int k) {
   return check;
 }
 
-// Maps a snapshot file read-only; the caller munmaps.
+// Maps a snapshot file read-only; the caller munmaps. A sparse file (an
+// older version's) is read into private memory instead, so that a hole
+// never faults: on a full tmpfs that would be SIGBUS (read_only_map.h).
 absl::StatusOr<std::pair<char*, uint64_t>> MapReadOnly(const std::string& path, Sys* sys) {
   ASSIGN_OR_RETURN(int fd, OpenDataFile(sys, path, O_RDONLY, 0));
   struct stat st;
@@ -159,10 +162,10 @@ absl::StatusOr<std::pair<char*, uint64_t>> MapReadOnly(const std::string& path, 
     return absl::FailedPreconditionError(absl::StrCat("snapshot file ", path, " is ", st.st_size,
                                                       " bytes, too short for its two meta pages"));
   }
-  auto p = sys->Mmap(st.st_size, PROT_READ, MAP_SHARED, fd, path);
+  absl::StatusOr<char*> p = MapForReading(sys, fd, st, path);
   (void)sys->Close(fd);
   if (!p.ok()) return p.status();
-  return std::make_pair(static_cast<char*>(*p), static_cast<uint64_t>(st.st_size));
+  return std::make_pair(*p, static_cast<uint64_t>(st.st_size));
 }
 
 std::vector<SnapshotSlotCheck> CheckMapped(const char* base, uint64_t size) {

@@ -108,6 +108,25 @@ absl::Status Sys::Pwrite(int fd, const void* buf, size_t len, off_t offset, std:
   return absl::OkStatus();
 }
 
+absl::Status Sys::Pread(int fd, void* buf, size_t len, off_t offset, std::string_view what) {
+  char* p = static_cast<char*>(buf);
+  while (len > 0) {
+    ssize_t n = ::pread(fd, p, len, offset);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoToStatus(errno, absl::StrCat("pread(", Sv(what), ")"));
+    }
+    if (n == 0) {
+      return absl::OutOfRangeError(absl::StrCat("pread(", Sv(what), ") met the end of the file at ",
+                                                offset, ", ", len, " bytes short"));
+    }
+    p += n;
+    len -= static_cast<size_t>(n);
+    offset += n;
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<void*> Sys::Mmap(size_t len, int prot, int flags, int fd, std::string_view what) {
   void* p = ::mmap(nullptr, len, prot, flags, fd, 0);
   if (p == MAP_FAILED) return ErrnoToStatus(errno, absl::StrCat("mmap(", Sv(what), ")"));

@@ -34,6 +34,10 @@ class Sys {
   // pwrite of all `len` bytes at `offset` (a short write is retried).
   virtual absl::Status Pwrite(int fd, const void* buf, size_t len, off_t offset,
                               std::string_view what);
+  // pread of all `len` bytes at `offset` (a short read or EINTR is
+  // retried). OUT_OF_RANGE if the file ends first. Reading a hole returns
+  // zeros and allocates nothing, on tmpfs too (shared/read_only_map.h).
+  virtual absl::Status Pread(int fd, void* buf, size_t len, off_t offset, std::string_view what);
   virtual absl::StatusOr<void*> Mmap(size_t len, int prot, int flags, int fd,
                                      std::string_view what);
   virtual absl::Status Munmap(void* addr, size_t len);

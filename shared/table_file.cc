@@ -55,7 +55,8 @@
 // (crash_repair.cc), record this owner's trust fields (not clean, this
 // boot id, this file's identity) under their checksum, reset the snapshot
 // coordination words and make a new staging area. OpenReadOnly maps
-// PROT_READ and validates only.
+// PROT_READ and validates only; a sparse file it reads into private memory
+// instead (read_only_map.h), so that a hole never faults.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -73,6 +74,7 @@
 #include "absl/strings/str_cat.h"
 #include "shared/abseil_string_view.h"
 #include "shared/key_hash.h"
+#include "shared/read_only_map.h"
 #include "shared/status_macros.h"
 #include "shared/table_internal.h"
 
@@ -168,13 +170,22 @@ absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::Map(const std::strin
     return absl::FailedPreconditionError(absl::StrCat("map file ", path, " is ", st.st_size,
                                                       " bytes, too short for a countersd header"));
   }
-  int prot = writable ? PROT_READ | PROT_WRITE : PROT_READ;
-  ASSIGN_OR_RETURN(void* p, sys->Mmap(st.st_size, prot, MAP_SHARED, fd, path));
+  // Writable: the file's own pages (every block allocated by the caller).
+  // Read-only: MapForReading, which never faults on a hole of a sparse map
+  // left by an older version (SIGBUS on a full tmpfs; read_only_map.h).
+  char* p;
+  if (writable) {
+    ASSIGN_OR_RETURN(void* shared,
+                     sys->Mmap(st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, path));
+    p = static_cast<char*>(shared);
+  } else {
+    ASSIGN_OR_RETURN(p, MapForReading(sys, fd, st, path));
+  }
   auto t = std::unique_ptr<CounterTable>(new CounterTable());
   t->sys_ = sys;
   t->path_ = path;
   t->writable_ = writable;
-  t->base_ = static_cast<char*>(p);
+  t->base_ = p;
   t->size_ = st.st_size;
   t->header_ = reinterpret_cast<TableHeader*>(p);
   RETURN_IF_ERROR(t->ValidateHeader(st.st_size));
@@ -460,15 +471,28 @@ absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::OpenReadOnly(const s
 absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::MapExisting(const std::string& path,
                                                                         bool writable, Sys* sys) {
   ASSIGN_OR_RETURN(int fd, OpenDataFile(sys, path, writable ? O_RDWR : O_RDONLY, 0));
-  auto t = Map(path, fd, writable, sys);
   // A map to be written has every block allocated (an older version left
-  // holes): no store into it, the repair's included, can take SIGBUS.
-  absl::Status allocated =
-      t.ok() && writable ? sys->Fallocate(fd, 0, static_cast<off_t>((*t)->size_), path)
-                         : absl::OkStatus();
+  // holes) before Map reads a byte through its shared mapping (the header,
+  // the regions' counts): on a full tmpfs even a read of a hole is SIGBUS,
+  // so this is RESOURCE_EXHAUSTED instead, and no store into the file, the
+  // repair's included, can take SIGBUS later. Allocating changes no byte.
+  absl::Status allocated = absl::OkStatus();
+  if (writable) {
+    struct stat st;
+    allocated = sys->Fstat(fd, &st, path);
+    if (allocated.ok() && st.st_size > 0) allocated = sys->Fallocate(fd, 0, st.st_size, path);
+    if (absl::IsResourceExhausted(allocated)) {
+      allocated = absl::ResourceExhaustedError(absl::StrCat(
+          allocated.message(), ": the map file's ", st.st_size, " bytes are not all allocated (",
+          uint64_t(st.st_blocks) * 512, " are; an older countersd left holes), and a map is served "
+          "only fully allocated; free space on its file system"));
+    }
+  }
+  absl::StatusOr<std::unique_ptr<CounterTable>> t =
+      allocated.ok() ? Map(path, fd, writable, sys)
+                     : absl::StatusOr<std::unique_ptr<CounterTable>>(allocated);
   (void)sys->Close(fd);
   if (!t.ok()) return t.status();
-  RETURN_IF_ERROR(allocated);
   RETURN_IF_ERROR((*t)->ValidateContents());
   return t;
 }

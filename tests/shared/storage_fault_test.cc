@@ -24,6 +24,7 @@
 #include "shared/snapshot_file.h"
 #include "shared/snapshot_format.h"
 #include "tests/shared/fault_injecting_sys.h"
+#include "tests/shared/full_disk.h"
 #include "tests/shared/table_fixture.h"
 
 namespace countersd {
@@ -341,34 +342,6 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& info) { return info.param.name; });
 
 // ---- A real full disk: a small tmpfs (root only; skipped otherwise). ----
-
-class FullDisk : public TempDirTest {
- protected:
-  void SetUp() override {
-    TempDirTest::SetUp();
-    if (geteuid() != 0) GTEST_SKIP() << "mounting a tmpfs needs root";
-    if (mount("tmpfs", dir_.c_str(), "tmpfs", 0, "size=1m,mode=0700") != 0) {
-      GTEST_SKIP() << "cannot mount a tmpfs: " << strerror(errno);
-    }
-    mounted_ = true;
-  }
-  void TearDown() override {
-    if (mounted_) umount2(dir_.c_str(), MNT_DETACH);
-    TempDirTest::TearDown();
-  }
-  bool mounted_ = false;
-};
-
-// Runs `body` in a child process and returns its wait status, so that a
-// SIGBUS fails the test instead of killing the test binary.
-template <typename Fn>
-int InChild(Fn body) {
-  pid_t pid = fork();
-  if (pid == 0) _exit(body());
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return status;
-}
 
 TEST_F(FullDisk, MapTooBigForTheDiskFailsAtCreateNeverSigbusLater) {
   const int status = InChild([this] {
