@@ -41,8 +41,9 @@
 //  4. Drain: not ready, health NOT_SERVING, new calls fail UNAVAILABLE,
 //     waiting Snapshot calls give up by --drain-timeout; the gate stops
 //     (no new connections: they queue on the other handlers' listeners or
-//     wait in this closed listener's backlog and are reset). Once those are
-//     gone, Shutdown the server with a short grace (kShutdownGrace) for
+//     wait in this closed listener's backlog and are reset); health watches
+//     send NOT_SERVING and end OK (waited for, up to the drain deadline).
+//     Once those are gone, Shutdown the server with a short grace (kShutdownGrace) for
 //     replies still being written and idle connections, stop the serving
 //     loop, join it and return 0.
 #include "server/handler_process.h"
@@ -254,6 +255,12 @@ int RunHandlerProcess(CounterTable* table, const HandlerOptions& options) {
   // never do by themselves; so once our calls are done, give the rest a
   // short grace and then close what is left.
   service.WaitForSnapshotWaiters();
+  // Health watches end by themselves once they have sent NOT_SERVING; a
+  // watch cut by the grace below would end with a reset, not OK.
+  if (!health.WaitForWatchesToEnd(drain_deadline)) {
+    Log(LogLevel::kWarning, "drain timeout: health watches still open are cut",
+        {{"watches", static_cast<uint64_t>(health.watchers())}});
+  }
   // The serving thread keeps polling through Shutdown (it completes the
   // async calls still in flight); then it shuts the queue down and drains it.
   server->Shutdown(absl::ToChronoTime(std::min(drain_deadline, absl::Now() + kShutdownGrace)));

@@ -203,7 +203,11 @@ class HealthServiceImpl::Watcher final : public AsyncTag {
     joined_ = false;
     if (service_ == Service::kDurability) h_->DurabilityWatchLeft();
     h_->watchers_.erase(this);
-    h_->open_watchers_.fetch_sub(1, std::memory_order_relaxed);
+    {
+      std::lock_guard<std::mutex> lock(h_->mu_);
+      h_->open_watchers_.fetch_sub(1, std::memory_order_relaxed);
+    }
+    h_->watches_ended_.notify_all();
   }
 
   HealthServiceImpl* const h_;
@@ -239,11 +243,12 @@ void HealthServiceImpl::DurabilityWatchJoined() {
 void HealthServiceImpl::ArmDurabilityTick() {
   if (tick_armed_ || stopped_ || cq_ == nullptr) return;
   tick_armed_ = true;
-  tick_alarm_.Set(cq_,
-                  gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                               gpr_time_from_millis(
-                                   absl::ToInt64Milliseconds(kDurabilityPollInterval), GPR_TIMESPAN)),
-                  tick_tag_.get());
+  tick_alarm_.Set(
+      cq_,
+      gpr_time_add(
+          gpr_now(GPR_CLOCK_MONOTONIC),
+          gpr_time_from_millis(absl::ToInt64Milliseconds(kDurabilityPollInterval), GPR_TIMESPAN)),
+      tick_tag_.get());
 }
 
 void HealthServiceImpl::OnDurabilityTick(bool ok) {
@@ -255,6 +260,13 @@ void HealthServiceImpl::OnDurabilityTick(bool ok) {
 }
 
 HealthServiceImpl::~HealthServiceImpl() = default;
+
+bool HealthServiceImpl::WaitForWatchesToEnd(absl::Time deadline) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return watches_ended_.wait_until(lock, absl::ToChronoTime(deadline), [this] {
+    return open_watchers_.load(std::memory_order_relaxed) == 0;
+  });
+}
 
 void HealthServiceImpl::SetNotServing() {
   serving_.store(false, std::memory_order_release);

@@ -9,6 +9,7 @@
 #define COUNTERSD_SERVER_HEALTH_SERVICE_H_
 
 #include <atomic>
+#include <condition_variable>
 #include <cstddef>
 #include <mutex>
 #include <unordered_set>
@@ -92,6 +93,12 @@ class HealthServiceImpl final
 
   // Open watches now (any thread; for tests).
   size_t watchers() const { return open_watchers_.load(std::memory_order_relaxed); }
+  // After SetNotServing: blocks until every open watch has ended (each sends
+  // NOT_SERVING and finishes OK by itself, on the serving thread) or until
+  // `deadline`; false at the deadline. The drain waits for it so that
+  // Shutdown's short grace does not cut a watch before its final status is
+  // written. Any thread but the serving one.
+  bool WaitForWatchesToEnd(absl::Time deadline);
 
  private:
   class Watcher;
@@ -113,7 +120,8 @@ class HealthServiceImpl final
 
   const size_t max_watchers_;
   std::atomic<bool> serving_{true};
-  std::atomic<size_t> open_watchers_{0};
+  std::atomic<size_t> open_watchers_{0};  // decremented under mu_, then watches_ended_
+  std::condition_variable watches_ended_;
   // The serving thread's state.
   grpc::ServerCompletionQueue* cq_ = nullptr;  // also read by SetNotServing, under mu_
   bool stopped_ = false;
