@@ -100,6 +100,11 @@ void StartIncrement(const std::string& address, const std::string& key, absl::Du
     counters::v1::IncrementResponse resp;
     grpc::ClientContext ctx;
     ctx.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+    // A connection made while a killed handler is being respawned can be
+    // refused or reset (its listener closed; the new one not yet bound); a
+    // client retries that. What these tests check is that no call hangs on
+    // a stopped process: the deadline says so.
+    ctx.set_wait_for_ready(true);
     grpc::Status s = stub->Increment(&ctx, req, &resp);
     p->finished = absl::Now();
     if (s.ok()) {
