@@ -6,12 +6,11 @@
 //   1. Reserve the listen port (port_reservation.h): fail if another process
 //      holds it; resolve port 0 to a real port. This comes first, so that a
 //      port clash fails before anything is created on disk.
-//   2. Create the data directory if missing (mode 0700), or refuse one that
-//      other users can write (data_dir_permissions.h), and take an
-//      exclusive, non-blocking flock on <data-dir>/LOCK, writing our pid
-//      into it. Another daemon holding it => fail, naming its pid. The
-//      lock's file description is inherited by every child, so the lock is
-//      held until the last process of this daemon exits.
+//   2. Lock the data directory (data_dir_lock.h): create it if missing, or
+//      refuse one other users can write; an exclusive flock on
+//      <data-dir>/LOCK, inherited by every child, so it is held until the
+//      last process of this daemon exits. Another daemon holding it =>
+//      fail, naming its pid.
 //   3. Decide which table to serve (table_selection.h): trust the live map,
 //      restore the last snapshot, create a new table, or refuse to start.
 //      Open re-initialises every lock and semaphore in the mapping.
@@ -62,7 +61,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -71,15 +69,12 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <filesystem>
 #include <string_view>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "server/aggregator.h"
-#include "server/data_dir_permissions.h"
+#include "server/data_dir_lock.h"
 #include "server/durability_watch.h"
 #include "server/handler_process.h"
 #include "server/snapshot_writer.h"
@@ -137,57 +132,13 @@ Supervisor::Supervisor(Config config, HandlerProcessMain run_handler)
       liveness_limits_{.lock_hold_limit = config_.lock_hold_limit,
                        .handler_stall_limit = config_.handler_stall_limit} {}
 
-Supervisor::~Supervisor() {
-  if (lock_fd_ >= 0) (void)RealSys()->Close(lock_fd_);
-}
-
-absl::Status Supervisor::LockDataDir() {
-  const std::string& dir = config_.data_dir;
-  struct stat st;
-  if (stat(dir.c_str(), &st) != 0) {
-    if (errno != ENOENT) return ErrnoToStatus(errno, absl::StrCat("stat(", dir, ")"));
-    std::error_code ec;
-    std::filesystem::path parent = std::filesystem::path(dir).parent_path();
-    if (!parent.empty()) std::filesystem::create_directories(parent, ec);
-    if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-      return ErrnoToStatus(errno, absl::StrCat("mkdir(", dir, ")"));
-    }
-    Log(LogLevel::kInfo, "created data directory", {{"data_dir", dir}});
-  } else if (!S_ISDIR(st.st_mode)) {
-    return absl::FailedPreconditionError(absl::StrCat("--data-dir=", dir, " is not a directory"));
-  } else {
-    RETURN_IF_ERROR(CheckDataDirPermissions(dir, st, geteuid(), getegid()));
-  }
-
-  const std::string lock_path = absl::StrCat(dir, "/", kLockFile);
-  ASSIGN_OR_RETURN(lock_fd_, OpenDataFile(RealSys(), lock_path, O_RDWR | O_CREAT, 0600));
-  if (flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
-    if (errno != EWOULDBLOCK) return ErrnoToStatus(errno, absl::StrCat("flock(", lock_path, ")"));
-    char buf[32] = {};
-    ssize_t n = pread(lock_fd_, buf, sizeof buf - 1, 0);
-    int64_t holder = 0;
-    std::string who = "another countersd";
-    if (n > 0 && absl::SimpleAtoi(absl::StripAsciiWhitespace(buf), &holder) && holder > 0) {
-      who = absl::StrCat("another countersd (pid ", holder, " per ", lock_path, ")");
-      if (kill(static_cast<pid_t>(holder), 0) != 0 && errno == ESRCH) {
-        absl::StrAppend(&who,
-                        "; that pid has exited, but its child processes still hold the lock "
-                        "and should exit within the drain timeout");
-      }
-    }
-    return absl::FailedPreconditionError(
-        absl::StrCat("data directory ", dir, " is in use by ", who,
-                     ". Stop that daemon first, or use another --data-dir."));
-  }
-  std::string pid = absl::StrCat(self_, "\n");
-  RETURN_IF_ERROR(RealSys()->Ftruncate(lock_fd_, 0, lock_path));
-  return RealSys()->Pwrite(lock_fd_, pid.data(), pid.size(), 0, lock_path);
-}
+Supervisor::~Supervisor() = default;
 
 absl::Status Supervisor::Start() {
   ASSIGN_OR_RETURN(PortReservation port, PortReservation::Reserve(config_.listen));  // 1
   port_.emplace(std::move(port));
-  RETURN_IF_ERROR(LockDataDir());  // 2
+  ASSIGN_OR_RETURN(DataDirLock lock, DataDirLock::Acquire(config_.data_dir, self_));  // 2
+  dir_lock_.emplace(std::move(lock));
   ASSIGN_OR_RETURN(table_,
                    SelectAndOpenTable({.data_dir = config_.data_dir,  // 3
                                        .capacity = config_.capacity,
@@ -406,8 +357,7 @@ absl::Duration Supervisor::CheckLivenessIfDue() {
   // theirs until their loops turn again: judge heartbeats only after a
   // stall limit of watching without such a gap. (A stop seen at two checks
   // needs no such care: a stopped process cannot release a stripe.)
-  const bool gap =
-      last_liveness_check_ != 0 && since_last > config_.handler_stall_limit / 2;
+  const bool gap = last_liveness_check_ != 0 && since_last > config_.handler_stall_limit / 2;
   if (gap) {
     Log(LogLevel::kWarning, "supervisor did not run for a while; heartbeats are watched afresh",
         {{"gap", FormatSeconds(since_last)}});
@@ -416,16 +366,14 @@ absl::Duration Supervisor::CheckLivenessIfDue() {
   for (Child& c : children_) {
     if (c.pid == 0 || c.killed_because != nullptr) continue;
     if (gap) c.liveness.watched_since = now;
-    std::optional<LivenessFinding> f =
-        CheckChild(liveness_limits_, *table_, c.pid, c.role == ProcessRole::kHandler, now,
-                   c.liveness);
+    std::optional<LivenessFinding> f = CheckChild(liveness_limits_, *table_, c.pid,
+                                                  c.role == ProcessRole::kHandler, now, c.liveness);
     if (!f) continue;
     ++liveness_kills_;
     c.killed_because = f->reason();
     const std::string state(1, f->state);
     if (f->kind == LivenessFinding::Kind::kStoppedHoldingStripe) {
-      Log(LogLevel::kError,
-          "killing a stopped lock holder",
+      Log(LogLevel::kError, "killing a stopped lock holder",
           {{"role", RoleName(c.role)},
            {"child_pid", c.pid},
            {"index", c.index},

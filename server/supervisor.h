@@ -17,6 +17,7 @@
 #include "absl/time/time.h"
 #include "server/child_liveness.h"
 #include "server/config.h"
+#include "server/data_dir_lock.h"
 #include "server/handler_process.h"
 #include "server/port_reservation.h"
 #include "shared/counter_table.h"
@@ -58,7 +59,6 @@ class Supervisor {
   };
 
   absl::Status Start();  // port, data dir and flock, table selection
-  absl::Status LockDataDir();
   void Spawn(Child& child);
   [[noreturn]] void RunChild(const Child& child);
   // Reaps every exited child (HandleExit each).
@@ -88,7 +88,7 @@ class Supervisor {
   const Config config_;
   const HandlerProcessMain run_handler_;
   const pid_t self_;
-  int lock_fd_ = -1;
+  std::optional<DataDirLock> dir_lock_;  // held until the supervisor exits
   std::optional<PortReservation> port_;
   std::unique_ptr<CounterTable> table_;
   std::vector<Child> children_;  // handlers first, then the aggregator
