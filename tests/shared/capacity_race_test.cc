@@ -14,40 +14,15 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "shared/counter_table.h"
+#include "tests/shared/stopped_child.h"
 #include "tests/shared/table_fixture.h"
 
 namespace countersd {
 namespace {
 
 using CapacityRace = TempDirTest;
-
-std::string* g_stop_key = new std::string();
-
-void StopHook(std::string_view key) {
-  if (key == *g_stop_key) raise(SIGSTOP);
-}
-
-// Forks a child that runs fn with the hook armed for `key`; returns once the
-// child is stopped inside its critical section.
-pid_t SpawnStoppedInside(const std::string& key, const std::function<void()>& fn) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    *g_stop_key = key;
-    CounterTable::SetCriticalSectionHookForTest(StopHook);
-    fn();
-    _exit(0);
-  }
-  int status = 0;
-  EXPECT_EQ(waitpid(pid, &status, WUNTRACED), pid);
-  EXPECT_TRUE(WIFSTOPPED(status)) << "child did not stop inside the critical section";
-  return pid;
-}
-
-int WaitExit(pid_t pid) {
-  int status = 0;
-  EXPECT_EQ(waitpid(pid, &status, 0), pid);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
+using stopped_child::SpawnStoppedInside;
+using stopped_child::WaitExit;
 
 // Two keys of different regions.
 std::pair<std::string, std::string> KeysOnTwoRegions(const CounterTable& t) {
@@ -66,7 +41,7 @@ TEST_F(CapacityRace, AnInsertInFlightHoldsTheLastPlace) {
   auto t = MustCreate(100);
   for (int i = 0; i < 99; ++i) ASSERT_TRUE(t->Increment(absl::StrCat("k", i), 1).ok());
   auto [a, b] = KeysOnTwoRegions(*t);
-  pid_t first = SpawnStoppedInside(a, [&] { _exit(t->Increment(a, 1).ok() ? 0 : 1); });
+  pid_t first = SpawnStoppedInside(a, 0, [&] { _exit(t->Increment(a, 1).ok() ? 0 : 1); });
   absl::StatusOr<int64_t> second = t->Increment(b, 1);
   EXPECT_EQ(second.status().code(), absl::StatusCode::kResourceExhausted) << second.status();
   ASSERT_EQ(kill(first, SIGCONT), 0);
@@ -87,7 +62,7 @@ TEST_F(CapacityRace, ABatchInFlightHoldsItsPlaces) {
     if (t->StripeOf(k) != t->StripeOf(a) && t->StripeOf(k) != t->StripeOf(other)) b = k;
   }
   const CounterTable::KeyDelta ops[] = {{a, 1}, {other, 1}};
-  pid_t first = SpawnStoppedInside(a, [&] { _exit(t->IncrementBatch(ops).ok() ? 0 : 1); });
+  pid_t first = SpawnStoppedInside(a, 0, [&] { _exit(t->IncrementBatch(ops).ok() ? 0 : 1); });
   EXPECT_EQ(t->Increment(b, 1).status().code(), absl::StatusCode::kResourceExhausted);
   ASSERT_EQ(kill(first, SIGCONT), 0);
   EXPECT_EQ(WaitExit(first), 0);
@@ -100,7 +75,7 @@ TEST_F(CapacityRace, ReservationOfAKilledInserterIsReleasedByRecovery) {
   auto t = MustCreate(100);
   for (int i = 0; i < 99; ++i) ASSERT_TRUE(t->Increment(absl::StrCat("k", i), 1).ok());
   auto [a, b] = KeysOnTwoRegions(*t);
-  pid_t victim = SpawnStoppedInside(a, [&] { (void)t->Increment(a, 1); });
+  pid_t victim = SpawnStoppedInside(a, 0, [&] { (void)t->Increment(a, 1); });
   ASSERT_EQ(kill(victim, SIGKILL), 0);
   WaitExit(victim);
   EXPECT_EQ(t->RecoverDeadProcess(victim).inserts_rolled_back, 1);
@@ -118,7 +93,7 @@ TEST_F(CapacityRace, ReservationOfAKilledBatchIsReleasedByRecovery) {
   std::vector<CounterTable::KeyDelta> ops;
   for (const std::string& k : keys) ops.push_back({k, 1});
   // Stops inside the insert of one of its keys: some created, 10 reserved.
-  pid_t victim = SpawnStoppedInside(keys[5], [&] { (void)t->IncrementBatch(ops); });
+  pid_t victim = SpawnStoppedInside(keys[5], 0, [&] { (void)t->IncrementBatch(ops); });
   ASSERT_EQ(kill(victim, SIGKILL), 0);
   WaitExit(victim);
   EXPECT_EQ(t->RecoverDeadProcess(victim).batches_rolled_back, 1);

@@ -17,10 +17,15 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "shared/counter_table.h"
+#include "tests/shared/stopped_child.h"
 #include "tests/shared/table_fixture.h"
 
 namespace countersd {
 namespace {
+
+using stopped_child::KillAndReap;
+using stopped_child::SpawnStoppedInside;
+using stopped_child::WaitExit;
 
 using MultiProcess = TempDirTest;
 
@@ -29,12 +34,6 @@ pid_t Spawn(const std::function<bool()>& fn) {
   pid_t pid = fork();
   if (pid == 0) _exit(fn() ? 0 : 1);
   return pid;
-}
-
-int WaitExit(pid_t pid) {
-  int status = 0;
-  EXPECT_EQ(waitpid(pid, &status, 0), pid);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 TEST_F(MultiProcess, EightProcessesIncrementSharedAndOwnCountersExactly) {
@@ -107,38 +106,6 @@ TEST_F(MultiProcess, IncrementsOfAnotherProcessReachTheTableAndFileButNotAPrivat
 }
 
 // --- Death inside the critical section -------------------------------------
-
-std::string* g_stop_key = new std::string();
-int g_stop_after = 0;  // stop at the (n+1)-th hook call with that key
-
-void StopHook(std::string_view key) {
-  if (key == *g_stop_key && g_stop_after-- == 0) raise(SIGSTOP);
-}
-
-// Forks a child that runs fn with the hook armed; returns once the child is
-// stopped inside the critical section.
-pid_t SpawnStoppedInside(const std::string& key, int after, const std::function<void()>& fn) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    *g_stop_key = key;
-    g_stop_after = after;
-    CounterTable::SetCriticalSectionHookForTest(StopHook);
-    fn();
-    _exit(0);
-  }
-  int status = 0;
-  EXPECT_EQ(waitpid(pid, &status, WUNTRACED), pid);
-  EXPECT_TRUE(WIFSTOPPED(status)) << "child did not stop inside the critical section";
-  return pid;
-}
-
-void KillAndReap(pid_t pid) {
-  ASSERT_EQ(kill(pid, SIGKILL), 0);
-  int status = 0;
-  ASSERT_EQ(waitpid(pid, &status, 0), pid);
-  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
-      << "the child was not ended by our SIGKILL: status " << status;
-}
 
 TEST_F(MultiProcess, ProcessKilledHoldingStripeIsReleasedAndOthersGoOn) {
   auto t = MustCreate(10000);
