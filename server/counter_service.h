@@ -68,6 +68,13 @@ class CounterServiceImpl final : public CounterServiceBase {
     table_->CountCall(!status.ok());
     return status;
   }
+  // One call of an async RPC whose request did not decode
+  // (request_decoding.h): counted as an error, like any non-OK reply, and
+  // answered `decode_error` (even while draining: it names what is wrong).
+  absl::Status RejectCall(absl::Status decode_error) {
+    table_->CountCall(true);
+    return decode_error;
+  }
 
   // Asks the aggregator for a snapshot and waits for it (a sync RPC, on
   // one of gRPC's sync threads; see DoSnapshot).

@@ -39,9 +39,9 @@
 // UTF-8, a malformed message) get INVALID_ARGUMENT naming what is wrong:
 // gRPC's typed async path cancels such a call with INTERNAL "Unable to
 // parse request" before any of our code runs. A request that fails to
-// decode is answered without HandleCall (so it is not counted in the stats
-// slot, as gRPC's rejection was not). Health's Check stays typed (a standard
-// service whose one string field gRPC's health clients fill).
+// decode is answered through CounterServiceImpl::RejectCall (counted as an
+// error in the stats slot; no Do* runs). Health's Check stays typed (a
+// standard service whose one string field gRPC's health clients fill).
 // Health (health_service.h) shares the queue: its Check is one more
 // AsyncUnaryMethod, its Watch streams and its NOT_SERVING alarm are tags of
 // their own (HealthServiceImpl::StartServing).
@@ -71,6 +71,7 @@
 #include <memory>
 #include <optional>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "grpc/support/time.h"
@@ -174,7 +175,7 @@ class AsyncUnaryMethod {
       replying_ = true;
       if constexpr (kRaw) {
         absl::Status status = DecodeRequest(&payload_, &req_);
-        if (status.ok()) status = m->handle_(req_, &resp_);
+        status = status.ok() ? m->handle_(req_, &resp_) : m->handle_.Reject(std::move(status));
         grpc::Status reply_status = ToGrpcStatus(status);
         if (reply_status.ok()) {
           bool own_buffer;
@@ -263,8 +264,22 @@ std::unique_ptr<AsyncUnaryMethod<Service, Request, Response, Handle, Wire::kType
       loop, service, cq, request, handle, bounds);
 }
 
+// The handling of a CounterService call: HandleCall of its Do* method, or
+// RejectCall of a request that did not decode.
+template <typename Request, typename Response>
+struct CounterCall {
+  absl::Status operator()(const Request& req, Response* resp) const {
+    return service->HandleCall(handle, req, resp);
+  }
+  absl::Status Reject(absl::Status decode_error) const {
+    return service->RejectCall(std::move(decode_error));
+  }
+  CounterServiceImpl* service;
+  CounterServiceImpl::DoMethod<Request, Response> handle;
+};
+
 // A CounterService method, raw: its request and response types are those of
-// its Do* method, which HandleCall runs on the decoded request.
+// its Do* method.
 template <typename Owner, typename Request, typename Response>
 auto MakeCounterMethod(UnaryCallLoop* loop, CounterServiceImpl* service,
                        grpc::ServerCompletionQueue* cq,
@@ -273,13 +288,10 @@ auto MakeCounterMethod(UnaryCallLoop* loop, CounterServiceImpl* service,
                                               grpc::CompletionQueue*,
                                               grpc::ServerCompletionQueue*, void*),
                        CounterServiceImpl::DoMethod<Request, Response> handle, MethodBounds bounds) {
-  auto handle_call = [service, handle](const Request& req, Response* resp) {
-    return service->HandleCall(handle, req, resp);
-  };
-  using Method =
-      AsyncUnaryMethod<CounterServiceBase, Request, Response, decltype(handle_call), Wire::kRaw>;
+  using Method = AsyncUnaryMethod<CounterServiceBase, Request, Response,
+                                  CounterCall<Request, Response>, Wire::kRaw>;
   return std::make_unique<Method>(loop, static_cast<CounterServiceBase*>(service), cq, request,
-                                  handle_call, bounds);
+                                  CounterCall<Request, Response>{service, handle}, bounds);
 }
 
 // The stop tag: its address is the tag; it is never dereferenced.

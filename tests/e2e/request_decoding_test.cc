@@ -50,7 +50,11 @@ const std::string kBadUtf8AtTwo = "must be valid UTF-8 (invalid byte sequence at
 
 class RequestDecodingTest : public SharedDaemonTest {
  protected:
-  static void SetUpTestSuite() { StartSharedDaemon(DaemonOptions{.handlers = 2}); }
+  static void SetUpTestSuite() {
+    DaemonOptions options;
+    options.handlers = 2;
+    StartSharedDaemon(options);
+  }
   void SetUp() override {
     SharedDaemonTest::SetUp();
     if (daemon_ == nullptr) return;
@@ -110,6 +114,20 @@ class RequestDecodingTest : public SharedDaemonTest {
     grpc::Status s = stub_->Get(&ctx, req, &resp);
     EXPECT_TRUE(s.ok()) << key << ": " << s.error_message();
     return resp.value();
+  }
+
+  counters::v1::GetStatsResponse Stats() {
+    grpc::ClientContext ctx;
+    counters::v1::GetStatsResponse resp;
+    grpc::Status s = stub_->GetStats(&ctx, counters::v1::GetStatsRequest(), &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return resp;
+  }
+  static uint64_t ErrorsOfServingHandler(const counters::v1::GetStatsResponse& stats) {
+    for (const auto& h : stats.handlers()) {
+      if (h.pid() == stats.served_by_pid()) return h.errors();
+    }
+    return 0;
   }
 
   // Expects INVALID_ARGUMENT whose message is exactly `message`.
@@ -175,6 +193,7 @@ TEST_F(RequestDecodingTest, NonUtf8ListPrefixOrPageTokenNamesThatField) {
 TEST_F(RequestDecodingTest, MalformedMessageIsInvalidArgumentNamingTheType) {
   const std::string key = TestKey("k");
   SetCounter(key, 3);
+  const counters::v1::GetStatsResponse before = Stats();
   // Field 1 claims 100 bytes; 3 follow.
   const std::string truncated = absl::StrCat(Varint(1 << 3 | 2), Varint(100), "abc");
   ExpectInvalid("Increment", truncated,
@@ -189,6 +208,11 @@ TEST_F(RequestDecodingTest, MalformedMessageIsInvalidArgumentNamingTheType) {
   ExpectInvalid("IncrementBatch", batch,
                 "request is not a valid counters.v1.IncrementBatchRequest message");
   EXPECT_EQ(GetCounter(key), 3);
+  // Each rejected request counts as an error of the handler that answered
+  // it (one channel: one connection, one handler).
+  const counters::v1::GetStatsResponse after = Stats();
+  ASSERT_EQ(before.served_by_pid(), after.served_by_pid());
+  EXPECT_GE(ErrorsOfServingHandler(after), ErrorsOfServingHandler(before) + 3);
 }
 
 }  // namespace
