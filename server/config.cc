@@ -232,7 +232,8 @@ ABSL_FLAG(int, max_concurrent_streams, Defaults().max_concurrent_streams,
           "100000.");
 ABSL_FLAG(absl::Duration, handshake_timeout, Defaults().handshake_timeout,
           "A connection that has not sent its HTTP/2 preface and first SETTINGS frame this long "
-          "after it was accepted is closed (slow or idle clients that never start).");
+          "after it was accepted is closed (slow or idle clients that never start). On a TLS "
+          "listener it is gRPC's own handshake deadline (GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS).");
 ABSL_FLAG(absl::Duration, idle_timeout, Defaults().idle_timeout,
           "A connection with no call in progress for this long is sent GOAWAY and closed; "
           "clients reconnect on their next call.");

@@ -233,7 +233,9 @@ int Supervisor::Run() {
     }
     absl::Duration timeout = std::min(CheckLivenessIfDue(),  // 9
                                       announced_ready_ ? absl::Seconds(1) : absl::Milliseconds(20));
-    if (tls_) timeout = std::min(timeout, std::max(next_tls_poll_ - absl::Now(), absl::ZeroDuration()));
+    if (tls_) {
+      timeout = std::min(timeout, std::max(next_tls_poll_ - absl::Now(), absl::ZeroDuration()));
+    }
     absl::Time now = absl::Now();
     for (const Child& c : children_) {
       if (c.pid == 0)

@@ -69,7 +69,9 @@ absl::StatusOr<TlsStaging> TlsStaging::Create(const std::string& data_dir, TlsFi
   return staging;
 }
 
-std::string TlsStaging::key_path() const { return absl::StrCat(dir_, "/", kCurrent, "/", kKeyName); }
+std::string TlsStaging::key_path() const {
+  return absl::StrCat(dir_, "/", kCurrent, "/", kKeyName);
+}
 std::string TlsStaging::cert_path() const {
   return absl::StrCat(dir_, "/", kCurrent, "/", kCertName);
 }

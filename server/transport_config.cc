@@ -140,7 +140,9 @@ bool IsLoopbackOnly(const std::string& host_port) {
   addrinfo* res = nullptr;
   if (getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0) return false;
   bool loopback = res != nullptr;
-  for (addrinfo* r = res; r != nullptr; r = r->ai_next) loopback = loopback && IsLoopback(r->ai_addr);
+  for (addrinfo* r = res; r != nullptr; r = r->ai_next) {
+    loopback = loopback && IsLoopback(r->ai_addr);
+  }
   freeaddrinfo(res);
   return loopback;
 }

@@ -55,7 +55,9 @@ class TlsTest : public ::testing::Test {
 
   ConnectionSecurity Tls() const { return {.ca_file = certs_.ca_crt}; }
   ConnectionSecurity Mtls() const {
-    return {.ca_file = certs_.ca_crt, .cert_file = certs_.client_crt, .key_file = certs_.client_key};
+    return {.ca_file = certs_.ca_crt,
+            .cert_file = certs_.client_crt,
+            .key_file = certs_.client_key};
   }
 
   // One Increment; its status, and the server certificate's CN in `cn`.
