@@ -434,12 +434,15 @@ Config ParseFlagsOrExit(int argc, char** argv) {
     UsageError(std::string(tls.status().message()));
   }
   // Each handler raises its soft RLIMIT_NOFILE to what --max-connections
-  // needs (handler_process.cc); the hard limit must allow it.
+  // needs on each gated listener (handler_process.cc,
+  // HandlerListeners::MaxGatedConnections); the hard limit must allow it.
   rlimit nofile{};
+  const uint64_t gated = static_cast<uint64_t>(c.max_connections) * GatedListenerCount(c);
   if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_max != RLIM_INFINITY &&
-      static_cast<uint64_t>(c.max_connections) + kReservedFds > nofile.rlim_max) {
-    UsageError(absl::StrCat("--max-connections=", c.max_connections, " needs ",
-                            c.max_connections + kReservedFds,
+      gated + kReservedFds > nofile.rlim_max) {
+    UsageError(absl::StrCat("--max-connections=", c.max_connections, " on ",
+                            GatedListenerCount(c), " plaintext listener(s) needs ",
+                            gated + kReservedFds,
                             " file descriptors per handler, but the RLIMIT_NOFILE hard limit is ",
                             nofile.rlim_max, ": lower --max-connections or raise the limit "
                             "(ulimit -Hn, LimitNOFILE=)"));

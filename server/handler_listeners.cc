@@ -1,6 +1,7 @@
 // A handler's listeners (handler_listeners.h has which and why).
 #include "server/handler_listeners.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -42,7 +43,15 @@ int HandlerListeners::MaxGatedConnections(const HandlerOptions& options) {
 }
 
 absl::Status HandlerListeners::Start(const HandlerOptions& options, grpc::Server* server) {
-  if (!TlsOn(options)) {
+  if (TlsOn(options)) {
+    // gRPC's own TLS listener has no cap and stops accepting for good on
+    // EMFILE (1.51): give it every descriptor the hard limit allows.
+    rlimit nofile{};
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+      nofile.rlim_cur = nofile.rlim_max;
+      setrlimit(RLIMIT_NOFILE, &nofile);
+    }
+  } else {
     for (const std::string& address : options.listen.tcp_addresses) {
       absl::StatusOr<std::unique_ptr<ConnectionGate>> gate =
           ConnectionGate::Listen(address, GateOptions(options), [server](int fd) {

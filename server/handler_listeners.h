@@ -39,7 +39,8 @@ class HandlerListeners {
   // Before BuildAndStart: with TLS on, adds every TCP address to `builder`
   // as a TLS listening port, and the handshake deadline.
   static void AddTlsPorts(const HandlerOptions& options, grpc::ServerBuilder* builder);
-  // File descriptors the gates may hold open (for RLIMIT_NOFILE).
+  // File descriptors the gates may hold open (for RLIMIT_NOFILE; config.cc
+  // checks the hard limit with GatedListenerCount, transport_config.h).
   static int MaxGatedConnections(const HandlerOptions& options);
 
   // After BuildAndStart: one gate per plaintext TCP address and per unix

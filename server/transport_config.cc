@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <sys/un.h>
 
+#include <algorithm>
 #include <cstring>
 #include <set>
 
@@ -226,6 +227,15 @@ absl::Status ValidateTransportConfig(const Config& c) {
         "--allow-unauthenticated-network-access"));
   }
   return absl::OkStatus();
+}
+
+int GatedListenerCount(const Config& c) {
+  absl::StatusOr<std::vector<ListenAddress>> list = ParseListenList(c.listen);
+  if (!list.ok()) return 1;
+  const bool tls = !c.tls_cert_file.empty();
+  int n = 0;
+  for (const ListenAddress& a : *list) n += a.kind == ListenAddress::Kind::kUnix || !tls;
+  return std::max(n, 1);
 }
 
 std::optional<std::string> ProtectedModeWarning(const Config& c) {

@@ -57,6 +57,11 @@ absl::Status ValidateTransportConfig(const Config& config);
 // when it is empty. NOT_FOUND naming it if there is no such group.
 absl::StatusOr<std::optional<gid_t>> UnixSocketGroup(const std::string& group);
 
+// How many listeners of each handler --max-connections caps: each unix
+// socket, and each TCP address unless TLS is on (handler_listeners.h). At
+// least 1 (what the RLIMIT_NOFILE check multiplies by).
+int GatedListenerCount(const Config& config);
+
 // The warning the supervisor logs at start when protected mode is waived
 // for some address, or nullopt when it is not.
 std::optional<std::string> ProtectedModeWarning(const Config& config);
