@@ -27,6 +27,8 @@ absl::Status Supervisor::StartListeners() {
     ASSIGN_OR_RETURN(TlsStaging staging, TlsStaging::Create(config_.data_dir, files, material));
     tls_.emplace(std::move(staging));
     next_tls_poll_ = absl::Now() + config_.tls_reload_interval;
+  } else {
+    TlsStaging::RemoveLeftover(config_.data_dir);  // no stale copy of a key
   }
   return absl::OkStatus();
 }

@@ -69,6 +69,11 @@ absl::StatusOr<TlsStaging> TlsStaging::Create(const std::string& data_dir, TlsFi
   return staging;
 }
 
+void TlsStaging::RemoveLeftover(const std::string& data_dir) {
+  std::error_code ec;
+  std::filesystem::remove_all(absl::StrCat(data_dir, "/tls"), ec);
+}
+
 std::string TlsStaging::key_path() const {
   return absl::StrCat(dir_, "/", kCurrent, "/", kKeyName);
 }

@@ -46,6 +46,10 @@ class TlsStaging {
   static absl::StatusOr<TlsStaging> Create(const std::string& data_dir, TlsFiles files,
                                            TlsMaterial initial);
 
+  // With TLS off: removes a copy an earlier run with TLS left in
+  // `data_dir`, so that no private key lingers there.
+  static void RemoveLeftover(const std::string& data_dir);
+
   // The paths the handlers' certificate providers watch (through `current`).
   std::string key_path() const;
   std::string cert_path() const;
