@@ -17,8 +17,10 @@
 //    cap in 1.51 (--max-connections does not apply to TLS listeners; cap
 //    them in front, e.g. a firewall's connlimit), and it stops accepting
 //    for good on EMFILE; its handshake deadline is
-//    GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS = --handshake-timeout. Unix
-//    sockets stay plaintext and gated.
+//    GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS = --handshake-timeout; and at
+//    drain it stops accepting only at Server::Shutdown, not with the gates
+//    (connections it takes meanwhile get UNAVAILABLE, like every new call
+//    of a draining handler). Unix sockets stay plaintext and gated.
 #ifndef COUNTERSD_SERVER_HANDLER_LISTENERS_H_
 #define COUNTERSD_SERVER_HANDLER_LISTENERS_H_
 
