@@ -195,7 +195,14 @@ int RunHandlerProcess(CounterTable* table, const HandlerOptions& options) {
     gate = ConnectionGate::Listen(
         options.address,
         {.max_connections = options.max_connections,
-         .handshake_timeout = options.handshake_timeout},
+         .handshake_timeout = options.handshake_timeout,
+         .on_counts =
+             [table](const ConnectionGate::Counts& c) {
+               table->PublishConnections({.accepted = c.accepted,
+                                          .refused = c.refused,
+                                          .handshake_timeouts = c.handshake_timeouts,
+                                          .open = static_cast<uint32_t>(c.open)});
+             }},
         [server = server.get()](int fd) { grpc::AddInsecureChannelFromFd(server, fd); });
   }
   if (!gate.ok()) {

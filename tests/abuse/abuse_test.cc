@@ -253,6 +253,27 @@ class AbuseTest : public ::testing::Test {
                   canary->Percentile(0.50), canary->Percentile(0.99));
     }
     std::printf("abuse-report pattern=%s client=%s", pattern.c_str(), json.c_str());
+    ReportServerConnections(pattern);
+  }
+
+  // The daemon's own connection counts (GetStats, every handler since the
+  // start), beside the client's view of the same connections. Waits for
+  // ready: at the cap this connection is refused until the gate sees the
+  // pattern's closed (its `open` can be up to a second stale).
+  void ReportServerConnections(const std::string& pattern) {
+    grpc::ClientContext ctx;
+    ctx.set_wait_for_ready(true);
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+    counters::v1::GetStatsResponse resp;
+    if (NewStub(daemon_->address())->GetStats(&ctx, {}, &resp).ok()) {
+      const counters::v1::ConnectionStats& c = resp.connections();
+      std::printf("abuse-report pattern=%s server_accepted=%llu server_refused_over_cap=%llu "
+                  "server_handshake_timeouts=%llu server_open=%llu\n",
+                  pattern.c_str(), static_cast<unsigned long long>(c.accepted()),
+                  static_cast<unsigned long long>(c.refused_over_cap()),
+                  static_cast<unsigned long long>(c.handshake_timeouts()),
+                  static_cast<unsigned long long>(c.open()));
+    }
     std::fflush(stdout);
   }
 
@@ -347,6 +368,7 @@ TEST_F(AbuseTest, ConnectionsOverTheCapAreReset) {
   std::string json =
       RunPattern("idle", {"--conns=40", "--seconds=30", "--until-decided"}, absl::Seconds(60));
   std::printf("abuse-report pattern=cap client=%s", json.c_str());
+  ReportServerConnections("cap");
   EXPECT_EQ(JsonInt(json, "accepted"), 20) << json;
   EXPECT_EQ(JsonInt(json, "refused"), 20) << json;
 }
@@ -356,6 +378,7 @@ TEST_F(AbuseTest, SilentConnectionsAreClosedAtTheHandshakeTimeout) {
   std::string json =
       RunPattern("silent", {"--conns=5", "--seconds=30", "--until-decided"}, absl::Seconds(60));
   std::printf("abuse-report pattern=silent client=%s", json.c_str());
+  ReportServerConnections("silent");
   EXPECT_EQ(JsonInt(json, "closed_by_server"), 5) << json;
   EXPECT_EQ(JsonInt(json, "accepted"), 0) << json;
 }
@@ -365,6 +388,7 @@ TEST_F(AbuseTest, IdleConnectionsAreClosedAtTheIdleTimeout) {
   // Without the timeout the script holds them for its full 20 s.
   std::string json = RunPattern("idle", {"--conns=3", "--seconds=20"}, absl::Seconds(60));
   std::printf("abuse-report pattern=idle-timeout client=%s", json.c_str());
+  ReportServerConnections("idle-timeout");
   EXPECT_EQ(JsonInt(json, "accepted"), 3) << json;
   EXPECT_EQ(JsonInt(json, "closed_by_server"), 3) << json;
 }
