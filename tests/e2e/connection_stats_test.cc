@@ -182,7 +182,8 @@ TEST(ConnectionStatsTest, ConnectionsOverTheCapAreCountedRefusedAndOpenOnesOpen)
 }
 
 TEST(ConnectionStatsTest, ASilentConnectionIsCountedAsAHandshakeTimeout) {
-  std::unique_ptr<Daemon> daemon = StartOneHandler({"--handshake-timeout=1s"});
+  // Long enough for the check below to see the silent socket waiting.
+  std::unique_ptr<Daemon> daemon = StartOneHandler({"--handshake-timeout=3s"});
   ASSERT_NE(daemon, nullptr);
   auto stub = NewStub(daemon->address());
   ExpectCounts(Stats(*stub).connections(), 1, 0, 0, 1);
