@@ -12,6 +12,8 @@
 //     (fd, socket inode) and is swept (fstat) when the count reaches the
 //     cap: an fd that is closed, or now names another file, is gone. Sweeps
 //     are at most one per 10 ms, so a flood of refused connects stays cheap.
+//     While any is handed over, a sweep also runs every kOpenSweepInterval,
+//     so that the open count published in the stats falls when clients go.
 //  3. An admitted connection waits, edge-triggered in the epoll set, until
 //     MSG_PEEK shows the whole HTTP/2 client preface: the 24-byte magic and
 //     a complete SETTINGS frame (RFC 9113 section 3.4). Nothing is consumed:
@@ -23,6 +25,11 @@
 //     order, since they are accept time + one timeout: a FIFO, no heap.
 //  5. EMFILE and the like at accept pause accepting for 100 ms (the
 //     listener leaves the set) instead of spinning; the backlog waits.
+//  6. The counts (accepted, refused, timed out, open) go to
+//     options.on_counts when they changed: the handler's stats slot, read
+//     by GetStats (layout.h, ProcessSlot invariant 4). Before a socket is
+//     handed over or closed, so the client cannot see the outcome before
+//     its count; and at each turn of the loop, for what a sweep found.
 #include "server/connection_gate.h"
 
 #include <arpa/inet.h>
@@ -151,7 +158,16 @@ ConnectionGate::Counts ConnectionGate::counts() const {
   return {.accepted = accepted_.load(std::memory_order_relaxed),
           .refused = refused_.load(std::memory_order_relaxed),
           .handshake_timeouts = handshake_timeouts_.load(std::memory_order_relaxed),
-          .bad_prefaces = bad_prefaces_.load(std::memory_order_relaxed)};
+          .bad_prefaces = bad_prefaces_.load(std::memory_order_relaxed),
+          .open = open_.load(std::memory_order_relaxed)};
+}
+
+void ConnectionGate::PublishIfChanged() {
+  open_.store(pending_count_ + static_cast<int>(handed_over_.size()), std::memory_order_relaxed);
+  Counts now = counts();
+  if (now == published_) return;
+  published_ = now;
+  if (options_.on_counts) options_.on_counts(now);
 }
 
 void ConnectionGate::Run() {
@@ -165,8 +181,11 @@ void ConnectionGate::Run() {
       epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev);
       accept_paused_until_ = absl::InfinitePast();
     }
+    if (!handed_over_.empty() && now - last_sweep_ >= kOpenSweepInterval) SweepHandedOver(now);
+    PublishIfChanged();
     absl::Time wake = absl::InfiniteFuture();
     if (pending_head_ < pending_fifo_.size()) wake = pending_fifo_[pending_head_].first;
+    if (!handed_over_.empty()) wake = std::min(wake, last_sweep_ + kOpenSweepInterval);
     if (accept_paused_until_ != absl::InfinitePast()) wake = std::min(wake, accept_paused_until_);
     int timeout_ms = -1;
     if (wake != absl::InfiniteFuture()) {
@@ -195,11 +214,15 @@ int ConnectionGate::OpenConnections() {
   int open = pending_count_ + static_cast<int>(handed_over_.size());
   absl::Time now = absl::Now();
   if (open < options_.max_connections || now - last_sweep_ < kSweepInterval) return open;
+  SweepHandedOver(now);
+  return pending_count_ + static_cast<int>(handed_over_.size());
+}
+
+void ConnectionGate::SweepHandedOver(absl::Time now) {
   last_sweep_ = now;
   std::erase_if(handed_over_, [](const std::pair<int, ino_t>& c) {
     return SocketInode(c.first) != c.second;
   });
-  return pending_count_ + static_cast<int>(handed_over_.size());
 }
 
 void ConnectionGate::AcceptAll() {
@@ -269,6 +292,7 @@ void ConnectionGate::OnReadable(int fd) {
   --pending_count_;
   handed_over_.emplace_back(fd, SocketInode(fd));
   accepted_.fetch_add(1, std::memory_order_relaxed);
+  PublishIfChanged();  // so a client's own GetStats counts its connection
   hand_over_(fd);
 }
 
@@ -296,6 +320,9 @@ void ConnectionGate::Close(int fd, bool reset) {
     pending_deadline_[fd] = absl::InfiniteFuture();
     --pending_count_;
   }
+  // Before the peer sees the reset or EOF: a client that then asks GetStats
+  // finds its refusal or timeout counted.
+  PublishIfChanged();
   close(fd);  // also leaves the epoll set
 }
 

@@ -30,17 +30,29 @@ namespace countersd {
 
 class ConnectionGate {
  public:
-  struct Options {
-    int max_connections = 1;  // open connections, handshaking or handed over
-    absl::Duration handshake_timeout = absl::Seconds(5);
-  };
-  // Totals since Listen, for logs and tests.
+  // Totals since Listen, and the connections open now.
   struct Counts {
     uint64_t accepted = 0;            // handed to gRPC
     uint64_t refused = 0;             // over max_connections: reset at accept
     uint64_t handshake_timeouts = 0;  // no preface + SETTINGS in time: closed
     uint64_t bad_prefaces = 0;        // not HTTP/2, or the peer closed first: closed
+    // Handshaking, or handed over and not seen closed by the latest sweep
+    // (at most kOpenSweepInterval old while any is handed over).
+    int open = 0;
+    friend bool operator==(const Counts&, const Counts&) = default;
   };
+  struct Options {
+    int max_connections = 1;  // open connections, handshaking or handed over
+    absl::Duration handshake_timeout = absl::Seconds(5);
+    // Called on Run's thread with the counts when they changed, before the
+    // socket they are about is handed over or closed. The handler stores
+    // them in its stats slot (CounterTable::PublishConnections): a few
+    // relaxed stores, cheap enough for every connect of a flood.
+    std::function<void(const Counts&)> on_counts;
+  };
+  // How often Run sweeps the handed-over sockets for ones gRPC closed, so
+  // that Counts::open falls without waiting for the cap.
+  static constexpr absl::Duration kOpenSweepInterval = absl::Seconds(1);
 
   // Binds `address` (numeric "1.2.3.4:port" or "[::1]:port") with
   // SO_REUSEPORT and SO_REUSEADDR, as gRPC's listener does, so every handler
@@ -77,6 +89,8 @@ class ConnectionGate {
   void ExpireHandshakes(absl::Time now);
   void Close(int fd, bool reset);
   int OpenConnections();  // handshaking + handed over and still open (sweeps)
+  void SweepHandedOver(absl::Time now);  // forgets the sockets gRPC closed
+  void PublishIfChanged();               // options_.on_counts
   void MaybeLogRefusals(absl::Time now);
 
   const int listen_fd_;
@@ -95,8 +109,10 @@ class ConnectionGate {
   absl::Time accept_paused_until_ = absl::InfinitePast();
   absl::Time last_refusal_log_ = absl::InfinitePast();
   uint64_t refused_logged_ = 0;
+  Counts published_;
 
   std::atomic<uint64_t> accepted_{0}, refused_{0}, handshake_timeouts_{0}, bad_prefaces_{0};
+  std::atomic<int> open_{0};  // as of the latest PublishIfChanged
 };
 
 }  // namespace countersd

@@ -237,14 +237,30 @@ absl::Status CounterServiceImpl::DoSnapshot(absl::Time client_deadline, Snapshot
   return absl::OkStatus();
 }
 
+namespace {
+
+void AddConnections(const ConnectionCounts& c, ConnectionStats* out) {
+  out->set_accepted(out->accepted() + c.accepted);
+  out->set_refused_over_cap(out->refused_over_cap() + c.refused);
+  out->set_handshake_timeouts(out->handshake_timeouts() + c.handshake_timeouts);
+  out->set_open(out->open() + c.open);
+}
+
+}  // namespace
+
 absl::Status CounterServiceImpl::DoGetStats(const GetStatsRequest&, GetStatsResponse* resp) {
-  for (const ProcessStats& p : table_->ProcessStatsSnapshot()) {
+  // The handlers that died since the table was opened count in the totals.
+  ConnectionCounts retired;
+  for (const ProcessStats& p : table_->ProcessStatsSnapshot(&retired)) {
     if (p.role != ProcessRole::kHandler) continue;
     HandlerStats* h = resp->add_handlers();
     h->set_pid(p.pid);
     h->set_calls(p.calls);
     h->set_errors(p.errors);
+    AddConnections(p.connections, h->mutable_connections());
+    AddConnections(p.connections, resp->mutable_connections());
   }
+  AddConnections(retired, resp->mutable_connections());
   const SnapshotControl& control = table_->snapshot_control();
   resp->set_capacity(table_->capacity());
   resp->set_used(table_->size());

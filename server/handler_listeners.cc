@@ -17,11 +17,26 @@ namespace {
 
 bool TlsOn(const HandlerOptions& o) { return !o.listen.tls_key_path.empty(); }
 
-ConnectionGate::Options GateOptions(const HandlerOptions& o) {
-  return {.max_connections = o.max_connections, .handshake_timeout = o.handshake_timeout};
+}  // namespace
+
+ConnectionGate::Options HandlerListeners::GateOptions(const HandlerOptions& o) {
+  return {.max_connections = o.max_connections,
+          .handshake_timeout = o.handshake_timeout,
+          .on_counts = [this](const ConnectionGate::Counts&) { PublishSum(); }};
 }
 
-}  // namespace
+void HandlerListeners::PublishSum() {
+  absl::MutexLock lock(&publish_mu_);
+  ConnectionCounts sum;
+  for (const std::unique_ptr<ConnectionGate>& gate : gates_) {
+    ConnectionGate::Counts c = gate->counts();
+    sum.accepted += c.accepted;
+    sum.refused += c.refused;
+    sum.handshake_timeouts += c.handshake_timeouts;
+    sum.open += static_cast<uint32_t>(c.open);
+  }
+  table_->PublishConnections(sum);
+}
 
 void HandlerListeners::AddTlsPorts(const HandlerOptions& options, grpc::ServerBuilder* builder) {
   if (!TlsOn(options)) return;
@@ -42,7 +57,9 @@ int HandlerListeners::MaxGatedConnections(const HandlerOptions& options) {
       INT32_MAX / 2, static_cast<int64_t>(std::max<size_t>(1, gates)) * options.max_connections));
 }
 
-absl::Status HandlerListeners::Start(const HandlerOptions& options, grpc::Server* server) {
+absl::Status HandlerListeners::Start(const HandlerOptions& options, grpc::Server* server,
+                                     CounterTable* table) {
+  table_ = table;
   if (TlsOn(options)) {
     // gRPC's own TLS listener has no cap and stops accepting for good on
     // EMFILE (1.51): give it every descriptor the hard limit allows.

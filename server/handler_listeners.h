@@ -29,10 +29,12 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
 #include "server/connection_gate.h"
 #include "server/handler_process.h"
+#include "shared/counter_table.h"
 
 namespace countersd {
 
@@ -46,9 +48,11 @@ class HandlerListeners {
   static int MaxGatedConnections(const HandlerOptions& options);
 
   // After BuildAndStart: one gate per plaintext TCP address and per unix
-  // socket, each on its own thread, handing connections to `server`.
+  // socket, each on its own thread, handing connections to `server`. The
+  // gates' counts, summed, are published to this process's stats slot in
+  // `table` (CounterTable::PublishConnections) whenever one changes.
   // Errors name the address; the gates already started are stopped.
-  absl::Status Start(const HandlerOptions& options, grpc::Server* server);
+  absl::Status Start(const HandlerOptions& options, grpc::Server* server, CounterTable* table);
   // Stops every gate and joins its thread; closes the listeners (this
   // process's copies). Idempotent.
   void Stop();
@@ -57,6 +61,14 @@ class HandlerListeners {
   ~HandlerListeners() { Stop(); }
 
  private:
+  // A gate's options: the flags' limits, and counts published by PublishSum.
+  ConnectionGate::Options GateOptions(const HandlerOptions& o);
+  // Sums every gate's counts and publishes them (any gate's thread; the
+  // gates exist from before their threads start until after they are joined).
+  void PublishSum();
+
+  CounterTable* table_ = nullptr;
+  absl::Mutex publish_mu_;  // one publisher at a time: the slot's fields are whole stores
   std::vector<std::unique_ptr<ConnectionGate>> gates_;
   std::vector<std::thread> threads_;
   ConnectionGate::Counts counts_;

@@ -198,7 +198,7 @@ int RunHandlerProcess(CounterTable* table, const HandlerOptions& options) {
   HandlerListeners listeners;
   absl::Status listening = server == nullptr
                                ? absl::InternalError("BuildAndStart failed (a TLS port in use?)")
-                               : listeners.Start(options, server.get());
+                               : listeners.Start(options, server.get(), table);
   if (!listening.ok()) {
     Log(LogLevel::kError,
         "handler cannot listen (address in use by another process without SO_REUSEPORT, or "

@@ -56,10 +56,14 @@
 //    bound nothing more is posted, and gRPC holds the further streams itself
 //    (bounded per connection by GRPC_ARG_MAX_CONCURRENT_STREAMS, and in bytes
 //    by the server's ResourceQuota) until a Finish completes and the call is
-//    posted again. Without this bound a rapid-reset flood (HEADERS frames
-//    with or without RST_STREAM) made one call object per stream the flood
-//    kept open: ~12.7 KB each with gRPC's per-call state, 1.27 GB for 100,000
-//    streams.
+//    posted again. This bounds our objects only: under a rapid-reset flood
+//    (HEADERS then RST_STREAM) gRPC 1.51 queues each reset stream's call
+//    arena (~11 KB) unmatched in its server's request matcher while this
+//    thread is kept inside the transport's read loop, and neither this pool
+//    (1,024 posted made no difference) nor the quota bounds that; see the
+//    top of tests/abuse/abuse_test.cc's rapid-reset test for the
+//    measurements. Streams opened without a reset are refused past
+//    GRPC_ARG_MAX_CONCURRENT_STREAMS and need no bound here.
 //  - `max_free`: at most this many idle calls are kept beyond the posted
 //    ones, so that after a burst the pool shrinks back to posted + max_free
 //    and gives the memory back, while a steady load still reuses its calls.

@@ -91,6 +91,16 @@ struct TableInfo {
   bool copied = false;
 };
 
+// A handler's connection counts (layout.h, ProcessSlot invariant 4): what
+// its ConnectionGate counted since the handler started.
+struct ConnectionCounts {
+  uint64_t accepted = 0;            // handed to gRPC
+  uint64_t refused = 0;             // over --max-connections: reset at accept
+  uint64_t handshake_timeouts = 0;  // closed: no HTTP/2 preface in time
+  uint32_t open = 0;                // now: handshaking, or handed over and not closed
+  friend bool operator==(const ConnectionCounts&, const ConnectionCounts&) = default;
+};
+
 // Statistics of one process that claimed a ProcessSlot.
 struct ProcessStats {
   pid_t pid;
@@ -98,6 +108,7 @@ struct ProcessStats {
   uint64_t calls;
   uint64_t errors;
   bool ready;
+  ConnectionCounts connections;  // zero but for handlers
 };
 
 // What RecoverDeadProcess did.
@@ -243,7 +254,15 @@ class CounterTable {
   // a no-op otherwise). Relaxed atomics on the process's own cache line.
   void CountCall(bool error);
   void SetReady(bool ready);
-  std::vector<ProcessStats> ProcessStatsSnapshot() const;
+  // Stores the calling process's connection counts (a handler's gate; a
+  // no-op before RegisterProcess). Relaxed stores of whole values: REQUIRES
+  // one writing thread per process.
+  void PublishConnections(const ConnectionCounts& counts);
+  // The stats of every claimed slot. With `retired`, also the connection
+  // totals of the handlers reaped since Open (their `open` is 0), read
+  // consistently with the slots: each handler's totals are in exactly one
+  // of the two (layout.h, RetiredConnections).
+  std::vector<ProcessStats> ProcessStatsSnapshot(ConnectionCounts* retired = nullptr) const;
   // Liveness (server/child_liveness.h). The clock of heartbeats:
   // CLOCK_MONOTONIC_COARSE in nanoseconds, one clock for every process of
   // the host, at the scheduler tick's resolution.
@@ -259,7 +278,8 @@ class CounterTable {
   std::vector<uint32_t> StripesHeldBy(pid_t pid) const;
 
   // Owner only, after reaping `pid`: undoes its half-done insert or batch,
-  // releases the stripes and journals it held and frees its stats slot.
+  // releases the stripes and journals it held and frees its stats slot,
+  // after adding its connection totals to the retired ones.
   RecoveryReport RecoverDeadProcess(pid_t pid);
 
   // ---- Shutdown. ----
@@ -302,6 +322,10 @@ class CounterTable {
   StagedRegion* staged(uint32_t r) const;
   layout::BatchJournal* journal(uint32_t j) const;
   layout::ProcessSlot* process_slot(uint32_t i) const;
+  // Owner only (RecoverDeadProcess): moves the slot's connection totals to
+  // the header's retired ones and frees the slot (CAS of `pid` to 0), under
+  // the retired totals' seqlock. True if it freed the slot.
+  bool RetireConnectionsAndFree(layout::ProcessSlot* ps, pid_t pid);
   uint32_t RegionOf(uint64_t hash) const;
   void LockRegion(uint32_t r) const;
   void UnlockRegion(uint32_t r) const;

@@ -103,6 +103,8 @@ OpenReport CounterTable::RepairAfterCrash() {
   for (uint32_t i = 0; i < kProcessSlots; ++i) {
     std::memset(static_cast<void*>(process_slot(i)), 0, sizeof(ProcessSlot));
   }
+  std::memset(static_cast<void*>(&header_->retired_connections), 0,
+              sizeof header_->retired_connections);
   uint64_t total = 0;
   for (uint32_t r = 0; r < header_->regions; ++r) {
     RegionShared* reg = region(r);
@@ -209,13 +211,10 @@ RecoveryReport CounterTable::RecoverDeadProcess(pid_t pid) {
   // 3. The table's reservation count follows.
   const int64_t change = live_delta - static_cast<int64_t>(release);
   if (change != 0) header_->reserved_total.fetch_add(static_cast<uint64_t>(change));
-  // 4. Its stats slot.
+  // 4. Its stats slot, its connection totals kept (process_slots.cc).
   for (uint32_t i = 0; i < kProcessSlots; ++i) {
     ProcessSlot* ps = process_slot(i);
-    int32_t expected = pid;
-    if (ps->pid.load() == pid && ps->pid.compare_exchange_strong(expected, 0)) {
-      rep.stats_slot_freed = true;
-    }
+    if (ps->pid.load() == pid && RetireConnectionsAndFree(ps, pid)) rep.stats_slot_freed = true;
   }
   return rep;
 }

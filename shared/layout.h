@@ -157,18 +157,58 @@ static_assert(sizeof(RegionShared) == 128);
 //     the monotonic time (CounterTable::HeartbeatNow) of its latest
 //     turn; the loop turns at least every HeartbeatInterval (config.h). Only
 //     handlers write it; the supervisor reads it (child_liveness.cc).
+//  4. The connection fields are the counts of a handler's ConnectionGates
+//     (server/connection_gate.h), summed over its listeners
+//     (server/handler_listeners.cc), since the handler started, stored
+//     (relaxed, whole values: one writer at a time, a gate's thread under
+//     HandlerListeners' mutex, through CounterTable::PublishConnections)
+//     after each change. The three
+//     totals only grow; connections_open is a gauge: handshaking plus handed
+//     to gRPC and not yet closed, as of the gate's latest sweep (at most
+//     ConnectionGate's open-sweep interval old). When the owner frees the
+//     slot of a dead handler it first adds the three totals to
+//     TableHeader::retired_connections (RetiredConnections).
 // Process slots are reset at every Open: nothing in them outlives the
-// daemon that wrote it. (So heartbeat_ns, added in bytes that were padding
-// and that Open zeroes, needs no layout version bump.)
+// daemon that wrote it. (So heartbeat_ns and the connection fields, added in
+// bytes that were padding and that Open zeroes, need no layout version
+// bump; no field moved.)
 struct alignas(64) ProcessSlot {
   std::atomic<int32_t> pid;    // 0: free.
   std::atomic<uint32_t> role;  // ProcessRole
   std::atomic<uint64_t> calls;
   std::atomic<uint64_t> errors;
-  std::atomic<uint32_t> ready;  // 1 once the process serves.
+  std::atomic<uint32_t> ready;             // 1 once the process serves.
+  std::atomic<uint32_t> connections_open;  // invariant 4 (was padding)
   std::atomic<int64_t> heartbeat_ns;
+  // Invariant 4, in what was the slot's spare room.
+  std::atomic<uint64_t> connections_accepted;  // handed to gRPC
+  std::atomic<uint64_t> connections_refused;   // over --max-connections
+  std::atomic<uint64_t> handshake_timeouts;    // no HTTP/2 preface in time
 };
 static_assert(sizeof(ProcessSlot) == 64);
+static_assert(offsetof(ProcessSlot, ready) == 24 && offsetof(ProcessSlot, heartbeat_ns) == 32,
+              "a field's offset never moves");
+static_assert(offsetof(ProcessSlot, connections_open) == 28 &&
+              offsetof(ProcessSlot, connections_accepted) == 40 &&
+              offsetof(ProcessSlot, handshake_timeouts) == 56);
+
+// The connection totals of the handlers that died (ProcessSlot invariant
+// 4), so that GetStats' totals survive a respawn. Invariants:
+//  1. Written only by the owner: RecoverDeadProcess adds a reaped handler's
+//     three totals and then frees its slot, between two increments of `seq`
+//     (odd while it folds, as a Slot's seqlock); Open zeroes it all.
+//  2. So a reader (CounterTable::ProcessStatsSnapshot) that loads seq
+//     (acquire), these totals and every slot, and then the same even seq
+//     again, counted each handler's totals exactly once: in its slot or here.
+// In zero bytes of the header's page, zeroed at every Open like the process
+// slots: no layout version bump.
+struct RetiredConnections {
+  std::atomic<uint32_t> seq;
+  uint32_t pad;
+  std::atomic<uint64_t> accepted;
+  std::atomic<uint64_t> refused;
+  std::atomic<uint64_t> handshake_timeouts;
+};
 
 struct JournalEntry {
   uint32_t region;
@@ -228,6 +268,8 @@ struct alignas(64) BatchJournal {
 //  5. snapshot_epoch is bumped only by the snapshotter and reset by Open;
 //     writers read it under their region locks.
 //  6. snapshot follows the protocol of control.h.
+//  7. retired_connections follows RetiredConnections' invariants (written
+//     by the owner only).
 struct TableHeader {
   char magic[8];
   uint32_t layout_version;
@@ -264,6 +306,8 @@ struct TableHeader {
   // their region locks. Its own line: read on every write, written rarely.
   alignas(64) std::atomic<uint32_t> snapshot_epoch;
   alignas(64) SnapshotControl snapshot;  // see control.h
+  // The dead handlers' connection totals (RetiredConnections' invariants).
+  alignas(64) RetiredConnections retired_connections;
 };
 static_assert(sizeof(TableHeader) <= kPage);
 static_assert(offsetof(TableHeader, pad2) <= 512, "trust fields in the first sector");

@@ -266,6 +266,12 @@ std::string FormatUnixSeconds(int64_t s) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(s), absl::UTCTimeZone());
 }
 
+void ConnectionsJson(JsonWriter& j, const counters::v1::ConnectionStats& c) {
+  j.Key("connections").BeginObject().Field("accepted", c.accepted());
+  j.Field("refused_over_cap", c.refused_over_cap());
+  j.Field("handshake_timeouts", c.handshake_timeouts()).Field("open", c.open()).EndObject();
+}
+
 int RunStats(const Invocation& inv) {
   absl::StatusOr<counters::v1::GetStatsResponse> r = Connect(inv)->GetStats();
   if (!r.ok()) return ReportError(inv, r.status());
@@ -286,10 +292,13 @@ int RunStats(const Invocation& inv) {
     j.Field("consecutive_snapshot_failures", r->consecutive_snapshot_failures());
     j.Field("snapshot_failures", r->snapshot_failures());
     j.EndObject();
+    ConnectionsJson(j, r->connections());
     j.Key("handlers").BeginArray();
     for (const auto& h : r->handlers()) {
       j.BeginObject().Field("pid", static_cast<int64_t>(h.pid())).Field("calls", h.calls());
-      j.Field("errors", h.errors()).EndObject();
+      j.Field("errors", h.errors());
+      ConnectionsJson(j, h.connections());
+      j.EndObject();
     }
     j.EndArray().EndObject();
     PrintData(j.str() + "\n");
@@ -316,6 +325,7 @@ int RunStats(const Invocation& inv) {
                     " snapshot attempts failed in a row");
   }
   absl::StrAppend(&durability, " (", WithThousands(r->snapshot_failures()), " failed since start)");
+  const counters::v1::ConnectionStats& c = r->connections();
   std::string out = FormatColumns({
       {"address", inv.address},
       {"served by", absl::StrCat("pid ", r->served_by_pid())},
@@ -323,14 +333,22 @@ int RunStats(const Invocation& inv) {
       {"used", absl::StrFormat("%s (%.1f%%)", WithThousands(r->used()), used_pct)},
       {"last snapshot", snapshot},
       {"durability", durability},
+      {"connections",
+       absl::StrCat(WithThousands(c.open()), " open; since start ", WithThousands(c.accepted()),
+                    " accepted, ", WithThousands(c.refused_over_cap()), " refused over the cap, ",
+                    WithThousands(c.handshake_timeouts()), " handshake timeouts")},
   });
-  std::vector<std::vector<std::string>> rows = {{"PID", "CALLS", "ERRORS"}};
+  std::vector<std::vector<std::string>> rows = {
+      {"PID", "CALLS", "ERRORS", "OPEN", "ACCEPTED", "REFUSED", "TIMEOUTS"}};
   for (const auto& h : r->handlers()) {
-    rows.push_back({absl::StrCat(h.pid()), WithThousands(h.calls()), WithThousands(h.errors())});
+    const auto& hc = h.connections();
+    rows.push_back({absl::StrCat(h.pid()), WithThousands(h.calls()), WithThousands(h.errors()),
+                    WithThousands(hc.open()), WithThousands(hc.accepted()),
+                    WithThousands(hc.refused_over_cap()), WithThousands(hc.handshake_timeouts())});
   }
   absl::StrAppend(&out, "\nhandlers (", r->handlers_size(), "):\n");
-  for (const absl::string_view line :
-       absl::StrSplit(FormatColumns(rows, {true, true, true}), '\n', absl::SkipEmpty())) {
+  for (const absl::string_view line : absl::StrSplit(
+           FormatColumns(rows, std::vector<bool>(7, true)), '\n', absl::SkipEmpty())) {
     absl::StrAppend(&out, "  ", line, "\n");
   }
   PrintData(out);
@@ -481,7 +499,10 @@ std::vector<VerbSpec> ServerVerbs() {
        "show handler and table statistics",
        "Shows the table's capacity and use, the last snapshot, the durability lag\n"
        "(how old the oldest change is that no durable snapshot holds yet, and the\n"
-       "snapshot failures), and the calls and errors of each handler process.\n"
+       "snapshot failures), the client connections (open now; accepted, refused\n"
+       "over --max-connections and closed at the handshake timeout since the daemon\n"
+       "started, handlers that were restarted included), and the calls, errors and\n"
+       "connections of each handler process (since it started).\n"
        "\n"
        "JSON: "
        "{\"served_by_pid\":..,\"capacity\":..,\"used\":..,\"last_snapshot\":{\"generation\":..,\n"
@@ -489,8 +510,9 @@ std::vector<VerbSpec> ServerVerbs() {
        "\"unix_seconds\":..,\"micros\":..,\"bytes\":..},\"durability\":{[\"oldest_undurable_"
        "change_age_seconds\":..,]\n"
        "      "
-       "\"consecutive_snapshot_failures\":..,\"snapshot_failures\":..},\"handlers\":[{\"pid\":"
-       "..,\"calls\":..,\"errors\":..}]}\n",
+       "\"consecutive_snapshot_failures\":..,\"snapshot_failures\":..},\"connections\":CONN,\n"
+       "      \"handlers\":[{\"pid\":..,\"calls\":..,\"errors\":..,\"connections\":CONN}]}\n"
+       "CONN: {\"accepted\":..,\"refused_over_cap\":..,\"handshake_timeouts\":..,\"open\":..}\n",
        {},
        0,
        0,

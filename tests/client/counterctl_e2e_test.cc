@@ -22,6 +22,7 @@ namespace countersd::testing {
 namespace {
 
 using ::testing::AllOf;
+using ::testing::ContainsRegex;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
@@ -301,12 +302,29 @@ TEST_F(CounterctlTest, StatsShowsCapacityAndEveryHandler) {
   const google::protobuf::Struct& durability = Field(doc, "durability").struct_value();
   EXPECT_EQ(Field(durability, "consecutive_snapshot_failures").number_value(), 0);
   EXPECT_EQ(Field(durability, "snapshot_failures").number_value(), 0);
+  // This counterctl's own connection is accepted and open while it asks.
+  const google::protobuf::Struct& conns = Field(doc, "connections").struct_value();
+  EXPECT_GE(Field(conns, "accepted").number_value(), 1);
+  EXPECT_GE(Field(conns, "open").number_value(), 1);
+  EXPECT_EQ(Field(conns, "refused_over_cap").number_value(), 0);
+  EXPECT_EQ(Field(conns, "handshake_timeouts").number_value(), 0);
+  double handlers_open = 0;
+  for (const auto& h : Field(doc, "handlers").list_value().values()) {
+    const google::protobuf::Struct& hc = Field(h.struct_value(), "connections").struct_value();
+    EXPECT_TRUE(hc.fields().contains("accepted") && hc.fields().contains("refused_over_cap") &&
+                hc.fields().contains("handshake_timeouts"));
+    handlers_open += Field(hc, "open").number_value();
+  }
+  EXPECT_EQ(handlers_open, Field(conns, "open").number_value());
 
   Ctl text = Run({"stats"});
   ASSERT_EQ(text.exit_code, 0) << text.err;
-  EXPECT_THAT(text.out, AllOf(HasSubstr("capacity       10,000"), HasSubstr("handlers (2):"),
-                              HasSubstr("PID  CALLS  ERRORS"), HasSubstr("durability     "),
-                              HasSubstr("(0 failed since start)")));
+  EXPECT_THAT(text.out,
+              AllOf(HasSubstr("capacity       10,000"), HasSubstr("handlers (2):"),
+                    HasSubstr("PID  CALLS  ERRORS  OPEN  ACCEPTED  REFUSED  TIMEOUTS"),
+                    HasSubstr("durability     "), HasSubstr("(0 failed since start)"),
+                    ContainsRegex("connections +[0-9,]+ open; since start [1-9][0-9,]* accepted, "
+                                  "0 refused over the cap, 0 handshake timeouts")));
 }
 
 TEST_F(CounterctlTest, HealthSaysServing) {

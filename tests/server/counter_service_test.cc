@@ -3,6 +3,7 @@
 // RPC returns for good and bad requests, and what it leaves in the table.
 #include "server/counter_service.h"
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <memory>
@@ -291,6 +292,50 @@ TEST_F(CounterServiceTest, GetStatsReportsThisHandlerTheTableAndTheServingPid) {
   EXPECT_EQ(stats.used(), 2u);
   EXPECT_EQ(stats.last_snapshot_generation(), 0u);  // no snapshot written yet
   EXPECT_EQ(stats.served_by_pid(), getpid());
+}
+
+TEST_F(CounterServiceTest, GetStatsReportsEachHandlersConnectionsAndTheirTotals) {
+  ASSERT_TRUE(table_->RegisterProcess(getpid(), ProcessRole::kHandler).ok());
+  table_->PublishConnections({.accepted = 7, .refused = 3, .handshake_timeouts = 2, .open = 4});
+  GetStatsResponse stats;
+  ASSERT_TRUE(service_->DoGetStats(GetStatsRequest(), &stats).ok());
+  ASSERT_EQ(stats.handlers_size(), 1);
+  for (const ConnectionStats& c : {stats.handlers(0).connections(), stats.connections()}) {
+    EXPECT_EQ(c.accepted(), 7u);
+    EXPECT_EQ(c.refused_over_cap(), 3u);
+    EXPECT_EQ(c.handshake_timeouts(), 2u);
+    EXPECT_EQ(c.open(), 4u);
+  }
+}
+
+// A handler that dies leaves its totals in GetStats' (RecoverDeadProcess
+// moves them out of its freed slot), not its open connections, and the
+// slot's next claimer starts from zero.
+TEST_F(CounterServiceTest, GetStatsTotalsKeepADeadHandlersConnections) {
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    bool ok = table_->RegisterProcess(getpid(), ProcessRole::kHandler).ok();
+    table_->PublishConnections({.accepted = 5, .refused = 11, .handshake_timeouts = 1, .open = 3});
+    _exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_TRUE(table_->RecoverDeadProcess(child).stats_slot_freed);
+
+  ASSERT_TRUE(table_->RegisterProcess(getpid(), ProcessRole::kHandler).ok());
+  table_->PublishConnections({.accepted = 2, .refused = 0, .handshake_timeouts = 0, .open = 2});
+  GetStatsResponse stats;
+  ASSERT_TRUE(service_->DoGetStats(GetStatsRequest(), &stats).ok());
+  ASSERT_EQ(stats.handlers_size(), 1);
+  EXPECT_EQ(stats.handlers(0).pid(), getpid());
+  EXPECT_EQ(stats.handlers(0).connections().accepted(), 2u);
+  EXPECT_EQ(stats.handlers(0).connections().refused_over_cap(), 0u);
+  EXPECT_EQ(stats.connections().accepted(), 7u);
+  EXPECT_EQ(stats.connections().refused_over_cap(), 11u);
+  EXPECT_EQ(stats.connections().handshake_timeouts(), 1u);
+  EXPECT_EQ(stats.connections().open(), 2u);  // the dead one's closed with it
 }
 
 TEST_F(CounterServiceTest, GetStatsListsOnlyHandlers) {
