@@ -17,7 +17,8 @@
 //   1. A posted call arrives (ok): post another one in its place (from the
 //      free list, or a new one when the list is empty) unless the method is
 //      at its bound, then handle the call inline:
-//      CounterServiceImpl::HandleCall (drain check, Do*, CountCall), and
+//      CounterServiceImpl::HandleCall (drain check, access check, Do*,
+//      CountCall), and
 //      Finish with the status mapped by ToGrpcStatus.
 //   2. Its Finish completes (ok or not: the client may have gone): clear the
 //      call's messages and context; post it again if the method has fewer
@@ -56,6 +57,7 @@
 #include <algorithm>
 #include <memory>
 #include <optional>
+#include <type_traits>
 #include <vector>
 
 #include "grpc/support/time.h"
@@ -135,7 +137,13 @@ class AsyncUnaryMethod {
         return;
       }
       if (m->posted_ < m->bounds_.posted) m->Post(nullptr);  // 1.
-      absl::Status status = m->handle_(req_, &resp_);
+      absl::Status status;
+      if constexpr (std::is_invocable_v<Handle, const grpc::ServerContext&, const Request&,
+                                        Response*>) {
+        status = m->handle_(*ctx_, req_, &resp_);  // CounterService: checked against the auth file
+      } else {
+        status = m->handle_(req_, &resp_);  // Health: open to every caller
+      }
       replying_ = true;
       writer_->Finish(resp_, ToGrpcStatus(status), this);
     }
@@ -215,8 +223,8 @@ std::unique_ptr<AsyncUnaryMethod<Service, Request, Response, Handle>> MakeMethod
 // A CounterService method: HandleCall of its Do* method.
 template <typename Request, typename Response>
 auto HandleWith(CounterServiceImpl* service, CounterServiceImpl::DoMethod<Request, Response> handle) {
-  return [service, handle](const Request& req, Response* resp) {
-    return service->HandleCall(handle, req, resp);
+  return [service, handle](const grpc::ServerContext& ctx, const Request& req, Response* resp) {
+    return service->HandleCall(handle, &ctx, req, resp);
   };
 }
 
