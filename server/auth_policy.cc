@@ -26,7 +26,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -39,13 +38,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "shared/abseil_string_view.h"
+#include "shared/bearer_token.h"
 #include "shared/key.h"
 
 namespace countersd {
 namespace {
 
 constexpr std::string_view kTokenPrefix = "token:";
-constexpr std::string_view kSha256Prefix = "token:sha256:";
+constexpr std::string_view kSha256Prefix = kTokenPrincipalPrefix;
 constexpr std::string_view kCertPrefix = "cert:";
 constexpr std::string_view kUidPrefix = "uid:";
 // How many hex digits of a token's hash its log name keeps.
@@ -105,8 +105,7 @@ absl::Status ParsePrincipal(std::string_view field, Principal* p) {
       p->token_sha256[i] = static_cast<unsigned char>(hi * 16 + lo);
     }
     p->kind = Principal::Kind::kToken;
-    p->name = absl::StrCat(Sv(kSha256Prefix), Hex(p->token_sha256.data(), 32).substr(0, kTokenNameHexDigits),
-                           "\xE2\x80\xA6");  // "…"
+    p->name = absl::StrCat(Sv(kSha256Prefix), Hex(p->token_sha256.data(), 32).substr(0, kTokenNameHexDigits), "...");
     return absl::OkStatus();
   }
   if (StartsWith(field, kTokenPrefix)) {
@@ -250,18 +249,6 @@ bool Principal::InScope(std::string_view key) const {
   return false;
 }
 
-std::array<unsigned char, 32> TokenSha256(std::string_view token) {
-  std::array<unsigned char, 32> md{};
-  unsigned int len = 0;
-  EVP_Digest(token.data(), token.size(), md.data(), &len, EVP_sha256(), nullptr);
-  return md;
-}
-
-std::string TokenSha256Hex(std::string_view token) {
-  std::array<unsigned char, 32> md = TokenSha256(token);
-  return Hex(md.data(), md.size());
-}
-
 absl::StatusOr<std::shared_ptr<const AuthPolicy>> AuthPolicy::Parse(std::string_view text,
                                                                     std::string_view source) {
   auto policy = std::make_shared<AuthPolicy>();
@@ -402,9 +389,8 @@ absl::Status AuthorizeMethod(const Principal* p, const CallIdentity& id, RpcMeth
           absl::StrCat("unix peer uid ", *id.peer_uid, " is not in the auth file"));
     }
     return absl::UnauthenticatedError(
-        "no credentials: send \"authorization: Bearer <token>\" metadata (counterctl "
-        "--token-file or $COUNTERS_TOKEN), or connect with a client certificate or unix uid "
-        "that the auth file lists");
+        "no credentials: send \"authorization: Bearer <token>\" metadata, or connect with a "
+        "client certificate or unix uid that the auth file lists");
   }
   if (!p->MayCall(method)) {
     return absl::PermissionDeniedError(absl::StrCat(

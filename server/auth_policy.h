@@ -83,8 +83,9 @@ struct CallIdentity {
 struct Principal {
   enum class Kind { kToken, kCert, kUid };
   Kind kind = Kind::kToken;
-  // How logs and messages name it: "token:sha256:9f86d081…" (the hash's
-  // first 8 hex digits), "cert:CN=alice", "uid:1000".
+  // How logs and messages name it: "token:sha256:9f86d081..." (the hash's
+  // first 8 hex digits, which say which line without giving the hash
+  // away), "cert:CN=alice", "uid:1000".
   std::string name;
   std::array<unsigned char, 32> token_sha256{};  // kToken
   std::string cert_subject;                      // kCert: a SAN, or "CN=..."
@@ -122,10 +123,6 @@ class AuthPolicy {
 // level naming the line, saying that the policy in force is kept.
 absl::StatusOr<std::shared_ptr<const AuthPolicy>> ReloadAuthPolicy(const std::string& path,
                                                                    LogLevel success_level);
-
-// The SHA-256 of `token`'s bytes, and as 64 lowercase hex digits.
-std::array<unsigned char, 32> TokenSha256(std::string_view token);
-std::string TokenSha256Hex(std::string_view token);
 
 // ---- The checks of one call. ----
 

@@ -27,6 +27,7 @@ constexpr size_t kGetChunk = 500;
 std::unique_ptr<CounterClient> Connect(const Invocation& inv) {
   ClientOptions options;
   options.timeout = inv.timeout;
+  options.bearer_token = inv.token;
   return std::make_unique<CounterClient>(inv.address, options);
 }
 
