@@ -18,10 +18,38 @@ absl::StatusOr<std::string> NewBearerToken() {
   return absl::WebSafeBase64Escape(absl::string_view(reinterpret_cast<const char*>(bytes), sizeof bytes));
 }
 
+namespace {
+
+// OpenSSL 3 looks a digest up in its providers at every EVP_DigestInit of
+// EVP_sha256() (implicit fetch) and EVP_Digest makes a context each time:
+// ~2.4 us per hash here, a fifth of a unary call's cost. Fetched once and
+// with a context per thread kept: ~0.25 us.
+const EVP_MD* Sha256() {
+  static const EVP_MD* const md = [] {
+    const EVP_MD* fetched = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    return fetched != nullptr ? fetched : EVP_sha256();
+  }();
+  return md;
+}
+
+struct DigestContext {
+  DigestContext() : ctx(EVP_MD_CTX_new()) {}
+  ~DigestContext() { EVP_MD_CTX_free(ctx); }
+  EVP_MD_CTX* const ctx;
+};
+
+}  // namespace
+
 std::array<unsigned char, 32> TokenSha256(std::string_view token) {
+  thread_local DigestContext context;
   std::array<unsigned char, 32> md{};
   unsigned int len = 0;
-  EVP_Digest(token.data(), token.size(), md.data(), &len, EVP_sha256(), nullptr);
+  if (context.ctx == nullptr || EVP_DigestInit_ex(context.ctx, Sha256(), nullptr) != 1 ||
+      EVP_DigestUpdate(context.ctx, token.data(), token.size()) != 1 ||
+      EVP_DigestFinal_ex(context.ctx, md.data(), &len) != 1) {
+    // Out of memory in OpenSSL: the slow path, which allocates anew.
+    EVP_Digest(token.data(), token.size(), md.data(), &len, EVP_sha256(), nullptr);
+  }
   return md;
 }
 

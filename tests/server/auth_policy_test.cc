@@ -170,6 +170,23 @@ TEST_F(AuthPolicyLookupTest, TokensFindTheirLine) {
   EXPECT_EQ(Find(WithToken(TokenSha256Hex(kTokenA))), nullptr);
 }
 
+TEST(AuthPolicyManyTokensTest, EachOfManyTokensFindsItsOwnLine) {
+  std::vector<std::string> tokens;
+  std::string text;
+  for (int i = 0; i < 300; ++i) {
+    tokens.push_back(absl::StrCat("token-", i));
+    absl::StrAppend(&text, TokenPrincipal(tokens.back()), i % 2 ? " read\n" : " write\n");
+  }
+  std::shared_ptr<const AuthPolicy> p = MustParse(text);
+  ASSERT_NE(p, nullptr);
+  for (int i = 0; i < 300; ++i) {
+    const Principal* found = p->Lookup(WithToken(tokens[i]));
+    ASSERT_NE(found, nullptr) << i;
+    EXPECT_EQ(found->line, i + 1);
+  }
+  EXPECT_EQ(p->Lookup(WithToken("token-300")), nullptr);
+}
+
 TEST_F(AuthPolicyLookupTest, AnUnknownTokenIsNotReplacedByAKnownCertificateOrUid) {
   CallIdentity id = WithToken("token-c");
   id.cert_cn = "alice";
