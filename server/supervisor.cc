@@ -228,7 +228,7 @@ int Supervisor::Run() {
 
 void Supervisor::WaitForSignal(absl::Duration timeout) {
   // During shutdown the stop flag stays set; only new child exits matter.
-  if ((!stopping_ && g_stop_signal != 0) || g_child_exited != 0 || g_reload != 0) return;
+  if ((!stopping_ && (g_stop_signal != 0 || g_reload != 0)) || g_child_exited != 0) return;
   sigset_t unblocked;
   sigprocmask(SIG_SETMASK, nullptr, &unblocked);
   sigdelset(&unblocked, SIGTERM);
