@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "shared/bearer_token.h"
@@ -409,6 +410,38 @@ TEST_F(AuthTest, CounterctlTellsUnauthenticatedFromPermissionDenied) {
                  {"COUNTERS_TOKEN=" + tokens_["write"]});
   ASSERT_TRUE(both.ok());
   EXPECT_EQ(both->exit_code, 5) << both->err;
+}
+
+// A request that does not decode (raw bytes: a key that is not UTF-8) tells
+// a caller that may not make the call only that: UNAUTHENTICATED or
+// PERMISSION_DENIED, not what is wrong with the request.
+TEST_F(AuthTest, ARequestThatDoesNotDecodeIsRefusedToACallerWhoMayNotMakeIt) {
+  auto raw_increment = [&](const std::string& token) {
+    auto channel = grpc::CreateChannel(daemon_->address(), grpc::InsecureChannelCredentials());
+    grpc::GenericStub generic(channel);
+    grpc::CompletionQueue cq;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    if (!token.empty()) ctx.AddMetadata("authorization", absl::StrCat("Bearer ", token));
+    grpc::Slice slice{std::string("\x0a\x03ok\xff", 5)};  // key: "ok\xff", not UTF-8
+    grpc::ByteBuffer request(&slice, 1);
+    auto call =
+        generic.PrepareUnaryCall(&ctx, "/counters.v1.CounterService/Increment", request, &cq);
+    call->StartCall();
+    grpc::ByteBuffer reply;
+    grpc::Status status;
+    call->Finish(&reply, &status, &cq);
+    void* tag = nullptr;
+    bool ok = false;
+    EXPECT_TRUE(cq.Next(&tag, &ok));
+    cq.Shutdown();
+    while (cq.Next(&tag, &ok)) {
+    }
+    return status;
+  };
+  EXPECT_EQ(raw_increment("").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(raw_increment(tokens_["read"]).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(raw_increment(tokens_["write"]).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
 TEST(AuthStartTest, ABadAuthFileAtStartExits2NamingTheLine) {
