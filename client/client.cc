@@ -35,14 +35,25 @@ const char* ServingStatusName(ServingStatus status) {
 CounterClient::CounterClient(const std::string& address, ClientOptions options)
     : CounterClient(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()), options) {}
 
+namespace {
+std::string Authorization(const ClientOptions& options) {
+  return options.bearer_token.empty() ? std::string()
+                                      : absl::StrCat("Bearer ", options.bearer_token);
+}
+}  // namespace
+
 CounterClient::CounterClient(std::shared_ptr<grpc::Channel> channel, ClientOptions options)
     : options_(options),
+      authorization_(Authorization(options_)),
       channel_(channel),
       stub_(v1::CounterService::NewStub(std::move(channel))) {}
 
 CounterClient::CounterClient(std::unique_ptr<v1::CounterService::StubInterface> stub,
                              ClientOptions options, std::shared_ptr<grpc::Channel> channel)
-    : options_(options), channel_(std::move(channel)), stub_(std::move(stub)) {}
+    : options_(options),
+      authorization_(Authorization(options_)),
+      channel_(std::move(channel)),
+      stub_(std::move(stub)) {}
 
 CounterClient::~CounterClient() = default;
 
@@ -55,6 +66,7 @@ absl::Status CounterClient::Run(bool retryable, Attempt&& attempt) {
   for (int n = 1;; ++n) {
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(deadline));
+    if (!authorization_.empty()) context.AddMetadata("authorization", authorization_);
     absl::Status status = FromGrpcStatus(attempt(&context));
     if (status.ok() || status.code() != absl::StatusCode::kUnavailable || n >= max_attempts) {
       return status;

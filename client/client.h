@@ -32,6 +32,11 @@
 // retry still resends a call that provably never left this process; that is
 // safe for every method.)
 //
+// Credentials. ClientOptions::bearer_token is sent with every call. A
+// daemon with --auth-file answers UNAUTHENTICATED to a missing or unknown
+// token and PERMISSION_DENIED to a call beyond the token's role or key
+// prefixes; neither is retried.
+//
 // Thread-safety: a CounterClient may be used from any number of threads at
 // once; it holds no per-call state. It does not own a connection per call:
 // all calls share the channel, which reconnects by itself.
@@ -65,6 +70,10 @@ struct ClientOptions {
   // b = min(max_backoff, initial_backoff * 2^(n-1)).
   absl::Duration initial_backoff = absl::Milliseconds(50);
   absl::Duration max_backoff = absl::Seconds(1);
+  // A bearer token for a daemon with --auth-file: sent on every call as
+  // "authorization: Bearer <token>" metadata (over any channel; use TLS
+  // beyond a trusted network, the token is a password). Empty: none.
+  std::string bearer_token;
 };
 
 // One increment of a batch. `key` must stay valid for the call.
@@ -183,6 +192,7 @@ class CounterClient {
   absl::Status Run(bool retryable, Attempt&& attempt);
 
   ClientOptions options_;
+  std::string authorization_;  // "Bearer <token>", or empty
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<counters::v1::CounterService::StubInterface> stub_;
 };

@@ -29,6 +29,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "server/auth_policy.h"
 #include "shared/abseil_string_view.h"
 #include "server/tls_file_check.h"
 #include "server/transport_config.h"
@@ -258,6 +259,12 @@ ABSL_FLAG(absl::Duration, handler_stall_limit, Defaults().handler_stall_limit,
           "A handler whose serving loop has made no progress for this long (stopped, or its "
           "serving thread stuck) is logged, killed and respawned, so that its socket stops "
           "taking connections nobody serves. At least twice --lock-hold-limit.");
+ABSL_FLAG(std::string, auth_file, "",
+          "Principals, their roles (read, write, admin) and key prefixes: one a line, a bearer "
+          "token's SHA-256, a client certificate's SAN or CN, or a unix peer uid (format in "
+          "deploy/auth.example). Every CounterService call must then be one of them (Health "
+          "and reflection stay open). Read at start (a bad file exits 2 naming the line) and "
+          "on SIGHUP (a bad file is logged and the policy in force kept).");
 
 namespace countersd {
 namespace {
@@ -287,7 +294,8 @@ constexpr const char* kFlagNames[] = {"listen",
                                       "idle_timeout",
                                       "min_ping_interval",
                                       "lock_hold_limit",
-                                      "handler_stall_limit"};
+                                      "handler_stall_limit",
+                                      "auth_file"};
 
 [[noreturn]] void UsageError(std::string_view message) {
   std::fprintf(stderr, "countersd: %.*s\nRun 'countersd --help' for the list of flags.\n",
@@ -317,7 +325,7 @@ std::string DashName(std::string_view name) {
   }
   absl::StrAppend(&out,
                   "\nSignals: SIGTERM or SIGINT drain the handlers, write a final snapshot, mark "
-                  "the table cleanly shut down and exit 0.\n"
+                  "the table cleanly shut down and exit 0. SIGHUP re-reads --auth-file.\n"
                   "If the supervisor dies, its children are SIGKILLed (PR_SET_PDEATHSIG) and "
                   "the LOCK is free at once.\n"
                   "Exit codes: 0 clean shutdown, 1 failed to start or to shut down cleanly, 2 bad "
@@ -415,6 +423,7 @@ Config ParseFlagsOrExit(int argc, char** argv) {
   c.min_ping_interval = absl::GetFlag(FLAGS_min_ping_interval);
   c.lock_hold_limit = absl::GetFlag(FLAGS_lock_hold_limit);
   c.handler_stall_limit = absl::GetFlag(FLAGS_handler_stall_limit);
+  c.auth_file = absl::GetFlag(FLAGS_auth_file);
   std::string format = absl::GetFlag(FLAGS_log_format);
   std::optional<LogFormat> log_format = ValueOf(kLogFormatNames, format);
   if (!log_format) {
@@ -432,6 +441,11 @@ Config ParseFlagsOrExit(int argc, char** argv) {
   // Bad TLS files are a start-up error naming the file (exit 2).
   if (absl::StatusOr<TlsMaterial> tls = ReadTlsFiles(TlsFilesOf(c)); !tls.ok()) {
     UsageError(std::string(tls.status().message()));
+  }
+  if (!c.auth_file.empty()) {
+    absl::StatusOr<std::shared_ptr<const AuthPolicy>> policy = AuthPolicy::LoadFile(c.auth_file);
+    if (!policy.ok()) UsageError(absl::StrCat("--auth-file: ", policy.status().message()));
+    c.auth_policy = *std::move(policy);
   }
   // Each handler raises its soft RLIMIT_NOFILE to what --max-connections
   // needs on each gated listener (handler_process.cc,

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
@@ -15,6 +16,8 @@
 #include "shared/log.h"
 
 namespace countersd {
+
+class AuthPolicy;  // server/auth_policy.h
 
 // The defaults: the one home of each, for Config, the flags and their help.
 inline constexpr char kDefaultListen[] = "127.0.0.1:50051";
@@ -133,6 +136,9 @@ struct Config {
   absl::Duration min_ping_interval = kDefaultMinPingInterval;
   absl::Duration lock_hold_limit = kDefaultLockHoldLimit;
   absl::Duration handler_stall_limit = kDefaultHandlerStallLimit;
+  std::string auth_file;  // principals and roles (the auth layer's flag)
+  // auth_file as ParseFlagsOrExit loaded it (null without one).
+  std::shared_ptr<const AuthPolicy> auth_policy;
 };
 
 // Parses argv. `--help` (or -h, --helpfull, --helpshort) prints the flags of

@@ -34,6 +34,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "proto/status_conversion.h"
+#include "server/scoped_list.h"
 #include "shared/abseil_string_view.h"
 #include "shared/durability_lag.h"
 #include "shared/key.h"
@@ -51,8 +52,9 @@ absl::Status AtIndex(const absl::Status& s, std::string_view what, size_t i) {
 
 }  // namespace
 
-CounterServiceImpl::CounterServiceImpl(CounterTable* table, size_t max_batch)
-    : table_(table), max_batch_(max_batch) {}
+CounterServiceImpl::CounterServiceImpl(CounterTable* table, size_t max_batch,
+                                       AccessControl* access)
+    : table_(table), max_batch_(max_batch), access_(access) {}
 
 CounterServiceImpl::~CounterServiceImpl() = default;
 
@@ -77,6 +79,14 @@ grpc::Status CounterServiceImpl::Snapshot(grpc::ServerContext* ctx, const Snapsh
   if (draining()) {
     table_->CountCall(true);
     return ToGrpcStatus(DrainingError());
+  }
+  if (access_ != nullptr && access_->enabled()) {
+    absl::StatusOr<AccessControl::Admission> a =
+        access_->Admit(CallIdentityOf(*ctx), RpcMethod::kSnapshot);
+    if (!a.ok()) {
+      table_->CountCall(true);
+      return ToGrpcStatus(a.status());
+    }
   }
   absl::Time client_deadline = absl::InfiniteFuture();
   if (ctx->deadline() != std::chrono::system_clock::time_point::max()) {
@@ -155,6 +165,12 @@ absl::Status CounterServiceImpl::DoBatchGet(const BatchGetRequest& req, BatchGet
 }
 
 absl::Status CounterServiceImpl::DoList(const ListRequest& req, ListResponse* resp) {
+  return DoListInRanges(req, {req.prefix()}, resp);
+}
+
+absl::Status CounterServiceImpl::DoListInRanges(const ListRequest& req,
+                                                const std::vector<std::string>& ranges,
+                                                ListResponse* resp) {
   if (req.prefix().size() > kMaxKeyBytes) {
     return absl::InvalidArgumentError(
         absl::StrCat("prefix is ", req.prefix().size(), " bytes; keys are at most ", kMaxKeyBytes));
@@ -170,7 +186,7 @@ absl::Status CounterServiceImpl::DoList(const ListRequest& req, ListResponse* re
           "listing (same prefix)");
     }
   }
-  std::vector<Counter> page = table_->List(req.prefix(), req.page_token(), limit + 1);
+  std::vector<Counter> page = ListInRanges(*table_, ranges, req.page_token(), limit + 1);
   bool more = page.size() > limit;
   if (more) page.resize(limit);
   for (Counter& c : page) {

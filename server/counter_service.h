@@ -15,10 +15,16 @@
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
+#include <string>
+#include <type_traits>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "counters/v1/counters.grpc.pb.h"
+#include "server/access_control.h"
+#include "server/call_identity.h"
+#include "server/request_authorization.h"
 #include "shared/counter_table.h"
 
 namespace countersd {
@@ -50,7 +56,8 @@ class CounterServiceImpl final : public CounterServiceBase {
   using DoMethod = absl::Status (CounterServiceImpl::*)(const Request&, Response*);
 
   // `table` must outlive the service. `max_batch` <= kMaxBatchOps.
-  CounterServiceImpl(CounterTable* table, size_t max_batch);
+  // `access` (may be null: every call admitted) must outlive the service.
+  CounterServiceImpl(CounterTable* table, size_t max_batch, AccessControl* access = nullptr);
   ~CounterServiceImpl() override;
 
   // After this, every new call fails UNAVAILABLE, and Snapshot calls still
@@ -60,19 +67,36 @@ class CounterServiceImpl final : public CounterServiceBase {
   void WaitForSnapshotWaiters();
 
   // One call of an async RPC: UNAVAILABLE once draining (without calling
-  // `handle`), else (this->*handle)(req, resp); the call is counted in this
-  // process's stats slot either way. Returns the status to finish it with.
+  // `handle`); else, with access control on, the call's checks
+  // (access_control.h: UNAUTHENTICATED, PERMISSION_DENIED, before anything
+  // is applied); else (this->*handle)(req, resp). The call is counted in
+  // this process's stats slot either way. Returns the status to finish it
+  // with. `ctx` null: a call with no credentials (tests).
   template <typename Request, typename Response>
-  absl::Status HandleCall(DoMethod<Request, Response> handle, const Request& req, Response* resp) {
-    absl::Status status = draining() ? DrainingError() : (this->*handle)(req, resp);
+  absl::Status HandleCall(DoMethod<Request, Response> handle, const grpc::ServerContext* ctx,
+                          const Request& req, Response* resp) {
+    absl::Status status = draining() ? DrainingError() : Authorized(handle, ctx, req, resp);
     table_->CountCall(!status.ok());
     return status;
   }
+  template <typename Request, typename Response>
+  absl::Status HandleCall(DoMethod<Request, Response> handle, const Request& req, Response* resp) {
+    return HandleCall(handle, nullptr, req, resp);
+  }
   // One call of an async RPC whose request did not decode
   // (request_decoding.h): counted as an error, like any non-OK reply, and
-  // answered `decode_error` (even while draining: it names what is wrong).
-  absl::Status RejectCall(absl::Status decode_error) {
+  // answered `decode_error` (even while draining: it names what is wrong),
+  // unless access control refuses the caller the method first
+  // (UNAUTHENTICATED, PERMISSION_DENIED: nothing about the request is
+  // told to a caller that may not make it).
+  template <typename Request>
+  absl::Status RejectCall(const grpc::ServerContext* ctx, absl::Status decode_error) {
     table_->CountCall(true);
+    if (access_ != nullptr && access_->enabled()) {
+      absl::StatusOr<AccessControl::Admission> a = access_->Admit(
+          ctx != nullptr ? CallIdentityOf(*ctx) : CallIdentity{}, RpcMethodOf<Request>::kMethod);
+      if (!a.ok()) return a.status();
+    }
     return decode_error;
   }
 
@@ -99,6 +123,11 @@ class CounterServiceImpl final : public CounterServiceBase {
   // Sorted by key; page_size 0 means kDefaultPageSize, at most kMaxPageSize.
   // INVALID_ARGUMENT for a page_token that is not a key with the prefix.
   absl::Status DoList(const counters::v1::ListRequest& req, counters::v1::ListResponse* resp);
+  // DoList over `ranges` (access_control.h, ListRanges): only the keys
+  // under them, sorted, paged the same way.
+  absl::Status DoListInRanges(const counters::v1::ListRequest& req,
+                              const std::vector<std::string>& ranges,
+                              counters::v1::ListResponse* resp);
   absl::Status DoSet(const counters::v1::SetRequest& req, counters::v1::SetResponse* resp);
   absl::Status DoCompareAndSet(const counters::v1::CompareAndSetRequest& req,
                                counters::v1::CompareAndSetResponse* resp);
@@ -119,10 +148,28 @@ class CounterServiceImpl final : public CounterServiceBase {
  private:
   // UNAVAILABLE: what every call gets once the handler drains.
   static absl::Status DrainingError();
+  // The access checks of one call, then the call (see HandleCall).
+  template <typename Request, typename Response>
+  absl::Status Authorized(DoMethod<Request, Response> handle, const grpc::ServerContext* ctx,
+                          const Request& req, Response* resp) {
+    if (access_ == nullptr || !access_->enabled()) return (this->*handle)(req, resp);
+    absl::StatusOr<AccessControl::Admission> a = access_->Admit(
+        ctx != nullptr ? CallIdentityOf(*ctx) : CallIdentity{}, RpcMethodOf<Request>::kMethod);
+    if (!a.ok()) return a.status();
+    if constexpr (std::is_same_v<Request, counters::v1::ListRequest>) {
+      absl::StatusOr<std::vector<std::string>> ranges = access_->ListRanges(*a, req.prefix());
+      if (!ranges.ok()) return ranges.status();
+      return DoListInRanges(req, *ranges, resp);
+    } else {
+      if (absl::Status s = AuthorizeKeys(*access_, *a, req); !s.ok()) return s;
+      return (this->*handle)(req, resp);
+    }
+  }
   bool draining() const { return draining_.load(std::memory_order_acquire); }
 
   CounterTable* const table_;
   const size_t max_batch_;
+  AccessControl* const access_;
   std::atomic<bool> draining_{false};
   std::atomic<int64_t> give_up_at_unix_ns_{INT64_MAX};
   std::mutex waiters_mu_;

@@ -40,7 +40,9 @@
 //     heartbeat stops, child_liveness.cc) and the gate's thread,
 //     mark the stats slot ready (the supervisor's "ready" line waits for
 //     every handler), and wait on the main thread for SIGTERM/SIGINT
-//     (sigtimedwait), trimming the heap once a second meanwhile.
+//     (sigtimedwait), trimming the heap once a second meanwhile, and
+//     re-reading --auth-file on SIGHUP (AccessControl::Reload: the serving
+//     thread picks the new policy up at its next call).
 //  4. Drain: not ready, health NOT_SERVING, new calls fail UNAVAILABLE,
 //     waiting Snapshot calls give up by --drain-timeout; the gate stops
 //     (no new connections: they queue on the other handlers' listeners or
@@ -70,6 +72,7 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/resource_quota.h"
+#include "server/access_control.h"
 #include "server/connection_gate.h"
 #include "server/counter_service.h"
 #include "server/handler_listeners.h"
@@ -183,7 +186,8 @@ int RunHandlerProcess(CounterTable* table, const HandlerOptions& options) {
   // top of this file).
   grpc::EnableDefaultHealthCheckService(false);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  CounterServiceImpl service(table, options.max_batch);
+  AccessControl access(options.auth_file, options.auth_policy);
+  CounterServiceImpl service(table, options.max_batch, &access);
   HealthServiceImpl health;
   health.ReportDurability(table, options.durability_lag_limit);
   if (!RaiseFdLimit(HandlerListeners::MaxGatedConnections(options))) return 1;
@@ -228,11 +232,18 @@ int RunHandlerProcess(CounterTable* table, const HandlerOptions& options) {
   // gRPC once the calls are cancelled, but glibc keeps the pages in its
   // per-thread arenas: 1.3 GB stayed resident after a burst, 2.5 MB after a
   // trim. When nothing was freed a trim costs microseconds.
+  // SIGHUP (from the supervisor): re-read --auth-file (access_control.h).
+  sigaddset(&stop_signals, SIGHUP);
   int sig = -1;
   const timespec trim_interval = absl::ToTimespec(kTrimInterval);
   while (sig < 0) {
     sig = sigtimedwait(&stop_signals, nullptr, &trim_interval);
-    if (sig < 0) malloc_trim(0);
+    if (sig == SIGHUP) {
+      (void)access.Reload();
+      sig = -1;
+    } else if (sig < 0) {
+      malloc_trim(0);
+    }
   }
 
   absl::Time drain_deadline = absl::Now() + options.drain_timeout;

@@ -10,6 +10,7 @@
 #define COUNTERSD_SERVER_HANDLER_PROCESS_H_
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -56,6 +57,10 @@ struct HandlerOptions {
   // countersd.durability turns NOT_SERVING past this lag.
   absl::Duration durability_lag_limit =
       DurabilityLagLimit(absl::ZeroDuration(), kDefaultSnapshotInterval);
+  // --auth-file (empty: every call admitted) and the policy last loaded
+  // from it; the handler re-reads the file on SIGHUP.
+  std::string auth_file;
+  std::shared_ptr<const AuthPolicy> auth_policy;
 
   // The options `config` gives a handler serving on `listen`.
   static HandlerOptions FromConfig(const Config& config, HandlerListen listen) {
@@ -70,7 +75,9 @@ struct HandlerOptions {
             .min_ping_interval = config.min_ping_interval,
             .heartbeat_interval = HeartbeatInterval(config.handler_stall_limit),
             .durability_lag_limit =
-                DurabilityLagLimit(config.durability_lag_limit, config.snapshot_interval)};
+                DurabilityLagLimit(config.durability_lag_limit, config.snapshot_interval),
+            .auth_file = config.auth_file,
+            .auth_policy = config.auth_policy};
   }
 };
 

@@ -17,7 +17,7 @@
 //   3. Decide which table to serve (table_selection.h): trust the live map,
 //      restore the last snapshot, create a new table, or refuse to start.
 //      Open re-initialises every lock and semaphore in the mapping.
-//   4. Block SIGTERM, SIGINT and SIGCHLD; their handlers only set
+//   4. Block SIGTERM, SIGINT, SIGCHLD and SIGHUP; their handlers only set
 //      sig_atomic_t flags. The main loop waits in ppoll() with them unblocked
 //      (atomically, so a signal cannot slip in between check and sleep).
 //   5. Fork the aggregator and N handlers. No gRPC object exists in this
@@ -29,6 +29,8 @@
 //      and exits if it already has (RunChild says why SIGKILL).
 //
 //  Main loop (until SIGTERM/SIGINT)
+//   6b. SIGHUP: re-read --auth-file (the last good policy is what handlers
+//      spawned later start with) and pass SIGHUP on to the handlers.
 //   6. SIGCHLD: reap every exited child (HandleExit, also used for the
 //      aggregator at shutdown): RecoverDeadProcess(pid) releases the stripes
 //      it held and rolls back its half-done insert or batch; log role, pid,
@@ -79,6 +81,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/aggregator.h"
+#include "server/auth_policy.h"
 #include "server/data_dir_lock.h"
 #include "server/durability_watch.h"
 #include "server/handler_process.h"
@@ -95,9 +98,11 @@ namespace {
 
 volatile sig_atomic_t g_stop_signal = 0;
 volatile sig_atomic_t g_child_exited = 0;
+volatile sig_atomic_t g_reload = 0;
 
 void OnStopSignal(int sig) { g_stop_signal = sig; }
 void OnChildSignal(int) { g_child_exited = 1; }
+void OnReloadSignal(int) { g_reload = 1; }
 
 const char* RoleName(ProcessRole role) {
   switch (role) {
@@ -143,7 +148,8 @@ Supervisor::Supervisor(Config config, HandlerProcessMain run_handler)
       run_handler_(run_handler),
       self_(getpid()),
       liveness_limits_{.lock_hold_limit = config_.lock_hold_limit,
-                       .handler_stall_limit = config_.handler_stall_limit} {}
+                       .handler_stall_limit = config_.handler_stall_limit},
+      auth_policy_(config_.auth_policy) {}
 
 Supervisor::~Supervisor() = default;
 
@@ -169,7 +175,6 @@ int Supervisor::Run() {
   SetLogMinLevel(config_.log_level);
   SetLogProcessName("countersd");
   signal(SIGPIPE, SIG_IGN);  // a closed stderr must not kill the daemon
-  signal(SIGHUP, SIG_IGN);   // nor a closed terminal; stop it with SIGTERM/SIGINT
 
   // 4. Signals: block first, so nothing is lost before the loop waits.
   sigset_t blocked;
@@ -177,8 +182,11 @@ int Supervisor::Run() {
   sigaddset(&blocked, SIGTERM);
   sigaddset(&blocked, SIGINT);
   sigaddset(&blocked, SIGCHLD);
+  sigaddset(&blocked, SIGHUP);  // reloads --auth-file; children inherit it blocked
   sigprocmask(SIG_BLOCK, &blocked, nullptr);
   struct sigaction sa = {};
+  sa.sa_handler = OnReloadSignal;
+  sigaction(SIGHUP, &sa, nullptr);
   sa.sa_handler = OnStopSignal;
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
@@ -215,6 +223,7 @@ int Supervisor::Run() {
       config_.snapshot_interval);
   while (g_stop_signal == 0) {
     if (g_child_exited) ReapChildren();             // 6
+    if (g_reload) ReloadAuthFile();                 // 6b
     RespawnDue();                                   // 7
     durability.Poll(absl::Now());                   // 7b: durability_watch.h
     if (tls_ && absl::Now() >= next_tls_poll_) {    // 7c: tls_staging.h
@@ -248,12 +257,13 @@ int Supervisor::Run() {
 
 void Supervisor::WaitForSignal(absl::Duration timeout) {
   // During shutdown the stop flag stays set; only new child exits matter.
-  if ((!stopping_ && g_stop_signal != 0) || g_child_exited != 0) return;
+  if ((!stopping_ && (g_stop_signal != 0 || g_reload != 0)) || g_child_exited != 0) return;
   sigset_t unblocked;
   sigprocmask(SIG_SETMASK, nullptr, &unblocked);
   sigdelset(&unblocked, SIGTERM);
   sigdelset(&unblocked, SIGINT);
   sigdelset(&unblocked, SIGCHLD);
+  if (!stopping_) sigdelset(&unblocked, SIGHUP);
   struct timespec ts = absl::ToTimespec(std::max(timeout, absl::ZeroDuration()));
   ppoll(nullptr, 0, &ts, &unblocked);  // EINTR on a signal: the flags say which
 }
@@ -316,7 +326,9 @@ void Supervisor::RunChild(const Child& child) {
 
   int code = 1;
   if (child.role == ProcessRole::kHandler) {
-    code = run_handler_(table_.get(), HandlerOptions::FromConfig(config_, HandlerListenOf()));
+    HandlerOptions options = HandlerOptions::FromConfig(config_, HandlerListenOf());
+    options.auth_policy = auth_policy_;
+    code = run_handler_(table_.get(), options);
   } else {
     code = RunAggregatorProcess(table_.get(), config_.data_dir, config_.snapshot_interval);
   }
@@ -448,6 +460,15 @@ bool Supervisor::AllHandlersReady() const {
 bool Supervisor::AnyRunning(ProcessRole role) const {
   return std::any_of(children_.begin(), children_.end(),
                      [role](const Child& c) { return c.role == role && c.pid != 0; });
+}
+
+void Supervisor::ReloadAuthFile() {
+  g_reload = 0;
+  if (config_.auth_file.empty()) return;
+  absl::StatusOr<std::shared_ptr<const AuthPolicy>> policy =
+      ReloadAuthPolicy(config_.auth_file, LogLevel::kInfo);
+  if (policy.ok()) auth_policy_ = *std::move(policy);
+  SignalRole(ProcessRole::kHandler, SIGHUP);
 }
 
 void Supervisor::SignalRole(ProcessRole role, int sig) {

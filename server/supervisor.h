@@ -85,6 +85,10 @@ class Supervisor {
   // Reaps until no child of `role` runs, or `timeout` passes; true if none runs.
   bool WaitForRole(ProcessRole role, absl::Duration timeout);
   void SignalRole(ProcessRole role, int sig);
+  // SIGHUP: re-reads --auth-file (kept for handlers spawned later; a bad
+  // file is logged and the last good policy kept) and passes the SIGHUP to
+  // every handler, which re-reads it too (handler_process.cc).
+  void ReloadAuthFile();
   int Shutdown(int signal);
 
   const Config config_;
@@ -106,6 +110,7 @@ class Supervisor {
   const LivenessLimits liveness_limits_;
   int64_t last_liveness_check_ = 0;  // CounterTable::HeartbeatNow() of the last check
   uint64_t liveness_kills_ = 0;      // children killed by the liveness checks, since start
+  std::shared_ptr<const AuthPolicy> auth_policy_;  // the last good --auth-file
 };
 
 }  // namespace countersd

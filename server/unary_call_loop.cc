@@ -18,8 +18,8 @@
 //      free list, or a new one when the list is empty) unless the method is
 //      at its bound, then handle the call inline: decode the request
 //      (CounterService methods, below), CounterServiceImpl::HandleCall
-//      (drain check, Do*, CountCall), serialize the response, and Finish
-//      with the status mapped by ToGrpcStatus.
+//      (drain check, access check, Do*, CountCall), serialize the
+//      response, and Finish with the status mapped by ToGrpcStatus.
 //   2. Its Finish completes (ok or not: the client may have gone): clear the
 //      call's messages, buffers and context; post it again if the method has
 //      fewer than its `posted` calls waiting, else keep it on the free list
@@ -179,7 +179,8 @@ class AsyncUnaryMethod {
       replying_ = true;
       if constexpr (kRaw) {
         absl::Status status = DecodeRequest(&payload_, &req_);
-        status = status.ok() ? m->handle_(req_, &resp_) : m->handle_.Reject(std::move(status));
+        status = status.ok() ? m->handle_(*ctx_, req_, &resp_)
+                             : m->handle_.Reject(*ctx_, std::move(status));
         grpc::Status reply_status = ToGrpcStatus(status);
         if (reply_status.ok()) {
           bool own_buffer;
@@ -272,11 +273,13 @@ std::unique_ptr<AsyncUnaryMethod<Service, Request, Response, Handle, Wire::kType
 // RejectCall of a request that did not decode.
 template <typename Request, typename Response>
 struct CounterCall {
-  absl::Status operator()(const Request& req, Response* resp) const {
-    return service->HandleCall(handle, req, resp);
+  // The call's context: who it is, for the access checks (access_control.h).
+  absl::Status operator()(const grpc::ServerContext& ctx, const Request& req,
+                          Response* resp) const {
+    return service->HandleCall(handle, &ctx, req, resp);
   }
-  absl::Status Reject(absl::Status decode_error) const {
-    return service->RejectCall(std::move(decode_error));
+  absl::Status Reject(const grpc::ServerContext& ctx, absl::Status decode_error) const {
+    return service->RejectCall<Request>(&ctx, std::move(decode_error));
   }
   CounterServiceImpl* service;
   CounterServiceImpl::DoMethod<Request, Response> handle;

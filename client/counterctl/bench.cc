@@ -67,6 +67,7 @@ absl::Status CreateKeys(const std::shared_ptr<grpc::Channel>& channel, const Ben
                         const std::vector<std::string>& keys) {
   ClientOptions options;
   options.timeout = config.timeout;
+  options.bearer_token = config.bearer_token;
   CounterClient client(channel, options);
   constexpr size_t kChunk = 500;
   std::vector<IncrementOp> ops;
@@ -88,6 +89,7 @@ std::string FormatMicros(uint64_t ns) {
 int RunBench(const Invocation& inv) {
   BenchConfig config;
   config.timeout = inv.timeout;
+  config.bearer_token = inv.token;
   const std::string rpc = inv.Flag("rpc", "increment");
   if (rpc == "increment") {
     config.rpc = RpcKind::kIncrement;

@@ -57,6 +57,7 @@ bool CallSlot::Issue() {
   ReleaseCall();
   context_.emplace();
   context_->set_deadline(bench_->Deadline());
+  if (!bench_->authorization().empty()) context_->AddMetadata("authorization", bench_->authorization());
   const RpcKind rpc = bench_->config().rpc;
   switch (rpc) {
     case RpcKind::kIncrement:
@@ -101,7 +102,10 @@ void CallSlot::Complete(const grpc::Status& status) {
   }
 }
 
-Bench::Bench(const BenchConfig& config) : config_(config) {
+Bench::Bench(const BenchConfig& config)
+    : config_(config),
+      authorization_(config.bearer_token.empty() ? std::string()
+                                                 : absl::StrCat("Bearer ", config.bearer_token)) {
   keys_.reserve(config.keys);
   for (int64_t i = 0; i < config.keys; ++i) keys_.push_back(absl::StrCat(config.key_prefix, i));
 }

@@ -76,6 +76,8 @@ struct BenchConfig {
   absl::Duration timeout = absl::Seconds(5);
   Engine engine = Engine::kAsync;
   int64_t threads = 1;  // kAsync only
+  // Sent with every call as "authorization: Bearer <token>" (empty: none).
+  std::string bearer_token;
 };
 
 class Bench;
@@ -163,6 +165,8 @@ class Bench {
   const std::vector<std::string>& keys() const { return keys_; }
   // The deadline of a call starting now (--timeout).
   gpr_timespec Deadline() const;
+  // "Bearer <token>" for each call's metadata, or empty.
+  const std::string& authorization() const { return authorization_; }
 
   // Decides whether a slot may start a call at `now`, and whether that call
   // is measured (started after the warm-up). Thread-safe.
@@ -186,6 +190,7 @@ class Bench {
   void PrintProgress(BenchClock::time_point start);
 
   const BenchConfig config_;
+  const std::string authorization_;
   std::vector<std::string> keys_;
   std::vector<std::unique_ptr<counters::v1::CounterService::Stub>> stubs_;
   std::vector<std::unique_ptr<CallSlot>> slots_;

@@ -4,6 +4,7 @@
 
 #include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <utility>
@@ -30,6 +31,9 @@ const std::vector<FlagSpec>& GlobalFlags() {
       {"cert", "FILE", "mTLS: this PEM client certificate (with --key); turns TLS on"},
       {"key", "FILE", "mTLS: the private key of --cert"},
       {"timeout", "DURATION", "deadline of each call, e.g. 500ms, 5s, 1m (default 5s)"},
+      {"token-file", "PATH",
+       "file holding the bearer token for a daemon with --auth-file (default "
+       "$COUNTERS_TOKEN; the flag wins)"},
       {"output", "FORMAT", "text (default) or json: one JSON document on stdout"},
       {"help", "", "show help (also -h); `counterctl VERB --help` for a verb"},
   };
@@ -46,6 +50,29 @@ const FlagSpec* FindFlag(const std::vector<FlagSpec>& flags, absl::string_view n
 // "-5", "-0" are numbers, never flags.
 bool LooksNegativeNumber(absl::string_view t) {
   return t.size() >= 2 && t[0] == '-' && std::isdigit(static_cast<unsigned char>(t[1]));
+}
+
+// The token in `path`: its contents without surrounding white space.
+absl::StatusOr<std::string> ReadTokenFile(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "re");
+  if (f == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--token-file: cannot open ", path, ": ", std::strerror(errno)));
+  }
+  std::string text;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0 && text.size() < 65536) text.append(buf, n);
+  std::fclose(f);
+  std::string token(absl::StripAsciiWhitespace(text));
+  if (token.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("--token-file: ", path, " is empty"));
+  }
+  if (token.find_first_of(" \t\r\n") != std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--token-file: ", path, " holds more than one word; it must hold the token alone"));
+  }
+  return token;
 }
 
 std::string FlagsHelp(const std::vector<FlagSpec>& flags) {
@@ -70,6 +97,7 @@ const std::vector<VerbSpec>& AllVerbs() {
     std::vector<VerbSpec> v = ServerVerbs();
     v.push_back(BenchVerb());
     v.push_back(InspectVerb());
+    v.push_back(TokenVerb());
     return v;
   }();
   return verbs;
@@ -105,7 +133,9 @@ std::string OverallHelp() {
   absl::StrAppend(&out, "\nGlobal flags:\n", FlagsHelp(GlobalFlags()),
                   "\n"
                   "Exit codes: 0 success, 1 server, transport or file error, 2 usage error,\n"
-                  "3 not found. Data goes to stdout, messages to stderr.\n"
+                  "3 not found, 4 not authenticated (no token, or one the daemon's auth file\n"
+                  "does not list), 5 permission denied (the token's role or key prefixes do not\n"
+                  "allow the call). Data goes to stdout, messages to stderr.\n"
                   "Negative numbers are arguments, not flags (counterctl inc k -3); put keys\n"
                   "that start with '-' after \"--\".\n"
                   "\n"
@@ -125,8 +155,9 @@ std::string VerbHelp(const VerbSpec& verb) {
 }
 
 absl::StatusOr<Invocation> ParseCommandLine(const std::vector<std::string>& argv,
-                                            const char* env_address) {
+                                            const char* env_address, const char* env_token) {
   Invocation inv;
+  if (env_token != nullptr) inv.token = std::string(absl::StripAsciiWhitespace(env_token));
   inv.address =
       env_address != nullptr && *env_address != '\0' ? env_address : std::string(kDefaultAddress);
   std::map<std::string, std::string, std::less<>> globals;
@@ -218,6 +249,11 @@ absl::StatusOr<Invocation> ParseCommandLine(const std::vector<std::string>& argv
   }
   if (inv.security.cert_file.empty() != inv.security.key_file.empty()) {
     return absl::InvalidArgumentError("--cert and --key go together");
+  }
+  if (auto it = globals.find("token-file"); it != globals.end()) {
+    absl::StatusOr<std::string> token = ReadTokenFile(it->second);
+    if (!token.ok()) return token.status();
+    inv.token = *std::move(token);
   }
   if (auto it = globals.find("timeout"); it != globals.end()) {
     absl::StatusOr<absl::Duration> d = ParseDurationArg(it->second, "--timeout");
@@ -317,8 +353,13 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenChannel(const Invocation& inv
 int ReportError(const Invocation& inv, const absl::Status& status) {
   std::string message(status.message());
   const std::string door = DescribeFailure(status, inv.security.tls());
-  if (!door.empty()) {
+  if (!door.empty()) {  // TLS, authentication, denial
     message = absl::StrCat("countersd at ", inv.address, ": ", door);
+    if (status.code() == absl::StatusCode::kUnauthenticated) {
+      absl::StrAppend(&message, inv.token.empty()
+                                    ? " (no token given: use --token-file or $COUNTERS_TOKEN)"
+                                    : " (check the token in --token-file or $COUNTERS_TOKEN)");
+    }
   } else switch (status.code()) {
     case absl::StatusCode::kUnavailable:
       message = absl::StrCat("cannot reach countersd at ", inv.address, ": ", status.message());
@@ -339,7 +380,16 @@ int ReportError(const Invocation& inv, const absl::Status& status) {
     PrintData(j.str() + "\n");
   }
   PrintMessage(inv, message);
-  return status.code() == absl::StatusCode::kNotFound ? kExitNotFound : kExitError;
+  switch (status.code()) {
+    case absl::StatusCode::kNotFound:
+      return kExitNotFound;
+    case absl::StatusCode::kUnauthenticated:
+      return kExitUnauthenticated;
+    case absl::StatusCode::kPermissionDenied:
+      return kExitPermissionDenied;
+    default:
+      return kExitError;
+  }
 }
 
 int Main(int argc, char** argv) {
@@ -349,7 +399,8 @@ int Main(int argc, char** argv) {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   std::vector<std::string> args(argv, argv + argc);
   absl::StatusOr<Invocation> inv =
-      ParseCommandLine(args, std::getenv(std::string(kAddressEnv).c_str()));
+      ParseCommandLine(args, std::getenv(std::string(kAddressEnv).c_str()),
+                       std::getenv(std::string(kTokenEnv).c_str()));
   if (!inv.ok()) {
     // Name the verb in the message when we got that far.
     Invocation partial;

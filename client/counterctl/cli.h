@@ -37,10 +37,14 @@ enum ExitCode : int {
   kExitError = 1,     // the server or the transport failed, or a file is invalid
   kExitUsage = 2,     // bad command line
   kExitNotFound = 3,  // a counter (or file) does not exist
+  kExitUnauthenticated = 4,    // the daemon knows no such credentials (UNAUTHENTICATED)
+  kExitPermissionDenied = 5,   // the credentials' role or key prefixes do not allow it
 };
 
 inline constexpr absl::string_view kDefaultAddress = "127.0.0.1:50051";
 inline constexpr absl::string_view kAddressEnv = "COUNTERS_ADDR";
+// The bearer token when --token-file is not given (the flag wins).
+inline constexpr absl::string_view kTokenEnv = "COUNTERS_TOKEN";
 
 enum class OutputFormat { kText, kJson };
 
@@ -74,6 +78,9 @@ struct Invocation {
   // Transport security: --cacert, --cert, --key (files checked readable at
   // parse time).
   ConnectionSecurity security;
+  // Sent as "authorization: Bearer <token>": --token-file's contents
+  // (surrounding white space removed), else $COUNTERS_TOKEN; empty: none.
+  std::string token;
   absl::Duration timeout = absl::Seconds(5);
   OutputFormat output = OutputFormat::kText;
 
@@ -87,10 +94,12 @@ struct Invocation {
 const std::vector<VerbSpec>& AllVerbs();
 const VerbSpec* FindVerb(absl::string_view name);
 
-// Parses argv[1..]. `env_address` is $COUNTERS_ADDR (null if unset).
-// INVALID_ARGUMENT with a one-line message on a usage error.
+// Parses argv[1..]. `env_address` is $COUNTERS_ADDR, `env_token`
+// $COUNTERS_TOKEN (null if unset). INVALID_ARGUMENT with a one-line message
+// on a usage error, including a --token-file that cannot be read or is empty.
 absl::StatusOr<Invocation> ParseCommandLine(const std::vector<std::string>& argv,
-                                            const char* env_address);
+                                            const char* env_address,
+                                            const char* env_token = nullptr);
 
 // Help texts (end with a newline).
 std::string OverallHelp();
@@ -120,10 +129,12 @@ int UsageError(const Invocation& inv, absl::string_view message);
 
 // Reports a failed call: "counterctl VERB: MESSAGE" on stderr, and in JSON
 // mode {"error":{"code":"NOT_FOUND","message":"..."}} on stdout so that the
-// invocation still prints one JSON document. Returns 3 for NOT_FOUND, else 1.
-// UNAVAILABLE and DEADLINE_EXCEEDED messages name the address and timeout;
-// a TLS failure, an authentication failure (UNAUTHENTICATED) and a denial
-// (PERMISSION_DENIED) each say so (DescribeFailure, client/channel.h).
+// invocation still prints one JSON document. Returns 3 for NOT_FOUND, 4 for
+// UNAUTHENTICATED, 5 for PERMISSION_DENIED, else 1. UNAVAILABLE and
+// DEADLINE_EXCEEDED messages name the address and timeout; a TLS failure,
+// an authentication failure and a denial each say so (DescribeFailure,
+// client/channel.h), and UNAUTHENTICATED says where the token came from and
+// how to give one.
 int ReportError(const Invocation& inv, const absl::Status& status);
 
 // Writes `text` to stdout (the data channel).

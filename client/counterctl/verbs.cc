@@ -28,6 +28,7 @@ constexpr size_t kGetChunk = 500;
 std::unique_ptr<CounterClient> Connect(const Invocation& inv) {
   ClientOptions options;
   options.timeout = inv.timeout;
+  options.bearer_token = inv.token;
   absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = OpenChannel(inv);
   if (!channel.ok()) {  // the files were readable at parse time
     PrintMessage(inv, channel.status().message());

@@ -14,6 +14,8 @@ std::vector<VerbSpec> ServerVerbs();
 VerbSpec InspectVerb();
 // bench (bench.cc): the load generator.
 VerbSpec BenchVerb();
+// token new (token.cc): a new bearer token and its auth-file line.
+VerbSpec TokenVerb();
 
 }  // namespace countersd::ctl
 

@@ -1,11 +1,15 @@
 // counterctl's pieces that need no daemon: the command-line parser, the JSON
 // writer, column alignment and the latency histogram.
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cstdint>
 #include <limits>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "client/counterctl/cli.h"
 #include "client/counterctl/latency_histogram.h"
 #include "client/counterctl/output.h"
@@ -101,6 +105,36 @@ TEST(FailureKindTest, TlsAuthenticationAndDenialAreToldApart) {
   EXPECT_EQ(ClassifyFailure(refused, false), FailureKind::kOther);
   EXPECT_EQ(DescribeFailure(refused, false), "");
   EXPECT_EQ(ClassifyFailure(absl::NotFoundError("x"), true), FailureKind::kOther);
+}
+
+TEST(ParseCommandLineTest, TokenComesFromTokenFileThenEnvironment) {
+  char path[] = "/tmp/counterctl-token-XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(write(fd, "  file-token\n", 13), 13);
+  close(fd);
+  auto parse = [](std::vector<std::string> args, const char* env_token) {
+    args.insert(args.begin(), "counterctl");
+    return ParseCommandLine(args, nullptr, env_token);
+  };
+  EXPECT_EQ(parse({"health"}, nullptr)->token, "");
+  EXPECT_EQ(parse({"health"}, "env-token\n")->token, "env-token");
+  EXPECT_EQ(parse({"health", absl::StrCat("--token-file=", path)}, "env-token")->token,
+            "file-token");
+  absl::StatusOr<Invocation> missing = parse({"health", "--token-file=/nonexistent/t"}, nullptr);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_THAT(missing.status().message(), HasSubstr("--token-file: cannot open /nonexistent/t"));
+  fd = open(path, O_WRONLY | O_TRUNC);
+  ASSERT_EQ(write(fd, "\n", 1), 1);
+  close(fd);
+  absl::StatusOr<Invocation> empty = parse({"health", absl::StrCat("--token-file=", path)}, nullptr);
+  ASSERT_FALSE(empty.ok());
+  EXPECT_THAT(empty.status().message(), HasSubstr("is empty"));
+  fd = open(path, O_WRONLY | O_TRUNC);
+  ASSERT_EQ(write(fd, "two words\n", 10), 10);
+  close(fd);
+  EXPECT_FALSE(parse({"health", absl::StrCat("--token-file=", path)}, nullptr).ok());
+  unlink(path);
 }
 
 TEST(ParseCommandLineTest, DoubleDashEndsFlags) {

@@ -91,8 +91,13 @@ ct_setup() {
   NOFILE=$(cap_limit n 65536)
   NPROC=$(cap_limit u 4096)
   PODMAN=(timeout 120 podman --runtime runc)
+  # The image needs a token (deploy/countersd-entrypoint.sh): exported, so
+  # that the host's counterctl and podman-compose see it, and passed to each
+  # container, where counterctl sends it too.
+  COUNTERS_TOKEN=countersd-container-test-$$
+  export COUNTERS_TOKEN
   RUN_FLAGS=(--ulimit "nofile=$NOFILE:$NOFILE" --ulimit "nproc=$NPROC:$NPROC"
-             --label "$LABEL" --stop-timeout 30)
+             --label "$LABEL" --stop-timeout 30 -e COUNTERS_TOKEN)
 }
 
 prerequisites() {

@@ -8,7 +8,8 @@ tests/interop/protos at test time, so any drift between the server and the
 
 Usage:
   interop_client.py --address HOST:PORT --stubs DIR [--handlers N]
-                    [--capacity N] [--max-batch N] CHECK...
+                    [--capacity N] [--max-batch N]
+                    [--token T --read-token T] CHECK...
 
 Each CHECK is one of the functions named check_* below, without the prefix.
 Every call has a deadline. Exit status 0 when every check passed; 1 with a
@@ -78,7 +79,7 @@ def check_tls_refusals(args):
 class Client:
     """One channel (own TCP connection) and the stubs on it."""
 
-    def __init__(self, args, own_connection=False):
+    def __init__(self, args, own_connection=False, token=None):
         import grpc
         from counters.v1 import counters_pb2, counters_pb2_grpc
 
@@ -87,12 +88,14 @@ class Client:
         self.pb = counters_pb2
         self.channel = open_channel(grpc, args, options)
         self.stub = counters_pb2_grpc.CounterServiceStub(self.channel)
+        # A bearer token goes in each call's metadata, as the C++ client sends it.
+        self.metadata = [("authorization", f"Bearer {token}")] if token else None
 
     def close(self):
         self.channel.close()
 
     def call(self, method, request):
-        return getattr(self.stub, method)(request, timeout=DEADLINE)
+        return getattr(self.stub, method)(request, timeout=DEADLINE, metadata=self.metadata)
 
     def expect_code(self, code, method, request, what):
         """Calls and expects the call to fail with `code`; returns the error."""
@@ -392,6 +395,39 @@ def check_reflection(args):
     channel.close()
 
 
+def check_tokens(args):
+    """Bearer tokens against a daemon with --auth-file: --token may write
+    under py/ only, --read-token may only read; none is UNAUTHENTICATED."""
+    import grpc
+    expect(args.token and args.read_token, "tokens needs --token and --read-token")
+    anonymous = Client(args)
+    anonymous.expect_code(grpc.StatusCode.UNAUTHENTICATED, "Increment",
+                          anonymous.pb.IncrementRequest(key="py/a"), "no token")
+    wrong = Client(args, token="not-a-token")
+    wrong.expect_code(grpc.StatusCode.UNAUTHENTICATED, "Get",
+                      wrong.pb.GetRequest(key="py/a"), "unknown token")
+    w = Client(args, token=args.token)
+    expect_eq(w.inc("py/a", 5), 5, "scoped writer's Increment")
+    expect_eq(w.inc("py/b"), 1, "scoped writer's Increment")
+    e = w.expect_code(grpc.StatusCode.PERMISSION_DENIED, "Increment",
+                      w.pb.IncrementRequest(key="elsewhere"), "out-of-scope Increment")
+    expect("elsewhere" in e.details(), f"the denial names the key: {e.details()!r}")
+    batch = w.pb.IncrementBatchRequest(increments=[w.pb.IncrementRequest(key="py/a", delta=1),
+                                                   w.pb.IncrementRequest(key="x", delta=1)])
+    w.expect_code(grpc.StatusCode.PERMISSION_DENIED, "IncrementBatch", batch,
+                  "a batch with an out-of-scope key")
+    expect_eq(w.get("py/a"), 5, "the refused batch applied nothing")
+    listing = w.call("List", w.pb.ListRequest(prefix=""))
+    expect_eq([c.key for c in listing.counters], ["py/a", "py/b"], "List of the whole scope")
+    r = Client(args, token=args.read_token)
+    expect_eq(r.get("py/a"), 5, "reader's Get")
+    r.expect_code(grpc.StatusCode.PERMISSION_DENIED, "Increment",
+                  r.pb.IncrementRequest(key="py/a"), "reader's Increment")
+    for c in (anonymous, wrong, w, r):
+        c.close()
+    check_health(args)  # Health stays open without a token
+
+
 def check_non_utf8_requests(args):
     """Requests that are not their typed message, sent as hand-encoded bytes
     (a raw unary_unary, no serializer: protobuf's Python runtime refuses to
@@ -454,6 +490,8 @@ def main():
     parser.add_argument("--cacert", help="TLS: the server's CA (PEM)")
     parser.add_argument("--cert", help="mTLS: the client's certificate (PEM)")
     parser.add_argument("--key", help="mTLS: the client's private key (PEM)")
+    parser.add_argument("--token", default="", help="bearer token (check 'tokens')")
+    parser.add_argument("--read-token", default="", help="a read-only token (check 'tokens')")
     parser.add_argument("checks", nargs="+", choices=sorted(CHECKS))
     args = parser.parse_args()
     sys.path.insert(0, args.stubs)

@@ -7,6 +7,7 @@
 // check's output is shown when it fails. A last test does the same with
 // Node's @grpc/grpc-js (interop_client.js).
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <string>
 #include <string_view>
@@ -14,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "shared/bearer_token.h"
 #include "tests/e2e/daemon_harness.h"
 #include "tests/transport/test_certs.h"
 
@@ -53,11 +55,14 @@ void GenerateStubs(const std::string& dir) {
 
 class InteropTest : public ::testing::Test {
  protected:
-  void SetUp() override {
+  void SetUp() override { StartDaemon({}); }
+
+  void StartDaemon(const std::vector<std::string>& extra_flags) {
     DaemonOptions options;
     options.handlers = kHandlers;
     options.capacity = kCapacity;
     options.extra_flags = {absl::StrCat("--max-batch=", kMaxBatch)};
+    for (const std::string& f : extra_flags) options.extra_flags.push_back(f);
     auto daemon = Daemon::Start(options);
     ASSERT_TRUE(daemon.ok()) << daemon.status();
     daemon_ = *std::move(daemon);
@@ -66,13 +71,15 @@ class InteropTest : public ::testing::Test {
   }
 
   // Runs `check` of interop_client.py against the daemon; passes if it exits 0.
-  void RunCheck(const std::string& check) {
-    auto run = RunCommand(
-        {PYTHON3_PATH, absl::StrCat(COUNTERSD_SOURCE_DIR, "/tests/interop/interop_client.py"),
-         absl::StrCat("--address=", daemon_->address()), absl::StrCat("--stubs=", stubs_.path()),
-         absl::StrCat("--handlers=", kHandlers), absl::StrCat("--capacity=", kCapacity),
-         absl::StrCat("--max-batch=", kMaxBatch), check},
-        absl::Seconds(120), {"PYTHONDONTWRITEBYTECODE=1"});
+  void RunCheck(const std::string& check, const std::vector<std::string>& extra_args = {}) {
+    std::vector<std::string> argv = {
+        PYTHON3_PATH, absl::StrCat(COUNTERSD_SOURCE_DIR, "/tests/interop/interop_client.py"),
+        absl::StrCat("--address=", daemon_->address()), absl::StrCat("--stubs=", stubs_.path()),
+        absl::StrCat("--handlers=", kHandlers), absl::StrCat("--capacity=", kCapacity),
+        absl::StrCat("--max-batch=", kMaxBatch)};
+    for (const std::string& a : extra_args) argv.push_back(a);
+    argv.push_back(check);
+    auto run = RunCommand(argv, absl::Seconds(120), {"PYTHONDONTWRITEBYTECODE=1"});
     ASSERT_TRUE(run.ok()) << run.status();
     EXPECT_EQ(run->exit_code, 0) << "python client:\n"
                                  << run->out << run->err << "\ndaemon log:\n"
@@ -101,6 +108,25 @@ TEST_F(InteropTest, PythonRoundTripsEveryRpc) { RunCheck("api_roundtrip"); }
 TEST_F(InteropTest, PythonHealthCheckReportsServing) { RunCheck("health"); }
 
 TEST_F(InteropTest, ReflectionServesTheRepositoryProto) { RunCheck("reflection"); }
+
+// Issue 12: the Python client with bearer tokens against --auth-file.
+class InteropAuthTest : public InteropTest {
+ protected:
+  void SetUp() override {
+    const std::string auth_file = absl::StrCat(auth_dir_.path(), "/auth");
+    std::ofstream(auth_file) << TokenPrincipal(kWriteToken) << " write py/\n"
+                             << TokenPrincipal(kReadToken) << " read\n";
+    StartDaemon({absl::StrCat("--auth-file=", auth_file)});
+  }
+  static constexpr char kWriteToken[] = "interop-write-token";
+  static constexpr char kReadToken[] = "interop-read-token";
+  ScopedTempDir auth_dir_;
+};
+
+TEST_F(InteropAuthTest, PythonSendsTokensAndSeesRolesAndScopes) {
+  RunCheck("tokens", {absl::StrCat("--token=", kWriteToken),
+                      absl::StrCat("--read-token=", kReadToken)});
+}
 
 // Under CI=true a missing stack fails the test instead of skipping it, so
 // that CI never passes without running it. Elsewhere it is skipped with the
