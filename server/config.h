@@ -115,7 +115,6 @@ struct Config {
   uint32_t unix_socket_mode = kDefaultUnixSocketMode;
   std::string unix_socket_group;   // empty: the daemon's group
   bool allow_unauthenticated_network_access = false;  // protected mode's opt-out
-  std::string auth_file;           // principals and roles (the auth layer's flag)
   std::string data_dir = kDefaultDataDir;
   uint64_t capacity = kDefaultCapacity;  // used only when a table is created
   int handlers = DefaultHandlerCount();  // gRPC handler processes
