@@ -1,7 +1,8 @@
 // counters.v1.CounterService: the RPCs of a handler process, over the shared
 // table. See counter_service.cc for how Snapshot waits for the aggregator.
 //
-// Every RPC but Snapshot is async: UnaryCallLoop (unary_call_loop.h) runs
+// Every RPC but Snapshot is async and raw: UnaryCallLoop (unary_call_loop.h)
+// receives the request's bytes, decodes them (request_decoding.h) and runs
 // each call inline on the handler's serving thread through HandleCall.
 // Snapshot, which blocks until a snapshot is durable, is a sync RPC on one
 // of gRPC's sync threads. The Do* methods are the request handling itself,
@@ -22,16 +23,18 @@
 
 namespace countersd {
 
-// The base: every method async but Snapshot, which stays sync.
-using CounterServiceBase = counters::v1::CounterService::WithAsyncMethod_Increment<
-    counters::v1::CounterService::WithAsyncMethod_IncrementBatch<
-        counters::v1::CounterService::WithAsyncMethod_Get<
-            counters::v1::CounterService::WithAsyncMethod_BatchGet<
-                counters::v1::CounterService::WithAsyncMethod_List<
-                    counters::v1::CounterService::WithAsyncMethod_Set<
-                        counters::v1::CounterService::WithAsyncMethod_CompareAndSet<
-                            counters::v1::CounterService::WithAsyncMethod_Delete<
-                                counters::v1::CounterService::WithAsyncMethod_GetStats<
+// The base: every method async and raw (the serving loop parses requests
+// and serializes responses itself, so that a request that does not parse
+// gets INVALID_ARGUMENT, not gRPC's INTERNAL) but Snapshot, which stays sync.
+using CounterServiceBase = counters::v1::CounterService::WithRawMethod_Increment<
+    counters::v1::CounterService::WithRawMethod_IncrementBatch<
+        counters::v1::CounterService::WithRawMethod_Get<
+            counters::v1::CounterService::WithRawMethod_BatchGet<
+                counters::v1::CounterService::WithRawMethod_List<
+                    counters::v1::CounterService::WithRawMethod_Set<
+                        counters::v1::CounterService::WithRawMethod_CompareAndSet<
+                            counters::v1::CounterService::WithRawMethod_Delete<
+                                counters::v1::CounterService::WithRawMethod_GetStats<
                                     counters::v1::CounterService::Service>>>>>>>>>;
 
 // The RPCs. Thin: validate the request, call the table, return an
@@ -64,6 +67,13 @@ class CounterServiceImpl final : public CounterServiceBase {
     absl::Status status = draining() ? DrainingError() : (this->*handle)(req, resp);
     table_->CountCall(!status.ok());
     return status;
+  }
+  // One call of an async RPC whose request did not decode
+  // (request_decoding.h): counted as an error, like any non-OK reply, and
+  // answered `decode_error` (even while draining: it names what is wrong).
+  absl::Status RejectCall(absl::Status decode_error) {
+    table_->CountCall(true);
+    return decode_error;
   }
 
   // Asks the aggregator for a snapshot and waits for it (a sync RPC, on

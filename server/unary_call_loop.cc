@@ -16,18 +16,32 @@
 // completion:
 //   1. A posted call arrives (ok): post another one in its place (from the
 //      free list, or a new one when the list is empty) unless the method is
-//      at its bound, then handle the call inline:
-//      CounterServiceImpl::HandleCall (drain check, Do*, CountCall), and
-//      Finish with the status mapped by ToGrpcStatus.
+//      at its bound, then handle the call inline: decode the request
+//      (CounterService methods, below), CounterServiceImpl::HandleCall
+//      (drain check, Do*, CountCall), serialize the response, and Finish
+//      with the status mapped by ToGrpcStatus.
 //   2. Its Finish completes (ok or not: the client may have gone): clear the
-//      call's messages and context; post it again if the method has fewer
-//      than its `posted` calls waiting, else keep it on the free list if the
-//      list is short, else free it.
+//      call's messages, buffers and context; post it again if the method has
+//      fewer than its `posted` calls waiting, else keep it on the free list
+//      if the list is short, else free it.
 //   3. A posted call comes back not ok: the server is shutting down; it is
 //      freed, not posted again.
 //   4. The stop tag (Stop()'s alarm, after the server's Shutdown): shut the
 //      queue down; AsyncNext() then drains what is left and returns
 //      SHUTDOWN, and the free lists are freed.
+// The CounterService methods are raw (WithRawMethod_*, counter_service.h):
+// gRPC hands the call the request's bytes (a grpc::ByteBuffer, the
+// received slices, not copied) and sends the bytes the call gives it. The
+// call decodes them itself (DecodeRequest, request_decoding.h: gRPC's
+// ProtoBufferReader into the reused request message, as gRPC's typed path
+// does) and serializes its response with gRPC's SerializationTraits. This is
+// what lets a request that does not parse (a string field that is not
+// UTF-8, a malformed message) get INVALID_ARGUMENT naming what is wrong:
+// gRPC's typed async path cancels such a call with INTERNAL "Unable to
+// parse request" before any of our code runs. A request that fails to
+// decode is answered through CounterServiceImpl::RejectCall (counted as an
+// error in the stats slot; no Do* runs). Health's Check stays typed (a
+// standard service whose one string field gRPC's health clients fill).
 // Health (health_service.h) shares the queue: its Check is one more
 // AsyncUnaryMethod, its Watch streams and its NOT_SERVING alarm are tags of
 // their own (HealthServiceImpl::StartServing).
@@ -56,11 +70,16 @@
 #include <algorithm>
 #include <memory>
 #include <optional>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "grpc/support/time.h"
+#include "grpcpp/support/byte_buffer.h"
+#include "grpcpp/impl/codegen/proto_utils.h"
 #include "proto/status_conversion.h"
 #include "server/health_service.h"
+#include "server/request_decoding.h"
 
 namespace countersd {
 namespace {
@@ -79,11 +98,19 @@ constexpr MethodBounds kCold = {.posted = 2, .max_calls = 8, .max_free = 2};
 constexpr int kHotMethods = 4;
 constexpr int kColdMethods = 6;
 
-template <typename Service, typename Request, typename Response, typename Handle>
+// How a method's messages cross gRPC: as the typed messages (gRPC parses
+// and serializes them), or raw (the call decodes and serializes them).
+enum class Wire { kTyped, kRaw };
+
+template <typename Service, typename Request, typename Response, typename Handle, Wire kWire>
 class AsyncUnaryMethod {
  public:
-  using RequestFn = void (Service::*)(grpc::ServerContext*, Request*,
-                                      grpc::ServerAsyncResponseWriter<Response>*,
+  static constexpr bool kRaw = kWire == Wire::kRaw;
+  // What gRPC reads the request into and writes the response from.
+  using WireRequest = std::conditional_t<kRaw, grpc::ByteBuffer, Request>;
+  using WireResponse = std::conditional_t<kRaw, grpc::ByteBuffer, Response>;
+  using RequestFn = void (Service::*)(grpc::ServerContext*, WireRequest*,
+                                      grpc::ServerAsyncResponseWriter<WireResponse>*,
                                       grpc::CompletionQueue*, grpc::ServerCompletionQueue*, void*);
 
   AsyncUnaryMethod(UnaryCallLoop* loop, Service* service, grpc::ServerCompletionQueue* cq,
@@ -115,8 +142,14 @@ class AsyncUnaryMethod {
       replying_ = false;
       ctx_.emplace();
       writer_.emplace(&*ctx_);
-      (method_->service_->*method_->request_)(&*ctx_, &req_, &*writer_, method_->cq_, method_->cq_,
-                                              this);
+      WireRequest* wire_request;
+      if constexpr (kRaw) {
+        wire_request = &payload_;
+      } else {
+        wire_request = &req_;
+      }
+      (method_->service_->*method_->request_)(&*ctx_, wire_request, &*writer_, method_->cq_,
+                                              method_->cq_, this);
     }
 
     void Proceed(bool ok) override {
@@ -126,6 +159,10 @@ class AsyncUnaryMethod {
         ctx_.reset();
         req_.Clear();
         resp_.Clear();
+        if constexpr (kRaw) {
+          payload_.Clear();
+          reply_.Clear();
+        }
         m->Finished(this);
         return;
       }
@@ -135,17 +172,31 @@ class AsyncUnaryMethod {
         return;
       }
       if (m->posted_ < m->bounds_.posted) m->Post(nullptr);  // 1.
-      absl::Status status = m->handle_(req_, &resp_);
       replying_ = true;
-      writer_->Finish(resp_, ToGrpcStatus(status), this);
+      if constexpr (kRaw) {
+        absl::Status status = DecodeRequest(&payload_, &req_);
+        status = status.ok() ? m->handle_(req_, &resp_) : m->handle_.Reject(std::move(status));
+        grpc::Status reply_status = ToGrpcStatus(status);
+        if (reply_status.ok()) {
+          bool own_buffer;
+          reply_status = grpc::SerializationTraits<Response>::Serialize(resp_, &reply_, &own_buffer);
+        }
+        writer_->Finish(reply_, reply_status, this);  // a non-OK status sends no message
+      } else {
+        absl::Status status = m->handle_(req_, &resp_);
+        writer_->Finish(resp_, ToGrpcStatus(status), this);
+      }
     }
 
    private:
     AsyncUnaryMethod* const method_;
     std::optional<grpc::ServerContext> ctx_;
-    std::optional<grpc::ServerAsyncResponseWriter<Response>> writer_;
+    std::optional<grpc::ServerAsyncResponseWriter<WireResponse>> writer_;
     Request req_;
     Response resp_;
+    // Raw methods: the request's bytes as received, and the response's.
+    grpc::ByteBuffer payload_;
+    grpc::ByteBuffer reply_;
     bool replying_ = false;
   };
 
@@ -200,24 +251,47 @@ class AsyncUnaryMethod {
   std::vector<Call*> free_;
 };
 
-// `Owner`: the generated base class that declares Request<Method>.
+// A typed method. `Owner`: the generated base class that declares
+// Request<Method>.
 template <typename Service, typename Owner, typename Request, typename Response, typename Handle>
-std::unique_ptr<AsyncUnaryMethod<Service, Request, Response, Handle>> MakeMethod(
+std::unique_ptr<AsyncUnaryMethod<Service, Request, Response, Handle, Wire::kTyped>> MakeTypedMethod(
     UnaryCallLoop* loop, Service* service, grpc::ServerCompletionQueue* cq,
     void (Owner::*request)(grpc::ServerContext*, Request*,
-                             grpc::ServerAsyncResponseWriter<Response>*, grpc::CompletionQueue*,
-                             grpc::ServerCompletionQueue*, void*),
+                           grpc::ServerAsyncResponseWriter<Response>*, grpc::CompletionQueue*,
+                           grpc::ServerCompletionQueue*, void*),
     Handle handle, MethodBounds bounds) {
-  return std::make_unique<AsyncUnaryMethod<Service, Request, Response, Handle>>(
+  return std::make_unique<AsyncUnaryMethod<Service, Request, Response, Handle, Wire::kTyped>>(
       loop, service, cq, request, handle, bounds);
 }
 
-// A CounterService method: HandleCall of its Do* method.
+// The handling of a CounterService call: HandleCall of its Do* method, or
+// RejectCall of a request that did not decode.
 template <typename Request, typename Response>
-auto HandleWith(CounterServiceImpl* service, CounterServiceImpl::DoMethod<Request, Response> handle) {
-  return [service, handle](const Request& req, Response* resp) {
+struct CounterCall {
+  absl::Status operator()(const Request& req, Response* resp) const {
     return service->HandleCall(handle, req, resp);
-  };
+  }
+  absl::Status Reject(absl::Status decode_error) const {
+    return service->RejectCall(std::move(decode_error));
+  }
+  CounterServiceImpl* service;
+  CounterServiceImpl::DoMethod<Request, Response> handle;
+};
+
+// A CounterService method, raw: its request and response types are those of
+// its Do* method.
+template <typename Owner, typename Request, typename Response>
+auto MakeCounterMethod(UnaryCallLoop* loop, CounterServiceImpl* service,
+                       grpc::ServerCompletionQueue* cq,
+                       void (Owner::*request)(grpc::ServerContext*, grpc::ByteBuffer*,
+                                              grpc::ServerAsyncResponseWriter<grpc::ByteBuffer>*,
+                                              grpc::CompletionQueue*,
+                                              grpc::ServerCompletionQueue*, void*),
+                       CounterServiceImpl::DoMethod<Request, Response> handle, MethodBounds bounds) {
+  using Method = AsyncUnaryMethod<CounterServiceBase, Request, Response,
+                                  CounterCall<Request, Response>, Wire::kRaw>;
+  return std::make_unique<Method>(loop, static_cast<CounterServiceBase*>(service), cq, request,
+                                  CounterCall<Request, Response>{service, handle}, bounds);
 }
 
 // The stop tag: its address is the tag; it is never dereferenced.
@@ -255,33 +329,29 @@ void UnaryCallLoop::Run() {
   grpc::ServerCompletionQueue* const cq = cq_;
   using Base = CounterServiceBase;
   using Impl = CounterServiceImpl;
-  auto increment = MakeMethod(this, static_cast<Base*>(s), cq, &Base::RequestIncrement,
-                              HandleWith(s, &Impl::DoIncrement), kHot);
-  auto increment_batch = MakeMethod(this, static_cast<Base*>(s), cq, &Base::RequestIncrementBatch,
-                                    HandleWith(s, &Impl::DoIncrementBatch), kHot);
-  auto get = MakeMethod(this, static_cast<Base*>(s), cq, &Base::RequestGet,
-                        HandleWith(s, &Impl::DoGet), kHot);
-  auto batch_get = MakeMethod(this, static_cast<Base*>(s), cq, &Base::RequestBatchGet,
-                              HandleWith(s, &Impl::DoBatchGet), kHot);
-  auto list = MakeMethod(this, static_cast<Base*>(s), cq, &Base::RequestList,
-                         HandleWith(s, &Impl::DoList), kCold);
-  auto set = MakeMethod(this, static_cast<Base*>(s), cq, &Base::RequestSet,
-                        HandleWith(s, &Impl::DoSet), kCold);
-  auto compare_and_set = MakeMethod(this, static_cast<Base*>(s), cq, &Base::RequestCompareAndSet,
-                                    HandleWith(s, &Impl::DoCompareAndSet), kCold);
-  auto del = MakeMethod(this, static_cast<Base*>(s), cq, &Base::RequestDelete,
-                        HandleWith(s, &Impl::DoDelete), kCold);
-  auto get_stats = MakeMethod(this, static_cast<Base*>(s), cq, &Base::RequestGetStats,
-                              HandleWith(s, &Impl::DoGetStats), kCold);
+  auto increment =
+      MakeCounterMethod(this, s, cq, &Base::RequestIncrement, &Impl::DoIncrement, kHot);
+  auto increment_batch = MakeCounterMethod(this, s, cq, &Base::RequestIncrementBatch,
+                                           &Impl::DoIncrementBatch, kHot);
+  auto get = MakeCounterMethod(this, s, cq, &Base::RequestGet, &Impl::DoGet, kHot);
+  auto batch_get =
+      MakeCounterMethod(this, s, cq, &Base::RequestBatchGet, &Impl::DoBatchGet, kHot);
+  auto list = MakeCounterMethod(this, s, cq, &Base::RequestList, &Impl::DoList, kCold);
+  auto set = MakeCounterMethod(this, s, cq, &Base::RequestSet, &Impl::DoSet, kCold);
+  auto compare_and_set = MakeCounterMethod(this, s, cq, &Base::RequestCompareAndSet,
+                                           &Impl::DoCompareAndSet, kCold);
+  auto del = MakeCounterMethod(this, s, cq, &Base::RequestDelete, &Impl::DoDelete, kCold);
+  auto get_stats =
+      MakeCounterMethod(this, s, cq, &Base::RequestGetStats, &Impl::DoGetStats, kCold);
   HealthServiceImpl* const health = health_;
   using HealthBase = HealthServiceImpl::AsyncBase;
   std::unique_ptr<AsyncUnaryMethod<HealthBase, grpc::health::v1::HealthCheckRequest,
                                    grpc::health::v1::HealthCheckResponse,
-                                   HealthServiceImpl::CheckFn>>
+                                   HealthServiceImpl::CheckFn, Wire::kTyped>>
       check;
   if (health != nullptr) {
-    check = MakeMethod(this, static_cast<HealthBase*>(health), cq, &HealthBase::RequestCheck,
-                       HealthServiceImpl::CheckFn{health}, kCold);
+    check = MakeTypedMethod(this, static_cast<HealthBase*>(health), cq, &HealthBase::RequestCheck,
+                            HealthServiceImpl::CheckFn{health}, kCold);
     health->StartServing(cq);
   }
   void* tag = nullptr;

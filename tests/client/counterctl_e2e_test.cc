@@ -242,6 +242,22 @@ TEST_F(CounterctlTest, ListPrintsMatchingCountersSortedAndAligned) {
   EXPECT_THAT(limited.err, HasSubstr("--limit=2"));
 }
 
+TEST_F(CounterctlTest, ListOfANonUtf8PrefixIsTheServersInvalidArgumentNamingThePrefix) {
+  // counterctl sends the bytes as given (protobuf only logs on serializing);
+  // the server answers INVALID_ARGUMENT, not INTERNAL (a server bug).
+  Ctl r = Run({"list", "ab\xff"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("counterctl list: prefix must be valid UTF-8 (invalid byte "
+                               "sequence at offset 2)"));
+  EXPECT_THAT(r.out, IsEmpty());
+  Ctl json = RunJson({"list", "\xff"});
+  EXPECT_EQ(json.exit_code, 1) << json.err;
+  const google::protobuf::Struct error = Field(ParseJson(json.out), "error").struct_value();
+  EXPECT_EQ(Field(error, "code").string_value(), "INVALID_ARGUMENT");
+  EXPECT_EQ(Field(error, "message").string_value(),
+            "prefix must be valid UTF-8 (invalid byte sequence at offset 0)");
+}
+
 TEST_F(CounterctlTest, ListPagesThroughMoreThanOneServerPage) {
   const std::string p = Key("");
   CounterClient client(daemon_->address());

@@ -1,15 +1,17 @@
 // Fuzz target: the request path of a handler, through the gRPC-free
-// CounterService methods (server/counter_service.h) on a real table, with
-// each request message parsed from the fuzzer's bytes exactly as gRPC would
-// deserialize it off the wire.
+// request decoding (server/request_decoding.h, what the serving loop runs on
+// a request's bytes) and CounterService methods (server/counter_service.h)
+// on a real table.
 //
 // Input: byte 0 picks the method (Increment, IncrementBatch, Get, BatchGet,
 // List, Set, CompareAndSet, Delete, GetStats); the rest is the serialized
-// request. Bytes that do not parse are what gRPC itself rejects before a
-// handler runs, so they are skipped.
-// Invariants: no crash or sanitizer report, and no INTERNAL or UNKNOWN
-// status: those mean a server bug (README, error codes); every bad request
-// gets a status that names what is wrong.
+// request. Bytes that do not decode are answered by DecodeRequest itself
+// (the lenient twin that names a non-UTF-8 field or the type), and the
+// method then does not run, as in the serving loop.
+// Invariants: no crash or sanitizer report; a request that does not decode
+// gets INVALID_ARGUMENT with a message; and no INTERNAL or UNKNOWN status
+// from a method: those mean a server bug (README, error codes); every bad
+// request gets a status that names what is wrong.
 #include <stdlib.h>
 
 #include <cstddef>
@@ -18,9 +20,11 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "counters/v1/counters.pb.h"
 #include "server/counter_service.h"
+#include "server/request_decoding.h"
 #include "shared/counter_table.h"
 
 namespace {
@@ -52,7 +56,12 @@ template <typename Request, typename Response>
 void Run(absl::Status (CounterServiceImpl::*method)(const Request&, Response*), const uint8_t* data,
          size_t size) {
   Request req;
-  if (!req.ParseFromArray(data, static_cast<int>(size))) return;
+  const absl::Status decoded =
+      countersd::DecodeRequest(std::string_view(reinterpret_cast<const char*>(data), size), &req);
+  if (!decoded.ok()) {
+    if (!absl::IsInvalidArgument(decoded) || decoded.message().empty()) std::abort();
+    return;
+  }
   Response resp;
   const absl::Status st = (TheFixture().service.get()->*method)(req, &resp);
   if (absl::IsInternal(st) || absl::IsUnknown(st)) std::abort();  // a server bug

@@ -353,6 +353,53 @@ def check_reflection(args):
     channel.close()
 
 
+def check_non_utf8_requests(args):
+    """Requests that are not their typed message, sent as hand-encoded bytes
+    (a raw unary_unary, no serializer: protobuf's Python runtime refuses to
+    build them): a non-UTF-8 string field gets INVALID_ARGUMENT naming the
+    field, a malformed message INVALID_ARGUMENT naming the type, never
+    INTERNAL, and nothing is applied."""
+    c = Client(args)
+    codes = c.grpc.StatusCode
+
+    def field(number, value):  # a length-delimited field, value < 128 bytes
+        return bytes([number << 3 | 2, len(value)]) + value
+
+    def raw(method, payload):
+        call = c.channel.unary_unary(f"/counters.v1.CounterService/{method}",
+                                     request_serializer=None, response_deserializer=None)
+        return call(payload, timeout=DEADLINE)
+
+    def expect_invalid(method, payload, message):
+        try:
+            reply = raw(method, payload)
+        except c.grpc.RpcError as e:
+            expect_eq((e.code(), e.details()), (codes.INVALID_ARGUMENT, message),
+                      f"{method} of {payload!r}")
+            return
+        raise CheckFailed(f"{method} of {payload!r} succeeded ({reply!r}), want INVALID_ARGUMENT")
+
+    good = "py/utf8/good"
+    c.call("Set", c.pb.SetRequest(key=good, value=5))
+    # The raw path itself works: valid bytes in, the typed response's bytes out.
+    reply = raw("Increment", field(1, good.encode()) + b"\x10\x02")
+    expect_eq(c.pb.IncrementResponse.FromString(reply).value, 7, "raw Increment")
+
+    bad = b"ok\xff"  # invalid UTF-8 at offset 2
+    rule = "must be valid UTF-8 (invalid byte sequence at offset 2)"
+    for method in ["Increment", "Get", "Set", "CompareAndSet", "Delete"]:
+        expect_invalid(method, field(1, bad), f"key {rule}")
+    batch = (field(1, field(1, good.encode()) + b"\x10\x01") + field(1, field(1, bad)))
+    expect_invalid("IncrementBatch", batch, f"increments[1].key {rule}")
+    expect_invalid("BatchGet", field(1, good.encode()) + field(1, bad), f"keys[1] {rule}")
+    expect_invalid("List", field(1, bad), f"prefix {rule}")
+    expect_invalid("List", field(3, bad), f"page_token {rule}")
+    expect_invalid("Increment", b"\x0a\x32abc",  # field 1 claims 50 bytes; 3 follow
+                   "request is not a valid counters.v1.IncrementRequest message")
+    expect_eq(c.get(good), 7, "value after the rejected batch")
+    c.close()
+
+
 CHECKS = {name[len("check_"):]: fn for name, fn in globals().items()
           if name.startswith("check_")}
 

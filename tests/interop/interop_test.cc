@@ -86,6 +86,10 @@ TEST_F(InteropTest, PythonSeesEveryErrorCodeOfTheContract) { RunCheck("status_co
 
 TEST_F(InteropTest, PythonSeesOptionalFieldPresence) { RunCheck("optional_fields"); }
 
+TEST_F(InteropTest, PythonRawNonUtf8KeyAndMalformedRequestAreInvalidArgument) {
+  RunCheck("non_utf8_requests");
+}
+
 TEST_F(InteropTest, PythonRoundTripsEveryRpc) { RunCheck("api_roundtrip"); }
 
 TEST_F(InteropTest, PythonHealthCheckReportsServing) { RunCheck("health"); }
