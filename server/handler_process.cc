@@ -5,6 +5,9 @@
 // handler process polls the process's one ServerCompletionQueue and runs
 // each call inline (UnaryCallLoop, unary_call_loop.h), so a call is read,
 // handled and answered on one thread with no hand-off between threads.
+// List alone is handed off once received: a thread of lower CPU priority
+// handles and answers it (LowPriorityCalls, low_priority_calls.cc), so that
+// clients listing a big table cannot take the serving thread's turns.
 // gRPC's callback API costs ~5 context switches and futex calls per call
 // here: its callback queue has two threads of its own that take turns
 // polling. So no service of this server uses the callback API, not even
@@ -31,7 +34,8 @@
 //     and hands each admitted socket to the server
 //     (grpc::AddInsecureChannelFromFd). A failed bind (the port taken by a
 //     process without SO_REUSEPORT) or BuildAndStart is exit code 1.
-//  3. Start the serving thread (UnaryCallLoop::Run, which beats the
+//  3. Start the List thread (LowPriorityCalls, at nice 19) and the
+//     serving thread (UnaryCallLoop::Run, which beats the
 //     heartbeat in the stats slot at every turn and at least every
 //     options.heartbeat_interval: the supervisor kills a handler whose
 //     heartbeat stops, child_liveness.cc) and the gate's thread,
@@ -44,8 +48,9 @@
 //     wait in this closed listener's backlog and are reset); health watches
 //     send NOT_SERVING and end OK (waited for, up to the drain deadline).
 //     Once those are gone, Shutdown the server with a short grace (kShutdownGrace) for
-//     replies still being written and idle connections, stop the serving
-//     loop, join it and return 0.
+//     replies still being written and idle connections, stop the List
+//     thread (every List call is finished by then; its queue still polled),
+//     then the serving loop, join it and return 0.
 #include "server/handler_process.h"
 
 #include <malloc.h>
@@ -71,6 +76,7 @@
 #include "server/connection_gate.h"
 #include "server/counter_service.h"
 #include "server/health_service.h"
+#include "server/low_priority_calls.h"
 #include "server/unary_call_loop.h"
 #include "shared/log.h"
 
@@ -211,8 +217,9 @@ int RunHandlerProcess(CounterTable* table, const HandlerOptions& options) {
     }
     return 1;
   }
+  LowPriorityCalls list_calls;
   UnaryCallLoop loop(&service, &health, cq.get(),
-                     {.table = table, .interval = options.heartbeat_interval});
+                     {.table = table, .interval = options.heartbeat_interval}, &list_calls);
   std::thread serving([&loop] { loop.Run(); });
   std::thread admitting([&gate] { (*gate)->Run(); });
   table->SetReady(true);
@@ -264,6 +271,7 @@ int RunHandlerProcess(CounterTable* table, const HandlerOptions& options) {
   // The serving thread keeps polling through Shutdown (it completes the
   // async calls still in flight); then it shuts the queue down and drains it.
   server->Shutdown(absl::ToChronoTime(std::min(drain_deadline, absl::Now() + kShutdownGrace)));
+  list_calls.Stop();  // its Finishes land on the queue the loop still polls
   loop.Stop();
   serving.join();
   server.reset();

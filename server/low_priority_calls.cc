@@ -7,12 +7,12 @@
 // the page, sorted_key_index.cc), an Increment about one; so a few clients
 // listing a big table in a closed loop took most turns of the serving thread
 // and left other clients' increments at 0.23x their rate (issue 11, fault 6;
-// tests/e2e/list_fairness_test.cc). Here the serving thread only receives a
-// List call and hands it over; this thread parses nothing, it runs the page
-// (CounterServiceImpl::HandleCall of DoList) and calls Finish, which
-// serializes the reply and writes it on the caller's connection. The
-// serving thread then gets the Finish completion and recycles the call, as
-// for any other call.
+// tests/e2e/list_fairness_test.cc). Here the serving thread only receives
+// a List call and hands it over; this thread decodes the request, runs the
+// page (CounterServiceImpl::HandleCall of DoList) and serializes the reply,
+// then sets an alarm on the serving queue, by which the serving thread gets
+// the call back and Finishes it (unary_call_loop.cc, 1b.), as for any other
+// call.
 //
 // How the share is bounded:
 //  1. The thread runs at nice 19 (setpriority(PRIO_PROCESS, tid): on Linux
@@ -21,12 +21,14 @@
 //     weight, 15 against 1024, so List takes ~1.5% of a contended CPU and
 //     still never starves; on an idle CPU it runs as fast as ever. Not
 //     SCHED_IDLE, whose weight of 3 comes with no such floor in practice,
-//     and makes any lock the thread holds when preempted (gRPC's, in
-//     Finish) a long wait for whoever needs it next. Nice 10 (weight 110)
-//     was measured too: the fairness test's ratio fell to 0.46 on a machine
-//     loaded by three test jobs, where nice 19 kept 0.83 to 1.4.
-//  2. The serving thread's own cost per List call is that of receiving and
-//     recycling one call, and List calls are bounded: the List method has at
+//     and makes any lock the thread holds when preempted (the queue's, for
+//     the moment it takes to post the alarm) a long wait for whoever needs
+//     it next. Nice 10 (weight 110) was measured too: the fairness test's
+//     ratio fell to 0.46 on a machine loaded by three test jobs, where nice
+//     19 kept 0.74 to 1.2.
+//  2. The serving thread's own cost per List call is that of receiving,
+//     Finishing (writing the bytes already serialized) and recycling one
+//     call, and List calls are bounded: the List method has at
 //     most kCold.max_calls call objects (unary_call_loop.cc), so at most that
 //     many wait here; beyond them gRPC holds the streams (MAX_CONCURRENT_
 //     STREAMS per connection, the ResourceQuota in bytes), as for any method
@@ -40,13 +42,17 @@
 //     cross two threads. So List does not get a completion queue of its own
 //     (a second queue polled by this thread would do exactly that); the
 //     calls come in on the serving queue and only their handling comes here.
+//     Nor does it Finish them: it stays off the connections' locks, and the
+//     hand-over both ways is a lock or an atomic of ours (this queue's mutex;
+//     the call's release/acquire flag back), which ThreadSanitizer checks;
+//     gRPC's queue orders them too, but in code TSan does not see.
 // The heartbeat stays the serving loop's (a List stuck here does not stop
 // increments, and is not what the supervisor's liveness check is about).
 //
 // Shutdown (handler_process.cc): Stop() runs after grpc::Server::Shutdown
 // has returned (every call finished or cancelled, the serving loop still
-// polling) and before the serving loop shuts its queue down, so every Finish
-// called here lands on a live queue; a call submitted after Stop() began runs
+// polling) and before the serving loop shuts its queue down, so every alarm
+// set here fires on a live queue; a call submitted after Stop() began runs
 // on the submitter's thread.
 #include "server/low_priority_calls.h"
 

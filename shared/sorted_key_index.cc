@@ -60,7 +60,7 @@
 // region. Increments and Sets of existing keys do not change a region's key
 // set, so a listing under an increment load rescans nothing and resumes.
 // Where this runs: in a handler, on its low-priority List thread, never on
-// the serving thread (server/background_calls.h).
+// the serving thread (server/low_priority_calls.h).
 //
 // Memory: per process that lists, for each live key its bytes + 12 bytes,
 // plus up to kSavedMerges x regions x 8 bytes of saved heaps.
