@@ -11,8 +11,8 @@
 // stopped instead of seeking every region (shared/sorted_key_index.cc).
 // Measured on the 2-core VM, loaded by other test jobs: ratio 0.23 with
 // neither, 0.42 with the resumed merge alone (List answered on the serving
-// thread), 0.46 to 0.86 with the List thread at nice 10, 0.83 to 1.4 at
-// nice 19.
+// thread), 0.46 to 0.86 with the List thread at nice 10, 0.74 to 0.91 at
+// nice 19 (six runs beside a full ctest -j2).
 //
 // Robust on a loaded machine: rates are compared, never a time; they are
 // measured in the same run, in many short interleaved windows (without,
