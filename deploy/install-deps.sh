@@ -12,7 +12,7 @@ set -euo pipefail
 pkgs=(
   build-essential cmake make pkg-config
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
-  libabsl-dev zlib1g-dev
+  libabsl-dev zlib1g-dev libssl-dev openssl
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-grpcio python3-protobuf python3-h2
 )

@@ -30,7 +30,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "shared/abseil_string_view.h"
+#include "server/tls_file_check.h"
+#include "server/transport_config.h"
 #include "shared/data_dir.h"
+#include "shared/status_macros.h"
 
 namespace countersd {
 namespace {
@@ -157,10 +160,6 @@ int DefaultHandlerCount() {
 
 using countersd::Defaults;
 
-ABSL_FLAG(std::string, listen, Defaults().listen,
-          "Address to serve gRPC on, host:port or [ipv6]:port. Port 0 picks a free port (the "
-          "\"ready\" log line names it). Every handler process listens on it (SO_REUSEPORT); a "
-          "second countersd on the same address fails at start.");
 ABSL_FLAG(std::string, data_dir, Defaults().data_dir,
           absl::StrCat("Directory holding ", countersd::kMapFile, " (the live table), ",
                        countersd::kSnapshotFile, " (snapshots) and ", countersd::kLockFile,
@@ -218,8 +217,12 @@ ABSL_FLAG(std::string, handler_memory_quota,
               countersd::FormatByteSize(countersd::kMaxDefaultHandlerMemoryQuota),
               ". At least ", countersd::FormatByteSize(countersd::kMinHandlerMemoryQuota), "."));
 ABSL_FLAG(int, max_connections, Defaults().max_connections,
-          absl::StrCat("Open client connections each handler accepts; one more is accepted and "
-                       "reset at once. Default: --handler-memory-quota / ",
+          absl::StrCat("Open client connections each handler accepts on each plaintext listener "
+                       "(a plaintext TCP address, its share of a unix socket); one more is "
+                       "accepted and reset at once. Not applied to TLS listeners: gRPC 1.51 "
+                       "can hand over only plaintext sockets, so with TLS on gRPC accepts the "
+                       "TCP connections itself and has no cap (cap them in front, e.g. with a "
+                       "firewall's connlimit). Default: --handler-memory-quota / ",
                        countersd::kConnectionCostEstimate / 1024,
                        " KiB (what a connection costs gRPC). Needs that many file descriptors "
                        "plus ",
@@ -229,7 +232,8 @@ ABSL_FLAG(int, max_concurrent_streams, Defaults().max_concurrent_streams,
           "100000.");
 ABSL_FLAG(absl::Duration, handshake_timeout, Defaults().handshake_timeout,
           "A connection that has not sent its HTTP/2 preface and first SETTINGS frame this long "
-          "after it was accepted is closed (slow or idle clients that never start).");
+          "after it was accepted is closed (slow or idle clients that never start). On a TLS "
+          "listener it is gRPC's own handshake deadline (GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS).");
 ABSL_FLAG(absl::Duration, idle_timeout, Defaults().idle_timeout,
           "A connection with no call in progress for this long is sent GOAWAY and closed; "
           "clients reconnect on their next call.");
@@ -259,6 +263,13 @@ namespace countersd {
 namespace {
 
 constexpr const char* kFlagNames[] = {"listen",
+                                      "tls_cert_file",
+                                      "tls_key_file",
+                                      "tls_client_ca_file",
+                                      "tls_reload_interval",
+                                      "unix_socket_mode",
+                                      "unix_socket_group",
+                                      "allow_unauthenticated_network_access",
                                       "data_dir",
                                       "capacity",
                                       "handlers",
@@ -377,7 +388,7 @@ Config ParseFlagsOrExit(int argc, char** argv) {
   }
 
   Config c;
-  c.listen = absl::GetFlag(FLAGS_listen);
+  if (absl::Status s = ReadTransportFlags(&c); !s.ok()) UsageError(std::string(s.message()));
   c.data_dir = absl::GetFlag(FLAGS_data_dir);
   c.capacity = absl::GetFlag(FLAGS_capacity);
   c.handlers = absl::GetFlag(FLAGS_handlers);
@@ -418,13 +429,20 @@ Config ParseFlagsOrExit(int argc, char** argv) {
   }
   c.log_level = *log_level;
   if (absl::Status s = ValidateConfig(c); !s.ok()) UsageError(std::string(s.message()));
+  // Bad TLS files are a start-up error naming the file (exit 2).
+  if (absl::StatusOr<TlsMaterial> tls = ReadTlsFiles(TlsFilesOf(c)); !tls.ok()) {
+    UsageError(std::string(tls.status().message()));
+  }
   // Each handler raises its soft RLIMIT_NOFILE to what --max-connections
-  // needs (handler_process.cc); the hard limit must allow it.
+  // needs on each gated listener (handler_process.cc,
+  // HandlerListeners::MaxGatedConnections); the hard limit must allow it.
   rlimit nofile{};
+  const uint64_t gated = static_cast<uint64_t>(c.max_connections) * GatedListenerCount(c);
   if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_max != RLIM_INFINITY &&
-      static_cast<uint64_t>(c.max_connections) + kReservedFds > nofile.rlim_max) {
-    UsageError(absl::StrCat("--max-connections=", c.max_connections, " needs ",
-                            c.max_connections + kReservedFds,
+      gated + kReservedFds > nofile.rlim_max) {
+    UsageError(absl::StrCat("--max-connections=", c.max_connections, " on ",
+                            GatedListenerCount(c), " plaintext listener(s) needs ",
+                            gated + kReservedFds,
                             " file descriptors per handler, but the RLIMIT_NOFILE hard limit is ",
                             nofile.rlim_max, ": lower --max-connections or raise the limit "
                             "(ulimit -Hn, LimitNOFILE=)"));
@@ -433,7 +451,7 @@ Config ParseFlagsOrExit(int argc, char** argv) {
 }
 
 absl::Status ValidateConfig(const Config& c) {
-  if (c.listen.empty()) return absl::InvalidArgumentError("--listen must not be empty");
+  RETURN_IF_ERROR(ValidateTransportConfig(c));
   if (c.data_dir.empty()) return absl::InvalidArgumentError("--data-dir must not be empty");
   if (c.capacity < 1 || c.capacity > kMaxCapacity) {
     return absl::InvalidArgumentError(

@@ -24,6 +24,9 @@ inline constexpr absl::Duration kDefaultSnapshotInterval = absl::Seconds(1);
 inline constexpr absl::Duration kDefaultDrainTimeout = absl::Seconds(5);
 // The table's limit: clients may send the largest batch the table can apply.
 inline constexpr size_t kDefaultMaxBatch = kMaxBatchOps;
+// How often TLS files are checked for a rotation (transport_config.h).
+inline constexpr absl::Duration kDefaultTlsReloadInterval = absl::Seconds(60);
+inline constexpr uint32_t kDefaultUnixSocketMode = 0660;
 // Shortest --snapshot-interval accepted.
 inline constexpr absl::Duration kMinSnapshotInterval = absl::Milliseconds(10);
 
@@ -99,7 +102,17 @@ size_t DefaultHandlerMemoryQuota(uint64_t memory_limit);
 int DefaultMaxConnections(size_t handler_memory_quota);
 
 struct Config {
-  std::string listen = kDefaultListen;  // host:port, [v6]:port; port 0 = any free port
+  // The transport (server/transport_config.h has the rules): comma-separated
+  // addresses, host:port, [v6]:port (port 0 = any free port) or unix:PATH.
+  std::string listen = kDefaultListen;
+  std::string tls_cert_file;       // with tls_key_file: TLS on the TCP listeners
+  std::string tls_key_file;
+  std::string tls_client_ca_file;  // mTLS: client certificates required, verified against it
+  absl::Duration tls_reload_interval = kDefaultTlsReloadInterval;
+  uint32_t unix_socket_mode = kDefaultUnixSocketMode;
+  std::string unix_socket_group;   // empty: the daemon's group
+  bool allow_unauthenticated_network_access = false;  // protected mode's opt-out
+  std::string auth_file;           // principals and roles (the auth layer's flag)
   std::string data_dir = kDefaultDataDir;
   uint64_t capacity = kDefaultCapacity;  // used only when a table is created
   int handlers = DefaultHandlerCount();  // gRPC handler processes

@@ -94,6 +94,11 @@ absl::StatusOr<std::unique_ptr<ConnectionGate>> ConnectionGate::Listen(
     close(fd);
     return ErrnoToStatus(err, absl::StrCat("listen(", address, ")"));
   }
+  return Adopt(fd, options, std::move(hand_over));
+}
+
+absl::StatusOr<std::unique_ptr<ConnectionGate>> ConnectionGate::Adopt(
+    int fd, Options options, std::function<void(int fd)> hand_over) {
   int epoll_fd = epoll_create1(EPOLL_CLOEXEC);
   int wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (epoll_fd < 0 || wake_fd < 0) {

@@ -50,6 +50,11 @@ class ConnectionGate {
   static absl::StatusOr<std::unique_ptr<ConnectionGate>> Listen(const std::string& address,
                                                                 Options options,
                                                                 std::function<void(int fd)> hand_over);
+  // Like Listen, on a socket already listening (non-blocking): a unix socket
+  // the supervisor created and this process inherited (unix_listener.h).
+  // Takes ownership of `listen_fd` (closed on failure too).
+  static absl::StatusOr<std::unique_ptr<ConnectionGate>> Adopt(
+      int listen_fd, Options options, std::function<void(int fd)> hand_over);
   ~ConnectionGate();  // closes the listener and the sockets not handed over
   ConnectionGate(const ConnectionGate&) = delete;
   ConnectionGate& operator=(const ConnectionGate&) = delete;

@@ -6,8 +6,9 @@
 // each call inline (UnaryCallLoop, unary_call_loop.h), so a call is read,
 // handled and answered on one thread with no hand-off between threads.
 // List alone is handed off once received: a thread of lower CPU priority
-// handles and answers it (LowPriorityCalls, low_priority_calls.cc), so that
-// clients listing a big table cannot take the serving thread's turns.
+// decodes it, runs the page and serializes the reply, then hands it back to
+// be Finished (LowPriorityCalls, low_priority_calls.cc), so that clients
+// listing a big table cannot take the serving thread's turns.
 // gRPC's callback API costs ~5 context switches and futex calls per call
 // here: its callback queue has two threads of its own that take turns
 // polling. So no service of this server uses the callback API, not even
@@ -27,13 +28,16 @@
 //     service and reflection, one completion queue, and the limits on what
 //     clients may make it hold (ApplyLimits below: memory quota, streams
 //     per connection, idle and keepalive enforcement). The server has no
-//     listening port of its own: raise RLIMIT_NOFILE to what
-//     --max-connections needs, then bind options.address with a
-//     ConnectionGate (connection_gate.h; SO_REUSEPORT: every handler binds
-//     the same port), which caps connections, enforces --handshake-timeout
-//     and hands each admitted socket to the server
-//     (grpc::AddInsecureChannelFromFd). A failed bind (the port taken by a
-//     process without SO_REUSEPORT) or BuildAndStart is exit code 1.
+//     listening port of its own for plaintext: raise RLIMIT_NOFILE to what
+//     --max-connections needs, then HandlerListeners (handler_listeners.h)
+//     binds each plaintext TCP address with a ConnectionGate
+//     (connection_gate.h; SO_REUSEPORT: every handler binds the same port)
+//     and adopts each unix socket the supervisor made; the gates cap
+//     connections, enforce --handshake-timeout and hand each admitted
+//     socket to the server (grpc::AddInsecureChannelFromFd). With TLS on,
+//     the TCP addresses are gRPC's own TLS ports instead (the trade-off is
+//     in handler_listeners.h). A failed bind (the port taken by a process
+//     without SO_REUSEPORT) or BuildAndStart is exit code 1.
 //  3. Start the List thread (LowPriorityCalls, at nice 19) and the
 //     serving thread (UnaryCallLoop::Run, which beats the
 //     heartbeat in the stats slot at every turn and at least every
@@ -72,9 +76,9 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/resource_quota.h"
-#include "grpcpp/server_posix.h"
 #include "server/connection_gate.h"
 #include "server/counter_service.h"
+#include "server/handler_listeners.h"
 #include "server/health_service.h"
 #include "server/low_priority_calls.h"
 #include "server/unary_call_loop.h"
@@ -128,9 +132,10 @@ int Millis(absl::Duration d) {
 }
 
 // What a client may make this server hold (issue 11), as gRPC arguments.
-// GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS is not among them: connections come
-// through AddInsecureChannelFromFd, which has no handshake; the
-// ConnectionGate enforces --handshake-timeout instead.
+// GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS is not among them: plaintext
+// connections come through AddInsecureChannelFromFd, which has no
+// handshake, and the ConnectionGate enforces --handshake-timeout instead;
+// HandlerListeners::AddTlsPorts sets it for gRPC's own TLS listener.
 void ApplyLimits(const HandlerOptions& options, grpc::ResourceQuota* quota,
                  grpc::ServerBuilder* builder) {
   // Every connection's and call's memory (transport, read buffers, call
@@ -188,27 +193,24 @@ int RunHandlerProcess(CounterTable* table, const HandlerOptions& options) {
   CounterServiceImpl service(table, options.max_batch);
   HealthServiceImpl health;
   health.ReportDurability(table, options.durability_lag_limit);
-  if (!RaiseFdLimit(options.max_connections)) return 1;
+  if (!RaiseFdLimit(HandlerListeners::MaxGatedConnections(options))) return 1;
   grpc::ServerBuilder builder;
   grpc::ResourceQuota quota("countersd-handler");
   ApplyLimits(options, &quota, &builder);
+  HandlerListeners::AddTlsPorts(options, &builder);
   builder.RegisterService(&service);
   builder.RegisterService(&health);
   std::unique_ptr<grpc::ServerCompletionQueue> cq = builder.AddCompletionQueue();
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  absl::StatusOr<std::unique_ptr<ConnectionGate>> gate = absl::InternalError("no server");
-  if (server != nullptr) {
-    gate = ConnectionGate::Listen(
-        options.address,
-        {.max_connections = options.max_connections,
-         .handshake_timeout = options.handshake_timeout},
-        [server = server.get()](int fd) { grpc::AddInsecureChannelFromFd(server, fd); });
-  }
-  if (!gate.ok()) {
+  HandlerListeners listeners;
+  absl::Status listening = server == nullptr
+                               ? absl::InternalError("BuildAndStart failed (a TLS port in use?)")
+                               : listeners.Start(options, server.get());
+  if (!listening.ok()) {
     Log(LogLevel::kError,
         "handler cannot listen (address in use by another process without SO_REUSEPORT, or "
         "not available on this host)",
-        {{"listen", options.address}, {"error", gate.status().ToString()}});
+        {{"listen", options.listen.Describe()}, {"error", listening.ToString()}});
     if (server != nullptr) server->Shutdown();
     cq->Shutdown();
     void* tag;
@@ -221,9 +223,8 @@ int RunHandlerProcess(CounterTable* table, const HandlerOptions& options) {
   UnaryCallLoop loop(&service, &health, cq.get(),
                      {.table = table, .interval = options.heartbeat_interval}, &list_calls);
   std::thread serving([&loop] { loop.Run(); });
-  std::thread admitting([&gate] { (*gate)->Run(); });
   table->SetReady(true);
-  Log(LogLevel::kDebug, "handler serving", {{"listen", options.address}});
+  Log(LogLevel::kDebug, "handler serving", {{"listen", options.listen.Describe()}});
 
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
@@ -246,10 +247,8 @@ int RunHandlerProcess(CounterTable* table, const HandlerOptions& options) {
   table->SetReady(false);
   health.SetNotServing();
   service.StartDraining(drain_deadline);
-  (*gate)->Stop();
-  admitting.join();
-  ConnectionGate::Counts counts = (*gate)->counts();
-  gate->reset();  // closes the listener: no connection is handed over past here
+  listeners.Stop();  // closes the gates' listeners: no connection is handed over past here
+  ConnectionGate::Counts counts = listeners.counts();
   Log(LogLevel::kDebug, "handler draining",
       {{"signal", sig},
        {"connections_accepted", counts.accepted},
@@ -271,7 +270,7 @@ int RunHandlerProcess(CounterTable* table, const HandlerOptions& options) {
   // The serving thread keeps polling through Shutdown (it completes the
   // async calls still in flight); then it shuts the queue down and drains it.
   server->Shutdown(absl::ToChronoTime(std::min(drain_deadline, absl::Now() + kShutdownGrace)));
-  list_calls.Stop();  // its Finishes land on the queue the loop still polls
+  list_calls.Stop();  // its hand-backs land on the queue the loop still polls
   loop.Stop();
   serving.join();
   server.reset();

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "server/config.h"
@@ -20,8 +21,27 @@
 
 namespace countersd {
 
+// Where a handler takes connections (handler_listeners.h): given by the
+// supervisor, which resolved the TCP ports and created the unix sockets.
+struct HandlerListen {
+  std::vector<std::string> tcp_addresses;  // numeric, resolved ports (PortReservation)
+  std::vector<int> unix_fds;               // inherited listening sockets (UnixListener)
+  std::vector<std::string> unix_paths;     // their paths, for logs
+  // TLS on the TCP addresses: the supervisor's checked copy (tls_staging.h);
+  // empty key_path: plaintext.
+  std::string tls_key_path, tls_cert_path, tls_ca_path;
+  absl::Duration tls_reload_interval = kDefaultTlsReloadInterval;
+  // Every address, as the ready line and the logs name them.
+  std::string Describe() const {
+    std::string out;
+    for (const std::string& a : tcp_addresses) out += (out.empty() ? "" : ",") + a;
+    for (const std::string& p : unix_paths) out += (out.empty() ? "unix:" : ",unix:") + p;
+    return out;
+  }
+};
+
 struct HandlerOptions {
-  std::string address;  // numeric, resolved port (from PortReservation)
+  HandlerListen listen;
   size_t max_batch = kDefaultMaxBatch;
   absl::Duration drain_timeout = kDefaultDrainTimeout;
   // What one handler lets clients make it hold (config.h has the reasons).
@@ -37,9 +57,9 @@ struct HandlerOptions {
   absl::Duration durability_lag_limit =
       DurabilityLagLimit(absl::ZeroDuration(), kDefaultSnapshotInterval);
 
-  // The options `config` gives a handler serving on `address`.
-  static HandlerOptions FromConfig(const Config& config, std::string address) {
-    return {.address = std::move(address),
+  // The options `config` gives a handler serving on `listen`.
+  static HandlerOptions FromConfig(const Config& config, HandlerListen listen) {
+    return {.listen = std::move(listen),
             .max_batch = config.max_batch,
             .drain_timeout = config.drain_timeout,
             .memory_quota = config.handler_memory_quota,

@@ -28,8 +28,7 @@ absl::StatusOr<HostPort> Split(std::string_view listen) {
   if (listen.substr(0, 5) == "unix:") {
     return absl::InvalidArgumentError(absl::StrCat(
         "--listen=", Sv(listen),
-        ": unix sockets are not supported (pre-forked handlers cannot share one socket path); use "
-        "host:port"));
+        ": not a TCP address (unix sockets are made by the supervisor, unix_listener.h)"));
   }
   HostPort hp;
   std::string_view rest;

@@ -29,8 +29,8 @@ class PortReservation {
  public:
   // `listen` is host:port or [ipv6]:port (host may be a name; the first
   // address it resolves to is used; an empty host means 0.0.0.0).
-  // INVALID_ARGUMENT for a malformed address (or a unix: one, which
-  // pre-forked handlers cannot share), ALREADY_EXISTS with a clear message
+  // INVALID_ARGUMENT for a malformed address (or a unix: one: those are
+  // UnixListener's), ALREADY_EXISTS with a clear message
   // if another process holds the port, other errors naming the syscall.
   static absl::StatusOr<PortReservation> Reserve(std::string_view listen);
 

@@ -3,14 +3,17 @@
 // How it works, step by step:
 //
 //  Start
-//   1. Reserve the listen port (port_reservation.h): fail if another process
-//      holds it; resolve port 0 to a real port. This comes first, so that a
-//      port clash fails before anything is created on disk.
+//   1. Reserve each TCP address of --listen (port_reservation.h): fail if
+//      another process holds it; resolve port 0 to a real port. This comes
+//      first, so that a port clash fails before anything is created on disk.
 //   2. Lock the data directory (data_dir_lock.h): create it if missing, or
 //      refuse one other users can write; an exclusive flock on
 //      <data-dir>/LOCK, inherited by every child, so it is held until the
 //      last process of this daemon exits. Another daemon holding it =>
 //      fail, naming its pid.
+//  2b. Create each unix socket of --listen (unix_listener.h: a stale file
+//      is replaced only now that the lock is held) and, with TLS on, the
+//      checked copy of the TLS files the handlers serve (tls_staging.h).
 //   3. Decide which table to serve (table_selection.h): trust the live map,
 //      restore the last snapshot, create a new table, or refuse to start.
 //      Open re-initialises every lock and semaphore in the mapping.
@@ -35,6 +38,8 @@
 //   7. Respawn children whose back-off has passed.
 //  7b. Log at error level, every interval, while changes older than the
 //      durability lag limit are in no durable snapshot (durability_watch.h).
+//  7c. With TLS on, every --tls-reload-interval: re-check the TLS files and
+//      publish them to the handlers if they changed and pass (tls_staging.h).
 //   8. Until announced: once every handler has marked itself ready in its
 //      stats slot, log "ready" with the resolved listen address. Tests and
 //      operators wait for this line.
@@ -79,6 +84,7 @@
 #include "server/handler_process.h"
 #include "server/snapshot_writer.h"
 #include "server/table_selection.h"
+#include "server/transport_config.h"
 #include "shared/durability_lag.h"
 #include "shared/log.h"
 #include "shared/status_macros.h"
@@ -123,6 +129,13 @@ std::string FormatSeconds(absl::Duration d) {
   return absl::FormatDuration(absl::Trunc(d, absl::Milliseconds(1)));
 }
 
+// The ready line's "listen": the first TCP address, else the first unix
+// socket (tests and scripts connect to it); "addresses" has them all.
+std::string FirstAddress(const HandlerListen& l) {
+  if (!l.tcp_addresses.empty()) return l.tcp_addresses.front();
+  return l.unix_paths.empty() ? "" : absl::StrCat("unix:", l.unix_paths.front());
+}
+
 }  // namespace
 
 Supervisor::Supervisor(Config config, HandlerProcessMain run_handler)
@@ -135,10 +148,15 @@ Supervisor::Supervisor(Config config, HandlerProcessMain run_handler)
 Supervisor::~Supervisor() = default;
 
 absl::Status Supervisor::Start() {
-  ASSIGN_OR_RETURN(PortReservation port, PortReservation::Reserve(config_.listen));  // 1
-  port_.emplace(std::move(port));
+  ASSIGN_OR_RETURN(std::vector<ListenAddress> listen, ParseListenList(config_.listen));
+  for (const ListenAddress& a : listen) {  // 1
+    if (a.kind != ListenAddress::Kind::kTcp) continue;
+    ASSIGN_OR_RETURN(PortReservation port, PortReservation::Reserve(a.address));
+    ports_.push_back(std::move(port));
+  }
   ASSIGN_OR_RETURN(DataDirLock lock, DataDirLock::Acquire(config_.data_dir, self_));  // 2
   dir_lock_.emplace(std::move(lock));
+  RETURN_IF_ERROR(StartListeners());  // 2b
   ASSIGN_OR_RETURN(table_,
                    SelectAndOpenTable({.data_dir = config_.data_dir,  // 3
                                        .capacity = config_.capacity,
@@ -172,6 +190,9 @@ int Supervisor::Run() {
        {"data_dir", config_.data_dir},
        {"handlers", config_.handlers},
        {"snapshot_interval", absl::FormatDuration(config_.snapshot_interval)}});
+  if (std::optional<std::string> warning = ProtectedModeWarning(config_)) {
+    Log(LogLevel::kWarning, *warning, {{"listen", config_.listen}});
+  }
   if (absl::Status s = Start(); !s.ok()) {
     Log(LogLevel::kError, absl::StrCat("cannot start: ", s.message()),
         {{"code", absl::StatusCodeToString(s.code())}});
@@ -196,10 +217,15 @@ int Supervisor::Run() {
     if (g_child_exited) ReapChildren();             // 6
     RespawnDue();                                   // 7
     durability.Poll(absl::Now());                   // 7b: durability_watch.h
+    if (tls_ && absl::Now() >= next_tls_poll_) {    // 7c: tls_staging.h
+      tls_->Poll();
+      next_tls_poll_ = absl::Now() + config_.tls_reload_interval;
+    }
     if (!announced_ready_ && AllHandlersReady()) {  // 8
       announced_ready_ = true;
       Log(LogLevel::kInfo, "ready",
-          {{"listen", port_->address()},
+          {{"listen", FirstAddress(HandlerListenOf())},
+           {"addresses", HandlerListenOf().Describe()},
            {"handlers", config_.handlers},
            {"data_dir", config_.data_dir},
            {"capacity", table_->capacity()},
@@ -207,6 +233,9 @@ int Supervisor::Run() {
     }
     absl::Duration timeout = std::min(CheckLivenessIfDue(),  // 9
                                       announced_ready_ ? absl::Seconds(1) : absl::Milliseconds(20));
+    if (tls_) {
+      timeout = std::min(timeout, std::max(next_tls_poll_ - absl::Now(), absl::ZeroDuration()));
+    }
     absl::Time now = absl::Now();
     for (const Child& c : children_) {
       if (c.pid == 0)
@@ -268,7 +297,11 @@ void Supervisor::RunChild(const Child& child) {
   // process exits, and creates no other threads.
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != self_) _exit(1);
-  port_->Close();  // the handlers bind their own sockets
+  for (PortReservation& p : ports_) p.Close();  // the handlers bind their own sockets
+  // The handlers accept from the unix sockets; the aggregator does not.
+  if (child.role != ProcessRole::kHandler) {
+    for (UnixListener& u : unix_sockets_) u.CloseInChild();
+  }
   // Default dispositions; SIGTERM/SIGINT stay blocked for sigwait().
   struct sigaction sa = {};
   sa.sa_handler = SIG_DFL;
@@ -283,7 +316,7 @@ void Supervisor::RunChild(const Child& child) {
 
   int code = 1;
   if (child.role == ProcessRole::kHandler) {
-    code = run_handler_(table_.get(), HandlerOptions::FromConfig(config_, port_->address()));
+    code = run_handler_(table_.get(), HandlerOptions::FromConfig(config_, HandlerListenOf()));
   } else {
     code = RunAggregatorProcess(table_.get(), config_.data_dir, config_.snapshot_interval);
   }

@@ -20,6 +20,8 @@
 #include "server/data_dir_lock.h"
 #include "server/handler_process.h"
 #include "server/port_reservation.h"
+#include "server/tls_staging.h"
+#include "server/unix_listener.h"
 #include "shared/counter_table.h"
 
 namespace countersd {
@@ -89,7 +91,14 @@ class Supervisor {
   const HandlerProcessMain run_handler_;
   const pid_t self_;
   std::optional<DataDirLock> dir_lock_;  // held until the supervisor exits
-  std::optional<PortReservation> port_;
+  // The listeners (Start, StartListeners): TCP ports reserved, unix sockets
+  // made, the TLS files' served copy; what the handlers are given.
+  std::vector<PortReservation> ports_;
+  std::vector<UnixListener> unix_sockets_;
+  std::optional<TlsStaging> tls_;
+  absl::Time next_tls_poll_ = absl::InfiniteFuture();
+  HandlerListen HandlerListenOf() const;
+  absl::Status StartListeners();  // after the data directory's lock
   std::unique_ptr<CounterTable> table_;
   std::vector<Child> children_;  // handlers first, then the aggregator
   bool stopping_ = false;

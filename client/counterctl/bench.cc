@@ -157,7 +157,9 @@ int RunBench(const Invocation& inv) {
     grpc::ChannelArguments args;
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
     args.SetInt("countersd.bench_connection", static_cast<int>(c));
-    auto channel = grpc::CreateCustomChannel(inv.address, grpc::InsecureChannelCredentials(), args);
+    absl::StatusOr<std::shared_ptr<grpc::Channel>> opened = OpenChannel(inv, args);
+    if (!opened.ok()) return ReportError(inv, opened.status());
+    std::shared_ptr<grpc::Channel> channel = *std::move(opened);
     if (!channel->WaitForConnected(connect_deadline)) {
       return ReportError(inv, absl::UnavailableError(absl::StrCat(
                                   "connection ", c + 1, " of ", config.connections,

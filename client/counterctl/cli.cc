@@ -3,7 +3,10 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -20,7 +23,12 @@ namespace {
 const std::vector<FlagSpec>& GlobalFlags() {
   static const std::vector<FlagSpec> flags = {
       {"addr", "ADDR",
-       "countersd address, host:port (default $COUNTERS_ADDR, else 127.0.0.1:50051)"},
+       "countersd address, host:port or unix:/path (default $COUNTERS_ADDR, else "
+       "127.0.0.1:50051)"},
+      // Transport security (TLS, mTLS).
+      {"cacert", "FILE", "TLS: verify the server against these PEM CA certificates"},
+      {"cert", "FILE", "mTLS: this PEM client certificate (with --key); turns TLS on"},
+      {"key", "FILE", "mTLS: the private key of --cert"},
       {"timeout", "DURATION", "deadline of each call, e.g. 500ms, 5s, 1m (default 5s)"},
       {"output", "FORMAT", "text (default) or json: one JSON document on stdout"},
       {"help", "", "show help (also -h); `counterctl VERB --help` for a verb"},
@@ -197,6 +205,20 @@ absl::StatusOr<Invocation> ParseCommandLine(const std::vector<std::string>& argv
     if (it->second.empty()) return absl::InvalidArgumentError("--addr must not be empty");
     inv.address = it->second;
   }
+  for (auto [flag, field] : {std::pair{"cacert", &inv.security.ca_file},
+                             std::pair{"cert", &inv.security.cert_file},
+                             std::pair{"key", &inv.security.key_file}}) {
+    auto it = globals.find(flag);
+    if (it == globals.end()) continue;
+    if (access(it->second.c_str(), R_OK) != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", flag, "=", it->second, ": cannot read: ", strerror(errno)));
+    }
+    *field = it->second;
+  }
+  if (inv.security.cert_file.empty() != inv.security.key_file.empty()) {
+    return absl::InvalidArgumentError("--cert and --key go together");
+  }
   if (auto it = globals.find("timeout"); it != globals.end()) {
     absl::StatusOr<absl::Duration> d = ParseDurationArg(it->second, "--timeout");
     if (!d.ok()) return d.status();
@@ -287,9 +309,17 @@ int UsageError(const Invocation& inv, absl::string_view message) {
   return kExitUsage;
 }
 
+absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenChannel(const Invocation& inv,
+                                                           grpc::ChannelArguments args) {
+  return CreateCounterChannel(inv.address, inv.security, std::move(args));
+}
+
 int ReportError(const Invocation& inv, const absl::Status& status) {
   std::string message(status.message());
-  switch (status.code()) {
+  const std::string door = DescribeFailure(status, inv.security.tls());
+  if (!door.empty()) {
+    message = absl::StrCat("countersd at ", inv.address, ": ", door);
+  } else switch (status.code()) {
     case absl::StatusCode::kUnavailable:
       message = absl::StrCat("cannot reach countersd at ", inv.address, ": ", status.message());
       break;

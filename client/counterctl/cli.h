@@ -27,6 +27,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "client/channel.h"
 
 namespace countersd::ctl {
 
@@ -70,6 +71,9 @@ struct Invocation {
   std::map<std::string, std::string, std::less<>> flags;  // the verb's own flags
   bool help = false;
   std::string address;  // --addr, else $COUNTERS_ADDR, else kDefaultAddress
+  // Transport security: --cacert, --cert, --key (files checked readable at
+  // parse time).
+  ConnectionSecurity security;
   absl::Duration timeout = absl::Seconds(5);
   OutputFormat output = OutputFormat::kText;
 
@@ -107,13 +111,19 @@ absl::StatusOr<absl::Duration> ParseDurationArg(absl::string_view text, absl::st
 // OK if `key` is a valid counter key; INVALID_ARGUMENT naming the rule.
 absl::Status CheckKeyArg(absl::string_view key);
 
+// A channel to inv.address with inv.security. The error names the file.
+absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenChannel(const Invocation& inv,
+                                                           grpc::ChannelArguments args = {});
+
 // Prints "counterctl VERB: MESSAGE" and the --help hint to stderr; returns 2.
 int UsageError(const Invocation& inv, absl::string_view message);
 
 // Reports a failed call: "counterctl VERB: MESSAGE" on stderr, and in JSON
 // mode {"error":{"code":"NOT_FOUND","message":"..."}} on stdout so that the
 // invocation still prints one JSON document. Returns 3 for NOT_FOUND, else 1.
-// UNAVAILABLE and DEADLINE_EXCEEDED messages name the address and timeout.
+// UNAVAILABLE and DEADLINE_EXCEEDED messages name the address and timeout;
+// a TLS failure, an authentication failure (UNAUTHENTICATED) and a denial
+// (PERMISSION_DENIED) each say so (DescribeFailure, client/channel.h).
 int ReportError(const Invocation& inv, const absl::Status& status);
 
 // Writes `text` to stdout (the data channel).

@@ -4,6 +4,7 @@
 #include "client/counterctl/verbs.h"
 
 #include <cinttypes>
+#include <cstdlib>
 #include <limits>
 #include <memory>
 
@@ -27,7 +28,12 @@ constexpr size_t kGetChunk = 500;
 std::unique_ptr<CounterClient> Connect(const Invocation& inv) {
   ClientOptions options;
   options.timeout = inv.timeout;
-  return std::make_unique<CounterClient>(inv.address, options);
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = OpenChannel(inv);
+  if (!channel.ok()) {  // the files were readable at parse time
+    PrintMessage(inv, channel.status().message());
+    std::exit(kExitError);
+  }
+  return std::make_unique<CounterClient>(*std::move(channel), options);
 }
 
 // Validates KEY arguments locally, so a bad key is a usage error (exit 2)

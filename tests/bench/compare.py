@@ -43,7 +43,9 @@ How it works:
      clean restarts of the full 1,000,000-counter table (exec to the "ready"
      line), and one restart after SIGKILL of the whole daemon.
   5. It runs tests/bench/table_bench (Google Benchmark) for the table-level
-     figures, then prints the Markdown report and writes it (and the raw
+     figures, and the transport phase (transport_bench.py: plaintext, TLS and
+     the unix socket, Redis on its own unix socket beside them), then prints
+     the Markdown report and writes it (and the raw
      results as JSON) to the build directory.
 All traffic goes to 127.0.0.1. Every child has a deadline.
 """
@@ -1023,7 +1025,7 @@ def main():
     ap.add_argument("--snapshot-seconds", type=int, default=5)
     ap.add_argument("--report", default=None, help="default: BUILD/bench-report.md")
     ap.add_argument("--skip", default=os.environ.get("BENCH_SKIP", ""),
-                    help="comma-separated phases to skip: compare,snapshots,table")
+                    help="comma-separated phases to skip: compare,snapshots,table,transport")
     cfg = ap.parse_args()
     b = os.path.abspath(cfg.build)
     cfg.countersd = f"{b}/server/countersd"
@@ -1054,6 +1056,10 @@ def main():
             run_snapshots_and_startup(cfg, procs, tmp, results)
         if "table" not in skip:
             run_table_bench(cfg, tmp, results)
+        if "transport" not in skip:
+            import transport_bench
+            transport_bench.c = sys.modules[__name__]
+            transport_bench.run_transport(cfg, procs, tmp, results)
     except KeyboardInterrupt as e:
         log(f"interrupted ({e}); stopping everything")
         procs.stop_all()
@@ -1074,6 +1080,10 @@ def main():
     results["load_end"] = loadavg()
     results["wall_seconds"] = time.monotonic() - t_start
     report = build_report(cfg, results)
+    if "transport" in results:
+        import transport_bench
+        transport_bench.c = sys.modules[__name__]
+        report += transport_bench.report_transport(results)
     report += f"Whole run: {results['wall_seconds']:.0f} s.\n"
     with open(cfg.report, "w") as f:
         f.write(report)

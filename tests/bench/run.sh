@@ -11,7 +11,7 @@
 # interrupted. Knobs (environment): BENCH_SECONDS (measured seconds per run,
 # default 5), BENCH_REPS (runs per cell, default 3; the median is reported),
 # BENCH_KEYS (distinct keys, default 10000), BENCH_SKIP (comma-separated phases
-# to leave out: compare, snapshots, table). The work is done by compare.py;
+# to leave out: compare, snapshots, table, transport). The work is done by compare.py;
 # read its docstring for what is measured and how.
 set -euo pipefail
 

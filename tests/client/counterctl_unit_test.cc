@@ -59,6 +59,50 @@ TEST(ParseCommandLineTest, AddressComesFromFlagThenEnvironmentThenDefault) {
   EXPECT_EQ(Parse({"health"}, "")->address, "127.0.0.1:50051");
 }
 
+TEST(ParseCommandLineTest, TlsFilesMustBeReadableAndCertGoesWithKey) {
+  absl::StatusOr<Invocation> missing = Parse({"health", "--cacert=/nonexistent/ca.crt"});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_THAT(missing.status().message(), HasSubstr("--cacert=/nonexistent/ca.crt"));
+  EXPECT_THAT(missing.status().message(), HasSubstr("cannot read"));
+
+  absl::StatusOr<Invocation> half = Parse({"health", "--cert=/dev/null"});
+  ASSERT_FALSE(half.ok());
+  EXPECT_THAT(half.status().message(), HasSubstr("--cert and --key"));
+
+  absl::StatusOr<Invocation> tls =
+      Parse({"--cacert=/dev/null", "health", "--cert=/dev/null", "--key=/dev/null"});
+  ASSERT_TRUE(tls.ok()) << tls.status();
+  EXPECT_TRUE(tls->security.tls());
+  EXPECT_EQ(tls->security.ca_file, "/dev/null");
+  EXPECT_EQ(tls->security.key_file, "/dev/null");
+  EXPECT_FALSE(Parse({"health"})->security.tls());
+}
+
+TEST(FailureKindTest, TlsAuthenticationAndDenialAreToldApart) {
+  const absl::Status handshake = absl::UnavailableError(
+      "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:1: Ssl "
+      "handshake failed: SSL_ERROR_SSL: error:0A000086:SSL routines::certificate verify failed");
+  EXPECT_EQ(ClassifyFailure(handshake, true), FailureKind::kTls);
+  EXPECT_THAT(DescribeFailure(handshake, true), HasSubstr("TLS handshake failed"));
+  const absl::Status closed = absl::UnavailableError(
+      "failed to connect to all addresses; last error: UNAVAILABLE: ipv4:127.0.0.1:1: Socket "
+      "closed");
+  EXPECT_EQ(ClassifyFailure(closed, false), FailureKind::kClosedAtSetUp);
+  EXPECT_THAT(DescribeFailure(closed, false), HasSubstr("--cacert"));
+  EXPECT_THAT(DescribeFailure(closed, true), HasSubstr("--cert"));
+  const absl::Status unauth = absl::UnauthenticatedError("no credentials");
+  EXPECT_EQ(ClassifyFailure(unauth, false), FailureKind::kUnauthenticated);
+  EXPECT_THAT(DescribeFailure(unauth, false), HasSubstr("authentication failed"));
+  const absl::Status denied = absl::PermissionDeniedError("role read may not Increment");
+  EXPECT_EQ(ClassifyFailure(denied, true), FailureKind::kDenied);
+  EXPECT_THAT(DescribeFailure(denied, true), HasSubstr("permission denied"));
+  const absl::Status refused =
+      absl::UnavailableError("failed to connect to all addresses; Connection refused");
+  EXPECT_EQ(ClassifyFailure(refused, false), FailureKind::kOther);
+  EXPECT_EQ(DescribeFailure(refused, false), "");
+  EXPECT_EQ(ClassifyFailure(absl::NotFoundError("x"), true), FailureKind::kOther);
+}
+
 TEST(ParseCommandLineTest, DoubleDashEndsFlags) {
   absl::StatusOr<Invocation> inv = Parse({"get", "--", "-odd", "--help"});
   ASSERT_TRUE(inv.ok()) << inv.status();

@@ -124,8 +124,12 @@ for (const { where, obj } of sts) {
   check(c.securityContext?.readOnlyRootFilesystem === true, `${where}: readOnlyRootFilesystem must be true`);
   const port = (c.ports ?? []).find((p) => p.containerPort === 50051);
   check(port, `${where}: containerPort 50051 missing`);
+  // A native grpc probe on 50051, or (with TLS on 50051, which the
+  // kubelet's grpc probe cannot speak) `counterctl ... health` in the pod.
   for (const probe of ["livenessProbe", "readinessProbe"]) {
-    check(c[probe]?.grpc?.port === 50051, `${where}: ${probe} must be a grpc probe on port 50051`);
+    const cmd = c[probe]?.exec?.command ?? [];
+    check(c[probe]?.grpc?.port === 50051 || (cmd[0] === "counterctl" && cmd.includes("health")),
+          `${where}: ${probe} must be a grpc probe on port 50051 or counterctl health`);
   }
   check(c.resources?.requests?.cpu && c.resources?.requests?.memory, `${where}: resource requests missing`);
   check(c.resources?.limits?.memory, `${where}: memory limit missing`);

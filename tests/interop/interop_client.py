@@ -36,6 +36,45 @@ def expect_eq(got, want, what):
         raise CheckFailed(f"{what}: got {got!r}, want {want!r}")
 
 
+def open_channel(grpc, args, options):
+    """Plaintext, or TLS with --cacert (and mTLS with --cert and --key)."""
+    if not args.cacert:
+        return grpc.insecure_channel(args.address, options=options)
+    def read(path):
+        with open(path, "rb") as f:
+            return f.read()
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=read(args.cacert),
+        private_key=read(args.key) if args.key else None,
+        certificate_chain=read(args.cert) if args.cert else None)
+    return grpc.secure_channel(args.address, creds, options=options)
+
+
+def check_tls_refusals(args):
+    """Under mTLS: a TLS client without a certificate is refused; under TLS,
+    a plaintext client is refused. Needs --cacert."""
+    import grpc
+    from counters.v1 import counters_pb2, counters_pb2_grpc
+    request = counters_pb2.GetStatsRequest()
+    plain = grpc.insecure_channel(args.address)
+    try:
+        counters_pb2_grpc.CounterServiceStub(plain).GetStats(request, timeout=DEADLINE)
+        raise CheckFailed("a plaintext client was served by a TLS server")
+    except grpc.RpcError as e:
+        expect_eq(e.code(), grpc.StatusCode.UNAVAILABLE, "plaintext client's status")
+    plain.close()
+    if args.cert:
+        with open(args.cacert, "rb") as f:
+            creds = grpc.ssl_channel_credentials(root_certificates=f.read())
+        nocert = grpc.secure_channel(args.address, creds)
+        try:
+            counters_pb2_grpc.CounterServiceStub(nocert).GetStats(request, timeout=DEADLINE)
+            raise CheckFailed("a client without a certificate was served under mTLS")
+        except grpc.RpcError as e:
+            expect_eq(e.code(), grpc.StatusCode.UNAVAILABLE, "certificate-less client's status")
+        nocert.close()
+
+
 class Client:
     """One channel (own TCP connection) and the stubs on it."""
 
@@ -46,7 +85,7 @@ class Client:
         options = [("grpc.use_local_subchannel_pool", 1)] if own_connection else []
         self.grpc = grpc
         self.pb = counters_pb2
-        self.channel = grpc.insecure_channel(args.address, options=options)
+        self.channel = open_channel(grpc, args, options)
         self.stub = counters_pb2_grpc.CounterServiceStub(self.channel)
 
     def close(self):
@@ -412,6 +451,9 @@ def main():
     parser.add_argument("--handlers", type=int, default=1)
     parser.add_argument("--capacity", type=int, default=0)
     parser.add_argument("--max-batch", type=int, default=0)
+    parser.add_argument("--cacert", help="TLS: the server's CA (PEM)")
+    parser.add_argument("--cert", help="mTLS: the client's certificate (PEM)")
+    parser.add_argument("--key", help="mTLS: the client's private key (PEM)")
     parser.add_argument("checks", nargs="+", choices=sorted(CHECKS))
     args = parser.parse_args()
     sys.path.insert(0, args.stubs)

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/e2e/daemon_harness.h"
+#include "tests/transport/test_certs.h"
 
 namespace countersd::testing {
 namespace {
@@ -22,6 +23,33 @@ namespace {
 constexpr int kHandlers = 2;
 constexpr uint64_t kCapacity = 5000;
 constexpr int kMaxBatch = 50;
+
+// Generates the Python stubs into `dir`.
+void GenerateStubs(const std::string& dir) {
+  // protoc -I proto -I proto/grpc -I tests/interop/protos --python_out=D
+  //   --grpc_out=D --plugin=protoc-gen-grpc=grpc_python_plugin <protos>
+  //
+  // The protos are the repository's own: proto/counters/v1/counters.proto
+  // and proto/grpc/health/v1/health.proto, the same files the server and
+  // the client are built from. health.proto is compiled as
+  // health/v1/health.proto (-I proto/grpc), so that its Python module is
+  // health.v1.health_pb2: under its own path it would be
+  // grpc.health.v1.health_pb2, inside the `grpc` package that
+  // python3-grpcio already owns. tests/interop/protos holds only
+  // reflection.proto, which nothing else builds: the server's reflection
+  // comes compiled in Debian's libgrpc++_reflection (without its .proto),
+  // and Debian ships no Python reflection package.
+  auto gen = RunCommand({PROTOC_PATH, absl::StrCat("-I", COUNTERSD_SOURCE_DIR, "/proto"),
+                         absl::StrCat("-I", COUNTERSD_SOURCE_DIR, "/proto/grpc"),
+                         absl::StrCat("-I", COUNTERSD_SOURCE_DIR, "/tests/interop/protos"),
+                         absl::StrCat("--python_out=", dir),
+                         absl::StrCat("--grpc_out=", dir),
+                         absl::StrCat("--plugin=protoc-gen-grpc=", GRPC_PYTHON_PLUGIN_PATH),
+                         "counters/v1/counters.proto", "health/v1/health.proto",
+                         "reflection/v1alpha/reflection.proto"});
+  ASSERT_TRUE(gen.ok()) << gen.status();
+  ASSERT_EQ(gen->exit_code, 0) << "protoc failed:\n" << gen->out << gen->err;
+}
 
 class InteropTest : public ::testing::Test {
  protected:
@@ -34,29 +62,7 @@ class InteropTest : public ::testing::Test {
     ASSERT_TRUE(daemon.ok()) << daemon.status();
     daemon_ = *std::move(daemon);
 
-    // protoc -I proto -I proto/grpc -I tests/interop/protos --python_out=D
-    //   --grpc_out=D --plugin=protoc-gen-grpc=grpc_python_plugin <protos>
-    //
-    // The protos are the repository's own: proto/counters/v1/counters.proto
-    // and proto/grpc/health/v1/health.proto, the same files the server and
-    // the client are built from. health.proto is compiled as
-    // health/v1/health.proto (-I proto/grpc), so that its Python module is
-    // health.v1.health_pb2: under its own path it would be
-    // grpc.health.v1.health_pb2, inside the `grpc` package that
-    // python3-grpcio already owns. tests/interop/protos holds only
-    // reflection.proto, which nothing else builds: the server's reflection
-    // comes compiled in Debian's libgrpc++_reflection (without its .proto),
-    // and Debian ships no Python reflection package.
-    auto gen = RunCommand({PROTOC_PATH, absl::StrCat("-I", COUNTERSD_SOURCE_DIR, "/proto"),
-                           absl::StrCat("-I", COUNTERSD_SOURCE_DIR, "/proto/grpc"),
-                           absl::StrCat("-I", COUNTERSD_SOURCE_DIR, "/tests/interop/protos"),
-                           absl::StrCat("--python_out=", stubs_.path()),
-                           absl::StrCat("--grpc_out=", stubs_.path()),
-                           absl::StrCat("--plugin=protoc-gen-grpc=", GRPC_PYTHON_PLUGIN_PATH),
-                           "counters/v1/counters.proto", "health/v1/health.proto",
-                           "reflection/v1alpha/reflection.proto"});
-    ASSERT_TRUE(gen.ok()) << gen.status();
-    ASSERT_EQ(gen->exit_code, 0) << "protoc failed:\n" << gen->out << gen->err;
+    GenerateStubs(stubs_.path());
   }
 
   // Runs `check` of interop_client.py against the daemon; passes if it exits 0.
@@ -139,6 +145,65 @@ TEST_F(InteropTest, GrpcJsClientIncrementsConcurrentlyAndSeesTheContract) {
   EXPECT_EQ(run->exit_code, 0) << "node client:\n" << run->out << run->err;
   std::cout << run->out;
 }
+
+// Over TLS and mTLS (issue 12): the Python client verifies the server
+// against the test CA and, under mTLS, presents a client certificate; a
+// plaintext client and (under mTLS) a client without a certificate are
+// refused. Certificates are made at test time with openssl.
+class InteropTlsTest : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    GenerateStubs(stubs_.path());
+    if (HasFatalFailure()) return;
+    auto certs = MakeTestCerts(cert_dir_.path());
+    ASSERT_TRUE(certs.ok()) << certs.status();
+    certs_ = *certs;
+    DaemonOptions options;
+    options.handlers = kHandlers;
+    options.capacity = kCapacity;
+    options.extra_flags = {absl::StrCat("--max-batch=", kMaxBatch),
+                           absl::StrCat("--tls-cert-file=", certs_.server_crt),
+                           absl::StrCat("--tls-key-file=", certs_.server_key)};
+    if (GetParam()) {
+      options.extra_flags.push_back(absl::StrCat("--tls-client-ca-file=", certs_.ca_crt));
+    }
+    auto daemon = Daemon::Start(options);
+    ASSERT_TRUE(daemon.ok()) << daemon.status();
+    daemon_ = *std::move(daemon);
+  }
+
+  void RunChecks(const std::vector<std::string>& checks) {
+    std::vector<std::string> argv = {
+        PYTHON3_PATH, absl::StrCat(COUNTERSD_SOURCE_DIR, "/tests/interop/interop_client.py"),
+        absl::StrCat("--address=", daemon_->address()), absl::StrCat("--stubs=", stubs_.path()),
+        absl::StrCat("--handlers=", kHandlers), absl::StrCat("--capacity=", kCapacity),
+        absl::StrCat("--max-batch=", kMaxBatch), absl::StrCat("--cacert=", certs_.ca_crt)};
+    if (GetParam()) {
+      argv.push_back(absl::StrCat("--cert=", certs_.client_crt));
+      argv.push_back(absl::StrCat("--key=", certs_.client_key));
+    }
+    argv.insert(argv.end(), checks.begin(), checks.end());
+    auto run = RunCommand(argv, absl::Seconds(120), {"PYTHONDONTWRITEBYTECODE=1"});
+    ASSERT_TRUE(run.ok()) << run.status();
+    EXPECT_EQ(run->exit_code, 0) << "python client:\n"
+                                 << run->out << run->err << "\ndaemon log:\n"
+                                 << daemon_->log();
+    std::cout << run->out;
+  }
+
+  ScopedTempDir stubs_, cert_dir_;
+  TestCerts certs_;
+  std::unique_ptr<Daemon> daemon_;
+};
+
+TEST_P(InteropTlsTest, PythonIncrementsRoundTripsAndIsRefusedWithoutCredentials) {
+  RunChecks({"concurrent_increments", "api_roundtrip", "status_codes", "tls_refusals"});
+}
+
+INSTANTIATE_TEST_SUITE_P(TlsAndMtls, InteropTlsTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "Mtls" : "Tls";
+                         });
 
 }  // namespace
 }  // namespace countersd::testing
