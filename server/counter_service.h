@@ -3,7 +3,8 @@
 //
 // Every RPC but Snapshot is async and raw: UnaryCallLoop (unary_call_loop.h)
 // receives the request's bytes, decodes them (request_decoding.h) and runs
-// each call inline on the handler's serving thread through HandleCall.
+// each call inline on the handler's serving thread through HandleCall (List
+// on the handler's List thread, low_priority_calls.h).
 // Snapshot, which blocks until a snapshot is durable, is a sync RPC on one
 // of gRPC's sync threads. The Do* methods are the request handling itself,
 // without gRPC, so that they are unit-tested on a real table with no server.
@@ -47,7 +48,8 @@ using CounterServiceBase = counters::v1::CounterService::WithRawMethod_Increment
 // absl::Status that the caller maps to the reply's grpc::Status in one place
 // (proto/status_conversion.h), and count the call in this process's stats
 // slot (any non-OK status counts as an error).
-// Thread-safe: the async RPCs run on the serving thread, Snapshot on gRPC's
+// Thread-safe: the async RPCs run on the serving thread (List on the List
+// thread, concurrently with the others), Snapshot on gRPC's
 // sync threads, and StartDraining on the handler's main thread.
 class CounterServiceImpl final : public CounterServiceBase {
  public:

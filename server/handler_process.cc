@@ -5,6 +5,10 @@
 // handler process polls the process's one ServerCompletionQueue and runs
 // each call inline (UnaryCallLoop, unary_call_loop.h), so a call is read,
 // handled and answered on one thread with no hand-off between threads.
+// List alone is handed off once received: a thread of lower CPU priority
+// decodes it, runs the page and serializes the reply, then hands it back to
+// be Finished (LowPriorityCalls, low_priority_calls.cc), so that clients
+// listing a big table cannot take the serving thread's turns.
 // gRPC's callback API costs ~5 context switches and futex calls per call
 // here: its callback queue has two threads of its own that take turns
 // polling. So no service of this server uses the callback API, not even
@@ -34,7 +38,8 @@
 //     the TCP addresses are gRPC's own TLS ports instead (the trade-off is
 //     in handler_listeners.h). A failed bind (the port taken by a process
 //     without SO_REUSEPORT) or BuildAndStart is exit code 1.
-//  3. Start the serving thread (UnaryCallLoop::Run, which beats the
+//  3. Start the List thread (LowPriorityCalls, at nice 19) and the
+//     serving thread (UnaryCallLoop::Run, which beats the
 //     heartbeat in the stats slot at every turn and at least every
 //     options.heartbeat_interval: the supervisor kills a handler whose
 //     heartbeat stops, child_liveness.cc) and the gate's thread,
@@ -49,8 +54,9 @@
 //     wait in this closed listener's backlog and are reset); health watches
 //     send NOT_SERVING and end OK (waited for, up to the drain deadline).
 //     Once those are gone, Shutdown the server with a short grace (kShutdownGrace) for
-//     replies still being written and idle connections, stop the serving
-//     loop, join it and return 0.
+//     replies still being written and idle connections, stop the List
+//     thread (every List call is finished by then; its queue still polled),
+//     then the serving loop, join it and return 0.
 #include "server/handler_process.h"
 
 #include <malloc.h>
@@ -77,6 +83,7 @@
 #include "server/counter_service.h"
 #include "server/handler_listeners.h"
 #include "server/health_service.h"
+#include "server/low_priority_calls.h"
 #include "server/unary_call_loop.h"
 #include "shared/log.h"
 
@@ -216,8 +223,9 @@ int RunHandlerProcess(CounterTable* table, const HandlerOptions& options) {
     }
     return 1;
   }
+  LowPriorityCalls list_calls;
   UnaryCallLoop loop(&service, &health, cq.get(),
-                     {.table = table, .interval = options.heartbeat_interval});
+                     {.table = table, .interval = options.heartbeat_interval}, &list_calls);
   std::thread serving([&loop] { loop.Run(); });
   table->SetReady(true);
   Log(LogLevel::kDebug, "handler serving", {{"listen", options.listen.Describe()}});
@@ -273,6 +281,7 @@ int RunHandlerProcess(CounterTable* table, const HandlerOptions& options) {
   // The serving thread keeps polling through Shutdown (it completes the
   // async calls still in flight); then it shuts the queue down and drains it.
   server->Shutdown(absl::ToChronoTime(std::min(drain_deadline, absl::Now() + kShutdownGrace)));
+  list_calls.Stop();  // its hand-backs land on the queue the loop still polls
   loop.Stop();
   serving.join();
   server.reset();

@@ -19,7 +19,15 @@
 //      at its bound, then handle the call inline: decode the request
 //      (CounterService methods, below), CounterServiceImpl::HandleCall
 //      (drain check, access check, Do*, CountCall), serialize the
-//      response, and Finish with the status mapped by ToGrpcStatus.
+//      response, and Finish with the status mapped by ToGrpcStatus. List
+//      alone is not prepared here: the call is handed to the loop's
+//      LowPriorityCalls thread (low_priority_calls.cc: why, and what bounds
+//      it), which decodes, checks access, runs DoList and serializes, then
+//      hands it back with an alarm on this queue (1b.), and the serving
+//      thread Finishes it as above. So that thread never runs a page, and
+//      the List thread touches no call state of gRPC's but the alarm and
+//      the call's context (its metadata and auth context, for the access
+//      check), which the serving thread leaves alone until the alarm.
 //   2. Its Finish completes (ok or not: the client may have gone): clear the
 //      call's messages, buffers and context; post it again if the method has
 //      fewer than its `posted` calls waiting, else keep it on the free list
@@ -83,6 +91,7 @@
 #include "grpcpp/impl/codegen/proto_utils.h"
 #include "proto/status_conversion.h"
 #include "server/health_service.h"
+#include "server/low_priority_calls.h"
 #include "server/request_decoding.h"
 
 namespace countersd {
@@ -117,14 +126,18 @@ class AsyncUnaryMethod {
                                       grpc::ServerAsyncResponseWriter<WireResponse>*,
                                       grpc::CompletionQueue*, grpc::ServerCompletionQueue*, void*);
 
+  // `offload`: where the method's calls are prepared (raw methods only), or
+  // null: on the serving thread.
   AsyncUnaryMethod(UnaryCallLoop* loop, Service* service, grpc::ServerCompletionQueue* cq,
-                   RequestFn request, Handle handle, MethodBounds bounds)
+                   RequestFn request, Handle handle, MethodBounds bounds,
+                   LowPriorityCalls* offload = nullptr)
       : loop_(loop),
         service_(service),
         cq_(cq),
         request_(request),
         handle_(handle),
-        bounds_(bounds) {
+        bounds_(bounds),
+        offload_(offload) {
     for (int i = 0; i < bounds_.posted; ++i) Post(nullptr);
   }
   ~AsyncUnaryMethod() {
@@ -140,7 +153,9 @@ class AsyncUnaryMethod {
  private:
   class Call final : public AsyncTag {
    public:
-    explicit Call(AsyncUnaryMethod* method) : method_(method) {}
+    explicit Call(AsyncUnaryMethod* method) : method_(method) {
+      if (method_->offload_ != nullptr) handed_back_.emplace();
+    }
 
     void Listen() {
       replying_ = false;
@@ -170,30 +185,60 @@ class AsyncUnaryMethod {
         m->Finished(this);
         return;
       }
+      if constexpr (kRaw) {
+        if (handed_over_) {  // 1b. prepared on the List thread (its alarm, on this queue)
+          handed_over_ = false;
+          prepared_.load(std::memory_order_acquire);  // what it wrote, ThreadSanitizer-visibly
+          Reply();
+          return;
+        }
+      }
       --m->posted_;
       if (!ok) {  // 3.
         m->Free(this);
         return;
       }
       if (m->posted_ < m->bounds_.posted) m->Post(nullptr);  // 1.
-      replying_ = true;
       if constexpr (kRaw) {
-        absl::Status status = DecodeRequest(&payload_, &req_);
-        status = status.ok() ? m->handle_(*ctx_, req_, &resp_)
-                             : m->handle_.Reject(*ctx_, std::move(status));
-        grpc::Status reply_status = ToGrpcStatus(status);
-        if (reply_status.ok()) {
-          bool own_buffer;
-          reply_status = grpc::SerializationTraits<Response>::Serialize(resp_, &reply_, &own_buffer);
+        if (m->offload_ != nullptr) {
+          handed_over_ = true;
+          m->offload_->Submit([this] {
+            Prepare();
+            prepared_.store(true, std::memory_order_release);
+            handed_back_->Set(method_->cq_, gpr_now(GPR_CLOCK_MONOTONIC), this);
+          });
+          return;
         }
-        writer_->Finish(reply_, reply_status, this);  // a non-OK status sends no message
+        Prepare();
+        Reply();
       } else {
+        replying_ = true;
         absl::Status status = m->handle_(req_, &resp_);
         writer_->Finish(resp_, ToGrpcStatus(status), this);
       }
     }
 
    private:
+    // Raw methods: decodes the request, checks access and handles it,
+    // serializes the reply. Touches only the messages, buffers,
+    // reply_status_ and the call's context (read), so it may run on the List
+    // thread while the serving thread goes on.
+    void Prepare() {
+      AsyncUnaryMethod* const m = method_;
+      absl::Status status = DecodeRequest(&payload_, &req_);
+      status = status.ok() ? m->handle_(*ctx_, req_, &resp_)
+                           : m->handle_.Reject(*ctx_, std::move(status));
+      reply_status_ = ToGrpcStatus(status);
+      if (reply_status_.ok()) {
+        bool own_buffer;
+        reply_status_ = grpc::SerializationTraits<Response>::Serialize(resp_, &reply_, &own_buffer);
+      }
+    }
+    void Reply() {
+      replying_ = true;
+      writer_->Finish(reply_, reply_status_, this);  // a non-OK status sends no message
+    }
+
     AsyncUnaryMethod* const method_;
     std::optional<grpc::ServerContext> ctx_;
     std::optional<grpc::ServerAsyncResponseWriter<WireResponse>> writer_;
@@ -202,7 +247,16 @@ class AsyncUnaryMethod {
     // Raw methods: the request's bytes as received, and the response's.
     grpc::ByteBuffer payload_;
     grpc::ByteBuffer reply_;
+    grpc::Status reply_status_;
     bool replying_ = false;
+    // Offloaded methods: the call is on the List thread (serving thread
+    // only); the alarm by which that thread hands it back to this queue; the
+    // release/acquire pair that orders what it wrote before this thread
+    // Finishes (gRPC's queue orders it too, but in code ThreadSanitizer does
+    // not see).
+    bool handed_over_ = false;
+    std::optional<grpc::Alarm> handed_back_;
+    std::atomic<bool> prepared_{false};
   };
 
   // Posts `call`, or a call from the free list, or a new one; nothing at the
@@ -250,6 +304,7 @@ class AsyncUnaryMethod {
   const RequestFn request_;
   const Handle handle_;
   const MethodBounds bounds_;
+  LowPriorityCalls* const offload_;
   bool stopped_ = false;
   int calls_ = 0;   // call objects of this method that exist
   int posted_ = 0;  // of which posted on the queue
@@ -294,11 +349,12 @@ auto MakeCounterMethod(UnaryCallLoop* loop, CounterServiceImpl* service,
                                               grpc::ServerAsyncResponseWriter<grpc::ByteBuffer>*,
                                               grpc::CompletionQueue*,
                                               grpc::ServerCompletionQueue*, void*),
-                       CounterServiceImpl::DoMethod<Request, Response> handle, MethodBounds bounds) {
+                       CounterServiceImpl::DoMethod<Request, Response> handle, MethodBounds bounds,
+                       LowPriorityCalls* offload = nullptr) {
   using Method = AsyncUnaryMethod<CounterServiceBase, Request, Response,
                                   CounterCall<Request, Response>, Wire::kRaw>;
   return std::make_unique<Method>(loop, static_cast<CounterServiceBase*>(service), cq, request,
-                                  CounterCall<Request, Response>{service, handle}, bounds);
+                                  CounterCall<Request, Response>{service, handle}, bounds, offload);
 }
 
 // The stop tag: its address is the tag; it is never dereferenced.
@@ -307,8 +363,13 @@ char stop_tag;
 }  // namespace
 
 UnaryCallLoop::UnaryCallLoop(CounterServiceImpl* service, HealthServiceImpl* health,
-                             grpc::ServerCompletionQueue* cq, LoopHeartbeat heartbeat)
-    : service_(service), health_(health), cq_(cq), heartbeat_(heartbeat) {}
+                             grpc::ServerCompletionQueue* cq, LoopHeartbeat heartbeat,
+                             LowPriorityCalls* list_calls)
+    : service_(service),
+      health_(health),
+      cq_(cq),
+      heartbeat_(heartbeat),
+      list_calls_(list_calls) {}
 
 size_t UnaryCallLoop::MaxCalls() {
   return kHotMethods * kHot.max_calls + kColdMethods * kCold.max_calls;
@@ -343,7 +404,7 @@ void UnaryCallLoop::Run() {
   auto get = MakeCounterMethod(this, s, cq, &Base::RequestGet, &Impl::DoGet, kHot);
   auto batch_get =
       MakeCounterMethod(this, s, cq, &Base::RequestBatchGet, &Impl::DoBatchGet, kHot);
-  auto list = MakeCounterMethod(this, s, cq, &Base::RequestList, &Impl::DoList, kCold);
+  auto list = MakeCounterMethod(this, s, cq, &Base::RequestList, &Impl::DoList, kCold, list_calls_);
   auto set = MakeCounterMethod(this, s, cq, &Base::RequestSet, &Impl::DoSet, kCold);
   auto compare_and_set = MakeCounterMethod(this, s, cq, &Base::RequestCompareAndSet,
                                            &Impl::DoCompareAndSet, kCold);

@@ -1,6 +1,7 @@
 // The serving loop of a handler process: every CounterService RPC but
 // Snapshot, and grpc.health.v1.Health (Check and Watch), served from one gRPC
-// completion queue on one thread. See unary_call_loop.cc for how it works
+// completion queue on one thread (List's pages prepared on a thread of lower
+// priority, low_priority_calls.h). See unary_call_loop.cc for how it works
 // and what bounds its call pool, and handler_process.cc for why one thread
 // and the async API.
 #ifndef COUNTERSD_SERVER_UNARY_CALL_LOOP_H_
@@ -18,6 +19,7 @@
 namespace countersd {
 
 class HealthServiceImpl;
+class LowPriorityCalls;
 
 // A tag on the serving loop's queue: its address is what the queue returns,
 // and the loop calls Proceed with the completion's `ok` on the serving
@@ -40,8 +42,13 @@ class UnaryCallLoop {
  public:
   // REQUIRES: `cq` comes from the builder that registered `service` and
   // `health` (may be null: no health service); all outlive this loop.
+  // `list_calls` (may be null: List is answered inline like the rest)
+  // prepares List calls (decode, DoList, serialize), which this loop then
+  // Finishes; stop it after grpc::Server::Shutdown has returned and before
+  // Stop(), so that it hands nothing back to a queue shut down.
   UnaryCallLoop(CounterServiceImpl* service, HealthServiceImpl* health,
-                grpc::ServerCompletionQueue* cq, LoopHeartbeat heartbeat = {});
+                grpc::ServerCompletionQueue* cq, LoopHeartbeat heartbeat = {},
+                LowPriorityCalls* list_calls = nullptr);
   UnaryCallLoop(const UnaryCallLoop&) = delete;
   UnaryCallLoop& operator=(const UnaryCallLoop&) = delete;
 
@@ -88,6 +95,7 @@ class UnaryCallLoop {
   HealthServiceImpl* const health_;
   grpc::ServerCompletionQueue* const cq_;
   const LoopHeartbeat heartbeat_;
+  LowPriorityCalls* const list_calls_;
   grpc::Alarm stop_alarm_;  // fires the stop tag on the queue
   std::atomic<size_t> calls_{0};
   std::atomic<size_t> peak_calls_{0};

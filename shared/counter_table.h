@@ -221,6 +221,9 @@ class CounterTable {
   // towards writers; pages of one CounterTable handle run one at a time.
   std::vector<Counter> List(std::string_view prefix, std::string_view start_after,
                             size_t limit) const;
+  // The sorted key index behind List (null before the first List), for its
+  // tests and measurements (SortedKeyIndex::last_page_stats).
+  const SortedKeyIndex* list_index_for_test() const { return list_index_.get(); }
 
   // Calls fn for every live counter, in slot order, reading without locks.
   // For offline inspection and tests; not point-in-time under writers.

@@ -1,5 +1,7 @@
 // Abuse tests (issue 11): a real daemon, the abuse patterns of
-// abuse_load.py against it, and two checks that hold whatever the pattern:
+// abuse_load.py (raw HTTP/2) or grpc_patterns.h (floods of valid gRPC calls:
+// List, Health.Watch) against it, and two checks that hold whatever the
+// pattern:
 // every handler's RssAnon stays under kRssBound, and a canary client on
 // other connections keeps being served.
 //
@@ -13,14 +15,17 @@
 //  3. A sampler thread reads each handler's /proc/<pid>/status every 10 ms
 //     and keeps the peak RssAnon.
 //  4. The pattern runs as a child process (/usr/bin/python3 abuse_load.py,
-//     through RunCommand with a timeout) and prints one JSON line.
+//     through RunCommand with a timeout) and prints one JSON line; or, for
+//     the gRPC floods, on threads of the test (grpc_patterns.cc), which
+//     return the same kind of line.
 //  5. Asserts: the pattern's own outcome (closed, refused, ...), the RSS
 //     bound, and that every canary call succeeded. Time is measured and
 //     printed ("abuse-report" lines, which `make abuse` collects), never
 //     asserted.
 //
 // ABUSE_FULL=1 (make abuse) runs the red team's sizes: 100,000 streams,
-// 40 s of slowloris. File descriptors: the test raises its own soft
+// 40 s of slowloris, 16 listers of 100,000 counters for 30 s, 1,000 watches
+// held for 30 s. File descriptors: the test raises its own soft
 // RLIMIT_NOFILE to the hard limit (the idle pattern needs 10,000 + slack;
 // the machine's hard limit is 20,000); the daemon inherits it and each
 // handler raises its own to --max-connections + 256.
@@ -41,6 +46,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "tests/abuse/grpc_patterns.h"
 #include "tests/e2e/daemon_harness.h"
 
 namespace countersd::testing {
@@ -194,10 +200,10 @@ class AbuseTest : public ::testing::Test {
     setrlimit(RLIMIT_NOFILE, &nofile);
   }
 
-  void StartDaemon(std::vector<std::string> flags, int handlers = 2) {
+  void StartDaemon(std::vector<std::string> flags, int handlers = 2, uint64_t capacity = 1000) {
     DaemonOptions options;
     options.handlers = handlers;
-    options.capacity = 1000;
+    options.capacity = capacity;
     options.extra_flags = std::move(flags);
     auto daemon = Daemon::Start(options);
     ASSERT_TRUE(daemon.ok()) << daemon.status();
@@ -417,6 +423,62 @@ TEST_F(AbuseTest, IdleConnectionsAreClosedAtTheIdleTimeout) {
   ReportServerConnections("idle-timeout");
   EXPECT_EQ(JsonInt(json, "accepted"), 3) << json;
   EXPECT_EQ(JsonInt(json, "closed_by_server"), 3) << json;
+}
+
+// Several clients listing a big table (1,000,000 capacity), page after
+// page of the largest size, over and over: List runs on each handler's
+// low-priority thread (server/low_priority_calls.cc), so the canary's
+// increments are still served, and a page costs memory for the page only.
+TEST_F(AbuseTest, AListFloodOfABigTableLeavesTheCanaryServed) {
+  StartDaemon({}, /*handlers=*/2, /*capacity=*/1000000);
+  const int keys = Full() ? 100000 : 20000;
+  {
+    auto stub = NewStub(daemon_->address());
+    for (int base = 0; base < keys; base += 1000) {
+      counters::v1::IncrementBatchRequest req;
+      for (int i = base; i < base + 1000; ++i) req.add_increments()->set_key(absl::StrCat("k/", i));
+      counters::v1::IncrementBatchResponse resp;
+      grpc::ClientContext ctx;
+      ASSERT_TRUE(stub->IncrementBatch(&ctx, req, &resp).ok());
+    }
+  }
+  Canary canary;
+  ASSERT_TRUE(canary.Connect(daemon_->address(), handlers_));
+  RssSampler sampler({handlers_.begin(), handlers_.end()});
+  canary.Start();
+  ListFloodResult flood = ListFlood(daemon_->address(), Full() ? 16 : 8, /*page_size=*/1000,
+                                    Full() ? absl::Seconds(30) : absl::Seconds(10));
+  std::map<pid_t, int64_t> final_rss = SettledRss(absl::Seconds(10));
+  canary.Stop();
+  sampler.Stop();
+  Report("list-flood", sampler, &canary, final_rss, flood.Json());
+  EXPECT_EQ(flood.errors, 0) << flood.first_error;
+  EXPECT_GT(flood.pages, 0);
+  EXPECT_GT(flood.listings, 0) << "no listing of the table was completed";
+  ExpectUnderBound(sampler, final_rss, /*check_peak=*/true);
+  ExpectCanaryServed(canary);
+}
+
+// 1,000 Health.Watch streams held open (a watch holds no thread, at most
+// 1,024 per handler: server/health_service.h), then cancelled by the client.
+TEST_F(AbuseTest, AThousandHealthWatchesStayUnderTheBoundAndTheCanaryIsServed) {
+  StartDaemon({});
+  Canary canary;
+  ASSERT_TRUE(canary.Connect(daemon_->address(), handlers_));
+  RssSampler sampler({handlers_.begin(), handlers_.end()});
+  canary.Start();
+  WatchFloodResult flood = WatchFlood(daemon_->address(), 1000, /*channels=*/20,
+                                      Full() ? absl::Seconds(30) : absl::Seconds(10));
+  std::map<pid_t, int64_t> final_rss = SettledRss(absl::Seconds(10));
+  canary.Stop();
+  sampler.Stop();
+  Report("watch-flood", sampler, &canary, final_rss, flood.Json());
+  EXPECT_EQ(flood.started, 1000) << flood.Json();
+  EXPECT_EQ(flood.serving, 1000) << flood.Json();
+  EXPECT_EQ(flood.ended_early, 0) << flood.Json();
+  EXPECT_EQ(flood.cancelled, 1000) << flood.Json();
+  ExpectUnderBound(sampler, final_rss, /*check_peak=*/true);
+  ExpectCanaryServed(canary);
 }
 
 }  // namespace
