@@ -392,7 +392,8 @@ TEST_F(AuthTest, CounterctlTellsUnauthenticatedFromPermissionDenied) {
   absl::StatusOr<CommandResult> none = RunCommand({ctl, addr, "get", "jobs/x"});
   ASSERT_TRUE(none.ok());
   EXPECT_EQ(none->exit_code, 4) << none->err;
-  EXPECT_THAT(none->err, HasSubstr("not authenticated"));
+  EXPECT_THAT(none->err, HasSubstr("authentication failed"));
+  EXPECT_THAT(none->err, HasSubstr("no token given: use --token-file or $COUNTERS_TOKEN"));
 
   absl::StatusOr<CommandResult> denied =
       RunCommand({ctl, addr, "--token-file", token_file, "inc", "jobs/x"});
