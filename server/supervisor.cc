@@ -530,37 +530,9 @@ int Supervisor::Shutdown(int signal) {
     }
     snapshot_ok = WIFEXITED(exit_status) && WEXITSTATUS(exit_status) == 0;
   } else {
-    // No aggregator (it was between respawns): write the final snapshot here.
-    Log(LogLevel::kInfo, "no aggregator running; writing the final snapshot in the supervisor");
-    absl::StatusOr<std::unique_ptr<SnapshotWriter>> snapshots =
-        SnapshotWriter::Open(table_.get(), config_.data_dir);
-    if (snapshots.ok()) {
-      absl::StatusOr<SnapshotMetaInfo> meta = (*snapshots)->Write();
-      snapshot_ok = meta.ok();
-      if (meta.ok()) {
-        Log(LogLevel::kInfo, "final snapshot written",
-            {{"generation", meta->generation},
-             {"counters", meta->counters},
-             {"bytes", meta->bytes}});
-      }
-    } else {
-      Log(LogLevel::kError, "cannot open the snapshot file for the final snapshot",
-          {{"error", snapshots.status().ToString()}});
-    }
+    snapshot_ok = FinalSnapshotInSupervisor();
   }
-
-  // 12. Clean shutdown mark.
-  absl::Status marked = table_->MarkCleanShutdown();
-  if (!marked.ok()) {
-    Log(LogLevel::kError, "cannot mark the table cleanly shut down",
-        {{"error", marked.ToString()}});
-  }
-  int code = (snapshot_ok && marked.ok()) ? 0 : 1;
-  Log(code == 0 ? LogLevel::kInfo : LogLevel::kError, "stopped",
-      {{"final_snapshot", snapshot_ok ? "ok" : "FAILED"},
-       {"clean_shutdown_mark", marked.ok() ? "ok" : "FAILED"},
-       {"exit_code", code}});
-  return code;
+  return MarkStopped(snapshot_ok);
 }
 
 }  // namespace countersd

@@ -90,6 +90,12 @@ class Supervisor {
   // every handler, which re-reads it too (handler_process.cc).
   void ReloadAuthFile();
   int Shutdown(int signal);
+  // Shutdown's last steps (supervisor_final_snapshot.cc): step 11 when no
+  // aggregator is running (the supervisor writes the final snapshot
+  // itself; true if it is durable), and step 12, the clean-shutdown mark
+  // and the "stopped" line (returns the exit code).
+  bool FinalSnapshotInSupervisor();
+  int MarkStopped(bool snapshot_ok);
 
   const Config config_;
   const HandlerProcessMain run_handler_;
