@@ -4,6 +4,8 @@ What it measures: unary Increment at 64 in flight (8 HTTP/2 connections,
 `counterctl bench`, the same workload as compare.py's unary64) against
   - countersd over plaintext TCP (127.0.0.1),
   - countersd over TLS (TCP, server certificate only, ECDSA P-256),
+  - countersd over plaintext TCP with --auth-file, every call's bearer token
+    checked (what authentication costs per call; the goal is under 10%),
   - countersd over its unix socket (the same daemon as plaintext TCP),
 and Redis INCRBY at 64 in flight (64 connections, redis-benchmark) over
 TCP and over its own unix socket (redis-server --unixsocket), side by side.
@@ -12,7 +14,9 @@ machine load hits every cell alike; the median is reported. Certificates are
 made in the run's temporary directory with openssl.
 """
 
+import hashlib
 import os
+import secrets
 import subprocess
 import time
 
@@ -80,6 +84,15 @@ def run_transport(cfg, procs, tmp, results):
                         extra=[f"--listen=127.0.0.1:0,unix:{sock}"])
     tls = c.Countersd(procs, cfg.countersd, f"{d}/tls-data", f"{d}/tls.log",
                       extra=[f"--tls-cert-file={crt}", f"--tls-key-file={key}"])
+    # A bearer token checked on every call (--auth-file, a write principal):
+    # what authentication costs per call.
+    token = secrets.token_urlsafe(32)
+    with open(f"{d}/auth", "w") as f:
+        f.write(f"token:sha256:{hashlib.sha256(token.encode()).hexdigest()} write\n")
+    with open(f"{d}/token", "w") as f:
+        f.write(token + "\n")
+    authed = c.Countersd(procs, cfg.countersd, f"{d}/auth-data", f"{d}/auth.log",
+                         extra=[f"--auth-file={d}/auth"])
     redis_port = c.free_port()
     redis_sock = f"{d}/redis.sock"
     procs.start("redis-transport", ["redis-server", "--bind", "127.0.0.1", "--port",
@@ -98,6 +111,8 @@ def run_transport(cfg, procs, tmp, results):
         ("countersd, TCP plaintext", lambda: bench_counterctl(cfg, plain.address, cfg.seconds)),
         ("countersd, TCP TLS", lambda: bench_counterctl(cfg, tls.address, cfg.seconds,
                                                         [f"--cacert={ca}"])),
+        ("countersd, TCP plaintext, token checked",
+         lambda: bench_counterctl(cfg, authed.address, cfg.seconds, [f"--token-file={d}/token"])),
         ("countersd, unix socket", lambda: bench_counterctl(cfg, f"unix:{sock}", cfg.seconds)),
         ("Redis, TCP", lambda: bench_redis(cfg, ["-h", "127.0.0.1", "-p", str(redis_port)],
                                            cfg.seconds, calibrated)),
@@ -115,6 +130,7 @@ def run_transport(cfg, procs, tmp, results):
         for name, rs in runs.items()}
     plain.stop()
     tls.stop()
+    authed.stop()
 
 
 def report_transport(results):
@@ -122,7 +138,7 @@ def report_transport(results):
     if not t:
         return ""
     base = t["countersd, TCP plaintext"]["ops"]
-    out = ["## Transport: plaintext, TLS, unix socket (issue 12)", "",
+    out = ["## Transport: plaintext, TLS, token-checked, unix socket (issue 12)", "",
            "Unary Increment, 64 in flight (countersd: 8 connections, `counterctl bench`; "
            "Redis: 64 connections, `redis-benchmark` INCRBY), median of the runs.", "",
            "| path | ops/s | vs countersd TCP plaintext | p50 µs | p99 µs |",
