@@ -122,11 +122,12 @@ check_image() {
     echo "  healthcheck: $health"
     IFS='|' read -r m_user m_stop m_ports m_vols m_entry <<<"$meta"
     if [ "$m_user" = "10001:10001" ] && [ "$m_stop" = SIGTERM ] && [[ "$m_ports" == *50051/tcp* ]] &&
-       [[ "$m_vols" == */var/lib/countersd* ]] && [[ "$m_entry" == *--listen=0.0.0.0:50051* ]] &&
+       [[ "$m_vols" == */var/lib/countersd* ]] && [[ "$m_entry" == '["countersd-entrypoint"]' ]] &&
+       grep -q -- '--listen=0.0.0.0:50051' "$ROOT/deploy/countersd-entrypoint.sh" &&
        [[ "$health" == *counterctl*health* ]]; then
-      ok "image metadata: USER 10001, SIGTERM, 50051, VOLUME, ENTRYPOINT, HEALTHCHECK"
+      ok "image metadata: USER 10001, SIGTERM, 50051, VOLUME, ENTRYPOINT (countersd-entrypoint: 0.0.0.0:50051), HEALTHCHECK"
     else
-      bad "image metadata: USER 10001, SIGTERM, 50051, VOLUME, ENTRYPOINT, HEALTHCHECK"
+      bad "image metadata: USER 10001, SIGTERM, 50051, VOLUME, ENTRYPOINT (countersd-entrypoint: 0.0.0.0:50051), HEALTHCHECK"
     fi
     if out=$("${PODMAN[@]}" run --rm "${RUN_FLAGS[@]}" --entrypoint /bin/sh "$IMAGE" -c \
           'command -v countersd counterctl; for t in c++ g++ cmake protoc; do command -v $t && exit 1; done; exit 0' 2>&1); then
