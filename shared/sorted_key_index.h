@@ -27,7 +27,8 @@ class SortedKeyIndex {
 
   // How many listings' merge positions are kept (the least recently saved
   // is replaced): enough for this many clients paging at once to resume;
-  // each costs up to regions x 8 bytes (8 KiB at a 1,000,000 capacity).
+  // each costs up to regions x sizeof(Cursor) (32 KiB at a 1,000,000
+  // capacity: 1,024 regions of 32 bytes; 1 MiB for all of them).
   static constexpr size_t kSavedMerges = 32;
 
   // CounterTable::List's contract (counter_table.h). Thread-safe: one page
@@ -69,6 +70,7 @@ class SortedKeyIndex {
     uint32_t next;
     uint16_t len;
   };
+  static_assert(sizeof(Cursor) == 32);
   // Where a listing's page stopped: `heap` is the merge's min-heap of
   // cursors, whose next pop yields `last` (the page's last key), and every
   // region's cursor is at its first key > `before_last` (the key returned
