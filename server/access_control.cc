@@ -45,9 +45,14 @@ absl::Status AccessControl::Denied(std::string_view who, RpcMethod method, absl:
 
 absl::StatusOr<AccessControl::Admission> AccessControl::Admit(const CallIdentity& id,
                                                               RpcMethod method) {
+  return Admit(policy(), id, method);
+}
+
+absl::StatusOr<AccessControl::Admission> AccessControl::Admit(
+    std::shared_ptr<const AuthPolicy> policy, const CallIdentity& id, RpcMethod method) {
   Admission a;
   if (!enabled()) return a;
-  a.policy = policy();
+  a.policy = std::move(policy);
   a.principal = a.policy != nullptr ? a.policy->Lookup(id) : nullptr;
   if (absl::Status s = AuthorizeMethod(a.principal, id, method); !s.ok()) {
     return Denied(a.principal != nullptr ? std::string_view(a.principal->name) : kUnauthenticated,

@@ -42,6 +42,9 @@ class AccessControl {
   // Who the call is and whether that principal may call `method`:
   // UNAUTHENTICATED or PERMISSION_DENIED (auth_policy.h), logged.
   absl::StatusOr<Admission> Admit(const CallIdentity& id, RpcMethod method);
+  // The same against `policy`, the one `id` was read for (policy()).
+  absl::StatusOr<Admission> Admit(std::shared_ptr<const AuthPolicy> policy, const CallIdentity& id,
+                                  RpcMethod method);
   // PERMISSION_DENIED (logged) unless `key` is in the admitted principal's
   // scope; `what` names the field ("key", "keys[3]").
   absl::Status CheckKey(const Admission& a, RpcMethod method, std::string_view key,

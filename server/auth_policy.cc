@@ -303,6 +303,8 @@ absl::StatusOr<std::shared_ptr<const AuthPolicy>> AuthPolicy::Parse(std::string_
     if (p.kind == Principal::Kind::kToken) {
       policy->tokens_[TokenBucket(p.token_sha256)].push_back(policy->principals_.size());
     }
+    policy->has_cert_principals_ |= p.kind == Principal::Kind::kCert;
+    policy->has_uid_principals_ |= p.kind == Principal::Kind::kUid;
     policy->principals_.push_back(std::move(p));
   }
   if (policy->principals_.empty()) {

@@ -114,9 +114,15 @@ class AuthPolicy {
   const Principal* Lookup(const CallIdentity& id) const;
 
   const std::vector<Principal>& principals() const { return principals_; }
+  // Whether any principal is a certificate name or a unix uid: a call's
+  // identity need carry only what the policy can match (call_identity.h).
+  bool has_cert_principals() const { return has_cert_principals_; }
+  bool has_uid_principals() const { return has_uid_principals_; }
 
  private:
   std::vector<Principal> principals_;
+  bool has_cert_principals_ = false;
+  bool has_uid_principals_ = false;
   // Token principals by the first 8 bytes of their hash.
   std::unordered_map<uint64_t, std::vector<size_t>> tokens_;
 };

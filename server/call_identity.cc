@@ -18,7 +18,7 @@ std::string_view View(const grpc::string_ref& s) { return std::string_view(s.dat
 
 }  // namespace
 
-CallIdentity CallIdentityOf(const grpc::ServerContext& ctx) {
+CallIdentity CallIdentityOf(const grpc::ServerContext& ctx, const AuthPolicy* policy) {
   CallIdentity id;
   const auto& metadata = ctx.client_metadata();
   if (auto it = metadata.find("authorization"); it != metadata.end()) {
@@ -37,7 +37,11 @@ CallIdentity CallIdentityOf(const grpc::ServerContext& ctx) {
       id.malformed_authorization = true;
     }
   }
-  std::shared_ptr<const grpc::AuthContext> auth = ctx.auth_context();
+  if (policy != nullptr && !policy->has_cert_principals() && !policy->has_uid_principals()) {
+    return id;
+  }
+  std::shared_ptr<const grpc::AuthContext> auth =
+      policy == nullptr || policy->has_cert_principals() ? ctx.auth_context() : nullptr;
   if (auth != nullptr && auth->IsPeerAuthenticated()) {
     for (const grpc::string_ref& san : auth->FindPropertyValues(GRPC_X509_SAN_PROPERTY_NAME)) {
       id.cert_sans.emplace_back(View(san));
@@ -45,8 +49,16 @@ CallIdentity CallIdentityOf(const grpc::ServerContext& ctx) {
     std::vector<grpc::string_ref> cn = auth->FindPropertyValues(GRPC_X509_CN_PROPERTY_NAME);
     if (!cn.empty()) id.cert_cn.emplace(View(cn.front()));
   }
-  id.peer_uid = UnixPeerUid(ctx.peer());
+  if (policy == nullptr || policy->has_uid_principals()) id.peer_uid = UnixPeerUid(ctx.peer());
   return id;
+}
+
+absl::StatusOr<AccessControl::Admission> AdmitCall(AccessControl& access,
+                                                   const grpc::ServerContext* ctx,
+                                                   RpcMethod method) {
+  std::shared_ptr<const AuthPolicy> policy = access.policy();
+  CallIdentity id = ctx != nullptr ? CallIdentityOf(*ctx, policy.get()) : CallIdentity{};
+  return access.Admit(std::move(policy), id, method);
 }
 
 }  // namespace countersd

@@ -12,11 +12,22 @@
 #define COUNTERSD_SERVER_CALL_IDENTITY_H_
 
 #include "grpcpp/server_context.h"
+#include "absl/status/statusor.h"
+#include "server/access_control.h"
 #include "server/auth_policy.h"
 
 namespace countersd {
 
-CallIdentity CallIdentityOf(const grpc::ServerContext& ctx);
+// Reads the certificate names only if `policy` has cert: principals, and
+// the peer's uid only if it has uid: principals (null policy: both): the
+// auth context and the peer string are made per call, the cost of a check.
+CallIdentity CallIdentityOf(const grpc::ServerContext& ctx, const AuthPolicy* policy = nullptr);
+
+// Admits the call `ctx` (null: no credentials) to `method` under the policy
+// in force, its identity read for that policy.
+absl::StatusOr<AccessControl::Admission> AdmitCall(AccessControl& access,
+                                                   const grpc::ServerContext* ctx,
+                                                   RpcMethod method);
 
 }  // namespace countersd
 

@@ -82,7 +82,7 @@ grpc::Status CounterServiceImpl::Snapshot(grpc::ServerContext* ctx, const Snapsh
   }
   if (access_ != nullptr && access_->enabled()) {
     absl::StatusOr<AccessControl::Admission> a =
-        access_->Admit(CallIdentityOf(*ctx), RpcMethod::kSnapshot);
+        AdmitCall(*access_, ctx, RpcMethod::kSnapshot);
     if (!a.ok()) {
       table_->CountCall(true);
       return ToGrpcStatus(a.status());

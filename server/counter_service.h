@@ -95,8 +95,8 @@ class CounterServiceImpl final : public CounterServiceBase {
   absl::Status RejectCall(const grpc::ServerContext* ctx, absl::Status decode_error) {
     table_->CountCall(true);
     if (access_ != nullptr && access_->enabled()) {
-      absl::StatusOr<AccessControl::Admission> a = access_->Admit(
-          ctx != nullptr ? CallIdentityOf(*ctx) : CallIdentity{}, RpcMethodOf<Request>::kMethod);
+      absl::StatusOr<AccessControl::Admission> a =
+          AdmitCall(*access_, ctx, RpcMethodOf<Request>::kMethod);
       if (!a.ok()) return a.status();
     }
     return decode_error;
@@ -155,8 +155,8 @@ class CounterServiceImpl final : public CounterServiceBase {
   absl::Status Authorized(DoMethod<Request, Response> handle, const grpc::ServerContext* ctx,
                           const Request& req, Response* resp) {
     if (access_ == nullptr || !access_->enabled()) return (this->*handle)(req, resp);
-    absl::StatusOr<AccessControl::Admission> a = access_->Admit(
-        ctx != nullptr ? CallIdentityOf(*ctx) : CallIdentity{}, RpcMethodOf<Request>::kMethod);
+    absl::StatusOr<AccessControl::Admission> a =
+        AdmitCall(*access_, ctx, RpcMethodOf<Request>::kMethod);
     if (!a.ok()) return a.status();
     if constexpr (std::is_same_v<Request, counters::v1::ListRequest>) {
       absl::StatusOr<std::vector<std::string>> ranges = access_->ListRanges(*a, req.prefix());
