@@ -17,6 +17,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "shared/abseil_string_view.h"
+#include "tests/shared/proto_wire.h"
 #include "tests/e2e/daemon_harness.h"
 
 namespace countersd::testing {
@@ -24,25 +25,9 @@ namespace {
 
 using ::testing::HasSubstr;
 
-// Protobuf wire format, by hand, so that the bytes sent do not depend on
-// what the C++ protobuf serializer does with a non-UTF-8 string.
-std::string Varint(uint64_t v) {
-  std::string out;
-  while (v >= 0x80) {
-    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out.push_back(static_cast<char>(v));
-  return out;
-}
-// A length-delimited field (string, bytes, sub-message).
-std::string Bytes(int field, std::string_view value) {
-  return absl::StrCat(Varint(static_cast<uint64_t>(field) << 3 | 2), Varint(value.size()), Sv(value));
-}
-// A varint field (int32, int64, bool).
-std::string Int(int field, int64_t value) {
-  return absl::StrCat(Varint(static_cast<uint64_t>(field) << 3), Varint(static_cast<uint64_t>(value)));
-}
+using wire::Bytes;
+using wire::Int;
+using wire::Varint;
 
 // "ok" then a lone continuation byte: invalid UTF-8 at offset 2.
 const std::string kBadKey = "ok\xff";

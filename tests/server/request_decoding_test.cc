@@ -17,30 +17,16 @@
 #include "grpcpp/support/slice.h"
 #include "gtest/gtest.h"
 #include "shared/abseil_string_view.h"
+#include "tests/shared/proto_wire.h"
 
 namespace countersd {
 namespace {
 
 namespace v1 = counters::v1;
 
-// Protobuf wire format by hand: the C++ serializer's handling of a
-// non-UTF-8 string is not what is under test.
-std::string Varint(uint64_t v) {
-  std::string out;
-  while (v >= 0x80) {
-    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out.push_back(static_cast<char>(v));
-  return out;
-}
-std::string Bytes(int field, std::string_view value) {
-  return absl::StrCat(Varint(static_cast<uint64_t>(field) << 3 | 2), Varint(value.size()),
-                      Sv(value));
-}
-std::string Int(int field, int64_t value) {
-  return absl::StrCat(Varint(static_cast<uint64_t>(field) << 3), Varint(static_cast<uint64_t>(value)));
-}
+using testing::wire::Bytes;
+using testing::wire::Int;
+using testing::wire::Varint;
 
 std::string Utf8Error(std::string_view field, int offset) {
   return absl::StrCat(Sv(field), " must be valid UTF-8 (invalid byte sequence at offset ", offset,
