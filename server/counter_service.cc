@@ -33,6 +33,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "countersd_version.h"
 #include "proto/status_conversion.h"
 #include "server/scoped_list.h"
 #include "shared/abseil_string_view.h"
@@ -286,6 +287,7 @@ absl::Status CounterServiceImpl::DoGetStats(const GetStatsRequest&, GetStatsResp
   resp->set_last_snapshot_micros(control.micros.load(std::memory_order_relaxed));
   resp->set_last_snapshot_bytes(control.bytes.load(std::memory_order_relaxed));
   resp->set_served_by_pid(getpid());
+  resp->set_server_version(kVersion);
   // The limit only decides `lagging`, which GetStats does not report.
   const DurabilityLag lag = ReadDurabilityLag(*table_, absl::InfiniteDuration());
   if (lag.behind) {

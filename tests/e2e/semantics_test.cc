@@ -14,6 +14,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
+#include "countersd_version.h"
 #include "gtest/gtest.h"
 #include "tests/e2e/daemon_harness.h"
 
@@ -456,6 +457,7 @@ TEST_F(SemanticsTest, GetStatsReportsHandlersCapacityUsageAndServingPid) {
   EXPECT_EQ(stats.capacity(), 100000u);
   EXPECT_GE(stats.used(), 1u);
   EXPECT_LE(stats.used(), stats.capacity());
+  EXPECT_EQ(stats.server_version(), countersd::kVersion);
 }
 
 TEST_F(SemanticsTest, GetStatsCountsErrorsOfTheServingHandler) {
