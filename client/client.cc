@@ -10,8 +10,10 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "proto/grpc_deadline.h"
 #include "proto/status_conversion.h"
 #include "shared/abseil_string_view.h"
+#include "shared/monotonic_time.h"
 
 namespace countersd {
 
@@ -59,13 +61,16 @@ CounterClient::~CounterClient() = default;
 
 template <typename Attempt>
 absl::Status CounterClient::Run(bool retryable, Attempt&& attempt) {
-  const absl::Time deadline = absl::Now() + options_.timeout;
+  // One deadline for every attempt: gRPC's (on its monotonic clock) and
+  // ours, to decide whether a back-off still fits.
+  const absl::Time deadline = MonotonicNow() + options_.timeout;
+  const gpr_timespec grpc_deadline = GrpcDeadlineAfter(options_.timeout);
   const int max_attempts = retryable ? std::max(1, options_.max_attempts) : 1;
   absl::Duration backoff = options_.initial_backoff;
   absl::BitGen rng;
   for (int n = 1;; ++n) {
     grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(deadline));
+    context.set_deadline(grpc_deadline);
     if (!authorization_.empty()) context.AddMetadata("authorization", authorization_);
     absl::Status status = FromGrpcStatus(attempt(&context));
     if (status.ok() || status.code() != absl::StatusCode::kUnavailable || n >= max_attempts) {
@@ -76,7 +81,7 @@ absl::Status CounterClient::Run(bool retryable, Attempt&& attempt) {
     const absl::Duration wait =
         b / 2 + absl::Nanoseconds(absl::Uniform<int64_t>(
                     rng, 0, std::max<int64_t>(1, absl::ToInt64Nanoseconds(b / 2))));
-    if (absl::Now() + wait >= deadline) return status;
+    if (MonotonicNow() + wait >= deadline) return status;
     absl::SleepFor(wait);
     backoff = backoff * 2;
   }

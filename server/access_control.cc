@@ -11,7 +11,7 @@
 
 #include <utility>
 
-#include "absl/time/clock.h"
+#include "shared/monotonic_time.h"
 
 namespace countersd {
 namespace {
@@ -39,7 +39,7 @@ absl::Status AccessControl::Reload() {
 }
 
 absl::Status AccessControl::Denied(std::string_view who, RpcMethod method, absl::Status status) {
-  denials_.Report(who, RpcMethodName(method), status, absl::Now());
+  denials_.Report(who, RpcMethodName(method), status, MonotonicNow());
   return status;
 }
 

@@ -42,6 +42,7 @@
 #include "absl/time/clock.h"
 #include "shared/data_dir.h"
 #include "shared/log.h"
+#include "shared/monotonic_time.h"
 
 namespace countersd {
 
@@ -84,13 +85,13 @@ int Aggregator::Run(absl::Duration interval) {
   signal_thread.detach();  // the process exits from Run's caller
 
   uint32_t served = control.request_seq.load();
-  absl::Time next_periodic = absl::Now();  // the first snapshot is taken at once
+  absl::Time next_periodic = MonotonicNow();  // the first snapshot is taken at once
   uint64_t attempts = 0;
   bool last_ok = false;  // the last snapshot attempt reached disk
   while (true) {
     uint32_t s = control.request_seq.load(std::memory_order_acquire);
     bool stopping = stop.load();
-    absl::Time now = absl::Now();
+    absl::Time now = MonotonicNow();
     if (!stopping && s == served && now < next_periodic) {
       FutexWait(&control.request_seq, s, next_periodic - now);
       continue;
@@ -108,7 +109,7 @@ int Aggregator::Run(absl::Duration interval) {
     ++attempts;
     last_ok = meta.ok();
     served = s;
-    next_periodic = absl::Now() + interval;
+    next_periodic = MonotonicNow() + interval;
     control.done_seq.store(s, std::memory_order_release);
     FutexWakeAll(&control.done_seq);
     if (meta.ok()) {

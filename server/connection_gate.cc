@@ -49,6 +49,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/socket_address.h"
 #include "shared/log.h"
+#include "shared/monotonic_time.h"
 #include "shared/sys.h"
 
 namespace countersd {
@@ -173,7 +174,7 @@ void ConnectionGate::PublishIfChanged() {
 void ConnectionGate::Run() {
   epoll_event events[256];
   for (;;) {
-    absl::Time now = absl::Now();
+    absl::Time now = MonotonicNow();
     if (accept_paused_until_ != absl::InfinitePast() && now >= accept_paused_until_) {
       epoll_event ev{};
       ev.events = EPOLLIN;
@@ -206,13 +207,13 @@ void ConnectionGate::Run() {
         OnReadable(fd);
       }
     }
-    ExpireHandshakes(absl::Now());
+    ExpireHandshakes(MonotonicNow());
   }
 }
 
 int ConnectionGate::OpenConnections() {
   int open = pending_count_ + static_cast<int>(handed_over_.size());
-  absl::Time now = absl::Now();
+  absl::Time now = MonotonicNow();
   if (open < options_.max_connections || now - last_sweep_ < kSweepInterval) return open;
   SweepHandedOver(now);
   return pending_count_ + static_cast<int>(handed_over_.size());
@@ -235,13 +236,13 @@ void ConnectionGate::AcceptAll() {
       Log(LogLevel::kWarning, "connection gate: accept4 failed; pausing accepts",
           {{"error", strerror(errno)}});
       epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, listen_fd_, nullptr);
-      accept_paused_until_ = absl::Now() + kAcceptPause;
+      accept_paused_until_ = MonotonicNow() + kAcceptPause;
       return;
     }
     if (OpenConnections() >= options_.max_connections) {
       refused_.fetch_add(1, std::memory_order_relaxed);
       Close(fd, /*reset=*/true);
-      MaybeLogRefusals(absl::Now());
+      MaybeLogRefusals(MonotonicNow());
       continue;
     }
     int one = 1;
@@ -249,7 +250,7 @@ void ConnectionGate::AcceptAll() {
     if (static_cast<size_t>(fd) >= pending_deadline_.size()) {
       pending_deadline_.resize(fd + 1, absl::InfiniteFuture());
     }
-    absl::Time deadline = absl::Now() + options_.handshake_timeout;
+    absl::Time deadline = MonotonicNow() + options_.handshake_timeout;
     pending_deadline_[fd] = deadline;
     pending_fifo_.emplace_back(deadline, fd);
     ++pending_count_;

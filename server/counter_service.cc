@@ -34,11 +34,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "countersd_version.h"
+#include "proto/grpc_deadline.h"
 #include "proto/status_conversion.h"
 #include "server/scoped_list.h"
 #include "shared/abseil_string_view.h"
 #include "shared/durability_lag.h"
 #include "shared/key.h"
+#include "shared/monotonic_time.h"
 #include "shared/status_macros.h"
 
 namespace countersd {
@@ -64,7 +66,7 @@ absl::Status CounterServiceImpl::DrainingError() {
 }
 
 void CounterServiceImpl::StartDraining(absl::Time give_up_at) {
-  give_up_at_unix_ns_.store(absl::ToUnixNanos(give_up_at));
+  give_up_at_ns_.store(absl::ToUnixNanos(give_up_at));  // a MonotonicNow time
   draining_.store(true, std::memory_order_release);
 }
 
@@ -89,10 +91,7 @@ grpc::Status CounterServiceImpl::Snapshot(grpc::ServerContext* ctx, const Snapsh
       return ToGrpcStatus(a.status());
     }
   }
-  absl::Time client_deadline = absl::InfiniteFuture();
-  if (ctx->deadline() != std::chrono::system_clock::time_point::max()) {
-    client_deadline = absl::FromChrono(ctx->deadline());
-  }
+  const absl::Time client_deadline = MonotonicNow() + GrpcTimeLeft(ctx->raw_deadline());
   {
     std::lock_guard<std::mutex> lock(waiters_mu_);
     ++snapshot_waiters_;
@@ -222,7 +221,7 @@ absl::Status CounterServiceImpl::DoDelete(const DeleteRequest& req, DeleteRespon
 }
 
 absl::Status CounterServiceImpl::DoSnapshot(absl::Time client_deadline, SnapshotResponse* resp) {
-  const absl::Time cap = absl::Now() + kSnapshotWaitCap;
+  const absl::Time cap = MonotonicNow() + kSnapshotWaitCap;
   const absl::Time deadline = std::min(cap, client_deadline);
   SnapshotControl& control = table_->snapshot_control();
   const uint32_t my = control.request_seq.fetch_add(1) + 1;
@@ -230,8 +229,8 @@ absl::Status CounterServiceImpl::DoSnapshot(absl::Time client_deadline, Snapshot
   while (true) {
     uint32_t done = control.done_seq.load(std::memory_order_acquire);
     if (static_cast<int32_t>(done - my) >= 0) break;
-    absl::Time now = absl::Now();
-    absl::Time give_up = absl::FromUnixNanos(give_up_at_unix_ns_.load());
+    absl::Time now = MonotonicNow();
+    absl::Time give_up = absl::FromUnixNanos(give_up_at_ns_.load());
     if (now >= give_up) return DrainingError();
     if (now >= deadline) {
       return client_deadline < cap

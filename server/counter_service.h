@@ -173,7 +173,7 @@ class CounterServiceImpl final : public CounterServiceBase {
   const size_t max_batch_;
   AccessControl* const access_;
   std::atomic<bool> draining_{false};
-  std::atomic<int64_t> give_up_at_unix_ns_{INT64_MAX};
+  std::atomic<int64_t> give_up_at_ns_{INT64_MAX};  // MonotonicNow nanoseconds
   std::mutex waiters_mu_;
   std::condition_variable waiters_cv_;
   int snapshot_waiters_ = 0;  // guarded by waiters_mu_

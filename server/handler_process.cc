@@ -78,6 +78,7 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/resource_quota.h"
+#include "proto/grpc_deadline.h"
 #include "server/access_control.h"
 #include "server/connection_gate.h"
 #include "server/counter_service.h"
@@ -86,6 +87,7 @@
 #include "server/low_priority_calls.h"
 #include "server/unary_call_loop.h"
 #include "shared/log.h"
+#include "shared/monotonic_time.h"
 
 namespace countersd {
 namespace {
@@ -254,7 +256,7 @@ int RunHandlerProcess(CounterTable* table, const HandlerOptions& options) {
     }
   }
 
-  absl::Time drain_deadline = absl::Now() + options.drain_timeout;
+  absl::Time drain_deadline = MonotonicNow() + options.drain_timeout;
   table->SetReady(false);
   health.SetNotServing();
   service.StartDraining(drain_deadline);
@@ -280,7 +282,7 @@ int RunHandlerProcess(CounterTable* table, const HandlerOptions& options) {
   }
   // The serving thread keeps polling through Shutdown (it completes the
   // async calls still in flight); then it shuts the queue down and drains it.
-  server->Shutdown(absl::ToChronoTime(std::min(drain_deadline, absl::Now() + kShutdownGrace)));
+  server->Shutdown(GrpcDeadlineAfter(std::min(drain_deadline - MonotonicNow(), kShutdownGrace)));
   list_calls.Stop();  // its hand-backs land on the queue the loop still polls
   loop.Stop();
   serving.join();

@@ -43,6 +43,7 @@
 #include "proto/status_conversion.h"
 #include "server/unary_call_loop.h"
 #include "shared/durability_lag.h"
+#include "shared/monotonic_time.h"
 
 namespace countersd {
 namespace {
@@ -263,7 +264,8 @@ HealthServiceImpl::~HealthServiceImpl() = default;
 
 bool HealthServiceImpl::WaitForWatchesToEnd(absl::Time deadline) {
   std::unique_lock<std::mutex> lock(mu_);
-  return watches_ended_.wait_until(lock, absl::ToChronoTime(deadline), [this] {
+  // wait_for: the steady clock (the deadline is MonotonicNow-based).
+  return watches_ended_.wait_for(lock, absl::ToChronoNanoseconds(deadline - MonotonicNow()), [this] {
     return open_watchers_.load(std::memory_order_relaxed) == 0;
   });
 }

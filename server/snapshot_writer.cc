@@ -28,6 +28,7 @@
 #include "absl/time/clock.h"
 #include "shared/data_dir.h"
 #include "shared/log.h"
+#include "shared/monotonic_time.h"
 #include "shared/status_macros.h"
 
 namespace countersd {
@@ -82,7 +83,7 @@ absl::StatusOr<SnapshotMetaInfo> SnapshotWriter::Write() {
   const uint32_t earlier = control.undurable_since.load(std::memory_order_relaxed);
   if (earlier != 0 && (pending == 0 || earlier < pending)) pending = earlier;
   control.undurable_since.store(pending, std::memory_order_seq_cst);
-  absl::Time start = absl::Now();
+  absl::Time start = MonotonicNow();
   buffer_.clear();
   uint64_t count = 0;
   uint64_t max_pause_ns =
@@ -91,7 +92,7 @@ absl::StatusOr<SnapshotMetaInfo> SnapshotWriter::Write() {
         ++count;
       });
   absl::StatusOr<SnapshotMetaInfo> meta = file_->Write(buffer_, count, table_->capacity());
-  uint64_t micros = static_cast<uint64_t>(absl::ToInt64Microseconds(absl::Now() - start));
+  uint64_t micros = static_cast<uint64_t>(absl::ToInt64Microseconds(MonotonicNow() - start));
   if (!meta.ok()) {
     PublishFailure(table_, absl::Status(meta.status().code(),
                                         absl::StrCat(meta.status().message(), " (", count,

@@ -90,6 +90,7 @@
 #include "server/transport_config.h"
 #include "shared/durability_lag.h"
 #include "shared/log.h"
+#include "shared/monotonic_time.h"
 #include "shared/status_macros.h"
 #include "shared/sys.h"
 
@@ -225,10 +226,10 @@ int Supervisor::Run() {
     if (g_child_exited) ReapChildren();             // 6
     if (g_reload) ReloadAuthFile();                 // 6b
     RespawnDue();                                   // 7
-    durability.Poll(absl::Now());                   // 7b: durability_watch.h
-    if (tls_ && absl::Now() >= next_tls_poll_) {    // 7c: tls_staging.h
+    durability.Poll(MonotonicNow());                   // 7b: durability_watch.h
+    if (tls_ && MonotonicNow() >= next_tls_poll_) {    // 7c: tls_staging.h
       tls_->Poll();
-      next_tls_poll_ = absl::Now() + config_.tls_reload_interval;
+      next_tls_poll_ = MonotonicNow() + config_.tls_reload_interval;
     }
     if (!announced_ready_ && AllHandlersReady()) {  // 8
       announced_ready_ = true;
@@ -243,9 +244,9 @@ int Supervisor::Run() {
     absl::Duration timeout = std::min(CheckLivenessIfDue(),  // 9
                                       announced_ready_ ? absl::Seconds(1) : absl::Milliseconds(20));
     if (tls_) {
-      timeout = std::min(timeout, std::max(next_tls_poll_ - absl::Now(), absl::ZeroDuration()));
+      timeout = std::min(timeout, std::max(next_tls_poll_ - MonotonicNow(), absl::ZeroDuration()));
     }
-    absl::Time now = absl::Now();
+    absl::Time now = MonotonicNow();
     for (const Child& c : children_) {
       if (c.pid == 0)
         timeout = std::min(timeout, std::max(c.restart_at - now, absl::ZeroDuration()));
@@ -273,12 +274,12 @@ void Supervisor::Spawn(Child& child) {
   if (pid < 0) {
     Log(LogLevel::kError, absl::StrCat("fork failed: ", strerror(errno)),
         {{"role", RoleName(child.role)}});
-    ScheduleRestart(child, absl::Now());
+    ScheduleRestart(child, MonotonicNow());
     return;
   }
   if (pid == 0) RunChild(child);
   child.pid = pid;
-  child.started = absl::Now();
+  child.started = MonotonicNow();
   child.liveness = {.stopped_since = 0, .watched_since = CounterTable::HeartbeatNow()};
   child.killed_because = nullptr;
   Log(LogLevel::kInfo, absl::StrCat("started ", RoleName(child.role)),
@@ -349,7 +350,7 @@ void Supervisor::HandleExit(pid_t pid, int status) {
                          [pid](const Child& c) { return c.pid == pid; });
   if (it == children_.end()) return;  // not ours to track (cannot happen)
   Child& c = *it;
-  absl::Time now = absl::Now();
+  absl::Time now = MonotonicNow();
   absl::Duration uptime = now - c.started;
   c.pid = 0;
   bool expected = stopping_ && WIFEXITED(status) && WEXITSTATUS(status) == 0;
@@ -385,7 +386,7 @@ void Supervisor::ReapChildren() {
 
 void Supervisor::RespawnDue() {
   if (stopping_) return;
-  absl::Time now = absl::Now();
+  absl::Time now = MonotonicNow();
   for (Child& c : children_) {
     if (c.pid == 0 && c.restart_at <= now) Spawn(c);
   }
@@ -478,11 +479,11 @@ void Supervisor::SignalRole(ProcessRole role, int sig) {
 }
 
 bool Supervisor::WaitForRole(ProcessRole role, absl::Duration timeout) {
-  absl::Time deadline = absl::Now() + timeout;
+  absl::Time deadline = MonotonicNow() + timeout;
   while (true) {
     ReapChildren();
     if (!AnyRunning(role)) return true;
-    absl::Duration left = deadline - absl::Now();
+    absl::Duration left = deadline - MonotonicNow();
     if (left <= absl::ZeroDuration()) return false;
     WaitForSignal(left);
   }
@@ -510,7 +511,7 @@ int Supervisor::Shutdown(int signal) {
     for (Child& c : children_) {
       if (c.role != ProcessRole::kAggregator || c.pid == 0) continue;
       kill(c.pid, SIGTERM);
-      absl::Time deadline = absl::Now() + absl::Seconds(60);
+      absl::Time deadline = MonotonicNow() + absl::Seconds(60);
       while (true) {
         int status = 0;
         pid_t r = waitpid(c.pid, &status, WNOHANG);
@@ -519,13 +520,13 @@ int Supervisor::Shutdown(int signal) {
           HandleExit(r, status);  // c.pid becomes 0
           break;
         }
-        if (absl::Now() >= deadline) {
+        if (MonotonicNow() >= deadline) {
           Log(LogLevel::kError, "aggregator did not finish the final snapshot in 60s; killing it");
           kill(c.pid, SIGKILL);
           deadline = absl::InfiniteFuture();
         }
         g_child_exited = 0;
-        WaitForSignal(std::min(deadline - absl::Now(), absl::Seconds(1)));
+        WaitForSignal(std::min(deadline - MonotonicNow(), absl::Seconds(1)));
       }
     }
     snapshot_ok = WIFEXITED(exit_status) && WEXITSTATUS(exit_status) == 0;

@@ -7,6 +7,7 @@
 
 #include "server/supervisor.h"
 #include "server/transport_config.h"
+#include "shared/monotonic_time.h"
 #include "shared/status_macros.h"
 
 namespace countersd {
@@ -26,7 +27,7 @@ absl::Status Supervisor::StartListeners() {
     ASSIGN_OR_RETURN(TlsMaterial material, ReadTlsFiles(files));
     ASSIGN_OR_RETURN(TlsStaging staging, TlsStaging::Create(config_.data_dir, files, material));
     tls_.emplace(std::move(staging));
-    next_tls_poll_ = absl::Now() + config_.tls_reload_interval;
+    next_tls_poll_ = MonotonicNow() + config_.tls_reload_interval;
   } else {
     TlsStaging::RemoveLeftover(config_.data_dir);  // no stale copy of a key
   }

@@ -53,6 +53,7 @@
 #include "client/counterctl/latency_histogram.h"
 #include "client/counterctl/output.h"
 #include "client/counterctl/verbs.h"
+#include "proto/grpc_deadline.h"
 
 namespace countersd::ctl {
 namespace {
@@ -152,9 +153,7 @@ int RunBench(const Invocation& inv) {
   // Connect every channel first, so that connection set-up is not measured
   // and an unreachable daemon is reported clearly.
   std::vector<std::shared_ptr<grpc::Channel>> channels;
-  const gpr_timespec connect_deadline =
-      gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                   gpr_time_from_nanos(absl::ToInt64Nanoseconds(inv.timeout), GPR_TIMESPAN));
+  const gpr_timespec connect_deadline = GrpcDeadlineAfter(inv.timeout);
   for (int64_t c = 0; c < config.connections; ++c) {
     grpc::ChannelArguments args;
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);

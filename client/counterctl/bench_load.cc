@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "client/counterctl/output.h"
+#include "proto/grpc_deadline.h"
 
 namespace countersd::ctl {
 
@@ -111,8 +112,7 @@ Bench::Bench(const BenchConfig& config)
 }
 
 gpr_timespec Bench::Deadline() const {
-  return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                      gpr_time_from_nanos(absl::ToInt64Nanoseconds(config_.timeout), GPR_TIMESPAN));
+  return GrpcDeadlineAfter(config_.timeout);
 }
 
 bool Bench::ShouldIssue(BenchClock::time_point now, bool* measured) {

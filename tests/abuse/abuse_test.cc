@@ -46,6 +46,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "proto/grpc_deadline.h"
+#include "shared/monotonic_time.h"
 #include "tests/abuse/grpc_patterns.h"
 #include "tests/e2e/daemon_harness.h"
 
@@ -135,7 +137,7 @@ class Canary {
     for (int attempt = 0; attempt < 64 && covered.size() < handlers.size(); ++attempt) {
       auto stub = NewStubOnOwnConnection(address);
       grpc::ClientContext ctx;
-      ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+      ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(10)));
       counters::v1::GetStatsResponse resp;
       if (!stub->GetStats(&ctx, {}, &resp).ok()) continue;
       if (covered.insert(resp.served_by_pid()).second) stubs_.push_back(std::move(stub));
@@ -146,13 +148,13 @@ class Canary {
     thread_ = std::thread([this] {
       for (size_t i = 0; !stop_.load(); ++i) {
         grpc::ClientContext ctx;
-        ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+        ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(10)));
         counters::v1::IncrementRequest req;
         req.set_key("abuse/canary");
         counters::v1::IncrementResponse resp;
-        absl::Time start = absl::Now();
+        absl::Time start = MonotonicNow();
         grpc::Status s = stubs_[i % stubs_.size()]->Increment(&ctx, req, &resp);
-        double ms = absl::ToDoubleMilliseconds(absl::Now() - start);
+        double ms = absl::ToDoubleMilliseconds(MonotonicNow() - start);
         std::lock_guard<std::mutex> lock(mu_);
         latencies_ms_.push_back(ms);
         if (!s.ok()) failures_.push_back(absl::StrCat(s.error_code(), ": ", s.error_message()));
@@ -233,14 +235,14 @@ class AbuseTest : public ::testing::Test {
   // deadline); the final values.
   std::map<pid_t, int64_t> SettledRss(absl::Duration timeout) {
     std::map<pid_t, int64_t> rss;
-    absl::Time deadline = absl::Now() + timeout;
+    absl::Time deadline = MonotonicNow() + timeout;
     for (;;) {
       bool all_under = true;
       for (pid_t pid : handlers_) {
         rss[pid] = RssAnonKib(pid);
         all_under = all_under && rss[pid] < kRssBoundKib;
       }
-      if (all_under || absl::Now() > deadline) return rss;
+      if (all_under || MonotonicNow() > deadline) return rss;
       absl::SleepFor(absl::Milliseconds(50));  // polling a condition with a deadline
     }
   }
@@ -269,7 +271,7 @@ class AbuseTest : public ::testing::Test {
   void ReportServerConnections(const std::string& pattern) {
     grpc::ClientContext ctx;
     ctx.set_wait_for_ready(true);
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+    ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(30)));
     counters::v1::GetStatsResponse resp;
     if (NewStub(daemon_->address())->GetStats(&ctx, {}, &resp).ok()) {
       const counters::v1::ConnectionStats& c = resp.connections();

@@ -21,6 +21,8 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "counters/v1/counters.grpc.pb.h"
+#include "proto/grpc_deadline.h"
+#include "shared/monotonic_time.h"
 
 namespace countersd::testing {
 namespace {
@@ -50,20 +52,20 @@ ListFloodResult ListFlood(const std::string& address, int clients, int page_size
   r.clients = clients;
   std::atomic<int64_t> pages{0}, counters{0}, listings{0}, errors{0};
   std::mutex mu;
-  const absl::Time start = absl::Now();
+  const absl::Time start = MonotonicNow();
   const absl::Time end = start + duration;
   std::vector<std::thread> threads;
   for (int i = 0; i < clients; ++i) {
     threads.emplace_back([&] {
       auto stub = counters::v1::CounterService::NewStub(OwnChannel(address));
       std::string token;
-      while (absl::Now() < end) {
+      while (MonotonicNow() < end) {
         counters::v1::ListRequest req;
         req.set_page_size(page_size);
         req.set_page_token(token);
         counters::v1::ListResponse resp;
         grpc::ClientContext ctx;
-        ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+        ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(60)));
         grpc::Status s = stub->List(&ctx, req, &resp);
         if (!s.ok()) {
           if (errors.fetch_add(1) == 0) {
@@ -84,7 +86,7 @@ ListFloodResult ListFlood(const std::string& address, int clients, int page_size
   r.counters = counters.load();
   r.listings = listings.load();
   r.errors = errors.load();
-  r.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  r.seconds = absl::ToDoubleSeconds(MonotonicNow() - start);
   return r;
 }
 
@@ -106,14 +108,14 @@ WatchFloodResult WatchFlood(const std::string& address, int watches, int channel
   };
   WatchFloodResult r;
   r.watches = watches;
-  const absl::Time start = absl::Now();
+  const absl::Time start = MonotonicNow();
   grpc::CompletionQueue cq;
   std::vector<std::unique_ptr<Health::Stub>> stubs;
   for (int c = 0; c < channels; ++c) stubs.push_back(Health::NewStub(OwnChannel(address)));
   std::vector<std::unique_ptr<Watch>> all;
   for (int i = 0; i < watches; ++i) {
     auto w = std::make_unique<Watch>();
-    w->ctx.set_deadline(absl::ToChronoTime(start + duration + absl::Seconds(120)));
+    w->ctx.set_deadline(GrpcDeadlineAfter(duration + absl::Seconds(120)));
     w->reader = stubs[i % channels]->AsyncWatch(&w->ctx, HealthCheckRequest(), &cq, w.get());
     all.push_back(std::move(w));
   }
@@ -122,7 +124,7 @@ WatchFloodResult WatchFlood(const std::string& address, int watches, int channel
   auto step = [&](absl::Time until) {
     void* tag;
     bool ok;
-    if (cq.AsyncNext(&tag, &ok, absl::ToChronoTime(until)) != grpc::CompletionQueue::GOT_EVENT) {
+    if (cq.AsyncNext(&tag, &ok, GrpcDeadlineAfter(until - MonotonicNow())) != grpc::CompletionQueue::GOT_EVENT) {
       return false;
     }
     --pending;
@@ -169,7 +171,7 @@ WatchFloodResult WatchFlood(const std::string& address, int watches, int channel
     return true;
   };
   // Open: until every stream has its first status (or ended), or a minute.
-  const absl::Time open_by = absl::Now() + absl::Seconds(60);
+  const absl::Time open_by = MonotonicNow() + absl::Seconds(60);
   auto opened = [&] {
     int n = 0;
     for (const auto& w : all) n += w->step >= Watch::kOpen;
@@ -177,13 +179,13 @@ WatchFloodResult WatchFlood(const std::string& address, int watches, int channel
   };
   while (!opened() && step(open_by)) {
   }
-  r.open_seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  r.open_seconds = absl::ToDoubleSeconds(MonotonicNow() - start);
   // Hold: serve whatever comes (nothing, unless the server ends streams).
-  const absl::Time hold_until = absl::Now() + duration;
-  while (absl::Now() < hold_until) step(hold_until);
+  const absl::Time hold_until = MonotonicNow() + duration;
+  while (MonotonicNow() < hold_until) step(hold_until);
   for (const auto& w : all) r.ended_early += w->step >= Watch::kFinishing;
   for (const auto& w : all) w->ctx.TryCancel();
-  const absl::Time end_by = absl::Now() + absl::Seconds(60);
+  const absl::Time end_by = MonotonicNow() + absl::Seconds(60);
   while (pending > 0 && step(end_by)) {
   }
   cq.Shutdown();
@@ -191,7 +193,7 @@ WatchFloodResult WatchFlood(const std::string& address, int watches, int channel
   bool ok;
   while (cq.Next(&tag, &ok)) {
   }
-  r.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  r.seconds = absl::ToDoubleSeconds(MonotonicNow() - start);
   return r;
 }
 

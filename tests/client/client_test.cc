@@ -10,6 +10,7 @@
 #include "counters/v1/counters_mock.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "shared/monotonic_time.h"
 
 namespace countersd {
 namespace {
@@ -165,18 +166,20 @@ TEST(CounterClientTest, EveryCallCarriesTheConfiguredDeadline) {
 
 TEST(CounterClientTest, RetriesShareTheFirstAttemptsDeadline) {
   Fixture f;
-  std::vector<std::chrono::system_clock::time_point> deadlines;
+  std::vector<gpr_timespec> deadlines;
   EXPECT_CALL(*f.stub, Get(_, _, _))
       .Times(3)
       .WillRepeatedly(
           Invoke([&](grpc::ClientContext* ctx, const v1::GetRequest&, v1::GetResponse*) {
-            deadlines.push_back(ctx->deadline());
+            deadlines.push_back(ctx->raw_deadline());
             return deadlines.size() < 3 ? kUnavailable : grpc::Status::OK;
           }));
   ASSERT_TRUE(f.client->Get("k").ok());
   ASSERT_EQ(deadlines.size(), 3u);
-  EXPECT_EQ(deadlines[0], deadlines[1]);
-  EXPECT_EQ(deadlines[1], deadlines[2]);
+  // The same instant on gRPC's monotonic clock (proto/grpc_deadline.h).
+  EXPECT_EQ(deadlines[0].clock_type, GPR_CLOCK_MONOTONIC);
+  EXPECT_EQ(gpr_time_cmp(deadlines[0], deadlines[1]), 0);
+  EXPECT_EQ(gpr_time_cmp(deadlines[1], deadlines[2]), 0);
 }
 
 TEST(CounterClientTest, NoRetryWhenTheBackOffWouldPassTheDeadline) {
@@ -200,7 +203,8 @@ TEST(CounterClientTest, NoRetryWhenTheBackOffWouldPassTheDeadline) {
   // call take that long; sleeping the back-off (two minutes or more) or until
   // the deadline would.
   EXPECT_LT(std::chrono::system_clock::now(), deadline)
-      << "returned " << absl::FormatDuration(absl::Now() - absl::FromChrono(deadline))
+      << "returned " << absl::FormatDuration(absl::FromChrono(std::chrono::system_clock::now()) -
+                                               absl::FromChrono(deadline))
       << " after the attempt's deadline";
 }
 

@@ -23,6 +23,7 @@
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "proto/grpc_deadline.h"
 #include "shared/bearer_token.h"
 #include "tests/e2e/daemon_harness.h"
 
@@ -56,7 +57,7 @@ class Caller {
   template <typename Method, typename Request, typename Response>
   grpc::Status Call(Method method, const Request& req, Response* resp) {
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(30)));
     if (!token_.empty()) ctx.AddMetadata("authorization", absl::StrCat("Bearer ", token_));
     return (stub_.get()->*method)(&ctx, req, resp);
   }
@@ -422,7 +423,7 @@ TEST_F(AuthTest, ARequestThatDoesNotDecodeIsRefusedToACallerWhoMayNotMakeIt) {
     grpc::GenericStub generic(channel);
     grpc::CompletionQueue cq;
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(30)));
     if (!token.empty()) ctx.AddMetadata("authorization", absl::StrCat("Bearer ", token));
     grpc::Slice slice{std::string("\x0a\x03ok\xff", 5)};  // key: "ok\xff", not UTF-8
     grpc::ByteBuffer request(&slice, 1);

@@ -28,6 +28,8 @@
 #include "absl/time/clock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "proto/grpc_deadline.h"
+#include "shared/monotonic_time.h"
 #include "tests/e2e/daemon_harness.h"
 
 namespace countersd::testing {
@@ -112,7 +114,7 @@ class RawConnection {
 GetStatsResponse Stats(CounterService::Stub& stub) {
   grpc::ClientContext ctx;
   ctx.set_wait_for_ready(true);
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
+  ctx.set_deadline(GrpcDeadlineAfter(kWait));
   GetStatsResponse resp;
   grpc::Status s = stub.GetStats(&ctx, {}, &resp);
   EXPECT_TRUE(s.ok()) << s.error_message();
@@ -172,9 +174,9 @@ TEST(ConnectionStatsTest, ConnectionsOverTheCapAreCountedRefusedAndOpenOnesOpen)
   // gRPC closed them; the totals stay.
   conns[0]->Close();
   conns[1]->Close();
-  absl::Time deadline = absl::Now() + kWait;
+  absl::Time deadline = MonotonicNow() + kWait;
   GetStatsResponse after = Stats(*stub);
-  while (after.connections().open() != 2 && absl::Now() < deadline) {
+  while (after.connections().open() != 2 && MonotonicNow() < deadline) {
     absl::SleepFor(absl::Milliseconds(50));  // polling a gauge with a deadline
     after = Stats(*stub);
   }
@@ -190,9 +192,9 @@ TEST(ConnectionStatsTest, ASilentConnectionIsCountedAsAHandshakeTimeout) {
 
   RawConnection silent(daemon->address());  // connects, never sends a byte
   // While it waits for its preface it is open, not accepted.
-  absl::Time deadline = absl::Now() + kWait;
+  absl::Time deadline = MonotonicNow() + kWait;
   GetStatsResponse waiting = Stats(*stub);
-  while (waiting.connections().open() != 2 && absl::Now() < deadline) {
+  while (waiting.connections().open() != 2 && MonotonicNow() < deadline) {
     absl::SleepFor(absl::Milliseconds(10));  // until the gate has accepted it
     waiting = Stats(*stub);
   }
@@ -229,10 +231,10 @@ TEST(ConnectionStatsTest, TotalsKeepWhatAKilledHandlerCounted) {
   // A call sent on the dead connection before the channel noticed fails
   // (UNAVAILABLE): the next one reconnects, to the new handler.
   GetStatsResponse after;
-  for (absl::Time deadline = absl::Now() + kWait; absl::Now() < deadline;) {
+  for (absl::Time deadline = MonotonicNow() + kWait; MonotonicNow() < deadline;) {
     grpc::ClientContext ctx;
     ctx.set_wait_for_ready(true);
-    ctx.set_deadline(absl::ToChronoTime(deadline));
+    ctx.set_deadline(GrpcDeadlineAfter(deadline - MonotonicNow()));
     if (stub->GetStats(&ctx, {}, &after).ok()) break;
   }
   ASSERT_EQ(after.handlers_size(), 1);

@@ -24,6 +24,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "shared/abseil_string_view.h"
+#include "shared/monotonic_time.h"
 
 extern char** environ;
 
@@ -38,9 +39,9 @@ int PidfdOpen(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 
 
 // Waits until `pidfd` is readable (the process exited) or `timeout` passes.
 bool WaitPidfd(int pidfd, absl::Duration timeout) {
-  absl::Time deadline = absl::Now() + timeout;
+  absl::Time deadline = MonotonicNow() + timeout;
   while (true) {
-    absl::Duration left = deadline - absl::Now();
+    absl::Duration left = deadline - MonotonicNow();
     if (left <= absl::ZeroDuration()) return false;
     struct pollfd p = {pidfd, POLLIN, 0};
     int n = poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
@@ -237,7 +238,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
 
   // Wait for the ready line, or for EOF (the daemon and all its children
   // exited), or the timeout.
-  absl::Time deadline = absl::Now() + options.ready_timeout;
+  absl::Time deadline = MonotonicNow() + options.ready_timeout;
   std::string ready_line;
   {
     std::unique_lock<std::mutex> lock(d->mu_);
@@ -254,8 +255,9 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
         scanned = end + 1;
       }
       if (!ready_line.empty() || d->eof_) break;
-      if (d->cv_.wait_until(lock, absl::ToChronoTime(deadline)) == std::cv_status::timeout &&
-          absl::Now() >= deadline) {
+      if (d->cv_.wait_for(lock, absl::ToChronoNanoseconds(deadline - MonotonicNow())) ==
+              std::cv_status::timeout &&
+          MonotonicNow() >= deadline) {
         break;
       }
     }
@@ -318,7 +320,7 @@ bool Daemon::WaitForLog(std::string_view needle, absl::Duration timeout) {
 }
 
 bool Daemon::WaitForLogCount(std::string_view needle, int count, absl::Duration timeout) {
-  absl::Time deadline = absl::Now() + timeout;
+  absl::Time deadline = MonotonicNow() + timeout;
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
     int found = 0;
@@ -326,8 +328,8 @@ bool Daemon::WaitForLogCount(std::string_view needle, int count, absl::Duration 
          pos = log_.find(needle, pos + needle.size())) {
       if (++found >= count) return true;
     }
-    if (eof_ || absl::Now() >= deadline) return false;
-    cv_.wait_until(lock, absl::ToChronoTime(deadline));
+    if (eof_ || MonotonicNow() >= deadline) return false;
+    cv_.wait_for(lock, absl::ToChronoNanoseconds(deadline - MonotonicNow()));
   }
 }
 
@@ -400,7 +402,7 @@ absl::StatusOr<int> Daemon::Wait(absl::Duration timeout) {
 
 void Daemon::WaitForLogEof(absl::Duration timeout) {
   std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait_until(lock, absl::ToChronoTime(absl::Now() + timeout), [this] { return eof_; });
+  cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout), [this] { return eof_; });
 }
 
 absl::StatusOr<int> Daemon::Terminate(absl::Duration timeout) {
@@ -510,13 +512,13 @@ absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,
     return pid.status();
   }
   CommandResult result{-1, "", ""};
-  absl::Time deadline = absl::Now() + timeout;
+  absl::Time deadline = MonotonicNow() + timeout;
   bool timed_out = false;
   struct pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
   int open_fds = 2;
   char buf[16384];
   while (open_fds > 0) {
-    absl::Duration left = deadline - absl::Now();
+    absl::Duration left = deadline - MonotonicNow();
     if (left <= absl::ZeroDuration()) {
       timed_out = true;
       break;

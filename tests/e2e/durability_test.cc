@@ -20,6 +20,8 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "proto/grpc_deadline.h"
+#include "shared/monotonic_time.h"
 #include "tests/e2e/daemon_harness.h"
 #include "tests/e2e/scoped_tmpfs.h"
 
@@ -45,7 +47,7 @@ absl::StatusOr<HealthCheckResponse::ServingStatus> Check(const std::string& addr
                                                          const std::string& service) {
   auto stub = Health::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
   grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(10)));
   HealthCheckRequest req;
   req.set_service(service);
   HealthCheckResponse resp;
@@ -60,9 +62,9 @@ absl::StatusOr<HealthCheckResponse::ServingStatus> Check(const std::string& addr
 ::testing::AssertionResult WaitForDurability(const std::string& address,
                                              HealthCheckResponse::ServingStatus want) {
   auto stub = NewStub(address);
-  const absl::Time deadline = absl::Now() + kStateDeadline;
+  const absl::Time deadline = MonotonicNow() + kStateDeadline;
   std::string last = "no answer";
-  while (absl::Now() < deadline) {
+  while (MonotonicNow() < deadline) {
     grpc::ClientContext ctx;
     counters::v1::IncrementRequest req;
     req.set_key("durability/tick");
@@ -88,7 +90,7 @@ counters::v1::GetStatsResponse Stats(const std::string& address) {
 
 grpc::Status Snapshot(const std::string& address) {
   grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(45));
+  ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(45)));
   counters::v1::SnapshotResponse resp;
   return NewStub(address)->Snapshot(&ctx, {}, &resp);
 }
@@ -160,9 +162,9 @@ TEST(DurabilityTest, StoppedSnapshotWriterTurnsDurabilityNotServingUntilContinue
     return watch_saw_sequence({HealthCheckResponse::SERVING, HealthCheckResponse::NOT_SERVING,
                                HealthCheckResponse::SERVING});
   };
-  const absl::Time stopped_deadline = absl::Now() + kStateDeadline;
+  const absl::Time stopped_deadline = MonotonicNow() + kStateDeadline;
   while (!watch_saw_sequence({HealthCheckResponse::SERVING, HealthCheckResponse::NOT_SERVING}) &&
-         absl::Now() < stopped_deadline) {
+         MonotonicNow() < stopped_deadline) {
     absl::SleepFor(absl::Milliseconds(100));  // polling the reader thread's list, with a deadline
   }
 
@@ -171,8 +173,8 @@ TEST(DurabilityTest, StoppedSnapshotWriterTurnsDurabilityNotServingUntilContinue
   EXPECT_TRUE((*daemon)->WaitForLog("snapshots caught up", kStateDeadline)) << (*daemon)->log();
 
   // The watch is polled once a second: wait for it to catch up, then end it.
-  const absl::Time deadline = absl::Now() + kStateDeadline;
-  while (!watch_saw() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(100));
+  const absl::Time deadline = MonotonicNow() + kStateDeadline;
+  while (!watch_saw() && MonotonicNow() < deadline) absl::SleepFor(absl::Milliseconds(100));
   watch_ctx.TryCancel();
   reader.join();
   std::string statuses;

@@ -14,6 +14,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "proto/grpc_deadline.h"
 #include "tests/e2e/daemon_harness.h"
 
 namespace countersd::testing {
@@ -71,7 +72,7 @@ TEST(HealthWatchTest, AThousandWatchesAddAHandfulOfThreadsAndDrainEndsThem) {
         grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args)));
     for (int i = 0; i < kWatchesPerChannel; ++i) {
       auto w = std::make_unique<Watch>();
-      w->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+      w->ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(120)));
       HealthCheckRequest req;
       w->reader = stubs.back()->AsyncWatch(&w->ctx, req, &cq, w.get());
       watches.push_back(std::move(w));
@@ -81,7 +82,7 @@ TEST(HealthWatchTest, AThousandWatchesAddAHandfulOfThreadsAndDrainEndsThem) {
   int serving = 0;
   auto next = [&](Watch** w, bool* ok) {
     void* tag;
-    const auto deadline = std::chrono::system_clock::now() + std::chrono::seconds(60);
+    const auto deadline = GrpcDeadlineAfter(absl::Seconds(60));
     if (cq.AsyncNext(&tag, ok, deadline) != grpc::CompletionQueue::GOT_EVENT) return false;
     *w = static_cast<Watch*>(tag);
     return true;

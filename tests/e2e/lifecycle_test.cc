@@ -16,7 +16,9 @@
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "proto/grpc_deadline.h"
 #include "shared/data_dir.h"
+#include "shared/monotonic_time.h"
 #include "shared/snapshot_file.h"
 #include "tests/e2e/daemon_harness.h"
 
@@ -28,7 +30,7 @@ using ::testing::HasSubstr;
 
 grpc::Status GetValue(CounterService::Stub* stub, const std::string& key, int64_t* value) {
   grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(30)));
   counters::v1::GetRequest req;
   req.set_key(key);
   counters::v1::GetResponse resp;
@@ -73,7 +75,7 @@ TEST(LifecycleTest, SigtermUnderLoadExitsZeroWithFinalSnapshotAndRestartKeepsVal
   // Wait until the load is well under way (a condition, with a deadline).
   auto stub = NewStub(address);
   int64_t seen = 0;
-  for (absl::Time deadline = absl::Now() + absl::Seconds(60); seen < 2000 && absl::Now() < deadline;
+  for (absl::Time deadline = MonotonicNow() + absl::Seconds(60); seen < 2000 && MonotonicNow() < deadline;
        absl::SleepFor(absl::Milliseconds(20))) {
     GetValue(stub.get(), key, &seen).IgnoreError();
   }

@@ -18,6 +18,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "grpcpp/grpcpp.h"
+#include "proto/grpc_deadline.h"
 #include "tests/e2e/daemon_harness.h"
 #include "tests/tool_flags.h"
 
@@ -57,7 +58,7 @@ int main(int argc, char** argv) {
   auto call = [&](const std::string& key, const int64_t* delta, int64_t* value) {
     if (calls++ % per_channel == 0) stub = countersd::testing::NewStubOnOwnConnection(address);
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(deadline_ms));
+    ctx.set_deadline(countersd::GrpcDeadlineAfter(absl::Milliseconds(deadline_ms)));
     counters::v1::IncrementRequest req;
     req.set_key(key);
     if (delta != nullptr) req.set_delta(*delta);

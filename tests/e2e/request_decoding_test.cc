@@ -16,6 +16,7 @@
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "proto/grpc_deadline.h"
 #include "shared/abseil_string_view.h"
 #include "tests/shared/proto_wire.h"
 #include "tests/e2e/daemon_harness.h"
@@ -54,7 +55,7 @@ class RequestDecodingTest : public SharedDaemonTest {
     grpc::GenericStub generic(channel_);
     grpc::CompletionQueue cq;
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(30)));
     grpc::Slice slice{std::string(bytes)};
     grpc::ByteBuffer request(&slice, 1);
     auto call = generic.PrepareUnaryCall(

@@ -16,6 +16,7 @@
 #include "grpcpp/grpcpp.h"
 #include "countersd_version.h"
 #include "gtest/gtest.h"
+#include "proto/grpc_deadline.h"
 #include "tests/e2e/daemon_harness.h"
 
 namespace countersd::testing {
@@ -46,7 +47,7 @@ class SemanticsTest : public SharedDaemonTest {
 
   grpc::Status Increment(const std::string& key, std::optional<int64_t> delta, int64_t* value) {
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(30)));
     counters::v1::IncrementRequest req;
     req.set_key(key);
     if (delta) req.set_delta(*delta);
@@ -423,7 +424,7 @@ TEST_F(SemanticsTest, SnapshotReturnsIncreasingGenerationsThatCountTheCounters) 
   ASSERT_TRUE(Increment(Key("snap"), 1, nullptr).ok());
   auto snapshot = [&](counters::v1::SnapshotResponse* resp) {
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(60)));
     return stub_->Snapshot(&ctx, counters::v1::SnapshotRequest(), resp);
   };
   counters::v1::SnapshotResponse first, second;
@@ -483,7 +484,7 @@ TEST_F(SemanticsTest, HealthServiceReportsServing) {
       grpc::CreateChannel(daemon_->address(), grpc::InsecureChannelCredentials()));
   for (const char* service : {"", "counters.v1.CounterService"}) {
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(30)));
     grpc::health::v1::HealthCheckRequest req;
     req.set_service(service);
     grpc::health::v1::HealthCheckResponse resp;
@@ -499,7 +500,7 @@ TEST_F(SemanticsTest, ReflectionListsTheCounterService) {
   grpc::GenericStub stub(channel);
   grpc::CompletionQueue cq;
   grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(30)));
   auto step = [&cq]() {
     void* tag;
     bool ok = false;

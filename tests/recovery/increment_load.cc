@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "counters/v1/counters.grpc.pb.h"
+#include "proto/grpc_deadline.h"
 #include "tests/e2e/daemon_harness.h"
 
 namespace countersd::testing {
@@ -37,7 +38,7 @@ void IncrementLoad::Run(int index) {
     size_t k = next_key;
     next_key = (next_key + 1) % options_.keys.size();
     grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + options_.call_deadline));
+    context.set_deadline(GrpcDeadlineAfter(options_.call_deadline));
     if (last_failed) context.set_wait_for_ready(true);
     {
       absl::MutexLock lock(&mu_);

@@ -32,9 +32,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "proto/grpc_deadline.h"
 #include "server/config.h"
 #include "shared/counter_table.h"
 #include "shared/data_dir.h"
+#include "shared/monotonic_time.h"
 #include "tests/e2e/daemon_harness.h"
 #include "tests/recovery/recovery_checks.h"
 
@@ -52,8 +54,8 @@ bool IsStopped(char state) { return state == 'T' || state == 't'; }
 // Polls until one of the daemon's handlers is stopped; returns its pid, or 0
 // after `timeout`.
 pid_t WaitForStoppedHandler(const Daemon& daemon, absl::Duration timeout) {
-  absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
+  absl::Time deadline = MonotonicNow() + timeout;
+  while (MonotonicNow() < deadline) {
     for (pid_t p : daemon.HandlerPids()) {
       if (IsStopped(ProcessState(p))) return p;
     }
@@ -99,14 +101,14 @@ void StartIncrement(const std::string& address, const std::string& key, absl::Du
     req.set_key(key);
     counters::v1::IncrementResponse resp;
     grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+    ctx.set_deadline(GrpcDeadlineAfter(deadline));
     // A connection made while a killed handler is being respawned can be
     // refused or reset (its listener closed; the new one not yet bound); a
     // client retries that. What these tests check is that no call hangs on
     // a stopped process: the deadline says so.
     ctx.set_wait_for_ready(true);
     grpc::Status s = stub->Increment(&ctx, req, &resp);
-    p->finished = absl::Now();
+    p->finished = MonotonicNow();
     if (s.ok()) {
       p->result = resp.value();
     } else {
@@ -140,7 +142,7 @@ TEST(LivenessTest, StoppedLockHolderIsKilledAndTheOtherHandlersServeWithinTheSta
   StartIncrement(address, kHeldKey, absl::Seconds(60), &held);
   const pid_t stopped = WaitForStoppedHandler(**daemon, absl::Seconds(30));
   ASSERT_NE(stopped, 0) << "no handler stopped in the critical section: " << (*daemon)->log();
-  const absl::Time stopped_at = absl::Now();
+  const absl::Time stopped_at = MonotonicNow();
 
   // Increments of another key on the same stripe, on connections of their
   // own: those that land on the other handlers wait for the stripe.
@@ -202,14 +204,14 @@ TEST(LivenessTest, StoppedHandlerIsKilledAndRespawnedAfterTheStallLimitAndStopsT
   ASSERT_EQ(handlers.size(), 2u);
   const pid_t stopped = handlers[0];
   ASSERT_EQ(kill(stopped, SIGSTOP), 0);
-  const absl::Time stopped_at = absl::Now();
+  const absl::Time stopped_at = MonotonicNow();
 
   // Killed after the stall limit (2s, plus a check period), logged, reaped
   // and respawned.
   ASSERT_TRUE((*daemon)->WaitForLog("killing a stalled handler", absl::Seconds(2) + kMargin))
       << (*daemon)->log();
   std::cout << "the stopped handler was found stalled "
-            << absl::FormatDuration(absl::Now() - stopped_at)
+            << absl::FormatDuration(MonotonicNow() - stopped_at)
             << " after its SIGSTOP (--handler-stall-limit=2s)\n";
   std::string line = LogLineFor(**daemon, "killing a stalled handler", stopped);
   ASSERT_FALSE(line.empty()) << (*daemon)->log();
@@ -255,15 +257,15 @@ TEST(LivenessTest, StoppedHandlerAndStripeWaitersDoNotOutliveAKilledSupervisor) 
   // The aggregator's next snapshot waits for the stripe too (the region is
   // dirty). Once a Snapshot call through the handler that still serves
   // times out, the aggregator is stuck in the stripe wait.
-  absl::Time deadline = absl::Now() + absl::Seconds(60);
+  absl::Time deadline = MonotonicNow() + absl::Seconds(60);
   bool snapshot_stuck = false;
-  while (!snapshot_stuck && absl::Now() < deadline) {
+  while (!snapshot_stuck && MonotonicNow() < deadline) {
     auto stub = NewStubOnOwnConnection(address);
     counters::v1::GetRequest req;
     req.set_key("liveness/probe");  // on another stripe or not, Get takes no lock
     counters::v1::GetResponse resp;
     grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+    ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(2)));
     if (stub->Get(&ctx, req, &resp).error_code() != grpc::StatusCode::NOT_FOUND) {
       continue;  // this connection went to the stopped handler
     }
@@ -290,9 +292,9 @@ TEST(LivenessTest, StoppedHandlerAndStripeWaitersDoNotOutliveAKilledSupervisor) 
   const std::string lock_path = absl::StrCat(dir.path(), "/", kLockFile);
   int fd = open(lock_path.c_str(), O_RDWR | O_CLOEXEC);
   ASSERT_GE(fd, 0);
-  deadline = absl::Now() + Config{}.drain_timeout + kMargin;
+  deadline = MonotonicNow() + Config{}.drain_timeout + kMargin;
   bool locked = false;
-  while (!(locked = flock(fd, LOCK_EX | LOCK_NB) == 0) && absl::Now() < deadline) {
+  while (!(locked = flock(fd, LOCK_EX | LOCK_NB) == 0) && MonotonicNow() < deadline) {
     absl::SleepFor(absl::Milliseconds(20));  // poll interval of a condition with a deadline
   }
   if (locked) flock(fd, LOCK_UN);

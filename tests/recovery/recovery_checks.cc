@@ -5,12 +5,14 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "proto/grpc_deadline.h"
+#include "shared/monotonic_time.h"
 
 namespace countersd::testing {
 namespace {
 
 void SetDeadline(grpc::ClientContext& context) {
-  context.set_deadline(absl::ToChronoTime(absl::Now() + kCallDeadline));
+  context.set_deadline(GrpcDeadlineAfter(kCallDeadline));
 }
 
 absl::Status ToAbsl(const grpc::Status& s) {
@@ -44,7 +46,7 @@ absl::StatusOr<int64_t> IncrementCounter(Stub& stub, const std::string& key, int
 
 absl::StatusOr<counters::v1::SnapshotResponse> TakeSnapshot(Stub& stub, absl::Duration deadline) {
   grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+  context.set_deadline(GrpcDeadlineAfter(deadline));
   counters::v1::SnapshotResponse response;
   grpc::Status s = stub.Snapshot(&context, counters::v1::SnapshotRequest(), &response);
   if (!s.ok()) return ToAbsl(s);
@@ -100,7 +102,7 @@ absl::StatusOr<pid_t> BusiestHandler(Stub& stub) {
 
 absl::StatusOr<std::set<pid_t>> WaitForHandlersWithout(Stub& stub, pid_t dead, size_t handlers,
                                                        absl::Duration timeout) {
-  absl::Time deadline = absl::Now() + timeout;
+  absl::Time deadline = MonotonicNow() + timeout;
   std::string last;
   for (;;) {
     auto pids = HandlerPids(stub);
@@ -110,7 +112,7 @@ absl::StatusOr<std::set<pid_t>> WaitForHandlersWithout(Stub& stub, pid_t dead, s
     } else {
       last = pids.status().ToString();  // e.g. UNAVAILABLE while reconnecting
     }
-    if (absl::Now() > deadline) {
+    if (MonotonicNow() > deadline) {
       return absl::DeadlineExceededError(absl::StrCat("GetStats still shows dead handler ", dead,
                                                       " or not ", handlers, " handlers: ", last));
     }

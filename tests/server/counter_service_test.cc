@@ -16,6 +16,7 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "shared/monotonic_time.h"
 #include "tests/shared/table_fixture.h"
 
 namespace countersd {
@@ -347,7 +348,7 @@ TEST_F(CounterServiceTest, GetStatsListsOnlyHandlers) {
 
 TEST_F(CounterServiceTest, CallsWhileDrainingFailUnavailableWithoutTouchingTheTable) {
   ASSERT_TRUE(table_->RegisterProcess(getpid(), ProcessRole::kHandler).ok());
-  service_->StartDraining(absl::Now());
+  service_->StartDraining(MonotonicNow());
   IncrementRequest inc;
   inc.set_key("late");
   IncrementResponse resp;

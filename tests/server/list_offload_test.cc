@@ -15,6 +15,7 @@
 #include "absl/synchronization/notification.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "proto/grpc_deadline.h"
 #include "server/counter_service.h"
 #include "server/low_priority_calls.h"
 #include "server/unary_call_loop.h"
@@ -81,7 +82,7 @@ class ListOffloadTest : public TempDirTest {
 
   void TearDown() override {
     if (server_ != nullptr) {
-      server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+      server_->Shutdown(GrpcDeadlineAfter(absl::Seconds(1)));
       list_calls_.Stop();
       loop_->Stop();
       serving_.join();
@@ -120,7 +121,7 @@ TEST_F(ListOffloadTest, AListWaitingForItsThreadHoldsUpNoIncrement) {
   auto stub = Stub();
   grpc::CompletionQueue client_cq;
   grpc::ClientContext list_ctx;
-  list_ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  list_ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(60)));
   counters::v1::ListRequest list_req;
   list_req.set_page_size(10);
   counters::v1::ListResponse list_resp;
@@ -129,7 +130,7 @@ TEST_F(ListOffloadTest, AListWaitingForItsThreadHoldsUpNoIncrement) {
   rpc->Finish(&list_resp, &list_status, &list_ctx);
   for (int i = 0; i < 50; ++i) {
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(20)));
     counters::v1::IncrementRequest req;
     req.set_key("other");
     counters::v1::IncrementResponse resp;

@@ -14,6 +14,7 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/server_posix.h"
 #include "gtest/gtest.h"
+#include "proto/grpc_deadline.h"
 
 namespace countersd {
 namespace {
@@ -66,7 +67,7 @@ class PeerCredentialsTest : public ::testing::Test {
     auto channel = grpc::CreateInsecureChannelFromFd("", fds[1]);
     auto stub = health::Health::NewStub(channel);
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(10)));
     health::HealthCheckResponse resp;
     grpc::Status s = stub->Check(&ctx, health::HealthCheckRequest(), &resp);
     EXPECT_TRUE(s.ok()) << s.error_message();

@@ -13,9 +13,11 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "proto/grpc_deadline.h"
 #include "server/counter_service.h"
 #include "server/health_service.h"
 #include "server/unary_call_loop.h"
+#include "shared/monotonic_time.h"
 #include "tests/shared/table_fixture.h"
 
 namespace countersd {
@@ -30,9 +32,9 @@ constexpr size_t kWatchCap = 3;
 // Polls `done` until it holds or `timeout` passes.
 template <typename F>
 bool PollUntil(F done, absl::Duration timeout = absl::Seconds(20)) {
-  absl::Time deadline = absl::Now() + timeout;
+  absl::Time deadline = MonotonicNow() + timeout;
   while (!done()) {
-    if (absl::Now() > deadline) return false;
+    if (MonotonicNow() > deadline) return false;
     std::this_thread::yield();
   }
   return true;
@@ -60,7 +62,7 @@ class ServingLoopTest : public TempDirTest {
   void TearDown() override {
     if (server_ != nullptr) {
       health_->SetNotServing();
-      server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+      server_->Shutdown(GrpcDeadlineAfter(absl::Seconds(1)));
       loop_->Stop();
       serving_.join();
       server_.reset();
@@ -84,7 +86,7 @@ class ServingLoopTest : public TempDirTest {
   };
   std::unique_ptr<OpenWatch> Watch(Health::Stub* stub, const std::string& service) {
     auto w = std::make_unique<OpenWatch>();
-    w->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    w->ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(60)));
     HealthCheckRequest req;
     req.set_service(service);
     w->reader = stub->Watch(&w->ctx, req);
@@ -128,7 +130,7 @@ TEST_F(ServingLoopTest, CallPoolStaysUnderItsBoundAndShrinksAfterABurst) {
     for (int c = 0; c < kChannels; ++c) {
       for (int i = 0; i < kCallsPerChannel; ++i) {
         auto p = std::make_unique<Pending>();
-        p->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+        p->ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(60)));
         counters::v1::IncrementRequest req;
         req.set_key(absl::StrCat("burst/", i % 50));
         p->rpc = stubs[c]->AsyncIncrement(&p->ctx, req, &cq);

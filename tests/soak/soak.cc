@@ -61,6 +61,8 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
+#include "proto/grpc_deadline.h"
+#include "shared/monotonic_time.h"
 #include "tests/e2e/daemon_harness.h"
 
 namespace countersd::testing {
@@ -140,7 +142,7 @@ struct Totals {
 };
 
 void SetDeadline(grpc::ClientContext* ctx) {
-  ctx->set_deadline(std::chrono::system_clock::now() + kCallDeadline);
+  ctx->set_deadline(GrpcDeadlineAfter(absl::FromChrono(kCallDeadline)));
 }
 
 // One load thread: the only writer of its own keys (point 2).
@@ -352,8 +354,8 @@ class LoadThread {
   }
 
   std::optional<int64_t> ReadBack(const std::string& key) {
-    const absl::Time deadline = absl::Now() + absl::Seconds(60);
-    while (absl::Now() < deadline) {
+    const absl::Time deadline = MonotonicNow() + absl::Seconds(60);
+    while (MonotonicNow() < deadline) {
       grpc::ClientContext ctx;
       SetDeadline(&ctx);
       counters::v1::GetRequest req;
@@ -546,7 +548,7 @@ int Main() {
     auto stub = NewStubOnOwnConnection(daemon.address());
     while (side_wait(kSnapshotEvery)) {
       grpc::ClientContext ctx;
-      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+      ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(30)));
       counters::v1::SnapshotRequest req;
       counters::v1::SnapshotResponse resp;
       const grpc::Status st = stub->Snapshot(&ctx, req, &resp);
@@ -566,12 +568,12 @@ int Main() {
     loads.push_back(std::make_unique<LoadThread>(i, daemon.address(), &totals));
     load_threads.emplace_back([&, i] { loads[i]->Run(&stop_load); });
   }
-  const absl::Time start = absl::Now();
+  const absl::Time start = MonotonicNow();
   const absl::Time end = start + run_for;
-  while (absl::Now() < end) {
-    std::this_thread::sleep_until(
-        absl::ToChronoTime(std::min(end, absl::Now() + absl::Minutes(1))));
-    Say(absl::FormatDuration(absl::Trunc(absl::Now() - start, absl::Seconds(1))), ": ",
+  while (MonotonicNow() < end) {
+    std::this_thread::sleep_for(
+        absl::ToChronoNanoseconds(std::min(end - MonotonicNow(), absl::Minutes(1))));
+    Say(absl::FormatDuration(absl::Trunc(MonotonicNow() - start, absl::Seconds(1))), ": ",
         totals.increments.ok.load(), " increments, ", totals.batches.ok.load(), " batches, ",
         totals.gets.ok.load(), " gets, ", totals.lists.ok.load(), " lists acknowledged; ",
         kills.load(), " kills, ", totals.snapshots.ok.load(), " snapshots");

@@ -19,6 +19,7 @@
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "proto/grpc_deadline.h"
 #include "tests/e2e/daemon_harness.h"
 #include "tests/transport/test_certs.h"
 
@@ -30,7 +31,7 @@ namespace v1 = ::counters::v1;
 
 grpc::Status Increment(v1::CounterService::Stub* stub, const std::string& key) {
   grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(10)));
   v1::IncrementRequest req;
   req.set_key(key);
   v1::IncrementResponse resp;
@@ -40,7 +41,7 @@ grpc::Status Increment(v1::CounterService::Stub* stub, const std::string& key) {
 // The value of `key`, or -1 when it does not exist (a failed call fails the test).
 int64_t ValueOf(v1::CounterService::Stub* stub, const std::string& key) {
   grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(10)));
   v1::GetRequest req;
   req.set_key(key);
   v1::GetResponse resp;
@@ -96,7 +97,7 @@ TEST(PrincipalsTest, UnixPeerUidGetsItsRoleAndPrefixesAndTcpCarriesNoUid) {
   EXPECT_THAT(outside.error_message(), HasSubstr("other/a"));
   {
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(10)));
     v1::SnapshotResponse resp;
     grpc::Status snap = local->Snapshot(&ctx, v1::SnapshotRequest(), &resp);
     EXPECT_EQ(snap.error_code(), grpc::StatusCode::PERMISSION_DENIED) << snap.error_message();

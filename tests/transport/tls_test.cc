@@ -16,6 +16,8 @@
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "proto/grpc_deadline.h"
+#include "shared/monotonic_time.h"
 #include "tests/e2e/daemon_harness.h"
 #include "tests/transport/test_certs.h"
 
@@ -64,7 +66,7 @@ class TlsTest : public ::testing::Test {
   static grpc::Status Increment(v1::CounterService::Stub* stub, const std::string& key,
                                 std::string* cn = nullptr) {
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(10)));
     v1::IncrementRequest req;
     req.set_key(key);
     v1::IncrementResponse resp;
@@ -135,15 +137,15 @@ TEST_F(TlsTest, MtlsRefusesNoCertificateAndAnotherCasCertificateAndServesItsOwn)
 // with common name `cn`; polls with new connections every 100 ms.
 bool WaitForServedCn(const std::string& address, const ConnectionSecurity& sec,
                      const std::string& cn, absl::Duration timeout) {
-  absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
+  absl::Time deadline = MonotonicNow() + timeout;
+  while (MonotonicNow() < deadline) {
     grpc::ChannelArguments args;
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
     auto channel = CreateCounterChannel(address, sec, args);
     if (!channel.ok()) return false;
     auto stub = v1::CounterService::NewStub(*channel);
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(5)));
     v1::GetStatsResponse resp;
     if (stub->GetStats(&ctx, v1::GetStatsRequest(), &resp).ok()) {
       auto names = ctx.auth_context()->FindPropertyValues("x509_common_name");

@@ -18,6 +18,7 @@
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "proto/grpc_deadline.h"
 #include "tests/e2e/daemon_harness.h"
 #include "tests/transport/test_certs.h"
 
@@ -45,7 +46,7 @@ class UnixSocketTest : public ::testing::Test {
 
 absl::StatusOr<int32_t> ServedBy(v1::CounterService::Stub* stub) {
   grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(10)));
   v1::GetStatsResponse resp;
   grpc::Status s = stub->GetStats(&ctx, v1::GetStatsRequest(), &resp);
   if (!s.ok()) return absl::UnavailableError(s.error_message());
