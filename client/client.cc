@@ -38,41 +38,52 @@ CounterClient::CounterClient(const std::string& address, ClientOptions options)
     : CounterClient(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()), options) {}
 
 namespace {
-std::string Authorization(const ClientOptions& options) {
-  return options.bearer_token.empty() ? std::string()
-                                      : absl::StrCat("Bearer ", options.bearer_token);
+// The "authorization" metadata of a token; empty for none.
+std::string Authorization(const std::string& bearer_token) {
+  return bearer_token.empty() ? std::string() : absl::StrCat("Bearer ", bearer_token);
 }
 }  // namespace
 
 CounterClient::CounterClient(std::shared_ptr<grpc::Channel> channel, ClientOptions options)
     : options_(options),
-      authorization_(Authorization(options_)),
+      authorization_(Authorization(options_.bearer_token)),
       channel_(channel),
       stub_(v1::CounterService::NewStub(std::move(channel))) {}
 
 CounterClient::CounterClient(std::unique_ptr<v1::CounterService::StubInterface> stub,
                              ClientOptions options, std::shared_ptr<grpc::Channel> channel)
     : options_(options),
-      authorization_(Authorization(options_)),
+      authorization_(Authorization(options_.bearer_token)),
       channel_(std::move(channel)),
       stub_(std::move(stub)) {}
 
 CounterClient::~CounterClient() = default;
 
 template <typename Attempt>
-absl::Status CounterClient::Run(bool retryable, Attempt&& attempt) {
+absl::Status CounterClient::Run(bool retryable, const CallOptions& call, Attempt&& attempt) {
   // One deadline for every attempt: gRPC's (on its monotonic clock) and
   // ours, to decide whether a back-off still fits.
-  const absl::Time deadline = MonotonicNow() + options_.timeout;
-  const gpr_timespec grpc_deadline = GrpcDeadlineAfter(options_.timeout);
+  const absl::Duration timeout =
+      call.timeout > absl::ZeroDuration() ? call.timeout : options_.timeout;
+  const absl::Time deadline = MonotonicNow() + timeout;
+  const gpr_timespec grpc_deadline = GrpcDeadlineAfter(timeout);
+  const std::string authorization =
+      call.bearer_token.empty() ? authorization_ : Authorization(call.bearer_token);
+  Cancellation* const cancellation = call.cancellation.get();
   const int max_attempts = retryable ? std::max(1, options_.max_attempts) : 1;
   absl::Duration backoff = options_.initial_backoff;
   absl::BitGen rng;
   for (int n = 1;; ++n) {
     grpc::ClientContext context;
     context.set_deadline(grpc_deadline);
-    if (!authorization_.empty()) context.AddMetadata("authorization", authorization_);
-    absl::Status status = FromGrpcStatus(attempt(&context));
+    if (!authorization.empty()) context.AddMetadata("authorization", authorization);
+    if (cancellation != nullptr && !cancellation->Attach(&context)) {
+      return absl::CancelledError(n == 1 ? "cancelled before it was sent"
+                                         : "cancelled before a retry");
+    }
+    const grpc::Status result = attempt(&context);
+    if (cancellation != nullptr) cancellation->Detach(&context);
+    absl::Status status = FromGrpcStatus(result);
     if (status.ok() || status.code() != absl::StatusCode::kUnavailable || n >= max_attempts) {
       return status;
     }
@@ -82,24 +93,29 @@ absl::Status CounterClient::Run(bool retryable, Attempt&& attempt) {
         b / 2 + absl::Nanoseconds(absl::Uniform<int64_t>(
                     rng, 0, std::max<int64_t>(1, absl::ToInt64Nanoseconds(b / 2))));
     if (MonotonicNow() + wait >= deadline) return status;
-    absl::SleepFor(wait);
+    if (cancellation == nullptr) {
+      absl::SleepFor(wait);
+    } else if (!cancellation->SleepFor(wait)) {
+      return absl::CancelledError("cancelled during the back-off before a retry");
+    }
     backoff = backoff * 2;
   }
 }
 
-absl::StatusOr<int64_t> CounterClient::Increment(std::string_view key, int64_t delta) {
+absl::StatusOr<int64_t> CounterClient::Increment(std::string_view key, int64_t delta,
+                                                 const CallOptions& call) {
   v1::IncrementRequest request;
   request.set_key(std::string(key));
   request.set_delta(delta);
   v1::IncrementResponse response;
   absl::Status status =
-      Run(false, [&](grpc::ClientContext* c) { return stub_->Increment(c, request, &response); });
+      Run(false, call, [&](grpc::ClientContext* c) { return stub_->Increment(c, request, &response); });
   if (!status.ok()) return status;
   return response.value();
 }
 
 absl::StatusOr<std::vector<int64_t>> CounterClient::IncrementBatch(
-    absl::Span<const IncrementOp> ops) {
+    absl::Span<const IncrementOp> ops, const CallOptions& call) {
   v1::IncrementBatchRequest request;
   request.mutable_increments()->Reserve(static_cast<int>(ops.size()));
   for (const IncrementOp& op : ops) {
@@ -109,7 +125,8 @@ absl::StatusOr<std::vector<int64_t>> CounterClient::IncrementBatch(
   }
   v1::IncrementBatchResponse response;
   absl::Status status = Run(
-      false, [&](grpc::ClientContext* c) { return stub_->IncrementBatch(c, request, &response); });
+      false, call,
+      [&](grpc::ClientContext* c) { return stub_->IncrementBatch(c, request, &response); });
   if (!status.ok()) return status;
   if (static_cast<size_t>(response.values_size()) != ops.size()) {
     return absl::InternalError(absl::StrCat("IncrementBatch: server returned ",
@@ -119,24 +136,24 @@ absl::StatusOr<std::vector<int64_t>> CounterClient::IncrementBatch(
   return std::vector<int64_t>(response.values().begin(), response.values().end());
 }
 
-absl::StatusOr<int64_t> CounterClient::Get(std::string_view key) {
+absl::StatusOr<int64_t> CounterClient::Get(std::string_view key, const CallOptions& call) {
   v1::GetRequest request;
   request.set_key(std::string(key));
   v1::GetResponse response;
   absl::Status status =
-      Run(true, [&](grpc::ClientContext* c) { return stub_->Get(c, request, &response); });
+      Run(true, call, [&](grpc::ClientContext* c) { return stub_->Get(c, request, &response); });
   if (!status.ok()) return status;
   return response.value();
 }
 
 absl::StatusOr<std::vector<CounterEntry>> CounterClient::BatchGet(
-    absl::Span<const std::string> keys) {
+    absl::Span<const std::string> keys, const CallOptions& call) {
   v1::BatchGetRequest request;
   request.mutable_keys()->Reserve(static_cast<int>(keys.size()));
   for (const std::string& key : keys) request.add_keys(key);
   v1::BatchGetResponse response;
   absl::Status status =
-      Run(true, [&](grpc::ClientContext* c) { return stub_->BatchGet(c, request, &response); });
+      Run(true, call, [&](grpc::ClientContext* c) { return stub_->BatchGet(c, request, &response); });
   if (!status.ok()) return status;
   if (static_cast<size_t>(response.counters_size()) != keys.size()) {
     return absl::InternalError(absl::StrCat("BatchGet: server returned ", response.counters_size(),
@@ -151,14 +168,15 @@ absl::StatusOr<std::vector<CounterEntry>> CounterClient::BatchGet(
 }
 
 absl::StatusOr<ListPage> CounterClient::List(std::string_view prefix, int32_t page_size,
-                                             std::string_view page_token) {
+                                             std::string_view page_token,
+                                             const CallOptions& call) {
   v1::ListRequest request;
   request.set_prefix(std::string(prefix));
   request.set_page_size(page_size);
   request.set_page_token(std::string(page_token));
   v1::ListResponse response;
   absl::Status status =
-      Run(true, [&](grpc::ClientContext* c) { return stub_->List(c, request, &response); });
+      Run(true, call, [&](grpc::ClientContext* c) { return stub_->List(c, request, &response); });
   if (!status.ok()) return status;
   ListPage page;
   page.counters.reserve(response.counters_size());
@@ -170,11 +188,12 @@ absl::StatusOr<ListPage> CounterClient::List(std::string_view prefix, int32_t pa
 }
 
 absl::StatusOr<std::vector<CounterEntry>> CounterClient::ListAll(std::string_view prefix,
-                                                                 size_t limit) {
+                                                                 size_t limit,
+                                                                 const CallOptions& call) {
   std::vector<CounterEntry> all;
   std::string token;
   while (true) {
-    absl::StatusOr<ListPage> page = List(prefix, /*page_size=*/1000, token);
+    absl::StatusOr<ListPage> page = List(prefix, /*page_size=*/1000, token, call);
     if (!page.ok()) return page.status();
     for (CounterEntry& c : page->counters) {
       if (limit > 0 && all.size() >= limit) {
@@ -191,60 +210,64 @@ absl::StatusOr<std::vector<CounterEntry>> CounterClient::ListAll(std::string_vie
   }
 }
 
-absl::StatusOr<std::optional<int64_t>> CounterClient::Set(std::string_view key, int64_t value) {
+absl::StatusOr<std::optional<int64_t>> CounterClient::Set(std::string_view key, int64_t value,
+                                                          const CallOptions& call) {
   v1::SetRequest request;
   request.set_key(std::string(key));
   request.set_value(value);
   v1::SetResponse response;
   absl::Status status =
-      Run(false, [&](grpc::ClientContext* c) { return stub_->Set(c, request, &response); });
+      Run(false, call, [&](grpc::ClientContext* c) { return stub_->Set(c, request, &response); });
   if (!status.ok()) return status;
   if (!response.has_previous_value()) return std::optional<int64_t>();
   return std::optional<int64_t>(response.previous_value());
 }
 
 absl::StatusOr<CompareAndSetResult> CounterClient::CompareAndSet(std::string_view key,
-                                                                 int64_t expected, int64_t value) {
+                                                                 int64_t expected, int64_t value,
+                                                                 const CallOptions& call) {
   v1::CompareAndSetRequest request;
   request.set_key(std::string(key));
   request.set_expected(expected);
   request.set_value(value);
   v1::CompareAndSetResponse response;
   absl::Status status = Run(
-      false, [&](grpc::ClientContext* c) { return stub_->CompareAndSet(c, request, &response); });
+      false, call,
+      [&](grpc::ClientContext* c) { return stub_->CompareAndSet(c, request, &response); });
   if (!status.ok()) return status;
   return CompareAndSetResult{response.applied(), response.value()};
 }
 
-absl::StatusOr<int64_t> CounterClient::Delete(std::string_view key) {
+absl::StatusOr<int64_t> CounterClient::Delete(std::string_view key, const CallOptions& call) {
   v1::DeleteRequest request;
   request.set_key(std::string(key));
   v1::DeleteResponse response;
   absl::Status status =
-      Run(false, [&](grpc::ClientContext* c) { return stub_->Delete(c, request, &response); });
+      Run(false, call, [&](grpc::ClientContext* c) { return stub_->Delete(c, request, &response); });
   if (!status.ok()) return status;
   return response.previous_value();
 }
 
-absl::StatusOr<SnapshotResult> CounterClient::Snapshot() {
+absl::StatusOr<SnapshotResult> CounterClient::Snapshot(const CallOptions& call) {
   v1::SnapshotRequest request;
   v1::SnapshotResponse response;
   absl::Status status =
-      Run(false, [&](grpc::ClientContext* c) { return stub_->Snapshot(c, request, &response); });
+      Run(false, call, [&](grpc::ClientContext* c) { return stub_->Snapshot(c, request, &response); });
   if (!status.ok()) return status;
   return SnapshotResult{response.generation(), response.counters(), response.bytes()};
 }
 
-absl::StatusOr<v1::GetStatsResponse> CounterClient::GetStats() {
+absl::StatusOr<v1::GetStatsResponse> CounterClient::GetStats(const CallOptions& call) {
   v1::GetStatsRequest request;
   v1::GetStatsResponse response;
   absl::Status status =
-      Run(true, [&](grpc::ClientContext* c) { return stub_->GetStats(c, request, &response); });
+      Run(true, call, [&](grpc::ClientContext* c) { return stub_->GetStats(c, request, &response); });
   if (!status.ok()) return status;
   return response;
 }
 
-absl::StatusOr<ServingStatus> CounterClient::Health(std::string_view service) {
+absl::StatusOr<ServingStatus> CounterClient::Health(std::string_view service,
+                                                    const CallOptions& call) {
   if (channel_ == nullptr) {
     return absl::FailedPreconditionError("Health needs a channel; this client has only a stub");
   }
@@ -253,7 +276,7 @@ absl::StatusOr<ServingStatus> CounterClient::Health(std::string_view service) {
   request.set_service(std::string(service));
   health::HealthCheckResponse response;
   absl::Status status =
-      Run(true, [&](grpc::ClientContext* c) { return stub->Check(c, request, &response); });
+      Run(true, call, [&](grpc::ClientContext* c) { return stub->Check(c, request, &response); });
   if (!status.ok()) return status;
   // A status this client does not know (a newer server's) is UNKNOWN.
   const int serving = static_cast<int>(response.status());

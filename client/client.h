@@ -37,6 +37,11 @@
 // token and PERMISSION_DENIED to a call beyond the token's role or key
 // prefixes; neither is retried.
 //
+// Per call (CallOptions, the last argument of every call): its own deadline,
+// its own bearer token, and a Cancellation handle (cancellation.h) that
+// cancels it from another thread (CANCELLED). TLS and mTLS are the
+// channel's: CreateCounterChannel (channel.h).
+//
 // Thread-safety: a CounterClient may be used from any number of threads at
 // once; it holds no per-call state. It does not own a connection per call:
 // all calls share the channel, which reconnects by itself.
@@ -56,6 +61,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "client/cancellation.h"
 #include "counters/v1/counters.grpc.pb.h"
 
 namespace countersd {
@@ -74,6 +80,19 @@ struct ClientOptions {
   // "authorization: Bearer <token>" metadata (over any channel; use TLS
   // beyond a trusted network, the token is a password). Empty: none.
   std::string bearer_token;
+};
+
+// One call's options, beside the client's. Default: the client's.
+struct CallOptions {
+  // This call's deadline, covering all of its attempts and back-offs
+  // (ListAll: each page's). Zero: ClientOptions::timeout.
+  absl::Duration timeout = absl::ZeroDuration();
+  // This call's bearer token instead of ClientOptions::bearer_token. Empty:
+  // the client's.
+  std::string bearer_token;
+  // Cancel() on it ends this call with CANCELLED, from any thread; a call
+  // given a handle already cancelled is not sent. Null: not cancellable.
+  std::shared_ptr<Cancellation> cancellation;
 };
 
 // One increment of a batch. `key` must stay valid for the call.
@@ -135,61 +154,68 @@ class CounterClient {
   // Adds `delta` (may be negative) to the counter, creating it at 0 first,
   // and returns the new value. OUT_OF_RANGE if the result would overflow
   // int64 (the counter keeps its value). Never retried (see top of file).
-  absl::StatusOr<int64_t> Increment(std::string_view key, int64_t delta = 1);
+  absl::StatusOr<int64_t> Increment(std::string_view key, int64_t delta = 1,
+                                    const CallOptions& call = {});
 
   // Applies all increments atomically, or none; returns the value after each
   // one, in order. Never retried.
-  absl::StatusOr<std::vector<int64_t>> IncrementBatch(absl::Span<const IncrementOp> ops);
+  absl::StatusOr<std::vector<int64_t>> IncrementBatch(absl::Span<const IncrementOp> ops,
+                                                      const CallOptions& call = {});
 
   // The counter's value. NOT_FOUND if it does not exist. Retried.
-  absl::StatusOr<int64_t> Get(std::string_view key);
+  absl::StatusOr<int64_t> Get(std::string_view key, const CallOptions& call = {});
 
   // One entry per key, in order, with found=false for missing counters.
   // RESOURCE_EXHAUSTED for more keys than the server's --max-batch. Retried.
-  absl::StatusOr<std::vector<CounterEntry>> BatchGet(absl::Span<const std::string> keys);
+  absl::StatusOr<std::vector<CounterEntry>> BatchGet(absl::Span<const std::string> keys,
+                                                     const CallOptions& call = {});
 
   // One page of the counters whose key starts with `prefix`, sorted by key,
   // after `page_token` (empty: from the start). page_size 0 means the server
   // default. Retried.
   absl::StatusOr<ListPage> List(std::string_view prefix, int32_t page_size = 0,
-                                std::string_view page_token = {});
+                                std::string_view page_token = {}, const CallOptions& call = {});
 
   // Every counter whose key starts with `prefix`, sorted by key, by paging
   // through List (each page is retried on its own and has its own deadline).
   // Not a point-in-time view. Stops with RESOURCE_EXHAUSTED after `limit`
   // counters if limit > 0 would be exceeded.
-  absl::StatusOr<std::vector<CounterEntry>> ListAll(std::string_view prefix, size_t limit = 0);
+  absl::StatusOr<std::vector<CounterEntry>> ListAll(std::string_view prefix, size_t limit = 0,
+                                                    const CallOptions& call = {});
 
   // Sets the counter, creating it if needed; returns its previous value, or
   // nullopt if it did not exist. Never retried.
-  absl::StatusOr<std::optional<int64_t>> Set(std::string_view key, int64_t value);
+  absl::StatusOr<std::optional<int64_t>> Set(std::string_view key, int64_t value,
+                                             const CallOptions& call = {});
 
   // Sets the counter to `value` only if it currently holds `expected` (a
   // missing counter counts as 0). Never retried.
   absl::StatusOr<CompareAndSetResult> CompareAndSet(std::string_view key, int64_t expected,
-                                                    int64_t value);
+                                                    int64_t value, const CallOptions& call = {});
 
   // Deletes the counter and returns the value it had. NOT_FOUND if it did not
   // exist. Never retried.
-  absl::StatusOr<int64_t> Delete(std::string_view key);
+  absl::StatusOr<int64_t> Delete(std::string_view key, const CallOptions& call = {});
 
   // Asks the daemon for a snapshot and returns once it is durable. Not
   // retried: each attempt writes a snapshot.
-  absl::StatusOr<SnapshotResult> Snapshot();
+  absl::StatusOr<SnapshotResult> Snapshot(const CallOptions& call = {});
 
   // Handler and table statistics, from whichever handler serves the call.
   // Retried.
-  absl::StatusOr<counters::v1::GetStatsResponse> GetStats();
+  absl::StatusOr<counters::v1::GetStatsResponse> GetStats(const CallOptions& call = {});
 
   // grpc.health.v1.Health/Check for `service` ("" is the whole server).
   // NOT_FOUND if the server does not know the service. Retried.
-  absl::StatusOr<ServingStatus> Health(std::string_view service = {});
+  absl::StatusOr<ServingStatus> Health(std::string_view service = {},
+                                       const CallOptions& call = {});
 
  private:
-  // Runs `attempt(context)` under the call's deadline; if `retryable`,
-  // repeats it on UNAVAILABLE as described at the top of this file.
+  // Runs `attempt(context)` under the call's deadline, token and
+  // cancellation; if `retryable`, repeats it on UNAVAILABLE as described at
+  // the top of this file.
   template <typename Attempt>
-  absl::Status Run(bool retryable, Attempt&& attempt);
+  absl::Status Run(bool retryable, const CallOptions& call, Attempt&& attempt);
 
   ClientOptions options_;
   std::string authorization_;  // "Bearer <token>", or empty

@@ -5,9 +5,13 @@
 #include "client/client.h"
 
 #include <chrono>
+#include <map>
 #include <memory>
+#include <thread>
 
+#include "absl/synchronization/notification.h"
 #include "counters/v1/counters_mock.grpc.pb.h"
+#include "grpcpp/test/client_context_test_peer.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "shared/monotonic_time.h"
@@ -293,6 +297,83 @@ TEST(CounterClientTest, SetReportsAbsentPreviousValueAsNullopt) {
 TEST(CounterClientTest, HealthWithoutAChannelIsFailedPrecondition) {
   Fixture f;
   EXPECT_EQ(f.client->Health().status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+// Per-call options (CallOptions): a deadline, a token and a cancellation of
+// this call only.
+TEST(CounterClientTest, ACallsOwnTimeoutAndTokenReplaceTheClients) {
+  ClientOptions o = FastRetries();
+  o.bearer_token = "client-token";
+  Fixture f(o);
+  std::chrono::system_clock::time_point seen{};
+  std::multimap<std::string, std::string> metadata;
+  EXPECT_CALL(*f.stub, Get(_, _, _))
+      .Times(2)
+      .WillRepeatedly(Invoke([&](grpc::ClientContext* ctx, const v1::GetRequest&, v1::GetResponse*) {
+        seen = ctx->deadline();
+        metadata = grpc::testing::ClientContextTestPeer(ctx).GetSendInitialMetadata();
+        return grpc::Status::OK;
+      }));
+  const auto before = std::chrono::system_clock::now();
+  ASSERT_TRUE(f.client->Get("k", {.timeout = absl::Milliseconds(1500), .bearer_token = "mine"}).ok());
+  const auto after = std::chrono::system_clock::now();
+  EXPECT_GE(seen, before + std::chrono::milliseconds(1499));
+  EXPECT_LE(seen, after + std::chrono::milliseconds(1501));
+  EXPECT_THAT(metadata, ::testing::Contains(std::pair<const std::string, std::string>(
+                            "authorization", "Bearer mine")));
+  // Without call options: the client's.
+  ASSERT_TRUE(f.client->Get("k").ok());
+  EXPECT_THAT(metadata, ::testing::Contains(std::pair<const std::string, std::string>(
+                            "authorization", "Bearer client-token")));
+}
+
+TEST(CounterClientTest, ACallGivenACancelledHandleIsNotSent) {
+  Fixture f;
+  EXPECT_CALL(*f.stub, Increment(_, _, _)).Times(0);
+  auto cancel = std::make_shared<Cancellation>();
+  cancel->Cancel();
+  absl::StatusOr<int64_t> v = f.client->Increment("k", 1, {.cancellation = cancel});
+  EXPECT_EQ(v.status().code(), absl::StatusCode::kCancelled) << v.status();
+}
+
+TEST(CounterClientTest, CancellingDuringAnAttemptCancelsItsContextAndStopsTheRetries) {
+  ClientOptions o = FastRetries();
+  o.initial_backoff = absl::Minutes(2);  // a retry would wait minutes: cancelling cuts it
+  o.max_backoff = absl::Minutes(2);
+  o.timeout = absl::Minutes(10);
+  Fixture f(o);
+  auto cancel = std::make_shared<Cancellation>();
+  EXPECT_CALL(*f.stub, Get(_, _, _))
+      .Times(1)  // no retry once cancelled
+      .WillOnce(Invoke([&](grpc::ClientContext*, const v1::GetRequest&, v1::GetResponse*) {
+        cancel->Cancel();  // as another thread would, while the attempt is in flight
+        return kUnavailable;
+      }));
+  absl::StatusOr<int64_t> v = f.client->Get("k", {.cancellation = cancel});
+  EXPECT_EQ(v.status().code(), absl::StatusCode::kCancelled) << v.status();
+}
+
+TEST(CounterClientTest, CancelFromAnotherThreadEndsTheBackOff) {
+  ClientOptions o = FastRetries();
+  o.initial_backoff = absl::Minutes(2);
+  o.max_backoff = absl::Minutes(2);
+  o.timeout = absl::Minutes(10);
+  Fixture f(o);
+  auto cancel = std::make_shared<Cancellation>();
+  absl::Notification attempted;
+  EXPECT_CALL(*f.stub, Get(_, _, _))
+      .Times(1)
+      .WillOnce(Invoke([&](grpc::ClientContext*, const v1::GetRequest&, v1::GetResponse*) {
+        attempted.Notify();
+        return kUnavailable;
+      }));
+  std::thread canceller([&] {
+    attempted.WaitForNotification();
+    cancel->Cancel();
+  });
+  absl::StatusOr<int64_t> v = f.client->Get("k", {.cancellation = cancel});
+  canceller.join();
+  EXPECT_EQ(v.status().code(), absl::StatusCode::kCancelled) << v.status();
 }
 
 }  // namespace
