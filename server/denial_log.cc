@@ -1,5 +1,5 @@
-// Rate-limited denial lines (denial_log.h): a map from principal name to the
-// time of its last line and the count of lines left out since.
+// Rate-limited denial lines (denial_log.h), keyed by principal name
+// (shared/log_rate_limit.h).
 #include "server/denial_log.h"
 
 #include "absl/strings/str_cat.h"
@@ -10,20 +10,8 @@ namespace countersd {
 
 bool DenialLog::Report(std::string_view who, std::string_view method, const absl::Status& status,
                        absl::Time now) {
-  uint64_t suppressed;
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = buckets_.find(who);
-    if (it == buckets_.end()) it = buckets_.emplace(std::string(who), Bucket{}).first;
-    Bucket& b = it->second;
-    if (now - b.last < interval_) {
-      ++b.suppressed;
-      return false;
-    }
-    b.last = now;
-    suppressed = b.suppressed;
-    b.suppressed = 0;
-  }
+  uint64_t suppressed = 0;
+  if (!limit_.Admit(who, now, &suppressed)) return false;
   Log(LogLevel::kWarning, "call refused",
       {{"principal", who},
        {"method", method},

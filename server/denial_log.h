@@ -4,20 +4,17 @@
 #ifndef COUNTERSD_SERVER_DENIAL_LOG_H_
 #define COUNTERSD_SERVER_DENIAL_LOG_H_
 
-#include <cstdint>
-#include <map>
-#include <string>
 #include <string_view>
 
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "shared/log_rate_limit.h"
 
 namespace countersd {
 
 class DenialLog {
  public:
-  explicit DenialLog(absl::Duration interval = absl::Seconds(1)) : interval_(interval) {}
+  explicit DenialLog(absl::Duration interval = absl::Seconds(1)) : limit_(interval) {}
 
   // Logs (warning) that `who`'s call of `method` was refused with `status`
   // (its code and message), unless a line for `who` was logged less than
@@ -30,14 +27,8 @@ class DenialLog {
               absl::Time now);
 
  private:
-  struct Bucket {
-    absl::Time last = absl::InfinitePast();
-    uint64_t suppressed = 0;
-  };
-  const absl::Duration interval_;
-  absl::Mutex mu_;
-  // One entry per principal name seen (bounded by the auth files loaded).
-  std::map<std::string, Bucket, std::less<>> buckets_ ABSL_GUARDED_BY(mu_);
+  // One key per principal name seen (bounded by the auth files loaded).
+  LogRateLimit limit_;
 };
 
 }  // namespace countersd

@@ -74,7 +74,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "grpc/support/log.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/resource_quota.h"
@@ -84,6 +83,7 @@
 #include "server/counter_service.h"
 #include "server/handler_listeners.h"
 #include "server/health_service.h"
+#include "server/library_logs.h"
 #include "server/low_priority_calls.h"
 #include "server/unary_call_loop.h"
 #include "shared/log.h"
@@ -118,16 +118,6 @@ void ArmTestStopInCriticalSection() {
 // How long a draining handler keeps connections open once its own calls
 // are done (responses still being written, calls not yet dispatched).
 constexpr absl::Duration kShutdownGrace = absl::Milliseconds(250);
-
-// gRPC's own log lines go through our logger, so that every line of the
-// daemon has the same format (one JSON object per line with --log-format=json).
-void RouteGrpcLog(gpr_log_func_args* args) {
-  LogLevel level = args->severity == GPR_LOG_SEVERITY_ERROR  ? LogLevel::kError
-                   : args->severity == GPR_LOG_SEVERITY_INFO ? LogLevel::kInfo
-                                                             : LogLevel::kDebug;
-  Log(level, absl::StrCat("grpc: ", args->message),
-      {{"source", absl::StrCat(args->file, ":", args->line)}});
-}
 
 // How often the main thread gives freed heap back to the kernel (below).
 constexpr absl::Duration kTrimInterval = absl::Seconds(1);
@@ -182,7 +172,7 @@ bool RaiseFdLimit(int max_connections) {
 }  // namespace
 
 int RunHandlerProcess(CounterTable* table, const HandlerOptions& options) {
-  gpr_set_log_function(RouteGrpcLog);
+  RouteLibraryLogs();  // library_logs.h
   // Debian's Abseil checks every absl::Mutex for lock-order cycles; gRPC
   // takes several per call, and the check costs ~3% of a handler's CPU.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);

@@ -11,13 +11,16 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "proto/grpc_deadline.h"
 #include "shared/abseil_string_view.h"
+#include "shared/monotonic_time.h"
 #include "tests/shared/proto_wire.h"
 #include "tests/e2e/daemon_harness.h"
 
@@ -174,6 +177,29 @@ TEST_F(RequestDecodingTest, NonUtf8ListPrefixOrPageTokenNamesThatField) {
                 absl::StrCat("prefix ", kBadUtf8AtTwo));
   ExpectInvalid("List", absl::StrCat(Bytes(1, "ok"), Int(2, 10), Bytes(3, kBadKey)),
                 absl::StrCat("page_token ", kBadUtf8AtTwo));
+}
+
+// Protobuf logs every parse failure itself; through the handler's library
+// log routing (server/library_logs.h) that is a JSON line like every other,
+// at most one a second per source line and handler, however many requests.
+TEST_F(RequestDecodingTest, ProtobufsComplaintsAreRateLimitedJsonLines) {
+  const absl::Time start = MonotonicNow();
+  constexpr int kRequests = 200;
+  for (int i = 0; i < kRequests; ++i) {
+    ASSERT_EQ(Call("Increment", Bytes(1, kBadKey)).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  const int64_t seconds = absl::ToInt64Seconds(absl::Ceil(MonotonicNow() - start, absl::Seconds(1)));
+  ASSERT_TRUE(daemon_->WaitForLog("\"library\":\"protobuf\"", absl::Seconds(30)))
+      << "protobuf's complaint was not logged through our logger:\n" << daemon_->log();
+  const std::string log = daemon_->log();
+  int protobuf_lines = 0;
+  for (absl::string_view line : absl::StrSplit(log, '\n', absl::SkipEmpty())) {
+    EXPECT_TRUE(absl::StartsWith(line, "{")) << "a line that is not JSON: " << line;
+    if (absl::StrContains(line, "\"library\":\"protobuf\"")) ++protobuf_lines;
+  }
+  // Two handlers, each with its own limit; other tests' bad requests count too.
+  EXPECT_LE(protobuf_lines, 2 * (seconds + 2)) << log;
+  EXPECT_LT(protobuf_lines, kRequests);
 }
 
 TEST_F(RequestDecodingTest, MalformedMessageIsInvalidArgumentNamingTheType) {
