@@ -15,6 +15,7 @@ pkgs=(
   libabsl-dev zlib1g-dev libssl-dev openssl
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-grpcio python3-protobuf python3-h2
+  libsystemd-dev
 )
 for arg in "$@"; do
   case "$arg" in
