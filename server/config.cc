@@ -162,7 +162,9 @@ ABSL_FLAG(std::string, data_dir, Defaults().data_dir,
 ABSL_FLAG(uint64_t, capacity, Defaults().capacity,
           absl::StrCat("Maximum number of counters, used only when a new table is created (a "
                        "fresh data directory or a restore from a snapshot); an existing table "
-                       "keeps its capacity. 1 to ",
+                       "keeps its capacity, with a warning when this differs. To grow one: stop "
+                       "countersd, move ", countersd::kMapFile, " out of --data-dir, start with "
+                       "the new --capacity (the final snapshot is restored at it). 1 to ",
                        countersd::kMaxCapacity, "."));
 ABSL_FLAG(int, handlers, Defaults().handlers,
           absl::StrCat("Number of gRPC handler processes. 1 to ", countersd::kMaxHandlers,

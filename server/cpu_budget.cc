@@ -88,8 +88,8 @@ void TightenAlongPath(const std::string& mount, std::string path, bool v2, CpuBu
 
 CpuBudget CpuBudgetFrom(int affinity_cpus, std::string_view proc_self_cgroup,
                         const std::string& cgroup_root) {
-  CpuBudget best{std::max(1, affinity_cpus),
-                 absl::StrCat(std::max(1, affinity_cpus), " CPUs in the affinity mask")};
+  const int mask = std::max(1, affinity_cpus);
+  CpuBudget best{mask, absl::StrCat(mask, mask == 1 ? " CPU" : " CPUs", " in the affinity mask")};
   for (absl::string_view line : absl::StrSplit(Sv(proc_self_cgroup), '\n', absl::SkipEmpty())) {
     // "<id>:<controllers>:<path>"; the path may itself hold ':'.
     std::vector<absl::string_view> f = absl::StrSplit(line, absl::MaxSplits(':', 2));

@@ -162,6 +162,7 @@ absl::Status Supervisor::Start() {
   ASSIGN_OR_RETURN(table_,
                    SelectAndOpenTable({.data_dir = config_.data_dir,  // 3
                                        .capacity = config_.capacity,
+                                       .capacity_given = config_.capacity_given,
                                        .trust_untrusted_map = config_.trust_untrusted_map}));
   return absl::OkStatus();
 }
