@@ -144,5 +144,19 @@ TEST(EnvironmentTest, HandlersDefaultToTheCpusTheProcessMayUse) {
               ::testing::AnyOf(HasSubstr("in the affinity mask"), HasSubstr("cgroup")));
 }
 
+TEST(EnvironmentTest, HelpSaysHowVariablesWorkAndWhatTheHandlersDefaultComesTo) {
+  absl::StatusOr<CommandResult> r = RunCommand({CountersdPath(), "--help"});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->exit_code, 0);
+  EXPECT_THAT(r->out, HasSubstr("every flag can also be set as COUNTERSD_<FLAG>"));
+  EXPECT_THAT(r->out, HasSubstr("A flag on the command line wins over its variable"));
+  EXPECT_THAT(r->out, HasSubstr("Any other COUNTERSD_ variable is logged as a warning"));
+  // Said once, not per flag.
+  EXPECT_EQ(r->out.find("COUNTERSD_<FLAG>"), r->out.rfind("COUNTERSD_<FLAG>"));
+  EXPECT_THAT(r->out, HasSubstr("cgroup v2 cpu.max"));
+  EXPECT_THAT(r->out, ::testing::ContainsRegex("; here [0-9]+ \\([0-9]+ CPUs? in the affinity "
+                                               "mask|; here [0-9]+ \\(cgroup"));
+}
+
 }  // namespace
 }  // namespace countersd::testing
