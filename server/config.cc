@@ -92,6 +92,8 @@ const Config& Defaults() {
   return *defaults;
 }
 
+std::vector<std::string> g_from_environment;  // flags set from COUNTERSD_ variables
+
 }  // namespace
 
 // The cgroup v2 memory.max of this process: the "0::<path>" line of
@@ -296,8 +298,6 @@ constexpr const char* kFlagNames[] = {"listen",
                                       "lock_hold_limit",
                                       "handler_stall_limit",
                                       "auth_file"};
-
-std::vector<std::string> g_from_environment;  // flags set from COUNTERSD_ variables
 
 [[noreturn]] void UsageError(std::string_view message) {
   const std::string text = absl::StrCat(Sv(message), EnvironmentNote(message, g_from_environment));
