@@ -16,6 +16,7 @@ pkgs=(
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-grpcio python3-protobuf python3-h2
   libfaketime
+  libsystemd-dev
 )
 for arg in "$@"; do
   case "$arg" in

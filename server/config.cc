@@ -8,7 +8,6 @@
 // that is not a compile-time constant.
 #include "server/config.h"
 
-#include <sched.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -30,6 +29,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "server/auth_policy.h"
+#include "server/flag_environment.h"
 #include "shared/abseil_string_view.h"
 #include "server/tls_file_check.h"
 #include "server/transport_config.h"
@@ -92,6 +92,8 @@ const Config& Defaults() {
   return *defaults;
 }
 
+std::vector<std::string> g_from_environment;  // flags set from COUNTERSD_ variables
+
 }  // namespace
 
 // The cgroup v2 memory.max of this process: the "0::<path>" line of
@@ -150,13 +152,6 @@ absl::Duration HeartbeatInterval(absl::Duration handler_stall_limit) {
   return handler_stall_limit / 4;
 }
 
-int DefaultHandlerCount() {
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
-  return n > 0 ? static_cast<int>(n) : 1;
-}
-
 }  // namespace countersd
 
 using countersd::Defaults;
@@ -169,11 +164,18 @@ ABSL_FLAG(std::string, data_dir, Defaults().data_dir,
 ABSL_FLAG(uint64_t, capacity, Defaults().capacity,
           absl::StrCat("Maximum number of counters, used only when a new table is created (a "
                        "fresh data directory or a restore from a snapshot); an existing table "
-                       "keeps its capacity. 1 to ",
+                       "keeps its capacity, with a warning when this differs. To grow one: stop "
+                       "countersd, move ", countersd::kMapFile, " out of --data-dir, start with "
+                       "the new --capacity (the final snapshot is restored at it). 1 to ",
                        countersd::kMaxCapacity, "."));
 ABSL_FLAG(int, handlers, Defaults().handlers,
-          absl::StrCat("Number of gRPC handler processes (default: the number of CPUs). 1 to ",
-                       countersd::kMaxHandlers, "."));
+          absl::StrCat("Number of gRPC handler processes. 1 to ", countersd::kMaxHandlers,
+                       ". Default: the CPUs this process may use, the fewer of its affinity "
+                       "mask's CPUs and its CPU quota rounded up (cgroup v2 cpu.max, or v1 "
+                       "cpu.cfs_quota_us/cpu.cfs_period_us; the tightest of its cgroup and every "
+                       "parent), at most ", countersd::kMaxHandlers, "; here ",
+                       countersd::DefaultHandlers().cpus, " (", countersd::DefaultHandlers().because,
+                       "). The start-up log says how many and why."));
 ABSL_FLAG(absl::Duration, snapshot_interval, Defaults().snapshot_interval,
           absl::StrCat("How often the aggregator writes a durable snapshot of all counters to ",
                        countersd::kSnapshotFile,
@@ -298,8 +300,9 @@ constexpr const char* kFlagNames[] = {"listen",
                                       "auth_file"};
 
 [[noreturn]] void UsageError(std::string_view message) {
-  std::fprintf(stderr, "countersd: %.*s\nRun 'countersd --help' for the list of flags.\n",
-               static_cast<int>(message.size()), message.data());
+  const std::string text = absl::StrCat(Sv(message), EnvironmentNote(message, g_from_environment));
+  std::fprintf(stderr, "countersd: %s\nRun 'countersd --help' for the list of flags.\n",
+               text.c_str());
   std::exit(2);
 }
 
@@ -329,7 +332,8 @@ std::string DashName(std::string_view name) {
                   "If the supervisor dies, its children are SIGKILLed (PR_SET_PDEATHSIG) and "
                   "the LOCK is free at once.\n"
                   "Exit codes: 0 clean shutdown, 1 failed to start or to shut down cleanly, 2 bad "
-                  "flags.\n");
+                  "flags.\n",
+                  FlagEnvironmentHelp());
   std::fputs(out.c_str(), stdout);
   std::exit(0);
 }
@@ -394,12 +398,21 @@ Config ParseFlagsOrExit(int argc, char** argv) {
     }
     given.insert(std::string(flag->Name()));
   }
+  // COUNTERSD_<FLAG> for the flags not given (flag_environment.h).
+  absl::StatusOr<FlagEnvironment> env = ApplyFlagEnvironment(kFlagNames, given, environ);
+  if (!env.ok()) UsageError(std::string(env.status().message()));
+  g_from_environment = env->applied;
+  given.insert(env->applied.begin(), env->applied.end());
 
   Config c;
   if (absl::Status s = ReadTransportFlags(&c); !s.ok()) UsageError(std::string(s.message()));
   c.data_dir = absl::GetFlag(FLAGS_data_dir);
   c.capacity = absl::GetFlag(FLAGS_capacity);
   c.handlers = absl::GetFlag(FLAGS_handlers);
+  c.handlers_because = given.count("handlers") != 0 ? FlagSource("handlers", env->applied)
+                                                     : DefaultHandlers().because;
+  c.capacity_given = given.count("capacity") != 0;
+  c.warnings = std::move(env->warnings);
   c.snapshot_interval = absl::GetFlag(FLAGS_snapshot_interval);
   c.durability_lag_limit = absl::GetFlag(FLAGS_durability_lag_limit);
   c.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);

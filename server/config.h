@@ -9,9 +9,11 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "server/cpu_budget.h"
 #include "shared/limits.h"
 #include "shared/log.h"
 
@@ -59,9 +61,6 @@ absl::Duration FrozenHolderStallBound(absl::Duration lock_hold_limit);
 // How often an idle serving loop turns (and beats): a quarter of the stall
 // limit.
 absl::Duration HeartbeatInterval(absl::Duration handler_stall_limit);
-
-// The default number of handler processes: the CPUs this process may run on.
-int DefaultHandlerCount();
 
 // Limits on what clients may make a handler hold (issue 11). The memory
 // sizes below are derived from the memory this process may use
@@ -117,7 +116,7 @@ struct Config {
   bool allow_unauthenticated_network_access = false;  // protected mode's opt-out
   std::string data_dir = kDefaultDataDir;
   uint64_t capacity = kDefaultCapacity;  // used only when a table is created
-  int handlers = DefaultHandlerCount();  // gRPC handler processes
+  int handlers = DefaultHandlers().cpus;  // gRPC handler processes (cpu_budget.h)
   absl::Duration snapshot_interval = kDefaultSnapshotInterval;
   // 0: max(10s, 10 x snapshot_interval) (DurabilityLagLimit, shared/durability_lag.h).
   absl::Duration durability_lag_limit = absl::ZeroDuration();
@@ -138,6 +137,13 @@ struct Config {
   std::string auth_file;  // principals and roles (the auth layer's flag)
   // auth_file as ParseFlagsOrExit loaded it (null without one).
   std::shared_ptr<const AuthPolicy> auth_policy;
+  // How ParseFlagsOrExit got the values, for the start-up log: why this many
+  // handlers ("--handlers", "COUNTERSD_HANDLERS", or DefaultHandlerCount's
+  // reason), whether --capacity was given (flag or environment), and
+  // warnings to log at start (unknown COUNTERSD_ variables).
+  std::string handlers_because;
+  bool capacity_given = false;
+  std::vector<std::string> warnings;
 };
 
 // Parses argv. `--help` (or -h, --helpfull, --helpshort) prints the flags of

@@ -42,9 +42,12 @@
 //      durability lag limit are in no durable snapshot (durability_watch.h).
 //  7c. With TLS on, every --tls-reload-interval: re-check the TLS files and
 //      publish them to the handlers if they changed and pass (tls_staging.h).
-//   8. Until announced: once every handler has marked itself ready in its
-//      stats slot, log "ready" with the resolved listen address. Tests and
-//      operators wait for this line.
+//   8. Once every handler has marked itself ready in its stats slot, log
+//      "ready" with the resolved listen address (tests and operators wait
+//      for this line), then tell systemd READY=1; later changes are its
+//      STATUS= (supervisor_readiness.cc, systemd_notify.h).
+//  8b. Before every wait, WATCHDOG=1 if half of systemd's WatchdogSec= has
+//      passed; the wait is no longer than until the next is due.
 //   9. Every LivenessCheckPeriod (a quarter of --lock-hold-limit): the
 //      liveness checks (child_liveness.cc). A child stopped for
 //      --lock-hold-limit while it holds a stripe, or a handler whose serving
@@ -135,13 +138,6 @@ std::string FormatSeconds(absl::Duration d) {
   return absl::FormatDuration(absl::Trunc(d, absl::Milliseconds(1)));
 }
 
-// The ready line's "listen": the first TCP address, else the first unix
-// socket (tests and scripts connect to it); "addresses" has them all.
-std::string FirstAddress(const HandlerListen& l) {
-  if (!l.tcp_addresses.empty()) return l.tcp_addresses.front();
-  return l.unix_paths.empty() ? "" : absl::StrCat("unix:", l.unix_paths.front());
-}
-
 }  // namespace
 
 Supervisor::Supervisor(Config config, HandlerProcessMain run_handler)
@@ -167,6 +163,7 @@ absl::Status Supervisor::Start() {
   ASSIGN_OR_RETURN(table_,
                    SelectAndOpenTable({.data_dir = config_.data_dir,  // 3
                                        .capacity = config_.capacity,
+                                       .capacity_given = config_.capacity_given,
                                        .trust_untrusted_map = config_.trust_untrusted_map}));
   return absl::OkStatus();
 }
@@ -198,10 +195,13 @@ int Supervisor::Run() {
       {{"listen", config_.listen},
        {"data_dir", config_.data_dir},
        {"handlers", config_.handlers},
+       {"handlers_because", config_.handlers_because},
        {"snapshot_interval", absl::FormatDuration(config_.snapshot_interval)}});
+  for (const std::string& w : config_.warnings) Log(LogLevel::kWarning, w);
   if (std::optional<std::string> warning = ProtectedModeWarning(config_)) {
     Log(LogLevel::kWarning, *warning, {{"listen", config_.listen}});
   }
+  systemd_.Status("starting: opening the data directory and the table");
   if (absl::Status s = Start(); !s.ok()) {
     Log(LogLevel::kError, absl::StrCat("cannot start: ", s.message()),
         {{"code", absl::StatusCodeToString(s.code())}});
@@ -231,16 +231,7 @@ int Supervisor::Run() {
       tls_->Poll();
       next_tls_poll_ = MonotonicNow() + config_.tls_reload_interval;
     }
-    if (!announced_ready_ && AllHandlersReady()) {  // 8
-      announced_ready_ = true;
-      Log(LogLevel::kInfo, "ready",
-          {{"listen", FirstAddress(HandlerListenOf())},
-           {"addresses", HandlerListenOf().Describe()},
-           {"handlers", config_.handlers},
-           {"data_dir", config_.data_dir},
-           {"capacity", table_->capacity()},
-           {"counters", table_->size()}});
-    }
+    TrackReadiness();                               // 8: supervisor_readiness.cc
     absl::Duration timeout = std::min(CheckLivenessIfDue(),  // 9
                                       announced_ready_ ? absl::Seconds(1) : absl::Milliseconds(20));
     if (tls_) {
@@ -257,6 +248,7 @@ int Supervisor::Run() {
 }
 
 void Supervisor::WaitForSignal(absl::Duration timeout) {
+  timeout = std::min(timeout, systemd_.KeepAlive());  // 8b
   // During shutdown the stop flag stays set; only new child exits matter.
   if ((!stopping_ && (g_stop_signal != 0 || g_reload != 0)) || g_child_exited != 0) return;
   sigset_t unblocked;
@@ -446,18 +438,6 @@ absl::Duration Supervisor::CheckLivenessIfDue() {
   return period;
 }
 
-bool Supervisor::AllHandlersReady() const {
-  std::vector<ProcessStats> stats = table_->ProcessStatsSnapshot();
-  for (const Child& c : children_) {
-    if (c.role != ProcessRole::kHandler) continue;
-    if (c.pid == 0) return false;
-    bool ready = std::any_of(stats.begin(), stats.end(),
-                             [&c](const ProcessStats& s) { return s.pid == c.pid && s.ready; });
-    if (!ready) return false;
-  }
-  return true;
-}
-
 bool Supervisor::AnyRunning(ProcessRole role) const {
   return std::any_of(children_.begin(), children_.end(),
                      [role](const Child& c) { return c.role == role && c.pid != 0; });
@@ -466,10 +446,12 @@ bool Supervisor::AnyRunning(ProcessRole role) const {
 void Supervisor::ReloadAuthFile() {
   g_reload = 0;
   if (config_.auth_file.empty()) return;
+  systemd_.Reloading();
   absl::StatusOr<std::shared_ptr<const AuthPolicy>> policy =
       ReloadAuthPolicy(config_.auth_file, LogLevel::kInfo);
   if (policy.ok()) auth_policy_ = *std::move(policy);
   SignalRole(ProcessRole::kHandler, SIGHUP);
+  systemd_.Reloaded();
 }
 
 void Supervisor::SignalRole(ProcessRole role, int sig) {
@@ -491,6 +473,8 @@ bool Supervisor::WaitForRole(ProcessRole role, absl::Duration timeout) {
 
 int Supervisor::Shutdown(int signal) {
   stopping_ = true;
+  systemd_.Stopping(absl::StrCat("stopping (", SignalName(signal),
+                                 "): draining the handlers, then the final snapshot"));
   Log(LogLevel::kInfo, "shutting down",
       {{"signal", SignalName(signal)},
        {"drain_timeout", absl::FormatDuration(config_.drain_timeout)}});

@@ -20,6 +20,7 @@
 #include "server/data_dir_lock.h"
 #include "server/handler_process.h"
 #include "server/port_reservation.h"
+#include "server/systemd_notify.h"
 #include "server/tls_staging.h"
 #include "server/unix_listener.h"
 #include "shared/counter_table.h"
@@ -77,7 +78,11 @@ class Supervisor {
   // SIGKILLs, with a log line, those found stopped holding a stripe or with
   // a stalled serving loop. Returns how long until the next check is due.
   absl::Duration CheckLivenessIfDue();
-  bool AllHandlersReady() const;
+  // Step 8 (supervisor_readiness.cc): the handlers that serve (running,
+  // slot marked ready); the "ready" line and systemd's READY=1 the first
+  // time all do, systemd's STATUS= at each change.
+  int ServingHandlers() const;
+  void TrackReadiness();
   // Whether a child of `role` runs (has not been reaped).
   bool AnyRunning(ProcessRole role) const;
   // Sleeps until a signal arrives or `timeout` passes.
@@ -113,6 +118,8 @@ class Supervisor {
   std::vector<Child> children_;  // handlers first, then the aggregator
   bool stopping_ = false;
   bool announced_ready_ = false;
+  int last_serving_handlers_ = -1;  // ServingHandlers() at the last TrackReadiness
+  SystemdNotifier systemd_;         // READY=1, STATUS=, STOPPING=1, WATCHDOG=1
   const LivenessLimits liveness_limits_;
   int64_t last_liveness_check_ = 0;  // CounterTable::HeartbeatNow() of the last check
   uint64_t liveness_kills_ = 0;      // children killed by the liveness checks, since start

@@ -34,6 +34,9 @@
 //     time>. The snapshot file itself is left as it is: the snapshot writer
 //     grows it to the restored table's capacity when it opens it, keeping
 //     its newest snapshot (shared/snapshot_file.h).
+//     A table opened or restored at another capacity than a --capacity
+//     given explicitly keeps its own, with a warning that says so and how
+//     to grow it (WarnIfCapacityKept).
 //  4. Nothing valid: a fresh directory gets a new empty table (--capacity).
 //     A directory that held counter files refuses to start, saying what it
 //     found, what it set aside and what the operator can do.
@@ -101,6 +104,26 @@ void LogOpenReport(std::string_view how, const TableInfo& info, const OpenReport
        {"batches_rolled_back", report.batches_rolled_back},
        {"inserts_rolled_back", report.inserts_rolled_back},
        {"tombstones_reclaimed", report.tombstones_reclaimed}});
+}
+
+// A table keeps its capacity: --capacity is used only when a table is made.
+// Say so when the operator asked for another one, and how to grow.
+void WarnIfCapacityKept(const TableSelectionOptions& opt, uint64_t capacity) {
+  if (!opt.capacity_given || opt.capacity == capacity) return;
+  const std::string how =
+      opt.capacity > capacity
+          ? absl::StrCat("to grow: stop countersd (SIGTERM; its final snapshot holds every "
+                         "counter), move ", kMapFile, " out of ", opt.data_dir,
+                         ", and start it with --capacity=", opt.capacity,
+                         ": it restores the snapshot into a new table of that capacity")
+          : std::string("a table never shrinks: a restore takes the larger of --capacity and "
+                        "the snapshot's capacity");
+  Log(LogLevel::kWarning,
+      absl::StrCat("--capacity=", opt.capacity, " ignored: the table keeps its capacity of ",
+                   capacity, "; ", how),
+      {{"file", kMapFile},
+       {"table_capacity", capacity},
+       {"requested_capacity", opt.capacity}});
 }
 
 // Step 3. Returns the restored table, NOT_FOUND if there is no snapshot file,
@@ -182,6 +205,7 @@ absl::StatusOr<std::unique_ptr<CounterTable>> RestoreSnapshot(const TableSelecti
        {"snapshot_boot_id", meta->boot_id},
        {"counters", static_cast<uint64_t>(records.size())},
        {"capacity", capacity}});
+  WarnIfCapacityKept(opt, capacity);
   return table;
 }
 
@@ -232,6 +256,7 @@ absl::StatusOr<std::unique_ptr<CounterTable>> SelectAndOpenTable(const TableSele
           CounterTable::Open(map_path, opt.sys, &report);
       if (table.ok()) {
         LogOpenReport(trusted_because, (*table)->Info(), report);
+        WarnIfCapacityKept(opt, (*table)->capacity());
         return table;
       }
       if (table.status().code() != absl::StatusCode::kFailedPrecondition) return table.status();

@@ -17,6 +17,9 @@ namespace countersd {
 struct TableSelectionOptions {
   std::string data_dir;   // must exist; the caller holds its flock
   uint64_t capacity = 0;  // for a new table (or the minimum for a restored one)
+  // --capacity was given (flag or environment): a table whose capacity
+  // differs is then a warning saying how to grow it.
+  bool capacity_given = false;
   bool trust_untrusted_map = false;
   Sys* sys = RealSys();  // every call on the data directory's files goes through it
 };

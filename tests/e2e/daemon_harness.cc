@@ -216,11 +216,11 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
       CountersdPath(),
       absl::StrCat("--listen=", options.listen),
       absl::StrCat("--data-dir=", d->data_dir_),
-      absl::StrCat("--handlers=", options.handlers),
       absl::StrCat("--capacity=", options.capacity),
       absl::StrCat("--snapshot-interval=", options.snapshot_interval),
       "--log-format=json",
   };
+  if (options.handlers > 0) argv.push_back(absl::StrCat("--handlers=", options.handlers));
   for (const std::string& f : options.extra_flags) argv.push_back(f);
 
   int fds[2];

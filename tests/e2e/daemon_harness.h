@@ -44,7 +44,7 @@
 namespace countersd::testing {
 
 struct DaemonOptions {
-  int handlers = 2;
+  int handlers = 2;  // 0: no --handlers flag (the daemon's default, or COUNTERSD_HANDLERS)
   uint64_t capacity = 100000;
   std::string snapshot_interval = "1s";
   std::string data_dir;                  // empty: a new temporary directory, removed by ~Daemon
