@@ -11,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "proto/grpc_deadline.h"
 #include "shared/data_dir.h"
 #include "tests/e2e/daemon_harness.h"
 
@@ -22,7 +23,7 @@ using ::testing::HasSubstr;
 counters::v1::GetStatsResponse Stats(const std::string& address) {
   auto stub = NewStub(address);
   grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(30)));
   counters::v1::GetStatsResponse stats;
   EXPECT_TRUE(stub->GetStats(&ctx, counters::v1::GetStatsRequest(), &stats).ok());
   return stats;
@@ -31,7 +32,7 @@ counters::v1::GetStatsResponse Stats(const std::string& address) {
 int64_t Value(const std::string& address, const std::string& key) {
   auto stub = NewStub(address);
   grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(30)));
   counters::v1::GetRequest req;
   req.set_key(key);
   counters::v1::GetResponse resp;

@@ -13,6 +13,7 @@
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "proto/grpc_deadline.h"
 #include "tests/e2e/daemon_harness.h"
 
 namespace countersd::testing {
@@ -25,7 +26,7 @@ using ::testing::Not;
 grpc::StatusCode BatchOf(const std::string& address, int n) {
   auto stub = NewStub(address);
   grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(30)));
   counters::v1::IncrementBatchRequest req;
   for (int i = 0; i < n; ++i) req.add_increments()->set_key(absl::StrCat("env/", i));
   counters::v1::IncrementBatchResponse resp;

@@ -22,6 +22,8 @@
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "proto/grpc_deadline.h"
+#include "shared/monotonic_time.h"
 #include "tests/e2e/daemon_harness.h"
 
 namespace countersd::testing {
@@ -63,9 +65,9 @@ class NotifySocket {
   // Receives until a datagram has the line `line` (true), or until
   // `timeout` passes (false). Every datagram read is kept in received().
   bool WaitFor(std::string_view line, absl::Duration timeout) {
-    const absl::Time deadline = absl::Now() + timeout;
-    while (absl::Now() < deadline) {
-      std::optional<std::string> m = Receive(deadline - absl::Now());
+    const absl::Time deadline = MonotonicNow() + timeout;
+    while (MonotonicNow() < deadline) {
+      std::optional<std::string> m = Receive(deadline - MonotonicNow());
       if (m && HasLine(*m, line)) return true;
     }
     return false;
@@ -121,7 +123,7 @@ std::set<pid_t> HandlersThatAnswer(const std::string& address, size_t handlers) 
   for (int i = 0; i < 400 && answered.size() < handlers; ++i) {
     auto stub = NewStubOnOwnConnection(address);
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(10)));
     counters::v1::GetStatsResponse stats;
     if (stub->GetStats(&ctx, counters::v1::GetStatsRequest(), &stats).ok()) {
       answered.insert(stats.served_by_pid());
