@@ -61,18 +61,7 @@ std::string Name(Answer a) {
 // One raw TCP connection to the daemon.
 class RawConnection {
  public:
-  explicit RawConnection(const std::string& address) {
-    size_t colon = address.rfind(':');
-    int port = 0;
-    EXPECT_TRUE(absl::SimpleAtoi(address.substr(colon + 1), &port)) << address;
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(static_cast<uint16_t>(port));
-    inet_pton(AF_INET, address.substr(0, colon).c_str(), &sa.sin_addr);
-    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    EXPECT_GE(fd_, 0) << strerror(errno);
-    EXPECT_EQ(connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0) << strerror(errno);
-  }
+  explicit RawConnection(const std::string& address) : fd_(ConnectTcp(address)) {}
   ~RawConnection() { Close(); }
   void Close() {
     if (fd_ >= 0) close(fd_);

@@ -1,11 +1,14 @@
 #include "tests/e2e/daemon_harness.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -172,6 +175,25 @@ std::string CounterctlPath() {
 std::string LoadClientPath() {
   if (const char* env = getenv("E2E_LOAD_CLIENT_BIN"); env != nullptr && *env != '\0') return env;
   return E2E_LOAD_CLIENT_BIN;
+}
+
+int ConnectTcp(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  int port = 0;
+  EXPECT_TRUE(colon != std::string::npos && absl::SimpleAtoi(address.substr(colon + 1), &port))
+      << address;
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, address.substr(0, colon).c_str(), &sa.sin_addr);
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  EXPECT_GE(fd, 0) << strerror(errno);
+  if (fd >= 0 && connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+    ADD_FAILURE() << "connect " << address << ": " << strerror(errno);
+    close(fd);
+    return -1;
+  }
+  return fd;
 }
 
 std::unique_ptr<counters::v1::CounterService::Stub> NewStub(const std::string& address) {

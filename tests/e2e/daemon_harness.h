@@ -174,6 +174,11 @@ std::string CounterctlPath();
 // add_dependencies(<test> e2e_load_client).
 std::string LoadClientPath();
 
+// A raw TCP socket connected to `address` ("127.0.0.1:PORT", as address()
+// returns), for tests that speak below gRPC; -1 (with a test failure) if it
+// cannot connect. The caller closes it.
+int ConnectTcp(const std::string& address);
+
 // A stub on a new insecure channel to `address`.
 std::unique_ptr<counters::v1::CounterService::Stub> NewStub(const std::string& address);
 // Same, on a channel that gets its own TCP connection (a local subchannel
