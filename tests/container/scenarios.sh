@@ -11,6 +11,8 @@
 #        no-new-privileges, as compose.yaml and k8s/ do): no process runs as
 #        root, the map file is not world-readable, the image's HEALTHCHECK and
 #        `podman exec ... counterctl` work.
+#  1e. A container limited to one CPU (--cpus=1) and no --handlers starts
+#     one handler: the default reads the container's cgroup CPU quota.
 #  2. deploy/compose.yaml itself, with podman-compose: up, healthy, increments
 #     through the port, stop with exit status 0 and the final snapshot, down
 #     and up again on the same named volume with the counters kept.
@@ -26,6 +28,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/scenario_systemd.sh"
 
 scenarios() {
   scenario_containers
+  scenario_cpu_limit
   scenario_compose
   scenario_systemd
 }
@@ -261,6 +264,35 @@ scenario_containers() {
   else
     bad "container tests" "no image or no host counterctl"
   fi
+}
+
+# The default --handlers under a CPU limit, as Kubernetes and compose users
+# set one (on the scenario's volume, after scenario_containers).
+scenario_cpu_limit() {
+  if ! $image_ok || ! [ -x "$CTL" ]; then return 0; fi
+  step "--handlers from the container's CPU limit"
+  if [ "$(nproc)" -lt 2 ]; then
+    skip "--cpus=1 -> one handler" "this host has one CPU: the check could not fail"
+    return
+  fi
+  local name=$TAG-cpu n
+  PORT=$(free_port)
+  # shellcheck disable=SC2034  # passed by name to start_container
+  one_cpu=(--cpus=1)
+  if start_container "$name" one_cpu && wait_healthy "$name"; then
+    n=$(ctl --output=json stats 2>/dev/null |
+        python3 -c 'import json, sys; print(len(json.load(sys.stdin)["handlers"]))' 2>/dev/null)
+    podman logs "$name" 2>&1 | grep 'starting listen=' | head -n 1 | sed 's/^/  log: /'
+    if [ "$n" = 1 ]; then
+      ok "--cpus=1, no --handlers: one handler (GetStats), on a $(nproc)-CPU host"
+    else
+      bad "--cpus=1, no --handlers: one handler" "GetStats: $n handlers"
+    fi
+  else
+    bad "a container with --cpus=1 starts"
+  fi
+  timeout 90 podman stop -t 30 "$name" >/dev/null 2>&1
+  timeout 60 podman rm -f -t 0 "$name" >/dev/null 2>&1
 }
 
 # ====================================================== compose.yaml, run
