@@ -288,13 +288,17 @@ VerbSpec BenchVerb() {
       "",
       "load-test the daemon; print throughput and latency percentiles",
       "Drives countersd with --concurrency calls in flight over --connections\n"
-      "separate TCP connections (gRPC callback API, one reusable call object per\n"
-      "call in flight), and prints throughput and p50/p90/p99/max latency of the\n"
+      "separate TCP connections, one reusable call object per call in flight, and\n"
+      "prints throughput and p50/p90/p99/max latency of the\n"
       "successful calls. Calls started during --warmup are not counted. Stops after\n"
       "--duration (default 10s) or --requests measured calls, whichever comes first.\n"
       "Keys are drawn uniformly from KEY_PREFIX0 .. KEY_PREFIX{N-1}; `get` creates\n"
       "them first. A progress line is shown when stdout and stderr are a terminal;\n"
       "Ctrl-C stops early and reports. Exits 1 if any call failed.\n"
+      "\n"
+      "Engines (--api): async, the default, drives the calls from --threads threads\n"
+      "each polling its own gRPC completion queue; callback uses gRPC's callback\n"
+      "API (a reactor per call in flight, run on gRPC's threads).\n"
       "\n"
       "Examples:\n"
       "  counterctl bench --rpc=increment --concurrency=64 --connections=8 --duration=10s\n"
@@ -320,7 +324,7 @@ VerbSpec BenchVerb() {
       },
       0,
       0,
-      "Daemon",
+      kDaemonGroup,
       RunBench};
 }
 

@@ -83,10 +83,14 @@ std::string Invocation::Flag(absl::string_view flag, absl::string_view fallback)
 
 const std::vector<VerbSpec>& AllVerbs() {
   static const std::vector<VerbSpec> verbs = [] {
-    std::vector<VerbSpec> v = ServerVerbs();
+    std::vector<VerbSpec> v = CounterVerbs();
+    v.push_back(BatchVerb());
+    for (VerbSpec& d : DaemonVerbs()) v.push_back(std::move(d));
+    v.push_back(VersionVerb());
     v.push_back(BenchVerb());
     v.push_back(InspectVerb());
     v.push_back(TokenVerb());
+    v.push_back(CompletionVerb());
     return v;
   }();
   return verbs;

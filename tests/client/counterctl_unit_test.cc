@@ -196,7 +196,7 @@ TEST(ParseCommandLineTest, UsageErrorsSayWhatIsWrong) {
       {{"get"}, "missing arguments: expected KEY..."},
       {{"inc"}, "missing arguments: expected KEY [DELTA]"},
       {{"inc", "k", "1", "2"}, "too many arguments for inc"},
-      {{"del", "a", "b"}, "too many arguments for del"},
+      {{"del"}, "missing arguments: expected KEY..."},
       {{"stats", "x"}, "too many arguments for stats"},
       {{"get", "k", "--output=yaml"}, "--output must be text or json"},
       {{"get", "k", "--timeout=soon"}, "--timeout must be a duration"},
@@ -367,14 +367,17 @@ TEST(ParseCommandLineTest, TimeoutAcceptsUnitsAndBareSeconds) {
 
 TEST(HelpTest, EveryVerbHasHelpNamingItsArgumentsAndFlags) {
   const std::string overall = OverallHelp();
-  for (const char* name : {"inc", "dec", "get", "set", "cas", "del", "list", "snapshot", "stats",
-                           "health", "bench", "inspect"}) {
-    const VerbSpec* verb = FindVerb(name);
-    ASSERT_NE(verb, nullptr) << name;
+  for (const char* name : {"inc", "dec", "get", "set", "cas", "del", "list", "batch", "snapshot",
+                           "stats", "health", "version", "bench", "inspect", "token"}) {
+    ASSERT_NE(FindVerb(name), nullptr) << name;
+  }
+  for (const VerbSpec& v : AllVerbs()) {
+    const VerbSpec* verb = &v;
+    const std::string name(v.name);
     EXPECT_THAT(overall, HasSubstr(std::string("  ") + name + " ")) << name;
     const std::string help = VerbHelp(*verb);
     EXPECT_THAT(help, HasSubstr(absl::StrCat("Usage: counterctl ", name))) << name;
-    EXPECT_THAT(help, HasSubstr("JSON: {")) << name;
+    if (name != "completion") EXPECT_THAT(help, HasSubstr("JSON: {")) << name;
     EXPECT_THAT(help, HasSubstr("--addr=ADDR")) << name;
     for (const FlagSpec& f : verb->flags) {
       EXPECT_THAT(help, HasSubstr(absl::StrCat("--", f.name))) << name;
