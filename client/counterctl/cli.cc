@@ -399,6 +399,7 @@ int Main(int argc, char** argv) {
     return kExitOk;
   }
   if (inv.verb == nullptr) {
+    if (inv.json()) return UsageError(inv, "no verb given");
     std::string help = OverallHelp();
     fwrite(help.data(), 1, help.size(), stderr);
     return kExitUsage;

@@ -325,10 +325,7 @@ std::unique_ptr<CounterClient> Connect(const Invocation& inv) {
   options.timeout = inv.timeout;
   options.bearer_token = inv.token;
   absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = OpenChannel(inv);
-  if (!channel.ok()) {  // the files were readable at parse time
-    PrintMessage(inv, channel.status().message());
-    std::exit(kExitError);
-  }
+  if (!channel.ok()) std::exit(ReportError(inv, channel.status()));  // files read at parse time
   return std::make_unique<CounterClient>(*std::move(channel), options);
 }
 

@@ -38,8 +38,9 @@ VerbSpec CompletionVerb();
 // The script `completion bash` prints.
 std::string BashCompletionScript();
 
-// A client for inv's address, security, token and timeout. Exits 1, saying
-// why, if the channel cannot be made (the files were readable at parse time).
+// A client for inv's address, security, token and timeout. Exits (1, with
+// ReportError) if the channel cannot be made; the files were readable at
+// parse time.
 std::unique_ptr<CounterClient> Connect(const Invocation& inv);
 
 // Checks KEY arguments locally, so that a bad key is a usage error (exit 2)

@@ -299,16 +299,16 @@ TEST_F(CounterctlVerbsTest, UsageErrorsUnderJsonAreOneJsonDocumentAndExit2) {
   const std::vector<std::vector<std::string>> cases = {
       {"-o", "json", "frobnicate"},         {"--output=json", "inc", "k", "abc"},
       {"inc", "k", "--nope", "-o", "json"}, {"-ojson", "--addr=localhost", "stats"},
-      {"-o", "json", "--addr", "get", "x"},
+      {"-o", "json", "--addr", "get", "x"}, {"-o", "json"},  // no verb
   };
   for (const std::vector<std::string>& args : cases) {
     Ctl r = RunCtl(args);
-    EXPECT_EQ(r.exit_code, 2) << args[2];
+    EXPECT_EQ(r.exit_code, 2) << absl::StrJoin(args, " ");
     const google::protobuf::Struct doc = ParseJson(r.out);
     const google::protobuf::Struct& error = Field(doc, "error").struct_value();
-    EXPECT_EQ(Field(error, "code").string_value(), "INVALID_ARGUMENT") << args[2];
+    EXPECT_EQ(Field(error, "code").string_value(), "INVALID_ARGUMENT") << absl::StrJoin(args, " ");
     EXPECT_THAT(Field(error, "message").string_value(), Not(IsEmpty()));
-    EXPECT_THAT(r.err, HasSubstr("--help")) << args[2];
+    EXPECT_THAT(r.err, HasSubstr("--help")) << absl::StrJoin(args, " ");
   }
   Ctl env = RunCtl({"frobnicate"}, {"COUNTERS_OUTPUT=json"});
   EXPECT_EQ(env.exit_code, 2);
