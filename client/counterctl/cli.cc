@@ -124,6 +124,9 @@ std::string OverallHelp() {
   }
   flush();
   absl::StrAppend(&out, "\nGlobal flags:\n", GlobalFlagsHelp(),
+                  "\nEach global flag can also be set in the variable shown; the command line\n"
+                  "wins, and an empty variable is unset. $COUNTERS_TOKEN holds a token itself\n"
+                  "(a token file wins).\n"
                   "\n"
                   "Exit codes: 0 success, 1 server, transport or file error, 2 usage error,\n"
                   "3 not found, 4 not authenticated (no token, or one the daemon's auth file\n"
