@@ -4,15 +4,12 @@
 // per key), and prints the result as text or JSON.
 #include "client/counterctl/verbs.h"
 
-#include <cinttypes>
+#include <algorithm>
 #include <cstdlib>
 #include <limits>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
-#include "absl/strings/str_split.h"
-#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client/client.h"
 #include "client/counterctl/cli.h"
@@ -232,7 +229,16 @@ int RunDel(const Invocation& inv) {
                                    " key(s) after it not attempted"));
     return ExitCodeFor(*failure);
   }
-  if (code == kExitNotFound) PrintMessage(inv, "some counters were not found");
+  if (code == kExitNotFound) {
+    std::vector<absl::string_view> missing;
+    for (const Outcome& o : done) {
+      if (!o.previous.ok()) missing.push_back(*o.key);
+    }
+    PrintMessage(inv, missing.size() == 1
+                          ? absl::StrCat("counter \"", missing[0], "\" not found")
+                          : absl::StrCat(missing.size(), " of ", inv.args.size(),
+                                         " counters not found: \"", missing[0], "\", ..."));
+  }
   return code;
 }
 

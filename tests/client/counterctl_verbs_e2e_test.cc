@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -231,6 +232,7 @@ TEST_F(CounterctlVerbsTest, DelOfSeveralKeysReportsEachAndExits3IfAnyWasMissing)
   EXPECT_THAT(Lines(r.out), ElementsAre(AllOf(StartsWith(a), HasSubstr("deleted (was 3)")),
                                         AllOf(StartsWith(missing), HasSubstr("(not found)")),
                                         AllOf(StartsWith(b), HasSubstr("deleted (was -4)"))));
+  EXPECT_THAT(r.err, HasSubstr(absl::StrCat("counter \"", missing, "\" not found")));
   EXPECT_EQ(Value(a), std::nullopt);
   EXPECT_EQ(Value(b), std::nullopt);
 
