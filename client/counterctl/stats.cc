@@ -15,36 +15,6 @@
 namespace countersd::ctl {
 namespace {
 
-// "0s", "5m 3s", "2d 0h 0m 7s": the largest unit first, none left out after it.
-std::string FormatUptime(uint64_t s) {
-  const uint64_t parts[] = {s / 86400, s / 3600 % 24, s / 60 % 60, s % 60};
-  const char* units[] = {"d", "h", "m", "s"};
-  std::string out;
-  for (int i = 0; i < 4; ++i) {
-    if (out.empty() && parts[i] == 0 && i < 3) continue;
-    absl::StrAppend(&out, out.empty() ? "" : " ", parts[i], units[i]);
-  }
-  return out;
-}
-
-// "none", or per role in the server's order: "handler 2 signaled, 1 stalled;
-// aggregator 1 exited".
-std::string RestartsText(const counters::v1::GetStatsResponse& r) {
-  if (r.restarts_size() == 0) return "none";
-  std::string out;
-  std::string role;
-  for (const auto& p : r.restarts()) {
-    if (p.role() != role || out.empty()) {
-      absl::StrAppend(&out, out.empty() ? "" : "; ", p.role(), " ");
-      role = p.role();
-    } else {
-      out.append(", ");
-    }
-    absl::StrAppend(&out, WithThousands(p.count()), " ", p.reason());
-  }
-  return out;
-}
-
 std::string FormatUnixSeconds(int64_t s) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(s), absl::UTCTimeZone());
 }
@@ -149,6 +119,33 @@ int RunStats(const Invocation& inv) {
 }
 
 }  // namespace
+
+std::string FormatUptime(uint64_t s) {
+  const uint64_t parts[] = {s / 86400, s / 3600 % 24, s / 60 % 60, s % 60};
+  const char* units[] = {"d", "h", "m", "s"};
+  std::string out;
+  for (int i = 0; i < 4; ++i) {
+    if (out.empty() && parts[i] == 0 && i < 3) continue;
+    absl::StrAppend(&out, out.empty() ? "" : " ", parts[i], units[i]);
+  }
+  return out;
+}
+
+std::string RestartsText(const counters::v1::GetStatsResponse& r) {
+  if (r.restarts_size() == 0) return "none";
+  std::string out;
+  std::string role;
+  for (const auto& p : r.restarts()) {
+    if (p.role() != role || out.empty()) {
+      absl::StrAppend(&out, out.empty() ? "" : "; ", p.role(), " ");
+      role = p.role();
+    } else {
+      out.append(", ");
+    }
+    absl::StrAppend(&out, WithThousands(p.count()), " ", p.reason());
+  }
+  return out;
+}
 
 VerbSpec StatsVerb() {
   return {

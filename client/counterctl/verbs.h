@@ -25,6 +25,11 @@ VerbSpec BatchVerb();
 std::vector<VerbSpec> DaemonVerbs();
 // stats (stats.cc).
 VerbSpec StatsVerb();
+// stats' text: an uptime, "0s", "5m 3s", "2d 0h 0m 7s" (the largest unit
+// first, none left out after it); the restarts, "none" or per role in the
+// server's order, "handler 2 signaled, 1 stalled; aggregator 1 exited".
+std::string FormatUptime(uint64_t seconds);
+std::string RestartsText(const counters::v1::GetStatsResponse& stats);
 // version (version.cc): the client's and the server's.
 VerbSpec VersionVerb();
 // bench (bench.cc): the load generator.
