@@ -1,5 +1,6 @@
 #include "client/counterctl/cli.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
@@ -8,6 +9,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "client/counterctl/global_flags.h"
 #include "client/counterctl/output.h"
@@ -65,6 +67,25 @@ std::string FlagUsage(const FlagSpec& flag) {
   std::string out = absl::StrCat("--", flag.name);
   if (!flag.value_name.empty()) absl::StrAppend(&out, "=", flag.value_name);
   return out;
+}
+
+std::vector<std::string> FlagChoices(const FlagSpec& flag) {
+  if (flag.value_name.find('|') == absl::string_view::npos) return {};
+  return absl::StrSplit(flag.value_name, '|');
+}
+
+absl::Status CheckFlagChoice(const FlagSpec& flag, absl::string_view value,
+                             absl::string_view source) {
+  const std::vector<std::string> choices = FlagChoices(flag);
+  if (choices.empty() || std::find(choices.begin(), choices.end(), value) != choices.end()) {
+    return absl::OkStatus();
+  }
+  std::string list = choices[0];
+  for (size_t i = 1; i < choices.size(); ++i) {
+    absl::StrAppend(&list, i + 1 == choices.size() ? " or " : ", ", choices[i]);
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat(source, " must be ", list, ", got \"", value, "\""));
 }
 
 Environment ProcessEnvironment() {
@@ -233,6 +254,12 @@ absl::Status ParseCommandLine(const std::vector<std::string>& argv, const Enviro
     } else {
       fail(absl::StrCat("flag --", name, " needs a value (--", name, "=", spec->value_name, ")"));
       continue;
+    }
+    if (!global) {
+      if (absl::Status s = CheckFlagChoice(*spec, v, absl::StrCat("--", name)); !s.ok()) {
+        fail(std::string(s.message()));
+        continue;
+      }
     }
     (global ? globals : inv.flags)[std::string(name)] = std::move(v);
   }

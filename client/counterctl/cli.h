@@ -70,6 +70,16 @@ struct FlagSpec {
 // show it.
 std::string FlagUsage(const FlagSpec& flag);
 
+// A flag whose value_name is a choice ("text|json") takes only those words:
+// the parser (and, for a global flag, its variable) checks it, and
+// completion offers them. `text|json`: {"text", "json"}; empty for any other
+// value_name.
+std::vector<std::string> FlagChoices(const FlagSpec& flag);
+// OK if `value` is allowed; else INVALID_ARGUMENT "SOURCE must be text or
+// json, got \"x\"" (`source` is "--output" or "$COUNTERS_OUTPUT").
+absl::Status CheckFlagChoice(const FlagSpec& flag, absl::string_view value,
+                             absl::string_view source);
+
 struct Invocation;
 
 struct VerbSpec {

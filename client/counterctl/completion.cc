@@ -8,7 +8,9 @@
 // flags; after it, on a word that starts with '-', the verb's flags and the
 // global flags; otherwise the verb's arguments where they are known: files
 // for a PATH or FILE, the words of a choice ("new|hash"), the verbs after
-// `help`. After a flag whose value is a FILE or PATH it offers files.
+// `help`. After a flag whose value is a FILE or PATH it offers files; after
+// one whose value is a choice ("--output=text|json"), its words.
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -50,12 +52,24 @@ std::string GlobalFlagWords() {
 std::string BashCompletionScript() {
   std::vector<std::string> verbs = {"help"};
   std::set<std::string> file_flags, other_value_flags, global_value_flags;
+  // Flags that take one of a few words: case pattern -> the words. (A flag
+  // name with different choices in two verbs would take the first's.)
+  std::map<std::string, std::string> choice_flags;
+  auto value_flag = [&](const FlagSpec& f, const std::string& pattern) {
+    if (TakesFile(f)) {
+      file_flags.insert(pattern);
+    } else if (const std::vector<std::string> choices = FlagChoices(f); !choices.empty()) {
+      choice_flags.emplace(pattern, absl::StrJoin(choices, " "));
+    } else {
+      other_value_flags.insert(pattern);
+    }
+  };
   for (const GlobalFlag& g : GlobalFlags()) {
     if (g.spec.value_name.empty()) continue;
     std::string words = absl::StrCat("--", g.spec.name);
     if (g.short_name != 0) absl::StrAppend(&words, "|-", std::string(1, g.short_name));
     global_value_flags.insert(words);
-    (TakesFile(g.spec) ? file_flags : other_value_flags).insert(words);
+    value_flag(g.spec, words);
   }
   std::string per_verb;
   for (const VerbSpec& v : AllVerbs()) {
@@ -63,9 +77,7 @@ std::string BashCompletionScript() {
     std::vector<std::string> flags;
     for (const FlagSpec& f : v.flags) {
       flags.push_back(absl::StrCat("--", f.name));
-      if (!f.value_name.empty()) {
-        (TakesFile(f) ? file_flags : other_value_flags).insert(absl::StrCat("--", f.name));
-      }
+      if (!f.value_name.empty()) value_flag(f, absl::StrCat("--", f.name));
     }
     std::string args;
     if (const std::string choices = Choices(v.synopsis); !choices.empty()) {
@@ -78,6 +90,11 @@ std::string BashCompletionScript() {
     absl::StrAppend(&per_verb, "    ", v.name, ")\n      flags=\"", absl::StrJoin(flags, " "),
                     "\"\n      args='", args, "' ;;\n");
   }
+  std::string choice_cases;
+  for (const auto& [pattern, words] : choice_flags) {
+    absl::StrAppend(&choice_cases, "    ", pattern, ") COMPREPLY=($(compgen -W \"", words,
+                    "\" -- \"$cur\")); return ;;\n");
+  }
   return absl::StrCat(
       "# bash completion for counterctl, made by `counterctl completion bash` from\n"
       "# its verb and flag tables. Load it with:\n"
@@ -88,10 +105,8 @@ std::string BashCompletionScript() {
       "  (( COMP_CWORD > 0 )) && prev=\"${COMP_WORDS[COMP_CWORD-1]}\"\n"
       "  case \"$prev\" in\n"
       "    ",
-      absl::StrJoin(file_flags, "|"),
-      ") COMPREPLY=($(compgen -f -- \"$cur\")); return ;;\n"
-      "    ",
-      absl::StrJoin(other_value_flags, "|"),
+      absl::StrJoin(file_flags, "|"), ") COMPREPLY=($(compgen -f -- \"$cur\")); return ;;\n",
+      choice_cases, "    ", absl::StrJoin(other_value_flags, "|"),
       ") COMPREPLY=(); return ;;\n"
       "  esac\n"
       "  for (( i = 1; i < COMP_CWORD; i++ )); do\n"

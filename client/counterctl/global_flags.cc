@@ -72,15 +72,8 @@ absl::Status ApplyTokenFile(const std::string& v, absl::string_view source, Invo
   return absl::OkStatus();
 }
 
-absl::Status ApplyOutput(const std::string& v, absl::string_view source, Invocation& inv) {
-  if (v == "json") {
-    inv.output = OutputFormat::kJson;
-  } else if (v == "text") {
-    inv.output = OutputFormat::kText;
-  } else {
-    return absl::InvalidArgumentError(
-        absl::StrCat(source, " must be text or json, got \"", v, "\""));
-  }
+absl::Status ApplyOutput(const std::string& v, absl::string_view, Invocation& inv) {
+  inv.output = v == "json" ? OutputFormat::kJson : OutputFormat::kText;  // a choice: checked
   return absl::OkStatus();
 }
 
@@ -115,7 +108,7 @@ const std::vector<GlobalFlag>& GlobalFlags() {
         "token in $COUNTERS_TOKEN)"},
        0,
        ApplyTokenFile},
-      {{"output", "FORMAT", "text (default) or json: one JSON document on stdout"},
+      {{"output", "text|json", "text (default) or json: one JSON document on stdout"},
        'o',
        ApplyOutput},
       {{"help", "", "show help; `counterctl VERB --help` for a verb"}, 'h', nullptr},
@@ -155,13 +148,18 @@ absl::Status ApplyGlobalFlags(const std::map<std::string, std::string, std::less
   }
   for (const GlobalFlag& f : GlobalFlags()) {
     if (f.apply == nullptr) continue;
+    std::string source = absl::StrCat("--", f.spec.name);
+    const char* value = nullptr;
     if (auto it = given.find(f.spec.name); it != given.end()) {
-      keep(f.apply(it->second, absl::StrCat("--", f.spec.name), inv));
+      value = it->second.c_str();
+    } else if (const std::string var = EnvironmentVariable(f); (value = env(var)) != nullptr) {
+      if (*value == '\0') continue;  // empty: unset
+      source = absl::StrCat("$", var);
+    } else {
       continue;
     }
-    const std::string var = EnvironmentVariable(f);
-    const char* value = env(var);
-    if (value != nullptr && *value != '\0') keep(f.apply(value, absl::StrCat("$", var), inv));
+    absl::Status s = CheckFlagChoice(f.spec, value, source);
+    keep(s.ok() ? f.apply(value, source, inv) : s);
   }
   if (first.ok() && inv.security.cert_file.empty() != inv.security.key_file.empty()) {
     first = absl::InvalidArgumentError(

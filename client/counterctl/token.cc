@@ -24,10 +24,7 @@ int RunToken(const Invocation& inv) {
   if (!fresh && inv.token.empty()) {
     return UsageError(inv, "token hash: no token given (--token-file or $COUNTERS_TOKEN)");
   }
-  const std::string role = inv.Flag("role", "read");
-  if (role != "read" && role != "write" && role != "admin") {
-    return UsageError(inv, absl::StrCat("--role must be read, write or admin, got \"", role, "\""));
-  }
+  const std::string role = inv.Flag("role", "read");  // one of --role's choices
   std::vector<std::string> prefixes =
       absl::StrSplit(inv.Flag("prefixes"), absl::ByAnyChar(" ,"), absl::SkipEmpty());
   for (const std::string& p : prefixes) {
@@ -77,7 +74,7 @@ VerbSpec TokenVerb() {
       "    head -1 t > ~/.counters-token && tail -1 t >> /etc/countersd/auth && rm t\n"
       "\n"
       "JSON: {\"token\":.. (new only),\"principal\":\"token:sha256:..\",\"auth_file_line\":..}\n",
-      {{"role", "ROLE", "read (default), write or admin, for the printed line"},
+      {{"role", "read|write|admin", "read (default), write or admin, for the printed line"},
        {"prefixes", "LIST",
         "key prefixes for the printed line, comma- or space-separated "
         "(default: none, every key)"}},

@@ -357,6 +357,18 @@ TEST(ParseCommandLineTest, AUsageErrorKeepsTheOutputFormatAndTheVerb) {
   EXPECT_EQ(inv.verb->name, "inc");
 }
 
+TEST(ParseCommandLineTest, AFlagWithChoicesTakesOnlyThem) {
+  EXPECT_EQ(Parse({"bench", "--rpc=get"})->Flag("rpc"), "get");
+  absl::StatusOr<Invocation> bad = Parse({"bench", "--rpc", "frob"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(), "--rpc must be increment, batch or get, got \"frob\"");
+  EXPECT_EQ(Parse({"token", "new", "--role=admin"})->Flag("role"), "admin");
+  EXPECT_FALSE(Parse({"token", "new", "--role=root"}).ok());
+  absl::StatusOr<Invocation> env = ParseWith({"stats"}, {{"COUNTERS_OUTPUT", "yaml"}});
+  ASSERT_FALSE(env.ok());
+  EXPECT_EQ(env.status().message(), "$COUNTERS_OUTPUT must be text or json, got \"yaml\"");
+}
+
 TEST(ParseCommandLineTest, TimeoutAcceptsUnitsAndBareSeconds) {
   EXPECT_EQ(Parse({"stats", "--timeout=2"})->timeout, absl::Seconds(2));
   EXPECT_EQ(Parse({"stats", "--timeout=1.5s"})->timeout, absl::Milliseconds(1500));

@@ -364,7 +364,7 @@ TEST_F(CounterctlVerbsTest, GlobalFlagsComeFromCountersVariablesAndTheCommandLin
   EXPECT_THAT(RunCtl({"--help"}).out,
               AllOf(HasSubstr("[$COUNTERS_ADDR]"), HasSubstr("[$COUNTERS_TIMEOUT]"),
                     HasSubstr("[$COUNTERS_OUTPUT]"), HasSubstr("[$COUNTERS_TOKEN_FILE]"),
-                    HasSubstr("[$COUNTERS_CACERT]"), HasSubstr("-o, --output=FORMAT")));
+                    HasSubstr("[$COUNTERS_CACERT]"), HasSubstr("-o, --output=text|json")));
 }
 
 TEST_F(CounterctlVerbsTest, HealthExitsWithTheCodesItsHelpNames) {
@@ -430,6 +430,10 @@ TEST(CounterctlCompletionTest, CompletesVerbsFlagsAndArguments) {
   EXPECT_EQ(Complete({"counterctl", "help", "ver"}), "version");
   EXPECT_THAT(Complete({"counterctl", "--cacert", "/e"}), HasSubstr("/etc"));
   EXPECT_EQ(Complete({"counterctl", "frob", ""}), "");
+  EXPECT_EQ(Complete({"counterctl", "-o", ""}), "text json");
+  EXPECT_EQ(Complete({"counterctl", "bench", "--rpc", "b"}), "batch");
+  EXPECT_EQ(Complete({"counterctl", "token", "new", "--role", ""}), "read write admin");
+  EXPECT_EQ(Complete({"counterctl", "--timeout", ""}), "");  // a value: nothing to offer
 }
 
 }  // namespace
