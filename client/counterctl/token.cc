@@ -1,6 +1,6 @@
 // `counterctl token new`: a new random bearer token and the auth-file line
 // that admits it; `counterctl token hash`: the line for the token counterctl
-// was given (--token-file, $COUNTERS_TOKEN), as the container's entrypoint
+// was given (--token-file, $COUNTERS_TOKEN_FILE, $COUNTERS_TOKEN), as the container's entrypoint
 // makes its auth file. Offline: they talk to no daemon, and the daemon never
 // sees a token until a client sends it (the file stores only its SHA-256).
 #include <string>
@@ -22,7 +22,8 @@ int RunToken(const Invocation& inv) {
                                         "\" (expected: token new, token hash)"));
   }
   if (!fresh && inv.token.empty()) {
-    return UsageError(inv, "token hash: no token given (--token-file or $COUNTERS_TOKEN)");
+    return UsageError(
+        inv, "token hash: no token given (--token-file, $COUNTERS_TOKEN_FILE or $COUNTERS_TOKEN)");
   }
   const std::string role = inv.Flag("role", "read");  // one of --role's choices
   std::vector<std::string> prefixes =
@@ -66,8 +67,8 @@ VerbSpec TokenVerb() {
       "(systemctl reload countersd) to load it. Talks to no daemon.\n"
       "\n"
       "`token hash` prints only the auth-file line of the token given with\n"
-      "--token-file or $COUNTERS_TOKEN (the container image's entrypoint makes its\n"
-      "auth file so).\n"
+      "--token-file, $COUNTERS_TOKEN_FILE or $COUNTERS_TOKEN (the container image's\n"
+      "entrypoint makes its auth file so).\n"
       "\n"
       "Example:\n"
       "  counterctl token new --role=write --prefixes=jobs/,quota/ > t && \\\n"
