@@ -14,7 +14,6 @@
 #include "client/counterctl/cli.h"
 #include "client/counterctl/latency_histogram.h"
 #include "client/counterctl/output.h"
-#include "client/counterctl/verbs.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -522,29 +521,6 @@ TEST(LatencyHistogramTest, EmptyHistogramReportsZeros) {
   EXPECT_EQ(h.max(), 0u);
   EXPECT_EQ(h.min(), 0u);
   EXPECT_EQ(h.mean(), 0.0);
-}
-
-TEST(StatsTextTest, UptimeShowsTheLargestUnitFirst) {
-  EXPECT_EQ(FormatUptime(0), "0s");
-  EXPECT_EQ(FormatUptime(59), "59s");
-  EXPECT_EQ(FormatUptime(303), "5m 3s");
-  EXPECT_EQ(FormatUptime(3600), "1h 0m 0s");
-  EXPECT_EQ(FormatUptime(2 * 86400 + 7), "2d 0h 0m 7s");
-}
-
-TEST(StatsTextTest, RestartsAreGroupedByRole) {
-  counters::v1::GetStatsResponse r;
-  EXPECT_EQ(RestartsText(r), "none");
-  auto add = [&r](const char* role, const char* reason, uint64_t count) {
-    counters::v1::ProcessRestarts* p = r.add_restarts();
-    p->set_role(role);
-    p->set_reason(reason);
-    p->set_count(count);
-  };
-  add("handler", "signaled", 2);
-  add("handler", "stalled", 1);
-  add("aggregator", "exited", 1200);
-  EXPECT_EQ(RestartsText(r), "handler 2 signaled, 1 stalled; aggregator 1,200 exited");
 }
 
 }  // namespace
