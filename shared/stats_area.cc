@@ -42,12 +42,22 @@ StatsArea::~StatsArea() {
   if (area_ != nullptr) munmap(area_, sizeof(StatsAreaShared));
 }
 
-int StatsArea::LatencyBucket(int64_t ns) {
-  const double seconds = static_cast<double>(ns) * 1e-9;
-  int b = 0;
-  while (b < static_cast<int>(kLatencyBucketBounds.size()) && seconds > kLatencyBucketBounds[b]) {
-    ++b;
+namespace {
+
+// The bounds in nanoseconds, so that a call's bucket is integer compares.
+constexpr std::array<int64_t, kLatencyBucketBounds.size()> kBoundsNs = [] {
+  std::array<int64_t, kLatencyBucketBounds.size()> ns{};
+  for (size_t b = 0; b < ns.size(); ++b) {
+    ns[b] = static_cast<int64_t>(kLatencyBucketBounds[b] * 1e9 + 0.5);
   }
+  return ns;
+}();
+
+}  // namespace
+
+int StatsArea::LatencyBucket(int64_t ns) {
+  int b = 0;
+  while (b < static_cast<int>(kBoundsNs.size()) && ns > kBoundsNs[b]) ++b;
   return b;
 }
 
