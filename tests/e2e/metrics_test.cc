@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <optional>
 #include <string>
@@ -297,6 +298,47 @@ TEST(Metrics, ABadOrBusyMetricsAddressFailsTheStart) {
   absl::StatusOr<std::unique_ptr<Daemon>> second = Daemon::Start(clash);
   ASSERT_FALSE(second.ok());
   EXPECT_TRUE(absl::StrContains(second.status().message(), "already in use")) << second.status();
+}
+
+TEST(Metrics, ARespawnedAggregatorServesTheSamePortAndCountsItsRestart) {
+  absl::StatusOr<std::unique_ptr<Daemon>> d = Daemon::Start(WithHandlers(1));
+  ASSERT_TRUE(d.ok()) << d.status();
+  const std::string metrics = (*d)->metrics_address();
+  ASSERT_FALSE(metrics.empty());
+  ASSERT_FALSE(Metrics(**d).empty());
+  // The aggregator: the supervisor's child that is not a handler.
+  pid_t aggregator = 0;
+  const std::vector<pid_t> handlers = (*d)->HandlerPids();
+  for (pid_t p : (*d)->ChildPids()) {
+    if (std::find(handlers.begin(), handlers.end(), p) == handlers.end()) aggregator = p;
+  }
+  ASSERT_NE(aggregator, 0);
+  ASSERT_EQ(kill(aggregator, SIGKILL), 0);
+  ASSERT_TRUE((*d)->WaitForLogCount("metrics listening on " + metrics, 2, kPatience))
+      << (*d)->log();
+  const std::string page = Metrics(**d);
+  EXPECT_EQ(SampleValue(
+                page, "countersd_process_restarts_total{role=\"aggregator\",reason=\"signaled\"}"),
+            1)
+      << page;
+}
+
+TEST(Metrics, TheMetricsFlagsComeFromTheEnvironmentToo) {
+  absl::StatusOr<CommandResult> r =
+      RunCommand({CountersdPath(), "--data-dir=/nonexistent"}, absl::Seconds(60),
+                 {"COUNTERSD_METRICS_EXPORT_MAX=-1"});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->exit_code, 2);
+  EXPECT_TRUE(absl::StrContains(r->err, "--metrics-export-max")) << r->err;
+  EXPECT_TRUE(absl::StrContains(r->err, "COUNTERSD_METRICS_EXPORT_MAX")) << r->err;
+
+  DaemonOptions options = WithHandlers(1);
+  options.extra_env = {"COUNTERSD_METRICS_EXPORT_PREFIX=env/"};
+  absl::StatusOr<std::unique_ptr<Daemon>> d = Daemon::Start(options);
+  ASSERT_TRUE(d.ok()) << d.status();
+  auto stub = NewStub((*d)->address());
+  Increment(*stub, "env/x", 2);
+  EXPECT_EQ(SampleValue(Metrics(**d), "countersd_counter_value{key=\"env/x\"}"), 2);
 }
 
 TEST(Metrics, AnEmptyMetricsListenServesNoMetrics) {
