@@ -1,11 +1,11 @@
 // Per-process slots in the mapping (layout.h, ProcessSlot): how a handler
-// or the aggregator claims one, counts its calls and beats its heartbeat
-// into it, and how anyone reads them all; and which stripes a process holds.
-// (A handler's calls are counted in the stats area, shared/stats_area.h,
-// whose rows outlive a respawn.)
+// or the aggregator claims one, marks it ready, stores its connection
+// counts and beats its heartbeat into it, and how anyone reads them all;
+// and which stripes a process holds. (A handler's calls are counted in the
+// stats area, shared/stats_area.h, whose rows outlive a respawn.)
 // A slot is claimed by CAS of its pid word from 0, written only by its
-// claimer with relaxed atomics on its own cache line (so counting a call
-// costs one uncontended add), and freed by the owner after the claimer died
+// claimer with relaxed atomics on its own cache line (so a store costs one
+// uncontended write), and freed by the owner after the claimer died
 // (crash_repair.cc) or at Open. The supervisor reads heartbeats and owner
 // words to find children that stopped (server/child_liveness.cc).
 //
