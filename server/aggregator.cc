@@ -35,7 +35,6 @@
 
 #include <pthread.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -46,7 +45,6 @@
 #include "absl/time/clock.h"
 #include "server/metrics_page.h"
 #include "server/metrics_server.h"
-#include "server/socket_address.h"
 #include "shared/data_dir.h"
 #include "shared/log.h"
 #include "shared/monotonic_time.h"
@@ -160,10 +158,7 @@ int RunAggregatorProcess(CounterTable* table, const std::string& data_dir, absl:
       return 1;
     }
     metrics_server = *std::move(server);
-    sockaddr_storage bound{};
-    socklen_t len = sizeof bound;
-    getsockname(metrics.listen_fd, reinterpret_cast<sockaddr*>(&bound), &len);
-    Log(LogLevel::kInfo, absl::StrCat("metrics listening on ", FormatSocketAddress(bound)));
+    Log(LogLevel::kInfo, absl::StrCat("metrics listening on ", metrics.address));
   }
   table->SetReady(true);
   Log(LogLevel::kInfo, "aggregator started",

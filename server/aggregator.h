@@ -47,7 +47,8 @@ class Aggregator {
 
 // What the aggregator's /metrics serves. No endpoint when listen_fd < 0.
 struct AggregatorMetrics {
-  int listen_fd = -1;  // the supervisor's MetricsListener, inherited
+  int listen_fd = -1;   // the supervisor's MetricsListener, inherited
+  std::string address;  // its bound address, for the log line
   const StatsArea* stats = nullptr;
   MetricsConfig config;
 };

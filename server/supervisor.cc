@@ -332,6 +332,7 @@ void Supervisor::RunChild(const Child& child) {
   } else {
     code = RunAggregatorProcess(table_.get(), config_.data_dir, config_.snapshot_interval,
                                 {.listen_fd = metrics_listener_ ? metrics_listener_->fd() : -1,
+                                 .address = metrics_listener_ ? metrics_listener_->address() : "",
                                  .stats = &*stats_,
                                  .config = config_.metrics});
   }

@@ -290,6 +290,11 @@ TEST(Metrics, ABadOrBusyMetricsAddressFailsTheStart) {
   ASSERT_TRUE(bad.ok()) << bad.status();
   EXPECT_EQ(bad->exit_code, 2);
   EXPECT_TRUE(absl::StrContains(bad->err, "--metrics-listen")) << bad->err;
+  absl::StatusOr<CommandResult> empty_prefix =
+      RunCommand({CountersdPath(), "--metrics-export-prefix=", "--data-dir=/nonexistent"});
+  ASSERT_TRUE(empty_prefix.ok()) << empty_prefix.status();
+  EXPECT_EQ(empty_prefix->exit_code, 2);
+  EXPECT_TRUE(absl::StrContains(empty_prefix->err, "--metrics-export-prefix")) << empty_prefix->err;
 
   absl::StatusOr<std::unique_ptr<Daemon>> first = Daemon::Start(WithHandlers(1));
   ASSERT_TRUE(first.ok()) << first.status();
