@@ -96,11 +96,8 @@ int RunBench(const Invocation& inv) {
     config.rpc = RpcKind::kIncrement;
   } else if (rpc == "batch") {
     config.rpc = RpcKind::kBatch;
-  } else if (rpc == "get") {
+  } else {  // the parser allows only the choices of --rpc
     config.rpc = RpcKind::kGet;
-  } else {
-    return UsageError(inv,
-                      absl::StrCat("--rpc must be increment, batch or get, got \"", rpc, "\""));
   }
   struct IntFlag {
     absl::string_view name;
@@ -137,11 +134,9 @@ int RunBench(const Invocation& inv) {
   const std::string api = inv.Flag("api", "async");
   if (api == "async") {
     config.engine = Engine::kAsync;
-  } else if (api == "callback") {
+  } else {  // callback, the other choice of --api
     config.engine = Engine::kCallback;
     if (inv.Has("threads")) return UsageError(inv, "--threads applies to --api=async only");
-  } else {
-    return UsageError(inv, absl::StrCat("--api must be async or callback, got \"", api, "\""));
   }
   if (config.rpc != RpcKind::kBatch) config.batch = 1;
   config.key_prefix = inv.Flag("key-prefix", config.key_prefix);
@@ -288,13 +283,18 @@ VerbSpec BenchVerb() {
       "",
       "load-test the daemon; print throughput and latency percentiles",
       "Drives countersd with --concurrency calls in flight over --connections\n"
-      "separate TCP connections (gRPC callback API, one reusable call object per\n"
-      "call in flight), and prints throughput and p50/p90/p99/max latency of the\n"
+      "separate TCP connections, one reusable call object per call in flight, and\n"
+      "prints throughput and p50/p90/p99/max latency of the\n"
       "successful calls. Calls started during --warmup are not counted. Stops after\n"
-      "--duration (default 10s) or --requests measured calls, whichever comes first.\n"
+      "--duration or --requests measured calls, whichever comes first (10s when\n"
+      "neither is given; with --requests alone, when they are done).\n"
       "Keys are drawn uniformly from KEY_PREFIX0 .. KEY_PREFIX{N-1}; `get` creates\n"
       "them first. A progress line is shown when stdout and stderr are a terminal;\n"
       "Ctrl-C stops early and reports. Exits 1 if any call failed.\n"
+      "\n"
+      "Engines (--api): async, the default, drives the calls from --threads threads\n"
+      "each polling its own gRPC completion queue; callback uses gRPC's callback\n"
+      "API (a reactor per call in flight, run on gRPC's threads).\n"
       "\n"
       "Examples:\n"
       "  counterctl bench --rpc=increment --concurrency=64 --connections=8 --duration=10s\n"
@@ -306,7 +306,7 @@ VerbSpec BenchVerb() {
       "       "
       "\"latency_us\":{\"p50\":..,\"p90\":..,\"p99\":..,\"p999\":..,\"max\":..,\"mean\":..},...}\n",
       {
-          {"rpc", "KIND", "increment (default), batch (IncrementBatch) or get"},
+          {"rpc", "increment|batch|get", "increment (default), batch (IncrementBatch) or get"},
           {"keys", "N", "number of distinct keys (default 1000)"},
           {"batch", "N", "increments per IncrementBatch call (default 100)"},
           {"connections", "C", "separate channels/TCP connections (default 8)"},
@@ -315,12 +315,12 @@ VerbSpec BenchVerb() {
           {"requests", "N", "stop after N measured calls"},
           {"warmup", "DURATION", "unmeasured warm-up before the window (default 1s; 0: none)"},
           {"key-prefix", "PREFIX", "key prefix (default \"bench:\")"},
-          {"api", "API", "async (default: completion queues) or callback (reactors)"},
+          {"api", "async|callback", "async (default: completion queues) or callback (reactors)"},
           {"threads", "N", "client threads polling completion queues, --api=async (default 1)"},
       },
       0,
       0,
-      "Daemon",
+      kDaemonGroup,
       RunBench};
 }
 

@@ -1,44 +1,24 @@
 #include "client/counterctl/cli.h"
 
-#include <unistd.h>
-
+#include <algorithm>
 #include <cctype>
-#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "client/counterctl/global_flags.h"
 #include "client/counterctl/output.h"
+#include "client/counterctl/suggest.h"
 #include "client/counterctl/verbs.h"
 #include "shared/key.h"
 
 namespace countersd::ctl {
 namespace {
-
-const std::vector<FlagSpec>& GlobalFlags() {
-  static const std::vector<FlagSpec> flags = {
-      {"addr", "ADDR",
-       "countersd address, host:port or unix:/path (default $COUNTERS_ADDR, else "
-       "127.0.0.1:50051)"},
-      // Transport security (TLS, mTLS).
-      {"cacert", "FILE", "TLS: verify the server against these PEM CA certificates"},
-      {"cert", "FILE", "mTLS: this PEM client certificate (with --key); turns TLS on"},
-      {"key", "FILE", "mTLS: the private key of --cert"},
-      {"timeout", "DURATION", "deadline of each call, e.g. 500ms, 5s, 1m (default 5s)"},
-      {"token-file", "PATH",
-       "file holding the bearer token for a daemon with --auth-file (default "
-       "$COUNTERS_TOKEN; the flag wins)"},
-      {"output", "FORMAT", "text (default) or json: one JSON document on stdout"},
-      {"help", "", "show help (also -h); `counterctl VERB --help` for a verb"},
-  };
-  return flags;
-}
 
 const FlagSpec* FindFlag(const std::vector<FlagSpec>& flags, absl::string_view name) {
   for (const FlagSpec& f : flags) {
@@ -52,40 +32,65 @@ bool LooksNegativeNumber(absl::string_view t) {
   return t.size() >= 2 && t[0] == '-' && std::isdigit(static_cast<unsigned char>(t[1]));
 }
 
-// The token in `path`: its contents without surrounding white space.
-absl::StatusOr<std::string> ReadTokenFile(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "re");
-  if (f == nullptr) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--token-file: cannot open ", path, ": ", std::strerror(errno)));
-  }
-  std::string text;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0 && text.size() < 65536) text.append(buf, n);
-  std::fclose(f);
-  std::string token(absl::StripAsciiWhitespace(text));
-  if (token.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("--token-file: ", path, " is empty"));
-  }
-  if (token.find_first_of(" \t\r\n") != std::string::npos) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--token-file: ", path, " holds more than one word; it must hold the token alone"));
-  }
-  return token;
-}
-
 std::string FlagsHelp(const std::vector<FlagSpec>& flags) {
   std::vector<std::vector<std::string>> rows;
-  for (const FlagSpec& f : flags) {
-    std::string left = absl::StrCat("  --", f.name);
-    if (!f.value_name.empty()) absl::StrAppend(&left, "=", f.value_name);
-    rows.push_back({left, std::string(f.help)});
-  }
+  for (const FlagSpec& f : flags)
+    rows.push_back({absl::StrCat("  ", FlagUsage(f)), std::string(f.help)});
   return FormatColumns(rows);
 }
 
+std::string UnknownVerb(absl::string_view word) {
+  std::vector<std::string> names;
+  for (const VerbSpec& v : AllVerbs()) names.emplace_back(v.name);
+  const std::string guess = ClosestMatch(word, names);
+  return guess.empty() ? absl::StrCat("unknown verb \"", word, "\"")
+                       : absl::StrCat("unknown verb \"", word, "\"; did you mean \"", guess, "\"?");
+}
+
+std::string UnknownFlag(absl::string_view name, const VerbSpec* verb) {
+  std::vector<std::string> names;
+  for (const GlobalFlag& f : GlobalFlags()) names.emplace_back(f.spec.name);
+  if (verb != nullptr) {
+    for (const FlagSpec& f : verb->flags) names.emplace_back(f.name);
+  }
+  std::string message = absl::StrCat("unknown flag --", name);
+  if (verb != nullptr) absl::StrAppend(&message, " for ", verb->name);
+  if (const std::string guess = ClosestMatch(name, names); !guess.empty()) {
+    absl::StrAppend(&message, "; did you mean --", guess, "?");
+  }
+  return message;
+}
+
 }  // namespace
+
+std::string FlagUsage(const FlagSpec& flag) {
+  std::string out = absl::StrCat("--", flag.name);
+  if (!flag.value_name.empty()) absl::StrAppend(&out, "=", flag.value_name);
+  return out;
+}
+
+std::vector<std::string> FlagChoices(const FlagSpec& flag) {
+  if (flag.value_name.find('|') == absl::string_view::npos) return {};
+  return absl::StrSplit(flag.value_name, '|');
+}
+
+absl::Status CheckFlagChoice(const FlagSpec& flag, absl::string_view value,
+                             absl::string_view source) {
+  const std::vector<std::string> choices = FlagChoices(flag);
+  if (choices.empty() || std::find(choices.begin(), choices.end(), value) != choices.end()) {
+    return absl::OkStatus();
+  }
+  std::string list = choices[0];
+  for (size_t i = 1; i < choices.size(); ++i) {
+    absl::StrAppend(&list, i + 1 == choices.size() ? " or " : ", ", choices[i]);
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat(source, " must be ", list, ", got \"", value, "\""));
+}
+
+Environment ProcessEnvironment() {
+  return [](const std::string& name) -> const char* { return std::getenv(name.c_str()); };
+}
 
 std::string Invocation::Flag(absl::string_view flag, absl::string_view fallback) const {
   auto it = flags.find(flag);
@@ -94,10 +99,14 @@ std::string Invocation::Flag(absl::string_view flag, absl::string_view fallback)
 
 const std::vector<VerbSpec>& AllVerbs() {
   static const std::vector<VerbSpec> verbs = [] {
-    std::vector<VerbSpec> v = ServerVerbs();
+    std::vector<VerbSpec> v = CounterVerbs();
+    v.push_back(BatchVerb());
+    for (VerbSpec& d : DaemonVerbs()) v.push_back(std::move(d));
+    v.push_back(VersionVerb());
     v.push_back(BenchVerb());
     v.push_back(InspectVerb());
     v.push_back(TokenVerb());
+    v.push_back(CompletionVerb());
     return v;
   }();
   return verbs;
@@ -130,7 +139,10 @@ std::string OverallHelp() {
     rows.push_back({absl::StrCat("  ", v.name, " ", v.synopsis), std::string(v.summary)});
   }
   flush();
-  absl::StrAppend(&out, "\nGlobal flags:\n", FlagsHelp(GlobalFlags()),
+  absl::StrAppend(&out, "\nGlobal flags:\n", GlobalFlagsHelp(),
+                  "\nEach global flag can also be set in the variable shown; the command line\n"
+                  "wins, and an empty variable is unset. $COUNTERS_TOKEN holds a token itself\n"
+                  "(a token file wins).\n"
                   "\n"
                   "Exit codes: 0 success, 1 server, transport or file error, 2 usage error,\n"
                   "3 not found, 4 not authenticated (no token, or one the daemon's auth file\n"
@@ -150,124 +162,113 @@ std::string VerbHelp(const VerbSpec& verb) {
   absl::StrAppend(&out, "\n\n", verb.description);
   if (!verb.description.empty() && verb.description.back() != '\n') out.push_back('\n');
   if (!verb.flags.empty()) absl::StrAppend(&out, "\nFlags:\n", FlagsHelp(verb.flags));
-  absl::StrAppend(&out, "\nGlobal flags:\n", FlagsHelp(GlobalFlags()));
+  absl::StrAppend(&out, "\nGlobal flags:\n", GlobalFlagsHelp());
   return out;
 }
 
-absl::StatusOr<Invocation> ParseCommandLine(const std::vector<std::string>& argv,
-                                            const char* env_address, const char* env_token) {
-  Invocation inv;
-  if (env_token != nullptr) inv.token = std::string(absl::StripAsciiWhitespace(env_token));
-  inv.address =
-      env_address != nullptr && *env_address != '\0' ? env_address : std::string(kDefaultAddress);
+absl::Status ParseCommandLine(const std::vector<std::string>& argv, const Environment& env,
+                              Invocation* out) {
+  Invocation& inv = *out;
+  inv = Invocation{};
   std::map<std::string, std::string, std::less<>> globals;
+  // The first usage error. Parsing goes on after it, so that the output
+  // format is known when the error is reported.
+  absl::Status first;
+  auto fail = [&](std::string message) {
+    if (first.ok()) first = absl::InvalidArgumentError(std::move(message));
+  };
   bool flags_ended = false;
+  bool verb_seen = false;
   for (size_t i = 1; i < argv.size(); ++i) {
     const std::string& t = argv[i];
-    const bool is_flag = !flags_ended && t.size() >= 2 && t[0] == '-' && !LooksNegativeNumber(t);
     if (!flags_ended && t == "--") {
       flags_ended = true;
       continue;
     }
+    const bool is_flag = !flags_ended && t.size() >= 2 && t[0] == '-' && !LooksNegativeNumber(t);
     if (!is_flag) {
-      if (inv.verb == nullptr) {
-        if (t == "help") {  // `counterctl help [VERB]`
-          inv.help = true;
-          if (i + 1 < argv.size()) {
-            inv.verb = FindVerb(argv[i + 1]);
-            if (inv.verb == nullptr) {
-              return absl::InvalidArgumentError(absl::StrCat("unknown verb \"", argv[i + 1], "\""));
-            }
-          }
-          return inv;
-        }
-        inv.verb = FindVerb(t);
-        if (inv.verb == nullptr) {
-          return absl::InvalidArgumentError(absl::StrCat("unknown verb \"", t, "\""));
-        }
-      } else {
+      if (verb_seen) {
         inv.args.push_back(t);
+      } else if (t == "help") {  // `counterctl help [VERB]`
+        inv.help = true;
+        if (i + 1 < argv.size()) {
+          inv.verb = FindVerb(argv[i + 1]);
+          if (inv.verb == nullptr) fail(UnknownVerb(argv[i + 1]));
+        }
+        break;
+      } else {
+        verb_seen = true;
+        inv.verb = FindVerb(t);
+        if (inv.verb == nullptr) fail(UnknownVerb(t));
       }
       continue;
     }
-    absl::string_view body = t;
-    if (body == "-h") body = "--help";
-    if (body.substr(0, 2) != "--") {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unknown flag \"", t, "\" (flags are spelled --name)"));
-    }
-    body.remove_prefix(2);
-    absl::string_view name = body, value;
-    const size_t eq = body.find('=');
-    const bool has_value = eq != absl::string_view::npos;
-    if (has_value) {
-      name = body.substr(0, eq);
-      value = body.substr(eq + 1);
-    }
-    const FlagSpec* spec = FindFlag(GlobalFlags(), name);
-    const bool global = spec != nullptr;
-    if (spec == nullptr && inv.verb != nullptr) spec = FindFlag(inv.verb->flags, name);
-    if (spec == nullptr) {
-      if (inv.verb == nullptr) {
-        return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name));
+    absl::string_view name, value;
+    bool has_value = false;
+    const FlagSpec* spec = nullptr;
+    bool global = false;
+    if (t[1] != '-') {  // a short flag: -h, -o json, -ojson
+      const GlobalFlag* g = FindGlobalShortFlag(t[1]);
+      if (g == nullptr) {
+        fail(absl::StrCat("unknown flag \"", t, "\" (flags are spelled --name)"));
+        continue;
       }
-      return absl::InvalidArgumentError(
-          absl::StrCat("unknown flag --", name, " for ", inv.verb->name));
+      spec = &g->spec;
+      global = true;
+      name = spec->name;
+      if (t.size() > 2) {
+        has_value = true;
+        value = absl::string_view(t).substr(t[2] == '=' ? 3 : 2);
+      }
+    } else {
+      absl::string_view body = absl::string_view(t).substr(2);
+      name = body;
+      if (const size_t eq = body.find('='); eq != absl::string_view::npos) {
+        name = body.substr(0, eq);
+        value = body.substr(eq + 1);
+        has_value = true;
+      }
+      if (const GlobalFlag* g = FindGlobalFlag(name)) {
+        spec = &g->spec;
+        global = true;
+      } else if (inv.verb != nullptr) {
+        spec = FindFlag(inv.verb->flags, name);
+      }
+      if (spec == nullptr) {
+        fail(UnknownFlag(name, inv.verb));
+        continue;
+      }
     }
     std::string v;
     if (spec->value_name.empty()) {
-      if (has_value) {
-        return absl::InvalidArgumentError(absl::StrCat("flag --", name, " takes no value"));
-      }
+      if (has_value) fail(absl::StrCat("flag --", name, " takes no value"));
     } else if (has_value) {
       v = std::string(value);
+    } else if (i + 1 < argv.size() && !verb_seen && FindVerb(argv[i + 1]) != nullptr) {
+      fail(absl::StrCat("flag --", name, " needs a value, and \"", argv[i + 1],
+                        "\" is a verb, not one (write --", name, "=", spec->value_name,
+                        " if that is meant)"));
+      continue;
     } else if (i + 1 < argv.size()) {
       v = argv[++i];
     } else {
-      return absl::InvalidArgumentError(
-          absl::StrCat("flag --", name, " needs a value (--", name, "=", spec->value_name, ")"));
+      fail(absl::StrCat("flag --", name, " needs a value (--", name, "=", spec->value_name, ")"));
+      continue;
+    }
+    if (!global) {
+      if (absl::Status s = CheckFlagChoice(*spec, v, absl::StrCat("--", name)); !s.ok()) {
+        fail(std::string(s.message()));
+        continue;
+      }
     }
     (global ? globals : inv.flags)[std::string(name)] = std::move(v);
   }
 
-  inv.help = globals.count("help") > 0;
-  if (inv.help) return inv;
-  if (auto it = globals.find("addr"); it != globals.end()) {
-    if (it->second.empty()) return absl::InvalidArgumentError("--addr must not be empty");
-    inv.address = it->second;
+  if (globals.count("help") > 0) inv.help = true;
+  if (absl::Status s = ApplyGlobalFlags(globals, env, inv); !s.ok() && !inv.help) {
+    if (first.ok()) first = s;
   }
-  for (auto [flag, field] : {std::pair{"cacert", &inv.security.ca_file},
-                             std::pair{"cert", &inv.security.cert_file},
-                             std::pair{"key", &inv.security.key_file}}) {
-    auto it = globals.find(flag);
-    if (it == globals.end()) continue;
-    if (access(it->second.c_str(), R_OK) != 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--", flag, "=", it->second, ": cannot read: ", strerror(errno)));
-    }
-    *field = it->second;
-  }
-  if (inv.security.cert_file.empty() != inv.security.key_file.empty()) {
-    return absl::InvalidArgumentError("--cert and --key go together");
-  }
-  if (auto it = globals.find("token-file"); it != globals.end()) {
-    absl::StatusOr<std::string> token = ReadTokenFile(it->second);
-    if (!token.ok()) return token.status();
-    inv.token = *std::move(token);
-  }
-  if (auto it = globals.find("timeout"); it != globals.end()) {
-    absl::StatusOr<absl::Duration> d = ParseDurationArg(it->second, "--timeout");
-    if (!d.ok()) return d.status();
-    inv.timeout = *d;
-  }
-  if (auto it = globals.find("output"); it != globals.end()) {
-    if (it->second == "json") {
-      inv.output = OutputFormat::kJson;
-    } else if (it->second != "text") {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--output must be text or json, got \"", it->second, "\""));
-    }
-  }
+  if (!first.ok() || inv.help) return first;
   if (inv.verb != nullptr) {
     const int n = static_cast<int>(inv.args.size());
     if (n < inv.verb->min_args) {
@@ -281,7 +282,7 @@ absl::StatusOr<Invocation> ParseCommandLine(const std::vector<std::string>& argv
                        inv.args[inv.verb->max_args], "\""));
     }
   }
-  return inv;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<int64_t> ParseInt64Arg(absl::string_view text, absl::string_view what) {
@@ -336,7 +337,18 @@ void PrintMessage(const Invocation& inv, absl::string_view message) {
   fwrite(line.data(), 1, line.size(), stderr);
 }
 
+void ErrorJson(JsonWriter& j, absl::StatusCode code, absl::string_view message) {
+  j.BeginObject().Field("code", absl::StatusCodeToString(code)).Field("message", message);
+  j.EndObject();
+}
+
 int UsageError(const Invocation& inv, absl::string_view message) {
+  if (inv.json()) {
+    JsonWriter j;
+    j.BeginObject().Key("error");
+    ErrorJson(j, absl::StatusCode::kInvalidArgument, message);
+    PrintData(j.EndObject().str() + "\n");
+  }
   PrintMessage(inv, message);
   std::string hint = inv.verb != nullptr
                          ? absl::StrCat("Run 'counterctl ", inv.verb->name, " --help' for usage.\n")
@@ -350,36 +362,29 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenChannel(const Invocation& inv
   return CreateCounterChannel(inv.address, inv.security, std::move(args));
 }
 
-int ReportError(const Invocation& inv, const absl::Status& status) {
-  std::string message(status.message());
+std::string DescribeError(const Invocation& inv, const absl::Status& status) {
   const std::string door = DescribeFailure(status, inv.security.tls());
   if (!door.empty()) {  // TLS, authentication, denial
-    message = absl::StrCat("countersd at ", inv.address, ": ", door);
+    std::string message = absl::StrCat("countersd at ", inv.address, ": ", door);
     if (status.code() == absl::StatusCode::kUnauthenticated) {
       absl::StrAppend(&message, inv.token.empty()
                                     ? " (no token given: use --token-file or $COUNTERS_TOKEN)"
                                     : " (check the token in --token-file or $COUNTERS_TOKEN)");
     }
-  } else switch (status.code()) {
+    return message;
+  }
+  switch (status.code()) {
     case absl::StatusCode::kUnavailable:
-      message = absl::StrCat("cannot reach countersd at ", inv.address, ": ", status.message());
-      break;
+      return absl::StrCat("cannot reach countersd at ", inv.address, ": ", status.message());
     case absl::StatusCode::kDeadlineExceeded:
-      message = absl::StrCat("no answer from countersd at ", inv.address, " within ",
-                             absl::FormatDuration(inv.timeout), " (--timeout): ", status.message());
-      break;
+      return absl::StrCat("no answer from countersd at ", inv.address, " within ",
+                          absl::FormatDuration(inv.timeout), " (--timeout): ", status.message());
     default:
-      break;
+      return std::string(status.message());
   }
-  if (inv.json()) {
-    JsonWriter j;
-    j.BeginObject().Key("error").BeginObject();
-    j.Field("code", absl::StatusCodeToString(status.code()));
-    j.Field("message", message);
-    j.EndObject().EndObject();
-    PrintData(j.str() + "\n");
-  }
-  PrintMessage(inv, message);
+}
+
+int ExitCodeFor(const absl::Status& status) {
   switch (status.code()) {
     case absl::StatusCode::kNotFound:
       return kExitNotFound;
@@ -392,36 +397,39 @@ int ReportError(const Invocation& inv, const absl::Status& status) {
   }
 }
 
+int ReportError(const Invocation& inv, const absl::Status& status) {
+  const std::string message = DescribeError(inv, status);
+  if (inv.json()) {
+    JsonWriter j;
+    j.BeginObject().Key("error");
+    ErrorJson(j, status.code(), message);
+    PrintData(j.EndObject().str() + "\n");
+  }
+  PrintMessage(inv, message);
+  return ExitCodeFor(status);
+}
+
 int Main(int argc, char** argv) {
   // Debian's Abseil is built with absl::Mutex deadlock detection on; gRPC
   // takes absl::Mutexes on every call, and the cycle bookkeeping
   // (GraphCycles) showed up at ~3% of bench's profile. We only consume locks.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   std::vector<std::string> args(argv, argv + argc);
-  absl::StatusOr<Invocation> inv =
-      ParseCommandLine(args, std::getenv(std::string(kAddressEnv).c_str()),
-                       std::getenv(std::string(kTokenEnv).c_str()));
-  if (!inv.ok()) {
-    // Name the verb in the message when we got that far.
-    Invocation partial;
-    for (size_t i = 1; i < args.size(); ++i) {
-      if (const VerbSpec* v = FindVerb(args[i])) {
-        partial.verb = v;
-        break;
-      }
-    }
-    return UsageError(partial, inv.status().message());
+  Invocation inv;
+  if (absl::Status s = ParseCommandLine(args, ProcessEnvironment(), &inv); !s.ok()) {
+    return UsageError(inv, s.message());
   }
-  if (inv->help) {
-    PrintData(inv->verb != nullptr ? VerbHelp(*inv->verb) : OverallHelp());
+  if (inv.help) {
+    PrintData(inv.verb != nullptr ? VerbHelp(*inv.verb) : OverallHelp());
     return kExitOk;
   }
-  if (inv->verb == nullptr) {
+  if (inv.verb == nullptr) {
+    if (inv.json()) return UsageError(inv, "no verb given");
     std::string help = OverallHelp();
     fwrite(help.data(), 1, help.size(), stderr);
     return kExitUsage;
   }
-  const int code = inv->verb->run(*inv);
+  const int code = inv.verb->run(inv);
   fflush(stdout);
   return code;
 }

@@ -5,20 +5,27 @@
 // Parsing rules (a small parser of our own, because absl flags has no
 // per-verb flags or help, and must not eat negative numbers):
 //  - "--name=value" and "--name value" set a flag; boolean flags take no
-//    value. "-h" is "--help". Global flags may appear anywhere; a verb's own
-//    flags after the verb.
+//    value. "-h" is "--help", "-o json" (or "-ojson") "--output=json".
+//    Global flags may appear anywhere (global_flags.h: each can also be set
+//    as COUNTERS_<FLAG>); a verb's own flags after the verb.
+//  - Before the verb, a flag's value in the "--name value" form may not be
+//    a verb name: `counterctl --addr get x` is a usage error saying so, not
+//    a call to address "get".
 //  - A token that starts with '-' followed by a digit ("-5") is an argument,
 //    never a flag, so `counterctl inc k -3` and `counterctl set k -5` work.
 //  - "--" ends the flags: everything after it is an argument (for keys that
 //    start with '-').
-//  - Unknown verbs and flags, a missing flag value and a wrong number of
-//    arguments are usage errors (exit 2), reported on stderr with a pointer
-//    to --help.
+//  - Unknown verbs and flags (with a "did you mean" when one is close), a
+//    missing flag value and a wrong number of arguments are usage errors
+//    (exit 2), reported on stderr with a pointer to --help, and under
+//    --output=json also as {"error":{"code":"INVALID_ARGUMENT",...}} on
+//    stdout.
 #ifndef COUNTERSD_CLIENT_COUNTERCTL_CLI_H_
 #define COUNTERSD_CLIENT_COUNTERCTL_CLI_H_
 
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -34,17 +41,22 @@ namespace countersd::ctl {
 // Process exit codes; part of counterctl's interface.
 enum ExitCode : int {
   kExitOk = 0,
-  kExitError = 1,     // the server or the transport failed, or a file is invalid
-  kExitUsage = 2,     // bad command line
-  kExitNotFound = 3,  // a counter (or file) does not exist
-  kExitUnauthenticated = 4,    // the daemon knows no such credentials (UNAUTHENTICATED)
-  kExitPermissionDenied = 5,   // the credentials' role or key prefixes do not allow it
+  kExitError = 1,             // the server or the transport failed, or a file is invalid
+  kExitUsage = 2,             // bad command line
+  kExitNotFound = 3,          // a counter (or file) does not exist
+  kExitUnauthenticated = 4,   // the daemon knows no such credentials (UNAUTHENTICATED)
+  kExitPermissionDenied = 5,  // the credentials' role or key prefixes do not allow it
 };
 
 inline constexpr absl::string_view kDefaultAddress = "127.0.0.1:50051";
-inline constexpr absl::string_view kAddressEnv = "COUNTERS_ADDR";
-// The bearer token when --token-file is not given (the flag wins).
+// The bearer token itself, when neither --token-file nor $COUNTERS_TOKEN_FILE
+// gives one.
 inline constexpr absl::string_view kTokenEnv = "COUNTERS_TOKEN";
+
+// An environment variable's value, or null if unset.
+using Environment = std::function<const char*(const std::string& name)>;
+// The process's own (getenv).
+Environment ProcessEnvironment();
 
 enum class OutputFormat { kText, kJson };
 
@@ -53,6 +65,20 @@ struct FlagSpec {
   absl::string_view value_name;  // empty: a boolean flag that takes no value
   absl::string_view help;
 };
+
+// "--name=VALUE" (or "--name" for a boolean flag), as help and completion
+// show it.
+std::string FlagUsage(const FlagSpec& flag);
+
+// A flag whose value_name is a choice ("text|json") takes only those words:
+// the parser (and, for a global flag, its variable) checks it, and
+// completion offers them. `text|json`: {"text", "json"}; empty for any other
+// value_name.
+std::vector<std::string> FlagChoices(const FlagSpec& flag);
+// OK if `value` is allowed; else INVALID_ARGUMENT "SOURCE must be text or
+// json, got \"x\"" (`source` is "--output" or "$COUNTERS_OUTPUT").
+absl::Status CheckFlagChoice(const FlagSpec& flag, absl::string_view value,
+                             absl::string_view source);
 
 struct Invocation;
 
@@ -74,12 +100,13 @@ struct Invocation {
   std::vector<std::string> args;
   std::map<std::string, std::string, std::less<>> flags;  // the verb's own flags
   bool help = false;
-  std::string address;  // --addr, else $COUNTERS_ADDR, else kDefaultAddress
+  std::string address = std::string(kDefaultAddress);  // --addr, else $COUNTERS_ADDR
   // Transport security: --cacert, --cert, --key (files checked readable at
   // parse time).
   ConnectionSecurity security;
   // Sent as "authorization: Bearer <token>": --token-file's contents
-  // (surrounding white space removed), else $COUNTERS_TOKEN; empty: none.
+  // (surrounding white space removed), else $COUNTERS_TOKEN_FILE's, else
+  // $COUNTERS_TOKEN; empty: none.
   std::string token;
   absl::Duration timeout = absl::Seconds(5);
   OutputFormat output = OutputFormat::kText;
@@ -94,12 +121,13 @@ struct Invocation {
 const std::vector<VerbSpec>& AllVerbs();
 const VerbSpec* FindVerb(absl::string_view name);
 
-// Parses argv[1..]. `env_address` is $COUNTERS_ADDR, `env_token`
-// $COUNTERS_TOKEN (null if unset). INVALID_ARGUMENT with a one-line message
-// on a usage error, including a --token-file that cannot be read or is empty.
-absl::StatusOr<Invocation> ParseCommandLine(const std::vector<std::string>& argv,
-                                            const char* env_address,
-                                            const char* env_token = nullptr);
+// Parses argv[1..], the global flags' variables read from `env`, into
+// *inv. INVALID_ARGUMENT with a one-line message on a usage error (including
+// a bad variable, named, and a --token-file that cannot be read or is
+// empty); *inv then holds what was understood (the verb, a valid output
+// format) so that the error is reported as the user asked.
+absl::Status ParseCommandLine(const std::vector<std::string>& argv, const Environment& env,
+                              Invocation* inv);
 
 // Help texts (end with a newline).
 std::string OverallHelp();
@@ -124,7 +152,9 @@ absl::Status CheckKeyArg(absl::string_view key);
 absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenChannel(const Invocation& inv,
                                                            grpc::ChannelArguments args = {});
 
-// Prints "counterctl VERB: MESSAGE" and the --help hint to stderr; returns 2.
+// Prints "counterctl VERB: MESSAGE" and the --help hint to stderr (and, in
+// JSON mode, {"error":{"code":"INVALID_ARGUMENT","message":...}} on stdout);
+// returns 2.
 int UsageError(const Invocation& inv, absl::string_view message);
 
 // Reports a failed call: "counterctl VERB: MESSAGE" on stderr, and in JSON
@@ -136,6 +166,14 @@ int UsageError(const Invocation& inv, absl::string_view message);
 // client/channel.h), and UNAUTHENTICATED says where the token came from and
 // how to give one.
 int ReportError(const Invocation& inv, const absl::Status& status);
+// ReportError's message for `status` (the address, the timeout, the door).
+std::string DescribeError(const Invocation& inv, const absl::Status& status);
+// The exit code of a failed call: 3 NOT_FOUND, 4 UNAUTHENTICATED,
+// 5 PERMISSION_DENIED, else 1.
+int ExitCodeFor(const absl::Status& status);
+// Writes {"code":"NOT_FOUND","message":MESSAGE} as the next value of `j`.
+class JsonWriter;
+void ErrorJson(JsonWriter& j, absl::StatusCode code, absl::string_view message);
 
 // Writes `text` to stdout (the data channel).
 void PrintData(absl::string_view text);

@@ -403,7 +403,7 @@ VerbSpec InspectVerb() {
           {{"dump", "", "print every counter, sorted by key"}},
           1,
           1,
-          "Offline",
+          kOfflineGroup,
           RunInspect};
 }
 

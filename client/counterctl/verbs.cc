@@ -1,17 +1,15 @@
 // The verbs that talk to a running countersd: inc, dec, get, set, cas, del,
-// list, snapshot, stats, health. Each parses its arguments, makes one
-// CounterClient call (or a few), and prints the result as text or JSON.
+// list, snapshot, health (stats.cc, batch.cc and version.cc hold the
+// others). Each parses its arguments, makes one CounterClient call (or one
+// per key), and prints the result as text or JSON.
 #include "client/counterctl/verbs.h"
 
-#include <cinttypes>
+#include <algorithm>
 #include <cstdlib>
 #include <limits>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
-#include "absl/strings/str_split.h"
-#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client/client.h"
 #include "client/counterctl/cli.h"
@@ -24,31 +22,6 @@ namespace {
 // BatchGet requests are cut into pieces this big, well under the server's
 // default --max-batch.
 constexpr size_t kGetChunk = 500;
-
-std::unique_ptr<CounterClient> Connect(const Invocation& inv) {
-  ClientOptions options;
-  options.timeout = inv.timeout;
-  options.bearer_token = inv.token;
-  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = OpenChannel(inv);
-  if (!channel.ok()) {  // the files were readable at parse time
-    PrintMessage(inv, channel.status().message());
-    std::exit(kExitError);
-  }
-  return std::make_unique<CounterClient>(*std::move(channel), options);
-}
-
-// Validates KEY arguments locally, so a bad key is a usage error (exit 2)
-// with the rule named, before any connection is made.
-bool KeysOk(const Invocation& inv, const std::vector<std::string>& keys, int* exit_code) {
-  for (const std::string& key : keys) {
-    absl::Status s = CheckKeyArg(key);
-    if (!s.ok()) {
-      *exit_code = UsageError(inv, absl::StrCat("bad KEY \"", key, "\": ", s.message()));
-      return false;
-    }
-  }
-  return true;
-}
 
 int RunIncrement(const Invocation& inv, bool negate) {
   int code;
@@ -178,25 +151,95 @@ int RunCas(const Invocation& inv) {
   return kExitOk;
 }
 
+// One Delete per key (the API has no batch delete), in argument order. A key
+// that does not exist is reported and the others still deleted; any other
+// failure stops there, before the keys after it. With one key the output is
+// the one-key form (and the error document of a missing key).
 int RunDel(const Invocation& inv) {
   int code;
-  const std::string& key = inv.args[0];
-  if (!KeysOk(inv, {key}, &code)) return code;
-  absl::StatusOr<int64_t> previous = Connect(inv)->Delete(key);
-  if (!previous.ok()) {
-    if (previous.status().code() == absl::StatusCode::kNotFound) {
-      return ReportError(inv, absl::NotFoundError(absl::StrCat("counter \"", key, "\" not found")));
+  if (!KeysOk(inv, inv.args, &code)) return code;
+  std::unique_ptr<CounterClient> client = Connect(inv);
+  struct Outcome {
+    const std::string* key;
+    absl::StatusOr<int64_t> previous;
+  };
+  std::vector<Outcome> done;
+  for (const std::string& key : inv.args) {
+    absl::StatusOr<int64_t> previous = client->Delete(key);
+    if (!previous.ok() && previous.status().code() == absl::StatusCode::kNotFound) {
+      previous = absl::NotFoundError(absl::StrCat("counter \"", key, "\" not found"));
     }
-    return ReportError(inv, previous.status());
+    const bool stop = !previous.ok() && previous.status().code() != absl::StatusCode::kNotFound;
+    done.push_back({&key, std::move(previous)});
+    if (stop) break;
   }
+  if (inv.args.size() == 1) {
+    const absl::StatusOr<int64_t>& previous = done[0].previous;
+    if (!previous.ok()) return ReportError(inv, previous.status());
+    if (inv.json()) {
+      JsonWriter j;
+      j.BeginObject().Field("key", inv.args[0]).Field("previous_value", *previous).EndObject();
+      PrintData(j.str() + "\n");
+    } else {
+      PrintData(absl::StrCat("deleted (was ", *previous, ")\n"));
+    }
+    return kExitOk;
+  }
+  // The exit code: the failure that stopped the run, else 3 if a key was
+  // missing, else 0.
+  code = kExitOk;
+  const absl::Status* failure = nullptr;
+  for (const Outcome& o : done) {
+    if (o.previous.ok()) continue;
+    if (o.previous.status().code() == absl::StatusCode::kNotFound) {
+      code = kExitNotFound;
+    } else {
+      failure = &o.previous.status();
+    }
+  }
+  const size_t not_attempted = inv.args.size() - done.size();
   if (inv.json()) {
     JsonWriter j;
-    j.BeginObject().Field("key", key).Field("previous_value", *previous).EndObject();
+    j.BeginObject().Key("counters").BeginArray();
+    for (const Outcome& o : done) {
+      j.BeginObject().Field("key", *o.key).Field("deleted", o.previous.ok());
+      if (o.previous.ok()) {
+        j.Field("previous_value", *o.previous);
+      } else {
+        j.Key("error");
+        ErrorJson(j, o.previous.status().code(), DescribeError(inv, o.previous.status()));
+      }
+      j.EndObject();
+    }
+    j.EndArray().Field("not_attempted", static_cast<int64_t>(not_attempted)).EndObject();
     PrintData(j.str() + "\n");
   } else {
-    PrintData(absl::StrCat("deleted (was ", *previous, ")\n"));
+    std::vector<std::vector<std::string>> rows;
+    for (const Outcome& o : done) {
+      rows.push_back({*o.key, o.previous.ok() ? absl::StrCat("deleted (was ", *o.previous, ")")
+                              : o.previous.status().code() == absl::StatusCode::kNotFound
+                                  ? std::string("(not found)")
+                                  : absl::StrCat("failed: ", absl::StatusCodeToString(
+                                                                 o.previous.status().code()))});
+    }
+    PrintData(FormatColumns(rows));
   }
-  return kExitOk;
+  if (failure != nullptr) {
+    PrintMessage(inv, absl::StrCat(DescribeError(inv, *failure), "; ", not_attempted,
+                                   " key(s) after it not attempted"));
+    return ExitCodeFor(*failure);
+  }
+  if (code == kExitNotFound) {
+    std::vector<absl::string_view> missing;
+    for (const Outcome& o : done) {
+      if (!o.previous.ok()) missing.push_back(*o.key);
+    }
+    PrintMessage(inv, missing.size() == 1
+                          ? absl::StrCat("counter \"", missing[0], "\" not found")
+                          : absl::StrCat(missing.size(), " of ", inv.args.size(),
+                                         " counters not found: \"", missing[0], "\", ..."));
+  }
+  return code;
 }
 
 int RunList(const Invocation& inv) {
@@ -263,99 +306,6 @@ int RunSnapshot(const Invocation& inv) {
   return kExitOk;
 }
 
-std::string FormatUnixSeconds(int64_t s) {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(s), absl::UTCTimeZone());
-}
-
-void ConnectionsJson(JsonWriter& j, const counters::v1::ConnectionStats& c) {
-  j.Key("connections").BeginObject().Field("accepted", c.accepted());
-  j.Field("refused_over_cap", c.refused_over_cap());
-  j.Field("handshake_timeouts", c.handshake_timeouts()).Field("open", c.open()).EndObject();
-}
-
-int RunStats(const Invocation& inv) {
-  absl::StatusOr<counters::v1::GetStatsResponse> r = Connect(inv)->GetStats();
-  if (!r.ok()) return ReportError(inv, r.status());
-  if (inv.json()) {
-    JsonWriter j;
-    j.BeginObject();
-    j.Field("served_by_pid", static_cast<int64_t>(r->served_by_pid()));
-    j.Field("capacity", r->capacity()).Field("used", r->used());
-    j.Key("last_snapshot").BeginObject();
-    j.Field("generation", r->last_snapshot_generation());
-    j.Field("unix_seconds", r->last_snapshot_unix_seconds());
-    j.Field("micros", r->last_snapshot_micros()).Field("bytes", r->last_snapshot_bytes());
-    j.EndObject();
-    j.Key("durability").BeginObject();
-    if (r->has_oldest_undurable_change_age_seconds()) {
-      j.Field("oldest_undurable_change_age_seconds", r->oldest_undurable_change_age_seconds());
-    }
-    j.Field("consecutive_snapshot_failures", r->consecutive_snapshot_failures());
-    j.Field("snapshot_failures", r->snapshot_failures());
-    j.EndObject();
-    ConnectionsJson(j, r->connections());
-    j.Key("handlers").BeginArray();
-    for (const auto& h : r->handlers()) {
-      j.BeginObject().Field("pid", static_cast<int64_t>(h.pid())).Field("calls", h.calls());
-      j.Field("errors", h.errors());
-      ConnectionsJson(j, h.connections());
-      j.EndObject();
-    }
-    j.EndArray().EndObject();
-    PrintData(j.str() + "\n");
-    return kExitOk;
-  }
-  const double used_pct =
-      r->capacity() == 0 ? 0.0 : 100.0 * static_cast<double>(r->used()) / r->capacity();
-  std::string snapshot = "none yet";
-  if (r->last_snapshot_generation() > 0) {
-    const int64_t age = absl::ToUnixSeconds(absl::Now()) - r->last_snapshot_unix_seconds();
-    snapshot = absl::StrFormat(
-        "generation %d at %s (%ds ago), %s bytes in %.2f ms", r->last_snapshot_generation(),
-        FormatUnixSeconds(r->last_snapshot_unix_seconds()), std::max<int64_t>(age, 0),
-        WithThousands(r->last_snapshot_bytes()), r->last_snapshot_micros() / 1000.0);
-  }
-  // The durability lag (README, "Health and readiness").
-  std::string durability = "every change is in a durable snapshot";
-  if (r->has_oldest_undurable_change_age_seconds()) {
-    durability = absl::StrCat(
-        "oldest change not yet durable: ", r->oldest_undurable_change_age_seconds(), "s ago");
-  }
-  if (r->consecutive_snapshot_failures() > 0) {
-    absl::StrAppend(&durability, "; ", r->consecutive_snapshot_failures(),
-                    " snapshot attempts failed in a row");
-  }
-  absl::StrAppend(&durability, " (", WithThousands(r->snapshot_failures()), " failed since start)");
-  const counters::v1::ConnectionStats& c = r->connections();
-  std::string out = FormatColumns({
-      {"address", inv.address},
-      {"served by", absl::StrCat("pid ", r->served_by_pid())},
-      {"capacity", WithThousands(r->capacity())},
-      {"used", absl::StrFormat("%s (%.1f%%)", WithThousands(r->used()), used_pct)},
-      {"last snapshot", snapshot},
-      {"durability", durability},
-      {"connections",
-       absl::StrCat(WithThousands(c.open()), " open; since start ", WithThousands(c.accepted()),
-                    " accepted, ", WithThousands(c.refused_over_cap()), " refused over the cap, ",
-                    WithThousands(c.handshake_timeouts()), " handshake timeouts")},
-  });
-  std::vector<std::vector<std::string>> rows = {
-      {"PID", "CALLS", "ERRORS", "OPEN", "ACCEPTED", "REFUSED", "TIMEOUTS"}};
-  for (const auto& h : r->handlers()) {
-    const auto& hc = h.connections();
-    rows.push_back({absl::StrCat(h.pid()), WithThousands(h.calls()), WithThousands(h.errors()),
-                    WithThousands(hc.open()), WithThousands(hc.accepted()),
-                    WithThousands(hc.refused_over_cap()), WithThousands(hc.handshake_timeouts())});
-  }
-  absl::StrAppend(&out, "\nhandlers (", r->handlers_size(), "):\n");
-  for (const absl::string_view line : absl::StrSplit(
-           FormatColumns(rows, std::vector<bool>(7, true)), '\n', absl::SkipEmpty())) {
-    absl::StrAppend(&out, "  ", line, "\n");
-  }
-  PrintData(out);
-  return kExitOk;
-}
-
 int RunHealth(const Invocation& inv) {
   const std::string service = inv.Flag("service");
   absl::StatusOr<ServingStatus> r = Connect(inv)->Health(service);
@@ -376,9 +326,28 @@ int RunHealth(const Invocation& inv) {
 
 }  // namespace
 
-std::vector<VerbSpec> ServerVerbs() {
-  constexpr absl::string_view kCounters = "Counters";
-  constexpr absl::string_view kDaemon = "Daemon";
+std::unique_ptr<CounterClient> Connect(const Invocation& inv) {
+  ClientOptions options;
+  options.timeout = inv.timeout;
+  options.bearer_token = inv.token;
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = OpenChannel(inv);
+  if (!channel.ok()) std::exit(ReportError(inv, channel.status()));  // files read at parse time
+  return std::make_unique<CounterClient>(*std::move(channel), options);
+}
+
+bool KeysOk(const Invocation& inv, const std::vector<std::string>& keys, int* exit_code) {
+  for (const std::string& key : keys) {
+    absl::Status s = CheckKeyArg(key);
+    if (!s.ok()) {
+      *exit_code = UsageError(inv, absl::StrCat("bad KEY \"", key, "\": ", s.message()));
+      return false;
+    }
+  }
+  return true;
+}
+
+std::vector<VerbSpec> CounterVerbs() {
+  constexpr absl::string_view kCounters = kCountersGroup;
   return {
       {"inc",
        "KEY [DELTA]",
@@ -454,15 +423,24 @@ std::vector<VerbSpec> ServerVerbs() {
        kCounters,
        RunCas},
       {"del",
-       "KEY",
-       "delete KEY; print the value it had",
-       "Deletes counter KEY and prints the value it had. Exits 3 if it does not\n"
-       "exist.\n"
+       "KEY...",
+       "delete counters; print the value each had",
+       "Deletes each KEY (one call per key, in order) and prints the value it had.\n"
+       "With one key prints \"deleted (was V)\"; with several, one aligned line per\n"
+       "key. A key that does not exist is reported and the others are still deleted:\n"
+       "exits 3 if any was missing. Any other failure (unreachable daemon, denial)\n"
+       "stops there, the keys after it not attempted, with that failure's exit code.\n"
+       "Not retried on a transport error.\n"
        "\n"
-       "JSON: {\"key\":\"k\",\"previous_value\":10}\n",
+       "JSON: {\"key\":\"k\",\"previous_value\":10} for one key (a missing one: the error)\n"
+       "JSON with several keys: "
+       "{\"counters\":[{\"key\":\"a\",\"deleted\":true,\"previous_value\":10},\n"
+       "       "
+       "{\"key\":\"b\",\"deleted\":false,\"error\":{\"code\":\"NOT_FOUND\",\"message\":..}}],\n"
+       "       \"not_attempted\":0}\n",
        {},
        1,
-       1,
+       -1,
        kCounters,
        RunDel},
       {"list",
@@ -483,6 +461,12 @@ std::vector<VerbSpec> ServerVerbs() {
        1,
        kCounters,
        RunList},
+  };
+}
+
+std::vector<VerbSpec> DaemonVerbs() {
+  constexpr absl::string_view kDaemon = kDaemonGroup;
+  return {
       {"snapshot",
        "",
        "write a durable snapshot now; print its generation",
@@ -495,35 +479,23 @@ std::vector<VerbSpec> ServerVerbs() {
        0,
        kDaemon,
        RunSnapshot},
-      {"stats",
-       "",
-       "show handler and table statistics",
-       "Shows the table's capacity and use, the last snapshot, the durability lag\n"
-       "(how old the oldest change is that no durable snapshot holds yet, and the\n"
-       "snapshot failures), the client connections (open now; accepted, refused\n"
-       "over --max-connections and closed at the handshake timeout since the daemon\n"
-       "started, handlers that were restarted included), and the calls, errors and\n"
-       "connections of each handler process (since it started).\n"
-       "\n"
-       "JSON: "
-       "{\"served_by_pid\":..,\"capacity\":..,\"used\":..,\"last_snapshot\":{\"generation\":..,\n"
-       "      "
-       "\"unix_seconds\":..,\"micros\":..,\"bytes\":..},\"durability\":{[\"oldest_undurable_"
-       "change_age_seconds\":..,]\n"
-       "      "
-       "\"consecutive_snapshot_failures\":..,\"snapshot_failures\":..},\"connections\":CONN,\n"
-       "      \"handlers\":[{\"pid\":..,\"calls\":..,\"errors\":..,\"connections\":CONN}]}\n"
-       "CONN: {\"accepted\":..,\"refused_over_cap\":..,\"handshake_timeouts\":..,\"open\":..}\n",
-       {},
-       0,
-       0,
-       kDaemon,
-       RunStats},
+      StatsVerb(),
       {"health",
        "",
        "check grpc.health.v1; exit 0 only if SERVING",
-       "Calls grpc.health.v1.Health/Check and prints the serving status. Exits 0 if\n"
-       "SERVING, 1 otherwise (also when the daemon cannot be reached).\n"
+       "Calls grpc.health.v1.Health/Check and prints the serving status. Health\n"
+       "needs no token (the daemon's access checks do not cover it).\n"
+       "\n"
+       "Exit codes:\n"
+       "  0  SERVING\n"
+       "  1  NOT_SERVING (or another status), or the daemon cannot be reached, or the\n"
+       "     TLS handshake fails\n"
+       "  2  usage error\n"
+       "  3  the daemon knows no service --service (NOT_FOUND)\n"
+       "\n"
+       "Examples:\n"
+       "  counterctl health\n"
+       "  counterctl health --service=countersd.durability   # snapshots keep up\n"
        "\n"
        "JSON: {\"service\":\"\",\"status\":\"SERVING\"}\n",
        {{"service", "NAME", "service to check (default \"\": the whole server)"}},

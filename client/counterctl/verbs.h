@@ -1,21 +1,57 @@
-// The verbs of counterctl, one group per file.
+// The verbs of counterctl, one group per file, and what the verbs that call
+// the daemon share.
 #ifndef COUNTERSD_CLIENT_COUNTERCTL_VERBS_H_
 #define COUNTERSD_CLIENT_COUNTERCTL_VERBS_H_
 
+#include <memory>
+#include <string>
 #include <vector>
 
+#include "client/client.h"
 #include "client/counterctl/cli.h"
 
 namespace countersd::ctl {
 
-// inc, dec, get, set, cas, del, list, snapshot, stats, health (verbs.cc).
-std::vector<VerbSpec> ServerVerbs();
-// inspect PATH (inspect.cc): offline, never writes the file.
-VerbSpec InspectVerb();
+// Group headings of the overall help, in its order.
+inline constexpr absl::string_view kCountersGroup = "Counters";
+inline constexpr absl::string_view kDaemonGroup = "Daemon";
+inline constexpr absl::string_view kOfflineGroup = "Offline";
+
+// inc, dec, get, set, cas, del, list (verbs.cc).
+std::vector<VerbSpec> CounterVerbs();
+// batch (batch.cc): KEY DELTA lines as one atomic IncrementBatch, or --pipe.
+VerbSpec BatchVerb();
+// snapshot, stats (StatsVerb), health (verbs.cc).
+std::vector<VerbSpec> DaemonVerbs();
+// stats (stats.cc).
+VerbSpec StatsVerb();
+// stats' text: an uptime, "0s", "5m 3s", "2d 0h 0m 7s" (the largest unit
+// first, none left out after it); the restarts, "none" or per role in the
+// server's order, "handler 2 signaled, 1 stalled; aggregator 1 exited".
+std::string FormatUptime(uint64_t seconds);
+std::string RestartsText(const counters::v1::GetStatsResponse& stats);
+// version (version.cc): the client's and the server's.
+VerbSpec VersionVerb();
 // bench (bench.cc): the load generator.
 VerbSpec BenchVerb();
+// inspect PATH (inspect.cc): offline, never writes the file.
+VerbSpec InspectVerb();
 // token new (token.cc): a new bearer token and its auth-file line.
 VerbSpec TokenVerb();
+// completion bash (completion.cc): a completion script made from AllVerbs().
+VerbSpec CompletionVerb();
+// The script `completion bash` prints.
+std::string BashCompletionScript();
+
+// A client for inv's address, security, token and timeout. Exits (1, with
+// ReportError) if the channel cannot be made; the files were readable at
+// parse time.
+std::unique_ptr<CounterClient> Connect(const Invocation& inv);
+
+// Checks KEY arguments locally, so that a bad key is a usage error (exit 2)
+// naming the rule, before any connection is made. False (and *exit_code
+// set, the error reported) at the first bad key.
+bool KeysOk(const Invocation& inv, const std::vector<std::string>& keys, int* exit_code);
 
 }  // namespace countersd::ctl
 

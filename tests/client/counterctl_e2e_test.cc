@@ -396,7 +396,7 @@ TEST_F(CounterctlTest, HelpWorksOverallAndForEveryVerbWithoutADaemon) {
   }
   EXPECT_THAT(
       RunCtl({"bench", "--help"}).out,
-      AllOf(HasSubstr("--rpc=KIND"), HasSubstr("--connections=C"), HasSubstr("--concurrency=K"),
+      AllOf(HasSubstr("--rpc=increment|batch|get"), HasSubstr("--connections=C"), HasSubstr("--concurrency=K"),
             HasSubstr("--duration=DURATION"), HasSubstr("--requests=N")));
   EXPECT_THAT(RunCtl({"inspect", "--help"}).out, HasSubstr("--dump"));
 }

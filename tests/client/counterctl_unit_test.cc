@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -22,9 +23,27 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-absl::StatusOr<Invocation> Parse(std::vector<std::string> args, const char* env = nullptr) {
+// Parses `args` with the variables in `env` (none else).
+absl::StatusOr<Invocation> ParseWith(std::vector<std::string> args,
+                                     std::map<std::string, std::string> env) {
   args.insert(args.begin(), "counterctl");
-  return ParseCommandLine(args, env);
+  Invocation inv;
+  absl::Status s = ParseCommandLine(
+      args,
+      [&env](const std::string& name) -> const char* {
+        auto it = env.find(name);
+        return it == env.end() ? nullptr : it->second.c_str();
+      },
+      &inv);
+  if (!s.ok()) return s;
+  return inv;
+}
+
+// Parses `args` with $COUNTERS_ADDR set to `env_address` (unset if null).
+absl::StatusOr<Invocation> Parse(std::vector<std::string> args, const char* env_address = nullptr) {
+  std::map<std::string, std::string> env;
+  if (env_address != nullptr) env["COUNTERS_ADDR"] = env_address;
+  return ParseWith(std::move(args), std::move(env));
 }
 
 TEST(ParseCommandLineTest, NegativeNumbersAreArgumentsNotFlags) {
@@ -114,8 +133,9 @@ TEST(ParseCommandLineTest, TokenComesFromTokenFileThenEnvironment) {
   ASSERT_EQ(write(fd, "  file-token\n", 13), 13);
   close(fd);
   auto parse = [](std::vector<std::string> args, const char* env_token) {
-    args.insert(args.begin(), "counterctl");
-    return ParseCommandLine(args, nullptr, env_token);
+    std::map<std::string, std::string> env;
+    if (env_token != nullptr) env["COUNTERS_TOKEN"] = env_token;
+    return ParseWith(std::move(args), std::move(env));
   };
   EXPECT_EQ(parse({"health"}, nullptr)->token, "");
   EXPECT_EQ(parse({"health"}, "env-token\n")->token, "env-token");
@@ -127,7 +147,8 @@ TEST(ParseCommandLineTest, TokenComesFromTokenFileThenEnvironment) {
   fd = open(path, O_WRONLY | O_TRUNC);
   ASSERT_EQ(write(fd, "\n", 1), 1);
   close(fd);
-  absl::StatusOr<Invocation> empty = parse({"health", absl::StrCat("--token-file=", path)}, nullptr);
+  absl::StatusOr<Invocation> empty =
+      parse({"health", absl::StrCat("--token-file=", path)}, nullptr);
   ASSERT_FALSE(empty.ok());
   EXPECT_THAT(empty.status().message(), HasSubstr("is empty"));
   fd = open(path, O_WRONLY | O_TRUNC);
@@ -175,7 +196,7 @@ TEST(ParseCommandLineTest, UsageErrorsSayWhatIsWrong) {
       {{"get"}, "missing arguments: expected KEY..."},
       {{"inc"}, "missing arguments: expected KEY [DELTA]"},
       {{"inc", "k", "1", "2"}, "too many arguments for inc"},
-      {{"del", "a", "b"}, "too many arguments for del"},
+      {{"del"}, "missing arguments: expected KEY..."},
       {{"stats", "x"}, "too many arguments for stats"},
       {{"get", "k", "--output=yaml"}, "--output must be text or json"},
       {{"get", "k", "--timeout=soon"}, "--timeout must be a duration"},
@@ -209,6 +230,144 @@ TEST(ParseCommandLineTest, HelpIsRecognisedEverywhere) {
   EXPECT_FALSE(Parse({"help", "frob"}).ok());
 }
 
+TEST(ParseCommandLineTest, EveryGlobalFlagHasAVariableAndTheCommandLineWins) {
+  absl::StatusOr<Invocation> env = ParseWith({"stats"}, {{"COUNTERS_ADDR", "h:1"},
+                                                         {"COUNTERS_TIMEOUT", "250ms"},
+                                                         {"COUNTERS_OUTPUT", "json"},
+                                                         {"COUNTERS_CACERT", "/dev/null"},
+                                                         {"COUNTERS_CERT", "/dev/null"},
+                                                         {"COUNTERS_KEY", "/dev/null"}});
+  ASSERT_TRUE(env.ok()) << env.status();
+  EXPECT_EQ(env->address, "h:1");
+  EXPECT_EQ(env->timeout, absl::Milliseconds(250));
+  EXPECT_TRUE(env->json());
+  EXPECT_EQ(env->security.ca_file, "/dev/null");
+  EXPECT_EQ(env->security.key_file, "/dev/null");
+
+  absl::StatusOr<Invocation> flags = ParseWith(
+      {"stats", "--addr=h:2", "--timeout=1s", "-o", "text"},
+      {{"COUNTERS_ADDR", "h:1"}, {"COUNTERS_TIMEOUT", "250ms"}, {"COUNTERS_OUTPUT", "json"}});
+  ASSERT_TRUE(flags.ok()) << flags.status();
+  EXPECT_EQ(flags->address, "h:2");
+  EXPECT_EQ(flags->timeout, absl::Seconds(1));
+  EXPECT_FALSE(flags->json());
+
+  // An empty variable is unset.
+  absl::StatusOr<Invocation> empty = ParseWith({"stats"}, {{"COUNTERS_TIMEOUT", ""}});
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_EQ(empty->timeout, absl::Seconds(5));
+}
+
+TEST(ParseCommandLineTest, ABadVariableIsAUsageErrorNamingIt) {
+  for (const auto& [var, value] : std::vector<std::pair<std::string, std::string>>{
+           {"COUNTERS_TIMEOUT", "soon"},
+           {"COUNTERS_OUTPUT", "yaml"},
+           {"COUNTERS_ADDR", "localhost"},
+           {"COUNTERS_CACERT", "/nonexistent/ca.crt"},
+           {"COUNTERS_TOKEN_FILE", "/nonexistent/t"}}) {
+    absl::StatusOr<Invocation> inv = ParseWith({"stats"}, {{var, value}});
+    ASSERT_FALSE(inv.ok()) << var;
+    EXPECT_THAT(std::string(inv.status().message()), HasSubstr("$" + var)) << var;
+  }
+  // The flag wins, so a bad variable under a good flag is no error.
+  EXPECT_TRUE(ParseWith({"stats", "--timeout=1s"}, {{"COUNTERS_TIMEOUT", "soon"}}).ok());
+}
+
+TEST(ParseCommandLineTest, TokenFileVariableWinsOverTheTokenVariable) {
+  char path[] = "/tmp/counterctl-token-XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(write(fd, "file-token\n", 11), 11);
+  close(fd);
+  absl::StatusOr<Invocation> inv =
+      ParseWith({"stats"}, {{"COUNTERS_TOKEN", "env-token"}, {"COUNTERS_TOKEN_FILE", path}});
+  unlink(path);
+  ASSERT_TRUE(inv.ok()) << inv.status();
+  EXPECT_EQ(inv->token, "file-token");
+}
+
+TEST(ParseCommandLineTest, ShortOutputFlagInEveryForm) {
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"-o", "json", "stats"},
+                                               {"stats", "-ojson"},
+                                               {"stats", "-o=json"}}) {
+    absl::StatusOr<Invocation> inv = Parse(args);
+    ASSERT_TRUE(inv.ok()) << inv.status();
+    EXPECT_TRUE(inv->json());
+  }
+  EXPECT_FALSE(Parse({"stats", "-o", "text"})->json());
+  EXPECT_FALSE(Parse({"stats", "-o", "yaml"}).ok());
+  EXPECT_FALSE(Parse({"stats", "-o"}).ok());
+}
+
+TEST(ParseCommandLineTest, AddressNeedsAPortUnlessUnix) {
+  for (const char* good : {"h:1", "127.0.0.1:50051", "[::1]:50051", "unix:/run/c.sock"}) {
+    EXPECT_TRUE(Parse({"stats", absl::StrCat("--addr=", good)}).ok()) << good;
+  }
+  for (const auto& [bad, message] :
+       std::vector<std::pair<std::string, std::string>>{{"localhost", "has no port"},
+                                                        {"localhost:", "bad port"},
+                                                        {"h:0", "bad port"},
+                                                        {"h:65536", "bad port"},
+                                                        {"h:5x", "bad port"},
+                                                        {":50051", "no host"},
+                                                        {"::1", "brackets"},
+                                                        {"unix:", "no path"}}) {
+    absl::StatusOr<Invocation> inv = Parse({"stats", "--addr=" + bad});
+    ASSERT_FALSE(inv.ok()) << bad;
+    EXPECT_THAT(std::string(inv.status().message()), HasSubstr(message)) << bad;
+    EXPECT_THAT(std::string(inv.status().message()), HasSubstr("--addr")) << bad;
+  }
+}
+
+TEST(ParseCommandLineTest, AFlagValueBeforeTheVerbCannotBeAVerb) {
+  absl::StatusOr<Invocation> inv = Parse({"--addr", "get", "x"});
+  ASSERT_FALSE(inv.ok());
+  EXPECT_THAT(std::string(inv.status().message()), HasSubstr("\"get\" is a verb"));
+  // After the verb a value may be any word (bench --rpc get).
+  absl::StatusOr<Invocation> bench = Parse({"bench", "--rpc", "get"});
+  ASSERT_TRUE(bench.ok()) << bench.status();
+  EXPECT_EQ(bench->Flag("rpc"), "get");
+}
+
+TEST(ParseCommandLineTest, MistypedVerbsAndFlagsGetADidYouMean) {
+  EXPECT_THAT(std::string(Parse({"gte", "k"}).status().message()),
+              HasSubstr("unknown verb \"gte\"; did you mean \"get\"?"));
+  EXPECT_THAT(std::string(Parse({"list", "--limt=3"}).status().message()),
+              HasSubstr("did you mean --limit?"));
+  EXPECT_THAT(std::string(Parse({"stats", "--adr=h:1"}).status().message()),
+              HasSubstr("did you mean --addr?"));
+  EXPECT_THAT(std::string(Parse({"frobnicate"}).status().message()),
+              ::testing::Not(HasSubstr("did you mean")));
+}
+
+TEST(ParseCommandLineTest, AUsageErrorKeepsTheOutputFormatAndTheVerb) {
+  Invocation inv;
+  absl::Status s = ParseCommandLine(
+      {"counterctl", "gte", "-o", "json"},
+      [](const std::string&) -> const char* { return nullptr; }, &inv);
+  EXPECT_FALSE(s.ok());
+  EXPECT_TRUE(inv.json());
+  s = ParseCommandLine(
+      {"counterctl", "-o", "json", "inc", "k", "--nope"},
+      [](const std::string&) -> const char* { return nullptr; }, &inv);
+  EXPECT_FALSE(s.ok());
+  EXPECT_TRUE(inv.json());
+  ASSERT_NE(inv.verb, nullptr);
+  EXPECT_EQ(inv.verb->name, "inc");
+}
+
+TEST(ParseCommandLineTest, AFlagWithChoicesTakesOnlyThem) {
+  EXPECT_EQ(Parse({"bench", "--rpc=get"})->Flag("rpc"), "get");
+  absl::StatusOr<Invocation> bad = Parse({"bench", "--rpc", "frob"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(), "--rpc must be increment, batch or get, got \"frob\"");
+  EXPECT_EQ(Parse({"token", "new", "--role=admin"})->Flag("role"), "admin");
+  EXPECT_FALSE(Parse({"token", "new", "--role=root"}).ok());
+  absl::StatusOr<Invocation> env = ParseWith({"stats"}, {{"COUNTERS_OUTPUT", "yaml"}});
+  ASSERT_FALSE(env.ok());
+  EXPECT_EQ(env.status().message(), "$COUNTERS_OUTPUT must be text or json, got \"yaml\"");
+}
+
 TEST(ParseCommandLineTest, TimeoutAcceptsUnitsAndBareSeconds) {
   EXPECT_EQ(Parse({"stats", "--timeout=2"})->timeout, absl::Seconds(2));
   EXPECT_EQ(Parse({"stats", "--timeout=1.5s"})->timeout, absl::Milliseconds(1500));
@@ -220,14 +379,17 @@ TEST(ParseCommandLineTest, TimeoutAcceptsUnitsAndBareSeconds) {
 
 TEST(HelpTest, EveryVerbHasHelpNamingItsArgumentsAndFlags) {
   const std::string overall = OverallHelp();
-  for (const char* name : {"inc", "dec", "get", "set", "cas", "del", "list", "snapshot", "stats",
-                           "health", "bench", "inspect"}) {
-    const VerbSpec* verb = FindVerb(name);
-    ASSERT_NE(verb, nullptr) << name;
+  for (const char* name : {"inc", "dec", "get", "set", "cas", "del", "list", "batch", "snapshot",
+                           "stats", "health", "version", "bench", "inspect", "token"}) {
+    ASSERT_NE(FindVerb(name), nullptr) << name;
+  }
+  for (const VerbSpec& v : AllVerbs()) {
+    const VerbSpec* verb = &v;
+    const std::string name(v.name);
     EXPECT_THAT(overall, HasSubstr(std::string("  ") + name + " ")) << name;
     const std::string help = VerbHelp(*verb);
     EXPECT_THAT(help, HasSubstr(absl::StrCat("Usage: counterctl ", name))) << name;
-    EXPECT_THAT(help, HasSubstr("JSON: {")) << name;
+    if (name != "completion") EXPECT_THAT(help, HasSubstr("JSON: {")) << name;
     EXPECT_THAT(help, HasSubstr("--addr=ADDR")) << name;
     for (const FlagSpec& f : verb->flags) {
       EXPECT_THAT(help, HasSubstr(absl::StrCat("--", f.name))) << name;
