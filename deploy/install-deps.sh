@@ -17,6 +17,7 @@ pkgs=(
   python3 python3-grpcio python3-protobuf python3-h2
   libfaketime
   libsystemd-dev
+  libmicrohttpd-dev prometheus
 )
 for arg in "$@"; do
   case "$arg" in

@@ -1,7 +1,10 @@
 // The aggregator process.
 //
 // How it works:
-//  1. At start it registers its stats slot. Each snapshot attempt first
+//  1. At start it registers its stats slot and, with --metrics-listen,
+//     starts GET /metrics on the socket the supervisor bound
+//     (metrics_server.h: libmicrohttpd's own thread renders each scrape,
+//     metrics_page.h). Each snapshot attempt first
 //     opens counters.snap for writing if it is not open yet
 //     (SnapshotWriter::Open: made, set aside and remade, or grown to the
 //     table's capacity; the next generation follows the newest valid one).
@@ -40,6 +43,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "server/metrics_page.h"
+#include "server/metrics_server.h"
 #include "shared/data_dir.h"
 #include "shared/log.h"
 #include "shared/monotonic_time.h"
@@ -132,11 +137,28 @@ int Aggregator::Run(absl::Duration interval) {
   }
 }
 
-int RunAggregatorProcess(CounterTable* table, const std::string& data_dir,
-                         absl::Duration interval) {
+int RunAggregatorProcess(CounterTable* table, const std::string& data_dir, absl::Duration interval,
+                         const AggregatorMetrics& metrics) {
   if (absl::Status s = table->RegisterProcess(getpid(), ProcessRole::kAggregator); !s.ok()) {
     Log(LogLevel::kError, "aggregator cannot register its stats slot", {{"error", s.ToString()}});
     return 1;
+  }
+  std::unique_ptr<MetricsServer> metrics_server;
+  if (metrics.listen_fd >= 0) {
+    MetricsSources sources{.table = table,
+                           .stats = metrics.stats,
+                           .export_prefixes = metrics.config.export_prefixes,
+                           .export_max = metrics.config.export_max,
+                           .supervisor_pid = getppid()};
+    absl::StatusOr<std::unique_ptr<MetricsServer>> server =
+        MetricsServer::Start(metrics.listen_fd, [sources] { return RenderMetrics(sources); });
+    if (!server.ok()) {
+      Log(LogLevel::kError, "aggregator cannot serve /metrics",
+          {{"error", server.status().ToString()}});
+      return 1;
+    }
+    metrics_server = *std::move(server);
+    Log(LogLevel::kInfo, absl::StrCat("metrics listening on ", metrics.address));
   }
   table->SetReady(true);
   Log(LogLevel::kInfo, "aggregator started",

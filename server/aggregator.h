@@ -1,8 +1,9 @@
 // The aggregator process: gathers what the handlers did into durable state.
 // It hosts the parts that work on the whole table rather than on one call;
-// today one, the SnapshotWriter (snapshot_writer.h), which it runs
-// periodically and whenever a handler asks. See aggregator.cc for how it
-// works.
+// the SnapshotWriter (snapshot_writer.h), which it runs periodically and
+// whenever a handler asks, and GET /metrics (metrics_server.h,
+// metrics_page.h), served from its own thread. See aggregator.cc for how
+// it works.
 #ifndef COUNTERSD_SERVER_AGGREGATOR_H_
 #define COUNTERSD_SERVER_AGGREGATOR_H_
 
@@ -10,10 +11,11 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-
 #include "absl/time/time.h"
+#include "server/metrics_config.h"
 #include "server/snapshot_writer.h"
 #include "shared/counter_table.h"
+#include "shared/stats_area.h"
 
 namespace countersd {
 
@@ -43,10 +45,20 @@ class Aggregator {
   std::unique_ptr<SnapshotWriter> writer_;  // null until counters.snap opens
 };
 
-// Entry point of the forked aggregator process: registers its stats slot
-// and runs an Aggregator; returns its exit code (1 if it could not
-// register).
-int RunAggregatorProcess(CounterTable* table, const std::string& data_dir, absl::Duration interval);
+// What the aggregator's /metrics serves. No endpoint when listen_fd < 0.
+struct AggregatorMetrics {
+  int listen_fd = -1;   // the supervisor's MetricsListener, inherited
+  std::string address;  // its bound address, for the log line
+  const StatsArea* stats = nullptr;
+  MetricsConfig config;
+};
+
+// Entry point of the forked aggregator process: registers its stats slot,
+// starts /metrics on `metrics.listen_fd` (logging "metrics listening on
+// <address>") and runs an Aggregator; returns its exit code (1 if it could
+// not register or start /metrics).
+int RunAggregatorProcess(CounterTable* table, const std::string& data_dir, absl::Duration interval,
+                         const AggregatorMetrics& metrics);
 
 }  // namespace countersd
 

@@ -297,7 +297,8 @@ constexpr const char* kFlagNames[] = {"listen",
                                       "min_ping_interval",
                                       "lock_hold_limit",
                                       "handler_stall_limit",
-                                      "auth_file"};
+                                      "auth_file",
+                                      COUNTERSD_METRICS_FLAG_NAMES};
 
 [[noreturn]] void UsageError(std::string_view message) {
   const std::string text = absl::StrCat(Sv(message), EnvironmentNote(message, g_from_environment));
@@ -353,6 +354,7 @@ Config ParseFlagsOrExit(int argc, char** argv) {
   // only its own. Accepted forms: --name=value, --name value, -name=value,
   // and for the boolean flag --name, --noname, --name=true|false.
   std::set<std::string> given;
+  std::vector<std::string> prefixes;  // --metrics-export-prefix repeats
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     if (arg == "--") {
@@ -369,7 +371,6 @@ Config ParseFlagsOrExit(int argc, char** argv) {
     std::optional<std::string> value;
     if (size_t eq = body.find('='); eq != std::string_view::npos)
       value = std::string(body.substr(eq + 1));
-
     if (name == "help" || name == "h" || name == "helpfull" || name == "helpshort" ||
         name == "helppackage") {
       PrintHelpAndExit();
@@ -397,6 +398,7 @@ Config ParseFlagsOrExit(int argc, char** argv) {
       UsageError(absl::StrCat("bad value '", *value, "' for ", DashName(name), ": ", error));
     }
     given.insert(std::string(flag->Name()));
+    if (flag->Name() == "metrics_export_prefix") prefixes.push_back(*value);
   }
   // COUNTERSD_<FLAG> for the flags not given (flag_environment.h).
   absl::StatusOr<FlagEnvironment> env = ApplyFlagEnvironment(kFlagNames, given, environ);
@@ -405,7 +407,9 @@ Config ParseFlagsOrExit(int argc, char** argv) {
   given.insert(env->applied.begin(), env->applied.end());
 
   Config c;
-  if (absl::Status s = ReadTransportFlags(&c); !s.ok()) UsageError(std::string(s.message()));
+  for (const absl::Status& s : {ReadTransportFlags(&c), ReadMetricsFlags(prefixes, &c.metrics)}) {
+    if (!s.ok()) UsageError(std::string(s.message()));
+  }
   c.data_dir = absl::GetFlag(FLAGS_data_dir);
   c.capacity = absl::GetFlag(FLAGS_capacity);
   c.handlers = absl::GetFlag(FLAGS_handlers);

@@ -55,9 +55,13 @@ absl::Status AtIndex(const absl::Status& s, std::string_view what, size_t i) {
 
 }  // namespace
 
-CounterServiceImpl::CounterServiceImpl(CounterTable* table, size_t max_batch,
-                                       AccessControl* access)
-    : table_(table), max_batch_(max_batch), access_(access) {}
+CounterServiceImpl::CounterServiceImpl(CounterTable* table, size_t max_batch, AccessControl* access,
+                                       const StatsArea* stats, int stats_index)
+    : table_(table),
+      max_batch_(max_batch),
+      access_(access),
+      stats_(stats),
+      row_(stats != nullptr ? &stats->row(stats_index) : nullptr) {}
 
 CounterServiceImpl::~CounterServiceImpl() = default;
 
@@ -79,15 +83,16 @@ void CounterServiceImpl::WaitForSnapshotWaiters() {
 
 grpc::Status CounterServiceImpl::Snapshot(grpc::ServerContext* ctx, const SnapshotRequest*,
                                           SnapshotResponse* resp) {
+  const int64_t start = CallStart();
   if (draining()) {
-    table_->CountCall(true);
+    CountCall(RpcMethod::kSnapshot, DrainingError(), start);
     return ToGrpcStatus(DrainingError());
   }
   if (access_ != nullptr && access_->enabled()) {
     absl::StatusOr<AccessControl::Admission> a =
         AdmitCall(*access_, ctx, RpcMethod::kSnapshot);
     if (!a.ok()) {
-      table_->CountCall(true);
+      CountCall(RpcMethod::kSnapshot, a.status(), start);
       return ToGrpcStatus(a.status());
     }
   }
@@ -97,7 +102,7 @@ grpc::Status CounterServiceImpl::Snapshot(grpc::ServerContext* ctx, const Snapsh
     ++snapshot_waiters_;
   }
   absl::Status status = DoSnapshot(client_deadline, resp);
-  table_->CountCall(!status.ok());
+  CountCall(RpcMethod::kSnapshot, status, start);
   {
     std::lock_guard<std::mutex> lock(waiters_mu_);
     if (--snapshot_waiters_ == 0) waiters_cv_.notify_all();
@@ -271,8 +276,16 @@ absl::Status CounterServiceImpl::DoGetStats(const GetStatsRequest&, GetStatsResp
     if (p.role != ProcessRole::kHandler) continue;
     HandlerStats* h = resp->add_handlers();
     h->set_pid(p.pid);
-    h->set_calls(p.calls);
-    h->set_errors(p.errors);
+    if (stats_ != nullptr) {
+      // The calls of the handler's index, its predecessors' included.
+      for (const HandlerStatsRow& row : stats_->shared().handlers) {
+        if (row.pid.load(std::memory_order_relaxed) != p.pid) continue;
+        CallTotals calls;
+        calls.Add(row);
+        h->set_calls(calls.calls());
+        h->set_errors(calls.errors());
+      }
+    }
     AddConnections(p.connections, h->mutable_connections());
     AddConnections(p.connections, resp->mutable_connections());
   }
@@ -295,6 +308,21 @@ absl::Status CounterServiceImpl::DoGetStats(const GetStatsRequest&, GetStatsResp
   }
   resp->set_consecutive_snapshot_failures(lag.consecutive_failures);
   resp->set_snapshot_failures(lag.failures);
+  if (stats_ != nullptr) {
+    const StatsAreaShared& area = stats_->shared();
+    resp->set_uptime_seconds(static_cast<uint64_t>(
+        std::max<int64_t>(0, StatsArea::Now() - area.start_monotonic_ns) / 1000000000));
+    for (int role = 0; role < kRestartRoles; ++role) {
+      for (int reason = 0; reason < kExitReasons; ++reason) {
+        const uint64_t n = area.restarts[role][reason].load(std::memory_order_relaxed);
+        if (n == 0) continue;
+        ProcessRestarts* r = resp->add_restarts();
+        r->set_role(std::string(RestartRoleName(static_cast<RestartRole>(role))));
+        r->set_reason(std::string(ExitReasonName(static_cast<ExitReason>(reason))));
+        r->set_count(n);
+      }
+    }
+  }
   return absl::OkStatus();
 }
 

@@ -15,6 +15,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <mutex>
 #include <string>
 #include <type_traits>
@@ -27,6 +28,7 @@
 #include "server/call_identity.h"
 #include "server/request_authorization.h"
 #include "shared/counter_table.h"
+#include "shared/stats_area.h"
 
 namespace countersd {
 
@@ -46,11 +48,13 @@ using CounterServiceBase = counters::v1::CounterService::WithRawMethod_Increment
 
 // The RPCs. Thin: validate the request, call the table, return an
 // absl::Status that the caller maps to the reply's grpc::Status in one place
-// (proto/status_conversion.h), and count the call in this process's stats
-// slot (any non-OK status counts as an error).
+// (proto/status_conversion.h), and count the call, by method, status code
+// and latency, in this handler's row of the stats area (stats_area.h).
 // Thread-safe: the async RPCs run on the serving thread (List on the List
 // thread, concurrently with the others), Snapshot on gRPC's
 // sync threads, and StartDraining on the handler's main thread.
+static_assert(std::size(kAllRpcMethods) == kStatsMethods, "a stats row counts every method");
+
 class CounterServiceImpl final : public CounterServiceBase {
  public:
   // The request handling of one async RPC.
@@ -59,7 +63,10 @@ class CounterServiceImpl final : public CounterServiceBase {
 
   // `table` must outlive the service. `max_batch` <= kMaxBatchOps.
   // `access` (may be null: every call admitted) must outlive the service.
-  CounterServiceImpl(CounterTable* table, size_t max_batch, AccessControl* access = nullptr);
+  // `stats` (may be null: calls not counted, GetStats without them) must
+  // outlive the service; the calls are counted in its row `stats_index`.
+  CounterServiceImpl(CounterTable* table, size_t max_batch, AccessControl* access = nullptr,
+                     const StatsArea* stats = nullptr, int stats_index = 0);
   ~CounterServiceImpl() override;
 
   // After this, every new call fails UNAVAILABLE, and Snapshot calls still
@@ -72,13 +79,14 @@ class CounterServiceImpl final : public CounterServiceBase {
   // `handle`); else, with access control on, the call's checks
   // (access_control.h: UNAUTHENTICATED, PERMISSION_DENIED, before anything
   // is applied); else (this->*handle)(req, resp). The call is counted in
-  // this process's stats slot either way. Returns the status to finish it
+  // the handler's stats row either way. Returns the status to finish it
   // with. `ctx` null: a call with no credentials (tests).
   template <typename Request, typename Response>
   absl::Status HandleCall(DoMethod<Request, Response> handle, const grpc::ServerContext* ctx,
                           const Request& req, Response* resp) {
+    const int64_t start = CallStart();
     absl::Status status = draining() ? DrainingError() : Authorized(handle, ctx, req, resp);
-    table_->CountCall(!status.ok());
+    CountCall(RpcMethodOf<Request>::kMethod, status, start);
     return status;
   }
   template <typename Request, typename Response>
@@ -93,13 +101,15 @@ class CounterServiceImpl final : public CounterServiceBase {
   // told to a caller that may not make it).
   template <typename Request>
   absl::Status RejectCall(const grpc::ServerContext* ctx, absl::Status decode_error) {
-    table_->CountCall(true);
+    const int64_t start = CallStart();
+    absl::Status status = std::move(decode_error);
     if (access_ != nullptr && access_->enabled()) {
       absl::StatusOr<AccessControl::Admission> a =
           AdmitCall(*access_, ctx, RpcMethodOf<Request>::kMethod);
-      if (!a.ok()) return a.status();
+      if (!a.ok()) status = a.status();
     }
-    return decode_error;
+    CountCall(RpcMethodOf<Request>::kMethod, status, start);
+    return status;
   }
 
   // Asks the aggregator for a snapshot and waits for it (a sync RPC, on
@@ -138,7 +148,8 @@ class CounterServiceImpl final : public CounterServiceBase {
   // DEADLINE_EXCEEDED when `client_deadline` passes, UNAVAILABLE after
   // kSnapshotWaitCap or the drain deadline, INTERNAL if the snapshot failed.
   absl::Status DoSnapshot(absl::Time client_deadline, counters::v1::SnapshotResponse* resp);
-  // The handlers' stats slots, the table's size and the last snapshot.
+  // The handlers' stats slots and stats rows, the table's size, the last
+  // snapshot, the daemon's uptime and restarts (the stats area).
   absl::Status DoGetStats(const counters::v1::GetStatsRequest& req,
                           counters::v1::GetStatsResponse* resp);
 
@@ -168,10 +179,21 @@ class CounterServiceImpl final : public CounterServiceBase {
     }
   }
   bool draining() const { return draining_.load(std::memory_order_acquire); }
+  // A call's start for CountCall (0 when calls are not counted).
+  int64_t CallStart() const { return row_ != nullptr ? StatsArea::Now() : 0; }
+  // One call of `method` that ended with `status`, started at `start`: its
+  // row's relaxed adds (StatsArea::RecordCall).
+  void CountCall(RpcMethod method, const absl::Status& status, int64_t start) {
+    if (row_ == nullptr) return;
+    StatsArea::RecordCall(*row_, static_cast<int>(method), static_cast<int>(status.code()),
+                          StatsArea::Now() - start);
+  }
 
   CounterTable* const table_;
   const size_t max_batch_;
   AccessControl* const access_;
+  const StatsArea* const stats_;
+  HandlerStatsRow* const row_;  // stats_'s row of this handler; null without stats_
   std::atomic<bool> draining_{false};
   std::atomic<int64_t> give_up_at_ns_{INT64_MAX};  // MonotonicNow nanoseconds
   std::mutex waiters_mu_;

@@ -186,7 +186,7 @@ int RunHandlerProcess(CounterTable* table, const HandlerOptions& options) {
   grpc::EnableDefaultHealthCheckService(false);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   AccessControl access(options.auth_file, options.auth_policy);
-  CounterServiceImpl service(table, options.max_batch, &access);
+  CounterServiceImpl service(table, options.max_batch, &access, options.stats, options.stats_index);
   HealthServiceImpl health;
   health.ReportDurability(table, options.durability_lag_limit);
   if (!RaiseFdLimit(HandlerListeners::MaxGatedConnections(options))) return 1;

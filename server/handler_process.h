@@ -19,6 +19,7 @@
 #include "server/config.h"
 #include "shared/counter_table.h"
 #include "shared/durability_lag.h"
+#include "shared/stats_area.h"
 
 namespace countersd {
 
@@ -61,6 +62,10 @@ struct HandlerOptions {
   // from it; the handler re-reads the file on SIGHUP.
   std::string auth_file;
   std::shared_ptr<const AuthPolicy> auth_policy;
+  // Where the handler counts its calls: row `stats_index` of the daemon's
+  // stats area (null: not counted).
+  const StatsArea* stats = nullptr;
+  int stats_index = 0;
 
   // The options `config` gives a handler serving on `listen`.
   static HandlerOptions FromConfig(const Config& config, HandlerListen listen) {

@@ -165,6 +165,8 @@ absl::Status Supervisor::Start() {
                                        .capacity = config_.capacity,
                                        .capacity_given = config_.capacity_given,
                                        .trust_untrusted_map = config_.trust_untrusted_map}));
+  ASSIGN_OR_RETURN(StatsArea stats, StatsArea::Create());
+  stats_.emplace(std::move(stats));
   return absl::OkStatus();
 }
 
@@ -270,6 +272,7 @@ void Supervisor::Spawn(Child& child) {
     return;
   }
   if (pid == 0) RunChild(child);
+  if (child.role == ProcessRole::kHandler) stats_->SetHandlerPid(child.index, pid);
   child.pid = pid;
   child.started = MonotonicNow();
   child.liveness = {.stopped_since = 0, .watched_since = CounterTable::HeartbeatNow()};
@@ -304,6 +307,8 @@ void Supervisor::RunChild(const Child& child) {
   // The handlers accept from the unix sockets; the aggregator does not.
   if (child.role != ProcessRole::kHandler) {
     for (UnixListener& u : unix_sockets_) u.CloseInChild();
+  } else if (metrics_listener_) {
+    metrics_listener_->Close();  // the aggregator serves /metrics
   }
   // Default dispositions; SIGTERM/SIGINT stay blocked for sigwait().
   struct sigaction sa = {};
@@ -321,9 +326,15 @@ void Supervisor::RunChild(const Child& child) {
   if (child.role == ProcessRole::kHandler) {
     HandlerOptions options = HandlerOptions::FromConfig(config_, HandlerListenOf());
     options.auth_policy = auth_policy_;
+    options.stats = &*stats_;
+    options.stats_index = child.index;
     code = run_handler_(table_.get(), options);
   } else {
-    code = RunAggregatorProcess(table_.get(), config_.data_dir, config_.snapshot_interval);
+    code = RunAggregatorProcess(table_.get(), config_.data_dir, config_.snapshot_interval,
+                                {.listen_fd = metrics_listener_ ? metrics_listener_->fd() : -1,
+                                 .address = metrics_listener_ ? metrics_listener_->address() : "",
+                                 .stats = &*stats_,
+                                 .config = config_.metrics});
   }
   // No destructors: the table and the flock belong to the supervisor.
   _exit(code);
@@ -346,20 +357,27 @@ void Supervisor::HandleExit(pid_t pid, int status) {
   absl::Duration uptime = now - c.started;
   c.pid = 0;
   bool expected = stopping_ && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  const bool killed = c.killed_because != nullptr;  // by the liveness checks
   LogLevel level = expected ? LogLevel::kInfo : LogLevel::kError;
   Log(level, absl::StrCat(RoleName(c.role), " exited"),
       {{"role", RoleName(c.role)},
        {"child_pid", pid},
        {"index", c.index},
        {"status", DescribeWaitStatus(status)},
-       {"killed_because", c.killed_because != nullptr ? c.killed_because : ""},
+       {"killed_because", killed ? c.killed_because : ""},
        {"uptime", FormatSeconds(uptime)},
        {"stripes_released", r.stripes_released},
        {"inserts_rolled_back", r.inserts_rolled_back},
        {"batches_rolled_back", r.batches_rolled_back},
        {"journals_freed", r.journals_freed}});
   c.killed_because = nullptr;
+  stats_->RecordForceReleased(static_cast<uint64_t>(r.stripes_released));
   if (stopping_) return;
+  stats_->RecordRestart(
+      c.role == ProcessRole::kHandler ? RestartRole::kHandler : RestartRole::kAggregator,
+      killed                ? ExitReason::kStalled
+      : WIFSIGNALED(status) ? ExitReason::kSignaled
+                            : ExitReason::kExited);
   if (uptime >= kStableUptime) c.backoff = kMinBackoff;
   absl::Duration wait = ScheduleRestart(c, now);
   Log(LogLevel::kInfo, absl::StrCat("respawning ", RoleName(c.role)),

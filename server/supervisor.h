@@ -19,11 +19,13 @@
 #include "server/config.h"
 #include "server/data_dir_lock.h"
 #include "server/handler_process.h"
+#include "server/metrics_listener.h"
 #include "server/port_reservation.h"
 #include "server/systemd_notify.h"
 #include "server/tls_staging.h"
 #include "server/unix_listener.h"
 #include "shared/counter_table.h"
+#include "shared/stats_area.h"
 
 namespace countersd {
 
@@ -114,7 +116,9 @@ class Supervisor {
   absl::Time next_tls_poll_ = absl::InfiniteFuture();
   HandlerListen HandlerListenOf() const;
   absl::Status StartListeners();  // after the data directory's lock
+  std::optional<MetricsListener> metrics_listener_;  // --metrics-listen's socket (StartListeners)
   std::unique_ptr<CounterTable> table_;
+  std::optional<StatsArea> stats_;  // made in Start, before any fork (stats_area.h)
   std::vector<Child> children_;  // handlers first, then the aggregator
   bool stopping_ = false;
   bool announced_ready_ = false;

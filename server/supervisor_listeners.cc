@@ -1,6 +1,6 @@
 // The supervisor's listeners (Start's step 2b, supervisor.cc): the unix
-// sockets it creates before the fork, the TLS files' checked copy, and what
-// each handler is given to listen on. Part of Supervisor; no gRPC.
+// sockets and the /metrics socket it creates before the fork, the TLS files'
+// checked copy, and what each handler is given to listen on. Part of Supervisor; no gRPC.
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,6 +30,10 @@ absl::Status Supervisor::StartListeners() {
     next_tls_poll_ = MonotonicNow() + config_.tls_reload_interval;
   } else {
     TlsStaging::RemoveLeftover(config_.data_dir);  // no stale copy of a key
+  }
+  if (!config_.metrics.listen.empty()) {  // the aggregator serves it (metrics_listener.h)
+    ASSIGN_OR_RETURN(MetricsListener metrics, MetricsListener::Listen(config_.metrics.listen));
+    metrics_listener_.emplace(std::move(metrics));
   }
   return absl::OkStatus();
 }

@@ -105,8 +105,6 @@ struct ConnectionCounts {
 struct ProcessStats {
   pid_t pid;
   ProcessRole role;
-  uint64_t calls;
-  uint64_t errors;
   bool ready;
   ConnectionCounts connections;  // zero but for handlers
 };
@@ -253,9 +251,6 @@ class CounterTable {
 
   // Claims a stats slot for `pid`. RESOURCE_EXHAUSTED when all are taken.
   absl::Status RegisterProcess(pid_t pid, ProcessRole role);
-  // Adds to the calling process's counters (registered with RegisterProcess;
-  // a no-op otherwise). Relaxed atomics on the process's own cache line.
-  void CountCall(bool error);
   void SetReady(bool ready);
   // Stores the calling process's connection counts (a handler's gate; a
   // no-op before RegisterProcess). Relaxed stores of whole values: REQUIRES

@@ -175,8 +175,10 @@ static_assert(sizeof(RegionShared) == 128);
 struct alignas(64) ProcessSlot {
   std::atomic<int32_t> pid;    // 0: free.
   std::atomic<uint32_t> role;  // ProcessRole
-  std::atomic<uint64_t> calls;
-  std::atomic<uint64_t> errors;
+  // Were the call counts (now the stats area's, shared/stats_area.h, which
+  // keeps them over a respawn); zeroed by Open, written by nobody, kept so
+  // that no field moves.
+  uint64_t unused[2];
   std::atomic<uint32_t> ready;             // 1 once the process serves.
   std::atomic<uint32_t> connections_open;  // invariant 4 (was padding)
   std::atomic<int64_t> heartbeat_ns;

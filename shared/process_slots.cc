@@ -1,9 +1,11 @@
 // Per-process slots in the mapping (layout.h, ProcessSlot): how a handler
-// or the aggregator claims one, counts its calls and beats its heartbeat
-// into it, and how anyone reads them all; and which stripes a process holds.
+// or the aggregator claims one, marks it ready, stores its connection
+// counts and beats its heartbeat into it, and how anyone reads them all;
+// and which stripes a process holds. (A handler's calls are counted in the
+// stats area, shared/stats_area.h, whose rows outlive a respawn.)
 // A slot is claimed by CAS of its pid word from 0, written only by its
-// claimer with relaxed atomics on its own cache line (so counting a call
-// costs one uncontended add), and freed by the owner after the claimer died
+// claimer with relaxed atomics on its own cache line (so a store costs one
+// uncontended write), and freed by the owner after the claimer died
 // (crash_repair.cc) or at Open. The supervisor reads heartbeats and owner
 // words to find children that stopped (server/child_liveness.cc).
 //
@@ -30,8 +32,6 @@ absl::Status CounterTable::RegisterProcess(pid_t pid, ProcessRole role) {
     int32_t expected = 0;
     if (ps->pid.load() == 0 && ps->pid.compare_exchange_strong(expected, pid)) {
       ps->role.store(static_cast<uint32_t>(role));
-      ps->calls.store(0);
-      ps->errors.store(0);
       ps->ready.store(0);
       ps->heartbeat_ns.store(0);
       // Already zero (RetireConnectionsAndFree, Open); the claimer's own stores.
@@ -45,12 +45,6 @@ absl::Status CounterTable::RegisterProcess(pid_t pid, ProcessRole role) {
   }
   return absl::ResourceExhaustedError(
       absl::StrCat("all ", kProcessSlots, " process slots of the map file are taken"));
-}
-
-void CounterTable::CountCall(bool error) {
-  if (!my_slot_) return;
-  my_slot_->calls.fetch_add(1, std::memory_order_relaxed);
-  if (error) my_slot_->errors.fetch_add(1, std::memory_order_relaxed);
 }
 
 void CounterTable::SetReady(bool ready) {
@@ -136,8 +130,7 @@ std::vector<ProcessStats> CounterTable::ProcessStatsSnapshot(ConnectionCounts* r
       int32_t pid = ps->pid.load();
       if (pid == 0) continue;
       out.push_back(ProcessStats{
-          pid, static_cast<ProcessRole>(ps->role.load()), ps->calls.load(), ps->errors.load(),
-          ps->ready.load() != 0,
+          pid, static_cast<ProcessRole>(ps->role.load()), ps->ready.load() != 0,
           ConnectionCounts{
               .accepted = ps->connections_accepted.load(std::memory_order_relaxed),
               .refused = ps->connections_refused.load(std::memory_order_relaxed),

@@ -1,5 +1,6 @@
 // Microbenchmarks of the shared-memory table's increment path, next to a
-// bare std::atomic fetch_add, plus snapshot pauses, List pages and open time.
+// bare std::atomic fetch_add, plus what a handler adds to each call for its
+// metrics (BM_RecordCall*), snapshot pauses, List pages and open time.
 //
 //   build/tests/bench/table_bench
 //   build/tests/bench/table_bench --benchmark_filter=Process
@@ -17,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "benchmark/benchmark.h"
 #include "shared/counter_table.h"
+#include "shared/stats_area.h"
 #include "tests/tool_flags.h"
 
 namespace countersd {
@@ -61,6 +63,47 @@ void BM_IncrementHotKey(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_IncrementHotKey);
+
+// A handler's metrics per call (shared/stats_area.h): the relaxed adds to
+// its own stats row (a request count, a latency bucket, the latency sum)...
+void BM_RecordCall(benchmark::State& state) {
+  absl::StatusOr<StatsArea> area = StatsArea::Create();
+  if (!area.ok()) abort();
+  int64_t ns = 0;
+  for (auto _ : state) {
+    StatsArea::RecordCall(area->row(0), 0, 0, ns);
+    ns = (ns + 7919) & 0xfffff;  // latencies across the first buckets
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_RecordCall);
+
+// ...with the two CLOCK_MONOTONIC reads that time the call
+// (CounterServiceImpl::CallStart, CountCall)...
+void BM_RecordCallTimed(benchmark::State& state) {
+  absl::StatusOr<StatsArea> area = StatsArea::Create();
+  if (!area.ok()) abort();
+  for (auto _ : state) {
+    const int64_t start = StatsArea::Now();
+    StatsArea::RecordCall(area->row(0), 0, 0, StatsArea::Now() - start);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_RecordCallTimed);
+
+// ...and around an increment, to set beside BM_IncrementHotKey.
+void BM_IncrementHotKeyRecorded(benchmark::State& state) {
+  auto t = NewTable(100000);
+  absl::StatusOr<StatsArea> area = StatsArea::Create();
+  if (!area.ok()) abort();
+  for (auto _ : state) {
+    const int64_t start = StatsArea::Now();
+    benchmark::DoNotOptimize(t->Increment("requests:/api/v1/items", 1));
+    StatsArea::RecordCall(area->row(0), 0, 0, StatsArea::Now() - start);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_IncrementHotKeyRecorded);
 
 void BM_IncrementSpreadKeys(benchmark::State& state) {
   auto t = NewTable(100000);

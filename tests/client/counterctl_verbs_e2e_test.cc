@@ -4,6 +4,7 @@
 // that matches behaviour, and the bash completion script. The real binary
 // against a real countersd (the e2e harness, a free port, a temporary data
 // dir).
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -11,11 +12,13 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "client/client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "shared/monotonic_time.h"
 #include "tests/client/ctl_test_util.h"
 #include "tests/e2e/daemon_harness.h"
 
@@ -295,6 +298,36 @@ TEST_F(CounterctlVerbsTest, StatsShowsTheServersVersionUptimeAndRestarts) {
   EXPECT_EQ(Field(doc, "server_version").string_value(), version);
   EXPECT_TRUE(Field(doc, "uptime_seconds").has_number_value());
   EXPECT_TRUE(Field(doc, "restarts").has_list_value());
+}
+
+// A daemon of its own: its handler is killed, so the shared one stays whole.
+TEST(CounterctlStatsRestartsTest, AKilledHandlerShowsAsARestartAndUptimeKeepsCounting) {
+  DaemonOptions options;
+  options.handlers = 1;
+  absl::StatusOr<std::unique_ptr<Daemon>> daemon = Daemon::Start(options);
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  const std::string addr = absl::StrCat("--addr=", (*daemon)->address());
+  Ctl before = RunCtl({addr, "stats"});
+  ASSERT_EQ(before.exit_code, 0) << before.err;
+  EXPECT_THAT(before.out, HasSubstr("restarts       none\n"));
+  std::vector<pid_t> handlers = (*daemon)->HandlerPids();
+  ASSERT_EQ(handlers.size(), 1u);
+  ASSERT_EQ(kill(handlers[0], SIGKILL), 0);
+  // Polled: the respawned handler serves once the supervisor's back-off ends.
+  Ctl after;
+  const absl::Time deadline = MonotonicNow() + absl::Seconds(60);
+  do {
+    after = RunCtl({addr, "--timeout=5s", "stats"});
+  } while (!(after.exit_code == 0 && absl::StrContains(after.out, "restarts       handler")) &&
+           MonotonicNow() < deadline);
+  ASSERT_EQ(after.exit_code, 0) << after.err;
+  EXPECT_THAT(after.out, HasSubstr("restarts       handler 1 signaled\n"));
+  google::protobuf::Struct doc = ParseJson(RunCtl({addr, "-o", "json", "stats"}).out);
+  const auto& restarts = Field(doc, "restarts").list_value();
+  ASSERT_EQ(restarts.values_size(), 1);
+  EXPECT_EQ(Field(restarts.values(0).struct_value(), "role").string_value(), "handler");
+  EXPECT_EQ(Field(restarts.values(0).struct_value(), "reason").string_value(), "signaled");
+  EXPECT_EQ(Field(restarts.values(0).struct_value(), "count").number_value(), 1);
 }
 
 TEST_F(CounterctlVerbsTest, UsageErrorsUnderJsonAreOneJsonDocumentAndExit2) {

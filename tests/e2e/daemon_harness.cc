@@ -1,14 +1,11 @@
 #include "tests/e2e/daemon_harness.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -178,21 +175,8 @@ std::string LoadClientPath() {
 }
 
 int ConnectTcp(const std::string& address) {
-  const size_t colon = address.rfind(':');
-  int port = 0;
-  EXPECT_TRUE(colon != std::string::npos && absl::SimpleAtoi(address.substr(colon + 1), &port))
-      << address;
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(static_cast<uint16_t>(port));
-  inet_pton(AF_INET, address.substr(0, colon).c_str(), &sa.sin_addr);
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  EXPECT_GE(fd, 0) << strerror(errno);
-  if (fd >= 0 && connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
-    ADD_FAILURE() << "connect " << address << ": " << strerror(errno);
-    close(fd);
-    return -1;
-  }
+  const int fd = TryConnectTcp(address);
+  if (fd < 0) ADD_FAILURE() << "connect " << address << ": " << strerror(errno);
   return fd;
 }
 
@@ -241,6 +225,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
       absl::StrCat("--capacity=", options.capacity),
       absl::StrCat("--snapshot-interval=", options.snapshot_interval),
       "--log-format=json",
+      absl::StrCat("--metrics-listen=", options.metrics_listen),
   };
   if (options.handlers > 0) argv.push_back(absl::StrCat("--handlers=", options.handlers));
   for (const std::string& f : options.extra_flags) argv.push_back(f);

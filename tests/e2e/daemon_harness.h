@@ -11,7 +11,10 @@
 //    --log-format=json and stderr+stdout on a pipe. A reader thread drains
 //    the pipe into a buffer and wakes WaitForLog waiters, so waiting is
 //    event-driven. Start returns once the supervisor logs {"msg":"ready"} and
-//    takes the resolved address from that line's "listen" field.
+//    takes the resolved address from that line's "listen" field. The
+//    daemon's /metrics listens on a free loopback port
+//    (--metrics-listen=127.0.0.1:0), found in the aggregator's "metrics
+//    listening on" line (metrics_address(), daemon_metrics.cc).
 //  - The test process makes itself a child subreaper (PR_SET_CHILD_SUBREAPER),
 //    so the daemon's handlers and aggregator become its children if the
 //    supervisor dies. KillAll SIGKILLs the whole process group and reaps every
@@ -51,6 +54,7 @@ struct DaemonOptions {
   std::vector<std::string> extra_flags;  // appended last, so they override the above
   std::vector<std::string> extra_env;    // "NAME=value" added to the daemon's environment
   std::string listen = "127.0.0.1:0";    // e.g. another daemon's address() to test a port clash
+  std::string metrics_listen = "127.0.0.1:0";  // --metrics-listen (empty: no /metrics)
   absl::Duration ready_timeout = absl::Seconds(60);
 };
 
@@ -68,6 +72,10 @@ class Daemon {
   Daemon& operator=(const Daemon&) = delete;
 
   const std::string& address() const { return address_; }  // "127.0.0.1:PORT"
+  // Where /metrics listens ("127.0.0.1:PORT"), from the aggregator's latest
+  // "metrics listening on" line, waited for up to 60s; "" (with a test
+  // failure) if it never came.
+  std::string metrics_address();
   pid_t pid() const { return pid_; }                       // the supervisor
   const std::string& data_dir() const { return data_dir_; }
   // Everything the daemon wrote to stderr/stdout so far.
@@ -178,6 +186,19 @@ std::string LoadClientPath();
 // returns), for tests that speak below gRPC; -1 (with a test failure) if it
 // cannot connect. The caller closes it.
 int ConnectTcp(const std::string& address);
+// The same without the test failure: -1 with errno set (daemon_metrics.cc).
+int TryConnectTcp(const std::string& address);
+
+// One HTTP/1.0 GET of `target` ("/metrics") from `address`
+// ("127.0.0.1:PORT"), read to the end, for tests (daemon_metrics.cc): the
+// status code and the body. UNAVAILABLE if it cannot connect,
+// DEADLINE_EXCEEDED past `timeout`, DATA_LOSS for a reply that is not HTTP.
+struct HttpResponse {
+  int status = 0;
+  std::string body;
+};
+absl::StatusOr<HttpResponse> HttpGet(const std::string& address, const std::string& target,
+                                     absl::Duration timeout = absl::Seconds(10));
 
 // A stub on a new insecure channel to `address`.
 std::unique_ptr<counters::v1::CounterService::Stub> NewStub(const std::string& address);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -35,7 +36,11 @@ class CounterServiceTest : public TempDirTest {
     TempDirTest::SetUp();
     table_ = MustCreate(kCapacity);
     ASSERT_NE(table_, nullptr);
-    service_ = std::make_unique<CounterServiceImpl>(table_.get(), kMaxBatch);
+    absl::StatusOr<StatsArea> stats = StatsArea::Create();
+    ASSERT_TRUE(stats.ok()) << stats.status();
+    stats_.emplace(*std::move(stats));
+    stats_->SetHandlerPid(0, getpid());  // as the supervisor does at the fork
+    service_ = std::make_unique<CounterServiceImpl>(table_.get(), kMaxBatch, nullptr, &*stats_, 0);
   }
 
   int64_t Value(const std::string& key) {
@@ -56,6 +61,7 @@ class CounterServiceTest : public TempDirTest {
   }
 
   std::unique_ptr<CounterTable> table_;
+  std::optional<StatsArea> stats_;
   std::unique_ptr<CounterServiceImpl> service_;
 };
 
@@ -293,6 +299,49 @@ TEST_F(CounterServiceTest, GetStatsReportsThisHandlerTheTableAndTheServingPid) {
   EXPECT_EQ(stats.used(), 2u);
   EXPECT_EQ(stats.last_snapshot_generation(), 0u);  // no snapshot written yet
   EXPECT_EQ(stats.served_by_pid(), getpid());
+}
+
+TEST_F(CounterServiceTest, CallsAreCountedByMethodAndCodeInTheHandlersStatsRow) {
+  IncrementRequest inc;
+  inc.set_key("a");
+  IncrementResponse inc_resp;
+  GetRequest missing;
+  missing.set_key("missing");
+  GetResponse get;
+  EXPECT_TRUE(service_->HandleCall(&CounterServiceImpl::DoIncrement, inc, &inc_resp).ok());
+  EXPECT_TRUE(service_->HandleCall(&CounterServiceImpl::DoIncrement, inc, &inc_resp).ok());
+  EXPECT_FALSE(service_->HandleCall(&CounterServiceImpl::DoGet, missing, &get).ok());
+  const CallTotals t = stats_->Totals();
+  const int increment = static_cast<int>(RpcMethod::kIncrement);
+  const int get_method = static_cast<int>(RpcMethod::kGet);
+  EXPECT_EQ(t.requests[increment][0], 2u);
+  EXPECT_EQ(t.requests[get_method][static_cast<int>(absl::StatusCode::kNotFound)], 1u);
+  uint64_t timed = 0;
+  for (uint64_t n : t.buckets[increment]) timed += n;
+  EXPECT_EQ(timed, 2u);  // each call in one latency bucket
+  EXPECT_EQ(t.calls(), 3u);
+  EXPECT_EQ(t.errors(), 1u);
+}
+
+TEST_F(CounterServiceTest, GetStatsKeepsARespawnedHandlersCallsAndReportsRestarts) {
+  ASSERT_TRUE(table_->RegisterProcess(getpid(), ProcessRole::kHandler).ok());
+  IncrementRequest inc;
+  inc.set_key("a");
+  IncrementResponse inc_resp;
+  EXPECT_TRUE(service_->HandleCall(&CounterServiceImpl::DoIncrement, inc, &inc_resp).ok());
+  // The handler of row 0 "dies" and its successor (this pid again) counts on.
+  stats_->RecordRestart(RestartRole::kHandler, ExitReason::kSignaled);
+  service_ = std::make_unique<CounterServiceImpl>(table_.get(), kMaxBatch, nullptr, &*stats_, 0);
+  EXPECT_TRUE(service_->HandleCall(&CounterServiceImpl::DoIncrement, inc, &inc_resp).ok());
+
+  GetStatsResponse stats;
+  ASSERT_TRUE(service_->DoGetStats(GetStatsRequest(), &stats).ok());
+  ASSERT_EQ(stats.handlers_size(), 1);
+  EXPECT_EQ(stats.handlers(0).calls(), 2u);
+  ASSERT_EQ(stats.restarts_size(), 1);
+  EXPECT_EQ(stats.restarts(0).role(), "handler");
+  EXPECT_EQ(stats.restarts(0).reason(), "signaled");
+  EXPECT_EQ(stats.restarts(0).count(), 1u);
 }
 
 TEST_F(CounterServiceTest, GetStatsReportsEachHandlersConnectionsAndTheirTotals) {

@@ -1,0 +1,43 @@
+// The /metrics endpoint's listening socket, bound and listening in the
+// supervisor before it forks, so that a bad or busy --metrics-listen stops
+// the daemon at start (not a crash-looping aggregator), and so that a
+// respawned aggregator serves the same port. The aggregator inherits the
+// socket and hands it to its HTTP server (metrics_server.h); the handlers
+// close it after the fork. Without SO_REUSEPORT: a second daemon on the
+// same address gets EADDRINUSE. gRPC-free.
+#ifndef COUNTERSD_SERVER_METRICS_LISTENER_H_
+#define COUNTERSD_SERVER_METRICS_LISTENER_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace countersd {
+
+class MetricsListener {
+ public:
+  // Binds and listens on `address` (numeric host:port or [v6]:port, as
+  // --metrics-listen was checked; port 0: any free port).
+  // ALREADY_EXISTS naming the address when it is in use, other errors
+  // naming the syscall.
+  static absl::StatusOr<MetricsListener> Listen(const std::string& address);
+
+  MetricsListener(MetricsListener&& other) noexcept;
+  MetricsListener& operator=(MetricsListener&& other) noexcept;
+  ~MetricsListener();
+
+  int fd() const { return fd_; }
+  // The bound address with the real port ("127.0.0.1:50052").
+  const std::string& address() const { return address_; }
+  // Closes the socket (a handler after the fork).
+  void Close();
+
+ private:
+  MetricsListener(int fd, std::string address) : fd_(fd), address_(std::move(address)) {}
+  int fd_ = -1;
+  std::string address_;
+};
+
+}  // namespace countersd
+
+#endif  // COUNTERSD_SERVER_METRICS_LISTENER_H_
