@@ -355,21 +355,24 @@ scenario_compose() {
 # The metrics port: published on loopback only, and (once the daemon has
 # --metrics-listen) GET /metrics through it passes `promtool check metrics`.
 compose_metrics() {
-  local published body
+  local published body help
   published=$(timeout 30 podman port "$CC" 50052/tcp 2>&1)
   if [ "$published" = "127.0.0.1:$COUNTERSD_METRICS_PORT" ]; then
     ok "compose: metrics port 50052 published on 127.0.0.1:$COUNTERSD_METRICS_PORT only"
   else
     bad "compose: metrics port 50052 published on loopback only" "podman port: $published"
   fi
-  if ! "$DAEMON" --help 2>&1 | grep -q -- '--metrics-listen'; then
+  # Not `--help | grep -q`: grep's early exit is a SIGPIPE that pipefail
+  # counts as a failure.
+  help=$("$DAEMON" --help 2>&1)
+  if [[ "$help" != *--metrics-listen* ]]; then
     skip "compose: GET /metrics through the published port" "this countersd has no --metrics-listen yet"
     return
   fi
   body=$(python3 -c 'import sys, urllib.request
 print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode(), end="")' \
          "http://127.0.0.1:$COUNTERSD_METRICS_PORT/metrics" 2>&1)
-  if echo "$body" | grep -q '^countersd_requests_total{' && echo "$body" | promtool check metrics; then
+  if grep -q '^countersd_requests_total{' <<<"$body" && promtool check metrics <<<"$body"; then
     ok "compose: GET /metrics on 127.0.0.1:$COUNTERSD_METRICS_PORT: countersd_requests_total, promtool check metrics passes"
   else
     echo "$body" | head -n 20
