@@ -116,6 +116,18 @@ prerequisites() {
   done
 }
 
+# A scenario run alone (scenarios.sh, scenario_systemd.sh) uses the images an
+# earlier run built.
+reuse_image() {
+  step "images from an earlier run"
+  if podman image exists "$IMAGE" && podman image exists "$BASE_IMAGE"; then
+    image_ok=true
+    fact "images: $IMAGE and $BASE_IMAGE reused"
+  else
+    bad "images $IMAGE and $BASE_IMAGE exist" "build them first (tests/container/build_image.sh)"
+  fi
+}
+
 report_summary() {
   echo
   echo "=== container test summary"

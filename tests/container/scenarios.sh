@@ -11,19 +11,24 @@
 #        no-new-privileges, as compose.yaml and k8s/ do): no process runs as
 #        root, the map file is not world-readable, the image's HEALTHCHECK and
 #        `podman exec ... counterctl` work.
+#  1e. A container limited to one CPU (--cpus=1) and no --handlers starts
+#     one handler: the default reads the container's cgroup CPU quota.
 #  2. deploy/compose.yaml itself, with podman-compose: up, healthy, increments
 #     through the port, stop with exit status 0 and the final snapshot, down
 #     and up again on the same named volume with the counters kept.
-#  3. deploy/countersd.service under a real systemd (PID 1 of a privileged
-#     podman container, image from systemd.Containerfile): it starts with all
-#     its hardening, runs as a dynamic non-root user, comes back after SIGKILL
-#     with the counters, and `systemctl stop` gives the final snapshot and
-#     exit status 0.
+#  3. deploy/countersd.service under a real systemd (scenario_systemd.sh,
+#     which lists its steps): readiness, StatusText, the watchdog, reload,
+#     the handlers from COUNTERSD_HANDLERS and from CPUQuota=, a dynamic
+#     non-root user, SIGKILL and `systemctl stop`.
 # Each needs image_ok=true (build_image.sh); 1 and 2 also the host's
 # counterctl.
 
+# shellcheck source=tests/container/scenario_systemd.sh
+source "$(dirname "${BASH_SOURCE[0]}")/scenario_systemd.sh"
+
 scenarios() {
   scenario_containers
+  scenario_cpu_limit
   scenario_compose
   scenario_systemd
 }
@@ -261,6 +266,35 @@ scenario_containers() {
   fi
 }
 
+# The default --handlers under a CPU limit, as Kubernetes and compose users
+# set one (on the scenario's volume, after scenario_containers).
+scenario_cpu_limit() {
+  if ! $image_ok || ! [ -x "$CTL" ]; then return 0; fi
+  step "--handlers from the container's CPU limit"
+  if [ "$(nproc)" -lt 2 ]; then
+    skip "--cpus=1 -> one handler" "this host has one CPU: the check could not fail"
+    return
+  fi
+  local name=$TAG-cpu n
+  PORT=$(free_port)
+  # shellcheck disable=SC2034  # passed by name to start_container
+  one_cpu=(--cpus=1)
+  if start_container "$name" one_cpu && wait_healthy "$name"; then
+    n=$(ctl --output=json stats 2>/dev/null |
+        python3 -c 'import json, sys; print(len(json.load(sys.stdin)["handlers"]))' 2>/dev/null)
+    podman logs "$name" 2>&1 | grep 'starting listen=' | head -n 1 | sed 's/^/  log: /'
+    if [ "$n" = 1 ]; then
+      ok "--cpus=1, no --handlers: one handler (GetStats), on a $(nproc)-CPU host"
+    else
+      bad "--cpus=1, no --handlers: one handler" "GetStats: $n handlers"
+    fi
+  else
+    bad "a container with --cpus=1 starts"
+  fi
+  timeout 90 podman stop -t 30 "$name" >/dev/null 2>&1
+  timeout 60 podman rm -f -t 0 "$name" >/dev/null 2>&1
+}
+
 # ====================================================== compose.yaml, run
 # The compose file as a user runs it, with podman-compose (Debian's 1.0.3)
 # standing in for `docker compose`. podman-compose 1.0.3 ignores
@@ -269,8 +303,9 @@ scenario_compose() {
   if $image_ok && [ -x "$CTL" ]; then
     step "deploy/compose.yaml with podman-compose"
     if command -v podman-compose >/dev/null; then
-      export COUNTERSD_PORT
+      export COUNTERSD_PORT COUNTERSD_METRICS_PORT
       COUNTERSD_PORT=$(free_port)
+      COUNTERSD_METRICS_PORT=$(free_port)
       PORT=$COUNTERSD_PORT
       PC=(timeout 600 podman-compose -p "$COMPOSE_PROJECT" -f "$ROOT/deploy/compose.yaml"
           --podman-args="--runtime runc"
@@ -288,6 +323,7 @@ scenario_compose() {
         else
           bad "compose: increments through the port, exec counterctl, healthcheck" "acked $n, exec got '$inner', healthcheck '$hc'"
         fi
+        compose_metrics
         "${PC[@]}" stop -t 30 >"$WORK/compose-stop.log" 2>&1
         code=$(podman inspect -f '{{.State.ExitCode}}' "$CC" 2>&1)
         podman logs "$CC" >"$WORK/compose-ctr.log" 2>&1
@@ -316,89 +352,31 @@ scenario_compose() {
   fi
 }
 
-# ================================================= countersd.service, run
-# The unit under a real systemd: PID 1 of a podman container (--systemd=always).
-# Its sandboxing (mount namespaces for ProtectSystem=, PrivateTmp=, ...) needs
-# CAP_SYS_ADMIN, so this one test container is --privileged.
-scenario_systemd() {
-  SD_IMAGE=localhost/countersd-systemd:ci-test
-  if $image_ok; then
-    step "deploy/countersd.service under systemd"
-    mkdir -p "$WORK/sdctx"
-    cp "$ROOT/deploy/countersd.service" "$ROOT/tests/container/systemd.Containerfile" "$WORK/sdctx/"
-    S=$TAG-systemd
-    sdx() { timeout 60 podman exec "$S" "$@"; }
-    sd_pid() { sdx systemctl show -p MainPID --value countersd 2>/dev/null; }
-    wait_unit_serving() {  # active, and counterctl health answers (60 s at most)
-      local deadline=$((SECONDS + 60))
-      while [ $SECONDS -lt $deadline ]; do
-        if [ "$(sdx systemctl is-active countersd 2>/dev/null)" = active ] &&
-           sdx counterctl --timeout=2s health >/dev/null 2>&1; then return 0; fi
-        sleep 0.5
-      done
-      sdx systemctl status countersd --no-pager 2>&1 | tail -n 15
-      return 1
-    }
-    if timeout 900 podman build --runtime runc --build-arg "APP_IMAGE=$IMAGE" --build-arg "BASE_IMAGE=$BASE_IMAGE" \
-         -f "$WORK/sdctx/systemd.Containerfile" -t "$SD_IMAGE" "$WORK/sdctx" >"$WORK/sd-build.log" 2>&1 &&
-       "${PODMAN[@]}" run -d --name "$S" "${RUN_FLAGS[@]}" --privileged --systemd=always "$SD_IMAGE" \
-         >/dev/null 2>"$WORK/run.err" &&
-       wait_unit_serving; then
-      ok "countersd.service starts under systemd with its hardening (DynamicUser, ProtectSystem=strict, ...)"
-      n=0
-      for i in $(seq 1 10); do sdx counterctl inc sd.k 7 >/dev/null && n=$((n + 1)); done
-      pid=$(sd_pid)
-      # The real uid of every process whose command is the daemon (no ps here).
-      uids=$(sdx sh -c 'for p in /proc/[0-9]*; do
-               cmd=$(tr "\0" " " <"$p/cmdline" 2>/dev/null)
-               case "$cmd" in /usr/local/bin/countersd*)
-                 awk "/^Uid:/ { printf \"%s \", \$2 }" "$p/status" ;;
-               esac
-             done')
-      modes=$(sdx stat -c '%a %n' /var/lib/private/countersd /var/lib/private/countersd/counters.map 2>&1)
-      echo "  main pid $pid; uids of countersd processes: $uids"
-      echo "$modes" | sed 's/^/  stat: /'
-      if [ "$(echo $uids | wc -w)" -ge 3 ] && ! [[ " $uids" == *" 0 "* ]] &&
-         [ "$(echo "$modes" | awk '/counters\.map$/ { print $1 }')" = 600 ]; then
-        ok "unit: every countersd process runs as a dynamic non-root user; map file 600"
-      else
-        bad "unit: every countersd process runs as a dynamic non-root user; map file 600" "uids '$uids'"
-      fi
-      # SIGKILL the supervisor: Restart=on-failure brings it back, counters kept.
-      sdx systemctl kill -s KILL --kill-whom=main countersd >/dev/null 2>&1
-      deadline=$((SECONDS + 60))
-      while [ $SECONDS -lt $deadline ] && { [ "$(sd_pid)" = "$pid" ] || [ "$(sd_pid)" = 0 ]; }; do sleep 0.5; done
-      if [ "$n" = 10 ] && wait_unit_serving && [ "$(sdx counterctl get sd.k 2>&1)" = 70 ]; then
-        ok "unit: SIGKILL of the supervisor -> Restart=on-failure, all 10 acknowledged increments kept"
-      else
-        bad "unit: SIGKILL of the supervisor -> Restart=on-failure, acknowledged increments kept" "acked $n, now $(sdx counterctl get sd.k 2>&1)"
-      fi
-      sdx timeout 45 systemctl stop countersd >/dev/null 2>&1
-      st=$(sdx systemctl show -p Result -p ExecMainStatus --value countersd 2>&1 | tr '\n' ' ')
-      if [ "$st" = "success 0 " ] &&
-         sdx journalctl -u countersd --no-pager -o cat >"$WORK/sd-journal.log" 2>&1 &&
-         grep -q 'final snapshot written' "$WORK/sd-journal.log"; then
-        ok "unit: systemctl stop -> final snapshot, exit status 0"
-      else
-        tail -n 10 "$WORK/sd-journal.log" 2>/dev/null
-        bad "unit: systemctl stop -> final snapshot, exit status 0" "Result/ExecMainStatus: $st"
-      fi
-    else
-      tail -n 20 "$WORK/sd-build.log"; cat "$WORK/run.err" 2>/dev/null
-      bad "countersd.service starts under systemd with its hardening"
-    fi
-    timeout 60 podman rm -f -t 0 "$S" >/dev/null 2>&1
-  fi
-}
-
-# Alone, the scenarios run on the images an earlier run built.
-reuse_image() {
-  step "images from an earlier run"
-  if podman image exists "$IMAGE" && podman image exists "$BASE_IMAGE"; then
-    image_ok=true
-    fact "images: $IMAGE and $BASE_IMAGE reused"
+# The metrics port: published on loopback only, and (once the daemon has
+# --metrics-listen) GET /metrics through it passes `promtool check metrics`.
+compose_metrics() {
+  local published body help
+  published=$(timeout 30 podman port "$CC" 50052/tcp 2>&1)
+  if [ "$published" = "127.0.0.1:$COUNTERSD_METRICS_PORT" ]; then
+    ok "compose: metrics port 50052 published on 127.0.0.1:$COUNTERSD_METRICS_PORT only"
   else
-    bad "images $IMAGE and $BASE_IMAGE exist" "build them first (tests/container/build_image.sh)"
+    bad "compose: metrics port 50052 published on loopback only" "podman port: $published"
+  fi
+  # Not `--help | grep -q`: grep's early exit is a SIGPIPE that pipefail
+  # counts as a failure.
+  help=$("$DAEMON" --help 2>&1)
+  if [[ "$help" != *--metrics-listen* ]]; then
+    skip "compose: GET /metrics through the published port" "this countersd has no --metrics-listen yet"
+    return
+  fi
+  body=$(python3 -c 'import sys, urllib.request
+print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode(), end="")' \
+         "http://127.0.0.1:$COUNTERSD_METRICS_PORT/metrics" 2>&1)
+  if grep -q '^countersd_requests_total{' <<<"$body" && promtool check metrics <<<"$body"; then
+    ok "compose: GET /metrics on 127.0.0.1:$COUNTERSD_METRICS_PORT: countersd_requests_total, promtool check metrics passes"
+  else
+    echo "$body" | head -n 20
+    bad "compose: GET /metrics through the published port, promtool check metrics"
   fi
 }
 

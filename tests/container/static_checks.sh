@@ -3,9 +3,14 @@
 # tests/container/run.sh; see there for the whole): yamllint on
 # deploy/compose.yaml and deploy/k8s/*.yaml; a schema check of the compose
 # file (dclint, the compose-spec schema) and of the manifests
-# (kubernetes-models: JSON schema + strict unknown-field check with tsc),
-# both from npm, and proof that both reject a misspelt field;
-# `systemd-analyze verify` and `systemd-analyze security` on
+# (kubernetes-models: JSON schema + strict unknown-field check with tsc;
+# the kustomization, PodDisruptionBudget and ServiceMonitor cross-checked
+# with the StatefulSet and Service by validate-k8s.mjs), both from npm, and
+# proof that both reject a misspelt field and the kustomization a wrong
+# image name; with kubectl on the PATH, `kubectl kustomize` of an overlay
+# that sets the image; the Grafana dashboard (check_dashboard.py: JSON, its
+# data source variable, metric names from docs/metrics.md, PromQL parsed by
+# promtool); `systemd-analyze verify` and `systemd-analyze security` on
 # deploy/countersd.service. Needs no image and no container.
 
 static_checks() {
@@ -13,6 +18,8 @@ static_checks() {
   MANIFESTS=("$ROOT"/deploy/k8s/*.yaml)
   check_yamllint
   check_schemas
+  check_kustomize
+  check_dashboard
   check_systemd_unit
 }
 
@@ -59,16 +66,69 @@ check_schemas() {
     fi
     # The validators must be able to fail: a misspelt field and a misspelt
     # compose key are rejected.
-    sed 's/^\(\s*\)readinessProbe:/\1readinesProbe:/' "$ROOT/deploy/k8s/statefulset.yaml" >"$WORK/bad-sts.yaml"
+    # Each on a copy of the whole folder, so that only the one change differs.
+    bad_k8s() {  # $1: a name, $2: file in deploy/k8s, $3: sed expression
+      rm -rf "$WORK/$1" && cp -r "$ROOT/deploy/k8s" "$WORK/$1" && sed -i "$3" "$WORK/$1/$2" &&
+        ! (cd "$NODE_DIR" && node validate-k8s.mjs "$WORK/$1"/*.yaml) >/dev/null 2>&1
+    }
     sed 's/^\(\s*\)stop_grace_period:/\1stop_grace_perod:/' "$ROOT/deploy/compose.yaml" >"$WORK/bad-compose.yaml"
-    if ! (cd "$NODE_DIR" && node validate-k8s.mjs "$WORK/bad-sts.yaml" "$ROOT/deploy/k8s/service.yaml") >/dev/null 2>&1 &&
+    if bad_k8s bad-sts statefulset.yaml 's/^\(\s*\)readinessProbe:/\1readinesProbe:/' &&
        ! (cd "$NODE_DIR" && npx --no-install dclint "$WORK/bad-compose.yaml") >/dev/null 2>&1; then
       ok "schema checks reject a misspelt field"
     else
       bad "schema checks reject a misspelt field"
     fi
+    if bad_k8s bad-kust kustomization.yaml 's/^\(  - name:\) countersd$/\1 countersd-typo/' &&
+       bad_k8s bad-res kustomization.yaml 's/^  - pdb.yaml$/  - pdb.yml/' &&
+       bad_k8s bad-cpu statefulset.yaml 's/resource: limits.cpu/resource: requests.cpu/'; then
+      ok "k8s cross-checks reject a wrong image name, a missing resource, handlers not from limits.cpu"
+    else
+      bad "k8s cross-checks reject a wrong image name, a missing resource, handlers not from limits.cpu"
+    fi
   else
     bad "compose/k8s schema checks" "npm validators could not be installed (node and npm needed)"
+  fi
+}
+
+# The kustomization sets the image without editing YAML: an overlay of it
+# with its own `images:` entry renders the StatefulSet with that image.
+# kubectl is not a Debian 12 package (Debian's kubernetes-client 1.20 has no
+# kustomize 5), so this runs only where one is installed.
+check_kustomize() {
+  if command -v kubectl >/dev/null && kubectl kustomize --help >/dev/null 2>&1; then
+    mkdir -p "$WORK/kustomize/overlay" && cp -r "$ROOT/deploy/k8s" "$WORK/kustomize/base"
+    printf 'resources:\n  - ../base\nimages:\n  - name: countersd\n    newName: %s\n    newTag: "%s"\n' \
+      registry.example/countersd 1.2.3 >"$WORK/kustomize/overlay/kustomization.yaml"
+    if out=$(timeout 60 kubectl kustomize "$WORK/kustomize/base" 2>&1) &&
+       [ "$(echo "$out" | grep -c '^kind:')" -eq 4 ] &&
+       out=$(timeout 60 kubectl kustomize "$WORK/kustomize/overlay" 2>&1) &&
+       echo "$out" | grep -q '^ *image: registry.example/countersd:1.2.3$'; then
+      ok "kubectl kustomize: deploy/k8s renders 4 objects; an overlay's images entry sets the image"
+    else
+      echo "$out" | tail -n 10
+      bad "kubectl kustomize: deploy/k8s renders 4 objects; an overlay's images entry sets the image"
+    fi
+  else
+    skip "kubectl kustomize" "no kubectl with kustomize on the PATH"
+  fi
+}
+
+# The dashboard's checks, and proof that they fail on a misspelt metric and
+# on an expression that does not parse.
+check_dashboard() {
+  local dash=$ROOT/deploy/grafana/countersd-dashboard.json check=$ROOT/tests/container/check_dashboard.py
+  if python3 "$check" "$dash" "$ROOT/docs/metrics.md"; then
+    ok "grafana dashboard: JSON, datasource variable, known metrics, PromQL"
+  else
+    bad "grafana dashboard: JSON, datasource variable, known metrics, PromQL"
+  fi
+  sed 's/countersd_capacity{/countersd_capacty{/' "$dash" >"$WORK/bad-dash-1.json"
+  sed 's/histogram_quantile(0.5, sum/histogram_quantile(0.5,, sum/' "$dash" >"$WORK/bad-dash-2.json"
+  if ! python3 "$check" "$WORK/bad-dash-1.json" "$ROOT/docs/metrics.md" >/dev/null &&
+     { ! command -v promtool >/dev/null || ! python3 "$check" "$WORK/bad-dash-2.json" >/dev/null; }; then
+    ok "dashboard check rejects an unknown metric$(command -v promtool >/dev/null && echo ' and bad PromQL')"
+  else
+    bad "dashboard check rejects an unknown metric and bad PromQL"
   fi
 }
 
