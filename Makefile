@@ -52,7 +52,7 @@ check: deps
 # grace for 1,000 health watches) can be missed; one retry absorbs that and
 # hides no race, since every report stays in tsan-reports/ and fails the run.
 TSAN_TARGETS = counter_table_test table_validation_test sorted_list_test multiprocess_test \
-               countersd_e2e_test
+               countersd_e2e_test metrics_e2e_test
 TSAN_ENV = TSAN_OPTIONS="ignore_noninstrumented_modules=1 suppressions=$(CURDIR)/tests/tsan.supp log_path=$(CURDIR)/$(TSAN_BUILD)/tsan-reports/report second_deadlock_stack=1"
 tsan: deps
 	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOUNTERSD_TSAN=ON -DCOUNTERSD_BUILD_BENCHMARKS=OFF
