@@ -152,8 +152,10 @@ class Countersd:
         self.ready = threading.Event()
         self.address = None
         self.log_file = open(log_path, "a")
-        argv = [binary, "--listen=127.0.0.1:0", f"--data-dir={data_dir}", "--log-format=json",
-                *extra]
+        # Free ports for gRPC and /metrics: the defaults (50051, 50052) may be
+        # an operator's daemon's.
+        argv = [binary, "--listen=127.0.0.1:0", "--metrics-listen=127.0.0.1:0",
+                f"--data-dir={data_dir}", "--log-format=json", *extra]
         self.t_exec = time.monotonic()
         self.proc = procs.start("countersd", argv, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True)
