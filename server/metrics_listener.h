@@ -9,8 +9,10 @@
 #define COUNTERSD_SERVER_METRICS_LISTENER_H_
 
 #include <string>
+#include <utility>
 
 #include "absl/status/statusor.h"
+#include "server/bound_socket.h"
 
 namespace countersd {
 
@@ -22,20 +24,15 @@ class MetricsListener {
   // naming the syscall.
   static absl::StatusOr<MetricsListener> Listen(const std::string& address);
 
-  MetricsListener(MetricsListener&& other) noexcept;
-  MetricsListener& operator=(MetricsListener&& other) noexcept;
-  ~MetricsListener();
-
-  int fd() const { return fd_; }
+  int fd() const { return socket_.fd(); }
   // The bound address with the real port ("127.0.0.1:50052").
-  const std::string& address() const { return address_; }
+  const std::string& address() const { return socket_.address(); }
   // Closes the socket (a handler after the fork).
-  void Close();
+  void Close() { socket_.Close(); }
 
  private:
-  MetricsListener(int fd, std::string address) : fd_(fd), address_(std::move(address)) {}
-  int fd_ = -1;
-  std::string address_;
+  explicit MetricsListener(BoundSocket socket) : socket_(std::move(socket)) {}
+  BoundSocket socket_;
 };
 
 }  // namespace countersd

@@ -105,47 +105,19 @@ absl::StatusOr<PortReservation> PortReservation::Reserve(std::string_view listen
   // 2. Reserve it with SO_REUSEPORT, so the handlers can join.
   int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return ErrnoToStatus(errno, "socket(listen)");
+  BoundSocket owned(fd);  // closes fd on every return below
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
-    int err = errno;
-    close(fd);
-    return ErrnoToStatus(err, "setsockopt(SO_REUSEPORT)");
+    return ErrnoToStatus(errno, "setsockopt(SO_REUSEPORT)");
   }
   if (bind(fd, reinterpret_cast<sockaddr*>(&addr), addr_len) != 0) {
-    int err = errno;
-    close(fd);
-    if (err == EADDRINUSE) {
+    if (errno == EADDRINUSE) {
       return absl::AlreadyExistsError(
           absl::StrCat("--listen=", Sv(listen), ": address already in use by another process"));
     }
-    return ErrnoToStatus(err, absl::StrCat("bind(", Sv(listen), ")"));
+    return ErrnoToStatus(errno, absl::StrCat("bind(", Sv(listen), ")"));
   }
-  sockaddr_storage bound = {};
-  socklen_t bound_len = sizeof bound;
-  if (getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &bound_len) != 0) {
-    int err = errno;
-    close(fd);
-    return ErrnoToStatus(err, "getsockname(listen)");
-  }
-  return PortReservation(fd, FormatSocketAddress(bound));
-}
-
-PortReservation::PortReservation(PortReservation&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)), address_(std::move(other.address_)) {}
-
-PortReservation& PortReservation::operator=(PortReservation&& other) noexcept {
-  if (this != &other) {
-    Close();
-    fd_ = std::exchange(other.fd_, -1);
-    address_ = std::move(other.address_);
-  }
-  return *this;
-}
-
-PortReservation::~PortReservation() { Close(); }
-
-void PortReservation::Close() {
-  if (fd_ >= 0) close(fd_);
-  fd_ = -1;
+  if (absl::Status s = owned.ReadAddress("listen"); !s.ok()) return s;
+  return PortReservation(std::move(owned));
 }
 
 }  // namespace countersd

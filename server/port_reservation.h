@@ -20,8 +20,10 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "absl/status/statusor.h"
+#include "server/bound_socket.h"
 
 namespace countersd {
 
@@ -34,20 +36,15 @@ class PortReservation {
   // if another process holds the port, other errors naming the syscall.
   static absl::StatusOr<PortReservation> Reserve(std::string_view listen);
 
-  PortReservation(PortReservation&& other) noexcept;
-  PortReservation& operator=(PortReservation&& other) noexcept;
-  ~PortReservation();
-
   // Numeric address with the real port (socket_address.h):
   // "127.0.0.1:50051", "[::1]:50051".
-  const std::string& address() const { return address_; }
+  const std::string& address() const { return socket_.address(); }
   // Closes the socket (e.g. in a forked child, which must not keep it).
-  void Close();
+  void Close() { socket_.Close(); }
 
  private:
-  PortReservation(int fd, std::string address) : fd_(fd), address_(std::move(address)) {}
-  int fd_ = -1;
-  std::string address_;
+  explicit PortReservation(BoundSocket socket) : socket_(std::move(socket)) {}
+  BoundSocket socket_;
 };
 
 }  // namespace countersd
