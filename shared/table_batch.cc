@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "shared/batch_refusal.h"
 #include "shared/key_hash.h"
 #include "shared/table_internal.h"
 
@@ -58,8 +59,7 @@ BatchJournal* CounterTable::ClaimJournal() {
   }
 }
 
-absl::StatusOr<std::vector<int64_t>> CounterTable::IncrementBatch(
-    absl::Span<const KeyDelta> ops) {
+absl::StatusOr<std::vector<int64_t>> CounterTable::IncrementBatch(absl::Span<const KeyDelta> ops) {
   if (ops.empty()) return absl::InvalidArgumentError("batch is empty");
   if (ops.size() > kMaxBatchOps) {
     return absl::ResourceExhaustedError(
@@ -87,7 +87,7 @@ absl::StatusOr<std::vector<int64_t>> CounterTable::IncrementBatch(
   for (size_t i = 0; i < ops.size(); ++i) {
     absl::Status st = ValidateKey(ops[i].key);
     if (!st.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("increment ", i, ": ", st.message()));
+      return absl::InvalidArgumentError(BatchRefusalMessage(i, st.message()));
     }
     const uint64_t h = HashKey(ops[i].key);
     const uint32_t r = RegionOf(h);
@@ -161,8 +161,8 @@ absl::StatusOr<std::vector<int64_t>> CounterTable::IncrementBatch(
   }
   if (overflow_at < ops.size()) {
     release();
-    return absl::OutOfRangeError(absl::StrCat("increment ", overflow_at, ": ", overflow_message,
-                                              "; no increment was applied"));
+    return absl::OutOfRangeError(
+        absl::StrCat(BatchRefusalMessage(overflow_at, overflow_message), kNoIncrementApplied));
   }
   if (region_full || (creates > 0 && !ReserveCapacity(creates))) {
     release();

@@ -43,6 +43,7 @@
 #include "absl/strings/strip.h"
 #include "client/counterctl/output.h"
 #include "client/counterctl/verbs.h"
+#include "shared/batch_refusal.h"
 #include "shared/limits.h"
 
 namespace countersd::ctl {
@@ -111,28 +112,13 @@ absl::StatusOr<bool> ParseLine(absl::string_view text, int64_t number, Line* out
   return true;
 }
 
-// An increment the daemon refused alone: its index in the call and why.
-struct Refusal {
-  size_t index;
-  std::string why;  // without the index ("increment 3: ") and "; no increment was applied"
-};
-
-// The increment an OUT_OF_RANGE names (the table's message: "increment 3:
-// adding ... would overflow int64; ...; no increment was applied"), if it
-// names one within `size`.
-std::optional<Refusal> RefusedIncrement(const absl::Status& s, size_t size) {
+// The increment an OUT_OF_RANGE names (an overflow: the daemon refused the
+// whole call for it, shared/batch_refusal.h), if it names one within `size`.
+std::optional<BatchRefusal> RefusedIncrement(const absl::Status& s, size_t size) {
   if (s.code() != absl::StatusCode::kOutOfRange) return std::nullopt;
-  absl::string_view m = s.message();
-  if (!absl::ConsumePrefix(&m, "increment ")) return std::nullopt;
-  const size_t colon = m.find(": ");
-  size_t index;
-  if (colon == absl::string_view::npos || !absl::SimpleAtoi(m.substr(0, colon), &index) ||
-      index >= size) {
-    return std::nullopt;
-  }
-  m.remove_prefix(colon + 2);
-  absl::ConsumeSuffix(&m, "; no increment was applied");
-  return Refusal{index, std::string(m)};
+  std::optional<BatchRefusal> r = ParseBatchRefusal(s.message());
+  if (!r.has_value() || r->index >= size) return std::nullopt;
+  return r;
 }
 
 absl::StatusOr<std::vector<int64_t>> Apply(CounterClient& client, const std::vector<Line>& lines) {
@@ -147,7 +133,7 @@ absl::StatusOr<std::vector<int64_t>> Apply(CounterClient& client, const std::vec
 std::string RefusalMessage(const Invocation& inv, const absl::Status& s,
                            const std::vector<Line>& lines) {
   std::string message = DescribeError(inv, s);
-  if (std::optional<Refusal> r = RefusedIncrement(s, lines.size())) {
+  if (std::optional<BatchRefusal> r = RefusedIncrement(s, lines.size())) {
     message = absl::StrCat("line ", lines[r->index].number, ": ", r->why, "; nothing was applied");
   } else if (s.code() == absl::StatusCode::kResourceExhausted &&
              absl::StrContains(s.message(), "max-batch")) {
@@ -234,7 +220,7 @@ void SendChunk(const Invocation& inv, CounterClient& client, std::vector<Line> c
       return;
     }
     const absl::Status& s = values.status();
-    if (std::optional<Refusal> r = RefusedIncrement(s, chunk.size())) {
+    if (std::optional<BatchRefusal> r = RefusedIncrement(s, chunk.size())) {
       summary.Fail(chunk[r->index].number, std::move(r->why));
       chunk.erase(chunk.begin() + static_cast<ptrdiff_t>(r->index));
       continue;
