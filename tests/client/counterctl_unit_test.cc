@@ -4,10 +4,12 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <limits>
 #include <map>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -22,6 +24,31 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+
+// A temporary file (a token file), removed when the test ends, whatever
+// assertion stopped it.
+class TempFile {
+ public:
+  explicit TempFile(std::string_view contents) {
+    int fd = mkstemp(path_);
+    EXPECT_GE(fd, 0) << "mkstemp";
+    if (fd >= 0) close(fd);
+    Write(contents);
+  }
+  ~TempFile() { unlink(path_); }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+  void Write(std::string_view contents) {
+    int fd = open(path_, O_WRONLY | O_TRUNC);
+    ASSERT_GE(fd, 0) << path_;
+    ASSERT_EQ(write(fd, contents.data(), contents.size()), static_cast<ssize_t>(contents.size()));
+    close(fd);
+  }
+  const char* path() const { return path_; }
+
+ private:
+  char path_[32] = "/tmp/counterctl-token-XXXXXX";
+};
 
 // Parses `args` with the variables in `env` (none else).
 absl::StatusOr<Invocation> ParseWith(std::vector<std::string> args,
@@ -127,11 +154,8 @@ TEST(FailureKindTest, TlsAuthenticationAndDenialAreToldApart) {
 }
 
 TEST(ParseCommandLineTest, TokenComesFromTokenFileThenEnvironment) {
-  char path[] = "/tmp/counterctl-token-XXXXXX";
-  int fd = mkstemp(path);
-  ASSERT_GE(fd, 0);
-  ASSERT_EQ(write(fd, "  file-token\n", 13), 13);
-  close(fd);
+  TempFile file("  file-token\n");
+  const std::string path = file.path();
   auto parse = [](std::vector<std::string> args, const char* env_token) {
     std::map<std::string, std::string> env;
     if (env_token != nullptr) env["COUNTERS_TOKEN"] = env_token;
@@ -144,18 +168,13 @@ TEST(ParseCommandLineTest, TokenComesFromTokenFileThenEnvironment) {
   absl::StatusOr<Invocation> missing = parse({"health", "--token-file=/nonexistent/t"}, nullptr);
   ASSERT_FALSE(missing.ok());
   EXPECT_THAT(missing.status().message(), HasSubstr("--token-file: cannot open /nonexistent/t"));
-  fd = open(path, O_WRONLY | O_TRUNC);
-  ASSERT_EQ(write(fd, "\n", 1), 1);
-  close(fd);
+  file.Write("\n");
   absl::StatusOr<Invocation> empty =
       parse({"health", absl::StrCat("--token-file=", path)}, nullptr);
   ASSERT_FALSE(empty.ok());
   EXPECT_THAT(empty.status().message(), HasSubstr("is empty"));
-  fd = open(path, O_WRONLY | O_TRUNC);
-  ASSERT_EQ(write(fd, "two words\n", 10), 10);
-  close(fd);
+  file.Write("two words\n");
   EXPECT_FALSE(parse({"health", absl::StrCat("--token-file=", path)}, nullptr).ok());
-  unlink(path);
 }
 
 TEST(ParseCommandLineTest, DoubleDashEndsFlags) {
@@ -274,14 +293,9 @@ TEST(ParseCommandLineTest, ABadVariableIsAUsageErrorNamingIt) {
 }
 
 TEST(ParseCommandLineTest, TokenFileVariableWinsOverTheTokenVariable) {
-  char path[] = "/tmp/counterctl-token-XXXXXX";
-  int fd = mkstemp(path);
-  ASSERT_GE(fd, 0);
-  ASSERT_EQ(write(fd, "file-token\n", 11), 11);
-  close(fd);
+  TempFile file("file-token\n");
   absl::StatusOr<Invocation> inv =
-      ParseWith({"stats"}, {{"COUNTERS_TOKEN", "env-token"}, {"COUNTERS_TOKEN_FILE", path}});
-  unlink(path);
+      ParseWith({"stats"}, {{"COUNTERS_TOKEN", "env-token"}, {"COUNTERS_TOKEN_FILE", file.path()}});
   ASSERT_TRUE(inv.ok()) << inv.status();
   EXPECT_EQ(inv->token, "file-token");
 }
@@ -389,7 +403,9 @@ TEST(HelpTest, EveryVerbHasHelpNamingItsArgumentsAndFlags) {
     EXPECT_THAT(overall, HasSubstr(std::string("  ") + name + " ")) << name;
     const std::string help = VerbHelp(*verb);
     EXPECT_THAT(help, HasSubstr(absl::StrCat("Usage: counterctl ", name))) << name;
-    if (name != "completion") EXPECT_THAT(help, HasSubstr("JSON: {")) << name;
+    if (name != "completion") {
+      EXPECT_THAT(help, HasSubstr("JSON: {")) << name;
+    }
     EXPECT_THAT(help, HasSubstr("--addr=ADDR")) << name;
     for (const FlagSpec& f : verb->flags) {
       EXPECT_THAT(help, HasSubstr(absl::StrCat("--", f.name))) << name;
