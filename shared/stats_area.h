@@ -10,7 +10,7 @@
 //   2. One row per handler INDEX (0..kMaxHandlers-1), not per pid: the
 //      handler forked for index i, and every respawn of it, adds to row i.
 //      Only that handler writes its row's counts, with relaxed fetch_adds
-//      (RecordCall: two adds on lines no other process writes).
+//      (RecordCall: three adds on lines no other process writes).
 //   3. The supervisor writes the restart counts and the force-released
 //      stripes (RecordRestart, RecordForceReleased), and each row's pid at every fork.
 //   4. Readers (GetStats in a handler, /metrics in the aggregator) load the
@@ -126,7 +126,11 @@ class StatsArea {
   const StatsAreaShared& shared() const { return *area_; }
 
   // Owner of `row` only: one call of method `method` finished with status
-  // code `code` after `ns` nanoseconds. Three relaxed adds.
+  // code `code` after `ns` nanoseconds. Three relaxed fetch_adds, not a
+  // single writer's load and store (2.5 ns against 20 ns in BM_RecordCall):
+  // a handler counts from more than one thread (the serving thread, the
+  // List thread, gRPC's sync threads for Snapshot, several at once), and a
+  // load and store from two of them would lose counts.
   static void RecordCall(HandlerStatsRow& row, int method, int code, int64_t ns) {
     row.requests[method][code].fetch_add(1, std::memory_order_relaxed);
     MethodLatency& l = row.latency[method];
