@@ -271,13 +271,9 @@ ABSL_FLAG(std::string, auth_file, "",
 namespace countersd {
 namespace {
 
-constexpr const char* kFlagNames[] = {"listen",
-                                      "tls_cert_file",
-                                      "tls_key_file",
-                                      "tls_client_ca_file",
-                                      "tls_reload_interval",
-                                      "unix_socket_mode",
-                                      "unix_socket_group",
+constexpr const char* kFlagNames[] = {"listen", "tls_cert_file", "tls_key_file",
+                                      "tls_client_ca_file", "tls_reload_interval",
+                                      "unix_socket_mode", "unix_socket_group",
                                       "allow_unauthenticated_network_access",
                                       "data_dir",
                                       "capacity",
@@ -298,7 +294,7 @@ constexpr const char* kFlagNames[] = {"listen",
                                       "lock_hold_limit",
                                       "handler_stall_limit",
                                       "auth_file",
-                                      COUNTERSD_METRICS_FLAG_NAMES};
+                                      COUNTERSD_METRICS_FLAG_NAMES, COUNTERSD_ATTACH_FLAG_NAMES};
 
 [[noreturn]] void UsageError(std::string_view message) {
   const std::string text = absl::StrCat(Sv(message), EnvironmentNote(message, g_from_environment));
@@ -407,7 +403,8 @@ Config ParseFlagsOrExit(int argc, char** argv) {
   given.insert(env->applied.begin(), env->applied.end());
 
   Config c;
-  for (const absl::Status& s : {ReadTransportFlags(&c), ReadMetricsFlags(prefixes, &c.metrics)}) {
+  for (const absl::Status& s : {ReadTransportFlags(&c), ReadMetricsFlags(prefixes, &c.metrics),
+                                ReadAttachFlags(&c.attach)}) {
     if (!s.ok()) UsageError(std::string(s.message()));
   }
   c.data_dir = absl::GetFlag(FLAGS_data_dir);

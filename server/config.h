@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "server/cpu_budget.h"
+#include "server/attach_config.h"
 #include "server/metrics_config.h"
 #include "shared/limits.h"
 #include "shared/log.h"
@@ -137,6 +138,7 @@ struct Config {
   absl::Duration handler_stall_limit = kDefaultHandlerStallLimit;
   std::string auth_file;  // principals and roles (the auth layer's flag)
   MetricsConfig metrics;  // /metrics (server/metrics_config.h)
+  AttachConfig attach;    // local attach (server/attach_config.h)
   // auth_file as ParseFlagsOrExit loaded it (null without one).
   std::shared_ptr<const AuthPolicy> auth_policy;
   // How ParseFlagsOrExit got the values, for the start-up log: why this many

@@ -49,10 +49,6 @@ namespace {
 using namespace counters::v1;  // NOLINT: the RPC message types
 
 // `s`, its message prefixed with the batch field and index it is about.
-absl::Status AtIndex(const absl::Status& s, std::string_view what, size_t i) {
-  return absl::Status(s.code(), absl::StrCat(Sv(what), "[", i, "]: ", s.message()));
-}
-
 }  // namespace
 
 CounterServiceImpl::CounterServiceImpl(CounterTable* table, size_t max_batch, AccessControl* access,
@@ -130,7 +126,7 @@ absl::Status CounterServiceImpl::DoIncrementBatch(const IncrementBatchRequest& r
   ops.reserve(n);
   for (size_t i = 0; i < n; ++i) {
     const IncrementRequest& inc = req.increments(static_cast<int>(i));
-    if (absl::Status s = ValidateKey(inc.key()); !s.ok()) return AtIndex(s, "increments", i);
+    RETURN_IF_ERROR(ValidateKeyAt(inc.key(), "increments", i));
     ops.push_back({inc.key(), inc.has_delta() ? inc.delta() : 1});
   }
   ASSIGN_OR_RETURN(std::vector<int64_t> values, table_->IncrementBatch(ops));
@@ -150,11 +146,7 @@ absl::Status CounterServiceImpl::DoBatchGet(const BatchGetRequest& req, BatchGet
     return absl::ResourceExhaustedError(absl::StrCat(
         "batch of ", n, " keys exceeds the server's limit (--max-batch=", max_batch_, ")"));
   }
-  for (size_t i = 0; i < n; ++i) {
-    if (absl::Status s = ValidateKey(req.keys(static_cast<int>(i))); !s.ok()) {
-      return AtIndex(s, "keys", i);
-    }
-  }
+  for (size_t i = 0; i < n; ++i) RETURN_IF_ERROR(ValidateKeyAt(req.keys(static_cast<int>(i)), "keys", i));
   for (const std::string& key : req.keys()) {
     counters::v1::Counter* c = resp->add_counters();
     c->set_key(key);

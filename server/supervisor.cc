@@ -14,12 +14,16 @@
 //  2b. Create each unix socket of --listen (unix_listener.h: a stale file
 //      is replaced only now that the lock is held) and, with TLS on, the
 //      checked copy of the TLS files the handlers serve (tls_staging.h).
-//   3. Decide which table to serve (table_selection.h): trust the live map,
-//      restore the last snapshot, create a new table, or refuse to start.
-//      Open re-initialises every lock and semaphore in the mapping.
+//   3. Decide which table to serve (table_selection.h): first fence out
+//      the processes attached to the previous daemon, then trust the live
+//      map, restore the last snapshot, create a new table, or refuse to
+//      start. Open re-initialises every lock and semaphore in the mapping.
+//  3b. Unless --attach=false, serve <data-dir>/attach.sock and open the
+//      table to attached processes (attach_service.h).
 //   4. Block SIGTERM, SIGINT, SIGCHLD and SIGHUP; their handlers only set
 //      sig_atomic_t flags. The main loop waits in ppoll() with them unblocked
-//      (atomically, so a signal cannot slip in between check and sleep).
+//      (atomically, so a signal cannot slip in between check and sleep),
+//      and on the attach socket.
 //   5. Fork the aggregator and N handlers. No gRPC object exists in this
 //      process, so each child creates its own gRPC server safely. (Nothing
 //      this file includes declares one: the build fails if its include
@@ -54,17 +58,22 @@
 //      loop has not turned for --handler-stall-limit, is logged and
 //      SIGKILLed; step 6 then recovers and respawns it. Not during
 //      shutdown, which has deadlines of its own.
+//  9b. Every turn: the attach socket's grants, and the attached processes
+//      that died, repaired and their slots freed (attach_service.h).
 //
 //  Shutdown (SIGTERM or SIGINT)
 //  10. No more respawns. SIGTERM to the handlers: each stops accepting,
 //      fails new calls UNAVAILABLE, finishes calls in flight within
 //      --drain-timeout and exits. Handlers still there after the drain
 //      timeout plus a margin get SIGKILL.
+//  10b. Fence out the attached processes (AttachService::Stop), so that
+//      the final snapshot holds all they wrote and nothing changes after.
 //  11. SIGTERM to the aggregator: it writes a final snapshot and exits 0
 //      (1 if that snapshot failed). If no aggregator runs, the supervisor
 //      writes the final snapshot itself.
 //  12. Mark the table cleanly shut down (flag + msync) and exit 0; exit 1 if
-//      the final snapshot or the mark failed.
+//      the final snapshot or the mark failed. No mark when an attached
+//      process stayed inside a critical section: the next start repairs.
 #include "server/supervisor.h"
 
 #include <fcntl.h>
@@ -108,17 +117,6 @@ void OnStopSignal(int sig) { g_stop_signal = sig; }
 void OnChildSignal(int) { g_child_exited = 1; }
 void OnReloadSignal(int) { g_reload = 1; }
 
-const char* RoleName(ProcessRole role) {
-  switch (role) {
-    case ProcessRole::kHandler:
-      return "handler";
-    case ProcessRole::kAggregator:
-      return "aggregator";
-    default:
-      return "child";
-  }
-}
-
 std::string SignalName(int sig) {
   const char* abbrev = sigabbrev_np(sig);
   return abbrev != nullptr ? absl::StrCat("SIG", abbrev) : absl::StrCat("signal ", sig);
@@ -133,12 +131,22 @@ std::string DescribeWaitStatus(int status) {
   return absl::StrCat("wait status ", status);
 }
 
-// `d` truncated to the millisecond, as text: "1.234s", "100ms".
-std::string FormatSeconds(absl::Duration d) {
-  return absl::FormatDuration(absl::Trunc(d, absl::Milliseconds(1)));
+}  // namespace
+
+const char* Supervisor::RoleName(ProcessRole role) {
+  switch (role) {
+    case ProcessRole::kHandler:
+      return "handler";
+    case ProcessRole::kAggregator:
+      return "aggregator";
+    default:
+      return "child";
+  }
 }
 
-}  // namespace
+std::string Supervisor::FormatSeconds(absl::Duration d) {
+  return absl::FormatDuration(absl::Trunc(d, absl::Milliseconds(1)));
+}
 
 Supervisor::Supervisor(Config config, HandlerProcessMain run_handler)
     : config_(std::move(config)),
@@ -167,6 +175,11 @@ absl::Status Supervisor::Start() {
                                        .trust_untrusted_map = config_.trust_untrusted_map}));
   ASSIGN_OR_RETURN(StatsArea stats, StatsArea::Create());
   stats_.emplace(std::move(stats));
+  if (config_.attach.enabled) {  // 3b
+    ASSIGN_OR_RETURN(AttachService attach, AttachService::Start(table_.get(), config_.data_dir,
+                                                                config_.attach.group, &*stats_));
+    attach_.emplace(std::move(attach));
+  }
   return absl::OkStatus();
 }
 
@@ -236,6 +249,7 @@ int Supervisor::Run() {
     TrackReadiness();                               // 8: supervisor_readiness.cc
     absl::Duration timeout = std::min(CheckLivenessIfDue(),  // 9
                                       announced_ready_ ? absl::Seconds(1) : absl::Milliseconds(20));
+    if (attach_) timeout = std::min(timeout, attach_->Poll(MonotonicNow()));  // 9b
     if (tls_) {
       timeout = std::min(timeout, std::max(next_tls_poll_ - MonotonicNow(), absl::ZeroDuration()));
     }
@@ -260,7 +274,8 @@ void Supervisor::WaitForSignal(absl::Duration timeout) {
   sigdelset(&unblocked, SIGCHLD);
   if (!stopping_) sigdelset(&unblocked, SIGHUP);
   struct timespec ts = absl::ToTimespec(std::max(timeout, absl::ZeroDuration()));
-  ppoll(nullptr, 0, &ts, &unblocked);  // EINTR on a signal: the flags say which
+  pollfd attach = {.fd = attach_ && !stopping_ ? attach_->fd() : -1, .events = POLLIN, .revents = 0};
+  ppoll(&attach, 1, &ts, &unblocked);  // EINTR on a signal: the flags say which
 }
 
 void Supervisor::Spawn(Child& child) {
@@ -304,6 +319,7 @@ void Supervisor::RunChild(const Child& child) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != self_) _exit(1);
   for (PortReservation& p : ports_) p.Close();  // the handlers bind their own sockets
+  if (attach_) attach_->CloseInChild();          // the supervisor's own
   // The handlers accept from the unix sockets; the aggregator does not.
   if (child.role != ProcessRole::kHandler) {
     for (UnixListener& u : unix_sockets_) u.CloseInChild();
@@ -402,60 +418,6 @@ void Supervisor::RespawnDue() {
   }
 }
 
-absl::Duration Supervisor::CheckLivenessIfDue() {
-  const absl::Duration period = LivenessCheckPeriod(config_.lock_hold_limit);
-  const int64_t now = CounterTable::HeartbeatNow();
-  const absl::Duration since_last = absl::Nanoseconds(now - last_liveness_check_);
-  if (since_last < period) return period - since_last;
-  // A supervisor that did not run for half the stall limit may have been
-  // stopped together with its children (a terminal's ^Z stops the whole
-  // process group), whose heartbeats are then old through no fault of
-  // theirs until their loops turn again: judge heartbeats only after a
-  // stall limit of watching without such a gap. (A stop seen at two checks
-  // needs no such care: a stopped process cannot release a stripe.)
-  const bool gap = last_liveness_check_ != 0 && since_last > config_.handler_stall_limit / 2;
-  if (gap) {
-    Log(LogLevel::kWarning, "supervisor did not run for a while; heartbeats are watched afresh",
-        {{"gap", FormatSeconds(since_last)}});
-  }
-  last_liveness_check_ = now;
-  for (Child& c : children_) {
-    if (c.pid == 0 || c.killed_because != nullptr) continue;
-    if (gap) c.liveness.watched_since = now;
-    std::optional<LivenessFinding> f = CheckChild(liveness_limits_, *table_, c.pid,
-                                                  c.role == ProcessRole::kHandler, now, c.liveness);
-    if (!f) continue;
-    ++liveness_kills_;
-    c.killed_because = f->reason();
-    const std::string state(1, f->state);
-    if (f->kind == LivenessFinding::Kind::kStoppedHoldingStripe) {
-      Log(LogLevel::kError, "killing a stopped lock holder",
-          {{"role", RoleName(c.role)},
-           {"child_pid", c.pid},
-           {"index", c.index},
-           {"stripe", f->stripes.front()},
-           {"stripes_held", static_cast<uint64_t>(f->stripes.size())},
-           {"state", state},
-           {"stopped_for", FormatSeconds(f->how_long)},
-           {"lock_hold_limit", absl::FormatDuration(config_.lock_hold_limit)},
-           {"liveness_kills", liveness_kills_}});
-    } else {
-      Log(LogLevel::kError, "killing a stalled handler",
-          {{"role", RoleName(c.role)},
-           {"child_pid", c.pid},
-           {"index", c.index},
-           {"state", state},
-           {"no_heartbeat_for", FormatSeconds(f->how_long)},
-           {"handler_stall_limit", absl::FormatDuration(config_.handler_stall_limit)},
-           {"liveness_kills", liveness_kills_}});
-    }
-    // Not reaped yet, so the pid cannot have been reused. SIGKILL ends a
-    // stopped or traced process too; the reaper (step 6) recovers it.
-    kill(c.pid, SIGKILL);
-  }
-  return period;
-}
-
 bool Supervisor::AnyRunning(ProcessRole role) const {
   return std::any_of(children_.begin(), children_.end(),
                      [role](const Child& c) { return c.role == role && c.pid != 0; });
@@ -505,6 +467,16 @@ int Supervisor::Shutdown(int signal) {
     WaitForRole(ProcessRole::kHandler, absl::InfiniteDuration());
   }
 
+  // 10b. No attached writer from now on.
+  bool attachers_out = true;
+  if (attach_) {
+    if (absl::Status s = attach_->Stop(); !s.ok()) {
+      attachers_out = false;
+      Log(LogLevel::kError, "an attached process stayed inside a critical section; the table is "
+          "not marked cleanly shut down, the next start repairs it", {{"error", s.ToString()}});
+    }
+  }
+
   // 11. The final snapshot.
   bool snapshot_ok = false;
   if (AnyRunning(ProcessRole::kAggregator)) {
@@ -535,7 +507,7 @@ int Supervisor::Shutdown(int signal) {
   } else {
     snapshot_ok = FinalSnapshotInSupervisor();
   }
-  return MarkStopped(snapshot_ok);
+  return MarkStopped(snapshot_ok, attachers_out);
 }
 
 }  // namespace countersd

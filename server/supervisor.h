@@ -15,6 +15,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "server/attach_service.h"
 #include "server/child_liveness.h"
 #include "server/config.h"
 #include "server/data_dir_lock.h"
@@ -63,6 +64,11 @@ class Supervisor {
     const char* killed_because = nullptr;          // set when a liveness check killed it
   };
 
+  // The log's words: a role's name; `d` truncated to the millisecond,
+  // as text ("1.234s", "100ms").
+  static const char* RoleName(ProcessRole role);
+  static std::string FormatSeconds(absl::Duration d);
+
   absl::Status Start();  // port, data dir and flock, table selection
   void Spawn(Child& child);
   [[noreturn]] void RunChild(const Child& child);
@@ -76,9 +82,10 @@ class Supervisor {
   // back-off (up to kMaxBackoff). Returns the wait.
   static absl::Duration ScheduleRestart(Child& child, absl::Time now);
   void RespawnDue();
-  // Every LivenessCheckPeriod: checks each running child (CheckChild) and
-  // SIGKILLs, with a log line, those found stopped holding a stripe or with
-  // a stalled serving loop. Returns how long until the next check is due.
+  // Every LivenessCheckPeriod (supervisor_liveness.cc): checks each
+  // running child (CheckChild) and SIGKILLs, with a log line, those found
+  // stopped holding a stripe or with a stalled serving loop. Returns how
+  // long until the next check is due.
   absl::Duration CheckLivenessIfDue();
   // Step 8 (supervisor_readiness.cc): the handlers that serve (running,
   // slot marked ready); the "ready" line and systemd's READY=1 the first
@@ -100,9 +107,10 @@ class Supervisor {
   // Shutdown's last steps (supervisor_final_snapshot.cc): step 11 when no
   // aggregator is running (the supervisor writes the final snapshot
   // itself; true if it is durable), and step 12, the clean-shutdown mark
+  // (not when an attached process may still write: `attachers_out` false)
   // and the "stopped" line (returns the exit code).
   bool FinalSnapshotInSupervisor();
-  int MarkStopped(bool snapshot_ok);
+  int MarkStopped(bool snapshot_ok, bool attachers_out);
 
   const Config config_;
   const HandlerProcessMain run_handler_;
@@ -119,6 +127,7 @@ class Supervisor {
   std::optional<MetricsListener> metrics_listener_;  // --metrics-listen's socket (StartListeners)
   std::unique_ptr<CounterTable> table_;
   std::optional<StatsArea> stats_;  // made in Start, before any fork (stats_area.h)
+  std::optional<AttachService> attach_;  // <data-dir>/attach.sock, unless --attach=false
   std::vector<Child> children_;  // handlers first, then the aggregator
   bool stopping_ = false;
   bool announced_ready_ = false;

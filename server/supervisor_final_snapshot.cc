@@ -26,8 +26,10 @@ bool Supervisor::FinalSnapshotInSupervisor() {
   return true;
 }
 
-int Supervisor::MarkStopped(bool snapshot_ok) {
-  absl::Status marked = table_->MarkCleanShutdown();
+int Supervisor::MarkStopped(bool snapshot_ok, bool attachers_out) {
+  absl::Status marked =
+      attachers_out ? table_->MarkCleanShutdown()
+                    : absl::FailedPreconditionError("an attached process may still write");
   if (!marked.ok()) {
     Log(LogLevel::kError, "cannot mark the table cleanly shut down",
         {{"error", marked.ToString()}});

@@ -14,7 +14,7 @@ namespace countersd {
 
 absl::Status Supervisor::StartListeners() {
   ASSIGN_OR_RETURN(std::vector<ListenAddress> listen, ParseListenList(config_.listen));
-  ASSIGN_OR_RETURN(std::optional<gid_t> group, UnixSocketGroup(config_.unix_socket_group));
+  ASSIGN_OR_RETURN(std::optional<gid_t> group, LookUpGroup("unix-socket-group", config_.unix_socket_group));
   for (const ListenAddress& a : listen) {
     if (a.kind != ListenAddress::Kind::kUnix) continue;
     ASSIGN_OR_RETURN(UnixListener socket,

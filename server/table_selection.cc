@@ -5,8 +5,12 @@
 // How it works, step by step (the supervisor calls this once, holding the
 // data directory's flock, before any other process exists):
 //
-//  0. Note whether the directory is fresh: it holds no file whose name
-//     starts with "counters." (LOCK does not count).
+//  0. Fence the processes attached to the map file's previous daemon
+//     (CounterTable::FenceAttachers): from here on none of them writes it,
+//     and none is inside a critical section, so what follows reads, repairs
+//     or sets aside a file nobody changes. Note whether the directory is
+//     fresh: it holds no file whose name starts with "counters." (LOCK
+//     and attach.sock do not count).
 //  1. counters.map exists: CounterTable::OpenReadOnly validates it (magic,
 //     layout version, sizes, checksum) without writing to it, so that a file
 //     set aside is exactly the file found. If validation fails
@@ -214,7 +218,8 @@ absl::StatusOr<std::unique_ptr<CounterTable>> RestoreSnapshot(const TableSelecti
 absl::StatusOr<std::unique_ptr<CounterTable>> SelectAndOpenTable(const TableSelectionOptions& opt) {
   const std::string& dir = opt.data_dir;
   const std::string map_path = Join(dir, kMapFile);
-  const std::vector<std::string> found = CounterFiles(dir);  // step 0
+  RETURN_IF_ERROR(CounterTable::FenceAttachers(map_path));  // step 0
+  const std::vector<std::string> found = CounterFiles(dir);
   std::vector<std::string> set_aside;
   std::string reason;
 

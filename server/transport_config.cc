@@ -172,14 +172,14 @@ absl::Status ReadTransportFlags(Config* c) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::optional<gid_t>> UnixSocketGroup(const std::string& group) {
+absl::StatusOr<std::optional<gid_t>> LookUpGroup(std::string_view flag, const std::string& group) {
   if (group.empty()) return std::optional<gid_t>();
   uint32_t gid = 0;
   if (absl::SimpleAtoi(group, &gid)) return std::optional<gid_t>(gid);
   struct group* g = getgrnam(group.c_str());
   if (g == nullptr) {
     return absl::NotFoundError(
-        absl::StrCat("--unix-socket-group=", group, ": no such group on this host"));
+        absl::StrCat("--", Sv(flag), "=", group, ": no such group on this host"));
   }
   return std::optional<gid_t>(g->gr_gid);
 }
@@ -212,7 +212,7 @@ absl::Status ValidateTransportConfig(const Config& c) {
         absl::FormatDuration(kMaxTlsReloadInterval)));
   }
   if (any_unix || !c.unix_socket_group.empty()) {
-    absl::StatusOr<std::optional<gid_t>> gid = UnixSocketGroup(c.unix_socket_group);
+    absl::StatusOr<std::optional<gid_t>> gid = LookUpGroup("unix-socket-group", c.unix_socket_group);
     if (!gid.ok()) return absl::InvalidArgumentError(gid.status().message());
   }
   std::vector<std::string> network = NetworkAddresses(c);

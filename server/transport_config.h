@@ -53,9 +53,10 @@ absl::Status ReadTransportFlags(Config* config);
 // INVALID_ARGUMENT naming the flag.
 absl::Status ValidateTransportConfig(const Config& config);
 
-// The gid --unix-socket-group names (a group name or a number), or nullopt
-// when it is empty. NOT_FOUND naming it if there is no such group.
-absl::StatusOr<std::optional<gid_t>> UnixSocketGroup(const std::string& group);
+// The gid a group flag (--unix-socket-group, --attach-group) names (a
+// group name or a number), or nullopt when it is empty. NOT_FOUND naming
+// the flag if there is no such group.
+absl::StatusOr<std::optional<gid_t>> LookUpGroup(std::string_view flag, const std::string& group);
 
 // How many listeners of each handler --max-connections caps: each unix
 // socket, and each TCP address unless TLS is on (handler_listeners.h). At

@@ -99,6 +99,12 @@ absl::Status Overflow(std::string_view key, int64_t value, int64_t delta) {
                                             ") would overflow int64; the value is unchanged"));
 }
 
+absl::Status Detached() {
+  return absl::UnavailableError(
+      "the daemon this process attached to is gone (it restarted, or set its table aside): "
+      "detach and attach again");
+}
+
 absl::Status NotFound(std::string_view key) {
   return absl::NotFoundError(absl::StrCat("counter \"", std::string(key), "\" does not exist"));
 }
@@ -117,22 +123,37 @@ using table_internal::RewriteSlot;
 using table_internal::RunHook;
 using table_internal::SlotView;
 
-// RAII holder of one region's lock, for writers: copies the region into the
-// snapshot staging area first if a snapshot is pending.
+// RAII holder of one region's lock, for writers: refuses an attached
+// writer whose daemon is gone (before it reads or changes anything), then
+// copies the region into the snapshot staging area first if a snapshot is
+// pending.
 class CounterTable::StripeGuard {
  public:
   StripeGuard(const CounterTable* t, uint32_t r) : t_(t), r_(r) {
     t_->LockRegion(r_);
+    if (!t_->Admitted()) {
+      refused_ = true;
+      return;
+    }
     t_->CopyRegionIfPending(r_, t_->header_->snapshot_epoch.load(std::memory_order_acquire));
     MarkDirty(t_->region(r_));
   }
-  ~StripeGuard() { t_->UnlockRegion(r_); }
+  ~StripeGuard() {
+    if (refused_) {
+      t_->UnlockRefused(r_);
+    } else {
+      t_->UnlockRegion(r_);
+    }
+  }
   StripeGuard(const StripeGuard&) = delete;
   StripeGuard& operator=(const StripeGuard&) = delete;
+  // The write may not go on: return table_internal::Detached().
+  bool refused() const { return refused_; }
 
  private:
   const CounterTable* t_;
   uint32_t r_;
+  bool refused_ = false;
 };
 
 void CounterTable::SetCriticalSectionHookForTest(CriticalSectionHook hook) {
@@ -179,6 +200,7 @@ absl::StatusOr<int64_t> CounterTable::Increment(std::string_view key, int64_t de
   const uint64_t h = HashKey(key);
   const uint32_t r = RegionOf(h);
   StripeGuard guard(this, r);
+  if (guard.refused()) return table_internal::Detached();
   if (Slot* s = Find(r, key, h)) {
     int64_t v = s->value.load(std::memory_order_relaxed);
     int64_t nv;
@@ -194,6 +216,16 @@ absl::StatusOr<int64_t> CounterTable::Increment(std::string_view key, int64_t de
 
 absl::StatusOr<int64_t> CounterTable::Get(std::string_view key) const {
   if (key.size() > kMaxKeyBytes) return ValidateKey(key);
+  // An attached reader checks its admission before and after the read:
+  // once the daemon is gone, its successor may be repairing the slots
+  // (table_attach.cc).
+  if (!Admitted()) return table_internal::Detached();
+  absl::StatusOr<int64_t> v = GetLockFree(key);
+  if (!Admitted()) return table_internal::Detached();
+  return v;
+}
+
+absl::StatusOr<int64_t> CounterTable::GetLockFree(std::string_view key) const {
   const uint64_t h = HashKey(key);
   const uint32_t r = RegionOf(h);
   const uint32_t n = header_->region_slots;
@@ -214,6 +246,7 @@ absl::StatusOr<std::optional<int64_t>> CounterTable::Set(std::string_view key, i
   const uint64_t h = HashKey(key);
   const uint32_t r = RegionOf(h);
   StripeGuard guard(this, r);
+  if (guard.refused()) return table_internal::Detached();
   if (Slot* s = Find(r, key, h)) {
     RunHook(key);
     return s->value.exchange(value, std::memory_order_relaxed);
@@ -229,6 +262,7 @@ absl::StatusOr<CounterTable::CasResult> CounterTable::CompareAndSet(std::string_
   const uint64_t h = HashKey(key);
   const uint32_t r = RegionOf(h);
   StripeGuard guard(this, r);
+  if (guard.refused()) return table_internal::Detached();
   Slot* s = Find(r, key, h);
   int64_t current = s ? s->value.load(std::memory_order_relaxed) : 0;
   if (current != expected) return CasResult{false, current};
@@ -245,6 +279,7 @@ absl::StatusOr<int64_t> CounterTable::Delete(std::string_view key) {
   const uint64_t h = HashKey(key);
   const uint32_t r = RegionOf(h);
   StripeGuard guard(this, r);
+  if (guard.refused()) return table_internal::Detached();
   Slot* s = Find(r, key, h);
   if (!s) return NotFound(key);
   int64_t prev = s->value.load(std::memory_order_relaxed);

@@ -42,6 +42,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "shared/attach_grant.h"
 #include "shared/control.h"
 #include "shared/limits.h"
 #include "shared/sys.h"
@@ -52,6 +53,7 @@ namespace layout {
 struct TableHeader;
 struct RegionShared;
 struct ProcessSlot;
+struct AttachSlot;
 struct BatchJournal;
 struct Slot;
 }  // namespace layout
@@ -120,6 +122,24 @@ struct RecoveryReport {
     return stripes_released || inserts_rolled_back || batches_rolled_back || journals_freed ||
            stats_slot_freed;
   }
+};
+
+// One attach slot in use (GetStats, /metrics, counterctl stats).
+struct AttacherStats {
+  uint32_t slot;
+  pid_t pid;  // as the attacher sees itself, in its own pid namespace
+  uint32_t uid;
+  bool current;  // attached to this daemon's incarnation (else refused at its next write)
+  int64_t attached_unix_ns;
+  uint64_t calls[7];  // by layout::AttachOp
+  uint64_t failures;
+};
+
+// What RecoverDeadAttachers did for one dead attacher.
+struct AttacherRecovery {
+  uint32_t slot;
+  pid_t pid;  // as it saw itself
+  RecoveryReport report;
 };
 
 // What Open found and repaired.
@@ -275,6 +295,44 @@ class CounterTable {
   // `pid` is stopped or dead.
   std::vector<uint32_t> StripesHeldBy(pid_t pid) const;
 
+  // ---- Local attach (table_attach.cc). ----
+
+  // Attaches this process to the live table of the daemon that sent
+  // `grant` (attach_grant.h): opens `map_path` read-write, checks that it
+  // is the file and the incarnation the grant names, maps it and the
+  // staging area, and claims an attach slot (layout.h, AttachSlot). Takes
+  // the grant's descriptor. PERMISSION_DENIED naming the file when it
+  // cannot be opened read-write; UNAVAILABLE when it is not the live table
+  // (any more); RESOURCE_EXHAUSTED when every attach slot is taken.
+  static absl::StatusOr<std::unique_ptr<CounterTable>> Attach(const std::string& map_path,
+                                                              AttachGrant grant);
+  // An attached handle's slot, counted per call (layout::AttachOp).
+  void CountAttachedCall(uint32_t op, bool ok);
+  uint32_t attach_slot() const;
+
+  // Owner: admits attached writers under a new random incarnation (after
+  // Open, once the attach socket serves) and returns the grant to hand them.
+  AttachGrant OpenForAttach();
+  // Owner, at shutdown: refuses attached writers from now on and waits
+  // until none is inside a critical section (as FenceAttachers).
+  absl::Status CloseToAttachers();
+  // At start, before anything reads the map file at `map_path` (REQUIRES
+  // the data directory's lock): refuses the writes of every process
+  // attached to it and waits until none is inside a critical section, so
+  // that validation, repair or setting the file aside never run under a
+  // writer. A live attacher stuck inside one for 10s fails the start
+  // (FAILED_PRECONDITION naming it). Nothing to do for a missing file or
+  // one of an older layout.
+  static absl::Status FenceAttachers(const std::string& map_path);
+  // Owner, periodically: repairs what dead attachers held (as
+  // RecoverDeadProcess) and frees their slots. With `all_slots` false only
+  // the attachers that hold a stripe are checked (cheap: one word per
+  // stripe); with true, every claimed slot.
+  std::vector<AttacherRecovery> RecoverDeadAttachers(bool all_slots);
+  // Whether any attach slot is claimed.
+  bool AnyAttached() const;
+  std::vector<AttacherStats> AttacherStatsSnapshot() const;
+
   // Owner only, after reaping `pid`: undoes its half-done insert or batch,
   // releases the stripes and journals it held and frees its stats slot,
   // after adding its connection totals to the retired ones.
@@ -301,6 +359,7 @@ class CounterTable {
 
  private:
   class StripeGuard;
+  class AttachedHandles;
   CounterTable() = default;
   static absl::StatusOr<std::unique_ptr<CounterTable>> Map(const std::string& path, int fd,
                                                            bool writable, Sys* sys);
@@ -320,6 +379,23 @@ class CounterTable {
   StagedRegion* staged(uint32_t r) const;
   layout::BatchJournal* journal(uint32_t j) const;
   layout::ProcessSlot* process_slot(uint32_t i) const;
+  // Attached writes: whether the daemon that admitted this handle still
+  // does (TableHeader invariant 8). Always true for the owner's processes.
+  bool Admitted() const;
+  // Releases region r after a refused admission (it may have been reset by
+  // a new owner's Open meanwhile).
+  void UnlockRefused(uint32_t r) const;
+  // Who this process is in owner words: its pid, or its attach token.
+  int32_t Holder() const;
+  // The byte of the map file whose OFD lock says attach slot i is alive.
+  off_t AttachLockOffset(uint32_t i) const;
+  // Repairs and frees attach slot i of a dead attacher. REQUIRES: owner.
+  AttacherRecovery RecoverAttachSlot(uint32_t i);
+  // Open's repair: frees the attach slots whose attacher is dead.
+  void FreeDeadAttachSlotsAtOpen();
+  // An attached handle's end: frees its slot, then its byte's lock.
+  void DetachSlot();
+  size_t StagingBytes() const;
   // Owner only (RecoverDeadProcess): moves the slot's connection totals to
   // the header's retired ones and frees the slot (CAS of `pid` to 0), under
   // the retired totals' seqlock. True if it freed the slot.
@@ -329,6 +405,8 @@ class CounterTable {
   void UnlockRegion(uint32_t r) const;
   void CopyRegionIfPending(uint32_t r, uint32_t epoch) const;
   void CopyRegion(uint32_t r, uint32_t epoch) const;
+  // Get without the admission checks.
+  absl::StatusOr<int64_t> GetLockFree(std::string_view key) const;
   // REQUIRES: region r locked.
   layout::Slot* Find(uint32_t r, std::string_view key, uint64_t hash) const;
   // The one insert routine (table_insert.cc). REQUIRES: region r locked by
@@ -365,6 +443,15 @@ class CounterTable {
   uint32_t region_slots_ = 0;
   uint32_t region_shift_ = 64;              // 64 - log2(regions); 64 means one region
   layout::ProcessSlot* my_slot_ = nullptr;  // this process's, after RegisterProcess
+  layout::AttachSlot* attach_base_ = nullptr;
+  // An attached handle: its slot's token (layout.h, AttachToken) and the
+  // incarnation it was admitted under; 0 for the owner and its children.
+  int32_t attach_token_ = 0;
+  uint64_t incarnation_ = 0;
+  // The map file, kept open by the owner (to test attach slots' locks) and
+  // by an attached handle (whose OFD lock on its slot byte it holds).
+  int map_fd_ = -1;
+  int staging_fd_ = -1;  // the staging memfd
   struct stat file_stat_ = {};              // the file's, when mapped (its identity)
   TableInfo opened_info_;
   // List's per-process sorted key index, made by the first List.

@@ -24,9 +24,11 @@
 //    reservation from its journal, one per rolled-back insert. A region
 //    pid was copying for a snapshot is left dirty and not copied for the
 //    epoch (snapshot_staging.cc, step 5), to be copied again.
-//  - RepairAfterCrash, from Open, single-threaded before anybody else maps
-//    the file and only after validation (table_file.cc) accepted every slot
-//    it will read: every journal, every region, every process slot, plus
+//  - RepairAfterCrash, from Open, single-threaded before any child of the
+//    new owner maps the file (processes attached to the previous one are
+//    fenced out by then: table_attach.cc) and only after validation
+//    (table_file.cc) accepted every slot it will read: every journal, every
+//    region, every process slot, the attach slots of dead attachers, plus
 //    compaction of regions with tombstones (deletes leave tombstones that
 //    inserts reuse; Open rebuilds the rest away), and the recount of the
 //    capacity's reservations (nothing is in flight then).
@@ -105,6 +107,7 @@ OpenReport CounterTable::RepairAfterCrash() {
   }
   std::memset(static_cast<void*>(&header_->retired_connections), 0,
               sizeof header_->retired_connections);
+  FreeDeadAttachSlotsAtOpen();
   uint64_t total = 0;
   for (uint32_t r = 0; r < header_->regions; ++r) {
     RegionShared* reg = region(r);

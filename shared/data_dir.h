@@ -4,6 +4,7 @@
 //   counters.map                   the live table (layout.h), mapped MAP_SHARED
 //   counters.snap                  the double-buffered snapshots (snapshot_file.h)
 //   LOCK                           flock'd by the daemon that owns the directory
+//   attach.sock                    where an attaching process gets the live table (attach_grant.h)
 //   counters.map.restoring         a restore in progress (never served)
 //   counters.snap.new              a snapshot file being made (never read)
 //   <file>.corrupt-<UTC time>      a file that failed validation, kept aside
@@ -16,6 +17,7 @@ namespace countersd {
 inline constexpr char kMapFile[] = "counters.map";
 inline constexpr char kSnapshotFile[] = "counters.snap";
 inline constexpr char kLockFile[] = "LOCK";
+inline constexpr char kAttachSocket[] = "attach.sock";
 inline constexpr char kRestoringFile[] = "counters.map.restoring";
 // <file><kNewFileSuffix>: a file being made, renamed over <file> once complete.
 inline constexpr char kNewFileSuffix[] = ".new";

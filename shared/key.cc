@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "shared/abseil_string_view.h"
 
 namespace countersd {
 namespace {
@@ -79,6 +80,12 @@ absl::Status ValidateKey(std::string_view key) {
     i += n;
   }
   return absl::OkStatus();
+}
+
+absl::Status ValidateKeyAt(std::string_view key, std::string_view field, size_t i) {
+  absl::Status s = ValidateKey(key);
+  if (s.ok()) return s;
+  return absl::Status(s.code(), absl::StrCat(Sv(field), "[", i, "]: ", s.message()));
 }
 
 }  // namespace countersd

@@ -16,6 +16,10 @@ inline constexpr size_t kMaxKeyBytes = 160;
 // surrogates) without control characters (U+0000..U+001F, U+007F..U+009F).
 // Otherwise INVALID_ARGUMENT with a message that names the broken rule.
 absl::Status ValidateKey(std::string_view key);
+// ValidateKey of the i-th key of a request's repeated field, its message
+// naming it: "increments[3]: key is empty". The API's one form for a bad
+// key in a batch (counters.proto), for the server and the local library.
+absl::Status ValidateKeyAt(std::string_view key, std::string_view field, size_t i);
 
 }  // namespace countersd
 

@@ -17,6 +17,7 @@
 //   [ProcessSlot   x kProcessSlots]  per-process stats, 64 bytes each
 //   [BatchJournal  x kJournals    ]  undo logs of in-flight batches
 //   [Slot          x regions x region_slots]
+//   [AttachSlot    x kAttachSlots ]  attached processes, 128 bytes each
 //
 // The hash table is partitioned: a key's hash (key_hash.h) picks its region,
 // and the key lives in that region's open-addressing (linear probing) slot
@@ -47,14 +48,27 @@ inline constexpr char kMagic[8] = {'C', 'N', 'T', 'R', 'S', 'D', 'M', 'P'};
 // Bump on any change of the structs below. Version 2: the trust fields of
 // the header (clean-shutdown flag, boot id, file identity) under their own
 // checksum, the capacity reservation, a batch's reservation in its journal.
-// A map of another version is refused (table_file.cc): the start-up then
-// restores the snapshot, which is portable across versions.
-inline constexpr uint32_t kLayoutVersion = 2;
+// Version 3: the attach slots after the slot array, and the header's
+// attach_incarnation (local attach, table_attach.cc); nothing before them
+// moved. A map of another version is refused (table_file.cc): the start-up
+// then restores the snapshot, which is portable across versions.
+inline constexpr uint32_t kLayoutVersion = 3;
 inline constexpr size_t kPage = 4096;
 inline constexpr size_t kJournals = 32;
 // kProcessSlots and kMaxBatchOps (a journal's capacity) are in limits.h.
 
 enum SlotState : uint32_t { kEmpty = 0, kLive = 1, kTombstone = 2 };
+
+// Who holds a stripe (StripeLockShared::owner) or a batch journal
+// (BatchJournal::owner): a handler or the aggregator by its pid (> 0, in
+// the supervisor's pid namespace), an attached process by its attach
+// slot's token (< 0). Pids repeat across pid namespaces (a container that
+// shares the volume), attach slots do not.
+inline constexpr int32_t AttachToken(uint32_t slot) { return -static_cast<int32_t>(slot) - 1; }
+inline constexpr bool IsAttachToken(int32_t owner) {
+  return owner < 0 && owner >= -static_cast<int32_t>(kAttachSlots);
+}
+inline constexpr uint32_t AttachSlotOf(int32_t token) { return static_cast<uint32_t>(-(token + 1)); }
 
 // One counter. Invariants:
 //  1. Written only by the holder of its region's stripe lock (or by the
@@ -241,6 +255,46 @@ struct alignas(64) BatchJournal {
   JournalEntry entries[kMaxBatchOps];
 };
 
+// The calls an attached process counts in its slot (AttachSlot::calls).
+enum AttachOp : uint32_t {
+  kAttachIncrement,
+  kAttachIncrementBatch,
+  kAttachGet,
+  kAttachBatchGet,
+  kAttachSet,
+  kAttachCompareAndSet,
+  kAttachDelete,
+  kAttachOps
+};
+enum AttachState : uint32_t { kAttachFree = 0, kAttachClaimed = 1 };
+
+// One attached process (client/local/, table_attach.cc). Invariants:
+//  1. An attacher takes the OFD write lock on its slot's first byte of the
+//     map file (AttachLockOffset) before it claims the slot (CAS of `state`
+//     from kAttachFree to kAttachClaimed), and keeps it until after it has
+//     freed the slot again (Detach). The kernel drops the lock when the
+//     process dies, whatever its pid namespace. So a claimed slot whose
+//     byte nobody locks is a dead attacher's, and only the owner (the
+//     supervisor) then repairs what it held (RecoverDeadProcess of its
+//     token) and frees it.
+//  2. incarnation, pid, uid and attached_unix_ns are written by the claimer
+//     after its CAS, before its first call; calls and failures are relaxed
+//     adds by the claimer's threads; anyone reads them.
+//  3. Open keeps the claimed slots whose byte is locked (live attachers of
+//     an earlier incarnation: their next write is refused) and frees the
+//     others (dead ones, whose stripes Open's repair has released).
+struct alignas(64) AttachSlot {
+  std::atomic<uint32_t> state;  // AttachState
+  std::atomic<int32_t> pid;     // as the attacher sees itself, in its own pid namespace
+  std::atomic<uint64_t> incarnation;
+  std::atomic<int64_t> attached_unix_ns;
+  std::atomic<uint32_t> uid;
+  uint32_t pad;
+  std::atomic<uint64_t> calls[kAttachOps];  // by AttachOp, whatever their outcome
+  std::atomic<uint64_t> failures;           // calls that returned an error
+};
+static_assert(sizeof(AttachSlot) == 128);
+
 // The first page. Invariants:
 //  1. The static fields (up to header_crc) are written once, by Create,
 //     before the file is mapped by anyone else, and are covered by
@@ -272,6 +326,12 @@ struct alignas(64) BatchJournal {
 //  6. snapshot follows the protocol of control.h.
 //  7. retired_connections follows RetiredConnections' invariants (written
 //     by the owner only).
+//  8. attach_incarnation is 0 while no daemon admits attached writers, else
+//     the random number of the daemon's incarnation. Written only by the
+//     owner: set once Open's repair is done and the attach socket is up
+//     (OpenForAttach), stored 0 before anything reads the file at the next
+//     start and at shutdown (FenceAttachers). An attacher's write checks
+//     it after taking its stripes (table_attach.cc).
 struct TableHeader {
   char magic[8];
   uint32_t layout_version;
@@ -307,6 +367,9 @@ struct TableHeader {
   // Bumped by the snapshotter to start a snapshot; read by writers under
   // their region locks. Its own line: read on every write, written rarely.
   alignas(64) std::atomic<uint32_t> snapshot_epoch;
+  // Invariant 8. On the epoch's line: read by every attached write, which
+  // reads the epoch too; written rarely.
+  std::atomic<uint64_t> attach_incarnation;
   alignas(64) SnapshotControl snapshot;  // see control.h
   // The dead handlers' connection totals (RetiredConnections' invariants).
   alignas(64) RetiredConnections retired_connections;

@@ -22,6 +22,12 @@ inline constexpr size_t kMaxBatchOps = 1000;
 // Processes that can hold a stats slot in the mapping at once.
 inline constexpr size_t kProcessSlots = 64;
 
+// Processes that can be attached to the live table at once (local attach,
+// client/local/): one attach slot each in the mapping (layout.h,
+// AttachSlot). Attach slots are separate from process slots: attachers
+// are not the supervisor's children and are many more.
+inline constexpr size_t kAttachSlots = 1024;
+
 // Handlers that can run at once: every process slot but the aggregator's,
 // and one spare for a handler respawned before its predecessor's slot is
 // freed.

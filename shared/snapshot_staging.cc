@@ -4,10 +4,11 @@
 // A snapshot must be a point-in-time copy of every counter, with no batch
 // half in it, without stopping the table while it is taken.
 //
-//  1. The staging area is MAP_SHARED|MAP_ANONYMOUS memory made at Create or
-//     Open (InitStaging), so every process forked afterwards shares it. It
-//     holds, per region, that region's live counters packed (StagedRegion),
-//     as of the region's last copy.
+//  1. The staging area is a memfd made at Create or Open (InitStaging) and
+//     mapped MAP_SHARED, so every process forked afterwards shares it, and
+//     an attached process maps it too from the descriptor the daemon hands
+//     it (attach_grant.h). It holds, per region, that region's live
+//     counters packed (StagedRegion), as of the region's last copy.
 //  2. SnapshotForEach starts epoch e by bumping TableHeader::snapshot_epoch.
 //     From then on, whoever next holds a region's lock copies the region
 //     into its staging slot before changing it, unless it was already copied
@@ -29,8 +30,10 @@
 //     each is the region as of epoch e's start, so together they are the
 //     table at one instant (the bump of step 2).
 // Increments on a region stop only while that one region is copied.
+#include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 
@@ -71,10 +74,22 @@ StagedRegion* CounterTable::staged(uint32_t r) const {
   return reinterpret_cast<StagedRegion*>(staging_ + r * StagedRegionBytes(region_slots_));
 }
 
+size_t CounterTable::StagingBytes() const {
+  return uint64_t{header_->regions} * StagedRegionBytes(region_slots_);
+}
+
 absl::Status CounterTable::InitStaging() {
-  staging_size_ = uint64_t{header_->regions} * StagedRegionBytes(region_slots_);
-  ASSIGN_OR_RETURN(void* p, sys_->Mmap(staging_size_, PROT_READ | PROT_WRITE,
-                                       MAP_SHARED | MAP_ANONYMOUS, -1, "snapshot staging"));
+  staging_size_ = StagingBytes();
+  // Sealed at its size: no process that shares it (an attacher included)
+  // can shrink it under the others' mappings, which would be SIGBUS.
+  staging_fd_ = memfd_create("countersd-staging", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (staging_fd_ < 0) return ErrnoToStatus(errno, "memfd_create(snapshot staging)");
+  if (ftruncate(staging_fd_, static_cast<off_t>(staging_size_)) != 0) {
+    return ErrnoToStatus(errno, "ftruncate(snapshot staging)");
+  }
+  (void)fcntl(staging_fd_, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+  ASSIGN_OR_RETURN(void* p, sys_->Mmap(staging_size_, PROT_READ | PROT_WRITE, MAP_SHARED,
+                                       staging_fd_, "snapshot staging"));
   staging_ = static_cast<char*>(p);
   // The staging area starts empty: every region differs from it, and no
   // snapshot of this opening holds it yet (so a writer that never manages

@@ -38,12 +38,11 @@ using layout::Slot;
 using table_internal::FirstProbe;
 using table_internal::MarkDirty;
 using table_internal::Overflow;
-using table_internal::Pid;
 using table_internal::RunHook;
 using table_internal::TableFull;
 
 BatchJournal* CounterTable::ClaimJournal() {
-  const int32_t pid = Pid();
+  const int32_t pid = Holder();
   // Start at a per-thread position so threads rarely collide.
   static thread_local uint32_t start = static_cast<uint32_t>(std::hash<const void*>{}(&start) >> 4);
   for (;;) {
@@ -110,6 +109,17 @@ absl::StatusOr<std::vector<int64_t>> CounterTable::IncrementBatch(absl::Span<con
 
   BatchJournal* j = ClaimJournal();
   for (uint32_t r : regions) LockRegion(r);  // ascending: the one global lock order
+  auto release_journal = [&] {
+    // A CAS: an attacher refused below may find that a new owner's Open
+    // freed the journal meanwhile, and someone else claimed it.
+    int32_t mine = Holder();
+    j->owner.compare_exchange_strong(mine, 0, std::memory_order_release);
+  };
+  if (!Admitted()) {  // with every region held, before anything is read
+    for (auto it = regions.rbegin(); it != regions.rend(); ++it) UnlockRefused(*it);
+    release_journal();
+    return table_internal::Detached();
+  }
   // One epoch for every region of the batch: a snapshot holds all of it or
   // none of it (see CopyRegionIfPending).
   const uint32_t epoch = header_->snapshot_epoch.load(std::memory_order_acquire);
@@ -119,7 +129,7 @@ absl::StatusOr<std::vector<int64_t>> CounterTable::IncrementBatch(absl::Span<con
   }
   auto release = [&] {
     for (auto it = regions.rbegin(); it != regions.rend(); ++it) UnlockRegion(*it);
-    j->owner.store(0, std::memory_order_release);
+    release_journal();
   };
 
   // Plan: every new value, before anything changes.

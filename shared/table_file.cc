@@ -97,6 +97,7 @@ struct Geometry {
   uint64_t processes_offset;
   uint64_t journals_offset;
   uint64_t slots_offset;
+  uint64_t attach_offset;  // not in the header: derived (table_internal.h, AttachOffset)
   uint64_t file_size;
 };
 
@@ -120,8 +121,8 @@ Geometry ComputeGeometry(uint64_t capacity) {
       RoundUp(g.processes_offset + kProcessSlots * sizeof(ProcessSlot), layout::kPage);
   g.slots_offset =
       RoundUp(g.journals_offset + layout::kJournals * sizeof(BatchJournal), layout::kPage);
-  g.file_size =
-      RoundUp(g.slots_offset + uint64_t{g.regions} * g.region_slots * sizeof(Slot), layout::kPage);
+  g.attach_offset = table_internal::AttachOffset(g.slots_offset, g.regions, g.region_slots);
+  g.file_size = g.attach_offset + kAttachSlots * sizeof(layout::AttachSlot);
   return g;
 }
 
@@ -192,9 +193,14 @@ absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::Map(const std::strin
   const TableHeader* h = t->header_;
   t->regions_base_ = reinterpret_cast<RegionShared*>(t->base_ + h->regions_offset);
   t->slots_base_ = reinterpret_cast<Slot*>(t->base_ + h->slots_offset);
+  t->attach_base_ = reinterpret_cast<layout::AttachSlot*>(
+      t->base_ + table_internal::AttachOffset(h->slots_offset, h->regions, h->region_slots));
   t->region_slots_ = h->region_slots;
   t->region_shift_ = 64 - static_cast<uint32_t>(std::countr_zero(h->regions));
   t->file_stat_ = st;
+  // The owner tests attach slots' locks through it; an attacher holds its
+  // slot's lock on it (table_attach.cc).
+  if (writable) t->map_fd_ = fcntl(fd, F_DUPFD_CLOEXEC, 3);
   // What the header says as found, before an owner changes it. A copy is
   // not vouched for by its boot id (TableHeader invariant 3).
   t->opened_info_ = t->Info();
@@ -498,6 +504,9 @@ absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::MapExisting(const st
 }
 
 CounterTable::~CounterTable() {
+  if (attach_token_ != 0) DetachSlot();
+  if (map_fd_ >= 0) close(map_fd_);
+  if (staging_fd_ >= 0) close(staging_fd_);
   if (staging_) (void)sys_->Munmap(staging_, staging_size_);
   if (base_) (void)sys_->Munmap(base_, size_);
 }

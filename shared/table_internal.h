@@ -38,6 +38,14 @@ void RunCopyHook(uint32_t r, uint32_t copied);
 
 inline uint64_t RoundUp(uint64_t v, uint64_t to) { return (v + to - 1) / to * to; }
 
+// Where the attach slots start (layout.h): the page after the slot array.
+// Derived from the header's geometry, not recorded in it, so the static
+// fields and their checksum are those of layout version 2.
+inline uint64_t AttachOffset(uint64_t slots_offset, uint32_t regions, uint32_t region_slots) {
+  return RoundUp(slots_offset + uint64_t{regions} * region_slots * sizeof(layout::Slot),
+                 layout::kPage);
+}
+
 // A key's first probe position in a region of `n` slots (the hash's low
 // 32 bits scaled to n), and the next one (linear probing, wrapping).
 inline uint32_t FirstProbe(uint64_t hash, uint32_t n) {
@@ -216,6 +224,8 @@ inline void BumpKeySetVersion(layout::RegionShared* reg) {
 absl::Status TableFull(uint64_t capacity);
 absl::Status Overflow(std::string_view key, int64_t value, int64_t delta);
 absl::Status NotFound(std::string_view key);
+// UNAVAILABLE: an attached handle's daemon is gone (TableHeader invariant 8).
+absl::Status Detached();
 
 }  // namespace table_internal
 
@@ -235,11 +245,28 @@ inline uint32_t CounterTable::RegionOf(uint64_t hash) const {
   // regions is a power of two; take the high bits.
   return region_shift_ == 64 ? 0 : static_cast<uint32_t>(hash >> region_shift_);
 }
-inline void CounterTable::LockRegion(uint32_t r) const {
-  StripeLock(&region(r)->lock, table_internal::Pid());
+inline int32_t CounterTable::Holder() const {
+  return attach_token_ != 0 ? attach_token_ : table_internal::Pid();
 }
+inline void CounterTable::LockRegion(uint32_t r) const { StripeLock(&region(r)->lock, Holder()); }
 inline void CounterTable::UnlockRegion(uint32_t r) const {
-  StripeUnlock(&region(r)->lock, table_internal::Pid());
+  StripeUnlock(&region(r)->lock, Holder());
+}
+
+// The attacher's half of the fence (table_attach.cc): its stripe's owner
+// word was stored by a locked CAS, then this load; the owner stores 0 to
+// the incarnation, then loads the owner words. Each side stores, then
+// loads what the other stores, so at least one sees the other: either
+// this write is refused, or the owner waits for the stripe. On x86 the
+// CAS is a full barrier already; elsewhere it takes a fence.
+inline bool CounterTable::Admitted() const {
+  if (incarnation_ == 0) return true;
+#if defined(__x86_64__) || defined(__i386__)
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+#else
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+#endif
+  return header_->attach_incarnation.load(std::memory_order_seq_cst) == incarnation_;
 }
 
 // REQUIRES: region r locked by this process; `epoch` read while holding it
