@@ -57,11 +57,14 @@ absl::Duration AttachService::Poll(absl::Time now) {
     if (!sent.ok()) {
       Log(LogLevel::kWarning, "an attaching process got no grant",
           {{"error", std::string(sent.message())}});
-    } else {
-      ++grants_;
+      continue;
     }
+    // It claims its slot after the grant: watch from now on, not from
+    // the next slot check, which may be a second away.
+    watch_until_ = now + kSlotCheckPeriod;
+    next_stripe_check_ = std::min(next_stripe_check_, now + kStripeCheckPeriod);
   }
-  if (!table_->AnyAttached()) return absl::InfiniteDuration();
+  if (now >= watch_until_ && !table_->AnyAttached()) return absl::InfiniteDuration();
   if (now >= next_slot_check_) {
     Recover(/*all_slots=*/true);
     next_slot_check_ = now + kSlotCheckPeriod;

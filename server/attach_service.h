@@ -63,7 +63,7 @@ class AttachService {
   StatsArea* stats_;
   absl::Time next_stripe_check_ = absl::InfinitePast();
   absl::Time next_slot_check_ = absl::InfinitePast();
-  uint64_t grants_ = 0;
+  absl::Time watch_until_ = absl::InfinitePast();  // a grant's slot may not be claimed yet
 };
 
 }  // namespace countersd

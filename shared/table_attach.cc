@@ -313,7 +313,12 @@ absl::Status CounterTable::FenceAttachers(const std::string& map_path) {
   struct stat st;
   RETURN_IF_ERROR(sys->Fstat(*fd, &st, map_path));
   const uint64_t size = static_cast<uint64_t>(st.st_size);
-  if (size < layout::kPage || st.st_blocks == 0) return absl::OkStatus();
+  // A daemon serves a map only once every block of it is allocated
+  // (MapExisting), so a file with holes never had attachers; and reading
+  // a hole on a full file system would be SIGBUS.
+  if (size < layout::kPage || static_cast<uint64_t>(st.st_blocks) * 512 < size) {
+    return absl::OkStatus();
+  }
   void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, *fd, 0);
   if (p == MAP_FAILED) return ErrnoToStatus(errno, absl::StrCat("mmap(", map_path, ")"));
   struct Unmapper {
