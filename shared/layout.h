@@ -53,6 +53,8 @@ inline constexpr char kMagic[8] = {'C', 'N', 'T', 'R', 'S', 'D', 'M', 'P'};
 // moved. A map of another version is refused (table_file.cc): the start-up
 // then restores the snapshot, which is portable across versions.
 inline constexpr uint32_t kLayoutVersion = 3;
+// The layout version 3 upgrades in place (table_upgrade.cc).
+inline constexpr uint32_t kLayoutVersionBeforeAttach = 2;
 inline constexpr size_t kPage = 4096;
 inline constexpr size_t kJournals = 32;
 // kProcessSlots and kMaxBatchOps (a journal's capacity) are in limits.h.

@@ -86,20 +86,11 @@ using layout::RegionShared;
 using layout::Slot;
 using layout::TableHeader;
 using table_internal::Pid;
+using table_internal::ComputeGeometry;
+using table_internal::Geometry;
 using table_internal::RoundUp;
 
 namespace {
-
-struct Geometry {
-  uint32_t regions;
-  uint32_t region_slots;
-  uint64_t regions_offset;
-  uint64_t processes_offset;
-  uint64_t journals_offset;
-  uint64_t slots_offset;
-  uint64_t attach_offset;  // not in the header: derived (table_internal.h, AttachOffset)
-  uint64_t file_size;
-};
 
 // Sizing. Regions hold ~1024 counters on average (fewer for small tables,
 // but at least 8 regions for concurrency, at most 1024 stripes). A region
@@ -107,24 +98,6 @@ struct Geometry {
 // binomial spread, so a region fills before the table only with
 // probability ~1e-5 per region even at full capacity. That keeps the file
 // at about 240 bytes per counter of capacity for 64Ki+ counters.
-Geometry ComputeGeometry(uint64_t capacity) {
-  Geometry g;
-  uint64_t r = std::bit_floor(std::max<uint64_t>(capacity / 1024, 1));
-  g.regions = static_cast<uint32_t>(std::clamp<uint64_t>(r, 8, 1024));
-  uint64_t avg = (capacity + g.regions - 1) / g.regions;
-  g.region_slots = static_cast<uint32_t>(
-      avg + avg * 15 / 100 + static_cast<uint64_t>(3 * std::sqrt(static_cast<double>(avg))) + 8);
-  g.regions_offset = layout::kPage;
-  g.processes_offset =
-      RoundUp(g.regions_offset + uint64_t{g.regions} * sizeof(RegionShared), layout::kPage);
-  g.journals_offset =
-      RoundUp(g.processes_offset + kProcessSlots * sizeof(ProcessSlot), layout::kPage);
-  g.slots_offset =
-      RoundUp(g.journals_offset + layout::kJournals * sizeof(BatchJournal), layout::kPage);
-  g.attach_offset = table_internal::AttachOffset(g.slots_offset, g.regions, g.region_slots);
-  g.file_size = g.attach_offset + kAttachSlots * sizeof(layout::AttachSlot);
-  return g;
-}
 
 // The trust fields of a new owner (TableHeader invariants 2 and 3): not a
 // clean shutdown, this boot, this file; sealed with their checksum.
@@ -150,6 +123,25 @@ absl::Status Mismatch(std::string_view what, uint64_t found, uint64_t expected) 
 }
 
 }  // namespace
+
+table_internal::Geometry table_internal::ComputeGeometry(uint64_t capacity) {
+  Geometry g;
+  uint64_t r = std::bit_floor(std::max<uint64_t>(capacity / 1024, 1));
+  g.regions = static_cast<uint32_t>(std::clamp<uint64_t>(r, 8, 1024));
+  uint64_t avg = (capacity + g.regions - 1) / g.regions;
+  g.region_slots = static_cast<uint32_t>(
+      avg + avg * 15 / 100 + static_cast<uint64_t>(3 * std::sqrt(static_cast<double>(avg))) + 8);
+  g.regions_offset = layout::kPage;
+  g.processes_offset =
+      RoundUp(g.regions_offset + uint64_t{g.regions} * sizeof(RegionShared), layout::kPage);
+  g.journals_offset =
+      RoundUp(g.processes_offset + kProcessSlots * sizeof(ProcessSlot), layout::kPage);
+  g.slots_offset =
+      RoundUp(g.journals_offset + layout::kJournals * sizeof(BatchJournal), layout::kPage);
+  g.attach_offset = table_internal::AttachOffset(g.slots_offset, g.regions, g.region_slots);
+  g.file_size = g.attach_offset + kAttachSlots * sizeof(layout::AttachSlot);
+  return g;
+}
 
 uint32_t layout::HeaderCrc(const TableHeader& h) {
   return static_cast<uint32_t>(
@@ -193,8 +185,10 @@ absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::Map(const std::strin
   const TableHeader* h = t->header_;
   t->regions_base_ = reinterpret_cast<RegionShared*>(t->base_ + h->regions_offset);
   t->slots_base_ = reinterpret_cast<Slot*>(t->base_ + h->slots_offset);
-  t->attach_base_ = reinterpret_cast<layout::AttachSlot*>(
-      t->base_ + table_internal::AttachOffset(h->slots_offset, h->regions, h->region_slots));
+  if (h->layout_version >= 3) {  // a layout-2 map read-only has none (ValidateHeader)
+    t->attach_base_ = reinterpret_cast<layout::AttachSlot*>(
+        t->base_ + table_internal::AttachOffset(h->slots_offset, h->regions, h->region_slots));
+  }
   t->region_slots_ = h->region_slots;
   t->region_shift_ = 64 - static_cast<uint32_t>(std::countr_zero(h->regions));
   t->file_stat_ = st;
@@ -332,7 +326,11 @@ absl::Status CounterTable::ValidateHeader(uint64_t actual_file_size) const {
   if (std::memcmp(h->magic, layout::kMagic, sizeof h->magic) != 0) {
     return absl::FailedPreconditionError("not a countersd map file: bad magic");
   }
-  if (h->layout_version != layout::kLayoutVersion) {
+  // A map of the layout before local attach reads as this one without the
+  // attach slots: read-only, for the start's trust decision; the writable
+  // open upgrades it first (table_upgrade.cc).
+  const bool before_attach = h->layout_version == layout::kLayoutVersionBeforeAttach && !writable_;
+  if (h->layout_version != layout::kLayoutVersion && !before_attach) {
     if (h->layout_version == __builtin_bswap32(layout::kLayoutVersion)) {
       return absl::FailedPreconditionError(
           "map file was written by a host of the other byte order; the live map is host-native "
@@ -374,7 +372,8 @@ absl::Status CounterTable::ValidateHeader(uint64_t actual_file_size) const {
       h->journals_offset != g.journals_offset || h->slots_offset != g.slots_offset) {
     return absl::FailedPreconditionError("map file section offsets do not match its capacity");
   }
-  if (h->file_size != g.file_size) return Mismatch("recorded size", h->file_size, g.file_size);
+  const uint64_t expected_size = before_attach ? g.attach_offset : g.file_size;
+  if (h->file_size != expected_size) return Mismatch("recorded size", h->file_size, expected_size);
   if (actual_file_size != h->file_size) {
     return absl::FailedPreconditionError(absl::StrCat("map file is ", actual_file_size,
                                                       " bytes but its header says ", h->file_size,
@@ -494,6 +493,7 @@ absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::MapExisting(const st
           "only fully allocated; free space on its file system"));
     }
   }
+  if (allocated.ok() && writable) allocated = table_internal::UpgradeFromLayout2(sys, path, fd);
   absl::StatusOr<std::unique_ptr<CounterTable>> t =
       allocated.ok() ? Map(path, fd, writable, sys)
                      : absl::StatusOr<std::unique_ptr<CounterTable>>(allocated);

@@ -38,6 +38,23 @@ void RunCopyHook(uint32_t r, uint32_t copied);
 
 inline uint64_t RoundUp(uint64_t v, uint64_t to) { return (v + to - 1) / to * to; }
 
+// A table's geometry, computed from its capacity (table_file.cc, "Sizing").
+struct Geometry {
+  uint32_t regions;
+  uint32_t region_slots;
+  uint64_t regions_offset;
+  uint64_t processes_offset;
+  uint64_t journals_offset;
+  uint64_t slots_offset;
+  uint64_t attach_offset;  // not in the header: derived (AttachOffset)
+  uint64_t file_size;
+};
+Geometry ComputeGeometry(uint64_t capacity);
+
+// Upgrades the map file open on `fd` from layout 2 in place, when it is one
+// the start would trust (table_upgrade.cc); anything else is left as it is.
+absl::Status UpgradeFromLayout2(Sys* sys, const std::string& path, int fd);
+
 // Where the attach slots start (layout.h): the page after the slot array.
 // Derived from the header's geometry, not recorded in it, so the static
 // fields and their checksum are those of layout version 2.

@@ -334,6 +334,34 @@ TEST(LocalAttachTest, HostCrashRestoreNeverWritesTheOldFile) {
   EXPECT_EQ(*(*old)->Get("crash/k"), 1) << "a write landed in the file set aside";
 }
 
+// Attached increments are in the snapshots like the RPCs': a Snapshot
+// after them holds them, and a host crash restores them from it.
+TEST(LocalAttachTest, AttachedIncrementsAreInTheSnapshot) {
+  ScopedTempDir dir;
+  DaemonOptions opt = Options(1, absl::StrCat(dir.path(), "/data"));
+  opt.snapshot_interval = "1h";  // only the Snapshot call below writes one
+  auto d = StartDaemon(opt);
+  ASSERT_NE(d, nullptr);
+  Worker w(WorkerArgs(*d, {"inc", "snap/k", "5", "1000"}));
+  ASSERT_EQ(w.ReadLine(), "ok 5000");
+  ASSERT_EQ(w.Reap(), 0);
+  {
+    auto stub = NewStub(d->address());
+    grpc::ClientContext ctx;
+    ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(60)));
+    counters::v1::SnapshotResponse resp;
+    ASSERT_TRUE(stub->Snapshot(&ctx, counters::v1::SnapshotRequest(), &resp).ok());
+  }
+  d->KillAll();
+  absl::StatusOr<std::string> other = OtherBootId();
+  ASSERT_TRUE(other.ok());
+  ASSERT_TRUE(SetMapBootId(absl::StrCat(opt.data_dir, "/", kMapFile), *other).ok());
+  d = StartDaemon(opt);
+  ASSERT_NE(d, nullptr);
+  ASSERT_TRUE(d->WaitForLog("untrusted", absl::Seconds(10))) << d->log();
+  EXPECT_EQ(*RpcGet(*d, "snap/k"), 5000);
+}
+
 TEST(LocalAttachTest, NoDaemonIsUnavailable) {
   ScopedTempDir dir;
   absl::StatusOr<CommandResult> r = RunCommand({WorkerPath(), dir.path(), "inc", "k", "1", "1"});

@@ -105,6 +105,84 @@ TEST_F(TableTrust, AMapOfLayoutVersionOneIsRefusedSayingSo) {
   ExpectRefused("layout version 1");
 }
 
+// Makes the map at `path` what countersd of layout 2 (before local attach)
+// left: no attach slots, version 2, its size and checksums. `grown` leaves
+// the file at the layout-3 size: an upgrade cut short before its header.
+void MakeLayout2(const std::string& path, bool grown = false) {
+  uint64_t attach_offset;
+  {
+    MapImage map(path);
+    layout::TableHeader* h = map.header();
+    attach_offset = h->file_size - kAttachSlots * sizeof(layout::AttachSlot);
+    h->layout_version = 2;
+    h->file_size = attach_offset;
+    h->header_crc = layout::HeaderCrc(*h);
+    h->trust_crc = layout::TrustCrc(*h);
+  }
+  if (!grown) std::filesystem::resize_file(path, attach_offset);
+}
+
+TEST_F(TableTrust, ALayout2MapIsReadAsItIsAndUpgradedInPlaceByTheWritableOpen) {
+  MakeMap(/*clean=*/true);
+  MakeLayout2(MapPath());
+  const auto v2_size = std::filesystem::file_size(MapPath());
+  {
+    auto ro = CounterTable::OpenReadOnly(MapPath());
+    ASSERT_TRUE(ro.ok()) << ro.status();
+    EXPECT_EQ((*ro)->Info().layout_version, 2u);
+    EXPECT_EQ(*(*ro)->Get("k7"), 7);
+  }
+  EXPECT_EQ(std::filesystem::file_size(MapPath()), v2_size) << "a read-only open changed it";
+  auto t = CounterTable::Open(MapPath());
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ((*t)->Info().layout_version, layout::kLayoutVersion);
+  EXPECT_TRUE((*t)->Info().clean_shutdown);
+  for (int i = 0; i < 200; ++i) EXPECT_EQ(*(*t)->Get(absl::StrCat("k", i)), i);
+  EXPECT_FALSE((*t)->AnyAttached());
+  EXPECT_EQ(*(*t)->Increment("k7", 1), 8);
+  t->reset();
+  auto again = CounterTable::OpenReadOnly(MapPath());
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ((*again)->Info().layout_version, layout::kLayoutVersion);
+}
+
+TEST_F(TableTrust, AnUpgradeCutShortBeforeItsHeaderIsFinishedAtTheNextOpen) {
+  MakeMap(/*clean=*/true);
+  MakeLayout2(MapPath(), /*grown=*/true);
+  auto t = CounterTable::Open(MapPath());
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ((*t)->Info().layout_version, layout::kLayoutVersion);
+  EXPECT_EQ(*(*t)->Get("k199"), 199);
+}
+
+TEST_F(TableTrust, AnUntrustedLayout2MapIsSetAsideUnmodified) {
+  MakeMap(/*clean=*/false).reset();
+  MakeLayout2(MapPath());
+  Poke(MapPath(), offsetof(layout::TableHeader, boot_id), "another-boot", 12);
+  {
+    MapImage map(MapPath());
+    map.header()->trust_crc = layout::TrustCrc(*map.header());
+  }
+  MakeSnapshot();
+  const auto before = std::filesystem::file_size(MapPath());
+  TableSelectionOptions opt;
+  opt.data_dir = dir_;
+  opt.capacity = 1000;
+  auto t = SelectAndOpenTable(opt);
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(*(*t)->Get("k7"), 1007) << "the snapshot was not restored";
+  bool found = false;
+  for (const auto& e : std::filesystem::directory_iterator(dir_)) {
+    if (!absl::StrContains(e.path().filename().string(), ".untrusted-")) continue;
+    found = true;
+    EXPECT_EQ(std::filesystem::file_size(e.path()), before) << "the map set aside was changed";
+    auto ro = CounterTable::OpenReadOnly(e.path());
+    ASSERT_TRUE(ro.ok()) << ro.status();
+    EXPECT_EQ((*ro)->Info().layout_version, 2u);
+  }
+  EXPECT_TRUE(found);
+}
+
 TEST_F(TableTrust, ACopyOfARunningMapIsNotTrustedByItsBootId) {
   auto running = MakeMap(/*clean=*/false);
   std::filesystem::copy_file(MapPath(), Path("copy.map"));
