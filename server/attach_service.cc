@@ -93,8 +93,16 @@ void AttachService::Recover(bool all_slots) {
 }
 
 absl::Status AttachService::Stop() {
-  socket_.CloseInChild();  // no grant from now on; the destructor unlinks the file
-  return table_->CloseToAttachers();
+  socket_.Close();  // no grant from now on
+  absl::Status fenced = table_->CloseToAttachers();
+  Recover(/*all_slots=*/true);
+  return fenced;
+}
+
+void AttachService::RemoveSocket(const std::string& data_dir) {
+  const std::string path = absl::StrCat(data_dir, "/", kAttachSocket);
+  struct stat st;
+  if (lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) unlink(path.c_str());
 }
 
 }  // namespace countersd

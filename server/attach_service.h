@@ -16,10 +16,11 @@
 //     one's half-done work is rolled back, its stripes released and its
 //     slot freed, each logged. So a dead attacher that others wait for is
 //     found within 100ms, any other within a second.
-//  3. Stop, at shutdown after the handlers drained: closes the socket,
-//     then refuses attached writers and waits for those inside a critical
-//     section (CloseToAttachers). The clean-shutdown mark follows only if
-//     that succeeded.
+//  3. Stop, at shutdown after the handlers drained (while they drain,
+//     step 2's checks go on): closes the socket, then refuses attached
+//     writers and waits for those inside a critical section
+//     (CloseToAttachers), then repairs the dead ones. The clean-shutdown
+//     mark follows only if that succeeded.
 // gRPC-free.
 #ifndef COUNTERSD_SERVER_ATTACH_SERVICE_H_
 #define COUNTERSD_SERVER_ATTACH_SERVICE_H_
@@ -49,8 +50,13 @@ class AttachService {
   absl::Duration Poll(absl::Time now);
   // A child of the supervisor: it serves nothing of this.
   void CloseInChild() { socket_.CloseInChild(); }
-  // Step 3.
+  // Step 3, and then the attachers that died are repaired, so that the
+  // final snapshot never waits for a stripe one held.
   absl::Status Stop();
+  // With --attach=false: removes an earlier run's attach.sock, so that an
+  // attaching process is told there is no attach socket, not that it is
+  // refused. REQUIRES the data directory's lock.
+  static void RemoveSocket(const std::string& data_dir);
 
  private:
   AttachService(CounterTable* table, UnixListener socket, AttachGrant grant, StatsArea* stats)

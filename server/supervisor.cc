@@ -179,6 +179,8 @@ absl::Status Supervisor::Start() {
     ASSIGN_OR_RETURN(AttachService attach, AttachService::Start(table_.get(), config_.data_dir,
                                                                 config_.attach.group, &*stats_));
     attach_.emplace(std::move(attach));
+  } else {
+    AttachService::RemoveSocket(config_.data_dir);  // an earlier run's: "refused" would mislead
   }
   return absl::OkStatus();
 }
@@ -447,6 +449,9 @@ bool Supervisor::WaitForRole(ProcessRole role, absl::Duration timeout) {
     if (!AnyRunning(role)) return true;
     absl::Duration left = deadline - MonotonicNow();
     if (left <= absl::ZeroDuration()) return false;
+    // A handler draining may wait for the stripe of an attached process
+    // that died: find it as in the main loop (step 9b).
+    if (attach_) left = std::min(left, attach_->Poll(MonotonicNow()));
     WaitForSignal(left);
   }
 }
@@ -473,13 +478,18 @@ int Supervisor::Shutdown(int signal) {
     if (absl::Status s = attach_->Stop(); !s.ok()) {
       attachers_out = false;
       Log(LogLevel::kError, "an attached process stayed inside a critical section; the table is "
-          "not marked cleanly shut down, the next start repairs it", {{"error", s.ToString()}});
+          "not marked cleanly shut down and no final snapshot is taken; the next start repairs "
+          "it", {{"error", s.ToString()}});
     }
   }
 
   // 11. The final snapshot.
   bool snapshot_ok = false;
-  if (AnyRunning(ProcessRole::kAggregator)) {
+  if (!attachers_out) {
+    // None: it would wait for the stuck attached process's stripe.
+    SignalRole(ProcessRole::kAggregator, SIGKILL);
+    WaitForRole(ProcessRole::kAggregator, absl::InfiniteDuration());
+  } else if (AnyRunning(ProcessRole::kAggregator)) {
     int exit_status = -1;
     // Reap it here (not in ReapChildren) to see its exit status.
     for (Child& c : children_) {

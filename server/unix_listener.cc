@@ -84,9 +84,12 @@ UnixListener::UnixListener(UnixListener&& other) noexcept
       inode_(other.inode_),
       owner_(std::exchange(other.owner_, 0)) {}
 
-UnixListener::~UnixListener() {
+UnixListener::~UnixListener() { Close(); }
+
+void UnixListener::Close() {
   if (fd_ < 0) return;
   close(fd_);
+  fd_ = -1;
   struct stat st;
   if (owner_ == getpid() && lstat(path_.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) &&
       st.st_ino == inode_) {

@@ -44,6 +44,8 @@ class UnixListener {
   const std::string& path() const { return path_; }
   // Closes the descriptor without unlinking (a child that does not serve it).
   void CloseInChild();
+  // Step 3 now (the supervisor at shutdown, once it stops serving it).
+  void Close();
 
  private:
   UnixListener(int fd, std::string path, ino_t inode, pid_t owner)

@@ -362,6 +362,36 @@ TEST(LocalAttachTest, AttachedIncrementsAreInTheSnapshot) {
   EXPECT_EQ(*RpcGet(*d, "snap/k"), 5000);
 }
 
+// An attached process stopped inside a critical section while the daemon
+// stops and starts: repairing the table under it could corrupt it if it
+// resumed, so the stop does not mark the table clean and the start refuses,
+// naming it, until it is gone.
+TEST(LocalAttachTest, AStuckAttacherKeepsTheTableFromBeingRepairedUnderIt) {
+  ScopedTempDir dir;
+  DaemonOptions opt = Options(1, absl::StrCat(dir.path(), "/data"));
+  auto d = StartDaemon(opt);
+  ASSERT_NE(d, nullptr);
+  ASSERT_EQ(*RpcIncrement(*d, "stuck/k", 1), 1);
+  Worker w(WorkerArgs(*d, {"stop-inc", "stuck/k", "5"}));
+  ASSERT_EQ(w.ReadLine(), "inside");
+  ASSERT_TRUE(w.WaitStopped());
+  absl::StatusOr<int> st = d->Terminate(absl::Seconds(120));
+  ASSERT_TRUE(st.ok()) << d->log();
+  EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 1) << d->log();
+  EXPECT_TRUE(d->WaitForLog("an attached process stayed inside a critical section",
+                            absl::Seconds(1)))
+      << d->log();
+  absl::StatusOr<std::unique_ptr<Daemon>> refused = Daemon::Start(opt);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_TRUE(absl::StrContains(refused.status().message(), "is alive but has held stripe"))
+      << refused.status();
+  w.KillAndReap();
+  d = StartDaemon(opt);
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(*RpcGet(*d, "stuck/k"), 1) << "the stuck increment was never stored";
+  EXPECT_EQ(*RpcIncrement(*d, "stuck/k", 1), 2);
+}
+
 TEST(LocalAttachTest, NoDaemonIsUnavailable) {
   ScopedTempDir dir;
   absl::StatusOr<CommandResult> r = RunCommand({WorkerPath(), dir.path(), "inc", "k", "1", "1"});
