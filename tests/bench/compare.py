@@ -43,7 +43,10 @@ How it works:
      clean restarts of the full 1,000,000-counter table (exec to the "ready"
      line), and one restart after SIGKILL of the whole daemon.
   5. It runs tests/bench/table_bench (Google Benchmark) for the table-level
-     figures, and the transport phase (transport_bench.py: plaintext, TLS and
+     figures, the local attach phase (local_attach_bench.py: processes
+     attached to a daemon's table, tests/bench/local_bench, beside
+     table_bench, the unary RPC and Redis unary and at -P 16), and the
+     transport phase (transport_bench.py: plaintext, TLS and
      the unix socket, Redis on its own unix socket beside them), then prints
      the Markdown report and writes it (and the raw
      results as JSON) to the build directory.
@@ -1025,9 +1028,12 @@ def main():
     ap.add_argument("--reps", type=int, default=int(os.environ.get("BENCH_REPS", 3)))
     ap.add_argument("--keys", type=int, default=int(os.environ.get("BENCH_KEYS", 10000)))
     ap.add_argument("--snapshot-seconds", type=int, default=5)
+    ap.add_argument("--local-seconds", type=float,
+                    default=float(os.environ.get("BENCH_LOCAL_SECONDS", 2)),
+                    help="measured seconds per local_bench cell and per run of the local phase")
     ap.add_argument("--report", default=None, help="default: BUILD/bench-report.md")
     ap.add_argument("--skip", default=os.environ.get("BENCH_SKIP", ""),
-                    help="comma-separated phases to skip: compare,snapshots,table,transport")
+                    help="comma-separated phases to skip: compare,snapshots,table,local,transport")
     cfg = ap.parse_args()
     b = os.path.abspath(cfg.build)
     cfg.countersd = f"{b}/server/countersd"
@@ -1036,6 +1042,7 @@ def main():
     cfg.memcached_driver = f"{b}/tests/bench/memcached_incr_bench"
     cfg.fill = f"{b}/tests/bench/fill_counters"
     cfg.bare_server = f"{b}/tests/bench/bare_grpc_server"
+    cfg.local_bench = f"{b}/tests/bench/local_bench"
     cfg.report = cfg.report or f"{b}/bench-report.md"
     skip = set(x for x in cfg.skip.split(",") if x)
 
@@ -1058,6 +1065,10 @@ def main():
             run_snapshots_and_startup(cfg, procs, tmp, results)
         if "table" not in skip:
             run_table_bench(cfg, tmp, results)
+        if "local" not in skip:
+            import local_attach_bench
+            local_attach_bench.c = sys.modules[__name__]
+            local_attach_bench.run_local(cfg, procs, tmp, results)
         if "transport" not in skip:
             import transport_bench
             transport_bench.c = sys.modules[__name__]
@@ -1082,6 +1093,10 @@ def main():
     results["load_end"] = loadavg()
     results["wall_seconds"] = time.monotonic() - t_start
     report = build_report(cfg, results)
+    if "local" in results:
+        import local_attach_bench
+        local_attach_bench.c = sys.modules[__name__]
+        report += local_attach_bench.report_local(results)
     if "transport" in results:
         import transport_bench
         transport_bench.c = sys.modules[__name__]

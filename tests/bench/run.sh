@@ -10,9 +10,10 @@
 # it starts listens on 127.0.0.1 free ports and is stopped when it ends or is
 # interrupted. Knobs (environment): BENCH_SECONDS (measured seconds per run,
 # default 5), BENCH_REPS (runs per cell, default 3; the median is reported),
-# BENCH_KEYS (distinct keys, default 10000), BENCH_SKIP (comma-separated phases
-# to leave out: compare, snapshots, table, transport). The work is done by compare.py;
-# read its docstring for what is measured and how.
+# BENCH_KEYS (distinct keys, default 10000), BENCH_LOCAL_SECONDS (seconds per
+# measurement of the local attach phase, default 2), BENCH_SKIP (comma-separated
+# phases to leave out: compare, snapshots, table, local, transport). The work
+# is done by compare.py; read its docstring for what is measured and how.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -20,12 +21,13 @@ build="${1:-build}"
 
 missing=()
 for b in server/countersd client/counterctl tests/bench/table_bench \
-         tests/bench/memcached_incr_bench tests/bench/fill_counters tests/bench/bare_grpc_server; do
+         tests/bench/memcached_incr_bench tests/bench/fill_counters tests/bench/bare_grpc_server \
+         tests/bench/local_bench; do
   [ -x "$build/$b" ] || missing+=("$build/$b")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "run.sh: not built: ${missing[*]}" >&2
-  echo "run.sh: build them with: cmake --build $build --target countersd counterctl table_bench memcached_incr_bench fill_counters bare_grpc_server" >&2
+  echo "run.sh: build them with: cmake --build $build --target countersd counterctl table_bench memcached_incr_bench fill_counters bare_grpc_server local_bench" >&2
   exit 2
 fi
 for t in redis-server redis-benchmark memcached python3; do
