@@ -266,6 +266,7 @@ void CounterTable::DetachSlot() {
 }
 
 void CounterTable::CountAttachedCall(uint32_t op, bool ok) {
+  if (map_fd_ < 0) return;  // a fork child's copy: the slot is the parent's
   AttachSlot* a = &attach_base_[attach_slot()];
   a->calls[op].fetch_add(1, std::memory_order_relaxed);
   if (!ok) a->failures.fetch_add(1, std::memory_order_relaxed);
