@@ -31,7 +31,7 @@ READY_TIMEOUT = 120  # seconds; generous for a loaded 2-core machine
 STOP_TIMEOUT = 120
 INT64_MAX = (1 << 63) - 1
 INT64_MIN = -(1 << 63)
-OK, INVALID_ARGUMENT, NOT_FOUND, OUT_OF_RANGE, UNAVAILABLE = 0, 3, 5, 11, 14
+INVALID_ARGUMENT, NOT_FOUND, RESOURCE_EXHAUSTED, OUT_OF_RANGE, UNAVAILABLE = 3, 5, 8, 11, 14
 
 _libc = ctypes.CDLL(None, use_errno=True)
 PR_SET_PDEATHSIG = 1
@@ -237,6 +237,31 @@ class LocalTableTest(unittest.TestCase):
         self.assertIn("increment 1", e.message, "it names the refused increment's index")
         self.assert_error(OUT_OF_RANGE, t.increment_batch, [(new, 1), (hi, 1)])
         self.assertEqual(t.batch_get([first, new, hi]), [10, None, INT64_MAX])
+
+    def test_batch_over_the_table_limit_is_resource_exhausted(self):
+        ops = [(self.key(f"k{i}"), 1) for i in range(1001)]  # the limit is 1,000
+        self.assert_error(RESOURCE_EXHAUSTED, self.table.increment_batch, ops)
+        self.assertEqual(self.table.batch_get([k for k, _ in ops[:3]]), [None] * 3)
+        self.assertEqual(self.table.increment_batch(ops[:1000])[-1], 1)
+
+    def test_a_fork_child_cannot_use_its_parents_table(self):
+        t, k = self.table, self.key("k")
+        t.increment(k)
+        pid = os.fork()
+        if pid == 0:  # the child: only the call under test, then _exit
+            code = 0  # the call succeeded: the test fails
+            try:
+                t.increment(k, 100)
+            except local.CountersdError as e:
+                code = e.code
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        self.assertEqual(os.waitstatus_to_exitcode(status), UNAVAILABLE)
+        self.assertEqual(t.get(k), 1, "the child changed nothing")
+        self.assertEqual(t.increment(k), 2, "the parent's table still works")
 
     def test_values_are_the_daemons(self):
         t, a, b, c = self.table, self.key("a"), self.key("b"), self.key("c")
