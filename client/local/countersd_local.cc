@@ -1,6 +1,7 @@
 // The C ABI (countersd_local.h) over countersd::local::LocalTable.
 #include "client/local/countersd_local.h"
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>

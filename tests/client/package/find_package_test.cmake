@@ -1,8 +1,12 @@
-# ctest script: installs the client component of the build tree into a fresh
-# prefix, then configures, builds and runs a consumer project that finds it
-# with find_package(countersd) and links countersd::client.
-#   cmake -DBUILD_DIR=... -DCONSUMER_DIR=... -DWORK_DIR=... -P find_package_test.cmake
-foreach(var BUILD_DIR CONSUMER_DIR WORK_DIR)
+# ctest script: installs components of the build tree into a fresh prefix,
+# then configures, builds and runs a consumer project that finds them with
+# find_package(countersd), which must print "consumer ok".
+#   cmake -DBUILD_DIR=... -DCONSUMER_DIR=... -DWORK_DIR=... \
+#         "-DCOMPONENTS=countersd_client_dev;..." "-DEXPECT_FILES=include/...;..." \
+#         -P find_package_test.cmake
+# COMPONENTS: the install components; EXPECT_FILES: paths under the prefix
+# that the install must produce.
+foreach(var BUILD_DIR CONSUMER_DIR WORK_DIR COMPONENTS EXPECT_FILES)
   if(NOT DEFINED ${var})
     message(FATAL_ERROR "${var} is not set")
   endif()
@@ -21,10 +25,11 @@ function(run step)
   set(last_output "${out}" PARENT_SCOPE)
 endfunction()
 
-run("install" ${CMAKE_COMMAND} --install "${BUILD_DIR}" --prefix "${prefix}"
-    --component countersd_client_dev)
-foreach(f include/countersd/client/client.h include/counters/v1/counters.grpc.pb.h
-          lib/cmake/countersd/countersdConfig.cmake)
+foreach(component IN LISTS COMPONENTS)
+  run("install ${component}" ${CMAKE_COMMAND} --install "${BUILD_DIR}" --prefix "${prefix}"
+      --component ${component})
+endforeach()
+foreach(f IN LISTS EXPECT_FILES)
   if(NOT EXISTS "${prefix}/${f}")
     message(FATAL_ERROR "install did not produce ${prefix}/${f}")
   endif()
