@@ -36,6 +36,7 @@
 #include "countersd_version.h"
 #include "proto/grpc_deadline.h"
 #include "proto/status_conversion.h"
+#include "server/local_calls.h"
 #include "server/scoped_list.h"
 #include "shared/abseil_string_view.h"
 #include "shared/durability_lag.h"
@@ -282,6 +283,21 @@ absl::Status CounterServiceImpl::DoGetStats(const GetStatsRequest&, GetStatsResp
     AddConnections(p.connections, resp->mutable_connections());
   }
   AddConnections(retired, resp->mutable_connections());
+  for (const AttacherStats& a : table_->AttacherStatsSnapshot()) {
+    counters::v1::AttacherStats* out = resp->add_attachers();
+    out->set_slot(a.slot);
+    out->set_pid(a.pid);
+    out->set_uid(a.uid);
+    out->set_current(a.current);
+    out->set_attached_unix_seconds(a.attached_unix_ns / 1000000000);
+    for (int m = 0; m < kLocalCallKinds; ++m) {
+      if (a.calls[m] == 0) continue;
+      LocalCalls* c = out->add_calls();
+      c->set_method(RpcMethodName(kLocalCallMethods[m]));
+      c->set_count(a.calls[m]);
+    }
+    out->set_failures(a.failures);
+  }
   const SnapshotControl& control = table_->snapshot_control();
   resp->set_capacity(table_->capacity());
   resp->set_used(table_->size());

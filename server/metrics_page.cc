@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "countersd_version.h"
+#include "server/local_calls.h"
 #include "server/metrics_exposition.h"
 #include "server/process_metrics.h"
 #include "shared/abseil_string_view.h"
@@ -116,6 +117,53 @@ void ExportedCounters(const MetricsSources& s, ExpositionWriter& w) {
   w.Sample("countersd_counter_values_omitted", {}, static_cast<double>(omitted));
 }
 
+void LocalMetrics(const MetricsSources& s, ExpositionWriter& w) {
+  AttachCallTotals retired;
+  const std::vector<AttacherStats> attachers = s.table->AttacherStatsSnapshot(&retired);
+  w.Family("countersd_local_attachers", "gauge",
+           "Processes attached to the table now (local attach), those of an earlier daemon "
+           "that are still alive included.");
+  w.Sample("countersd_local_attachers", {}, static_cast<double>(attachers.size()));
+  // Totals, then the failures, raised together.
+  uint64_t totals[kLocalCallKinds + 1];
+  for (int m = 0; m < kLocalCallKinds; ++m) totals[m] = retired.calls[m];
+  totals[kLocalCallKinds] = retired.failures;
+  for (const AttacherStats& a : attachers) {
+    for (int m = 0; m < kLocalCallKinds; ++m) totals[m] += a.calls[m];
+    totals[kLocalCallKinds] += a.failures;
+  }
+  if (s.local_high_water) s.local_high_water->Raise(totals, kLocalCallKinds + 1);
+  w.Family("countersd_local_calls_total", "counter",
+           "Calls of attached processes by method, whatever their outcome, since the daemon "
+           "started (those of processes that detached or died included).");
+  for (int m = 0; m < kLocalCallKinds; ++m) {
+    w.Sample("countersd_local_calls_total",
+             {{"method", kMethodNames[static_cast<int>(kLocalCallMethods[m])]}},
+             static_cast<double>(totals[m]));
+  }
+  w.Family("countersd_local_call_failures_total", "counter",
+           "Calls of attached processes that returned a status other than OK.");
+  w.Sample("countersd_local_call_failures_total", {}, static_cast<double>(totals[kLocalCallKinds]));
+  w.Family("countersd_local_attacher_calls_total", "counter",
+           "Calls of the process attached in each slot, by method, since it attached; they "
+           "start again when another process takes the slot.");
+  for (const AttacherStats& a : attachers) {
+    const std::string slot = absl::StrCat(a.slot);
+    for (int m = 0; m < kLocalCallKinds; ++m) {
+      if (a.calls[m] == 0) continue;
+      w.Sample("countersd_local_attacher_calls_total",
+               {{"slot", slot}, {"method", kMethodNames[static_cast<int>(kLocalCallMethods[m])]}},
+               static_cast<double>(a.calls[m]));
+    }
+  }
+  w.Family("countersd_local_attacher_start_time_seconds", "gauge",
+           "Unix time at which the process attached in each slot attached.");
+  for (const AttacherStats& a : attachers) {
+    w.Sample("countersd_local_attacher_start_time_seconds", {{"slot", absl::StrCat(a.slot)}},
+             static_cast<double>(a.attached_unix_ns) * 1e-9);
+  }
+}
+
 struct LabelledProcess {
   std::string role;
   std::string index;  // empty but for handlers
@@ -167,6 +215,15 @@ void ProcessMetrics(const MetricsSources& s, ExpositionWriter& w) {
 
 }  // namespace
 
+void LocalCallsHighWater::Raise(uint64_t* totals, int n) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (highest_.size() < static_cast<size_t>(n)) highest_.resize(n, 0);
+  for (int i = 0; i < n; ++i) {
+    totals[i] = std::max(totals[i], highest_[i]);
+    highest_[i] = totals[i];
+  }
+}
+
 std::vector<std::string> MergeExportPrefixes(std::vector<std::string> prefixes) {
   std::sort(prefixes.begin(), prefixes.end());
   std::vector<std::string> out;
@@ -183,6 +240,7 @@ std::string RenderMetrics(const MetricsSources& s) {
   TableMetrics(*s.table, w);
   CallMetrics(s.stats->Totals(), w);
   SupervisorMetrics(s.stats->shared(), w);
+  LocalMetrics(s, w);
   ExportedCounters(s, w);
   ProcessMetrics(s, w);
   return w.text();

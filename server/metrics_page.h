@@ -20,11 +20,24 @@
 //      (the pids of the process slots; a handler's index from its stats
 //      row), read from /proc (process_metrics.h); a process that is gone
 //      by then is left out.
+//   5. Local calls: the attached processes now, and their calls by method
+//      summed over the claimed attach slots and the header's retired
+//      totals of the freed ones (CounterTable::AttacherStatsSnapshot).
+//      That sum never counts a call twice but may miss one for an instant,
+//      while a detaching process moves its counts to the retired totals
+//      (layout.h, RetiredAttachCalls), so each total served is raised to
+//      the highest this aggregator served before (LocalCallsHighWater):
+//      a counter never goes backwards. Per claimed slot also its calls and
+//      attach time, which start again when a new attacher takes the slot
+//      (docs/metrics.md).
 #ifndef COUNTERSD_SERVER_METRICS_PAGE_H_
 #define COUNTERSD_SERVER_METRICS_PAGE_H_
 
 #include <sys/types.h>
 
+#include <cstdint>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -34,15 +47,29 @@
 
 namespace countersd {
 
+// The local call totals served so far (step 5). Thread-safe.
+class LocalCallsHighWater {
+ public:
+  // Raises each of totals[0..n) to at least what it was at the previous
+  // call, and remembers the result.
+  void Raise(uint64_t* totals, int n);
+
+ private:
+  std::mutex mu_;
+  std::vector<uint64_t> highest_;  // guarded by mu_
+};
+
 struct MetricsSources {
   CounterTable* table = nullptr;
   const StatsArea* stats = nullptr;
   std::vector<std::string> export_prefixes;
   int64_t export_max = kDefaultMetricsExportMax;
   pid_t supervisor_pid = 0;  // 0: no supervisor's process_* (tests)
+  // Shared by the copies of these sources, so by every scrape they serve.
+  std::shared_ptr<LocalCallsHighWater> local_high_water = std::make_shared<LocalCallsHighWater>();
 };
 
-// The exposition of everything in `sources` (step 1 to 4 above).
+// The exposition of everything in `sources` (step 1 to 5 above).
 // Thread-safe as List is: one call at a time per table handle.
 std::string RenderMetrics(const MetricsSources& sources);
 

@@ -135,6 +135,13 @@ struct AttacherStats {
   uint64_t failures;
 };
 
+// The calls of the attach slots freed since Open (layout.h,
+// RetiredAttachCalls), by layout::AttachOp.
+struct AttachCallTotals {
+  uint64_t calls[7] = {};
+  uint64_t failures = 0;
+};
+
 // What RecoverDeadAttachers did for one dead attacher.
 struct AttacherRecovery {
   uint32_t slot;
@@ -331,7 +338,11 @@ class CounterTable {
   std::vector<AttacherRecovery> RecoverDeadAttachers(bool all_slots);
   // Whether any attach slot is claimed.
   bool AnyAttached() const;
-  std::vector<AttacherStats> AttacherStatsSnapshot() const;
+  // The claimed attach slots. With `retired`, also the calls of the slots
+  // freed since Open, loaded first: a call is never in both, but one
+  // being moved by a Detach at that moment may be in neither (layout.h,
+  // RetiredAttachCalls), so a sum of the two may dip for an instant.
+  std::vector<AttacherStats> AttacherStatsSnapshot(AttachCallTotals* retired = nullptr) const;
 
   // Owner only, after reaping `pid`: undoes its half-done insert or batch,
   // releases the stripes and journals it held and frees its stats slot,

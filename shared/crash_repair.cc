@@ -107,6 +107,8 @@ OpenReport CounterTable::RepairAfterCrash() {
   }
   std::memset(static_cast<void*>(&header_->retired_connections), 0,
               sizeof header_->retired_connections);
+  std::memset(static_cast<void*>(&header_->retired_attach_calls), 0,
+              sizeof header_->retired_attach_calls);
   FreeDeadAttachSlotsAtOpen();
   uint64_t total = 0;
   for (uint32_t r = 0; r < header_->regions; ++r) {

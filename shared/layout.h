@@ -297,6 +297,32 @@ struct alignas(64) AttachSlot {
 };
 static_assert(sizeof(AttachSlot) == 128);
 
+// The calls of the attached processes whose slots were freed (a Detach, or
+// the owner's recovery of a dead one), so that the local call totals
+// (/metrics' countersd_local_calls_total: these plus the claimed slots')
+// keep them. Invariants:
+//  1. Only added to while the daemon runs, by whoever frees a claimed slot,
+//     before it frees it: the detaching attacher (DetachSlot) or the owner
+//     (RecoverAttachSlot). Each count moves on its own: the slot's is
+//     exchanged to 0, then what it held is added here (fetch_add,
+//     release). Several processes may add at once, so there is no seqlock
+//     (whose writer must be one).
+//  2. So a reader that loads these (acquire) before it loads the slots
+//     never counts a call twice: one seen here had left its slot first. It
+//     may miss a call between the two steps of a move (a few instructions;
+//     for good if the process dies between them): a reader whose totals
+//     must never go backwards keeps its own high-water mark.
+//  3. A free slot's counts are 0, so a new claimer's are its own.
+//  4. Open zeroes it, with retired_connections: the totals start with the
+//     daemon. (Live attachers of an earlier incarnation keep theirs in
+//     their slots, and move them here when they detach.)
+// In zero bytes of the header's page, after retired_connections: no layout
+// version bump.
+struct RetiredAttachCalls {
+  std::atomic<uint64_t> calls[kAttachOps];  // by AttachOp
+  std::atomic<uint64_t> failures;
+};
+
 // The first page. Invariants:
 //  1. The static fields (up to header_crc) are written once, by Create,
 //     before the file is mapped by anyone else, and are covered by
@@ -334,6 +360,8 @@ static_assert(sizeof(AttachSlot) == 128);
 //     (OpenForAttach), stored 0 before anything reads the file at the next
 //     start and at shutdown (FenceAttachers). An attacher's write checks
 //     it after taking its stripes (table_attach.cc).
+//  9. retired_attach_calls follows RetiredAttachCalls' invariants (added
+//     to by the detaching attachers and the owner).
 struct TableHeader {
   char magic[8];
   uint32_t layout_version;
@@ -375,6 +403,8 @@ struct TableHeader {
   alignas(64) SnapshotControl snapshot;  // see control.h
   // The dead handlers' connection totals (RetiredConnections' invariants).
   alignas(64) RetiredConnections retired_connections;
+  // The freed attach slots' calls (RetiredAttachCalls' invariants).
+  alignas(64) RetiredAttachCalls retired_attach_calls;
 };
 static_assert(sizeof(TableHeader) <= kPage);
 static_assert(offsetof(TableHeader, pad2) <= 512, "trust fields in the first sector");

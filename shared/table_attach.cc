@@ -44,7 +44,12 @@
 //     a dead attacher's (AttachSlot invariant 1): RecoverDeadProcess of its
 //     token rolls back its half-done insert or batch and releases its
 //     stripes, then the slot is freed.
-//  6. A fork child inherits the open file description, and with it the
+//  6. Counts: an attacher counts its calls in its slot. Whoever frees a
+//     claimed slot (Detach, or step 5's recovery) first moves its counts
+//     into the header's retired totals (layout.h, RetiredAttachCalls), so
+//     that the totals summed over the slots and those never lose a
+//     detached attacher's calls.
+//  7. A fork child inherits the open file description, and with it the
 //     slot's lock: were the parent to die holding a stripe, the lock would
 //     say it lives as long as the child does. So a fork child closes its
 //     copy of every attached handle's map descriptor, and its handles
@@ -137,9 +142,21 @@ absl::Status WaitForAttachersOutside(const std::string& path, const RegionShared
   }
 }
 
+// Step 6: moves the counts of slot `a`, about to be freed, to the retired
+// totals, each count exchanged to 0 before it is added (RetiredAttachCalls
+// invariant 1).
+void RetireCalls(layout::RetiredAttachCalls& retired, AttachSlot* a) {
+  for (uint32_t op = 0; op < layout::kAttachOps; ++op) {
+    retired.calls[op].fetch_add(a->calls[op].exchange(0, std::memory_order_relaxed),
+                                std::memory_order_release);
+  }
+  retired.failures.fetch_add(a->failures.exchange(0, std::memory_order_relaxed),
+                             std::memory_order_release);
+}
+
 }  // namespace
 
-// The attached handles of this process, for the fork child handler (step 6).
+// The attached handles of this process, for the fork child handler (step 7).
 class CounterTable::AttachedHandles {
  public:
   static void Add(CounterTable* t) {
@@ -235,12 +252,14 @@ absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::Attach(const std::st
       UnlockByte(t->map_fd_, t->AttachLockOffset(i));  // a dead one's, not yet recovered
       continue;
     }
+    // The attach time last (release): a reader lists a claimed slot only
+    // once it is nonzero (AttacherStatsSnapshot), whole.
+    for (auto& c : a->calls) c.store(0, std::memory_order_relaxed);
+    a->failures.store(0, std::memory_order_relaxed);
     a->pid.store(getpid(), std::memory_order_relaxed);
     a->uid.store(geteuid(), std::memory_order_relaxed);
     a->incarnation.store(grant.incarnation, std::memory_order_relaxed);
-    a->attached_unix_ns.store(absl::GetCurrentTimeNanos(), std::memory_order_relaxed);
-    for (auto& c : a->calls) c.store(0, std::memory_order_relaxed);
-    a->failures.store(0, std::memory_order_relaxed);
+    a->attached_unix_ns.store(absl::GetCurrentTimeNanos(), std::memory_order_release);
     t->attach_token_ = layout::AttachToken(i);
   }
   if (t->attach_token_ == 0) {
@@ -257,9 +276,11 @@ absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::Attach(const std::st
 
 void CounterTable::DetachSlot() {
   AttachedHandles::Remove(this);
-  if (map_fd_ < 0) return;  // a fork child's copy (step 6): the slot is the parent's
+  if (map_fd_ < 0) return;  // a fork child's copy (step 7): the slot is the parent's
   const uint32_t i = attach_slot();
   AttachSlot* a = &attach_base_[i];
+  RetireCalls(header_->retired_attach_calls, a);  // step 6
+  a->attached_unix_ns.store(0, std::memory_order_relaxed);
   a->pid.store(0, std::memory_order_relaxed);
   a->state.store(layout::kAttachFree, std::memory_order_release);
   UnlockByte(map_fd_, AttachLockOffset(i));  // after the slot is free (AttachSlot invariant 1)
@@ -365,6 +386,8 @@ AttacherRecovery CounterTable::RecoverAttachSlot(uint32_t i) {
   AttachSlot* a = &attach_base_[i];
   AttacherRecovery out{.slot = i, .pid = a->pid.load(), .report = {}};
   out.report = RecoverDeadProcess(layout::AttachToken(i));
+  RetireCalls(header_->retired_attach_calls, a);  // step 6
+  a->attached_unix_ns.store(0);
   a->pid.store(0);
   a->incarnation.store(0);
   a->state.store(layout::kAttachFree, std::memory_order_release);
@@ -406,12 +429,22 @@ bool CounterTable::AnyAttached() const {
   return false;
 }
 
-std::vector<AttacherStats> CounterTable::AttacherStatsSnapshot() const {
+std::vector<AttacherStats> CounterTable::AttacherStatsSnapshot(AttachCallTotals* retired) const {
+  if (retired != nullptr) {
+    // Before the slots (RetiredAttachCalls invariant 2).
+    const layout::RetiredAttachCalls& r = header_->retired_attach_calls;
+    static_assert(sizeof retired->calls / sizeof retired->calls[0] == layout::kAttachOps);
+    for (uint32_t op = 0; op < layout::kAttachOps; ++op) {
+      retired->calls[op] = r.calls[op].load(std::memory_order_acquire);
+    }
+    retired->failures = r.failures.load(std::memory_order_acquire);
+  }
   std::vector<AttacherStats> out;
   const uint64_t current = header_->attach_incarnation.load(std::memory_order_relaxed);
   for (uint32_t i = 0; i < kAttachSlots; ++i) {
     const AttachSlot& a = attach_base_[i];
     if (a.state.load(std::memory_order_acquire) != layout::kAttachClaimed) continue;
+    if (a.attached_unix_ns.load(std::memory_order_acquire) == 0) continue;  // still attaching
     AttacherStats s{.slot = i,
                     .pid = a.pid.load(std::memory_order_relaxed),
                     .uid = a.uid.load(std::memory_order_relaxed),

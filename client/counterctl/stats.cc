@@ -1,6 +1,6 @@
 // `counterctl stats`: GetStats as aligned text or one JSON document: the
 // server's version, uptime and restarts, the table, the last snapshot, the
-// durability lag, the connections, and each handler.
+// durability lag, the connections, each handler, and each attached process.
 #include <algorithm>
 #include <string>
 
@@ -60,6 +60,16 @@ int RunStats(const Invocation& inv) {
       ConnectionsJson(j, h.connections());
       j.EndObject();
     }
+    j.EndArray();
+    j.Key("attachers").BeginArray();
+    for (const auto& a : r->attachers()) {
+      j.BeginObject().Field("slot", static_cast<uint64_t>(a.slot()));
+      j.Field("pid", static_cast<int64_t>(a.pid())).Field("uid", static_cast<uint64_t>(a.uid()));
+      j.Field("current", a.current()).Field("attached_unix_seconds", a.attached_unix_seconds());
+      j.Key("calls").BeginObject();
+      for (const auto& c : a.calls()) j.Field(c.method(), c.count());
+      j.EndObject().Field("failures", a.failures()).EndObject();
+    }
     j.EndArray().EndObject();
     PrintData(j.str() + "\n");
     return kExitOk;
@@ -114,6 +124,7 @@ int RunStats(const Invocation& inv) {
        absl::StrSplit(FormatColumns(rows, std::vector<bool>(7, true)), '\n', absl::SkipEmpty())) {
     absl::StrAppend(&out, "  ", line, "\n");
   }
+  absl::StrAppend(&out, "\n", AttachersText(*r));
   PrintData(out);
   return kExitOk;
 }
@@ -147,6 +158,29 @@ std::string RestartsText(const counters::v1::GetStatsResponse& r) {
   return out;
 }
 
+std::string AttachersText(const counters::v1::GetStatsResponse& r) {
+  if (r.attachers_size() == 0) return "attachers: none\n";
+  std::vector<std::vector<std::string>> rows = {
+      {"SLOT", "PID", "UID", "STATE", "ATTACHED", "FAILURES", "CALLS"}};
+  for (const auto& a : r.attachers()) {
+    std::string calls;
+    for (const auto& c : a.calls()) {
+      absl::StrAppend(&calls, calls.empty() ? "" : ", ", c.method(), " ", WithThousands(c.count()));
+    }
+    // A stale one attached to an earlier daemon: its next call is refused.
+    rows.push_back({absl::StrCat(a.slot()), absl::StrCat(a.pid()), absl::StrCat(a.uid()),
+                    a.current() ? "current" : "stale", FormatUnixSeconds(a.attached_unix_seconds()),
+                    WithThousands(a.failures()), calls.empty() ? "none" : calls});
+  }
+  std::string out = absl::StrCat("attachers (", r.attachers_size(), "):\n");
+  const std::vector<bool> right = {true, true, true, false, false, true, false};
+  for (const absl::string_view line :
+       absl::StrSplit(FormatColumns(rows, right), '\n', absl::SkipEmpty())) {
+    absl::StrAppend(&out, "  ", line, "\n");
+  }
+  return out;
+}
+
 VerbSpec StatsVerb() {
   return {
       "stats",
@@ -159,7 +193,11 @@ VerbSpec StatsVerb() {
       "snapshot failures), the client connections (open now; accepted, refused\n"
       "over --max-connections and closed at the handshake timeout since the daemon\n"
       "started, handlers that were restarted included), and the calls, errors and\n"
-      "connections of each handler process (since it started).\n"
+      "connections of each handler process (since it started), and the processes\n"
+      "attached to the table (local attach): each one's slot, pid (in its own pid\n"
+      "namespace), uid, whether it attached to this daemon (current) or to an\n"
+      "earlier one (stale: its next call is refused), when it attached, and its\n"
+      "calls by method and failed calls since.\n"
       "\n"
       "JSON: "
       "{\"server_version\":\"..\",\"uptime_seconds\":..,\"restarts\":[{\"role\":..,\"reason\":..,\n"
@@ -171,7 +209,10 @@ VerbSpec StatsVerb() {
       "change_age_seconds\":..,]\n"
       "      "
       "\"consecutive_snapshot_failures\":..,\"snapshot_failures\":..},\"connections\":CONN,\n"
-      "      \"handlers\":[{\"pid\":..,\"calls\":..,\"errors\":..,\"connections\":CONN}]}\n"
+      "      \"handlers\":[{\"pid\":..,\"calls\":..,\"errors\":..,\"connections\":CONN}],\n"
+      "      \"attachers\":[{\"slot\":..,\"pid\":..,\"uid\":..,\"current\":true,"
+      "\"attached_unix_seconds\":..,\n"
+      "      \"calls\":{\"Increment\":..},\"failures\":..}]}\n"
       "CONN: {\"accepted\":..,\"refused_over_cap\":..,\"handshake_timeouts\":..,\"open\":..}\n",
       {},
       0,

@@ -30,6 +30,10 @@ VerbSpec StatsVerb();
 // server's order, "handler 2 signaled, 1 stalled; aggregator 1 exited".
 std::string FormatUptime(uint64_t seconds);
 std::string RestartsText(const counters::v1::GetStatsResponse& stats);
+// stats' attached processes: "attachers: none", or "attachers (N):" and a
+// table, one row per slot (pid, uid, current or stale, attached since,
+// failures, calls by method).
+std::string AttachersText(const counters::v1::GetStatsResponse& stats);
 // version (version.cc): the client's and the server's.
 VerbSpec VersionVerb();
 // bench (bench.cc): the load generator.

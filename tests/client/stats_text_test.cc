@@ -1,5 +1,6 @@
 // counterctl stats' text for the server's uptime and restarts (the daemon
-// on this branch reports 0 and none, so the end-to-end test cannot see them).
+// on this branch reports 0 and none, so the end-to-end test cannot see
+// them), and for the attached processes, a stale one among them.
 #include <string>
 
 #include "client/counterctl/verbs.h"
@@ -29,6 +30,35 @@ TEST(StatsTextTest, RestartsAreGroupedByRole) {
   add("handler", "stalled", 1);
   add("aggregator", "exited", 1200);
   EXPECT_EQ(RestartsText(r), "handler 2 signaled, 1 stalled; aggregator 1,200 exited");
+}
+
+TEST(StatsTextTest, AttachersAreOneRowEachWithTheirStateAndCallsByMethod) {
+  counters::v1::GetStatsResponse r;
+  EXPECT_EQ(AttachersText(r), "attachers: none\n");
+  counters::v1::AttacherStats* a = r.add_attachers();
+  a->set_slot(3);
+  a->set_pid(4242);
+  a->set_uid(1000);
+  a->set_current(true);
+  a->set_attached_unix_seconds(1764754200);  // 2025-12-03T09:30:00Z
+  auto* c = a->add_calls();
+  c->set_method("Increment");
+  c->set_count(12345);
+  c = a->add_calls();
+  c->set_method("Get");
+  c->set_count(1);
+  a->set_failures(1);
+  counters::v1::AttacherStats* b = r.add_attachers();
+  b->set_slot(1017);
+  b->set_pid(7);
+  b->set_uid(0);
+  b->set_current(false);
+  b->set_attached_unix_seconds(0);
+  EXPECT_EQ(AttachersText(r),
+            "attachers (2):\n"
+            "  SLOT   PID   UID  STATE    ATTACHED              FAILURES  CALLS\n"
+            "     3  4242  1000  current  2025-12-03T09:30:00Z         1  Increment 12,345, Get 1\n"
+            "  1017     7     0  stale    1970-01-01T00:00:00Z         0  none\n");
 }
 
 }  // namespace

@@ -2,7 +2,9 @@
 // every second and its query API sees the calls made; `promtool check
 // metrics` accepts the page; a SIGKILLed handler's respawn takes no total
 // backwards (in /metrics or GetStats); the export prefix and its cap, with
-// a key that needs escaping; and the start-up errors of --metrics-listen.
+// a key that needs escaping; the start-up errors of --metrics-listen; and
+// the calls of processes attached with countersd::local, kept when one
+// detaches.
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -21,6 +23,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "client/local/local_table.h"
 #include "gtest/gtest.h"
 #include "proto/grpc_deadline.h"
 #include "shared/monotonic_time.h"
@@ -344,6 +347,49 @@ TEST(Metrics, TheMetricsFlagsComeFromTheEnvironmentToo) {
   auto stub = NewStub((*d)->address());
   Increment(*stub, "env/x", 2);
   EXPECT_EQ(SampleValue(Metrics(**d), "countersd_counter_value{key=\"env/x\"}"), 2);
+}
+
+TEST(Metrics, AttachedCallsAreCountedAndADetachTakesNoTotalBackwards) {
+  ScopedTempDir dir;
+  absl::StatusOr<std::unique_ptr<Daemon>> d = Daemon::Start(WithHandlers(1));
+  ASSERT_TRUE(d.ok()) << d.status();
+  using countersd::local::LocalTable;
+  absl::StatusOr<std::unique_ptr<LocalTable>> a = LocalTable::Attach((*d)->data_dir());
+  ASSERT_TRUE(a.ok()) << a.status();
+  absl::StatusOr<std::unique_ptr<LocalTable>> b = LocalTable::Attach((*d)->data_dir());
+  ASSERT_TRUE(b.ok()) << b.status();
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE((*a)->Increment("local/m", 1).ok());
+  EXPECT_EQ((*a)->Get("local/none").status().code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE((*b)->Increment("local/m", 1).ok());
+  ASSERT_TRUE((*b)->Increment("local/m", 1).ok());
+  const std::string slot_a = absl::StrCat((*a)->slot());
+  const std::string slot_b = absl::StrCat((*b)->slot());
+
+  std::string page = Metrics(**d);
+  EXPECT_EQ(SampleValue(page, "countersd_local_attachers"), 2) << page;
+  EXPECT_EQ(SampleValue(page, "countersd_local_calls_total{method=\"Increment\"}"), 7) << page;
+  EXPECT_EQ(SampleValue(page, "countersd_local_calls_total{method=\"Get\"}"), 1) << page;
+  EXPECT_EQ(SampleValue(page, "countersd_local_calls_total{method=\"Set\"}"), 0) << page;
+  EXPECT_EQ(SampleValue(page, "countersd_local_call_failures_total"), 1) << page;
+  EXPECT_EQ(SampleValue(page, "countersd_local_attacher_calls_total{slot=\"" + slot_a +
+                                  "\",method=\"Increment\"}"),
+            5)
+      << page;
+  EXPECT_EQ(SampleValue(page, "countersd_local_attacher_calls_total{slot=\"" + slot_b +
+                                  "\",method=\"Increment\"}"),
+            2)
+      << page;
+  // No RPC made them.
+  EXPECT_EQ(SampleValue(page, "countersd_requests_total{method=\"Increment\",code=\"OK\"}"), 0);
+  const CommandResult check = Promtool(dir.path(), page);
+  EXPECT_EQ(check.exit_code, 0) << check.out << check.err << "\n--- page ---\n" << page;
+
+  b->reset();
+  page = Metrics(**d);
+  EXPECT_EQ(SampleValue(page, "countersd_local_attachers"), 1) << page;
+  EXPECT_EQ(SampleValue(page, "countersd_local_calls_total{method=\"Increment\"}"), 7) << page;
+  EXPECT_FALSE(absl::StrContains(page, "slot=\"" + slot_b + "\"")) << page;
+  EXPECT_EQ(Promtool(dir.path(), page).exit_code, 0);
 }
 
 TEST(Metrics, AnEmptyMetricsListenServesNoMetrics) {

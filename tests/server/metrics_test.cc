@@ -1,7 +1,8 @@
 // The /metrics page's parts without a server: the exposition format's
 // escaping and numbers, histograms from per-bucket counts, the stats
 // area's sums across handler rows, the export prefixes and their cap on a
-// real table, and process_* from a made-up /proc tree.
+// real table, the local calls of attached handles (detached, and dead and
+// recovered), and process_* from a made-up /proc tree.
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 #include "server/metrics_exposition.h"
 #include "server/metrics_page.h"
 #include "server/process_metrics.h"
+#include "shared/layout.h"
 #include "shared/stats_area.h"
 #include "tests/shared/table_fixture.h"
 
@@ -157,6 +159,140 @@ TEST_F(MetricsPageTest, ExportsTheKeysUnderThePrefixesUpToTheCapAndCountsTheRest
   const std::string all = Render({"q", "app/"}, 100);
   EXPECT_THAT(all, HasSubstr("countersd_counter_value{key=\"q\\\"uote\\\\d\"} 9\n"));
   EXPECT_THAT(all, HasSubstr("countersd_counter_values_omitted 0\n"));
+}
+
+// Attached handles in this process: each its own open file description of
+// the map file, so its slot's lock is another's to the owner's.
+class LocalMetricsTest : public MetricsPageTest {
+ protected:
+  void SetUp() override {
+    MetricsPageTest::SetUp();
+    grant_ = table_->OpenForAttach();
+  }
+  std::unique_ptr<CounterTable> AttachHere() {
+    AttachGrant g = grant_;
+    g.staging_fd = dup(grant_.staging_fd);  // Attach takes it
+    absl::StatusOr<std::unique_ptr<CounterTable>> t = CounterTable::Attach(Path("t.map"), g);
+    EXPECT_TRUE(t.ok()) << t.status();
+    return t.ok() ? *std::move(t) : nullptr;
+  }
+  // As countersd::local::LocalTable does: the call, then its count.
+  static void Increment(CounterTable& t, const std::string& key) {
+    t.CountAttachedCall(layout::kAttachIncrement, t.Increment(key, 1).ok());
+  }
+  static void GetMissing(CounterTable& t) {
+    absl::StatusOr<int64_t> v = t.Get("missing");
+    EXPECT_EQ(v.status().code(), absl::StatusCode::kNotFound);
+    t.CountAttachedCall(layout::kAttachGet, v.ok());
+  }
+  std::optional<double> Sample(const std::string& page, const std::string& series) {
+    const std::string line = series + " ";
+    const size_t at = page.find("\n" + line);
+    if (at == std::string::npos) return std::nullopt;
+    return std::stod(page.substr(at + 1 + line.size()));
+  }
+  AttachGrant grant_;
+};
+
+TEST_F(LocalMetricsTest, CallsArePerSlotAndTheTotalsKeepADetachedOnesCalls) {
+  std::unique_ptr<CounterTable> a = AttachHere();
+  std::unique_ptr<CounterTable> b = AttachHere();
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  Increment(*a, "local/a");
+  Increment(*a, "local/a");
+  GetMissing(*a);
+  Increment(*b, "local/b");
+  const std::string sa = absl::StrCat(a->attach_slot());
+  const std::string sb = absl::StrCat(b->attach_slot());
+  std::string page = Render({}, 10);
+  EXPECT_EQ(Sample(page, "countersd_local_attachers"), 2) << page;
+  EXPECT_EQ(Sample(page, "countersd_local_calls_total{method=\"Increment\"}"), 3) << page;
+  EXPECT_EQ(Sample(page, "countersd_local_calls_total{method=\"Get\"}"), 1) << page;
+  EXPECT_EQ(Sample(page, "countersd_local_calls_total{method=\"Delete\"}"), 0) << page;
+  EXPECT_EQ(Sample(page, "countersd_local_call_failures_total"), 1) << page;
+  EXPECT_EQ(Sample(page, "countersd_local_attacher_calls_total{slot=\"" + sa +
+                             "\",method=\"Increment\"}"),
+            2)
+      << page;
+  EXPECT_EQ(Sample(page, "countersd_local_attacher_calls_total{slot=\"" + sb +
+                             "\",method=\"Increment\"}"),
+            1)
+      << page;
+  EXPECT_TRUE(Sample(page, "countersd_local_attacher_start_time_seconds{slot=\"" + sa + "\"}"))
+      << page;
+
+  a.reset();  // detaches: its counts move to the retired totals
+  page = Render({}, 10);
+  EXPECT_EQ(Sample(page, "countersd_local_attachers"), 1) << page;
+  EXPECT_EQ(Sample(page, "countersd_local_calls_total{method=\"Increment\"}"), 3) << page;
+  EXPECT_EQ(Sample(page, "countersd_local_calls_total{method=\"Get\"}"), 1) << page;
+  EXPECT_EQ(Sample(page, "countersd_local_call_failures_total"), 1) << page;
+  EXPECT_THAT(page, Not(HasSubstr("slot=\"" + sa + "\""))) << page;
+
+  // A new attacher starts from 0, whichever slot it takes; the totals go on.
+  std::unique_ptr<CounterTable> c = AttachHere();
+  ASSERT_NE(c, nullptr);
+  Increment(*c, "local/c");
+  page = Render({}, 10);
+  EXPECT_EQ(Sample(page, "countersd_local_attacher_calls_total{slot=\"" +
+                             absl::StrCat(c->attach_slot()) + "\",method=\"Increment\"}"),
+            1)
+      << page;
+  EXPECT_EQ(Sample(page, "countersd_local_calls_total{method=\"Increment\"}"), 4) << page;
+  std::vector<AttacherStats> stats = table_->AttacherStatsSnapshot();
+  ASSERT_EQ(stats.size(), 2u);
+  for (const AttacherStats& st : stats) {
+    EXPECT_EQ(st.pid, getpid());
+    EXPECT_EQ(st.uid, geteuid());
+    EXPECT_TRUE(st.current);
+  }
+}
+
+TEST_F(LocalMetricsTest, ADeadAttachersCallsAreKeptWhenTheOwnerFreesItsSlot) {
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    std::unique_ptr<CounterTable> t = AttachHere();
+    if (t == nullptr) _exit(1);
+    for (int i = 0; i < 3; ++i) Increment(*t, "local/dead");
+    GetMissing(*t);
+    _exit(0);  // dies attached: its slot stays claimed, its byte unlocked
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  std::string page = Render({}, 10);
+  EXPECT_EQ(Sample(page, "countersd_local_attachers"), 1) << page;
+  EXPECT_EQ(Sample(page, "countersd_local_calls_total{method=\"Increment\"}"), 3) << page;
+
+  const std::vector<AttacherRecovery> recovered = table_->RecoverDeadAttachers(true);
+  ASSERT_EQ(recovered.size(), 1u);
+  EXPECT_EQ(recovered[0].pid, child);
+  page = Render({}, 10);
+  EXPECT_EQ(Sample(page, "countersd_local_attachers"), 0) << page;
+  EXPECT_EQ(Sample(page, "countersd_local_calls_total{method=\"Increment\"}"), 3) << page;
+  EXPECT_EQ(Sample(page, "countersd_local_calls_total{method=\"Get\"}"), 1) << page;
+  EXPECT_EQ(Sample(page, "countersd_local_call_failures_total"), 1) << page;
+  EXPECT_THAT(page, Not(HasSubstr("countersd_local_attacher_calls_total{"))) << page;
+  AttachCallTotals retired;
+  EXPECT_TRUE(table_->AttacherStatsSnapshot(&retired).empty());
+  EXPECT_EQ(retired.calls[layout::kAttachIncrement], 3u);
+  EXPECT_EQ(retired.failures, 1u);
+}
+
+TEST(LocalCallsHighWater, NeverServesLessThanBefore) {
+  LocalCallsHighWater hw;
+  uint64_t t[2] = {5, 1};
+  hw.Raise(t, 2);
+  EXPECT_EQ(t[0], 5u);
+  uint64_t dip[2] = {4, 2};  // a call in flight between a slot and the retired totals
+  hw.Raise(dip, 2);
+  EXPECT_EQ(dip[0], 5u);
+  EXPECT_EQ(dip[1], 2u);
+  uint64_t more[2] = {7, 2};
+  hw.Raise(more, 2);
+  EXPECT_EQ(more[0], 7u);
 }
 
 TEST(MergeExportPrefixes, DropsPrefixesUnderAnotherAndSorts) {
