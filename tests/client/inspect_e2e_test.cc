@@ -16,6 +16,7 @@
 #include "client/client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "shared/layout.h"
 #include "tests/client/ctl_test_util.h"
 #include "tests/e2e/daemon_harness.h"
 
@@ -142,7 +143,7 @@ std::vector<std::string> DumpLines(const std::string& out) {
 TEST_F(InspectTest, ValidMapFileShowsCountsAndDumpsSortedByKey) {
   Ctl r = RunCtl({"inspect", map_});
   ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
-  EXPECT_EQ(Row(r.out, "kind"), "map file, layout version 2");
+  EXPECT_EQ(Row(r.out, "kind"), absl::StrCat("map file, layout version ", layout::kLayoutVersion));
   EXPECT_EQ(Row(r.out, "status"), "valid");
   EXPECT_THAT(Row(r.out, "counters"), StartsWith("3 of "));
   EXPECT_EQ(Row(r.out, "clean shutdown"), "yes");
