@@ -374,8 +374,8 @@ std::string DescribeError(const Invocation& inv, const absl::Status& status) {
         status.code() != absl::StatusCode::kPermissionDenied) {
       return std::string(status.message());
     }
-    return absl::StrCat("cannot attach to countersd in ", inv.attach_dir, " (",
-                        inv.attach_source, "): ", status.message());
+    return absl::StrCat("cannot attach to countersd in ", inv.attach_dir, " (", inv.attach_source,
+                        "): ", status.message());
   }
   const std::string door = DescribeFailure(status, inv.security.tls());
   if (!door.empty()) {  // TLS, authentication, denial

@@ -19,12 +19,10 @@ class RpcStore final : public CounterStore {
   absl::StatusOr<int64_t> Increment(std::string_view key, int64_t delta) override {
     return client_->Increment(key, delta);
   }
-  absl::StatusOr<std::vector<int64_t>> IncrementBatch(
-      absl::Span<const IncrementOp> ops) override {
+  absl::StatusOr<std::vector<int64_t>> IncrementBatch(absl::Span<const IncrementOp> ops) override {
     return client_->IncrementBatch(ops);
   }
-  absl::StatusOr<std::vector<CounterEntry>> BatchGet(
-      absl::Span<const std::string> keys) override {
+  absl::StatusOr<std::vector<CounterEntry>> BatchGet(absl::Span<const std::string> keys) override {
     return client_->BatchGet(keys);
   }
   absl::StatusOr<std::optional<int64_t>> Set(std::string_view key, int64_t value) override {
@@ -52,14 +50,12 @@ class AttachedStore final : public CounterStore {
   absl::StatusOr<int64_t> Increment(std::string_view key, int64_t delta) override {
     return table_->Increment(key, delta);
   }
-  absl::StatusOr<std::vector<int64_t>> IncrementBatch(
-      absl::Span<const IncrementOp> ops) override {
+  absl::StatusOr<std::vector<int64_t>> IncrementBatch(absl::Span<const IncrementOp> ops) override {
     ops_.clear();
     for (const IncrementOp& op : ops) ops_.push_back({op.key, op.delta});
     return table_->IncrementBatch(ops_);
   }
-  absl::StatusOr<std::vector<CounterEntry>> BatchGet(
-      absl::Span<const std::string> keys) override {
+  absl::StatusOr<std::vector<CounterEntry>> BatchGet(absl::Span<const std::string> keys) override {
     std::vector<std::string_view> views(keys.begin(), keys.end());
     absl::StatusOr<std::vector<std::optional<int64_t>>> got = table_->BatchGet(views);
     if (!got.ok()) return got.status();

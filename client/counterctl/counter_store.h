@@ -47,8 +47,8 @@ class CounterStore {
   virtual absl::StatusOr<std::vector<CounterEntry>> BatchGet(
       absl::Span<const std::string> keys) = 0;
   virtual absl::StatusOr<std::optional<int64_t>> Set(std::string_view key, int64_t value) = 0;
-  virtual absl::StatusOr<CompareAndSetResult> CompareAndSet(std::string_view key,
-                                                            int64_t expected, int64_t value) = 0;
+  virtual absl::StatusOr<CompareAndSetResult> CompareAndSet(std::string_view key, int64_t expected,
+                                                            int64_t value) = 0;
   virtual absl::StatusOr<int64_t> Delete(std::string_view key) = 0;
   // Whether a mutation that failed with `status` may have been applied
   // all the same (see the top of this file).

@@ -20,9 +20,9 @@ int RunVersion(const Invocation& inv) {
   // (AttachRefusal): the client's version is still worth printing.
   const std::string refusal = AttachRefusal(inv);
   absl::StatusOr<counters::v1::GetStatsResponse> stats =
-      refusal.empty() ? Connect(inv)->GetStats()
-                      : absl::StatusOr<counters::v1::GetStatsResponse>(
-                            absl::FailedPreconditionError(refusal));
+      refusal.empty()
+          ? Connect(inv)->GetStats()
+          : absl::StatusOr<counters::v1::GetStatsResponse>(absl::FailedPreconditionError(refusal));
   if (inv.json()) {
     JsonWriter j;
     j.BeginObject().Field("client", kVersion).Key("server");

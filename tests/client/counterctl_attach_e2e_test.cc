@@ -197,10 +197,11 @@ TEST_F(CounterctlAttachTest, ADirectoryNoDaemonOwnsIsUnavailable) {
   Ctl r = RunCtl({absl::StrCat("--attach=", empty.path()), "inc", "k"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.out, IsEmpty());
-  EXPECT_THAT(r.err, AllOf(HasSubstr(absl::StrCat("cannot attach to countersd in ", empty.path(),
-                                                  " (--attach)")),
-                           HasSubstr("no countersd owns this data directory"),
-                           HasSubstr("start the daemon first")));
+  EXPECT_THAT(
+      r.err,
+      AllOf(HasSubstr(absl::StrCat("cannot attach to countersd in ", empty.path(), " (--attach)")),
+            HasSubstr("no countersd owns this data directory"),
+            HasSubstr("start the daemon first")));
   Ctl j = RunCtl({"-o", "json", "get", "k"}, {absl::StrCat("COUNTERS_ATTACH=", empty.path())});
   EXPECT_EQ(j.exit_code, 1);
   google::protobuf::Struct error = Field(ParseJson(j.out), "error").struct_value();
@@ -252,9 +253,8 @@ TEST_F(CounterctlAttachTest, BadKeysAndDirectoriesAreUsageErrors) {
 TEST_F(CounterctlAttachTest, VerbsThatNeedTheRpcsWantAddrBesideAttach) {
   const std::string k = TestKey("k");
   ASSERT_EQ(Attached({"inc", k, "7"}).exit_code, 0);
-  for (const std::vector<std::string>& verb :
-       std::vector<std::vector<std::string>>{{"list"}, {"snapshot"}, {"stats"}, {"health"},
-                                             {"bench", "--duration=1s"}}) {
+  for (const std::vector<std::string>& verb : std::vector<std::vector<std::string>>{
+           {"list"}, {"snapshot"}, {"stats"}, {"health"}, {"bench", "--duration=1s"}}) {
     Ctl r = Attached(verb);
     EXPECT_EQ(r.exit_code, 2) << verb[0];
     EXPECT_THAT(r.err, HasSubstr(absl::StrCat("--attach does not apply to ", verb[0],
