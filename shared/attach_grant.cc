@@ -80,7 +80,8 @@ absl::StatusOr<AttachGrant> RequestAttachGrant(const std::string& socket_path) {
     if (e == ENOENT || e == ECONNREFUSED || e == ENOTDIR) {
       return absl::UnavailableError(absl::StrCat(
           "no countersd owns this data directory (", socket_path,
-          e == ENOENT ? " does not exist" : " refuses connections", "): start the daemon first"));
+          e == ENOENT ? " does not exist" : " refuses connections",
+          "): start the daemon first, or, if one runs, it has --attach=false"));
     }
     return absl::UnavailableError(absl::StrCat("connect(", socket_path, "): ", strerror(e)));
   }

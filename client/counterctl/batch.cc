@@ -21,7 +21,10 @@
 //     refused credentials (UNAUTHENTICATED) stops the run: the lines of the
 //     chunk in flight are "unknown" for a transport failure (the daemon may
 //     have applied it; a mutation is never retried) and failed otherwise,
-//     and the lines not yet read are not sent.
+//     and the lines not yet read are not sent. Under --attach the chunks
+//     are IncrementBatch calls on the attached table (counter_store.h):
+//     the same refusals, and never "unknown" (a refused call changed
+//     nothing); UNAVAILABLE there (the daemon restarted) stops the run too.
 //  4. --pipe ends with a summary: lines applied, failed and unknown, each
 //     failed line's number and why (the first kMaxListedFailures), and why
 //     it stopped early. Exit 0 only if every line was applied; 1 if any
@@ -41,6 +44,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "client/counterctl/counter_store.h"
 #include "client/counterctl/output.h"
 #include "client/counterctl/verbs.h"
 #include "shared/batch_refusal.h"
@@ -121,11 +125,11 @@ std::optional<BatchRefusal> RefusedIncrement(const absl::Status& s, size_t size)
   return r;
 }
 
-absl::StatusOr<std::vector<int64_t>> Apply(CounterClient& client, const std::vector<Line>& lines) {
+absl::StatusOr<std::vector<int64_t>> Apply(CounterStore& store, const std::vector<Line>& lines) {
   std::vector<IncrementOp> ops;
   ops.reserve(lines.size());
   for (const Line& l : lines) ops.push_back({l.key, l.delta});
-  return client.IncrementBatch(ops);
+  return store.IncrementBatch(ops);
 }
 
 // A refusal's message, with line numbers for the daemon's increment index
@@ -165,7 +169,7 @@ int RunAtomic(const Invocation& inv, LineReader& reader, size_t max_batch) {
                                         " (one atomic call); use --pipe to apply them in "
                                         "chunks; nothing was applied"));
   }
-  absl::StatusOr<std::vector<int64_t>> values = Apply(*Connect(inv), lines);
+  absl::StatusOr<std::vector<int64_t>> values = Apply(*OpenCounterStore(inv), lines);
   if (!values.ok()) {
     return ReportError(
         inv, absl::Status(values.status().code(), RefusalMessage(inv, values.status(), lines)));
@@ -211,10 +215,10 @@ bool StopsThePipe(const absl::Status& s) {
 }
 
 // Sends `chunk`, dropping the increments the daemon refuses one at a time.
-void SendChunk(const Invocation& inv, CounterClient& client, std::vector<Line> chunk,
+void SendChunk(const Invocation& inv, CounterStore& store, std::vector<Line> chunk,
                PipeSummary& summary) {
   while (!chunk.empty()) {
-    absl::StatusOr<std::vector<int64_t>> values = Apply(client, chunk);
+    absl::StatusOr<std::vector<int64_t>> values = Apply(store, chunk);
     if (values.ok()) {
       summary.applied += static_cast<int64_t>(chunk.size());
       return;
@@ -225,8 +229,7 @@ void SendChunk(const Invocation& inv, CounterClient& client, std::vector<Line> c
       chunk.erase(chunk.begin() + static_cast<ptrdiff_t>(r->index));
       continue;
     }
-    const bool unknown = s.code() == absl::StatusCode::kUnavailable ||
-                         s.code() == absl::StatusCode::kDeadlineExceeded;
+    const bool unknown = store.MayHaveApplied(s);
     for (const Line& l : chunk) {
       if (unknown) {
         ++summary.unknown;
@@ -240,18 +243,18 @@ void SendChunk(const Invocation& inv, CounterClient& client, std::vector<Line> c
 }
 
 int RunPipe(const Invocation& inv, LineReader& reader, size_t max_batch) {
-  std::unique_ptr<CounterClient> client = Connect(inv);
+  std::unique_ptr<CounterStore> store = OpenCounterStore(inv);
   PipeSummary summary;
   std::vector<Line> chunk;
   while (true) {
     if (chunk.size() == max_batch) {
-      SendChunk(inv, *client, std::move(chunk), summary);
+      SendChunk(inv, *store, std::move(chunk), summary);
       chunk.clear();
       if (!summary.stopped.ok()) break;
     }
     std::optional<absl::string_view> text = reader.Next();
     if (!text.has_value()) {
-      if (!chunk.empty()) SendChunk(inv, *client, std::move(chunk), summary);
+      if (!chunk.empty()) SendChunk(inv, *store, std::move(chunk), summary);
       break;
     }
     Line line;
@@ -378,7 +381,8 @@ VerbSpec BatchVerb() {
           0,
           0,
           kCountersGroup,
-          RunBatch};
+          RunBatch,
+          true};
 }
 
 }  // namespace countersd::ctl

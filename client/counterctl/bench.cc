@@ -145,6 +145,9 @@ int RunBench(const Invocation& inv) {
   }
   config.connections = std::min(config.connections, config.concurrency);
 
+  if (const std::string refusal = AttachRefusal(inv); !refusal.empty()) {
+    return UsageError(inv, refusal);
+  }
   // Connect every channel first, so that connection set-up is not measured
   // and an unreachable daemon is reported clearly.
   std::vector<std::shared_ptr<grpc::Channel>> channels;

@@ -144,6 +144,12 @@ std::string OverallHelp() {
                   "wins, and an empty variable is unset. $COUNTERS_TOKEN holds a token itself\n"
                   "(a token file wins).\n"
                   "\n"
+                  "--attach=DIR: inc, dec, get, set, cas, del and batch attach to the table of\n"
+                  "the daemon that owns DIR (same host, or a container sharing the volume; as\n"
+                  "the daemon's user or its --attach-group) and print what they print over\n"
+                  "gRPC; --timeout, tokens and TLS do not apply to them. The other verbs still\n"
+                  "call the daemon at --addr, which must then be given too.\n"
+                  "\n"
                   "Exit codes: 0 success, 1 server, transport or file error, 2 usage error,\n"
                   "3 not found, 4 not authenticated (no token, or one the daemon's auth file\n"
                   "does not list), 5 permission denied (the token's role or key prefixes do not\n"
@@ -363,6 +369,14 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenChannel(const Invocation& inv
 }
 
 std::string DescribeError(const Invocation& inv, const absl::Status& status) {
+  if (inv.attached()) {  // no transport, no token: the table's own words
+    if (status.code() != absl::StatusCode::kUnavailable &&
+        status.code() != absl::StatusCode::kPermissionDenied) {
+      return std::string(status.message());
+    }
+    return absl::StrCat("cannot attach to countersd in ", inv.attach_dir, " (", inv.attach_source,
+                        "): ", status.message());
+  }
   const std::string door = DescribeFailure(status, inv.security.tls());
   if (!door.empty()) {  // TLS, authentication, denial
     std::string message = absl::StrCat("countersd at ", inv.address, ": ", door);

@@ -92,6 +92,10 @@ struct VerbSpec {
   int max_args = 0;         // -1: no limit
   absl::string_view group;  // heading in the overall help
   int (*run)(const Invocation&) = nullptr;
+  // --attach=DIR applies: the verb's calls go to the attached table
+  // (counter_store.h). The other verbs that call the daemon need --addr
+  // beside --attach (AttachRefusal, verbs.h).
+  bool attaches = false;
 };
 
 // A parsed command line.
@@ -101,6 +105,12 @@ struct Invocation {
   std::map<std::string, std::string, std::less<>> flags;  // the verb's own flags
   bool help = false;
   std::string address = std::string(kDefaultAddress);  // --addr, else $COUNTERS_ADDR
+  bool address_given = false;  // by --addr or $COUNTERS_ADDR, not the default
+  // --attach=DIR, else $COUNTERS_ATTACH (a directory, checked at parse time):
+  // the counter verbs attach to the table of the daemon that owns DIR
+  // instead of calling it (counter_store.h). Empty: over gRPC.
+  std::string attach_dir;
+  std::string attach_source;  // "--attach" or "$COUNTERS_ATTACH", for messages
   // Transport security: --cacert, --cert, --key (files checked readable at
   // parse time).
   ConnectionSecurity security;
@@ -112,6 +122,8 @@ struct Invocation {
   OutputFormat output = OutputFormat::kText;
 
   bool json() const { return output == OutputFormat::kJson; }
+  // Whether this verb's calls go to the attached table, not over gRPC.
+  bool attached() const { return !attach_dir.empty() && verb != nullptr && verb->attaches; }
   bool Has(absl::string_view flag) const { return flags.find(flag) != flags.end(); }
   // The flag's value, or `fallback` if it was not given.
   std::string Flag(absl::string_view flag, absl::string_view fallback = {}) const;
@@ -166,7 +178,8 @@ int UsageError(const Invocation& inv, absl::string_view message);
 // client/channel.h), and UNAUTHENTICATED says where the token came from and
 // how to give one.
 int ReportError(const Invocation& inv, const absl::Status& status);
-// ReportError's message for `status` (the address, the timeout, the door).
+// ReportError's message for `status` (the address, the timeout, the door;
+// attached, the data directory).
 std::string DescribeError(const Invocation& inv, const absl::Status& status);
 // The exit code of a failed call: 3 NOT_FOUND, 4 UNAUTHENTICATED,
 // 5 PERMISSION_DENIED, else 1.

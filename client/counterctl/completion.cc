@@ -9,7 +9,8 @@
 // global flags; otherwise the verb's arguments where they are known: files
 // for a PATH or FILE, the words of a choice ("new|hash"), the verbs after
 // `help`. After a flag whose value is a FILE or PATH it offers files; after
-// one whose value is a choice ("--output=text|json"), its words.
+// a DIR (--attach), directories; after one whose value is a choice
+// ("--output=text|json"), its words.
 #include <map>
 #include <set>
 #include <string>
@@ -27,6 +28,7 @@ namespace countersd::ctl {
 namespace {
 
 bool TakesFile(const FlagSpec& f) { return f.value_name == "FILE" || f.value_name == "PATH"; }
+bool TakesDir(const FlagSpec& f) { return f.value_name == "DIR"; }
 
 // "new hash" for a synopsis that is a choice of words ("new|hash", "bash");
 // empty otherwise.
@@ -51,13 +53,15 @@ std::string GlobalFlagWords() {
 
 std::string BashCompletionScript() {
   std::vector<std::string> verbs = {"help"};
-  std::set<std::string> file_flags, other_value_flags, global_value_flags;
+  std::set<std::string> file_flags, dir_flags, other_value_flags, global_value_flags;
   // Flags that take one of a few words: case pattern -> the words. (A flag
   // name with different choices in two verbs would take the first's.)
   std::map<std::string, std::string> choice_flags;
   auto value_flag = [&](const FlagSpec& f, const std::string& pattern) {
     if (TakesFile(f)) {
       file_flags.insert(pattern);
+    } else if (TakesDir(f)) {
+      dir_flags.insert(pattern);
     } else if (const std::vector<std::string> choices = FlagChoices(f); !choices.empty()) {
       choice_flags.emplace(pattern, absl::StrJoin(choices, " "));
     } else {
@@ -106,6 +110,9 @@ std::string BashCompletionScript() {
       "  case \"$prev\" in\n"
       "    ",
       absl::StrJoin(file_flags, "|"), ") COMPREPLY=($(compgen -f -- \"$cur\")); return ;;\n",
+      dir_flags.empty() ? ""
+                        : absl::StrCat("    ", absl::StrJoin(dir_flags, "|"),
+                                       ") COMPREPLY=($(compgen -d -- \"$cur\")); return ;;\n"),
       choice_cases, "    ", absl::StrJoin(other_value_flags, "|"),
       ") COMPREPLY=(); return ;;\n"
       "  esac\n"

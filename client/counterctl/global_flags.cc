@@ -1,5 +1,6 @@
 #include "client/counterctl/global_flags.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -46,6 +47,26 @@ absl::Status ApplyAddress(const std::string& v, absl::string_view source, Invoca
     return Bad(source, absl::StrCat("\"", v, "\" ", s.message()));
   }
   inv.address = v;
+  inv.address_given = true;
+  return absl::OkStatus();
+}
+
+// The directory must exist: a mistyped one is a usage error naming it, not
+// the attach's "no daemon owns it". Whether a daemon owns it is found when
+// a verb attaches (UNAVAILABLE).
+absl::Status ApplyAttach(const std::string& v, absl::string_view source, Invocation& inv) {
+  if (v.empty()) return absl::InvalidArgumentError(absl::StrCat(source, " must not be empty"));
+  struct stat st;
+  if (stat(v.c_str(), &st) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, "=", v, ": the daemon's data directory: ", std::strerror(errno)));
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        source, "=", v, ": not a directory (give the daemon's --data-dir, not a file in it)"));
+  }
+  inv.attach_dir = v;
+  inv.attach_source = std::string(source);
   return absl::OkStatus();
 }
 
@@ -84,6 +105,11 @@ const std::vector<GlobalFlag>& GlobalFlags() {
       absl::StrCat("countersd address, HOST:PORT or unix:PATH (default ", kDefaultAddress, ")");
   static const std::vector<GlobalFlag> flags = {
       {{"addr", "ADDR", addr_help}, 0, ApplyAddress},
+      {{"attach", "DIR",
+        "the counter verbs use the live table of the countersd whose --data-dir is DIR, "
+        "with no RPC (see below)"},
+       0,
+       ApplyAttach},
       // Transport security (TLS, mTLS).
       {{"cacert", "FILE", "TLS: verify the server against these PEM CA certificates"},
        0,

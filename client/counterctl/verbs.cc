@@ -1,7 +1,9 @@
 // The verbs that talk to a running countersd: inc, dec, get, set, cas, del,
 // list, snapshot, health (stats.cc, batch.cc and version.cc hold the
-// others). Each parses its arguments, makes one CounterClient call (or one
-// per key), and prints the result as text or JSON.
+// others). Each parses its arguments, makes one call (or one per key), and
+// prints the result as text or JSON. inc, dec, get, set, cas and del call
+// a CounterStore (counter_store.h), over gRPC or attached under --attach;
+// the others a CounterClient.
 #include "client/counterctl/verbs.h"
 
 #include <algorithm>
@@ -13,6 +15,7 @@
 #include "absl/time/time.h"
 #include "client/client.h"
 #include "client/counterctl/cli.h"
+#include "client/counterctl/counter_store.h"
 #include "client/counterctl/output.h"
 #include "shared/limits.h"
 
@@ -39,7 +42,7 @@ int RunIncrement(const Invocation& inv, bool negate) {
     }
     delta = -delta;
   }
-  absl::StatusOr<int64_t> value = Connect(inv)->Increment(key, delta);
+  absl::StatusOr<int64_t> value = OpenCounterStore(inv)->Increment(key, delta);
   if (!value.ok()) return ReportError(inv, value.status());
   if (inv.json()) {
     JsonWriter j;
@@ -57,12 +60,12 @@ int RunDec(const Invocation& inv) { return RunIncrement(inv, true); }
 int RunGet(const Invocation& inv) {
   int code;
   if (!KeysOk(inv, inv.args, &code)) return code;
-  std::unique_ptr<CounterClient> client = Connect(inv);
+  std::unique_ptr<CounterStore> store = OpenCounterStore(inv);
   std::vector<CounterEntry> entries;
   for (size_t i = 0; i < inv.args.size(); i += kGetChunk) {
     std::vector<std::string> chunk(inv.args.begin() + i,
                                    inv.args.begin() + std::min(inv.args.size(), i + kGetChunk));
-    absl::StatusOr<std::vector<CounterEntry>> got = client->BatchGet(chunk);
+    absl::StatusOr<std::vector<CounterEntry>> got = store->BatchGet(chunk);
     if (!got.ok()) return ReportError(inv, got.status());
     for (CounterEntry& e : *got) entries.push_back(std::move(e));
   }
@@ -108,7 +111,7 @@ int RunSet(const Invocation& inv) {
   if (!KeysOk(inv, {key}, &code)) return code;
   absl::StatusOr<int64_t> value = ParseInt64Arg(inv.args[1], "VALUE");
   if (!value.ok()) return UsageError(inv, value.status().message());
-  absl::StatusOr<std::optional<int64_t>> previous = Connect(inv)->Set(key, *value);
+  absl::StatusOr<std::optional<int64_t>> previous = OpenCounterStore(inv)->Set(key, *value);
   if (!previous.ok()) return ReportError(inv, previous.status());
   if (inv.json()) {
     JsonWriter j;
@@ -136,7 +139,8 @@ int RunCas(const Invocation& inv) {
   if (!expected.ok()) return UsageError(inv, expected.status().message());
   absl::StatusOr<int64_t> value = ParseInt64Arg(inv.args[2], "VALUE");
   if (!value.ok()) return UsageError(inv, value.status().message());
-  absl::StatusOr<CompareAndSetResult> r = Connect(inv)->CompareAndSet(key, *expected, *value);
+  absl::StatusOr<CompareAndSetResult> r =
+      OpenCounterStore(inv)->CompareAndSet(key, *expected, *value);
   if (!r.ok()) return ReportError(inv, r.status());
   if (inv.json()) {
     JsonWriter j;
@@ -158,14 +162,14 @@ int RunCas(const Invocation& inv) {
 int RunDel(const Invocation& inv) {
   int code;
   if (!KeysOk(inv, inv.args, &code)) return code;
-  std::unique_ptr<CounterClient> client = Connect(inv);
+  std::unique_ptr<CounterStore> store = OpenCounterStore(inv);
   struct Outcome {
     const std::string* key;
     absl::StatusOr<int64_t> previous;
   };
   std::vector<Outcome> done;
   for (const std::string& key : inv.args) {
-    absl::StatusOr<int64_t> previous = client->Delete(key);
+    absl::StatusOr<int64_t> previous = store->Delete(key);
     if (!previous.ok() && previous.status().code() == absl::StatusCode::kNotFound) {
       previous = absl::NotFoundError(absl::StrCat("counter \"", key, "\" not found"));
     }
@@ -326,7 +330,16 @@ int RunHealth(const Invocation& inv) {
 
 }  // namespace
 
+std::string AttachRefusal(const Invocation& inv) {
+  if (inv.attach_dir.empty() || inv.address_given) return "";
+  return absl::StrCat(inv.attach_source, " does not apply to ", inv.verb->name,
+                      ", which needs the daemon's RPCs: give --addr (or $COUNTERS_ADDR) too");
+}
+
 std::unique_ptr<CounterClient> Connect(const Invocation& inv) {
+  if (const std::string refusal = AttachRefusal(inv); !refusal.empty()) {
+    std::exit(UsageError(inv, refusal));
+  }
   ClientOptions options;
   options.timeout = inv.timeout;
   options.bearer_token = inv.token;
@@ -367,7 +380,8 @@ std::vector<VerbSpec> CounterVerbs() {
        1,
        2,
        kCounters,
-       RunInc},
+       RunInc,
+       true},
       {"dec",
        "KEY [DELTA]",
        "subtract DELTA (default 1) from KEY; print the new value",
@@ -379,7 +393,8 @@ std::vector<VerbSpec> CounterVerbs() {
        1,
        2,
        kCounters,
-       RunDec},
+       RunDec,
+       true},
       {"get",
        "KEY...",
        "print the value of one or more counters",
@@ -396,7 +411,8 @@ std::vector<VerbSpec> CounterVerbs() {
        1,
        -1,
        kCounters,
-       RunGet},
+       RunGet,
+       true},
       {"set",
        "KEY VALUE",
        "set KEY to VALUE; print it and the previous value",
@@ -408,7 +424,8 @@ std::vector<VerbSpec> CounterVerbs() {
        2,
        2,
        kCounters,
-       RunSet},
+       RunSet,
+       true},
       {"cas",
        "KEY EXPECTED VALUE",
        "set KEY to VALUE only if it holds EXPECTED",
@@ -421,7 +438,8 @@ std::vector<VerbSpec> CounterVerbs() {
        3,
        3,
        kCounters,
-       RunCas},
+       RunCas,
+       true},
       {"del",
        "KEY...",
        "delete counters; print the value each had",
@@ -442,7 +460,8 @@ std::vector<VerbSpec> CounterVerbs() {
        1,
        -1,
        kCounters,
-       RunDel},
+       RunDel,
+       true},
       {"list",
        "[PREFIX]",
        "list counters (whose key starts with PREFIX), sorted",

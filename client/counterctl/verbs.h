@@ -49,8 +49,15 @@ std::string BashCompletionScript();
 
 // A client for inv's address, security, token and timeout. Exits (1, with
 // ReportError) if the channel cannot be made; the files were readable at
-// parse time.
+// parse time. Exits 2 (UsageError) with AttachRefusal's message if it has one.
 std::unique_ptr<CounterClient> Connect(const Invocation& inv);
+
+// Under --attach without --addr (or $COUNTERS_ADDR): the usage error of a
+// verb that needs the daemon's RPCs (list, snapshot, stats, health, bench,
+// version's server line), which attaching cannot make. The address is not
+// defaulted there: --attach names one daemon, and the default address may
+// be another's (or none's). Empty otherwise.
+std::string AttachRefusal(const Invocation& inv);
 
 // Checks KEY arguments locally, so that a bad key is a usage error (exit 2)
 // naming the rule, before any connection is made. False (and *exit_code

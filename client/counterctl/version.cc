@@ -3,7 +3,8 @@
 // server's (GetStatsResponse.server_version). The client's line is printed
 // whatever happens to the call: an unreachable daemon, or one that refuses
 // the call, is said on the server's line and is no error (exit 0), so that
-// `counterctl version` works without a daemon.
+// `counterctl version` works without a daemon (or under --attach alone, the
+// server's line saying that it needs --addr).
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -15,7 +16,13 @@ namespace countersd::ctl {
 namespace {
 
 int RunVersion(const Invocation& inv) {
-  absl::StatusOr<counters::v1::GetStatsResponse> stats = Connect(inv)->GetStats();
+  // Under --attach alone the server's line says why it was not asked
+  // (AttachRefusal): the client's version is still worth printing.
+  const std::string refusal = AttachRefusal(inv);
+  absl::StatusOr<counters::v1::GetStatsResponse> stats =
+      refusal.empty()
+          ? Connect(inv)->GetStats()
+          : absl::StatusOr<counters::v1::GetStatsResponse>(absl::FailedPreconditionError(refusal));
   if (inv.json()) {
     JsonWriter j;
     j.BeginObject().Field("client", kVersion).Key("server");

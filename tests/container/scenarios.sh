@@ -13,6 +13,11 @@
 #        `podman exec ... counterctl` work.
 #  1e. A container limited to one CPU (--cpus=1) and no --handlers starts
 #     one handler: the default reads the container's cgroup CPU quota.
+#  1f. Local attach across containers (scenario_attach.sh, which lists its
+#     steps): a second container on the volume, in its own pid namespace,
+#     increments with `counterctl --attach` and the first one's daemon
+#     sees the exact values; with the daemon stopped it is UNAVAILABLE;
+#     another uid only through --attach-group.
 #  2. deploy/compose.yaml itself, with podman-compose: up, healthy, increments
 #     through the port, stop with exit status 0 and the final snapshot, down
 #     and up again on the same named volume with the counters kept.
@@ -20,15 +25,18 @@
 #     which lists its steps): readiness, StatusText, the watchdog, reload,
 #     the handlers from COUNTERSD_HANDLERS and from CPUQuota=, a dynamic
 #     non-root user, SIGKILL and `systemctl stop`.
-# Each needs image_ok=true (build_image.sh); 1 and 2 also the host's
-# counterctl.
+# Each needs image_ok=true (build_image.sh); 1 (but 1f) and 2 also the
+# host's counterctl.
 
 # shellcheck source=tests/container/scenario_systemd.sh
 source "$(dirname "${BASH_SOURCE[0]}")/scenario_systemd.sh"
+# shellcheck source=tests/container/scenario_attach.sh
+source "$(dirname "${BASH_SOURCE[0]}")/scenario_attach.sh"
 
 scenarios() {
   scenario_containers
   scenario_cpu_limit
+  scenario_attach
   scenario_compose
   scenario_systemd
 }
