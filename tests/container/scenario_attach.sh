@@ -78,7 +78,7 @@ scenario_attach() {
 
   # -- 1. the C ABI is in the image
   if out=$("${PODMAN[@]}" run --rm --no-healthcheck "${RUN_FLAGS[@]}" --entrypoint /bin/sh "$IMAGE" -c \
-        'ldconfig -p | grep -q "libcountersd_local.so.1 " && test -s /usr/local/include/countersd_local.h' 2>&1); then
+        'ldconfig -p | grep -q "libcountersd_local.so.0 " && test -s /usr/local/include/countersd_local.h' 2>&1); then
     ok "image has libcountersd_local.so (ld.so cache) and countersd_local.h"
   else
     bad "image has libcountersd_local.so (ld.so cache) and countersd_local.h" "$out"
