@@ -203,7 +203,9 @@ TEST_F(IncrementStreamTest, ConcurrentStreamsOnOneConnectionAreExact) {
 
 // Its own daemon: it is stopped.
 TEST(IncrementStreamDrainTest, AnOpenStreamEndsUnavailableWhenTheDaemonStops) {
-  auto daemon = Daemon::Start({.handlers = 1});
+  DaemonOptions options;
+  options.handlers = 1;
+  auto daemon = Daemon::Start(options);
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   auto stub = NewStub((*daemon)->address());
   RawStream stream(stub.get());
@@ -226,7 +228,9 @@ TEST(IncrementStreamDrainTest, AnOpenStreamEndsUnavailableWhenTheDaemonStops) {
 // there, and nothing is applied twice (a stream never resends: the value is
 // at most what was sent).
 TEST(IncrementStreamCrashTest, AHandlerKilledUnderStreamsLosesNothingAcknowledged) {
-  auto daemon = Daemon::Start({.handlers = 2});
+  DaemonOptions options;
+  options.handlers = 2;
+  auto daemon = Daemon::Start(options);
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   constexpr int kStreams = 8, kPerMessage = 10;
   std::vector<int64_t> acked(kStreams, 0), sent(kStreams, 0);
@@ -234,7 +238,7 @@ TEST(IncrementStreamCrashTest, AHandlerKilledUnderStreamsLosesNothingAcknowledge
   std::vector<std::thread> threads;
   std::atomic<int> running{0}, broken{0};
   std::atomic<bool> stop{false};
-  std::vector<bool> broke(kStreams, false);
+  std::vector<std::atomic<bool>> broke(kStreams);  // not vector<bool>: one bit per thread would share words
   for (int s = 0; s < kStreams; ++s) {
     threads.emplace_back([&, s] {
       auto stub = NewStubOnOwnConnection((*daemon)->address());
