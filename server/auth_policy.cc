@@ -229,6 +229,8 @@ const char* RpcMethodName(RpcMethod method) {
       return "Snapshot";
     case RpcMethod::kGetStats:
       return "GetStats";
+    case RpcMethod::kIncrementStream:
+      return "IncrementStream";
   }
   return "?";
 }
@@ -242,6 +244,7 @@ AuthRole RequiredRole(RpcMethod method) {
       return AuthRole::kRead;
     case RpcMethod::kIncrement:
     case RpcMethod::kIncrementBatch:
+    case RpcMethod::kIncrementStream:
     case RpcMethod::kSet:
     case RpcMethod::kCompareAndSet:
     case RpcMethod::kDelete:

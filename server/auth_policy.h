@@ -61,12 +61,13 @@ enum class RpcMethod {
   kDelete,
   kSnapshot,
   kGetStats,
+  kIncrementStream,  // each message of the stream counts as one call
 };
 inline constexpr RpcMethod kAllRpcMethods[] = {
     RpcMethod::kIncrement, RpcMethod::kIncrementBatch, RpcMethod::kGet,
     RpcMethod::kBatchGet,  RpcMethod::kList,           RpcMethod::kSet,
     RpcMethod::kCompareAndSet, RpcMethod::kDelete,     RpcMethod::kSnapshot,
-    RpcMethod::kGetStats};
+    RpcMethod::kGetStats,  RpcMethod::kIncrementStream};
 const char* RpcMethodName(RpcMethod method);  // "Increment"
 // The least role that may call `method`.
 AuthRole RequiredRole(RpcMethod method);

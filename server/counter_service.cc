@@ -49,7 +49,6 @@ namespace {
 
 using namespace counters::v1;  // NOLINT: the RPC message types
 
-// `s`, its message prefixed with the batch field and index it is about.
 }  // namespace
 
 CounterServiceImpl::CounterServiceImpl(CounterTable* table, size_t max_batch, AccessControl* access,
@@ -115,9 +114,10 @@ absl::Status CounterServiceImpl::DoIncrement(const IncrementRequest& req, Increm
   return absl::OkStatus();
 }
 
-absl::Status CounterServiceImpl::DoIncrementBatch(const IncrementBatchRequest& req,
-                                                  IncrementBatchResponse* resp) {
-  const size_t n = static_cast<size_t>(req.increments_size());
+absl::Status CounterServiceImpl::IncrementAll(
+    const google::protobuf::RepeatedPtrField<IncrementRequest>& increments,
+    google::protobuf::RepeatedField<int64_t>* values) {
+  const size_t n = static_cast<size_t>(increments.size());
   if (n == 0) return absl::InvalidArgumentError("increments is empty");
   if (n > max_batch_) {
     return absl::ResourceExhaustedError(absl::StrCat(
@@ -126,13 +126,29 @@ absl::Status CounterServiceImpl::DoIncrementBatch(const IncrementBatchRequest& r
   std::vector<CounterTable::KeyDelta> ops;
   ops.reserve(n);
   for (size_t i = 0; i < n; ++i) {
-    const IncrementRequest& inc = req.increments(static_cast<int>(i));
+    const IncrementRequest& inc = increments[static_cast<int>(i)];
     RETURN_IF_ERROR(ValidateKeyAt(inc.key(), "increments", i));
     ops.push_back({inc.key(), inc.has_delta() ? inc.delta() : 1});
   }
-  ASSIGN_OR_RETURN(std::vector<int64_t> values, table_->IncrementBatch(ops));
-  resp->mutable_values()->Assign(values.begin(), values.end());
+  ASSIGN_OR_RETURN(std::vector<int64_t> result, table_->IncrementBatch(ops));
+  values->Assign(result.begin(), result.end());
   return absl::OkStatus();
+}
+
+absl::Status CounterServiceImpl::DoIncrementBatch(const IncrementBatchRequest& req,
+                                                  IncrementBatchResponse* resp) {
+  return IncrementAll(req.increments(), resp->mutable_values());
+}
+
+absl::Status CounterServiceImpl::DoIncrementStream(const IncrementStreamRequest& req,
+                                                   IncrementStreamResponse* resp) {
+  return IncrementAll(req.increments(), resp->mutable_values());
+}
+
+absl::Status CounterServiceImpl::AdmitStream(const grpc::ServerContext* ctx) {
+  if (draining()) return DrainingError();
+  if (access_ == nullptr || !access_->enabled()) return absl::OkStatus();
+  return AdmitCall(*access_, ctx, RpcMethod::kIncrementStream).status();
 }
 
 absl::Status CounterServiceImpl::DoGet(const GetRequest& req, GetResponse* resp) {

@@ -35,7 +35,8 @@ namespace countersd {
 // The base: every method async and raw (the serving loop parses requests
 // and serializes responses itself, so that a request that does not parse
 // gets INVALID_ARGUMENT, not gRPC's INTERNAL) but Snapshot, which stays sync.
-using CounterServiceBase = counters::v1::CounterService::WithRawMethod_Increment<
+using CounterServiceBase = counters::v1::CounterService::WithRawMethod_IncrementStream<
+    counters::v1::CounterService::WithRawMethod_Increment<
     counters::v1::CounterService::WithRawMethod_IncrementBatch<
         counters::v1::CounterService::WithRawMethod_Get<
             counters::v1::CounterService::WithRawMethod_BatchGet<
@@ -44,7 +45,7 @@ using CounterServiceBase = counters::v1::CounterService::WithRawMethod_Increment
                         counters::v1::CounterService::WithRawMethod_CompareAndSet<
                             counters::v1::CounterService::WithRawMethod_Delete<
                                 counters::v1::CounterService::WithRawMethod_GetStats<
-                                    counters::v1::CounterService::Service>>>>>>>>>;
+                                    counters::v1::CounterService::Service>>>>>>>>>>;
 
 // The RPCs. Thin: validate the request, call the table, return an
 // absl::Status that the caller maps to the reply's grpc::Status in one place
@@ -112,6 +113,12 @@ class CounterServiceImpl final : public CounterServiceBase {
     return status;
   }
 
+  // Whether an IncrementStream may start (increment_stream.h): UNAVAILABLE
+  // once draining; else, with access control on, the caller's admission to
+  // the method (UNAUTHENTICATED, PERMISSION_DENIED, logged). Not counted:
+  // each message is (HandleCall of DoIncrementStream).
+  absl::Status AdmitStream(const grpc::ServerContext* ctx);
+
   // Asks the aggregator for a snapshot and waits for it (a sync RPC, on
   // one of gRPC's sync threads; see DoSnapshot).
   grpc::Status Snapshot(grpc::ServerContext* ctx, const counters::v1::SnapshotRequest* req,
@@ -127,6 +134,11 @@ class CounterServiceImpl final : public CounterServiceBase {
   // RESOURCE_EXHAUSTED for more than max_batch increments.
   absl::Status DoIncrementBatch(const counters::v1::IncrementBatchRequest& req,
                                 counters::v1::IncrementBatchResponse* resp);
+  // One message of an IncrementStream: DoIncrementBatch's semantics and
+  // codes, the values into `resp` (its sequence, code and message are the
+  // stream's to set).
+  absl::Status DoIncrementStream(const counters::v1::IncrementStreamRequest& req,
+                                 counters::v1::IncrementStreamResponse* resp);
   absl::Status DoGet(const counters::v1::GetRequest& req, counters::v1::GetResponse* resp);
   // One entry per key, in order; RESOURCE_EXHAUSTED for more than max_batch
   // keys, INVALID_ARGUMENT for a bad key ("keys[i]: ...").
@@ -153,14 +165,22 @@ class CounterServiceImpl final : public CounterServiceBase {
   absl::Status DoGetStats(const counters::v1::GetStatsRequest& req,
                           counters::v1::GetStatsResponse* resp);
 
+  // Whether StartDraining was called. Any thread.
+  bool draining() const { return draining_.load(std::memory_order_acquire); }
+  // UNAVAILABLE: what every call gets once the handler drains.
+  static absl::Status DrainingError();
+
   static constexpr int kDefaultPageSize = 100;
   static constexpr int kMaxPageSize = 1000;
   // Longest a Snapshot call waits when the client sets no shorter deadline.
   static constexpr absl::Duration kSnapshotWaitCap = absl::Seconds(30);
 
  private:
-  // UNAVAILABLE: what every call gets once the handler drains.
-  static absl::Status DrainingError();
+  // Validates and applies `increments` atomically (IncrementBatch, a
+  // stream's message); the value after each into `values`.
+  absl::Status IncrementAll(
+      const google::protobuf::RepeatedPtrField<counters::v1::IncrementRequest>& increments,
+      google::protobuf::RepeatedField<int64_t>* values);
   // The access checks of one call, then the call (see HandleCall).
   template <typename Request, typename Response>
   absl::Status Authorized(DoMethod<Request, Response> handle, const grpc::ServerContext* ctx,
@@ -178,7 +198,6 @@ class CounterServiceImpl final : public CounterServiceBase {
       return (this->*handle)(req, resp);
     }
   }
-  bool draining() const { return draining_.load(std::memory_order_acquire); }
   // A call's start for CountCall (0 when calls are not counted).
   int64_t CallStart() const { return row_ != nullptr ? StatsArea::Now() : 0; }
   // One call of `method` that ended with `status`, started at `start`: its

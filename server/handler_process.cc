@@ -52,7 +52,9 @@
 //     waiting Snapshot calls give up by --drain-timeout; the gate stops
 //     (no new connections: they queue on the other handlers' listeners or
 //     wait in this closed listener's backlog and are reset); health watches
-//     send NOT_SERVING and end OK (waited for, up to the drain deadline).
+//     send NOT_SERVING and end OK, and increment streams send the answers
+//     they have and end UNAVAILABLE (both waited for, up to the drain
+//     deadline).
 //     Once those are gone, Shutdown the server with a short grace (kShutdownGrace) for
 //     replies still being written and idle connections, stop the List
 //     thread (every List call is finished by then; its queue still polled),
@@ -83,6 +85,7 @@
 #include "server/counter_service.h"
 #include "server/handler_listeners.h"
 #include "server/health_service.h"
+#include "server/increment_stream.h"
 #include "server/library_logs.h"
 #include "server/low_priority_calls.h"
 #include "server/unary_call_loop.h"
@@ -216,7 +219,8 @@ int RunHandlerProcess(CounterTable* table, const HandlerOptions& options) {
     return 1;
   }
   LowPriorityCalls list_calls;
-  UnaryCallLoop loop(&service, &health, cq.get(),
+  IncrementStreams streams(&service);
+  UnaryCallLoop loop(&service, &health, &streams, cq.get(),
                      {.table = table, .interval = options.heartbeat_interval}, &list_calls);
   std::thread serving([&loop] { loop.Run(); });
   table->SetReady(true);
@@ -250,6 +254,7 @@ int RunHandlerProcess(CounterTable* table, const HandlerOptions& options) {
   table->SetReady(false);
   health.SetNotServing();
   service.StartDraining(drain_deadline);
+  streams.StartDraining();
   listeners.Stop();  // closes the gates' listeners: no connection is handed over past here
   ConnectionGate::Counts counts = listeners.counts();
   Log(LogLevel::kDebug, "handler draining",
@@ -269,6 +274,12 @@ int RunHandlerProcess(CounterTable* table, const HandlerOptions& options) {
   if (!health.WaitForWatchesToEnd(drain_deadline)) {
     Log(LogLevel::kWarning, "drain timeout: health watches still open are cut",
         {{"watches", static_cast<uint64_t>(health.watchers())}});
+  }
+  // IncrementStreams end UNAVAILABLE once their answers are written; one
+  // whose client does not read them is cut by the grace below.
+  if (!streams.WaitForStreamsToEnd(drain_deadline)) {
+    Log(LogLevel::kWarning, "drain timeout: increment streams still open are cut",
+        {{"streams", static_cast<uint64_t>(streams.open_streams())}});
   }
   // The serving thread keeps polling through Shutdown (it completes the
   // async calls still in flight); then it shuts the queue down and drains it.

@@ -4,12 +4,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <iterator>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "countersd_version.h"
+#include "server/auth_policy.h"
 #include "server/local_calls.h"
 #include "server/metrics_exposition.h"
 #include "server/process_metrics.h"
@@ -19,11 +21,9 @@
 namespace countersd {
 namespace {
 
-// The RPC methods, in RpcMethod's order (server/auth_policy.h; the
-// handler's static_assert keeps the count).
-constexpr const char* kMethodNames[kStatsMethods] = {
-    "Increment", "IncrementBatch", "Get",    "BatchGet", "List",
-    "Set",       "CompareAndSet",  "Delete", "Snapshot", "GetStats"};
+// Stats rows count the methods in RpcMethod's order (kAllRpcMethods).
+static_assert(std::size(kAllRpcMethods) == kStatsMethods, "a stats row counts every method");
+const char* MethodName(int m) { return RpcMethodName(kAllRpcMethods[m]); }
 
 void CallMetrics(const CallTotals& t, ExpositionWriter& w) {
   w.Family("countersd_requests_total", "counter",
@@ -32,14 +32,14 @@ void CallMetrics(const CallTotals& t, ExpositionWriter& w) {
     for (int c = 0; c < kStatusCodes; ++c) {
       if (c != 0 && t.requests[m][c] == 0) continue;  // OK always, so every method shows
       const std::string code = absl::StatusCodeToString(static_cast<absl::StatusCode>(c));
-      w.Sample("countersd_requests_total", {{"method", kMethodNames[m]}, {"code", code}},
+      w.Sample("countersd_requests_total", {{"method", MethodName(m)}, {"code", code}},
                static_cast<double>(t.requests[m][c]));
     }
   }
   w.Family("countersd_request_duration_seconds", "histogram",
            "Time a handler spent on a CounterService call, from its start to its reply's status.");
   for (int m = 0; m < kStatsMethods; ++m) {
-    w.Histogram("countersd_request_duration_seconds", {{"method", kMethodNames[m]}},
+    w.Histogram("countersd_request_duration_seconds", {{"method", MethodName(m)}},
                 kLatencyBucketBounds, t.buckets[m], static_cast<double>(t.sum_ns[m]) * 1e-9);
   }
 }
@@ -138,7 +138,7 @@ void LocalMetrics(const MetricsSources& s, ExpositionWriter& w) {
            "started (those of processes that detached or died included).");
   for (int m = 0; m < kLocalCallKinds; ++m) {
     w.Sample("countersd_local_calls_total",
-             {{"method", kMethodNames[static_cast<int>(kLocalCallMethods[m])]}},
+             {{"method", RpcMethodName(kLocalCallMethods[m])}},
              static_cast<double>(totals[m]));
   }
   w.Family("countersd_local_call_failures_total", "counter",
@@ -152,7 +152,7 @@ void LocalMetrics(const MetricsSources& s, ExpositionWriter& w) {
     for (int m = 0; m < kLocalCallKinds; ++m) {
       if (a.calls[m] == 0) continue;
       w.Sample("countersd_local_attacher_calls_total",
-               {{"slot", slot}, {"method", kMethodNames[static_cast<int>(kLocalCallMethods[m])]}},
+               {{"slot", slot}, {"method", RpcMethodName(kLocalCallMethods[m])}},
                static_cast<double>(a.calls[m]));
     }
   }

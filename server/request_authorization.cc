@@ -12,14 +12,29 @@ absl::Status AuthorizeKeys(AccessControl& ac, const AccessControl::Admission& a,
   return ac.CheckKey(a, RpcMethod::kIncrement, req.key(), "key");
 }
 
-absl::Status AuthorizeKeys(AccessControl& ac, const AccessControl::Admission& a,
-                           const IncrementBatchRequest& req) {
-  for (int i = 0; i < req.increments_size(); ++i) {
-    if (a.principal == nullptr || a.principal->InScope(req.increments(i).key())) continue;
-    return ac.CheckKey(a, RpcMethod::kIncrementBatch, req.increments(i).key(),
-                       absl::StrCat("increments[", i, "].key"));
+namespace {
+
+// Every key of a list of increments (a batch, a stream's message).
+absl::Status AuthorizeIncrements(AccessControl& ac, const AccessControl::Admission& a,
+                                 RpcMethod method,
+                                 const google::protobuf::RepeatedPtrField<IncrementRequest>& incs) {
+  for (int i = 0; i < incs.size(); ++i) {
+    if (a.principal == nullptr || a.principal->InScope(incs[i].key())) continue;
+    return ac.CheckKey(a, method, incs[i].key(), absl::StrCat("increments[", i, "].key"));
   }
   return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status AuthorizeKeys(AccessControl& ac, const AccessControl::Admission& a,
+                           const IncrementBatchRequest& req) {
+  return AuthorizeIncrements(ac, a, RpcMethod::kIncrementBatch, req.increments());
+}
+
+absl::Status AuthorizeKeys(AccessControl& ac, const AccessControl::Admission& a,
+                           const IncrementStreamRequest& req) {
+  return AuthorizeIncrements(ac, a, RpcMethod::kIncrementStream, req.increments());
 }
 
 absl::Status AuthorizeKeys(AccessControl& ac, const AccessControl::Admission& a,

@@ -29,6 +29,7 @@ COUNTERSD_RPC_METHOD_OF(CompareAndSetRequest, kCompareAndSet);
 COUNTERSD_RPC_METHOD_OF(DeleteRequest, kDelete);
 COUNTERSD_RPC_METHOD_OF(SnapshotRequest, kSnapshot);
 COUNTERSD_RPC_METHOD_OF(GetStatsRequest, kGetStats);
+COUNTERSD_RPC_METHOD_OF(IncrementStreamRequest, kIncrementStream);
 #undef COUNTERSD_RPC_METHOD_OF
 
 // OK if every key of the request is in the admitted principal's scope;
@@ -38,6 +39,9 @@ absl::Status AuthorizeKeys(AccessControl& ac, const AccessControl::Admission& a,
                            const counters::v1::IncrementRequest& req);
 absl::Status AuthorizeKeys(AccessControl& ac, const AccessControl::Admission& a,
                            const counters::v1::IncrementBatchRequest& req);
+// One message of an IncrementStream.
+absl::Status AuthorizeKeys(AccessControl& ac, const AccessControl::Admission& a,
+                           const counters::v1::IncrementStreamRequest& req);
 absl::Status AuthorizeKeys(AccessControl& ac, const AccessControl::Admission& a,
                            const counters::v1::GetRequest& req);
 absl::Status AuthorizeKeys(AccessControl& ac, const AccessControl::Admission& a,

@@ -164,7 +164,8 @@ absl::Status NotAValidMessage(const pb::Descriptor& type) {
 
 }  // namespace
 
-absl::Status DecodeRequest(grpc::ByteBuffer* payload, pb::Message* request) {
+absl::Status DecodeRequest(grpc::ByteBuffer* payload, pb::Message* request,
+                           std::string* failed_bytes) {
   bool parsed;
   {
     grpc::ProtoBufferReader reader(payload);
@@ -182,7 +183,9 @@ absl::Status DecodeRequest(grpc::ByteBuffer* payload, pb::Message* request) {
     }
   }
   payload->Clear();
-  return ExplainParseFailure(bytes, *request->GetDescriptor());
+  absl::Status explained = ExplainParseFailure(bytes, *request->GetDescriptor());
+  if (failed_bytes != nullptr) *failed_bytes = std::move(bytes);
+  return explained;
 }
 
 absl::Status DecodeRequest(std::string_view bytes, pb::Message* request) {

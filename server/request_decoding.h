@@ -9,6 +9,7 @@
 #ifndef COUNTERSD_SERVER_REQUEST_DECODING_H_
 #define COUNTERSD_SERVER_REQUEST_DECODING_H_
 
+#include <string>
 #include <string_view>
 
 #include "absl/status/status.h"
@@ -20,9 +21,11 @@ namespace countersd {
 // Parses `*request` from `*payload` in place, as gRPC's deserializer does
 // (grpc::ProtoBufferReader over the payload's slices, no copy), and clears
 // `*payload`. Returns OK, or INVALID_ARGUMENT with ExplainParseFailure's
-// message (the payload is copied into one string only then). On failure
-// `*request` holds whatever was parsed and must be cleared before reuse.
-absl::Status DecodeRequest(grpc::ByteBuffer* payload, google::protobuf::Message* request);
+// message (the payload is copied into one string only then, and handed to
+// `failed_bytes` if not null). On failure `*request` holds whatever was
+// parsed and must be cleared before reuse.
+absl::Status DecodeRequest(grpc::ByteBuffer* payload, google::protobuf::Message* request,
+                           std::string* failed_bytes = nullptr);
 
 // The same from contiguous bytes (the fuzz target and unit tests).
 absl::Status DecodeRequest(std::string_view bytes, google::protobuf::Message* request);

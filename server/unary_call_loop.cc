@@ -52,7 +52,8 @@
 // standard service whose one string field gRPC's health clients fill).
 // Health (health_service.h) shares the queue: its Check is one more
 // AsyncUnaryMethod, its Watch streams and its NOT_SERVING alarm are tags of
-// their own (HealthServiceImpl::StartServing).
+// their own (HealthServiceImpl::StartServing). So are IncrementStream's
+// streams and their drain alarm (increment_stream.h, bounded there).
 // Only the serving thread posts and shuts the queue down, so nothing is ever
 // posted on a queue already shut down. The messages keep their allocations
 // across calls (Clear() keeps repeated fields' capacity).
@@ -91,6 +92,7 @@
 #include "grpcpp/impl/codegen/proto_utils.h"
 #include "proto/status_conversion.h"
 #include "server/health_service.h"
+#include "server/increment_stream.h"
 #include "server/low_priority_calls.h"
 #include "server/request_decoding.h"
 
@@ -363,10 +365,11 @@ char stop_tag;
 }  // namespace
 
 UnaryCallLoop::UnaryCallLoop(CounterServiceImpl* service, HealthServiceImpl* health,
-                             grpc::ServerCompletionQueue* cq, LoopHeartbeat heartbeat,
-                             LowPriorityCalls* list_calls)
+                             IncrementStreams* streams, grpc::ServerCompletionQueue* cq,
+                             LoopHeartbeat heartbeat, LowPriorityCalls* list_calls)
     : service_(service),
       health_(health),
+      streams_(streams),
       cq_(cq),
       heartbeat_(heartbeat),
       list_calls_(list_calls) {}
@@ -422,6 +425,7 @@ void UnaryCallLoop::Run() {
                             HealthServiceImpl::CheckFn{health}, kCold);
     health->StartServing(cq);
   }
+  if (streams_ != nullptr) streams_->StartServing(cq);
   void* tag = nullptr;
   bool ok = false;
   const int64_t interval_ns = absl::ToInt64Nanoseconds(heartbeat_.interval);
@@ -450,6 +454,7 @@ void UnaryCallLoop::Run() {
       get_stats->Stop();
       if (check) check->Stop();
       if (health != nullptr) health->StopServing();
+      if (streams_ != nullptr) streams_->StopServing();
       cq->Shutdown();
       continue;
     }

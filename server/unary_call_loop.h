@@ -1,7 +1,8 @@
 // The serving loop of a handler process: every CounterService RPC but
-// Snapshot, and grpc.health.v1.Health (Check and Watch), served from one gRPC
-// completion queue on one thread (List's pages prepared on a thread of lower
-// priority, low_priority_calls.h). See unary_call_loop.cc for how it works
+// Snapshot (IncrementStream's streams through increment_stream.h), and
+// grpc.health.v1.Health (Check and Watch), served from one gRPC completion
+// queue on one thread (List's pages prepared on a thread of lower priority,
+// low_priority_calls.h). See unary_call_loop.cc for how it works
 // and what bounds its call pool, and handler_process.cc for why one thread
 // and the async API.
 #ifndef COUNTERSD_SERVER_UNARY_CALL_LOOP_H_
@@ -19,6 +20,7 @@
 namespace countersd {
 
 class HealthServiceImpl;
+class IncrementStreams;
 class LowPriorityCalls;
 
 // A tag on the serving loop's queue: its address is what the queue returns,
@@ -41,12 +43,14 @@ struct LoopHeartbeat {
 class UnaryCallLoop {
  public:
   // REQUIRES: `cq` comes from the builder that registered `service` and
-  // `health` (may be null: no health service); all outlive this loop.
+  // `health` (may be null: no health service); all outlive this loop, and
+  // so does `streams` (IncrementStream's calls on this queue; null: none is
+  // ever answered).
   // `list_calls` (may be null: List is answered inline like the rest)
   // prepares List calls (decode, DoList, serialize), which this loop then
   // Finishes; stop it after grpc::Server::Shutdown has returned and before
   // Stop(), so that it hands nothing back to a queue shut down.
-  UnaryCallLoop(CounterServiceImpl* service, HealthServiceImpl* health,
+  UnaryCallLoop(CounterServiceImpl* service, HealthServiceImpl* health, IncrementStreams* streams,
                 grpc::ServerCompletionQueue* cq, LoopHeartbeat heartbeat = {},
                 LowPriorityCalls* list_calls = nullptr);
   UnaryCallLoop(const UnaryCallLoop&) = delete;
@@ -93,6 +97,7 @@ class UnaryCallLoop {
  private:
   CounterServiceImpl* const service_;
   HealthServiceImpl* const health_;
+  IncrementStreams* const streams_;
   grpc::ServerCompletionQueue* const cq_;
   const LoopHeartbeat heartbeat_;
   LowPriorityCalls* const list_calls_;

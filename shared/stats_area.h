@@ -37,7 +37,7 @@ namespace countersd {
 
 // The RPC methods counted (server/auth_policy.h RpcMethod, in its order)
 // and the gRPC status codes (0 OK .. 16 UNAUTHENTICATED, as absl's).
-inline constexpr int kStatsMethods = 10;
+inline constexpr int kStatsMethods = 11;
 inline constexpr int kStatusCodes = 17;
 
 // Upper bounds of the latency buckets, in seconds (Prometheus `le`), from

@@ -129,7 +129,29 @@ class Caller {
       GetStatsResponse resp;
       out["GetStats"] = Call(&CounterService::Stub::GetStats, req, &resp);
     }
+    out["IncrementStream"] = IncrementStream(key);
     return out;
+  }
+
+  // One IncrementStream of one message on `key`: the stream's status, or
+  // the message's if the stream ended OK.
+  grpc::Status IncrementStream(const std::string& key) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(30)));
+    if (!token_.empty()) ctx.AddMetadata("authorization", absl::StrCat("Bearer ", token_));
+    auto stream = stub_->IncrementStream(&ctx);
+    counters::v1::IncrementStreamRequest req;
+    req.set_sequence(1);
+    req.add_increments()->set_key(key);
+    stream->Write(req);
+    stream->WritesDone();
+    counters::v1::IncrementStreamResponse answer;
+    grpc::Status message_status;
+    while (stream->Read(&answer)) {
+      message_status = grpc::Status(static_cast<grpc::StatusCode>(answer.code()), answer.message());
+    }
+    grpc::Status status = stream->Finish();
+    return status.ok() ? message_status : status;
   }
 
  private:
@@ -203,16 +225,16 @@ class AuthTest : public ::testing::Test {
 
 TEST_F(AuthTest, EachRoleMayCallExactlyTheMethodsTheIssueLists) {
   const std::vector<std::string> read = {"Get", "BatchGet", "List", "GetStats"};
-  const std::vector<std::string> write = {"Get",           "BatchGet",   "List",
-                                          "GetStats",      "Increment",  "IncrementBatch",
-                                          "Set",           "CompareAndSet", "Delete"};
+  const std::vector<std::string> write = {
+      "Get", "BatchGet", "List", "GetStats", "Increment", "IncrementBatch",
+      "Set", "CompareAndSet", "Delete", "IncrementStream"};
   const std::map<std::string, std::vector<std::string>> allowed = {
       {"read", read}, {"write", write}, {"admin", {}}};
   for (const auto& [role, methods] : allowed) {
     // Make the key exist, so that Get and Delete are OK when allowed.
     ASSERT_TRUE(As("admin").Increment("matrix/" + role).ok());
     std::map<std::string, grpc::Status> got = As(role).CallEveryMethod("matrix/" + role);
-    ASSERT_EQ(got.size(), 10u);
+    ASSERT_EQ(got.size(), 11u);
     for (const auto& [method, status] : got) {
       const bool expected = role == "admin" ||
                             std::find(methods.begin(), methods.end(), method) != methods.end();

@@ -419,10 +419,24 @@ def check_tokens(args):
     expect_eq(w.get("py/a"), 5, "the refused batch applied nothing")
     listing = w.call("List", w.pb.ListRequest(prefix=""))
     expect_eq([c.key for c in listing.counters], ["py/a", "py/b"], "List of the whole scope")
+    # A stream: an out-of-scope message is refused alone; the stream goes on.
+    answers = list(w.stub.IncrementStream(
+        stream_messages(w.pb, [(1, [("py/a", 1)]), (2, [("py/a", 1), ("x", 1)]),
+                               (3, [("py/b", 1)])]),
+        timeout=DEADLINE, metadata=w.metadata))
+    expect_eq([a.code for a in answers],
+              [0, grpc.StatusCode.PERMISSION_DENIED.value[0], 0], "scoped writer's stream")
+    expect_eq((w.get("py/a"), w.get("py/b")), (6, 2), "the refused message applied nothing")
     r = Client(args, token=args.read_token)
-    expect_eq(r.get("py/a"), 5, "reader's Get")
+    expect_eq(r.get("py/a"), 6, "reader's Get")
     r.expect_code(grpc.StatusCode.PERMISSION_DENIED, "Increment",
                   r.pb.IncrementRequest(key="py/a"), "reader's Increment")
+    try:
+        list(r.stub.IncrementStream(stream_messages(r.pb, [(1, [("py/a", 1)])]),
+                                    timeout=DEADLINE, metadata=r.metadata))
+        raise CheckFailed("a reader's IncrementStream ended OK")
+    except grpc.RpcError as e:
+        expect_eq(e.code(), grpc.StatusCode.PERMISSION_DENIED, "reader's IncrementStream")
     for c in (anonymous, wrong, w, r):
         c.close()
     check_health(args)  # Health stays open without a token
@@ -472,6 +486,97 @@ def check_non_utf8_requests(args):
     expect_invalid("Increment", b"\x0a\x32abc",  # field 1 claims 50 bytes; 3 follow
                    "request is not a valid counters.v1.IncrementRequest message")
     expect_eq(c.get(good), 7, "value after the rejected batch")
+    c.close()
+
+
+def stream_messages(pb, messages):
+    """IncrementStreamRequests from (sequence, [(key, delta), ...])."""
+    for sequence, increments in messages:
+        yield pb.IncrementStreamRequest(
+            sequence=sequence,
+            increments=[pb.IncrementRequest(key=k, delta=d) for k, d in increments])
+
+
+def check_increment_stream(args):
+    """IncrementStream from Python: every message answered in order with its
+    sequence; a failed message in the middle changes nothing and the stream
+    goes on; threads with a stream each add up exactly."""
+    c = Client(args)
+    codes = c.grpc.StatusCode
+    c.call("Set", c.pb.SetRequest(key="py/stream/big", value=2**63 - 1))
+    messages = [(10, [("py/stream/a", 2), ("py/stream/a", 3)]),
+                (11, [("py/stream/a", 1), ("py/stream/big", 1)]),  # overflows
+                (12, [("py/stream/a", 1), ("", 1)]),               # a bad key
+                (13, [("py/stream/a", 4)])]
+    answers = list(c.stub.IncrementStream(stream_messages(c.pb, messages), timeout=DEADLINE))
+    expect_eq([a.sequence for a in answers], [10, 11, 12, 13], "answered sequences")
+    expect_eq((answers[0].code, list(answers[0].values)), (0, [2, 5]), "message 10")
+    expect_eq(answers[1].code, codes.OUT_OF_RANGE.value[0], "message 11's code")
+    expect_eq(list(answers[1].values), [], "message 11's values")
+    expect_eq(answers[2].code, codes.INVALID_ARGUMENT.value[0], "message 12's code")
+    expect("increments[1]" in answers[2].message, f"message 12 names the key: {answers[2].message!r}")
+    expect_eq((answers[3].code, list(answers[3].values)), (0, [9]), "message 13")
+    expect_eq(c.get("py/stream/a"), 9, "value after the stream")
+
+    threads, per_thread, errors = 4, 300, []
+
+    def worker(t):
+        try:
+            key = f"py/stream/t{t}"
+            msgs = ((i, [(key, 1), ("py/stream/shared", 1)]) for i in range(per_thread))
+            got = list(c.stub.IncrementStream(stream_messages(c.pb, msgs), timeout=DEADLINE))
+            expect_eq(len(got), per_thread, f"thread {t}'s answers")
+            expect(all(a.code == 0 for a in got), f"thread {t}: a message failed")
+            expect_eq([a.values[0] for a in got], list(range(1, per_thread + 1)),
+                      f"thread {t}'s values, in order")
+        except Exception as e:  # reported by the main thread
+            errors.append(e)
+
+    pool = [threading.Thread(target=worker, args=(t,)) for t in range(threads)]
+    for th in pool:
+        th.start()
+    for th in pool:
+        th.join()
+    if errors:
+        raise errors[0]
+    expect_eq(c.get("py/stream/shared"), threads * per_thread, "shared key's total")
+    c.close()
+
+
+def check_increment_stream_raw(args):
+    """IncrementStream messages as hand-encoded bytes: a non-UTF-8 key is
+    answered INVALID_ARGUMENT under its own sequence and the stream goes on;
+    bytes that are no message end the stream INVALID_ARGUMENT."""
+    c = Client(args)
+    codes = c.grpc.StatusCode
+    raw = c.channel.stream_stream("/counters.v1.CounterService/IncrementStream",
+                                  request_serializer=None, response_deserializer=None)
+
+    def field(number, value):  # a length-delimited field, value < 128 bytes
+        return bytes([number << 3 | 2, len(value)]) + value
+
+    def message(sequence, key):  # sequence < 128; delta absent (1)
+        return bytes([1 << 3, sequence]) + field(2, field(1, key))
+
+    good = b"py/stream/raw"
+    replies = list(raw(iter([message(1, good), message(2, b"ok\xff"), message(3, good)]),
+                       timeout=DEADLINE))
+    answers = [c.pb.IncrementStreamResponse.FromString(r) for r in replies]
+    expect_eq([a.sequence for a in answers], [1, 2, 3], "answered sequences")
+    expect_eq([a.code for a in answers], [0, codes.INVALID_ARGUMENT.value[0], 0], "codes")
+    expect_eq(answers[1].message,
+              "increments[0].key must be valid UTF-8 (invalid byte sequence at offset 2)",
+              "the non-UTF-8 message's status")
+    expect_eq(c.get(good.decode()), 2, "messages 1 and 3 applied, 2 not")
+    try:
+        list(raw(iter([message(4, good), b"\x12\x32abc"]), timeout=DEADLINE))
+        raise CheckFailed("a stream with bytes that are no message ended OK")
+    except c.grpc.RpcError as e:
+        expect_eq((e.code(), e.details()),
+                  (codes.INVALID_ARGUMENT,
+                   "request is not a valid counters.v1.IncrementStreamRequest message"),
+                  "the malformed stream's status")
+    expect_eq(c.get(good.decode()), 3, "the message before the malformed one applied")
     c.close()
 
 

@@ -105,6 +105,14 @@ TEST_F(InteropTest, PythonRawNonUtf8KeyAndMalformedRequestAreInvalidArgument) {
 
 TEST_F(InteropTest, PythonRoundTripsEveryRpc) { RunCheck("api_roundtrip"); }
 
+TEST_F(InteropTest, PythonIncrementStreamAnswersInOrderAndAFailedMessageIsAlone) {
+  RunCheck("increment_stream");
+}
+
+TEST_F(InteropTest, PythonRawIncrementStreamNonUtf8KeyAndMalformedMessage) {
+  RunCheck("increment_stream_raw");
+}
+
 TEST_F(InteropTest, PythonHealthCheckReportsServing) { RunCheck("health"); }
 
 TEST_F(InteropTest, ReflectionServesTheRepositoryProto) { RunCheck("reflection"); }

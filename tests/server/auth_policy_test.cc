@@ -246,7 +246,7 @@ TEST(AuthRoleTest, EachRoleMayCallExactlyTheMethodsTheIssueLists) {
       {AuthRole::kWrite,
        {RpcMethod::kGet, RpcMethod::kBatchGet, RpcMethod::kList, RpcMethod::kGetStats,
         RpcMethod::kIncrement, RpcMethod::kIncrementBatch, RpcMethod::kSet,
-        RpcMethod::kCompareAndSet, RpcMethod::kDelete}},
+        RpcMethod::kCompareAndSet, RpcMethod::kDelete, RpcMethod::kIncrementStream}},
       {AuthRole::kAdmin,
        std::vector<RpcMethod>(std::begin(kAllRpcMethods), std::end(kAllRpcMethods))},
   };

@@ -75,8 +75,8 @@ class ListOffloadTest : public TempDirTest {
     cq_ = builder.AddCompletionQueue();
     server_ = builder.BuildAndStart();
     ASSERT_NE(server_, nullptr);
-    loop_ = std::make_unique<UnaryCallLoop>(service_.get(), nullptr, cq_.get(), LoopHeartbeat{},
-                                            &list_calls_);
+    loop_ = std::make_unique<UnaryCallLoop>(service_.get(), nullptr, nullptr, cq_.get(),
+                                            LoopHeartbeat{}, &list_calls_);
     serving_ = std::thread([this] { loop_->Run(); });
   }
 

@@ -1,7 +1,9 @@
 // The handler's serving loop (UnaryCallLoop) and its async health service
 // on a real gRPC server in this process, over a real table: the call pool
 // stays under its bound during a burst of concurrent calls and shrinks back
-// after it; Health.Watch's cap, its client cancellation, and drain.
+// after it; Health.Watch's cap, its client cancellation, and drain;
+// IncrementStream's bound on open streams (the ones beyond wait, then are
+// served), and a client's cancel freeing its stream.
 #include <chrono>
 #include <memory>
 #include <string>
@@ -16,6 +18,7 @@
 #include "proto/grpc_deadline.h"
 #include "server/counter_service.h"
 #include "server/health_service.h"
+#include "server/increment_stream.h"
 #include "server/unary_call_loop.h"
 #include "shared/monotonic_time.h"
 #include "tests/shared/table_fixture.h"
@@ -55,7 +58,9 @@ class ServingLoopTest : public TempDirTest {
     cq_ = builder.AddCompletionQueue();
     server_ = builder.BuildAndStart();
     ASSERT_NE(server_, nullptr);
-    loop_ = std::make_unique<UnaryCallLoop>(service_.get(), health_.get(), cq_.get());
+    streams_ = std::make_unique<IncrementStreams>(service_.get());
+    loop_ = std::make_unique<UnaryCallLoop>(service_.get(), health_.get(), streams_.get(),
+                                            cq_.get());
     serving_ = std::thread([this] { loop_->Run(); });
   }
 
@@ -100,6 +105,7 @@ class ServingLoopTest : public TempDirTest {
   std::unique_ptr<HealthServiceImpl> health_;
   std::unique_ptr<grpc::ServerCompletionQueue> cq_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<IncrementStreams> streams_;
   std::unique_ptr<UnaryCallLoop> loop_;
   std::thread serving_;
 };
@@ -237,6 +243,71 @@ TEST_F(ServingLoopTest, NotServingEndsEveryWatchOk) {
   EXPECT_EQ(late->first.status(), HealthCheckResponse::NOT_SERVING);
   EXPECT_FALSE(late->reader->Read(&next));
   EXPECT_TRUE(late->reader->Finish().ok());
+}
+
+using counters::v1::IncrementStreamRequest;
+using counters::v1::IncrementStreamResponse;
+
+struct OpenStream {
+  grpc::ClientContext ctx;
+  std::unique_ptr<grpc::ClientReaderWriter<IncrementStreamRequest, IncrementStreamResponse>> rw;
+};
+
+// kMaxStreams + 8 streams on one connection, each with one message sent:
+// the first kMaxStreams are answered, the rest wait in gRPC; as the first
+// ones end the rest are served, and every object is given back.
+TEST_F(ServingLoopTest, StreamsBeyondTheBoundWaitThenAreServed) {
+  auto stub = counters::v1::CounterService::NewStub(OwnChannel());
+  constexpr int kExtra = 8;
+  constexpr int kTotal = IncrementStreams::kMaxStreams + kExtra;
+  std::vector<std::unique_ptr<OpenStream>> streams;
+  for (int i = 0; i < kTotal; ++i) {
+    auto st = std::make_unique<OpenStream>();
+    st->ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(120)));
+    st->rw = stub->IncrementStream(&st->ctx);
+    IncrementStreamRequest req;
+    req.set_sequence(i);
+    req.add_increments()->set_key("bound/k");
+    ASSERT_TRUE(st->rw->Write(req));
+    streams.push_back(std::move(st));
+  }
+  IncrementStreamResponse answer;
+  for (int i = 0; i < IncrementStreams::kMaxStreams; ++i) {
+    ASSERT_TRUE(streams[i]->rw->Read(&answer)) << "stream " << i;
+    EXPECT_EQ(answer.code(), 0) << answer.message();
+  }
+  EXPECT_EQ(streams_->open_streams(), static_cast<size_t>(IncrementStreams::kMaxStreams));
+  EXPECT_EQ(*table_->Get("bound/k"), IncrementStreams::kMaxStreams);  // the rest wait
+  for (int i = 0; i < kTotal; ++i) {
+    if (i >= IncrementStreams::kMaxStreams) {  // served once earlier ones ended
+      ASSERT_TRUE(streams[i]->rw->Read(&answer)) << "stream " << i;
+      EXPECT_EQ(answer.sequence(), static_cast<uint64_t>(i));
+    }
+    streams[i]->rw->WritesDone();
+    EXPECT_FALSE(streams[i]->rw->Read(&answer));
+    grpc::Status s = streams[i]->rw->Finish();
+    EXPECT_TRUE(s.ok()) << "stream " << i << ": " << s.error_message();
+  }
+  EXPECT_EQ(*table_->Get("bound/k"), kTotal);
+  EXPECT_TRUE(PollUntil([&] { return streams_->open_streams() == 0; }));
+}
+
+// A stream the client cancels while the server waits for its next message
+// ends, and its place is free.
+TEST_F(ServingLoopTest, AStreamTheClientCancelsEnds) {
+  auto stub = counters::v1::CounterService::NewStub(OwnChannel());
+  OpenStream st;
+  st.rw = stub->IncrementStream(&st.ctx);
+  IncrementStreamRequest req;
+  req.set_sequence(1);
+  req.add_increments()->set_key("cancel/k");
+  ASSERT_TRUE(st.rw->Write(req));
+  IncrementStreamResponse answer;
+  ASSERT_TRUE(st.rw->Read(&answer));
+  EXPECT_EQ(streams_->open_streams(), 1u);
+  st.ctx.TryCancel();
+  EXPECT_EQ(st.rw->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_TRUE(PollUntil([&] { return streams_->open_streams() == 0; }));
 }
 
 }  // namespace
