@@ -78,6 +78,8 @@ Accumulator::~Accumulator() {
   // What is left was never sent.
   for (Shard& shard : shards_) {
     std::lock_guard lock(shard.mu);
+    shard.dirty.insert(shard.dirty.end(), shard.cycle.begin(), shard.cycle.end());
+    shard.cycle.clear();
     if (shard.dirty.empty()) continue;
     AccumulatorError e{AccumulatorError::kAbandoned,
                        absl::DeadlineExceededError(absl::StrCat(
@@ -125,8 +127,11 @@ absl::Status Accumulator::AddTo(std::string_view key, int64_t delta, Origin orig
     std::tie(it, inserted) = shard.map.try_emplace(std::string(key));
     if (inserted) {
       keys_.fetch_add(1, std::memory_order_relaxed);
-      // The dirty list never grows on the hot path: room for every key.
-      if (shard.dirty.capacity() < shard.map.size()) shard.dirty.reserve(2 * shard.map.size());
+      // The dirty lists never grow on the hot path: room for every key.
+      if (shard.dirty.capacity() < shard.map.size()) {
+        shard.dirty.reserve(2 * shard.map.size());
+        shard.cycle.reserve(2 * shard.map.size());
+      }
     } else {  // another thread inserted it meanwhile
       memory_bytes_.fetch_sub(cost, std::memory_order_relaxed);
     }
@@ -232,8 +237,19 @@ void Accumulator::FlushLoop() {
     flush_requested_ = false;
     const uint64_t cycle = ++cycles_started_;
     lock.unlock();
+    for (Shard& shard : shards_) {
+      std::lock_guard shard_lock(shard.mu);
+      shard.dirty.swap(shard.cycle);  // `cycle` was empty
+    }
     absl::Status error;
     while (SendOne(&error)) {
+    }
+    if (!error.ok()) {  // what the cycle did not take waits for the next one
+      for (Shard& shard : shards_) {
+        std::lock_guard shard_lock(shard.mu);
+        shard.dirty.insert(shard.dirty.end(), shard.cycle.begin(), shard.cycle.end());
+        shard.cycle.clear();
+      }
     }
     if (memory_bytes_.load(std::memory_order_relaxed) > options_.max_memory_bytes / 2) {
       EvictClean();
@@ -252,9 +268,9 @@ bool Accumulator::SendOne(absl::Status* error) {
     if (increments.size() >= max_batch_) break;
     std::lock_guard lock(shard.mu);
     size_t taken = 0;
-    while (!shard.dirty.empty() && increments.size() < max_batch_) {
-      Node* const n = shard.dirty.back();
-      shard.dirty.pop_back();
+    while (!shard.cycle.empty() && increments.size() < max_batch_) {
+      Node* const n = shard.cycle.back();
+      shard.cycle.pop_back();
       increments.emplace_back(n->first, n->second.sum);
       n->second.sum = 0;
       n->second.dirty = false;
@@ -296,11 +312,17 @@ void Accumulator::OnResult(const StreamResult& result) {
   Increments increments = std::move(in_flight_.front());
   in_flight_.pop_front();
   std::optional<AccumulatorError> report;
+  bool restore = false;
   switch (result.outcome) {
     case StreamOutcome::kAnswered:
       if (result.status.ok()) {
         ++counts_.acked_messages;
         counts_.acked_increments += increments.size();
+      } else if (result.status.code() == absl::StatusCode::kUnavailable) {
+        // The handler is draining: the message changed nothing, and the
+        // stream ends; its deltas go out again on the next one.
+        restore = true;
+        ++restores_;
       } else {
         ++counts_.refused_messages;
         counts_.refused_increments += increments.size();
@@ -313,11 +335,12 @@ void Accumulator::OnResult(const StreamResult& result) {
       report = AccumulatorError{AccumulatorError::kUnknown, result.status, {}, result.sequence};
       break;
     case StreamOutcome::kNotSent:
+      restore = true;
       ++restores_;
       break;
   }
   lock.unlock();
-  if (result.outcome == StreamOutcome::kNotSent) Restore(increments);
+  if (restore) Restore(increments);
   if (report) {
     report->increments = std::move(increments);
     Report(std::move(*report));

@@ -30,9 +30,13 @@
 //     no allocation; a new key is checked (shared/key.h ValidateKey) and
 //     inserted, if max_memory_bytes allows.
 //  2. The flusher thread wakes every flush_interval, or when
-//     max_pending_keys keys are dirty, or on Flush. It builds one message of
-//     up to max_batch dirty keys at a time, taking each key's sum (the sum
-//     becomes 0 and the key clean, so new Adds start a new sum), and Sends it
+//     max_pending_keys keys are dirty, or on Flush. Its cycle first swaps
+//     each shard's dirty list with an empty one (both have room for every
+//     key), so the cycle sends the keys dirty when it began and nothing
+//     newer: a busy application does not keep it sending. It builds one
+//     message of up to max_batch of those keys at a time, taking each key's
+//     sum (the sum becomes 0 and the key clean, so new Adds start a new sum
+//     and put it on the new list), and Sends it
 //     on the stream (IncrementStream: pipelined, at most `window` messages
 //     unanswered). It keeps a copy of the message's keys and deltas, in
 //     send order, until the message's result.
@@ -41,7 +45,8 @@
 //     overflow; RESOURCE_EXHAUSTED: the table is full; PERMISSION_DENIED)
 //     changed nothing and is reported with its keys and deltas (kRefused);
 //     kUnknown is reported likewise and not resent; kNotSent (the message
-//     never left the process) puts its deltas back into the sums.
+//     never left the process) and an answered UNAVAILABLE (the handler was
+//     draining: nothing applied) put the deltas back into the sums.
 //  4. While no stream is open (the daemon is down), Send fails and the
 //     message's deltas go back into the sums: existing keys keep summing in
 //     place, and new keys are admitted until max_memory_bytes; past it Add
@@ -154,9 +159,12 @@ struct AccumulatorStats {
 
 class Accumulator {
  public:
-  // What a key costs against max_memory_bytes beyond its bytes: the map's
-  // slot and node, the dirty list's entry.
-  static constexpr size_t kEntryOverheadBytes = 96;
+  // What a key costs against max_memory_bytes beyond its bytes: its node
+  // (the key's std::string and the Entry, 48 bytes, and malloc's 16), the
+  // map's slot (about 10 bytes at its load factor), the two dirty lists'
+  // room (16 bytes each, reserved twice over) and the key's own heap block
+  // past 15 bytes (malloc's 16).
+  static constexpr size_t kEntryOverheadBytes = 128;
 
   // Over a new insecure channel to `address` whose reconnection back-off is
   // ClientOptions' (initial_backoff, max_backoff).
@@ -195,7 +203,8 @@ class Accumulator {
   struct alignas(64) Shard {
     mutable std::mutex mu;
     Map map;
-    std::vector<Node*> dirty;
+    std::vector<Node*> dirty;  // the keys Add made dirty since the cycle began
+    std::vector<Node*> cycle;  // the dirty keys the flush cycle in progress sends
     uint64_t adds = 0;
   };
   // The keys and deltas of one message sent, until its result.
@@ -208,8 +217,8 @@ class Accumulator {
                       int64_t delta);
   void Report(AccumulatorError error);
   void FlushLoop();
-  // Sends one message of dirty keys: false if there was none, or if Send
-  // failed (`*error`; the deltas are back in the sums).
+  // Sends one message of the cycle's keys: false if none is left, or if
+  // Send failed (`*error`; the deltas are back in the sums).
   bool SendOne(absl::Status* error);
   void OnResult(const StreamResult& result);
   // Puts deltas that were certainly not applied back into the sums.
