@@ -82,9 +82,9 @@ Accumulator::~Accumulator() {
     shard.cycle.clear();
     if (shard.dirty.empty()) continue;
     AccumulatorError e{AccumulatorError::kAbandoned,
-                       absl::DeadlineExceededError(absl::StrCat(
-                           "Accumulator destroyed with sums not sent after its ",
-                           absl::FormatDuration(options_.close_timeout), " flush")),
+                       absl::DeadlineExceededError(
+                           absl::StrCat("Accumulator destroyed with sums not sent after its ",
+                                        absl::FormatDuration(options_.close_timeout), " flush")),
                        {}};
     for (Node* n : shard.dirty) e.increments.emplace_back(n->first, n->second.sum);
     {
@@ -143,9 +143,9 @@ absl::Status Accumulator::AddTo(std::string_view key, int64_t delta, Origin orig
     const int64_t pending = e.sum;
     lock.unlock();
     return Refuse(AccumulatorError::kOverflow,
-                  absl::OutOfRangeError(absl::StrCat(
-                      "Accumulator: adding ", delta, " to the pending sum ", pending,
-                      " would overflow int64; the delta was not added")),
+                  absl::OutOfRangeError(
+                      absl::StrCat("Accumulator: adding ", delta, " to the pending sum ", pending,
+                                   " would overflow int64; the delta was not added")),
                   key, delta);
   }
   e.sum = sum;
@@ -180,9 +180,9 @@ absl::Status Accumulator::Refuse(AccumulatorError::Kind kind, absl::Status statu
 void Accumulator::Report(AccumulatorError error) {
   std::lock_guard lock(report_mu_);
   if (first_error_.ok()) {
-    first_error_ = absl::Status(error.status.code(),
-                                absl::StrCat(AccumulatorError::KindName(error.kind), ": ",
-                                             error.status.message()));
+    first_error_ = absl::Status(
+        error.status.code(),
+        absl::StrCat(AccumulatorError::KindName(error.kind), ": ", error.status.message()));
   }
   if (options_.on_error) options_.on_error(error);
 }
@@ -199,9 +199,9 @@ absl::Status Accumulator::Flush(absl::Duration timeout) {
       flush_requested_ = true;
       cv_.notify_all();
       if (!cv_.wait_until(lock, deadline, [&] { return cycles_done_ >= cycle; })) {
-        result = absl::DeadlineExceededError(absl::StrCat(
-            "Accumulator::Flush: the sums were not all sent within ",
-            absl::FormatDuration(timeout)));
+        result = absl::DeadlineExceededError(
+            absl::StrCat("Accumulator::Flush: the sums were not all sent within ",
+                         absl::FormatDuration(timeout)));
         break;
       }
       if (!send_error_.ok()) {
@@ -210,9 +210,9 @@ absl::Status Accumulator::Flush(absl::Duration timeout) {
       }
       const uint64_t target = last_sent_;
       if (!cv_.wait_until(lock, deadline, [&] { return resolved_through_ >= target; })) {
-        result = absl::DeadlineExceededError(absl::StrCat(
-            "Accumulator::Flush: ", target - resolved_through_,
-            " messages still unanswered after ", absl::FormatDuration(timeout)));
+        result = absl::DeadlineExceededError(
+            absl::StrCat("Accumulator::Flush: ", target - resolved_through_,
+                         " messages still unanswered after ", absl::FormatDuration(timeout)));
         break;
       }
       if (restores_ == restores) break;

@@ -52,7 +52,9 @@
 //     place, and new keys are admitted until max_memory_bytes; past it Add
 //     refuses new keys (kMemoryFull: the return value, dropped_adds,
 //     on_error). Once the daemon is back the stream reopens and the sums go
-//     out at the next flush.
+//     out at the next flush. A daemon that refuses the stream (a token that
+//     may not increment) is treated the same way, and Flush returns the
+//     refusal.
 //  5. Flush asks for a flush cycle that starts after it was called, waits
 //     for the cycle to end and then for the result of the last message it
 //     sent (results come in order, so every earlier one is in too), and
@@ -95,8 +97,8 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
-#include <functional>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -149,19 +151,19 @@ struct AccumulatorOptions {
 };
 
 struct AccumulatorStats {
-  uint64_t adds = 0;               // Add calls that returned OK
-  uint64_t bad_key_adds = 0;       // refused: bad key
-  uint64_t overflow_adds = 0;      // refused: the pending sum would overflow
-  uint64_t dropped_adds = 0;       // refused: max_memory_bytes
+  uint64_t adds = 0;           // Add calls that returned OK
+  uint64_t bad_key_adds = 0;   // refused: bad key
+  uint64_t overflow_adds = 0;  // refused: the pending sum would overflow
+  uint64_t dropped_adds = 0;   // refused: max_memory_bytes
   uint64_t acked_messages = 0;
-  uint64_t acked_increments = 0;   // sums the daemon applied (the acknowledged messages' sizes)
+  uint64_t acked_increments = 0;  // sums the daemon applied (the acknowledged messages' sizes)
   uint64_t refused_messages = 0;
   uint64_t refused_increments = 0;
   uint64_t unknown_messages = 0;
   uint64_t unknown_increments = 0;
   uint64_t abandoned_increments = 0;
-  uint64_t keys = 0;               // keys held now
-  uint64_t memory_bytes = 0;       // what they count against max_memory_bytes
+  uint64_t keys = 0;          // keys held now
+  uint64_t memory_bytes = 0;  // what they count against max_memory_bytes
   uint64_t failed_adds() const { return bad_key_adds + overflow_adds + dropped_adds; }
 };
 
@@ -250,12 +252,12 @@ class Accumulator {
   bool flush_requested_ = false;
   uint64_t cycles_started_ = 0;
   uint64_t cycles_done_ = 0;
-  uint64_t last_sent_ = 0;         // the last sequence sent
-  uint64_t resolved_through_ = 0;  // every sequence <= this has its result
-  uint64_t restores_ = 0;          // messages whose deltas went back into the sums
-  absl::Status send_error_;        // the last cycle's failed Send, if any
+  uint64_t last_sent_ = 0;            // the last sequence sent
+  uint64_t resolved_through_ = 0;     // every sequence <= this has its result
+  uint64_t restores_ = 0;             // messages whose deltas went back into the sums
+  absl::Status send_error_;           // the last cycle's failed Send, if any
   std::deque<Increments> in_flight_;  // the messages sent, in order, until their result
-  AccumulatorStats counts_;        // the message counts (mu_)
+  AccumulatorStats counts_;           // the message counts (mu_)
 
   std::unique_ptr<IncrementStream> stream_;
   std::thread flusher_;

@@ -93,11 +93,11 @@ class IncrementStream::Call final
 
   grpc::ClientContext context;
   // Guarded by the owner's mu_:
-  absl::Status error;          // our own reason to end the call, if any
+  absl::Status error;  // our own reason to end the call, if any
   bool hold_released = false;
   bool answered_any = false;
-  bool finished = false;       // OnDone made its last touch of this object
-  int users = 0;               // threads using this object outside mu_
+  bool finished = false;  // OnDone made its last touch of this object
+  int users = 0;          // threads using this object outside mu_
   Clock::time_point started = Clock::now();
 
  private:
@@ -122,11 +122,10 @@ void IncrementStream::Call::OnReadDone(bool ok) {
   } else if (response_.sequence() != s->in_flight_.front().sequence) {
     violation = absl::StrCat("an answer for sequence ", response_.sequence(), " where sequence ",
                              s->in_flight_.front().sequence, " was due");
-  } else if (response_.code() == 0 &&
-             response_.values_size() != s->in_flight_.front().increments) {
-    violation = absl::StrCat("sequence ", response_.sequence(), " answered with ",
-                             response_.values_size(), " values for ",
-                             s->in_flight_.front().increments, " increments");
+  } else if (response_.code() == 0 && response_.values_size() != s->in_flight_.front().increments) {
+    violation =
+        absl::StrCat("sequence ", response_.sequence(), " answered with ", response_.values_size(),
+                     " values for ", s->in_flight_.front().increments, " increments");
   }
   if (!violation.empty()) {
     error = absl::InternalError(absl::StrCat("IncrementStream: the server sent ", violation));
@@ -141,15 +140,17 @@ void IncrementStream::Call::OnReadDone(bool ok) {
     return;
   }
   answered_any = true;
+  s->refusal_ = absl::OkStatus();  // this stream was admitted
   ++s->stats_.answered;
   const int code = response_.code();
   StreamResult result;
   result.sequence = response_.sequence();
   result.outcome = StreamOutcome::kAnswered;
-  result.status = code == 0 ? absl::OkStatus()
-                            : absl::Status(code > 0 && code <= 16 ? static_cast<absl::StatusCode>(code)
-                                                                  : absl::StatusCode::kUnknown,
-                                           response_.message());
+  result.status = code == 0
+                      ? absl::OkStatus()
+                      : absl::Status(code > 0 && code <= 16 ? static_cast<absl::StatusCode>(code)
+                                                            : absl::StatusCode::kUnknown,
+                                     response_.message());
   result.values = absl::MakeConstSpan(response_.values().data(), response_.values_size());
   lock.unlock();
   s->Deliver(result);
@@ -196,13 +197,19 @@ void IncrementStream::Call::OnDone(const grpc::Status& status) {
   std::unique_lock lock(s->mu_);
   absl::Status why = error.ok() ? FromGrpcStatus(status) : error;
   if (why.ok() && !s->in_flight_.empty()) {
-    why = absl::InternalError("IncrementStream: the server ended the stream OK with answers missing");
+    why =
+        absl::InternalError("IncrementStream: the server ended the stream OK with answers missing");
   }
   if (s->open_) EndWritesLocked();
   if (!s->closing_) ++s->stats_.breaks;
   if (!why.ok() || s->last_error_.ok()) s->last_error_ = why;
   std::deque<StreamResult> results;
-  s->CollectUnresolvedLocked(why, &results);
+  // Refused at its start: the daemon admits a stream before it reads any
+  // message (counters.proto: "at once"), so none of them was applied.
+  const bool refused = !answered_any && (why.code() == absl::StatusCode::kUnauthenticated ||
+                                         why.code() == absl::StatusCode::kPermissionDenied);
+  if (refused) s->refusal_ = why;
+  s->CollectUnresolvedLocked(why, refused, &results);
   lock.unlock();
   for (const StreamResult& r : results) s->Deliver(r);
   lock.lock();
@@ -211,14 +218,15 @@ void IncrementStream::Call::OnDone(const grpc::Status& status) {
   s->cv_.notify_all();
 }
 
-void IncrementStream::CollectUnresolvedLocked(const absl::Status& why,
+void IncrementStream::CollectUnresolvedLocked(const absl::Status& why, bool none_applied,
                                               std::deque<StreamResult>* out) {
   for (const InFlight& m : in_flight_) {
     StreamResult r;
     r.sequence = m.sequence;
-    r.outcome = m.written ? StreamOutcome::kUnknown : StreamOutcome::kNotSent;
+    const bool unknown = m.written && !none_applied;
+    r.outcome = unknown ? StreamOutcome::kUnknown : StreamOutcome::kNotSent;
     r.status = why.ok() ? absl::UnavailableError("the stream ended") : why;
-    ++(m.written ? stats_.unknown : stats_.not_sent);
+    ++(unknown ? stats_.unknown : stats_.not_sent);
     out->push_back(std::move(r));
   }
   in_flight_.clear();
@@ -267,21 +275,34 @@ absl::StatusOr<uint64_t> IncrementStream::Send(v1::IncrementStreamRequest reques
   std::unique_lock lock(mu_);
   while (true) {
     if (closing_) return absl::FailedPreconditionError("IncrementStream: Send after Close");
+    // After a refused stream, one message at a time probes a new one.
+    if (!refusal_.ok() && (!open_ || !in_flight_.empty())) {
+      return absl::Status(
+          refusal_.code(),
+          absl::StrCat("IncrementStream: the daemon refused the stream: ", refusal_.message()));
+    }
     if (open_ && in_flight_.size() < window) break;
     const Clock::time_point now = Clock::now();
     if (!open_) {
       const Clock::time_point give_up = broken_since_ + absl::ToChronoNanoseconds(timeout);
       if (now >= give_up) {
-        return absl::UnavailableError(
-            absl::StrCat("IncrementStream: no stream open to the daemon for ",
-                         absl::FormatDuration(Since(broken_since_)), ": ", last_error_.message()));
+        // A refusal of the caller keeps its code; anything else is UNAVAILABLE.
+        const absl::StatusCode code =
+            last_error_.code() == absl::StatusCode::kUnauthenticated ||
+                    last_error_.code() == absl::StatusCode::kPermissionDenied
+                ? last_error_.code()
+                : absl::StatusCode::kUnavailable;
+        return absl::Status(code, absl::StrCat("IncrementStream: no stream open to the daemon for ",
+                                               absl::FormatDuration(Since(broken_since_)), ": ",
+                                               absl::StatusCodeToString(last_error_.code()), ": ",
+                                               last_error_.message()));
       }
       cv_.wait_until(lock, std::min(deadline, give_up));
     } else {
       if (now >= deadline) {
-        return absl::DeadlineExceededError(
-            absl::StrCat("IncrementStream: the window of ", window,
-                         " unanswered messages stayed full for ", absl::FormatDuration(timeout)));
+        return absl::DeadlineExceededError(absl::StrCat("IncrementStream: the window of ", window,
+                                                        " unanswered messages stayed full for ",
+                                                        absl::FormatDuration(timeout)));
       }
       cv_.wait_until(lock, deadline);
     }
@@ -310,9 +331,9 @@ absl::Status IncrementStream::WaitForResults(absl::Duration timeout) {
   std::unique_lock lock(mu_);
   const uint64_t target = next_sequence_ - 1;
   if (!cv_.wait_until(lock, deadline, [&] { return resolved_through_ >= target; })) {
-    return absl::DeadlineExceededError(
-        absl::StrCat("IncrementStream: ", target - resolved_through_,
-                     " messages still without a result after ", absl::FormatDuration(timeout)));
+    return absl::DeadlineExceededError(absl::StrCat("IncrementStream: ", target - resolved_through_,
+                                                    " messages still without a result after ",
+                                                    absl::FormatDuration(timeout)));
   }
   return absl::OkStatus();
 }
@@ -382,8 +403,8 @@ void IncrementStream::Drive() {
     while (state != GRPC_CHANNEL_READY) {
       lock.lock();
       if (stop_) break;
-      last_error_ = absl::UnavailableError(
-          absl::StrCat("the channel to the daemon is not connected (", ChannelStateName(state), ")"));
+      last_error_ = absl::UnavailableError(absl::StrCat(
+          "the channel to the daemon is not connected (", ChannelStateName(state), ")"));
       lock.unlock();
       channel_->WaitForStateChange(state, GrpcDeadlineAfter(kStateWaitSlice));
       state = channel_->GetState(/*try_to_connect=*/true);
@@ -414,17 +435,16 @@ void IncrementStream::Drive() {
         cv_.wait(lock);
         continue;
       }
-      const Clock::time_point due = watch_answer ? in_flight_.front().sent + timeout
-                                                 : stopped_at_ + timeout;
+      const Clock::time_point due =
+          watch_answer ? in_flight_.front().sent + timeout : stopped_at_ + timeout;
       if (Clock::now() < due) {
         cv_.wait_until(lock, due);
         continue;
       }
       call->error = absl::DeadlineExceededError(
           watch_answer
-              ? absl::StrCat("IncrementStream: no answer to sequence ",
-                             in_flight_.front().sequence, " within ",
-                             absl::FormatDuration(options_.client.timeout),
+              ? absl::StrCat("IncrementStream: no answer to sequence ", in_flight_.front().sequence,
+                             " within ", absl::FormatDuration(options_.client.timeout),
                              "; the stream was cancelled")
               : absl::StrCat("IncrementStream: the server did not end the stream within ",
                              absl::FormatDuration(options_.client.timeout), " of its close"));
@@ -434,8 +454,7 @@ void IncrementStream::Drive() {
       if (release) call->RemoveHold();
       lock.lock();
     }
-    const bool worked =
-        call->answered_any || Since(call->started) >= options_.client.max_backoff;
+    const bool worked = call->answered_any || Since(call->started) >= options_.client.max_backoff;
     std::unique_ptr<Call> ended = std::move(call_);
     cv_.notify_all();
     lock.unlock();

@@ -18,9 +18,11 @@
 //              before its answer came: it may or may not have been applied.
 //              It is never resent (that could count it twice); the caller
 //              decides;
-//   kNotSent   the stream broke while the message still waited in this
-//              object's queue behind another write: it never left the
-//              process and was certainly not applied.
+//   kNotSent   certainly not applied: the stream broke while the message
+//              still waited in this object's queue behind another write (it
+//              never left the process), or the daemon refused the stream
+//              (UNAUTHENTICATED, PERMISSION_DENIED) before answering any of
+//              its messages, which it does before reading one.
 //
 // Pipelining and its bound. At most `window` messages are unresolved at a
 // time; Send waits for room (at most ClientOptions::timeout, then
@@ -35,7 +37,10 @@
 // reconnects the channel with its own back-off), then starts the call; a
 // call that ends without delivering an answer is followed by a back-off
 // (ClientOptions::initial_backoff doubling to max_backoff, jittered) before
-// the next. It keeps trying until Close. Meanwhile Send waits for a stream
+// the next. It keeps trying until Close. A stream the daemon refuses at its
+// start (UNAUTHENTICATED, PERMISSION_DENIED: the token may not increment)
+// applied nothing; until a stream is admitted again, Send fails at once with
+// that refusal, except for one message at a time that tries a new stream. Meanwhile Send waits for a stream
 // for up to ClientOptions::timeout after the break; past that it fails at
 // once with UNAVAILABLE (naming the last error) until a stream is open
 // again, so that a caller with a daemon down is not held up.
@@ -126,9 +131,11 @@ class IncrementStream {
   // Not sent, no sequence used, on: FAILED_PRECONDITION after Close;
   // DEADLINE_EXCEEDED if the window stayed full for ClientOptions::timeout;
   // UNAVAILABLE if no stream is open and none could be for
-  // ClientOptions::timeout since the last one broke. The server's checks
-  // (1..--max-batch increments, the keys) come back as the message's
-  // kAnswered status, not from here.
+  // ClientOptions::timeout since the last one broke; UNAUTHENTICATED or
+  // PERMISSION_DENIED at once after the daemon refused the last stream so,
+  // unless a new stream is open and idle (the message then tries it). The
+  // server's checks (1..--max-batch increments, the keys) come back as the
+  // message's kAnswered status, not from here.
   absl::StatusOr<uint64_t> Send(absl::Span<const IncrementOp> ops);
   // The same with the message built by the caller; its sequence is set here.
   absl::StatusOr<uint64_t> Send(counters::v1::IncrementStreamRequest request);
@@ -144,12 +151,12 @@ class IncrementStream {
   void Close(absl::Duration timeout);
 
   struct Stats {
-    uint64_t sent = 0;       // sequences given out
-    uint64_t answered = 0;   // kAnswered (OK or not)
-    uint64_t unknown = 0;    // kUnknown
-    uint64_t not_sent = 0;   // kNotSent
-    uint64_t streams = 0;    // calls started (1 + reconnections)
-    uint64_t breaks = 0;     // calls that ended other than by Close
+    uint64_t sent = 0;      // sequences given out
+    uint64_t answered = 0;  // kAnswered (OK or not)
+    uint64_t unknown = 0;   // kUnknown
+    uint64_t not_sent = 0;  // kNotSent
+    uint64_t streams = 0;   // calls started (1 + reconnections)
+    uint64_t breaks = 0;    // calls that ended other than by Close
   };
   Stats stats() const;
   // A stream is open and takes messages.
@@ -168,7 +175,9 @@ class IncrementStream {
 
   void Drive();
   // Under mu_: resolves every unresolved message of the ended call.
-  void CollectUnresolvedLocked(const absl::Status& why, std::deque<StreamResult>* out);
+  // `none_applied`: the daemon refused the call before reading a message.
+  void CollectUnresolvedLocked(const absl::Status& why, bool none_applied,
+                               std::deque<StreamResult>* out);
   void Deliver(const StreamResult& result);
 
   const IncrementStreamOptions options_;
@@ -179,17 +188,19 @@ class IncrementStream {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::unique_ptr<Call> call_;         // the stream, or null between streams
-  bool open_ = false;                  // call_ takes writes
-  bool closing_ = false;               // Close called: no more Sends
-  bool stop_ = false;                  // the driver ends once no call is left
-  Clock::time_point stopped_at_;       // when stop_ was set
-  bool closed_ = false;                // Close has joined the driver
-  Clock::time_point broken_since_;     // when the last stream ended (or construction)
-  absl::Status last_error_;            // why it ended
+  std::unique_ptr<Call> call_;      // the stream, or null between streams
+  bool open_ = false;               // call_ takes writes
+  bool closing_ = false;            // Close called: no more Sends
+  bool stop_ = false;               // the driver ends once no call is left
+  Clock::time_point stopped_at_;    // when stop_ was set
+  bool closed_ = false;             // Close has joined the driver
+  Clock::time_point broken_since_;  // when the last stream ended (or construction)
+  absl::Status last_error_;         // why it ended
+  absl::Status refusal_;            // the daemon refused the last stream (UNAUTHENTICATED,
+                                    // PERMISSION_DENIED); cleared by an answer
   uint64_t next_sequence_ = 1;
-  uint64_t resolved_through_ = 0;      // every sequence <= this has its result
-  std::deque<InFlight> in_flight_;     // unresolved, in sequence order
+  uint64_t resolved_through_ = 0;   // every sequence <= this has its result
+  std::deque<InFlight> in_flight_;  // unresolved, in sequence order
   std::deque<counters::v1::IncrementStreamRequest> write_queue_;  // front: being written
   bool writing_ = false;
   Stats stats_;

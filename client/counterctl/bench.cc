@@ -140,7 +140,8 @@ int RunBench(const Invocation& inv) {
   }
   const bool stream_load = config.rpc == RpcKind::kStream || config.rpc == RpcKind::kAccumulate;
   if (!stream_load && (inv.Has("streams") || inv.Has("window"))) {
-    return UsageError(inv, "--streams and --window apply to --rpc=stream and --rpc=accumulate only");
+    return UsageError(inv,
+                      "--streams and --window apply to --rpc=stream and --rpc=accumulate only");
   }
   if (config.rpc == RpcKind::kAccumulate && inv.Has("streams")) {
     return UsageError(inv, "--streams applies to --rpc=stream only (accumulate uses one stream)");
@@ -168,16 +169,18 @@ int RunBench(const Invocation& inv) {
   }
   if (config.rpc != RpcKind::kBatch && config.rpc != RpcKind::kStream) config.batch = 1;
   if (stream_load && (inv.Has("requests") || inv.Has("concurrency"))) {
-    return UsageError(inv, "--requests and --concurrency apply to the unary loads only "
-                           "(stream: --streams and --window; both run for --duration)");
+    return UsageError(inv,
+                      "--requests and --concurrency apply to the unary loads only "
+                      "(stream: --streams and --window; both run for --duration)");
   }
   config.key_prefix = inv.Flag("key-prefix", config.key_prefix);
   if (absl::Status s = CheckKeyArg(absl::StrCat(config.key_prefix, config.keys - 1)); !s.ok()) {
     return UsageError(inv, absl::StrCat("--key-prefix gives bad keys: ", s.message()));
   }
-  config.connections = std::min(config.connections, config.rpc == RpcKind::kStream   ? config.streams
-                                                    : config.rpc == RpcKind::kAccumulate ? 1
-                                                                                         : config.concurrency);
+  config.connections =
+      std::min(config.connections, config.rpc == RpcKind::kStream       ? config.streams
+                                   : config.rpc == RpcKind::kAccumulate ? 1
+                                                                        : config.concurrency);
 
   if (const std::string refusal = AttachRefusal(inv); !refusal.empty()) {
     return UsageError(inv, refusal);
@@ -385,7 +388,8 @@ VerbSpec BenchVerb() {
            "accumulate: threads calling Add (default 2)"},
           {"streams", "N", "stream: IncrementStreams at once (default 4)"},
           {"window", "N", "stream, accumulate: unanswered messages per stream (default 16)"},
-          {"flush-interval", "DURATION", "accumulate: the Accumulator's flush interval (default 100ms)"},
+          {"flush-interval", "DURATION",
+           "accumulate: the Accumulator's flush interval (default 100ms)"},
       },
       0,
       0,

@@ -161,7 +161,8 @@ int RunAccumulateLoad(const Invocation& inv, const BenchConfig& config,
     j.Field("elapsed_seconds", add_seconds).Field("interrupted", *interrupted != 0);
     j.Field("adds", stats.adds).Field("failed_adds", stats.failed_adds());
     j.Field("adds_per_second", adds_per_s);
-    j.Field("acked_messages", stats.acked_messages).Field("acked_increments", stats.acked_increments);
+    j.Field("acked_messages", stats.acked_messages)
+        .Field("acked_increments", stats.acked_increments);
     j.Field("acked_increments_per_second", acked_per_s);
     j.Field("refused_increments", stats.refused_increments);
     j.Field("unknown_increments", stats.unknown_increments);
@@ -174,25 +175,25 @@ int RunAccumulateLoad(const Invocation& inv, const BenchConfig& config,
     PrintData(j.str() + "\n");
   } else {
     std::vector<std::vector<std::string>> rows = {
-        {"rpc", absl::StrCat("accumulate (Accumulator::Add, flushed every ",
-                             absl::FormatDuration(config.flush_interval), " over IncrementStream)")},
+        {"rpc",
+         absl::StrCat("accumulate (Accumulator::Add, flushed every ",
+                      absl::FormatDuration(config.flush_interval), " over IncrementStream)")},
         {"target", absl::StrCat(inv.address, ", ", config.threads, " threads, ",
                                 WithThousands(config.keys), " keys, window ", config.window)},
         {"measured", absl::StrFormat("%.2f s of Adds, then Flush (%.2f s in all)%s", add_seconds,
                                      run_seconds, *interrupted ? " (interrupted)" : "")},
         {"adds", absl::StrCat(WithThousands(stats.adds), " ok, ",
                               WithThousands(stats.failed_adds()), " refused")},
-        {"add rate", absl::StrCat(WithThousands(static_cast<uint64_t>(adds_per_s)), " Add calls/s")},
-        {"flushed", absl::StrCat(WithThousands(stats.acked_increments), " increments in ",
-                                 WithThousands(stats.acked_messages),
-                                 " messages acknowledged, ",
-                                 WithThousands(static_cast<uint64_t>(acked_per_s)),
-                                 " increments/s")},
-        {"verified", exact ? absl::StrCat("exact: every key moved by its ", WithThousands(added),
-                                          " adds' sum")
-                           : absl::StrCat("NO: ", mismatched, " keys differ",
-                                          first_mismatch.empty() ? ""
-                                                                 : absl::StrCat("; ", first_mismatch))},
+        {"add rate",
+         absl::StrCat(WithThousands(static_cast<uint64_t>(adds_per_s)), " Add calls/s")},
+        {"flushed",
+         absl::StrCat(WithThousands(stats.acked_increments), " increments in ",
+                      WithThousands(stats.acked_messages), " messages acknowledged, ",
+                      WithThousands(static_cast<uint64_t>(acked_per_s)), " increments/s")},
+        {"verified",
+         exact ? absl::StrCat("exact: every key moved by its ", WithThousands(added), " adds' sum")
+               : absl::StrCat("NO: ", mismatched, " keys differ",
+                              first_mismatch.empty() ? "" : absl::StrCat("; ", first_mismatch))},
     };
     if (stats.unknown_increments + stats.refused_increments > 0) {
       rows.push_back({"lost", absl::StrCat(stats.refused_increments, " increments refused, ",
@@ -203,10 +204,12 @@ int RunAccumulateLoad(const Invocation& inv, const BenchConfig& config,
     PrintData(FormatColumns(rows));
   }
   if (!exact || reported > 0) {
-    PrintMessage(inv, !flushed.ok()  ? absl::StrCat("the final Flush failed: ", flushed.ToString())
-                      : mismatched > 0 ? absl::StrCat(mismatched, " keys differ from the sums added; first: ",
-                                                    first_mismatch)
-                                       : absl::StrCat(reported, " errors reported; first: ", first_error));
+    PrintMessage(
+        inv,
+        !flushed.ok() ? absl::StrCat("the final Flush failed: ", flushed.ToString())
+        : mismatched > 0
+            ? absl::StrCat(mismatched, " keys differ from the sums added; first: ", first_mismatch)
+            : absl::StrCat(reported, " errors reported; first: ", first_error));
     return kExitError;
   }
   return kExitOk;

@@ -18,16 +18,18 @@
 //     waits for its last results, and the histograms are merged.
 //     Throughput = measured OK messages / (last measured answer - window
 //     start), times --batch for increments.
+#include "client/counterctl/bench_stream.h"
+
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
 #include <thread>
-#include <unistd.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "client/counterctl/bench_stream.h"
 #include "client/counterctl/latency_histogram.h"
 #include "client/counterctl/output.h"
 #include "client/increment_stream.h"
@@ -170,11 +172,11 @@ int RunStreamLoad(const Invocation& inv, const BenchConfig& config,
       uint64_t ok = 0;
       for (auto& s : senders) ok += s->progress_ok.load(std::memory_order_relaxed);
       const double t = std::chrono::duration<double>(Clock::now() - start).count();
-      fputs(absl::StrFormat("\r\033[K%6.1fs %s  %s messages ok", t,
-                            Clock::now() < window_start ? "warm-up " : "measured",
-                            WithThousands(ok))
-                .c_str(),
-            stderr);
+      fputs(
+          absl::StrFormat("\r\033[K%6.1fs %s  %s messages ok", t,
+                          Clock::now() < window_start ? "warm-up " : "measured", WithThousands(ok))
+              .c_str(),
+          stderr);
       fflush(stderr);
     }
   }
@@ -240,10 +242,9 @@ int RunStreamLoad(const Invocation& inv, const BenchConfig& config,
                          *interrupted ? " (interrupted)" : "")},
         {"messages", absl::StrCat(WithThousands(ok), " ok, ", WithThousands(failed), " failed, ",
                                   WithThousands(unknown), " unknown")},
-        {"throughput", absl::StrCat(WithThousands(static_cast<uint64_t>(messages_per_s)),
-                                    " messages/s, ",
-                                    WithThousands(static_cast<uint64_t>(increments_per_s)),
-                                    " increments/s")},
+        {"throughput",
+         absl::StrCat(WithThousands(static_cast<uint64_t>(messages_per_s)), " messages/s, ",
+                      WithThousands(static_cast<uint64_t>(increments_per_s)), " increments/s")},
         {"latency", absl::StrCat("p50 ", FormatMicros(histogram.Percentile(0.5)), "  p90 ",
                                  FormatMicros(histogram.Percentile(0.9)), "  p99 ",
                                  FormatMicros(histogram.Percentile(0.99)), "  max ",

@@ -83,8 +83,7 @@ FakeStreamServer::FakeStreamServer(int port) : service_(std::make_unique<Service
   builder.RegisterService(service_.get());
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port_ == 0) {
-    std::fprintf(stderr, "FakeStreamServer: could not start a gRPC server on 127.0.0.1:%d\n",
-                 port);
+    std::fprintf(stderr, "FakeStreamServer: could not start a gRPC server on 127.0.0.1:%d\n", port);
     std::abort();
   }
   address_ = absl::StrCat("127.0.0.1:", port_);

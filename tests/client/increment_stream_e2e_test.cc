@@ -4,9 +4,11 @@
 // acked + unknown, where unknown is exactly what the client reported; and
 // every stream reopened and went on.
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <cstdint>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -17,6 +19,7 @@
 #include "client/increment_stream.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "shared/bearer_token.h"
 #include "shared/monotonic_time.h"
 #include "tests/e2e/daemon_harness.h"
 
@@ -104,7 +107,8 @@ TEST(IncrementStreamE2ETest, KillingEveryHandlerUnderLoadLosesNothingAckedAndCou
   for (int k = 0; k < kKeys; ++k) keys.push_back(absl::StrCat("stream-crash/", k));
 
   std::vector<std::unique_ptr<LoadedStream>> streams;
-  for (int i = 0; i < 4; ++i) streams.push_back(std::make_unique<LoadedStream>(d->address(), i, keys));
+  for (int i = 0; i < 4; ++i)
+    streams.push_back(std::make_unique<LoadedStream>(d->address(), i, keys));
   ASSERT_TRUE(WaitForProgress(streams, std::vector<uint64_t>(streams.size(), 0), 50, d));
 
   // Each original handler in turn: every stream opened before the first
@@ -114,8 +118,8 @@ TEST(IncrementStreamE2ETest, KillingEveryHandlerUnderLoadLosesNothingAckedAndCou
   for (size_t n = 0; n < original.size(); ++n) {
     const std::vector<uint64_t> before = Acked(streams);
     ASSERT_EQ(kill(original[n], SIGKILL), 0);
-    ASSERT_TRUE(d->WaitForLogCount("\"msg\":\"started handler\"", 3 + static_cast<int>(n),
-                                   kPatience))
+    ASSERT_TRUE(
+        d->WaitForLogCount("\"msg\":\"started handler\"", 3 + static_cast<int>(n), kPatience))
         << d->log();
     // The load goes on: each stream (reopened if it broke) is acknowledged again.
     ASSERT_TRUE(WaitForProgress(streams, before, 20, d)) << d->log();
@@ -143,6 +147,61 @@ TEST(IncrementStreamE2ETest, KillingEveryHandlerUnderLoadLosesNothingAckedAndCou
   }
   RecordProperty("acked", static_cast<int>(acked));
   RecordProperty("unknown", static_cast<int>(unknown));
+}
+
+// With --auth-file: a write token's stream works (the token is sent on
+// each stream); a read token's is refused, and Send says so.
+TEST(IncrementStreamE2ETest, TheBearerTokenDecidesWhetherTheStreamOpens) {
+  ScopedTempDir dir;
+  absl::StatusOr<std::string> writer = NewBearerToken(), reader = NewBearerToken();
+  ASSERT_TRUE(writer.ok() && reader.ok());
+  const std::string auth_file = absl::StrCat(dir.path(), "/auth");
+  {
+    std::ofstream out(auth_file);
+    out << TokenPrincipal(*writer) << " write\n" << TokenPrincipal(*reader) << " read\n";
+  }
+  ASSERT_EQ(chmod(auth_file.c_str(), 0600), 0);
+  absl::StatusOr<std::unique_ptr<Daemon>> daemon =
+      Daemon::Start({.handlers = 1, .extra_flags = {absl::StrCat("--auth-file=", auth_file)}});
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  auto channel = grpc::CreateChannel((*daemon)->address(), grpc::InsecureChannelCredentials());
+  const IncrementOp one[] = {{"auth/k", 1}};
+
+  IncrementStreamOptions options;
+  options.client.timeout = absl::Seconds(30);
+  options.client.bearer_token = *writer;
+  std::atomic<int> ok{0};
+  {
+    IncrementStream stream(channel, options, [&](const StreamResult& r) {
+      if (r.outcome == StreamOutcome::kAnswered && r.status.ok()) ++ok;
+    });
+    ASSERT_TRUE(stream.Send(one).ok());
+    ASSERT_TRUE(stream.WaitForResults(absl::Seconds(30)).ok());
+  }
+  EXPECT_EQ(ok.load(), 1);
+
+  options.client.timeout = absl::Seconds(2);  // how long Send waits for a stream
+  options.client.bearer_token = *reader;
+  std::atomic<int> not_applied{0}, other{0};
+  IncrementStream refused(channel, options, [&](const StreamResult& r) {
+    ++(r.outcome == StreamOutcome::kNotSent &&
+               r.status.code() == absl::StatusCode::kPermissionDenied
+           ? not_applied
+           : other);
+  });
+  // A Send may go out on a stream before its refusal arrives (and is then
+  // resolved as not applied); once refused, Send fails at once with it.
+  absl::StatusOr<uint64_t> sent = refused.Send(one);
+  for (const absl::Time deadline = MonotonicNow() + absl::Seconds(60);
+       sent.ok() && MonotonicNow() < deadline;) {
+    sent = refused.Send(one);
+  }
+  EXPECT_EQ(sent.status().code(), absl::StatusCode::kPermissionDenied) << sent.status();
+  EXPECT_TRUE(refused.WaitForResults(absl::Seconds(30)).ok());
+  EXPECT_GE(not_applied.load(), 1);
+  EXPECT_EQ(other.load(), 0);  // none unknown: a refused stream applied nothing
+  CounterClient client((*daemon)->address(), {.bearer_token = *writer});
+  EXPECT_EQ(*client.Get("auth/k"), 1);
 }
 
 }  // namespace

@@ -197,8 +197,8 @@ TEST(IncrementStreamTest, WithNoServerSendFailsAfterTheTimeoutHavingSentNothing)
     port = gone.port();
   }
   Recorder rec;
-  IncrementStream stream(Channel(absl::StrCat("127.0.0.1:", port)), Options(absl::Milliseconds(300)),
-                         rec.Callback());
+  IncrementStream stream(Channel(absl::StrCat("127.0.0.1:", port)),
+                         Options(absl::Milliseconds(300)), rec.Callback());
   const IncrementOp one[] = {{"k", 1}};
   absl::StatusOr<uint64_t> seq = stream.Send(one);
   EXPECT_EQ(seq.status().code(), absl::StatusCode::kUnavailable) << seq.status();
