@@ -4,7 +4,12 @@
 //  1. Validate every key, hash it, and sort the increments by (region,
 //     hash, key, request order): that is the lock order (ascending regions,
 //     the one global order, so batches cannot deadlock) and it puts the
-//     increments of one key next to each other.
+//     increments of one key next to each other. A region is its hash's top
+//     bits, so that order is the hash's; a big batch is sorted in two
+//     steps that give the same order in linear time: a stable counting sort
+//     into regions, then a sort of each region's few increments (std::sort
+//     of 1,000 increments was 15% of a handler's time under
+//     IncrementStream load).
 //  2. Claim an undo journal (layout.h, BatchJournal), lock the regions in
 //     order, and read the snapshot epoch once with all of them held, so a
 //     snapshot holds the whole batch or none of it (snapshot_staging.cc).
@@ -30,6 +35,13 @@
 #include "shared/table_internal.h"
 
 namespace countersd {
+namespace {
+
+// From this many increments on (and at least one per 8 regions), a batch is
+// sorted by counting into regions first (step 1).
+constexpr size_t kCountingSortFrom = 64;
+
+}  // namespace
 
 using layout::BatchJournal;
 using layout::JournalEntry;
@@ -78,6 +90,8 @@ absl::StatusOr<std::vector<int64_t>> CounterTable::IncrementBatch(absl::Span<con
     int64_t value;
   };
   static thread_local std::vector<Item> items;
+  static thread_local std::vector<Item> by_region;  // counting sort's output
+  static thread_local std::vector<uint32_t> region_ends;
   static thread_local std::vector<uint32_t> regions;
   static thread_local std::vector<Target> targets;
   items.clear();
@@ -97,12 +111,30 @@ absl::StatusOr<std::vector<int64_t>> CounterTable::IncrementBatch(absl::Span<con
   }
   // Sorting by (region, hash, key, index) gives the lock order and puts the
   // increments of one key next to each other, in request order.
-  std::sort(items.begin(), items.end(), [&](const Item& a, const Item& b) {
+  const auto before = [&](const Item& a, const Item& b) {
     if (a.region != b.region) return a.region < b.region;
     if (a.hash != b.hash) return a.hash < b.hash;
     if (int c = ops[a.index].key.compare(ops[b.index].key)) return c < 0;
     return a.index < b.index;
-  });
+  };
+  const uint32_t region_count = header_->regions;
+  if (items.size() < kCountingSortFrom || items.size() < region_count / 8) {
+    std::sort(items.begin(), items.end(), before);
+  } else {
+    region_ends.assign(region_count, 0);
+    for (const Item& it : items) ++region_ends[it.region];
+    uint32_t end = 0;
+    for (uint32_t& e : region_ends) e = end += e;  // each region's end in by_region
+    by_region.resize(items.size());
+    for (auto it = items.rbegin(); it != items.rend(); ++it) by_region[--region_ends[it->region]] = *it;
+    // region_ends[r] is now region r's start; sort each region's run.
+    for (uint32_t r = 0; r < region_count; ++r) {
+      const uint32_t start = region_ends[r];
+      const uint32_t stop = r + 1 < region_count ? region_ends[r + 1] : end;
+      if (stop - start > 1) std::sort(by_region.begin() + start, by_region.begin() + stop, before);
+    }
+    items.swap(by_region);
+  }
   for (const Item& it : items) {
     if (regions.empty() || regions.back() != it.region) regions.push_back(it.region);
   }

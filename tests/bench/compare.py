@@ -47,7 +47,9 @@ How it works:
      attached to a daemon's table, tests/bench/local_bench, beside
      table_bench, the unary RPC and Redis unary and at -P 16), and the
      transport phase (transport_bench.py: plaintext, TLS and
-     the unix socket, Redis on its own unix socket beside them), then prints
+     the unix socket, Redis on its own unix socket beside them), and the
+     throughput phase (stream_bench.py: IncrementStream and the Accumulator
+     against Redis pipelined, and unary against the bare gRPC server), then prints
      the Markdown report and writes it (and the raw
      results as JSON) to the build directory.
 All traffic goes to 127.0.0.1. Every child has a deadline.
@@ -1033,7 +1035,7 @@ def main():
                     help="measured seconds per local_bench cell and per run of the local phase")
     ap.add_argument("--report", default=None, help="default: BUILD/bench-report.md")
     ap.add_argument("--skip", default=os.environ.get("BENCH_SKIP", ""),
-                    help="comma-separated phases to skip: compare,snapshots,table,local,transport")
+                    help="comma-separated phases to skip: compare,snapshots,table,local,transport,stream")
     cfg = ap.parse_args()
     b = os.path.abspath(cfg.build)
     cfg.countersd = f"{b}/server/countersd"
@@ -1073,6 +1075,10 @@ def main():
             import transport_bench
             transport_bench.c = sys.modules[__name__]
             transport_bench.run_transport(cfg, procs, tmp, results)
+        if "stream" not in skip:
+            import stream_bench
+            stream_bench.c = sys.modules[__name__]
+            stream_bench.run_stream(cfg, procs, tmp, results)
     except KeyboardInterrupt as e:
         log(f"interrupted ({e}); stopping everything")
         procs.stop_all()
@@ -1101,6 +1107,10 @@ def main():
         import transport_bench
         transport_bench.c = sys.modules[__name__]
         report += transport_bench.report_transport(results)
+    if "stream" in results:
+        import stream_bench
+        stream_bench.c = sys.modules[__name__]
+        report += stream_bench.report_stream(results)
     report += f"Whole run: {results['wall_seconds']:.0f} s.\n"
     with open(cfg.report, "w") as f:
         f.write(report)

@@ -12,7 +12,7 @@
 # default 5), BENCH_REPS (runs per cell, default 3; the median is reported),
 # BENCH_KEYS (distinct keys, default 10000), BENCH_LOCAL_SECONDS (seconds per
 # measurement of the local attach phase, default 2), BENCH_SKIP (comma-separated
-# phases to leave out: compare, snapshots, table, local, transport). The work
+# phases to leave out: compare, snapshots, table, local, transport, stream). The work
 # is done by compare.py; read its docstring for what is measured and how.
 set -euo pipefail
 
