@@ -66,7 +66,7 @@ class IncrementStream::Call final
   }
 
   // Binds and starts the call. The hold lasts until the stream can take no
-  // more writes (ReleaseHoldLocked).
+  // more writes (EndWritesLocked).
   void Begin() {
     owner_->stub_->async()->IncrementStream(&context, this);
     AddHold();
