@@ -279,8 +279,7 @@ bool Accumulator::SendOne(absl::Status* error) {
     pending_keys_.fetch_sub(taken, std::memory_order_relaxed);
   }
   if (increments.empty()) return false;
-  v1::IncrementStreamRequest request;
-  request.mutable_increments()->Reserve(static_cast<int>(increments.size()));
+  v1::IncrementStreamRequest request = stream_->NewRequest();
   for (const auto& [key, delta] : increments) {
     v1::IncrementRequest* inc = request.add_increments();
     inc->set_key(key);

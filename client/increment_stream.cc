@@ -166,6 +166,7 @@ void IncrementStream::Call::OnWriteDone(bool ok) {
   IncrementStream* const s = owner_;
   std::unique_lock lock(s->mu_);
   s->writing_ = false;
+  v1::IncrementStreamRequest written = std::move(s->write_queue_.front());
   s->write_queue_.pop_front();
   v1::IncrementStreamRequest* next = nullptr;
   bool release = false;
@@ -181,6 +182,7 @@ void IncrementStream::Call::OnWriteDone(bool ok) {
   s->cv_.notify_all();
   lock.unlock();
   if (next != nullptr) StartWrite(next);
+  s->Recycle(std::move(written));
   if (release) RemoveHold();
 }
 
@@ -257,12 +259,27 @@ void IncrementStream::Deliver(const StreamResult& result) {
   if (on_result_) on_result_(result);
 }
 
+v1::IncrementStreamRequest IncrementStream::NewRequest() {
+  std::lock_guard lock(mu_);
+  if (spare_.empty()) return v1::IncrementStreamRequest();
+  v1::IncrementStreamRequest request = std::move(spare_.back());  // a swap: the elements move too
+  spare_.pop_back();
+  return request;
+}
+
+void IncrementStream::Recycle(v1::IncrementStreamRequest request) {
+  request.Clear();  // keeps the cleared increments for add_increments to reuse
+  std::lock_guard lock(mu_);
+  if (spare_.size() < static_cast<size_t>(std::max(1, options_.window))) {
+    spare_.push_back(std::move(request));
+  }
+}
+
 absl::StatusOr<uint64_t> IncrementStream::Send(absl::Span<const IncrementOp> ops) {
-  v1::IncrementStreamRequest request;
-  request.mutable_increments()->Reserve(static_cast<int>(ops.size()));
+  v1::IncrementStreamRequest request = NewRequest();
   for (const IncrementOp& op : ops) {
     v1::IncrementRequest* inc = request.add_increments();
-    inc->set_key(std::string(op.key));
+    inc->set_key(op.key.data(), op.key.size());
     inc->set_delta(op.delta);
   }
   return Send(std::move(request));

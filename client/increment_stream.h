@@ -40,10 +40,10 @@
 // the next. It keeps trying until Close. A stream the daemon refuses at its
 // start (UNAUTHENTICATED, PERMISSION_DENIED: the token may not increment)
 // applied nothing; until a stream is admitted again, Send fails at once with
-// that refusal, except for one message at a time that tries a new stream. Meanwhile Send waits for a stream
-// for up to ClientOptions::timeout after the break; past that it fails at
-// once with UNAVAILABLE (naming the last error) until a stream is open
-// again, so that a caller with a daemon down is not held up.
+// that refusal, except for one message at a time that tries a new stream. Meanwhile Send waits for
+// a stream for up to ClientOptions::timeout after the break; past that it fails at once with
+// UNAVAILABLE (naming the last error) until a stream is open again, so that a caller with a daemon
+// down is not held up.
 //
 // Why gRPC's callback API (ClientBidiReactor) and not the sync one: with the
 // sync API a Send would block in Write on HTTP/2 flow control or on a dead
@@ -84,6 +84,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -139,6 +140,10 @@ class IncrementStream {
   absl::StatusOr<uint64_t> Send(absl::Span<const IncrementOp> ops);
   // The same with the message built by the caller; its sequence is set here.
   absl::StatusOr<uint64_t> Send(counters::v1::IncrementStreamRequest request);
+  // An empty message to fill and Send: one already written, cleared, whose
+  // increments add_increments() reuses (no allocation per increment once
+  // the stream has run a while), or a new one. Thread-safe.
+  counters::v1::IncrementStreamRequest NewRequest();
 
   // Waits until every message sent so far has its result (the callback for
   // it has returned). DEADLINE_EXCEEDED after `timeout`.
@@ -179,6 +184,8 @@ class IncrementStream {
   void CollectUnresolvedLocked(const absl::Status& why, bool none_applied,
                                std::deque<StreamResult>* out);
   void Deliver(const StreamResult& result);
+  // Keeps a written message for NewRequest (at most `window` of them).
+  void Recycle(counters::v1::IncrementStreamRequest request);
 
   const IncrementStreamOptions options_;
   const std::string authorization_;
@@ -202,6 +209,7 @@ class IncrementStream {
   uint64_t resolved_through_ = 0;   // every sequence <= this has its result
   std::deque<InFlight> in_flight_;  // unresolved, in sequence order
   std::deque<counters::v1::IncrementStreamRequest> write_queue_;  // front: being written
+  std::vector<counters::v1::IncrementStreamRequest> spare_;       // written, cleared
   bool writing_ = false;
   Stats stats_;
   std::thread driver_;

@@ -87,6 +87,27 @@ TEST(IncrementStreamTest, AnswersArriveInOrderWithTheirValues) {
   EXPECT_EQ(stream.stats().streams, 1u);
 }
 
+TEST(IncrementStreamTest, NewRequestHandsBackAWrittenMessageEmptied) {
+  FakeStreamServer server;
+  Recorder rec;
+  IncrementStream stream(Channel(server.address()), Options(), rec.Callback());
+  const IncrementOp three[] = {{"x", 1}, {"y", 1}, {"z", 1}};
+  ASSERT_TRUE(stream.Send(three).ok());
+  ASSERT_TRUE(stream.WaitForResults(absl::Seconds(30)).ok());
+  counters::v1::IncrementStreamRequest reused = stream.NewRequest();
+  EXPECT_EQ(reused.increments_size(), 0);
+  EXPECT_EQ(reused.sequence(), 0u);
+  counters::v1::IncrementRequest* inc = reused.add_increments();
+  inc->set_key("x");
+  inc->set_delta(5);
+  ASSERT_TRUE(stream.Send(std::move(reused)).ok());
+  ASSERT_TRUE(stream.WaitForResults(absl::Seconds(30)).ok());
+  const std::vector<Seen> seen = rec.seen();
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_THAT(seen[1].values, ElementsAre(6));  // nothing of the first message left in it
+  EXPECT_EQ(server.Value("y"), 1);
+}
+
 TEST(IncrementStreamTest, AFailedMessageChangesNothingAndTheStreamGoesOn) {
   FakeStreamServer server;
   Recorder rec;
