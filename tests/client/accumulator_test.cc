@@ -19,6 +19,7 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "shared/monotonic_time.h"
 #include "tests/client/fake_stream_server.h"
 
 namespace countersd::testing {
@@ -214,8 +215,8 @@ TEST(AccumulatorTest, MemoryIsBoundedWhileNoServerAnswersAndSendingResumesAfter)
   server = std::make_unique<FakeStreamServer>(port);  // the server comes back
   // Until the stream has reopened, Flush fails at once (UNAVAILABLE): poll.
   absl::Status flushed = acc.Flush(absl::Seconds(5));
-  for (const absl::Time deadline = absl::Now() + absl::Seconds(60);
-       !flushed.ok() && absl::Now() < deadline; flushed = acc.Flush(absl::Seconds(5))) {
+  for (const absl::Time deadline = MonotonicNow() + absl::Seconds(60);
+       !flushed.ok() && MonotonicNow() < deadline; flushed = acc.Flush(absl::Seconds(5))) {
     EXPECT_EQ(flushed.code(), absl::StatusCode::kUnavailable) << flushed;
     absl::SleepFor(absl::Milliseconds(20));
   }

@@ -13,8 +13,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "shared/monotonic_time.h"
 #include "tests/client/fake_stream_server.h"
 
 namespace countersd::testing {
@@ -196,11 +198,22 @@ TEST(IncrementStreamTest, EveryMessageInFlightAtABreakIsResolvedOnceAndInOrder) 
   EXPECT_EQ(stats.unknown + stats.not_sent, 7 - stats.answered);
 }
 
+// Polls (with a deadline) until the stream is open, so that a short
+// timeout under test is not spent connecting on a loaded machine.
+void WaitUntilConnected(const IncrementStream& stream) {
+  for (const absl::Time deadline = MonotonicNow() + absl::Seconds(60);
+       !stream.connected() && MonotonicNow() < deadline;) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_TRUE(stream.connected());
+}
+
 TEST(IncrementStreamTest, AnAnswerThatNeverComesCancelsTheStreamAfterTheTimeout) {
   FakeStreamServer server;
   Recorder rec;
   IncrementStream stream(Channel(server.address()), Options(absl::Milliseconds(500)),
                          rec.Callback());
+  WaitUntilConnected(stream);
   const IncrementOp hold[] = {{"hold/1", 1}};
   ASSERT_TRUE(stream.Send(hold).ok());
   ASSERT_TRUE(stream.WaitForResults(absl::Seconds(30)).ok());
