@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "shared/abseil_string_view.h"
+#include "shared/batch_refusal.h"
 #include "shared/key.h"
 #include "shared/limits.h"
 
@@ -323,9 +324,24 @@ void Accumulator::OnResult(const StreamResult& result) {
         restore = true;
         ++restores_;
       } else {
-        ++counts_.refused_messages;
-        counts_.refused_increments += increments.size();
         report = AccumulatorError{AccumulatorError::kRefused, result.status, {}, result.sequence};
+        ++counts_.refused_messages;
+        // An overflow names its increment ("increment N: ...",
+        // shared/batch_refusal.h): only that one is refused; the others,
+        // not applied either (the message is atomic), go out again.
+        const std::optional<BatchRefusal> named =
+            result.status.code() == absl::StatusCode::kOutOfRange
+                ? ParseBatchRefusal(result.status.message())
+                : std::nullopt;
+        if (named.has_value() && named->index < increments.size() && increments.size() > 1) {
+          report->increments.push_back(std::move(increments[named->index]));
+          increments.erase(increments.begin() + static_cast<ptrdiff_t>(named->index));
+          restore = true;
+          ++restores_;
+          counts_.refused_increments += 1;
+        } else {
+          counts_.refused_increments += increments.size();
+        }
       }
       break;
     case StreamOutcome::kUnknown:
@@ -341,7 +357,7 @@ void Accumulator::OnResult(const StreamResult& result) {
   lock.unlock();
   if (restore) Restore(increments);
   if (report) {
-    report->increments = std::move(increments);
+    if (report->increments.empty()) report->increments = std::move(increments);
     Report(std::move(*report));
   }
   lock.lock();

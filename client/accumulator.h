@@ -41,9 +41,12 @@
 //     unanswered). It keeps a copy of the message's keys and deltas, in
 //     send order, until the message's result.
 //  3. Results (in send order): an answered OK message counts as
-//     acknowledged; an answered failure (OUT_OF_RANGE: a key's value would
-//     overflow; RESOURCE_EXHAUSTED: the table is full; PERMISSION_DENIED)
-//     changed nothing and is reported with its keys and deltas (kRefused);
+//     acknowledged; an answered failure changed nothing (the message is
+//     atomic). OUT_OF_RANGE names the increment whose value would overflow:
+//     that key and delta alone are reported (kRefused) and the others put
+//     back into the sums, to go out with the next flush. Any other failure
+//     (RESOURCE_EXHAUSTED: the table is full; PERMISSION_DENIED: a key out of
+//     the token's scope) is reported with all the message's keys and deltas;
 //     kUnknown is reported likewise and not resent; kNotSent (the message
 //     never left the process) and an answered UNAVAILABLE (the handler was
 //     draining: nothing applied) put the deltas back into the sums.
@@ -121,7 +124,7 @@ struct AccumulatorError {
     kBadKey,      // Add: the key breaks the key rules; nothing was added
     kOverflow,    // Add: the key's pending sum would overflow int64; the delta was not added
     kMemoryFull,  // Add: a new key past max_memory_bytes; the delta was dropped
-    kRefused,     // the daemon answered a message with an error: none of it was applied
+    kRefused,     // the daemon refused these increments (an overflow: the one it named)
     kUnknown,     // the stream broke before the answer: applied or not, not resent
     kAbandoned,   // the destructor's flush deadline passed: these sums were never sent
   };

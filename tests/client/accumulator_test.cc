@@ -142,7 +142,7 @@ TEST(AccumulatorTest, SumsFromSeveralThreadsArriveExactly) {
   EXPECT_EQ(reports.size(), 0u);
 }
 
-TEST(AccumulatorTest, ARefusedMessageIsReportedWithItsKeysAndDeltas) {
+TEST(AccumulatorTest, AnOverflowRefusesTheIncrementItNamesAndTheRestGoOutAgain) {
   FakeStreamServer server;
   Reports reports;
   AccumulatorOptions options = Options(&reports);
@@ -150,16 +150,36 @@ TEST(AccumulatorTest, ARefusedMessageIsReportedWithItsKeysAndDeltas) {
   Accumulator acc(server.address(), options);
   ASSERT_TRUE(acc.Add("refuse/a", 5).ok());
   ASSERT_TRUE(acc.Add("b", 2).ok());
-  const absl::Status flushed = acc.Flush();  // one message: refused whole
+  ASSERT_TRUE(acc.Add("c", 3).ok());
+  // One message, refused (nothing applied) naming refuse/a; b and c are
+  // sent again, and Flush waits for them.
+  const absl::Status flushed = acc.Flush();
   EXPECT_EQ(flushed.code(), absl::StatusCode::kOutOfRange) << flushed;
   const std::vector<AccumulatorError> refused = reports.Of(AccumulatorError::kRefused);
   ASSERT_EQ(refused.size(), 1u);
-  EXPECT_THAT(refused[0].increments, UnorderedElementsAre(Pair("refuse/a", 5), Pair("b", 2)));
-  EXPECT_EQ(server.Value("b"), 0);
+  EXPECT_THAT(refused[0].increments, UnorderedElementsAre(Pair("refuse/a", 5)));
+  EXPECT_EQ(server.Value("b"), 2);
+  EXPECT_EQ(server.Value("c"), 3);
+  EXPECT_EQ(server.Value("refuse/a"), 0);
   const AccumulatorStats s = acc.stats();
   EXPECT_EQ(s.refused_messages, 1u);
-  EXPECT_EQ(s.refused_increments, 2u);
-  EXPECT_EQ(s.acked_increments, 0u);
+  EXPECT_EQ(s.refused_increments, 1u);
+  EXPECT_EQ(s.acked_increments, 2u);
+}
+
+TEST(AccumulatorTest, AMessageOfOneRefusedIncrementIsReportedWhole) {
+  FakeStreamServer server;
+  Reports reports;
+  AccumulatorOptions options = Options(&reports);
+  options.flush_interval = absl::Hours(1);
+  Accumulator acc(server.address(), options);
+  ASSERT_TRUE(acc.Add("refuse/only", -4).ok());
+  EXPECT_EQ(acc.Flush().code(), absl::StatusCode::kOutOfRange);
+  const std::vector<AccumulatorError> refused = reports.Of(AccumulatorError::kRefused);
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_THAT(refused[0].increments, UnorderedElementsAre(Pair("refuse/only", -4)));
+  EXPECT_EQ(acc.stats().refused_increments, 1u);
+  EXPECT_TRUE(acc.Flush().ok());  // nothing resent, nothing pending
 }
 
 TEST(AccumulatorTest, AnUnknownMessageIsReportedAndNeverResent) {

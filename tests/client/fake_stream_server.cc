@@ -36,16 +36,22 @@ class FakeStreamServer::Service final : public v1::CounterService::Service {
       v1::IncrementStreamResponse response;
       response.set_sequence(request.sequence());
       bool crash = false, drop = false, refuse = false, hold = false;
-      for (const v1::IncrementRequest& inc : request.increments()) {
-        crash |= absl::StartsWith(inc.key(), "crash/");
-        drop |= absl::StartsWith(inc.key(), "drop/");
-        refuse |= absl::StartsWith(inc.key(), "refuse/");
-        hold |= absl::StartsWith(inc.key(), "hold/");
+      int refused_at = 0;
+      for (int i = 0; i < request.increments_size(); ++i) {
+        const std::string& key = request.increments(i).key();
+        crash |= absl::StartsWith(key, "crash/");
+        drop |= absl::StartsWith(key, "drop/");
+        hold |= absl::StartsWith(key, "hold/");
+        if (!refuse && absl::StartsWith(key, "refuse/")) {
+          refuse = true;
+          refused_at = i;
+        }
       }
       if (drop) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "fake: dropped");
       if (refuse) {
         response.set_code(static_cast<int>(grpc::StatusCode::OUT_OF_RANGE));
-        response.set_message("increment 0: would overflow; no increment was applied");
+        response.set_message(  // the daemon's form (shared/batch_refusal.h)
+            absl::StrCat("increment ", refused_at, ": would overflow; no increment was applied"));
       } else {
         std::lock_guard lock(mu);
         for (const v1::IncrementRequest& inc : request.increments()) {

@@ -3,8 +3,10 @@
 // (increment_stream_test.cc, accumulator_test.cc). It is a real gRPC server
 // on 127.0.0.1:0 with its counters in a map; the keys below make it
 // misbehave on purpose, as a daemon can:
-//   "refuse/..."   the message is answered OUT_OF_RANGE, nothing applied
-//                  (an overflow), and the stream goes on;
+//   "refuse/..."   the message is answered OUT_OF_RANGE naming the first
+//                  such increment, as the daemon names an overflow
+//                  ("increment N: ..."), nothing applied, and the stream
+//                  goes on;
 //   "crash/..."    the message is applied and the stream ends UNAVAILABLE
 //                  without its answer (a handler killed after the table
 //                  changed, before the reply left);
