@@ -230,9 +230,14 @@ void Accumulator::FlushLoop() {
   const auto interval = absl::ToChronoNanoseconds(options_.flush_interval);
   std::unique_lock lock(mu_);
   while (true) {
+    // After a cycle that could not send (no stream), only the interval or a
+    // Flush starts the next: the pending keys stay many while the daemon is
+    // down, and would otherwise start cycle after cycle.
+    const bool may_hurry = send_error_.ok();
     cv_.wait_for(lock, interval, [&] {
       return stop_ || flush_requested_ ||
-             pending_keys_.load(std::memory_order_relaxed) >= options_.max_pending_keys;
+             (may_hurry &&
+              pending_keys_.load(std::memory_order_relaxed) >= options_.max_pending_keys);
     });
     if (stop_) break;
     flush_requested_ = false;
