@@ -42,6 +42,19 @@
 // cancels it from another thread (CANCELLED). TLS and mTLS are the
 // channel's: CreateCounterChannel (channel.h).
 //
+// Streams and in-process sums. IncrementStream (increment_stream.h) keeps
+// one IncrementStream RPC open and pipelines sequence-numbered batches over
+// it; Accumulator (accumulator.h) sums Add(key, delta) calls in the process
+// and flushes the sums over an IncrementStream in the background. Their
+// loss model, stated once for both:
+//  - an application crash loses what was not yet flushed and acknowledged
+//    (the Accumulator's pending sums live in the process);
+//  - a daemon crash loses nothing that was acknowledged;
+//  - a message whose answer was lost when the stream broke is "unknown": it
+//    may or may not have been applied; it is reported (its sequence, and
+//    for the Accumulator its keys and deltas) and never resent, since a
+//    resend could count it twice.
+//
 // Thread-safety: a CounterClient may be used from any number of threads at
 // once; it holds no per-call state. It does not own a connection per call:
 // all calls share the channel, which reconnects by itself.

@@ -49,6 +49,7 @@
 #include "absl/strings/str_format.h"
 #include "client/client.h"
 #include "client/counterctl/bench_load.h"
+#include "client/counterctl/bench_stream.h"
 #include "client/counterctl/cli.h"
 #include "client/counterctl/latency_histogram.h"
 #include "client/counterctl/output.h"
@@ -96,6 +97,11 @@ int RunBench(const Invocation& inv) {
     config.rpc = RpcKind::kIncrement;
   } else if (rpc == "batch") {
     config.rpc = RpcKind::kBatch;
+  } else if (rpc == "stream") {
+    config.rpc = RpcKind::kStream;
+  } else if (rpc == "accumulate") {
+    config.rpc = RpcKind::kAccumulate;
+    config.threads = 2;
   } else {  // the parser allows only the choices of --rpc
     config.rpc = RpcKind::kGet;
   }
@@ -109,7 +115,8 @@ int RunBench(const Invocation& inv) {
         IntFlag{"connections", 4096, &config.connections},
         IntFlag{"concurrency", 100'000, &config.concurrency},
         IntFlag{"requests", int64_t{1} << 62, &config.requests},
-        IntFlag{"threads", 256, &config.threads}}) {
+        IntFlag{"threads", 256, &config.threads}, IntFlag{"streams", 4096, &config.streams},
+        IntFlag{"window", 4096, &config.window}}) {
     if (!inv.Has(f.name)) continue;
     absl::StatusOr<int64_t> v = ParsePositiveFlag(inv.Flag(f.name), f.name, f.max);
     if (!v.ok()) return UsageError(inv, v.status().message());
@@ -121,6 +128,23 @@ int RunBench(const Invocation& inv) {
     config.duration = *d;
   } else if (config.requests == 0) {
     config.duration = absl::Seconds(10);
+  }
+  if (inv.Has("flush-interval")) {
+    if (config.rpc != RpcKind::kAccumulate) {
+      return UsageError(inv, "--flush-interval applies to --rpc=accumulate only");
+    }
+    absl::StatusOr<absl::Duration> d =
+        ParseDurationArg(inv.Flag("flush-interval"), "--flush-interval");
+    if (!d.ok()) return UsageError(inv, d.status().message());
+    config.flush_interval = *d;
+  }
+  const bool stream_load = config.rpc == RpcKind::kStream || config.rpc == RpcKind::kAccumulate;
+  if (!stream_load && (inv.Has("streams") || inv.Has("window"))) {
+    return UsageError(inv,
+                      "--streams and --window apply to --rpc=stream and --rpc=accumulate only");
+  }
+  if (config.rpc == RpcKind::kAccumulate && inv.Has("streams")) {
+    return UsageError(inv, "--streams applies to --rpc=stream only (accumulate uses one stream)");
   }
   if (inv.Has("warmup")) {
     if (inv.Flag("warmup") == "0") {
@@ -136,14 +160,27 @@ int RunBench(const Invocation& inv) {
     config.engine = Engine::kAsync;
   } else {  // callback, the other choice of --api
     config.engine = Engine::kCallback;
-    if (inv.Has("threads")) return UsageError(inv, "--threads applies to --api=async only");
+    if (inv.Has("threads") && config.rpc != RpcKind::kAccumulate) {
+      return UsageError(inv, "--threads applies to --api=async and --rpc=accumulate only");
+    }
   }
-  if (config.rpc != RpcKind::kBatch) config.batch = 1;
+  if (stream_load && inv.Has("api")) {
+    return UsageError(inv, "--api applies to the unary loads (increment, batch, get) only");
+  }
+  if (config.rpc != RpcKind::kBatch && config.rpc != RpcKind::kStream) config.batch = 1;
+  if (stream_load && (inv.Has("requests") || inv.Has("concurrency"))) {
+    return UsageError(inv,
+                      "--requests and --concurrency apply to the unary loads only "
+                      "(stream: --streams and --window; both run for --duration)");
+  }
   config.key_prefix = inv.Flag("key-prefix", config.key_prefix);
   if (absl::Status s = CheckKeyArg(absl::StrCat(config.key_prefix, config.keys - 1)); !s.ok()) {
     return UsageError(inv, absl::StrCat("--key-prefix gives bad keys: ", s.message()));
   }
-  config.connections = std::min(config.connections, config.concurrency);
+  config.connections =
+      std::min(config.connections, config.rpc == RpcKind::kStream       ? config.streams
+                                   : config.rpc == RpcKind::kAccumulate ? 1
+                                                                        : config.concurrency);
 
   if (const std::string refusal = AttachRefusal(inv); !refusal.empty()) {
     return UsageError(inv, refusal);
@@ -165,6 +202,19 @@ int RunBench(const Invocation& inv) {
                                   " did not connect within ", absl::FormatDuration(inv.timeout))));
     }
     channels.push_back(std::move(channel));
+  }
+
+  if (stream_load) {
+    g_interrupted = 0;
+    struct sigaction sa = {}, old_sa = {};
+    sa.sa_handler = OnInterrupt;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_sa);
+    const int code = config.rpc == RpcKind::kStream
+                         ? RunStreamLoad(inv, config, channels, &g_interrupted)
+                         : RunAccumulateLoad(inv, config, channels, &g_interrupted);
+    sigaction(SIGINT, &old_sa, nullptr);
+    return code;
   }
 
   Bench bench(config);
@@ -299,19 +349,33 @@ VerbSpec BenchVerb() {
       "each polling its own gRPC completion queue; callback uses gRPC's callback\n"
       "API (a reactor per call in flight, run on gRPC's threads).\n"
       "\n"
+      "--rpc=stream keeps --streams IncrementStreams open (one connection each, up\n"
+      "to --connections), each sending messages of --batch increments as fast as\n"
+      "its --window of unanswered messages allows; it reports messages/s,\n"
+      "increments/s and each message's latency from send to answer.\n"
+      "--rpc=accumulate runs --threads threads calling Accumulator::Add(key, 1) for\n"
+      "--duration (no warm-up), flushed every --flush-interval over one stream;\n"
+      "it reports Add calls/s and the increments the daemon acknowledged per\n"
+      "second, then reads every key back (BatchGet) and fails unless each moved by\n"
+      "exactly what was added.\n"
+      "\n"
       "Examples:\n"
       "  counterctl bench --rpc=increment --concurrency=64 --connections=8 --duration=10s\n"
       "  counterctl bench --rpc=increment --concurrency=1 --connections=1\n"
       "  counterctl bench --rpc=batch --batch=100 --output=json\n"
+      "  counterctl bench --rpc=stream --streams=4 --batch=1000 --duration=10s\n"
+      "  counterctl bench --rpc=accumulate --threads=2 --keys=10000 --duration=10s\n"
       "\n"
       "JSON: {\"rpc\":..,\"ok\":..,\"errors\":..,\"errors_by_code\":{..},\"elapsed_seconds\":..,\n"
       "       \"calls_per_second\":..,\"ops_per_second\":..,\n"
       "       "
       "\"latency_us\":{\"p50\":..,\"p90\":..,\"p99\":..,\"p999\":..,\"max\":..,\"mean\":..},...}\n",
       {
-          {"rpc", "increment|batch|get", "increment (default), batch (IncrementBatch) or get"},
+          {"rpc", "increment|batch|get|stream|accumulate",
+           "increment (default), batch (IncrementBatch), get, stream (IncrementStream) or "
+           "accumulate (Accumulator::Add)"},
           {"keys", "N", "number of distinct keys (default 1000)"},
-          {"batch", "N", "increments per IncrementBatch call (default 100)"},
+          {"batch", "N", "increments per IncrementBatch call or stream message (default 100)"},
           {"connections", "C", "separate channels/TCP connections (default 8)"},
           {"concurrency", "K", "calls in flight in total (default 64)"},
           {"duration", "DURATION", "measured time (default 10s unless --requests)"},
@@ -319,7 +383,13 @@ VerbSpec BenchVerb() {
           {"warmup", "DURATION", "unmeasured warm-up before the window (default 1s; 0: none)"},
           {"key-prefix", "PREFIX", "key prefix (default \"bench:\")"},
           {"api", "async|callback", "async (default: completion queues) or callback (reactors)"},
-          {"threads", "N", "client threads polling completion queues, --api=async (default 1)"},
+          {"threads", "N",
+           "client threads polling completion queues, --api=async (default 1); "
+           "accumulate: threads calling Add (default 2)"},
+          {"streams", "N", "stream: IncrementStreams at once (default 4)"},
+          {"window", "N", "stream, accumulate: unanswered messages per stream (default 16)"},
+          {"flush-interval", "DURATION",
+           "accumulate: the Accumulator's flush interval (default 100ms)"},
       },
       0,
       0,

@@ -65,6 +65,9 @@ class AsyncCallSlot final : public CallSlot {
         get_reader_->StartCall();
         get_reader_->Finish(&get_response_, &status_, tag);
         break;
+      case RpcKind::kStream:  // not CallSlot loads (bench_stream.h)
+      case RpcKind::kAccumulate:
+        break;
     }
   }
 

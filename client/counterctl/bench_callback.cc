@@ -43,6 +43,9 @@ class CallbackCallSlot final : public CallSlot, public grpc::ClientUnaryReactor 
       case RpcKind::kGet:
         stub_->async()->Get(&*context_, &get_request_, &get_response_, this);
         break;
+      case RpcKind::kStream:  // not CallSlot loads (bench_stream.h)
+      case RpcKind::kAccumulate:
+        break;
     }
     StartCall();
   }

@@ -24,6 +24,10 @@ absl::string_view RpcName(RpcKind k) {
       return "batch";
     case RpcKind::kGet:
       return "get";
+    case RpcKind::kStream:
+      return "stream";
+    case RpcKind::kAccumulate:
+      return "accumulate";
   }
   return "?";
 }
@@ -71,6 +75,9 @@ bool CallSlot::Issue() {
       break;
     case RpcKind::kGet:
       get_request_.set_key(NextKey());
+      break;
+    case RpcKind::kStream:  // not CallSlot loads (bench_stream.h)
+    case RpcKind::kAccumulate:
       break;
   }
   StartRpc(rpc);

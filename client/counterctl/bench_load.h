@@ -54,7 +54,8 @@ namespace countersd::ctl {
 
 using BenchClock = std::chrono::steady_clock;
 
-enum class RpcKind { kIncrement, kBatch, kGet };
+// kStream and kAccumulate are not driven by CallSlots: bench_stream.h.
+enum class RpcKind { kIncrement, kBatch, kGet, kStream, kAccumulate };
 // Which gRPC client API drives the calls.
 //  kCallback: ClientUnaryReactor; completions run on gRPC's own threads.
 //  kAsync: CompletionQueue per client thread (--threads); each thread polls
@@ -78,6 +79,12 @@ struct BenchConfig {
   int64_t threads = 1;  // kAsync only
   // Sent with every call as "authorization: Bearer <token>" (empty: none).
   std::string bearer_token;
+  // kStream: streams at once, and each one's window of unanswered messages.
+  int64_t streams = 4;
+  int64_t window = 16;
+  // kAccumulate: the Accumulator's flush interval (`threads` are the
+  // application threads calling Add).
+  absl::Duration flush_interval = absl::Milliseconds(100);
 };
 
 class Bench;

@@ -359,11 +359,16 @@ TEST_F(CounterctlTest, BadArgumentsAreUsageErrorsWithClearMessages) {
                            "b")},
        "bad KEY"},
       {{"inc", std::string(200, 'k')}, "bad KEY"},
-      {{"bench", "--rpc=frob"}, "--rpc must be increment, batch or get"},
+      {{"bench", "--rpc=frob"}, "--rpc must be increment, batch, get, stream or accumulate"},
+      {{"bench", "--rpc=increment", "--streams=2"}, "--streams and --window apply to --rpc=stream"},
+      {{"bench", "--rpc=stream", "--requests=5"}, "--requests and --concurrency apply to the unary"},
+      {{"bench", "--rpc=stream", "--flush-interval=1s"}, "--flush-interval applies to --rpc=accumulate"},
+      {{"bench", "--rpc=accumulate", "--streams=2"}, "--streams applies to --rpc=stream only"},
       {{"bench", "--concurrency=0"}, "--concurrency must be an integer from 1"},
       {{"list", "--limit=-1"}, "--limit must be an integer from 1"},
       {{"bench", "--api=sync"}, "--api must be async or callback"},
-      {{"bench", "--api=callback", "--threads=2"}, "--threads applies to --api=async only"},
+      {{"bench", "--api=callback", "--threads=2"},
+       "--threads applies to --api=async and --rpc=accumulate only"},
   };
   for (const Case& c : cases) {
     Ctl r = Run(c.args);
@@ -496,6 +501,46 @@ TEST_F(CounterctlTest, BenchBatchAppliesBatchTimesRequestsIncrements) {
   int64_t sum = 0;
   for (const CounterEntry& e : *all) sum += e.value;
   EXPECT_EQ(sum, 2000);
+}
+
+TEST_F(CounterctlTest, BenchStreamAppliesBatchTimesTheMessagesItCounts) {
+  const std::string p = Key("");
+  Ctl r = RunJson({"bench", "--rpc=stream", "--batch=10", "--duration=1s", "--warmup=0",
+                   "--keys=20", "--streams=2", "--window=4", "--key-prefix=" + p});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  google::protobuf::Struct doc = ParseJson(r.out);
+  const double ok = Field(doc, "ok").number_value();
+  EXPECT_GT(ok, 0);
+  EXPECT_EQ(Field(doc, "unknown").number_value(), 0);
+  EXPECT_NEAR(Field(doc, "increments_per_second").number_value(),
+              10 * Field(doc, "messages_per_second").number_value(), 0.1);
+  // No warm-up: every message sent is measured, so the daemon holds exactly
+  // ten increments per message counted.
+  CounterClient client(daemon_->address());
+  absl::StatusOr<std::vector<CounterEntry>> all = client.ListAll(p);
+  ASSERT_TRUE(all.ok()) << all.status();
+  int64_t sum = 0;
+  for (const CounterEntry& e : *all) sum += e.value;
+  EXPECT_EQ(sum, static_cast<int64_t>(10 * ok));
+}
+
+TEST_F(CounterctlTest, BenchAccumulateReadsBackExactlyWhatItAdded) {
+  const std::string p = Key("");
+  Ctl r = RunJson({"bench", "--rpc=accumulate", "--duration=1s", "--keys=30", "--threads=2",
+                   "--flush-interval=20ms", "--key-prefix=" + p});
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  google::protobuf::Struct doc = ParseJson(r.out);
+  EXPECT_TRUE(Field(doc, "verified").bool_value()) << r.out;
+  const double adds = Field(doc, "adds").number_value();
+  EXPECT_GT(adds, 0);
+  EXPECT_GT(Field(doc, "acked_increments").number_value(), 0);
+  EXPECT_LE(Field(doc, "acked_increments").number_value(), adds);
+  CounterClient client(daemon_->address());
+  absl::StatusOr<std::vector<CounterEntry>> all = client.ListAll(p);
+  ASSERT_TRUE(all.ok()) << all.status();
+  int64_t sum = 0;
+  for (const CounterEntry& e : *all) sum += e.value;
+  EXPECT_EQ(sum, static_cast<int64_t>(adds));
 }
 
 TEST_F(CounterctlTest, BenchGetTextReportIsReadable) {

@@ -374,7 +374,8 @@ TEST(ParseCommandLineTest, AFlagWithChoicesTakesOnlyThem) {
   EXPECT_EQ(Parse({"bench", "--rpc=get"})->Flag("rpc"), "get");
   absl::StatusOr<Invocation> bad = Parse({"bench", "--rpc", "frob"});
   ASSERT_FALSE(bad.ok());
-  EXPECT_EQ(bad.status().message(), "--rpc must be increment, batch or get, got \"frob\"");
+  EXPECT_EQ(bad.status().message(),
+            "--rpc must be increment, batch, get, stream or accumulate, got \"frob\"");
   EXPECT_EQ(Parse({"token", "new", "--role=admin"})->Flag("role"), "admin");
   EXPECT_FALSE(Parse({"token", "new", "--role=root"}).ok());
   absl::StatusOr<Invocation> env = ParseWith({"stats"}, {{"COUNTERS_OUTPUT", "yaml"}});
