@@ -22,7 +22,8 @@ one redis-server of its own (no persistence), the rounds interleaved
 CPU per increment, for the server (the daemon's processes, or Redis) and
 for the driver (counterctl, redis-benchmark): the CPU time each used during
 the measured run (no warm-up inside it: every cell runs once unmeasured
-first) divided by the increments it did.
+first) divided by the increments it did (the Accumulator's: by its
+application Adds, which is what it is for).
 Targets (issue 15): stream >= 10x Redis -P 16 (and >= 3x -P 100); Accumulator
 Adds >= 100x Redis unary at 64 in flight; unary at 64 in flight >= 0.95x the
 bare gRPC server.
@@ -131,9 +132,10 @@ def run_stream(cfg, procs, tmp, results):
                 with meter:
                     r = run()
             r["server_cpu_s"], r["driver_cpu_s"], r["wall_s"] = meter.server, meter.client, meter.wall
-            # The increments of the run: what the driver reports per second
-            # times the measured window (~ the run's wall time, no warm-up).
-            done = (r.get("acked") or r["ops"]) * meter.wall
+            # The increments of the run (the Accumulator's: its application
+            # Adds): what the driver reports per second times the measured
+            # window (~ the run's wall time, no warm-up).
+            done = r["ops"] * meter.wall
             r["server_cpu_ns_per_inc"] = meter.server / done * 1e9 if done else None
             r["driver_cpu_ns_per_inc"] = meter.client / done * 1e9 if done else None
             runs.setdefault(name, []).append(r)
@@ -182,7 +184,8 @@ def report_stream(results):
     rows = (("countersd IncrementStream", "stream",
              lambda: f"{f(m('stream', 'msgs'))} messages/s, p99 {f(m('stream', 'p99_us'))} µs per message"),
             ("countersd Accumulator, application Adds", "accumulate",
-             lambda: f"acknowledged {f(m('accumulate', 'acked'))} increments/s"),
+             lambda: f"per Add; acknowledged {f(m('accumulate', 'acked'))} increments/s (the "
+                     f"sums of {ACC_KEYS:,} keys, 10 flushes a second)"),
             ("Redis INCRBY -P 16", "redis_p16", lambda: ""),
             ("Redis INCRBY -P 100", "redis_p100", lambda: ""),
             ("Redis INCRBY unary, 64 in flight", "redis_unary64", lambda: ""),
