@@ -4,8 +4,8 @@
 // on a real table.
 //
 // Input: byte 0 picks the method (Increment, IncrementBatch, Get, BatchGet,
-// List, Set, CompareAndSet, Delete, GetStats); the rest is the serialized
-// request. Bytes that do not decode are answered by DecodeRequest itself
+// List, Set, CompareAndSet, Delete, GetStats, and one IncrementStream
+// message); the rest is the serialized request. Bytes that do not decode are answered by DecodeRequest itself
 // (the lenient twin that names a non-UTF-8 field or the type), and the
 // method then does not run, as in the serving loop.
 // Invariants: no crash or sanitizer report; a request that does not decode
@@ -73,7 +73,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const uint8_t* msg = data + 1;
   const size_t n = size - 1;
-  switch (data[0] % 9) {
+  switch (data[0] % 10) {
     case 0: Run(&CounterServiceImpl::DoIncrement, msg, n); break;
     case 1: Run(&CounterServiceImpl::DoIncrementBatch, msg, n); break;
     case 2: Run(&CounterServiceImpl::DoGet, msg, n); break;
@@ -83,6 +83,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 6: Run(&CounterServiceImpl::DoCompareAndSet, msg, n); break;
     case 7: Run(&CounterServiceImpl::DoDelete, msg, n); break;
     case 8: Run(&CounterServiceImpl::DoGetStats, msg, n); break;
+    case 9: Run(&CounterServiceImpl::DoIncrementStream, msg, n); break;
   }
   return 0;
 }
