@@ -64,10 +64,10 @@ enum class RpcMethod {
   kIncrementStream,  // each message of the stream counts as one call
 };
 inline constexpr RpcMethod kAllRpcMethods[] = {
-    RpcMethod::kIncrement, RpcMethod::kIncrementBatch, RpcMethod::kGet,
-    RpcMethod::kBatchGet,  RpcMethod::kList,           RpcMethod::kSet,
-    RpcMethod::kCompareAndSet, RpcMethod::kDelete,     RpcMethod::kSnapshot,
-    RpcMethod::kGetStats,  RpcMethod::kIncrementStream};
+    RpcMethod::kIncrement,     RpcMethod::kIncrementBatch, RpcMethod::kGet,
+    RpcMethod::kBatchGet,      RpcMethod::kList,           RpcMethod::kSet,
+    RpcMethod::kCompareAndSet, RpcMethod::kDelete,         RpcMethod::kSnapshot,
+    RpcMethod::kGetStats,      RpcMethod::kIncrementStream};
 const char* RpcMethodName(RpcMethod method);  // "Increment"
 // The least role that may call `method`.
 AuthRole RequiredRole(RpcMethod method);
@@ -77,9 +77,9 @@ struct CallIdentity {
   std::optional<std::string> bearer_token;  // secret: never logged
   // An `authorization` metadata value that is not "Bearer <token>".
   bool malformed_authorization = false;
-  std::vector<std::string> cert_sans;       // URI and DNS SANs of a verified client cert
-  std::optional<std::string> cert_cn;       // its subject CN
-  std::optional<uid_t> peer_uid;            // unix-socket peer
+  std::vector<std::string> cert_sans;  // URI and DNS SANs of a verified client cert
+  std::optional<std::string> cert_cn;  // its subject CN
+  std::optional<uid_t> peer_uid;       // unix-socket peer
 };
 
 struct Principal {

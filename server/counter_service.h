@@ -37,15 +37,15 @@ namespace countersd {
 // gets INVALID_ARGUMENT, not gRPC's INTERNAL) but Snapshot, which stays sync.
 using CounterServiceBase = counters::v1::CounterService::WithRawMethod_IncrementStream<
     counters::v1::CounterService::WithRawMethod_Increment<
-    counters::v1::CounterService::WithRawMethod_IncrementBatch<
-        counters::v1::CounterService::WithRawMethod_Get<
-            counters::v1::CounterService::WithRawMethod_BatchGet<
-                counters::v1::CounterService::WithRawMethod_List<
-                    counters::v1::CounterService::WithRawMethod_Set<
-                        counters::v1::CounterService::WithRawMethod_CompareAndSet<
-                            counters::v1::CounterService::WithRawMethod_Delete<
-                                counters::v1::CounterService::WithRawMethod_GetStats<
-                                    counters::v1::CounterService::Service>>>>>>>>>>;
+        counters::v1::CounterService::WithRawMethod_IncrementBatch<
+            counters::v1::CounterService::WithRawMethod_Get<
+                counters::v1::CounterService::WithRawMethod_BatchGet<
+                    counters::v1::CounterService::WithRawMethod_List<
+                        counters::v1::CounterService::WithRawMethod_Set<
+                            counters::v1::CounterService::WithRawMethod_CompareAndSet<
+                                counters::v1::CounterService::WithRawMethod_Delete<
+                                    counters::v1::CounterService::WithRawMethod_GetStats<
+                                        counters::v1::CounterService::Service>>>>>>>>>>;
 
 // The RPCs. Thin: validate the request, call the table, return an
 // absl::Status that the caller maps to the reply's grpc::Status in one place

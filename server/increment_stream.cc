@@ -209,7 +209,9 @@ class IncrementStreams::Stream {
       StopReading(serialized);
       return;
     }
-    if (owner_->service_->draining()) StopReading(ToGrpcStatus(CounterServiceImpl::DrainingError()));
+    if (owner_->service_->draining()) {
+      StopReading(ToGrpcStatus(CounterServiceImpl::DrainingError()));
+    }
   }
 
   void StartRead() {
@@ -266,8 +268,8 @@ class IncrementStreams::Stream {
   StepTag<Stream> read_tag_{this, &Stream::OnRead};
   StepTag<Stream> write_tag_{this, &Stream::OnWritten};
   StepTag<Stream> finish_tag_{this, &Stream::OnFinished};
-  grpc::ByteBuffer payload_;   // the message read
-  std::string failed_bytes_;   // a message that did not decode
+  grpc::ByteBuffer payload_;  // the message read
+  std::string failed_bytes_;  // a message that did not decode
   IncrementStreamRequest req_;
   IncrementStreamResponse resp_;
   std::deque<grpc::ByteBuffer> answers_;  // front: being written while writing_

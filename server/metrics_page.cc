@@ -137,8 +137,7 @@ void LocalMetrics(const MetricsSources& s, ExpositionWriter& w) {
            "Calls of attached processes by method, whatever their outcome, since the daemon "
            "started (those of processes that detached or died included).");
   for (int m = 0; m < kLocalCallKinds; ++m) {
-    w.Sample("countersd_local_calls_total",
-             {{"method", RpcMethodName(kLocalCallMethods[m])}},
+    w.Sample("countersd_local_calls_total", {{"method", RpcMethodName(kLocalCallMethods[m])}},
              static_cast<double>(totals[m]));
   }
   w.Family("countersd_local_call_failures_total", "counter",

@@ -126,7 +126,8 @@ absl::StatusOr<std::vector<int64_t>> CounterTable::IncrementBatch(absl::Span<con
     uint32_t end = 0;
     for (uint32_t& e : region_ends) e = end += e;  // each region's end in by_region
     by_region.resize(items.size());
-    for (auto it = items.rbegin(); it != items.rend(); ++it) by_region[--region_ends[it->region]] = *it;
+    for (auto it = items.rbegin(); it != items.rend(); ++it)
+      by_region[--region_ends[it->region]] = *it;
     // region_ends[r] is now region r's start; sort each region's run.
     for (uint32_t r = 0; r < region_count; ++r) {
       const uint32_t start = region_ends[r];

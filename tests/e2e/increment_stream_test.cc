@@ -238,7 +238,8 @@ TEST(IncrementStreamCrashTest, AHandlerKilledUnderStreamsLosesNothingAcknowledge
   std::vector<std::thread> threads;
   std::atomic<int> running{0}, broken{0};
   std::atomic<bool> stop{false};
-  std::vector<std::atomic<bool>> broke(kStreams);  // not vector<bool>: one bit per thread would share words
+  // Not vector<bool>: its flags share words, so the threads' writes race.
+  std::vector<std::atomic<bool>> broke(kStreams);
   for (int s = 0; s < kStreams; ++s) {
     threads.emplace_back([&, s] {
       auto stub = NewStubOnOwnConnection((*daemon)->address());
