@@ -49,6 +49,7 @@
 #include "absl/strings/str_format.h"
 #include "client/client.h"
 #include "client/counterctl/bench_load.h"
+#include "client/counterctl/bench_report.h"
 #include "client/counterctl/bench_stream.h"
 #include "client/counterctl/cli.h"
 #include "client/counterctl/latency_histogram.h"
@@ -80,12 +81,6 @@ absl::Status CreateKeys(const std::shared_ptr<grpc::Channel>& channel, const Ben
     if (!r.ok()) return r.status();
   }
   return absl::OkStatus();
-}
-
-std::string FormatMicros(uint64_t ns) {
-  const double us = ns / 1000.0;
-  if (us >= 1000.0) return absl::StrFormat("%.2f ms", us / 1000.0);
-  return absl::StrFormat("%.0f us", us);
 }
 
 int RunBench(const Invocation& inv) {
@@ -238,7 +233,7 @@ int RunBench(const Invocation& inv) {
   // Merge the slots' results.
   LatencyHistogram histogram;
   uint64_t ok = 0, errors = 0;
-  std::array<uint64_t, 17> by_code{};
+  CodeCounts by_code{};
   std::string first_error;
   Clock::time_point last_done = bench.window_start();
   for (auto& s : bench.slots()) {
@@ -265,22 +260,11 @@ int RunBench(const Invocation& inv) {
     j.Field("warmup_seconds", absl::ToDoubleSeconds(config.warmup));
     j.Field("elapsed_seconds", elapsed).Field("interrupted", g_interrupted != 0);
     j.Field("ok", ok).Field("errors", errors);
-    j.Key("errors_by_code").BeginObject();
-    for (size_t c = 0; c < by_code.size(); ++c) {
-      if (by_code[c] > 0) {
-        j.Field(absl::StatusCodeToString(static_cast<absl::StatusCode>(c)), by_code[c]);
-      }
-    }
-    j.EndObject();
+    WriteCodeCountsJson("errors_by_code", by_code, j);
     if (!first_error.empty()) j.Field("first_error", first_error);
     j.Field("calls_per_second", calls_per_s).Field("ops_per_second", ops_per_s);
-    j.Key("latency_us").BeginObject();
-    j.Field("p50", histogram.Percentile(0.50) / 1000.0);
-    j.Field("p90", histogram.Percentile(0.90) / 1000.0);
-    j.Field("p99", histogram.Percentile(0.99) / 1000.0);
-    j.Field("p999", histogram.Percentile(0.999) / 1000.0);
-    j.Field("max", histogram.max() / 1000.0).Field("mean", histogram.mean() / 1000.0);
-    j.EndObject().EndObject();
+    WriteLatencyJson(histogram, j);
+    j.EndObject();
     PrintData(j.str() + "\n");
   } else {
     std::vector<std::vector<std::string>> rows = {
@@ -305,17 +289,8 @@ int RunBench(const Invocation& inv) {
       rows.push_back(
           {"increments", absl::StrCat(WithThousands(static_cast<uint64_t>(ops_per_s)), "/s")});
     }
-    rows.push_back({"latency", absl::StrCat("p50 ", FormatMicros(histogram.Percentile(0.5)),
-                                            "  p90 ", FormatMicros(histogram.Percentile(0.9)),
-                                            "  p99 ", FormatMicros(histogram.Percentile(0.99)),
-                                            "  max ", FormatMicros(histogram.max()))});
-    for (size_t c = 0; c < by_code.size(); ++c) {
-      if (by_code[c] > 0) {
-        rows.push_back(
-            {"errors", absl::StrCat(absl::StatusCodeToString(static_cast<absl::StatusCode>(c)),
-                                    ": ", WithThousands(by_code[c]))});
-      }
-    }
+    rows.push_back({"latency", LatencyLine(histogram)});
+    AddCodeRows("errors", by_code, &rows);
     if (!first_error.empty()) rows.push_back({"first error", first_error});
     PrintData(FormatColumns(rows));
   }

@@ -31,6 +31,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "client/counterctl/bench_report.h"
 #include "client/counterctl/latency_histogram.h"
 #include "client/counterctl/output.h"
 #include "client/increment_stream.h"
@@ -88,7 +89,7 @@ class StreamSender {
   // Read after Run returned.
   LatencyHistogram histogram;
   uint64_t ok = 0, failed = 0, unknown = 0, send_errors = 0;
-  std::array<uint64_t, 17> failed_by_code{};
+  CodeCounts failed_by_code{};
   std::string first_error;  // of the results (the callback's)
   std::string send_error;   // of Send (the sender's)
   Clock::time_point last_done{};
@@ -135,12 +136,6 @@ class StreamSender {
   std::unique_ptr<IncrementStream> stream_;
 };
 
-std::string FormatMicros(uint64_t ns) {
-  const double us = ns / 1000.0;
-  if (us >= 1000.0) return absl::StrFormat("%.2f ms", us / 1000.0);
-  return absl::StrFormat("%.0f us", us);
-}
-
 }  // namespace
 
 int RunStreamLoad(const Invocation& inv, const BenchConfig& config,
@@ -186,7 +181,7 @@ int RunStreamLoad(const Invocation& inv, const BenchConfig& config,
 
   LatencyHistogram histogram;
   uint64_t ok = 0, failed = 0, unknown = 0, send_errors = 0, breaks = 0;
-  std::array<uint64_t, 17> by_code{};
+  CodeCounts by_code{};
   std::string first_error;
   Clock::time_point last_done = window_start;
   for (auto& s : senders) {
@@ -214,22 +209,11 @@ int RunStreamLoad(const Invocation& inv, const BenchConfig& config,
     j.Field("elapsed_seconds", elapsed).Field("interrupted", *interrupted != 0);
     j.Field("ok", ok).Field("failed", failed).Field("unknown", unknown);
     j.Field("send_errors", send_errors).Field("stream_breaks", breaks);
-    j.Key("failed_by_code").BeginObject();
-    for (size_t c = 0; c < by_code.size(); ++c) {
-      if (by_code[c] > 0) {
-        j.Field(absl::StatusCodeToString(static_cast<absl::StatusCode>(c)), by_code[c]);
-      }
-    }
-    j.EndObject();
+    WriteCodeCountsJson("failed_by_code", by_code, j);
     if (!first_error.empty()) j.Field("first_error", first_error);
     j.Field("messages_per_second", messages_per_s).Field("increments_per_second", increments_per_s);
-    j.Key("latency_us").BeginObject();
-    j.Field("p50", histogram.Percentile(0.50) / 1000.0);
-    j.Field("p90", histogram.Percentile(0.90) / 1000.0);
-    j.Field("p99", histogram.Percentile(0.99) / 1000.0);
-    j.Field("p999", histogram.Percentile(0.999) / 1000.0);
-    j.Field("max", histogram.max() / 1000.0).Field("mean", histogram.mean() / 1000.0);
-    j.EndObject().EndObject();
+    WriteLatencyJson(histogram, j);
+    j.EndObject();
     PrintData(j.str() + "\n");
   } else {
     std::vector<std::vector<std::string>> rows = {
@@ -245,19 +229,10 @@ int RunStreamLoad(const Invocation& inv, const BenchConfig& config,
         {"throughput",
          absl::StrCat(WithThousands(static_cast<uint64_t>(messages_per_s)), " messages/s, ",
                       WithThousands(static_cast<uint64_t>(increments_per_s)), " increments/s")},
-        {"latency", absl::StrCat("p50 ", FormatMicros(histogram.Percentile(0.5)), "  p90 ",
-                                 FormatMicros(histogram.Percentile(0.9)), "  p99 ",
-                                 FormatMicros(histogram.Percentile(0.99)), "  max ",
-                                 FormatMicros(histogram.max()), " (send to answer, per message)")},
+        {"latency", absl::StrCat(LatencyLine(histogram), " (send to answer, per message)")},
     };
     if (breaks > 0) rows.push_back({"breaks", absl::StrCat(breaks, " streams broke and reopened")});
-    for (size_t c = 0; c < by_code.size(); ++c) {
-      if (by_code[c] > 0) {
-        rows.push_back(
-            {"failed", absl::StrCat(absl::StatusCodeToString(static_cast<absl::StatusCode>(c)),
-                                    ": ", WithThousands(by_code[c]))});
-      }
-    }
+    AddCodeRows("failed", by_code, &rows);
     if (!first_error.empty()) rows.push_back({"first error", first_error});
     PrintData(FormatColumns(rows));
   }
