@@ -20,6 +20,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "shared/monotonic_time.h"
+#include "tests/client/accumulator_reports.h"
 #include "tests/client/fake_stream_server.h"
 
 namespace countersd::testing {
@@ -28,32 +29,6 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Pair;
 using ::testing::UnorderedElementsAre;
-
-class Reports {
- public:
-  std::function<void(const AccumulatorError&)> Callback() {
-    return [this](const AccumulatorError& e) {
-      std::lock_guard lock(mu_);
-      errors_.push_back(e);
-    };
-  }
-  std::vector<AccumulatorError> Of(AccumulatorError::Kind kind) const {
-    std::lock_guard lock(mu_);
-    std::vector<AccumulatorError> out;
-    for (const AccumulatorError& e : errors_) {
-      if (e.kind == kind) out.push_back(e);
-    }
-    return out;
-  }
-  size_t size() const {
-    std::lock_guard lock(mu_);
-    return errors_.size();
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::vector<AccumulatorError> errors_;
-};
 
 AccumulatorOptions Options(Reports* reports, absl::Duration timeout = absl::Seconds(30)) {
   AccumulatorOptions o;
