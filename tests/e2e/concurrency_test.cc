@@ -27,16 +27,6 @@ struct ClientOutcome {
   std::string values_path;
 };
 
-int64_t GetValue(CounterService::Stub* stub, const std::string& key) {
-  grpc::ClientContext ctx;
-  counters::v1::GetRequest req;
-  req.set_key(key);
-  counters::v1::GetResponse resp;
-  grpc::Status s = stub->Get(&ctx, req, &resp);
-  EXPECT_TRUE(s.ok()) << key << ": " << s.error_message();
-  return resp.value();
-}
-
 TEST(ConcurrencyTest, EightClientProcessesGetExactTotalsSpreadOverHandlers) {
   DaemonOptions options;
   options.handlers = 2;
@@ -83,9 +73,9 @@ TEST(ConcurrencyTest, EightClientProcessesGetExactTotalsSpreadOverHandlers) {
       << "two increments returned the same value";
 
   auto stub = NewStub(address);
-  EXPECT_EQ(GetValue(stub.get(), "conc/shared"), total);
+  EXPECT_EQ(CounterValue(stub.get(), "conc/shared"), total);
   for (int i = 0; i < kClients; ++i) {
-    EXPECT_EQ(GetValue(stub.get(), absl::StrCat("conc/own-", i)), kIncrementsPerKey * kOwnDelta);
+    EXPECT_EQ(CounterValue(stub.get(), absl::StrCat("conc/own-", i)), kIncrementsPerKey * kOwnDelta);
   }
 
   grpc::ClientContext ctx;

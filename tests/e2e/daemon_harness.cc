@@ -23,6 +23,7 @@
 #include "absl/strings/str_split.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "proto/grpc_deadline.h"
 #include "shared/abseil_string_view.h"
 #include "shared/monotonic_time.h"
 
@@ -191,6 +192,17 @@ std::unique_ptr<counters::v1::CounterService::Stub> NewStubOnOwnConnection(
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   return counters::v1::CounterService::NewStub(
       grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
+}
+
+int64_t CounterValue(counters::v1::CounterService::Stub* stub, const std::string& key) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(30)));
+  counters::v1::GetRequest req;
+  req.set_key(key);
+  counters::v1::GetResponse resp;
+  grpc::Status s = stub->Get(&ctx, req, &resp);
+  EXPECT_TRUE(s.ok()) << key << ": " << s.error_message();
+  return s.ok() ? resp.value() : 0;
 }
 
 ScopedTempDir::ScopedTempDir() : path_(MakeTempDir("countersd-test")) {

@@ -207,6 +207,10 @@ std::unique_ptr<counters::v1::CounterService::Stub> NewStub(const std::string& a
 std::unique_ptr<counters::v1::CounterService::Stub> NewStubOnOwnConnection(
     const std::string& address);
 
+// The value of `key` (a Get with a 30 s deadline); a test failure naming the
+// key and the status, and 0, if the Get fails.
+int64_t CounterValue(counters::v1::CounterService::Stub* stub, const std::string& key);
+
 // The one-letter state of process `pid` from /proc/<pid>/stat ('R', 'S',
 // 'T' stopped, 't' traced, 'Z', ...), or '\0' if there is no such process.
 char ProcessState(pid_t pid);

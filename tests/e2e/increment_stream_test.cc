@@ -80,17 +80,6 @@ class RawStream {
   std::unique_ptr<grpc::ClientReaderWriter<IncrementStreamRequest, IncrementStreamResponse>> rw_;
 };
 
-int64_t GetValue(CounterService::Stub* stub, const std::string& key) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(30)));
-  counters::v1::GetRequest req;
-  req.set_key(key);
-  counters::v1::GetResponse resp;
-  grpc::Status s = stub->Get(&ctx, req, &resp);
-  EXPECT_TRUE(s.ok()) << key << ": " << s.error_message();
-  return resp.value();
-}
-
 class IncrementStreamTest : public SharedDaemonTest {
  protected:
   static constexpr int kMaxBatch = 100;
@@ -126,8 +115,8 @@ TEST_F(IncrementStreamTest, AnswersEveryMessageInOrderWithItsSequenceAndValues) 
   }
   grpc::Status closed = stream.Close();
   EXPECT_TRUE(closed.ok()) << closed.error_message();
-  EXPECT_EQ(GetValue(stub_.get(), a), 2 * kMessages);
-  EXPECT_EQ(GetValue(stub_.get(), b), 2 * kMessages);
+  EXPECT_EQ(CounterValue(stub_.get(), a), 2 * kMessages);
+  EXPECT_EQ(CounterValue(stub_.get(), b), 2 * kMessages);
 }
 
 TEST_F(IncrementStreamTest, AFailedMessageChangesNothingAndTheStreamGoesOn) {
@@ -166,8 +155,8 @@ TEST_F(IncrementStreamTest, AFailedMessageChangesNothingAndTheStreamGoesOn) {
   EXPECT_THAT(got[4].message(), HasSubstr("--max-batch=100"));
   EXPECT_EQ(got[5].code(), 0) << got[5].message();
   EXPECT_THAT(got[5].values(), ElementsAre(6));  // 5, then only message 6's
-  EXPECT_EQ(GetValue(stub_.get(), k), 6);
-  EXPECT_EQ(GetValue(stub_.get(), big), std::numeric_limits<int64_t>::max());
+  EXPECT_EQ(CounterValue(stub_.get(), k), 6);
+  EXPECT_EQ(CounterValue(stub_.get(), big), std::numeric_limits<int64_t>::max());
 }
 
 // Many streams at once on one connection, each its own key: every answer
@@ -197,7 +186,7 @@ TEST_F(IncrementStreamTest, ConcurrentStreamsOnOneConnectionAreExact) {
   for (std::thread& t : threads) t.join();
   for (int s = 0; s < kStreams; ++s) {
     EXPECT_EQ(answered[s], kMessages) << "stream " << s;
-    EXPECT_EQ(GetValue(stub_.get(), TestKey(absl::StrCat("s", s))), kMessages * kPerMessage);
+    EXPECT_EQ(CounterValue(stub_.get(), TestKey(absl::StrCat("s", s))), kMessages * kPerMessage);
   }
 }
 
@@ -289,7 +278,7 @@ TEST(IncrementStreamCrashTest, AHandlerKilledUnderStreamsLosesNothingAcknowledge
   for (std::thread& t : threads) t.join();
   auto stub = NewStub((*daemon)->address());
   for (int s = 0; s < kStreams; ++s) {
-    const int64_t value = GetValue(stub.get(), absl::StrCat("crash/s", s));
+    const int64_t value = CounterValue(stub.get(), absl::StrCat("crash/s", s));
     EXPECT_GE(value, acked[s]) << "stream " << s << " lost acknowledged increments";
     EXPECT_LE(value, sent[s]) << "stream " << s << " applied more than it sent";
     if (served_by[s] == victim) {
