@@ -257,6 +257,18 @@ class CpuMeter:
             r["client_cores"] = self.client / self.wall
 
 
+def start_redis(procs, name, d, extra=()):
+    """A redis-server without persistence on a free 127.0.0.1 port, its files
+    in `d`, serving once this returns: (process, port)."""
+    port = free_port()
+    p = procs.start(name, ["redis-server", "--bind", "127.0.0.1", "--port", str(port), *extra,
+                           "--save", "", "--appendonly", "no", "--dir", d, "--daemonize", "no",
+                           "--logfile", f"{d}/redis.log"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port)
+    return p, port
+
+
 def children_of(pid):
     try:
         with open(f"/proc/{pid}/task/{pid}/children") as f:

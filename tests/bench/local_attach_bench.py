@@ -63,12 +63,7 @@ def run_local(cfg, procs, tmp, results):
     os.makedirs(d)
     out = results.setdefault("local", {})
     cd = c.Countersd(procs, cfg.countersd, f"{d}/data", f"{d}/countersd.log")
-    redis_port = c.free_port()
-    procs.start("redis-local", ["redis-server", "--bind", "127.0.0.1", "--port", str(redis_port),
-                                "--save", "", "--appendonly", "no", "--dir", d, "--daemonize",
-                                "no", "--logfile", f"{d}/redis.log"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    c.wait_port(redis_port)
+    _, redis_port = c.start_redis(procs, "redis-local", d)
     seconds = cfg.local_seconds
 
     c.log(f"local: table_bench {', '.join(TABLE_BENCH_FOR.values())} (load {c.loadavg()})")

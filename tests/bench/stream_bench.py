@@ -75,13 +75,7 @@ def run_stream(cfg, procs, tmp, results):
     os.makedirs(d)
     out = results.setdefault("stream", {})
     cd = c.Countersd(procs, cfg.countersd, f"{d}/data", f"{d}/countersd.log")
-    redis_port = c.free_port()
-    redis = procs.start("redis-stream", ["redis-server", "--bind", "127.0.0.1", "--port",
-                                         str(redis_port), "--save", "", "--appendonly", "no",
-                                         "--dir", d, "--daemonize", "no", "--logfile",
-                                         f"{d}/redis.log"],
-                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    c.wait_port(redis_port)
+    redis, redis_port = c.start_redis(procs, "redis-stream", d)
     server = {"countersd": lambda: [cd.proc.pid] + cd.children(), "redis": lambda: [redis.pid]}
     seconds = cfg.seconds
     calibrated = {}

@@ -93,15 +93,9 @@ def run_transport(cfg, procs, tmp, results):
         f.write(token + "\n")
     authed = c.Countersd(procs, cfg.countersd, f"{d}/auth-data", f"{d}/auth.log",
                          extra=[f"--auth-file={d}/auth"])
-    redis_port = c.free_port()
     redis_sock = f"{d}/redis.sock"
-    procs.start("redis-transport", ["redis-server", "--bind", "127.0.0.1", "--port",
-                                    str(redis_port), "--unixsocket", redis_sock,
-                                    "--unixsocketperm", "600", "--save", "", "--appendonly",
-                                    "no", "--dir", d, "--daemonize", "no", "--logfile",
-                                    f"{d}/redis.log"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    c.wait_port(redis_port)
+    _, redis_port = c.start_redis(procs, "redis-transport", d,
+                                  ["--unixsocket", redis_sock, "--unixsocketperm", "600"])
     end = time.monotonic() + 20
     while not os.path.exists(redis_sock) and time.monotonic() < end:
         time.sleep(0.05)

@@ -194,15 +194,23 @@ std::unique_ptr<counters::v1::CounterService::Stub> NewStubOnOwnConnection(
       grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
 }
 
-int64_t CounterValue(counters::v1::CounterService::Stub* stub, const std::string& key) {
+grpc::Status GetCounter(counters::v1::CounterService::Stub* stub, const std::string& key,
+                        int64_t* value) {
   grpc::ClientContext ctx;
   ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(30)));
   counters::v1::GetRequest req;
   req.set_key(key);
   counters::v1::GetResponse resp;
   grpc::Status s = stub->Get(&ctx, req, &resp);
+  if (s.ok()) *value = resp.value();
+  return s;
+}
+
+int64_t CounterValue(counters::v1::CounterService::Stub* stub, const std::string& key) {
+  int64_t value = 0;
+  grpc::Status s = GetCounter(stub, key, &value);
   EXPECT_TRUE(s.ok()) << key << ": " << s.error_message();
-  return s.ok() ? resp.value() : 0;
+  return value;
 }
 
 ScopedTempDir::ScopedTempDir() : path_(MakeTempDir("countersd-test")) {

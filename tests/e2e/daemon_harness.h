@@ -207,8 +207,12 @@ std::unique_ptr<counters::v1::CounterService::Stub> NewStub(const std::string& a
 std::unique_ptr<counters::v1::CounterService::Stub> NewStubOnOwnConnection(
     const std::string& address);
 
-// The value of `key` (a Get with a 30 s deadline); a test failure naming the
-// key and the status, and 0, if the Get fails.
+// A Get of `key` with a 30 s deadline: its status, and the value into
+// `*value` when OK.
+grpc::Status GetCounter(counters::v1::CounterService::Stub* stub, const std::string& key,
+                        int64_t* value);
+// The value of `key` (GetCounter); a test failure naming the key and the
+// status, and 0, if the Get fails.
 int64_t CounterValue(counters::v1::CounterService::Stub* stub, const std::string& key);
 
 // The one-letter state of process `pid` from /proc/<pid>/stat ('R', 'S',

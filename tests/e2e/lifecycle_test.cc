@@ -16,7 +16,6 @@
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
-#include "proto/grpc_deadline.h"
 #include "shared/data_dir.h"
 #include "shared/monotonic_time.h"
 #include "shared/snapshot_file.h"
@@ -27,17 +26,6 @@ namespace {
 
 using counters::v1::CounterService;
 using ::testing::HasSubstr;
-
-grpc::Status GetValue(CounterService::Stub* stub, const std::string& key, int64_t* value) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(30)));
-  counters::v1::GetRequest req;
-  req.set_key(key);
-  counters::v1::GetResponse resp;
-  grpc::Status s = stub->Get(&ctx, req, &resp);
-  *value = resp.value();
-  return s;
-}
 
 uint64_t ParseCount(const std::string& out, std::string_view field) {
   for (absl::string_view part : absl::StrSplit(out, absl::ByAnyChar(" \n"))) {
@@ -77,7 +65,7 @@ TEST(LifecycleTest, SigtermUnderLoadExitsZeroWithFinalSnapshotAndRestartKeepsVal
   int64_t seen = 0;
   for (absl::Time deadline = MonotonicNow() + absl::Seconds(60); seen < 2000 && MonotonicNow() < deadline;
        absl::SleepFor(absl::Milliseconds(20))) {
-    GetValue(stub.get(), key, &seen).IgnoreError();
+    GetCounter(stub.get(), key, &seen).IgnoreError();
   }
   ASSERT_GE(seen, 2000);
 
@@ -113,7 +101,7 @@ TEST(LifecycleTest, SigtermUnderLoadExitsZeroWithFinalSnapshotAndRestartKeepsVal
   EXPECT_TRUE((*restarted)->WaitForLog("clean shutdown", absl::Seconds(1))) << (*restarted)->log();
   auto stub2 = NewStub((*restarted)->address());
   int64_t value = 0;
-  ASSERT_TRUE(GetValue(stub2.get(), key, &value).ok());
+  ASSERT_TRUE(GetCounter(stub2.get(), key, &value).ok());
   EXPECT_GE(static_cast<uint64_t>(value), acked);
   EXPECT_LE(static_cast<uint64_t>(value), acked + kClients);
   EXPECT_EQ(in_snapshot, value);
@@ -144,7 +132,7 @@ TEST(LifecycleTest, RestartOnTheSameFixedPortWorksRightAfterShutdown) {
   EXPECT_EQ((*second)->address(), address);
   auto stub = NewStub(address);
   int64_t value = 0;
-  ASSERT_TRUE(GetValue(stub.get(), "port/k", &value).ok());
+  ASSERT_TRUE(GetCounter(stub.get(), "port/k", &value).ok());
   EXPECT_EQ(value, 1);
 }
 
@@ -161,7 +149,7 @@ TEST(LifecycleTest, SecondDaemonOnTheSameDataDirectoryFailsNamingTheFirst) {
   // The first one is untouched.
   int64_t v;
   auto stub = NewStub((*first)->address());
-  EXPECT_EQ(GetValue(stub.get(), "nothing", &v).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(GetCounter(stub.get(), "nothing", &v).error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
 TEST(LifecycleTest, SecondDaemonOnTheSamePortFailsAndTheFirstKeepsServing) {
