@@ -33,6 +33,16 @@ inline constexpr size_t kAttachSlots = 1024;
 // freed.
 inline constexpr int kMaxHandlers = static_cast<int>(kProcessSlots) - 2;
 
+// Exactly-once sessions (WriteOptions, counters.proto; session_table.cc).
+// A session id's bytes; the window of sequences each session remembers
+// below its highest applied one; the response values it keeps for them (a
+// batch of n increments uses n); and the places for sessions in the map
+// file, the largest --sessions-max (its default is in server/config.cc).
+inline constexpr size_t kSessionIdBytes = 16;
+inline constexpr uint64_t kSessionWindow = 64;
+inline constexpr size_t kSessionResponseValues = 1024;
+inline constexpr size_t kSessionSlots = 4096;
+
 // List pages (the API's contract, counters.proto): the size of a page when
 // the request names none, and the largest page a server returns.
 inline constexpr int kDefaultListPageSize = 100;
