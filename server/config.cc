@@ -201,6 +201,18 @@ ABSL_FLAG(uint64_t, max_batch, Defaults().max_batch,
           absl::StrCat("Largest IncrementBatch or BatchGet request, in entries; bigger requests "
                        "fail RESOURCE_EXHAUSTED. 1 to the table's limit (",
                        countersd::kMaxBatchOps, ")."));
+ABSL_FLAG(uint32_t, sessions_max, Defaults().sessions_max,
+          absl::StrCat("Exactly-once sessions the daemon remembers (a client's WriteOptions: "
+                       "its retries are applied once). When every place is taken, a new session "
+                       "takes the least recently used one's, whose later writes then get "
+                       "FAILED_PRECONDITION (unknown session) rather than being applied twice. 0 "
+                       "turns sessions off. 0 to ", countersd::kSessionSlots, "."));
+ABSL_FLAG(absl::Duration, session_ttl, Defaults().session_ttl,
+          absl::StrCat("How long a session with no write is remembered (e.g. 10m, 1h). A "
+                       "retry later than this after its first attempt may be refused as of an "
+                       "unknown session; it is never applied twice. Measured on the wall clock, "
+                       "since sessions outlive restarts. At least ",
+                       absl::FormatDuration(countersd::kMinSessionTtl), "."));
 ABSL_FLAG(bool, trust_untrusted_map, Defaults().trust_untrusted_map,
           absl::StrCat("Use ", countersd::kMapFile,
                        " as it is even when it was left by an unclean stop during an earlier "
@@ -284,6 +296,8 @@ constexpr const char* kFlagNames[] = {"listen", "tls_cert_file", "tls_key_file",
                                       "log_level",
                                       "drain_timeout",
                                       "max_batch",
+                                      "sessions_max",
+                                      "session_ttl",
                                       "trust_untrusted_map",
                                       "handler_memory_quota",
                                       "max_connections",
@@ -418,6 +432,8 @@ Config ParseFlagsOrExit(int argc, char** argv) {
   c.durability_lag_limit = absl::GetFlag(FLAGS_durability_lag_limit);
   c.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);
   c.max_batch = absl::GetFlag(FLAGS_max_batch);
+  c.sessions_max = absl::GetFlag(FLAGS_sessions_max);
+  c.session_ttl = absl::GetFlag(FLAGS_session_ttl);
   c.trust_untrusted_map = absl::GetFlag(FLAGS_trust_untrusted_map);
   std::string quota = absl::GetFlag(FLAGS_handler_memory_quota);
   std::optional<uint64_t> quota_bytes = ParseByteSize(Sv(quota));
@@ -503,6 +519,16 @@ absl::Status ValidateConfig(const Config& c) {
   if (c.max_batch < 1 || c.max_batch > kMaxBatchOps) {
     return absl::InvalidArgumentError(
         absl::StrCat("--max-batch=", c.max_batch, " is out of range: must be 1 to ", kMaxBatchOps));
+  }
+  if (c.sessions_max > kSessionSlots) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--sessions-max=", c.sessions_max, " is out of range: must be 0 to ", kSessionSlots,
+        " (the places for sessions in the map file)"));
+  }
+  if (c.session_ttl < kMinSessionTtl) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--session-ttl=", absl::FormatDuration(c.session_ttl), " is too short: must be at least ",
+        absl::FormatDuration(kMinSessionTtl)));
   }
   if (c.handler_memory_quota < kMinHandlerMemoryQuota) {
     return absl::InvalidArgumentError(absl::StrCat(

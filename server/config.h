@@ -34,6 +34,14 @@ inline constexpr size_t kDefaultMaxBatch = kMaxBatchOps;
 // How often TLS files are checked for a rotation (transport_config.h).
 inline constexpr absl::Duration kDefaultTlsReloadInterval = absl::Seconds(60);
 inline constexpr uint32_t kDefaultUnixSocketMode = 0660;
+// Exactly-once sessions (WriteOptions, shared/session_table.cc): how many
+// the daemon remembers (each costs its place in the map file whether used
+// or not; the file has kSessionSlots), and how long an idle one is kept:
+// an hour covers any retry of a call's deadline many times over, and a
+// client that writes at least hourly keeps its session for good.
+inline constexpr uint32_t kDefaultSessionsMax = kSessionSlots;
+inline constexpr absl::Duration kDefaultSessionTtl = absl::Hours(1);
+inline constexpr absl::Duration kMinSessionTtl = absl::Seconds(1);
 // Shortest --snapshot-interval accepted.
 inline constexpr absl::Duration kMinSnapshotInterval = absl::Milliseconds(10);
 
@@ -126,6 +134,8 @@ struct Config {
   LogLevel log_level = LogLevel::kInfo;
   absl::Duration drain_timeout = kDefaultDrainTimeout;
   size_t max_batch = kDefaultMaxBatch;  // IncrementBatch / BatchGet entries per call
+  uint32_t sessions_max = kDefaultSessionsMax;  // 0: sessions off
+  absl::Duration session_ttl = kDefaultSessionTtl;
   bool trust_untrusted_map = false;
   // Per handler: bytes gRPC may hold (grpc::ResourceQuota), and connections.
   size_t handler_memory_quota = DefaultHandlerMemoryQuota(MemoryLimitBytes());

@@ -38,6 +38,7 @@
 #include "proto/status_conversion.h"
 #include "server/local_calls.h"
 #include "server/scoped_list.h"
+#include "server/write_session.h"
 #include "shared/abseil_string_view.h"
 #include "shared/durability_lag.h"
 #include "shared/key.h"
@@ -109,14 +110,24 @@ grpc::Status CounterServiceImpl::Snapshot(grpc::ServerContext* ctx, const Snapsh
 // ---- Request handling. ----
 
 absl::Status CounterServiceImpl::DoIncrement(const IncrementRequest& req, IncrementResponse* resp) {
-  ASSIGN_OR_RETURN(int64_t value, table_->Increment(req.key(), req.has_delta() ? req.delta() : 1));
+  const int64_t delta = req.has_delta() ? req.delta() : 1;
+  if (HasSession(req.options())) {
+    ASSIGN_OR_RETURN(std::optional<SessionWrite> session,
+                     SessionOf(req.options(), FingerprintOf(req)));
+    RETURN_IF_ERROR(ValidateKey(req.key()));
+    const CounterTable::KeyDelta op{req.key(), delta};
+    ASSIGN_OR_RETURN(WriteResponse r, table_->IncrementBatch({&op, 1}, *session));
+    resp->set_value(r.values.at(0));
+    return absl::OkStatus();
+  }
+  ASSIGN_OR_RETURN(int64_t value, table_->Increment(req.key(), delta));
   resp->set_value(value);
   return absl::OkStatus();
 }
 
 absl::Status CounterServiceImpl::IncrementAll(
     const google::protobuf::RepeatedPtrField<IncrementRequest>& increments,
-    google::protobuf::RepeatedField<int64_t>* values) {
+    const counters::v1::WriteOptions& options, google::protobuf::RepeatedField<int64_t>* values) {
   const size_t n = static_cast<size_t>(increments.size());
   if (n == 0) return absl::InvalidArgumentError("increments is empty");
   if (n > max_batch_) {
@@ -128,7 +139,19 @@ absl::Status CounterServiceImpl::IncrementAll(
   for (size_t i = 0; i < n; ++i) {
     const IncrementRequest& inc = increments[static_cast<int>(i)];
     RETURN_IF_ERROR(ValidateKeyAt(inc.key(), "increments", i));
+    if (inc.has_options()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "increments[", i, "].options: a batch's increments carry no options; the batch's own "
+          "options (or the stream message's) name its session"));
+    }
     ops.push_back({inc.key(), inc.has_delta() ? inc.delta() : 1});
+  }
+  if (HasSession(options)) {
+    ASSIGN_OR_RETURN(std::optional<SessionWrite> session,
+                     SessionOf(options, FingerprintOf(increments)));
+    ASSIGN_OR_RETURN(WriteResponse r, table_->IncrementBatch(ops, *session));
+    values->Assign(r.values.begin(), r.values.end());
+    return absl::OkStatus();
   }
   ASSIGN_OR_RETURN(std::vector<int64_t> result, table_->IncrementBatch(ops));
   values->Assign(result.begin(), result.end());
@@ -137,12 +160,12 @@ absl::Status CounterServiceImpl::IncrementAll(
 
 absl::Status CounterServiceImpl::DoIncrementBatch(const IncrementBatchRequest& req,
                                                   IncrementBatchResponse* resp) {
-  return IncrementAll(req.increments(), resp->mutable_values());
+  return IncrementAll(req.increments(), req.options(), resp->mutable_values());
 }
 
 absl::Status CounterServiceImpl::DoIncrementStream(const IncrementStreamRequest& req,
                                                    IncrementStreamResponse* resp) {
-  return IncrementAll(req.increments(), resp->mutable_values());
+  return IncrementAll(req.increments(), req.options(), resp->mutable_values());
 }
 
 absl::Status CounterServiceImpl::AdmitStream(const grpc::ServerContext* ctx) {
@@ -214,6 +237,13 @@ absl::Status CounterServiceImpl::DoListInRanges(const ListRequest& req,
 }
 
 absl::Status CounterServiceImpl::DoSet(const SetRequest& req, SetResponse* resp) {
+  if (HasSession(req.options())) {
+    ASSIGN_OR_RETURN(std::optional<SessionWrite> session,
+                     SessionOf(req.options(), FingerprintOf(req)));
+    ASSIGN_OR_RETURN(WriteResponse r, table_->Set(req.key(), req.value(), *session));
+    if (r.flag) resp->set_previous_value(r.values.at(0));
+    return absl::OkStatus();
+  }
   ASSIGN_OR_RETURN(std::optional<int64_t> previous, table_->Set(req.key(), req.value()));
   if (previous) resp->set_previous_value(*previous);
   return absl::OkStatus();
@@ -221,6 +251,15 @@ absl::Status CounterServiceImpl::DoSet(const SetRequest& req, SetResponse* resp)
 
 absl::Status CounterServiceImpl::DoCompareAndSet(const CompareAndSetRequest& req,
                                                  CompareAndSetResponse* resp) {
+  if (HasSession(req.options())) {
+    ASSIGN_OR_RETURN(std::optional<SessionWrite> session,
+                     SessionOf(req.options(), FingerprintOf(req)));
+    ASSIGN_OR_RETURN(WriteResponse w,
+                     table_->CompareAndSet(req.key(), req.expected(), req.value(), *session));
+    resp->set_applied(w.flag);
+    resp->set_value(w.values.at(0));
+    return absl::OkStatus();
+  }
   ASSIGN_OR_RETURN(CounterTable::CasResult r,
                    table_->CompareAndSet(req.key(), req.expected(), req.value()));
   resp->set_applied(r.applied);
@@ -229,6 +268,13 @@ absl::Status CounterServiceImpl::DoCompareAndSet(const CompareAndSetRequest& req
 }
 
 absl::Status CounterServiceImpl::DoDelete(const DeleteRequest& req, DeleteResponse* resp) {
+  if (HasSession(req.options())) {
+    ASSIGN_OR_RETURN(std::optional<SessionWrite> session,
+                     SessionOf(req.options(), FingerprintOf(req)));
+    ASSIGN_OR_RETURN(WriteResponse r, table_->Delete(req.key(), *session));
+    resp->set_previous_value(r.values.at(0));
+    return absl::OkStatus();
+  }
   ASSIGN_OR_RETURN(int64_t previous, table_->Delete(req.key()));
   resp->set_previous_value(previous);
   return absl::OkStatus();

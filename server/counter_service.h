@@ -177,9 +177,11 @@ class CounterServiceImpl final : public CounterServiceBase {
 
  private:
   // Validates and applies `increments` atomically (IncrementBatch, a
-  // stream's message); the value after each into `values`.
+  // stream's message), once per session and sequence when `options` name
+  // one (server/write_session.h); the value after each into `values`.
   absl::Status IncrementAll(
       const google::protobuf::RepeatedPtrField<counters::v1::IncrementRequest>& increments,
+      const counters::v1::WriteOptions& options,
       google::protobuf::RepeatedField<int64_t>* values);
   // The access checks of one call, then the call (see HandleCall).
   template <typename Request, typename Response>

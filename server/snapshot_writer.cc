@@ -85,13 +85,21 @@ absl::StatusOr<SnapshotMetaInfo> SnapshotWriter::Write() {
   control.undurable_since.store(pending, std::memory_order_seq_cst);
   absl::Time start = MonotonicNow();
   buffer_.clear();
-  uint64_t count = 0;
-  uint64_t max_pause_ns =
-      table_->SnapshotForEach([this, &count](std::string_view key, int64_t value) {
+  uint64_t count = 0, sessions = 0;
+  // The counters, then the exactly-once sessions as of the same instant
+  // (snapshot_format.h): a write and its session entry are both in it, or
+  // neither.
+  uint64_t max_pause_ns = table_->SnapshotForEach(
+      [this, &count](std::string_view key, int64_t value) {
         AppendSnapshotRecord(&buffer_, key, value);
         ++count;
+      },
+      [this, &sessions](const SessionRecord& session) {
+        AppendSessionRecord(&buffer_, session);
+        ++sessions;
       });
-  absl::StatusOr<SnapshotMetaInfo> meta = file_->Write(buffer_, count, table_->capacity());
+  absl::StatusOr<SnapshotMetaInfo> meta =
+      file_->Write(buffer_, count, table_->capacity(), sessions);
   uint64_t micros = static_cast<uint64_t>(absl::ToInt64Microseconds(MonotonicNow() - start));
   if (!meta.ok()) {
     PublishFailure(table_, absl::Status(meta.status().code(),

@@ -173,6 +173,8 @@ absl::Status Supervisor::Start() {
                                        .capacity = config_.capacity,
                                        .capacity_given = config_.capacity_given,
                                        .trust_untrusted_map = config_.trust_untrusted_map}));
+  // Before the fork: every handler inherits the limits.
+  table_->ConfigureSessions(config_.sessions_max, config_.session_ttl);
   ASSIGN_OR_RETURN(StatsArea stats, StatsArea::Create());
   stats_.emplace(std::move(stats));
   if (config_.attach.enabled) {  // 3b

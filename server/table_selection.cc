@@ -138,12 +138,13 @@ absl::StatusOr<std::unique_ptr<CounterTable>> RestoreSnapshot(const TableSelecti
   const std::string& dir = opt.data_dir;
   const std::string snap_path = Join(dir, kSnapshotFile);
   std::vector<Counter> records;
+  std::vector<SessionRecord> sessions;
   absl::StatusOr<SnapshotMetaInfo> meta = SnapshotFile::ReadNewest(
       snap_path,
       [&records](std::string_view key, int64_t value) {
         records.push_back(Counter{std::string(key), value});
       },
-      opt.sys);
+      opt.sys, [&sessions](const SessionRecord& session) { sessions.push_back(session); });
   if (absl::IsNotFound(meta.status())) return meta.status();
   if (!meta.ok()) {
     Log(LogLevel::kError, "snapshot file holds no valid snapshot",
@@ -191,6 +192,14 @@ absl::StatusOr<std::unique_ptr<CounterTable>> RestoreSnapshot(const TableSelecti
                                                 ": key '", c.key, "': ", set.status().ToString()));
       }
     }
+    // The exactly-once sessions, with the counters they wrote: a retry of a
+    // write this snapshot holds is not applied again, one it lost is.
+    for (const SessionRecord& session : sessions) {
+      if (absl::Status st = table->RestoreSession(session); !st.ok()) {
+        return absl::DataLossError(absl::StrCat("restoring snapshot generation ", meta->generation,
+                                                ": a session: ", st.ToString()));
+      }
+    }
     RETURN_IF_ERROR(table->Sync());
   }
   RETURN_IF_ERROR(opt.sys->Rename(restoring, Join(dir, kMapFile)));
@@ -201,13 +210,15 @@ absl::StatusOr<std::unique_ptr<CounterTable>> RestoreSnapshot(const TableSelecti
                    CounterTable::Open(Join(dir, kMapFile), opt.sys, &report));
   Log(LogLevel::kWarning,
       absl::StrCat("restored snapshot generation ", meta->generation, " taken ",
-                   FormatAge(meta->unix_ns), " ago, ", records.size(), " counters"),
+                   FormatAge(meta->unix_ns), " ago, ", records.size(), " counters, ",
+                   sessions.size(), " sessions"),
       {{"reason", reason},
        {"generation", meta->generation},
        {"age", FormatAge(meta->unix_ns)},
        {"snapshot_unix_ns", meta->unix_ns},
        {"snapshot_boot_id", meta->boot_id},
        {"counters", static_cast<uint64_t>(records.size())},
+       {"sessions", static_cast<uint64_t>(sessions.size())},
        {"capacity", capacity}});
   WarnIfCapacityKept(opt, capacity);
   return table;

@@ -41,16 +41,20 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "shared/attach_grant.h"
 #include "shared/control.h"
 #include "shared/limits.h"
+#include "shared/session_record.h"
 #include "shared/sys.h"
 
 namespace countersd {
 
 namespace layout {
 struct TableHeader;
+struct SessionSlot;
+struct SessionDirectory;
 struct RegionShared;
 struct ProcessSlot;
 struct AttachSlot;
@@ -149,6 +153,29 @@ struct AttacherRecovery {
   RecoveryReport report;
 };
 
+// A write's exactly-once session (WriteOptions, counters.proto;
+// session_table.cc): which session, which of its writes, and the
+// fingerprint of the request, so that a sequence reused for another
+// request is told apart from a retry.
+struct SessionWrite {
+  std::string_view id;  // kSessionIdBytes
+  uint64_t sequence;    // >= 1
+  uint64_t fingerprint;
+};
+
+// What a session remembers of a write that succeeded: its response.
+//  - Increment, IncrementBatch: the values after each increment;
+//  - Set: {previous value or 0}, flag = it had one;
+//  - CompareAndSet: {the value stored now}, flag = it applied;
+//  - Delete: {the previous value}.
+struct WriteResponse {
+  std::vector<int64_t> values;
+  bool flag = false;
+  // True when this is the response of an earlier application of the same
+  // write (a retry): nothing was applied now.
+  bool duplicate = false;
+};
+
 // What Open found and repaired.
 struct OpenReport {
   int batches_rolled_back = 0;
@@ -225,6 +252,33 @@ class CounterTable {
   // ops[i]. A key may repeat. RESOURCE_EXHAUSTED if ops.size() > kMaxBatchOps.
   absl::StatusOr<std::vector<int64_t>> IncrementBatch(absl::Span<const KeyDelta> ops);
 
+  // ---- Exactly-once writes (session_table.cc). ----
+  // The same operations under a session: a write whose session and
+  // sequence were applied already returns its first response (duplicate
+  // set) and changes nothing; the write and its entry in the session
+  // commit together, so a crash at any instruction leaves both or
+  // neither. Errors besides the operation's own: FAILED_PRECONDITION
+  // (session_refusal.h: an unknown session with a sequence over the
+  // window, a sequence the window no longer holds; sessions off),
+  // INVALID_ARGUMENT (the sequence was used for another request),
+  // UNAVAILABLE for an attached handle (sessions are the daemon's).
+  absl::StatusOr<WriteResponse> IncrementBatch(absl::Span<const KeyDelta> ops,
+                                               const SessionWrite& session);
+  absl::StatusOr<WriteResponse> Set(std::string_view key, int64_t value,
+                                    const SessionWrite& session);
+  absl::StatusOr<WriteResponse> CompareAndSet(std::string_view key, int64_t expected,
+                                              int64_t value, const SessionWrite& session);
+  absl::StatusOr<WriteResponse> Delete(std::string_view key, const SessionWrite& session);
+  // The daemon's session limits (--sessions-max, at most kSessionSlots; 0:
+  // sessions off; --session-ttl). Set by the owner before it forks; its
+  // children inherit them.
+  void ConfigureSessions(uint32_t max, absl::Duration ttl);
+  // Sessions remembered now.
+  uint32_t SessionsLive() const;
+  // Owner, restoring a snapshot into a new table before anyone uses it:
+  // puts a session back. FAILED_PRECONDITION when every place is taken.
+  absl::Status RestoreSession(const SessionRecord& record);
+
   // The lock stripe that guards `key` (for benchmarks and tests that need
   // keys on the same or on different stripes).
   uint32_t StripeOf(std::string_view key) const;
@@ -262,7 +316,10 @@ class CounterTable {
   // region. Increments on a region stop only while it is copied. No batch is
   // ever half in the copy. Returns the longest time the snapshotter held (or
   // waited for) one region's lock, in nanoseconds.
-  uint64_t SnapshotForEach(const std::function<void(std::string_view key, int64_t value)>& fn);
+  // Then, with `session_fn`, every live session as of the same instant.
+  uint64_t SnapshotForEach(
+      const std::function<void(std::string_view key, int64_t value)>& fn,
+      const std::function<void(const SessionRecord&)>& session_fn = nullptr);
 
   // False if no counter can have changed since the last SnapshotForEach
   // (a periodic snapshot may then be skipped). Cheap: one word per stripe.
@@ -388,6 +445,7 @@ class CounterTable {
   layout::RegionShared* region(uint32_t r) const;
   layout::Slot* slots(uint32_t r) const;
   StagedRegion* staged(uint32_t r) const;
+  layout::SessionSlot* staged_session(uint32_t i) const;
   layout::BatchJournal* journal(uint32_t j) const;
   layout::ProcessSlot* process_slot(uint32_t i) const;
   // Attached writes: whether the daemon that admitted this handle still
@@ -438,6 +496,47 @@ class CounterTable {
   void ReleaseCapacity(uint64_t n) const;
   layout::BatchJournal* ClaimJournal();
   void UndoJournal(layout::BatchJournal* j);
+  // IncrementBatch's body; with `session` (a slot this process holds), the
+  // write's entry is recorded in it before the commit (session_table.cc).
+  struct SessionHold {
+    uint32_t slot;  // whose lock this process holds
+    uint64_t sequence;
+    uint64_t fingerprint;
+  };
+  absl::StatusOr<std::vector<int64_t>> ApplyBatch(absl::Span<const KeyDelta> ops,
+                                                  SessionHold* session);
+  // Session slots (session_table.cc).
+  layout::SessionSlot* session_slot(uint32_t i) const;
+  // Calls fn for each slot whose bit in the directory's `used` is set
+  // (layout.h, SessionDirectory invariant 2); nothing without sessions.
+  void ForEachUsedSession(const std::function<void(uint32_t)>& fn) const;
+  void MarkSessionUsed(uint32_t i) const;
+  // Finds (or starts) the session of `w`, locks its slot and looks the
+  // sequence up: a duplicate's response, or a hold for a new write.
+  absl::StatusOr<SessionHold> BeginSessionWrite(const SessionWrite& w,
+                                                std::optional<WriteResponse>* duplicate);
+  void EndSessionWrite(const SessionHold& hold) const;
+  absl::StatusOr<uint32_t> LockSession(const SessionWrite& w);
+  // Under the slot's lock, with the epoch the write read: the slot's
+  // staging copy, then its dirty mark.
+  void PrepareSessionChange(uint32_t i, uint32_t epoch) const;
+  void CopySessionIfPending(uint32_t i, uint32_t epoch) const;
+  // REQUIRES: an active journal `j`, the session's slot held: saves the
+  // undo (BatchJournal invariant 5), then records the response.
+  void RecordSessionEntry(layout::BatchJournal* j, const SessionHold& hold,
+                          absl::Span<const int64_t> values, bool flag) const;
+  void UndoSessionEntry(layout::BatchJournal* j);
+  // Set, CompareAndSet and Delete under a session: one journaled key write.
+  enum class KeyWrite { kSet, kCompareAndSet, kDelete };
+  absl::StatusOr<WriteResponse> SessionKeyWrite(const SessionWrite& w, KeyWrite op,
+                                                std::string_view key, int64_t expected,
+                                                int64_t value);
+  void InitSessionCache();
+  // Open's (and Create's) repair of the sessions: locks re-made, the live
+  // count recounted.
+  void RepairSessionsAtOpen();
+  // RecoverDeadProcess's: the session locks `pid` held, released.
+  int ReleaseSessionLocks(pid_t pid);
 
   Sys* sys_ = nullptr;
   std::string path_;
@@ -455,6 +554,17 @@ class CounterTable {
   uint32_t region_shift_ = 64;              // 64 - log2(regions); 64 means one region
   layout::ProcessSlot* my_slot_ = nullptr;  // this process's, after RegisterProcess
   layout::AttachSlot* attach_base_ = nullptr;
+  // The sessions' section; null in an older layout read-only.
+  layout::SessionDirectory* session_directory_ = nullptr;
+  layout::SessionSlot* sessions_base_ = nullptr;
+  uint32_t sessions_max_ = 0;  // ConfigureSessions
+  int64_t session_ttl_ns_ = 0;
+  // This process's session id -> slot index (checked under the slot's lock).
+  struct SessionCache;
+  struct SessionCacheDeleter {
+    void operator()(SessionCache* cache) const;
+  };
+  std::unique_ptr<SessionCache, SessionCacheDeleter> session_cache_;
   // An attached handle: its slot's token (layout.h, AttachToken) and the
   // incarnation it was admitted under; 0 for the owner and its children.
   int32_t attach_token_ = 0;

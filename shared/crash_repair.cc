@@ -82,12 +82,19 @@ void CounterTable::UndoJournal(BatchJournal* j) {
     const JournalEntry& e = j->entries[k];
     if (e.region >= header_->regions || e.slot >= header_->region_slots) continue;
     Slot* s = &slots(e.region)[e.slot];
-    if (e.created) {
+    if (e.created == layout::kUndoCreate) {
       RewriteSlot(s, [&] { table_internal::StoreState(s, layout::kTombstone); });
+    } else if (e.created == layout::kUndoDelete) {
+      // The key is live again: its set of keys changed (RegionShared
+      // invariant 5); the region's counts are recounted by the caller.
+      s->value.store(e.old_value, std::memory_order_relaxed);
+      RewriteSlot(s, [&] { table_internal::StoreState(s, layout::kLive); });
+      table_internal::BumpKeySetVersion(region(e.region));
     } else {
       s->value.store(e.old_value, std::memory_order_relaxed);
     }
   }
+  UndoSessionEntry(j);
   j->count = 0;
   j->active.store(0, std::memory_order_release);
 }
@@ -110,6 +117,7 @@ OpenReport CounterTable::RepairAfterCrash() {
   std::memset(static_cast<void*>(&header_->retired_attach_calls), 0,
               sizeof header_->retired_attach_calls);
   FreeDeadAttachSlotsAtOpen();
+  RepairSessionsAtOpen();
   uint64_t total = 0;
   for (uint32_t r = 0; r < header_->regions; ++r) {
     RegionShared* reg = region(r);
@@ -179,7 +187,12 @@ RecoveryReport CounterTable::RecoverDeadProcess(pid_t pid) {
     if (bj->active.load() != 0) {
       for (uint32_t k = 0; k < std::min<uint32_t>(bj->count, kMaxBatchOps); ++k) {
         const JournalEntry& e = bj->entries[k];
-        if (e.created && e.region < header_->regions) in_undone_batch[e.region] = true;
+        // A created counter's place is in the reservation released below;
+        // a deleted one's was never given back (an uncommitted delete
+        // keeps it): neither region's recount changes the reservation.
+        if (e.created != layout::kUndoValue && e.region < header_->regions) {
+          in_undone_batch[e.region] = true;
+        }
       }
       release += bj->reserved;
       UndoJournal(bj);
@@ -213,6 +226,9 @@ RecoveryReport CounterTable::RecoverDeadProcess(pid_t pid) {
     }
     if (StripeForceUnlock(&reg->lock, pid)) ++rep.stripes_released;
   }
+  // The session locks it held (session_table.cc); an entry it was
+  // recording was undone with its journal above.
+  rep.stripes_released += ReleaseSessionLocks(pid);
   // 3. The table's reservation count follows.
   const int64_t change = live_delta - static_cast<int64_t>(release);
   if (change != 0) header_->reserved_total.fetch_add(static_cast<uint64_t>(change));

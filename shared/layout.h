@@ -18,6 +18,8 @@
 //   [BatchJournal  x kJournals    ]  undo logs of in-flight batches
 //   [Slot          x regions x region_slots]
 //   [AttachSlot    x kAttachSlots ]  attached processes, 128 bytes each
+//   [SessionDirectory  4096 bytes ]  the sessions' directory lock (layout 4)
+//   [SessionSlot   x kSessionSlots]  exactly-once sessions (session_table.cc)
 //
 // The hash table is partitioned: a key's hash (key_hash.h) picks its region,
 // and the key lives in that region's open-addressing (linear probing) slot
@@ -50,11 +52,16 @@ inline constexpr char kMagic[8] = {'C', 'N', 'T', 'R', 'S', 'D', 'M', 'P'};
 // checksum, the capacity reservation, a batch's reservation in its journal.
 // Version 3: the attach slots after the slot array, and the header's
 // attach_incarnation (local attach, table_attach.cc); nothing before them
-// moved. A map of another version is refused (table_file.cc): the start-up
-// then restores the snapshot, which is portable across versions.
-inline constexpr uint32_t kLayoutVersion = 3;
-// The layout version 3 upgrades in place (table_upgrade.cc).
+// moved. Version 4: the session directory and slots after the attach
+// slots, and the batch journal's session undo in what was its padding;
+// nothing before them moved. A map of another version is refused
+// (table_file.cc): the start-up then restores the snapshot, which is
+// portable across versions.
+inline constexpr uint32_t kLayoutVersion = 4;
+// The layouts this one upgrades in place (table_upgrade.cc): each is this
+// one cut short, at the attach slots (2) or at the sessions (3).
 inline constexpr uint32_t kLayoutVersionBeforeAttach = 2;
+inline constexpr uint32_t kLayoutVersionBeforeSessions = 3;
 inline constexpr size_t kPage = 4096;
 inline constexpr size_t kJournals = 32;
 // kProcessSlots and kMaxBatchOps (a journal's capacity) are in limits.h.
@@ -228,13 +235,30 @@ struct RetiredConnections {
   std::atomic<uint64_t> handshake_timeouts;
 };
 
+// What a journal entry's undo does (JournalEntry::created).
+enum JournalUndo : uint32_t {
+  kUndoValue = 0,    // restore old_value
+  kUndoCreate = 1,   // the write created the counter: make it a tombstone
+  kUndoDelete = 2,   // the write deleted it: make it live again (with old_value)
+};
+
 struct JournalEntry {
   uint32_t region;
   uint32_t slot;  // index within the region
   int64_t old_value;
-  uint32_t created;  // 1 if the batch created the counter
+  uint32_t created;  // JournalUndo
   uint32_t pad;
 };
+
+// One remembered write of a session (SessionSlot). sequence == 0: none.
+struct SessionEntry {
+  uint64_t sequence;
+  uint64_t fingerprint;  // of the request (server/write_session.cc)
+  uint64_t values_at;    // its response's first value: a position in SessionSlot::values
+  uint32_t count;        // response values, 1 to kSessionResponseValues
+  uint32_t flag;         // Set: it had a previous value; CompareAndSet: it applied
+};
+static_assert(sizeof(SessionEntry) == 32);
 
 // Undo log of one in-flight batch. Invariants:
 //  1. `owner` != 0 means the journal is claimed by that pid: claimed by CAS
@@ -248,14 +272,76 @@ struct JournalEntry {
 //     active = 0 (one store) before it unlocks any stripe.
 //  4. `active` == 1 => `reserved` is the number of places the batch took in
 //     TableHeader::reserved_total (its creates); written before `active`.
+//  5. `active` == 1 and session != 0 => the write records its response in
+//     session slot session - 1, entry session_entry, which held
+//     session_old_entry, the slot's highest being session_old_highest;
+//     all three are written before `session`, and `session` before the
+//     entry or highest change. Cleared (0) with the journal's commit or
+//     undo, which then restores the entry and highest too.
 struct alignas(64) BatchJournal {
   std::atomic<int32_t> owner;
   std::atomic<uint32_t> active;
   uint32_t count;
   uint32_t reserved;
-  uint32_t pad[12];
+  // Invariant 5, in what was padding up to layout 3 (zero there: none).
+  uint32_t session;
+  uint32_t session_entry;
+  uint64_t session_old_highest;
+  SessionEntry session_old_entry;
   JournalEntry entries[kMaxBatchOps];
 };
+static_assert(offsetof(BatchJournal, entries) == 64, "the entries never move");
+
+enum SessionState : uint32_t { kSessionFree = 0, kSessionLive = 1 };
+
+// One exactly-once session (session_table.cc has how they work).
+// Invariants:
+//  1. Every field but `lock`, `state`, `dirty` and `last_write_unix_ns` is
+//     read and written only by the holder of `lock` (or the owner, as for
+//     Slot); those four are atomics, read without it.
+//  2. `id` and a change of `state` from free to live are written only
+//     with SessionDirectory::lock held too, so the directory's holder may
+//     scan ids; a live session may be made free (forgotten) under `lock`
+//     alone.
+//  3. state == kLive => entries[q % kSessionWindow].sequence == q means
+//     write q of the session was applied with that entry's response:
+//     values[(values_at + i) % kSessionResponseValues] for i < count,
+//     valid while values_end - values_at <= kSessionResponseValues; and
+//     highest is the highest sequence applied. values_end only grows.
+//  4. copied_epoch and dirty follow RegionShared's invariant 4, for the
+//     slot's staging copy (snapshot_staging.cc).
+struct alignas(64) SessionSlot {
+  StripeLockShared lock;
+  std::atomic<uint32_t> state;  // SessionState
+  std::atomic<uint32_t> dirty;  // a ChangeStamp, as RegionShared::dirty
+  uint32_t copied_epoch;
+  uint32_t pad;
+  uint8_t id[kSessionIdBytes];
+  std::atomic<int64_t> last_write_unix_ns;  // wall clock: it outlives the boot
+  uint64_t highest;
+  uint64_t values_end;
+  uint64_t pad2[4];
+  SessionEntry entries[kSessionWindow];
+  int64_t values[kSessionResponseValues];
+};
+static_assert(offsetof(SessionSlot, entries) == 128 && sizeof(SessionSlot) % 64 == 0);
+
+// The first page of the sessions' section. Invariants:
+//  1. `lock` is taken before any session slot's lock, never after one
+//     (session_table.cc).
+//  2. Bit i of `used` is set (fetch_or) before anybody takes slot i's lock
+//     or makes it live, and cleared only by Open, for a free slot. So a
+//     slot whose bit is clear is free, unlocked and equal to its (zero)
+//     staging copy: every walk over the sessions (the snapshot's, the
+//     directory's scan, repairs, the durability lag) visits only the set
+//     bits, and pages of slots never used are never touched.
+struct alignas(64) SessionDirectory {
+  StripeLockShared lock;
+  // Live session slots (a relaxed count; recounted by Open).
+  std::atomic<uint32_t> live;
+  alignas(64) std::atomic<uint64_t> used[kSessionSlots / 64];
+};
+static_assert(sizeof(SessionDirectory) <= kPage);
 
 // The calls an attached process counts in its slot (AttachSlot::calls).
 enum AttachOp : uint32_t {

@@ -41,7 +41,8 @@ inline constexpr int kMaxHandlers = static_cast<int>(kProcessSlots) - 2;
 inline constexpr size_t kSessionIdBytes = 16;
 inline constexpr uint64_t kSessionWindow = 64;
 inline constexpr size_t kSessionResponseValues = 1024;
-inline constexpr size_t kSessionSlots = 4096;
+inline constexpr size_t kSessionSlots = 1024;
+static_assert(kMaxBatchOps <= kSessionResponseValues, "a batch's response fits a session");
 
 // List pages (the API's contract, counters.proto): the size of a page when
 // the request names none, and the largest page a server returns.

@@ -90,7 +90,8 @@ SnapshotMeta DecodeMeta(const char* page) {
 }
 
 uint64_t HalfSizeFor(uint64_t capacity) {
-  uint64_t bytes = std::max<uint64_t>(capacity, 1) * kMaxRecord;
+  // Every counter and every session place, each at its largest.
+  uint64_t bytes = std::max<uint64_t>(capacity, 1) * kMaxRecord + kSessionSlots * kMaxSessionRecord;
   return (bytes + kMetaPage - 1) / kMetaPage * kMetaPage;
 }
 
@@ -100,6 +101,39 @@ bool AllZero(const void* p, size_t n) {
     if (c[i] != 0) return false;
   }
   return true;
+}
+
+// Parses one session record at p (before end, untrusted): its end, or
+// null when it is malformed (snapshot_format.h's rules).
+const char* ParseSessionRecord(const char* p, const char* end, SessionRecord* rec) {
+  if (static_cast<uint64_t>(end - p) < kSessionHeader) return nullptr;
+  rec->id.assign(p, 16);
+  rec->last_write_unix_ns = static_cast<int64_t>(DecodeFixed64(p + 16));
+  rec->highest = DecodeFixed64(p + 24);
+  const uint16_t entries = DecodeFixed16(p + 32);
+  p += kSessionHeader;
+  if (entries > kSessionWindow) return nullptr;
+  rec->entries.resize(entries);
+  uint64_t values = 0, last = 0;
+  for (SessionRecord::Entry& e : rec->entries) {
+    if (static_cast<uint64_t>(end - p) < kSessionEntryHeader) return nullptr;
+    e.sequence = DecodeFixed64(p);
+    e.fingerprint = DecodeFixed64(p + 8);
+    e.flag = p[16] != 0;
+    const uint16_t count = DecodeFixed16(p + 17);
+    p += kSessionEntryHeader;
+    values += count;
+    if (count == 0 || values > kSessionResponseValues || e.sequence <= last ||
+        e.sequence > rec->highest || rec->highest - e.sequence >= kSessionWindow ||
+        static_cast<uint64_t>(end - p) < uint64_t{count} * 8) {
+      return nullptr;
+    }
+    last = e.sequence;
+    e.values.resize(count);
+    for (uint16_t k = 0; k < count; ++k) e.values[k] = static_cast<int64_t>(DecodeFixed64(p + 8 * k));
+    p += uint64_t{count} * 8;
+  }
+  return p;
 }
 
 // Validates meta k of a file image of `size` >= kDataStart bytes. Every
@@ -119,7 +153,7 @@ SnapshotSlotCheck CheckHalf(const char* base, uint64_t size, int k) {
     return bad("empty (never written)");
   }
   if (std::memcmp(m.magic, kMagic, sizeof m.magic) != 0) return bad("bad magic");
-  if (m.version != kSnapshotVersion) {
+  if (m.version != kSnapshotVersion && m.version != kSnapshotVersionBeforeSessions) {
     return bad(absl::StrCat("format version ", m.version, ", this build reads ", kSnapshotVersion));
   }
   if (m.meta_crc != Crc(page, kMetaCrcOffset)) return bad("meta checksum mismatch");
@@ -242,6 +276,29 @@ absl::Status BuildAndReplace(Sys* sys, const std::string& path, uint64_t half_si
 
 }  // namespace
 
+void AppendSessionRecord(std::string* out, const SessionRecord& session) {
+  char buf[kSessionEntryHeader];
+  out->append(session.id.data(), std::min<size_t>(session.id.size(), 16));
+  out->append(16 - std::min<size_t>(session.id.size(), 16), '\0');
+  EncodeFixed64(buf, static_cast<uint64_t>(session.last_write_unix_ns));
+  out->append(buf, 8);
+  EncodeFixed64(buf, session.highest);
+  out->append(buf, 8);
+  EncodeFixed16(buf, static_cast<uint16_t>(session.entries.size()));
+  out->append(buf, 2);
+  for (const SessionRecord::Entry& e : session.entries) {
+    EncodeFixed64(buf, e.sequence);
+    EncodeFixed64(buf + 8, e.fingerprint);
+    buf[16] = e.flag ? 1 : 0;
+    EncodeFixed16(buf + 17, static_cast<uint16_t>(e.values.size()));
+    out->append(buf, kSessionEntryHeader);
+    for (int64_t v : e.values) {
+      EncodeFixed64(buf, static_cast<uint64_t>(v));
+      out->append(buf, 8);
+    }
+  }
+}
+
 void AppendSnapshotRecord(std::string* out, std::string_view key, int64_t value) {
   const uint16_t len = static_cast<uint16_t>(key.size());
   char buf[kMaxRecord];
@@ -347,7 +404,7 @@ SnapshotFile::~SnapshotFile() {
 }
 
 absl::StatusOr<SnapshotMetaInfo> SnapshotFile::Write(std::string_view records, uint64_t counters,
-                                                     uint64_t capacity) {
+                                                     uint64_t capacity, uint64_t sessions) {
   const uint64_t g = generation_ + 1;
   if (records.size() > half_size_) {
     return absl::ResourceExhaustedError(absl::StrCat(
@@ -371,6 +428,7 @@ absl::StatusOr<SnapshotMetaInfo> SnapshotFile::Write(std::string_view records, u
   SnapshotMetaInfo info;
   info.generation = g;
   info.counters = counters;
+  info.sessions = sessions;
   info.bytes = records.size();
   info.capacity = capacity;
   info.unix_ns = m.unix_ns;
@@ -387,10 +445,11 @@ absl::StatusOr<std::vector<SnapshotSlotCheck>> SnapshotFile::Check(const std::st
 }
 
 absl::StatusOr<SnapshotMetaInfo> SnapshotFile::ReadNewest(
-    const std::string& path, const std::function<void(std::string_view, int64_t)>& fn, Sys* sys) {
+    const std::string& path, const std::function<void(std::string_view, int64_t)>& fn, Sys* sys,
+    const SessionFn& session_fn) {
   ASSIGN_OR_RETURN(auto mapped, MapReadOnly(path, sys));
   absl::StatusOr<SnapshotMetaInfo> result =
-      ReadNewestImage(std::string_view(mapped.first, mapped.second), path, fn);
+      ReadNewestImage(std::string_view(mapped.first, mapped.second), path, fn, session_fn);
   (void)sys->Munmap(mapped.first, mapped.second);
   return result;
 }
@@ -401,7 +460,7 @@ std::vector<SnapshotSlotCheck> SnapshotFile::CheckImage(std::string_view image) 
 
 absl::StatusOr<SnapshotMetaInfo> SnapshotFile::ReadNewestImage(
     std::string_view image, const std::string& name,
-    const std::function<void(std::string_view, int64_t)>& fn) {
+    const std::function<void(std::string_view, int64_t)>& fn, const SessionFn& session_fn) {
   const char* base = image.data();
   const std::vector<SnapshotSlotCheck> checks = CheckMapped(base, image.size());
   const SnapshotSlotCheck* newest = Newest(checks);
@@ -415,7 +474,7 @@ absl::StatusOr<SnapshotMetaInfo> SnapshotFile::ReadNewestImage(
   const char* p = base + kDataStart + newest->index * m.half_size;
   const char* end = p + m.data_len;
   uint64_t n = 0;
-  while (p < end) {
+  while (n < m.counters && p < end) {
     if (end - p < 2) break;
     const uint16_t len = DecodeFixed16(p);
     if (len == 0 || len > kMaxKeyBytes || end - p < 2 + len + 8) break;
@@ -424,12 +483,23 @@ absl::StatusOr<SnapshotMetaInfo> SnapshotFile::ReadNewestImage(
     p += 2 + len + 8;
     ++n;
   }
+  uint64_t sessions = 0;
+  SessionRecord rec;
+  while (n == m.counters && p < end && m.version >= kSnapshotVersion) {
+    const char* after = ParseSessionRecord(p, end, &rec);
+    if (after == nullptr) break;
+    if (session_fn) session_fn(rec);
+    p = after;
+    ++sessions;
+  }
   if (p != end || n != m.counters) {
     return absl::DataLossError(absl::StrCat("snapshot generation ", m.generation,
                                             " has malformed records at byte ",
                                             p - (end - m.data_len)));
   }
-  return newest->meta;
+  SnapshotMetaInfo info = newest->meta;
+  info.sessions = sessions;
+  return info;
 }
 
 }  // namespace countersd

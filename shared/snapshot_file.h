@@ -45,6 +45,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "shared/session_record.h"
 #include "shared/sys.h"
 
 namespace countersd {
@@ -52,6 +53,7 @@ namespace countersd {
 struct SnapshotMetaInfo {
   uint64_t generation = 0;
   uint64_t counters = 0;
+  uint64_t sessions = 0;  // session records (Write's count; ReadNewest's parse)
   uint64_t bytes = 0;     // bytes of record data
   uint64_t capacity = 0;  // capacity of the table it was taken from
   int64_t unix_ns = 0;    // when it was written
@@ -77,6 +79,8 @@ struct SnapshotOpenReport {
 
 // Appends one record to `out` in the file's record format.
 void AppendSnapshotRecord(std::string* out, std::string_view key, int64_t value);
+// Appends one session record (after every counter record).
+void AppendSessionRecord(std::string* out, const SessionRecord& session);
 
 class SnapshotFile {
  public:
@@ -95,10 +99,11 @@ class SnapshotFile {
       SnapshotOpenReport* report = nullptr);
   ~SnapshotFile();
 
-  // Writes `records` (built with AppendSnapshotRecord) holding `counters`
+  // Writes `records` (built with AppendSnapshotRecord, then
+  // AppendSessionRecord) holding `counters` counter and `sessions` session
   // records as the next generation and makes it durable. Returns its meta.
   absl::StatusOr<SnapshotMetaInfo> Write(std::string_view records, uint64_t counters,
-                                         uint64_t capacity);
+                                         uint64_t capacity, uint64_t sessions = 0);
 
   // Newest durable generation (0 if none).
   uint64_t generation() const { return generation_; }
@@ -111,12 +116,15 @@ class SnapshotFile {
   static absl::StatusOr<std::vector<SnapshotSlotCheck>> Check(const std::string& path,
                                                               Sys* sys = RealSys());
 
-  // Reads the newest valid snapshot: calls fn for each record and returns its
-  // meta. FAILED_PRECONDITION (with the reasons of both halves) if neither is
-  // valid; NOT_FOUND if the file does not exist.
+  // Reads the newest valid snapshot: calls fn for each counter record, then
+  // session_fn (if given) for each session record, and returns its meta.
+  // FAILED_PRECONDITION (with the reasons of both halves) if neither is
+  // valid; NOT_FOUND if the file does not exist; DATA_LOSS for records that
+  // do not parse.
+  using SessionFn = std::function<void(const SessionRecord&)>;
   static absl::StatusOr<SnapshotMetaInfo> ReadNewest(
       const std::string& path, const std::function<void(std::string_view, int64_t)>& fn,
-      Sys* sys = RealSys());
+      Sys* sys = RealSys(), const SessionFn& session_fn = nullptr);
 
   // The same two parsers over a file image in memory (what Check and
   // ReadNewest run once the file is mapped; the fuzz targets call them).
@@ -125,7 +133,8 @@ class SnapshotFile {
   static std::vector<SnapshotSlotCheck> CheckImage(std::string_view image);
   static absl::StatusOr<SnapshotMetaInfo> ReadNewestImage(
       std::string_view image, const std::string& name,
-      const std::function<void(std::string_view, int64_t)>& fn);
+      const std::function<void(std::string_view, int64_t)>& fn,
+      const SessionFn& session_fn = nullptr);
 
  private:
   SnapshotFile() = default;

@@ -20,8 +20,17 @@
 //       64    40  boot id of the writer's boot, NUL-padded
 //      104     4  data_crc: crc32 of the half's data_len bytes
 //      108     4  meta_crc: crc32 of bytes [0, 108)
-// Half k starts at kDataStart + k * half_size and holds records:
-//   record := key_len (u16) | key bytes | value (i64)
+// Half k starts at kDataStart + k * half_size and holds `counters` counter
+// records, then (version 2) session records up to data_len:
+//   record  := key_len (u16) | key bytes | value (i64)
+//   session := id (16 bytes) | last_write_unix_ns (i64) | highest (u64) |
+//              entries (u16, at most kSessionWindow) | entry x entries
+//   entry   := sequence (u64) | fingerprint (u64) | flag (u8) |
+//              count (u16, from 1) | value (i64) x count
+// A session's entries have ascending sequences within kSessionWindow below
+// its highest, and at most kSessionResponseValues values in all (the
+// window of an exactly-once session: shared/session_table.cc). Version 1
+// files (no sessions) read as version 2 with none.
 #ifndef COUNTERSD_SHARED_SNAPSHOT_FORMAT_H_
 #define COUNTERSD_SHARED_SNAPSHOT_FORMAT_H_
 
@@ -29,11 +38,13 @@
 #include <cstdint>
 
 #include "shared/key.h"
+#include "shared/limits.h"
 
 namespace countersd::snapshot_format {
 
 inline constexpr char kMagic[8] = {'C', 'N', 'T', 'R', 'S', 'N', 'A', 'P'};
-inline constexpr uint32_t kSnapshotVersion = 1;
+inline constexpr uint32_t kSnapshotVersion = 2;
+inline constexpr uint32_t kSnapshotVersionBeforeSessions = 1;
 inline constexpr uint64_t kMetaPage = 4096;
 inline constexpr uint64_t kDataStart = 2 * kMetaPage;
 
@@ -55,6 +66,11 @@ inline constexpr size_t kMetaSize = 112;
 
 // The largest record: a key of kMaxKeyBytes.
 inline constexpr uint64_t kMaxRecord = 2 + kMaxKeyBytes + 8;
+// A session record's fixed part, an entry's, and the largest session.
+inline constexpr uint64_t kSessionHeader = 16 + 8 + 8 + 2;
+inline constexpr uint64_t kSessionEntryHeader = 8 + 8 + 1 + 2;
+inline constexpr uint64_t kMaxSessionRecord =
+    kSessionHeader + kSessionWindow * kSessionEntryHeader + kSessionResponseValues * 8;
 
 }  // namespace countersd::snapshot_format
 

@@ -75,7 +75,16 @@ StagedRegion* CounterTable::staged(uint32_t r) const {
 }
 
 size_t CounterTable::StagingBytes() const {
-  return uint64_t{header_->regions} * StagedRegionBytes(region_slots_);
+  // After the regions, a copy of every session slot (session_table.cc),
+  // when the map has them.
+  return uint64_t{header_->regions} * StagedRegionBytes(region_slots_) +
+         (sessions_base_ != nullptr ? kSessionSlots * sizeof(layout::SessionSlot) : 0);
+}
+
+layout::SessionSlot* CounterTable::staged_session(uint32_t i) const {
+  return reinterpret_cast<layout::SessionSlot*>(
+             staging_ + uint64_t{header_->regions} * StagedRegionBytes(region_slots_)) +
+         i;
 }
 
 absl::Status CounterTable::InitStaging() {
@@ -100,6 +109,12 @@ absl::Status CounterTable::InitStaging() {
     region(r)->dirty.store(now);
     region(r)->copied_epoch = 0;
   }
+  // A session never used equals its zero staging copy (SessionDirectory
+  // invariant 2): only the used ones differ.
+  ForEachUsedSession([&](uint32_t i) {
+    session_slot(i)->dirty.store(now);
+    session_slot(i)->copied_epoch = 0;
+  });
   return absl::OkStatus();
 }
 
@@ -140,7 +155,8 @@ void CounterTable::CopyRegion(uint32_t r, uint32_t epoch) const {
 }
 
 uint64_t CounterTable::SnapshotForEach(
-    const std::function<void(std::string_view key, int64_t value)>& fn) {
+    const std::function<void(std::string_view key, int64_t value)>& fn,
+    const std::function<void(const SessionRecord&)>& session_fn) {
   const uint32_t regions = header_->regions;
   // Step 2: start epoch e.
   const uint32_t epoch = header_->snapshot_epoch.fetch_add(1, std::memory_order_acq_rel) + 1;
@@ -157,23 +173,57 @@ uint64_t CounterTable::SnapshotForEach(
       fn(std::string_view(c.key, c.key_len), c.value);
     }
   }
+  // The sessions, as of the same instant: each copied by whoever held its
+  // lock first since the bump (a write that changed it, or this walk).
+  SessionRecord rec;
+  ForEachUsedSession([&](uint32_t i) {
+    layout::SessionSlot* s = session_slot(i);
+    StripeLock(&s->lock, Holder());
+    CopySessionIfPending(i, epoch);
+    StripeUnlock(&s->lock, Holder());
+    const layout::SessionSlot* st = staged_session(i);
+    if (session_fn == nullptr || st->state.load(std::memory_order_relaxed) != layout::kSessionLive) {
+      return;
+    }
+    rec.id.assign(reinterpret_cast<const char*>(st->id), kSessionIdBytes);
+    rec.last_write_unix_ns = st->last_write_unix_ns.load(std::memory_order_relaxed);
+    rec.highest = st->highest;
+    rec.entries.clear();
+    // Oldest first, so that a restore appends their values in order.
+    for (uint64_t q = st->highest > kSessionWindow ? st->highest - kSessionWindow + 1 : 1;
+         q <= st->highest; ++q) {
+      const layout::SessionEntry& e = st->entries[q % kSessionWindow];
+      if (e.sequence != q || e.count == 0 || e.count > kSessionResponseValues ||
+          st->values_end - e.values_at > kSessionResponseValues) {
+        continue;
+      }
+      SessionRecord::Entry& out = rec.entries.emplace_back();
+      out.sequence = q;
+      out.fingerprint = e.fingerprint;
+      out.flag = e.flag != 0;
+      out.values.resize(e.count);
+      for (uint32_t k = 0; k < e.count; ++k) {
+        out.values[k] = st->values[(e.values_at + k) % kSessionResponseValues];
+      }
+    }
+    session_fn(rec);
+  });
   return max_pause;
 }
 
 uint32_t CounterTable::OldestUncopiedChange() const {
   uint32_t oldest = 0;
-  for (uint32_t r = 0; r < header_->regions; ++r) {
-    const uint32_t stamp = region(r)->dirty.load(std::memory_order_relaxed);
+  auto consider = [&](uint32_t stamp) {
     if (stamp != 0 && (oldest == 0 || stamp < oldest)) oldest = stamp;
+  };
+  for (uint32_t r = 0; r < header_->regions; ++r) {
+    consider(region(r)->dirty.load(std::memory_order_relaxed));
   }
+  ForEachUsedSession(
+      [&](uint32_t i) { consider(session_slot(i)->dirty.load(std::memory_order_relaxed)); });
   return oldest;
 }
 
-bool CounterTable::ChangedSinceLastSnapshot() const {
-  for (uint32_t r = 0; r < header_->regions; ++r) {
-    if (region(r)->dirty.load(std::memory_order_relaxed) != 0) return true;
-  }
-  return false;
-}
+bool CounterTable::ChangedSinceLastSnapshot() const { return OldestUncopiedChange() != 0; }
 
 }  // namespace countersd

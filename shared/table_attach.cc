@@ -349,10 +349,12 @@ absl::Status CounterTable::FenceAttachers(const std::string& map_path) {
     ~Unmapper() { munmap(p, size); }
   } unmapper{p, size};
   TableHeader* h = static_cast<TableHeader*>(p);
-  // Only this layout admits attachers. A damaged header cannot say where
-  // the stripes are: the incarnation (at its fixed place) is still closed.
+  // Layouts 3 and 4 admit attachers (their attach slots are at the same
+  // place). A damaged header cannot say where the stripes are: the
+  // incarnation (at its fixed place) is still closed.
   if (std::memcmp(h->magic, layout::kMagic, sizeof h->magic) != 0 ||
-      h->layout_version != layout::kLayoutVersion) {
+      (h->layout_version != layout::kLayoutVersion &&
+       h->layout_version != layout::kLayoutVersionBeforeSessions)) {
     return absl::OkStatus();
   }
   h->attach_incarnation.store(0, std::memory_order_seq_cst);

@@ -24,7 +24,9 @@
 //     Nothing can fail any more: every new key has its place and its slot.
 //  5. Commit with one store (active = 0) before unlocking. A process that
 //     dies before it leaves an active journal; crash repair undoes it entry
-//     by entry (crash_repair.cc).
+//     by entry (crash_repair.cc). A write of a session (session_table.cc)
+//     records its response in the session's slot just before that store,
+//     under the same journal, so the two commit together.
 #include <algorithm>
 #include <functional>
 #include <vector>
@@ -71,6 +73,11 @@ BatchJournal* CounterTable::ClaimJournal() {
 }
 
 absl::StatusOr<std::vector<int64_t>> CounterTable::IncrementBatch(absl::Span<const KeyDelta> ops) {
+  return ApplyBatch(ops, nullptr);
+}
+
+absl::StatusOr<std::vector<int64_t>> CounterTable::ApplyBatch(absl::Span<const KeyDelta> ops,
+                                                              SessionHold* session) {
   if (ops.empty()) return absl::InvalidArgumentError("batch is empty");
   if (ops.size() > kMaxBatchOps) {
     return absl::ResourceExhaustedError(
@@ -160,6 +167,8 @@ absl::StatusOr<std::vector<int64_t>> CounterTable::IncrementBatch(absl::Span<con
     CopyRegionIfPending(r, epoch);
     MarkDirty(region(r));
   }
+  // The session's entry is part of the write: copied with the same epoch.
+  if (session != nullptr) PrepareSessionChange(session->slot, epoch);
   auto release = [&] {
     for (auto it = regions.rbegin(); it != regions.rend(); ++it) UnlockRegion(*it);
     release_journal();
@@ -215,6 +224,7 @@ absl::StatusOr<std::vector<int64_t>> CounterTable::IncrementBatch(absl::Span<con
   // Apply, journaling each change before making it.
   j->count = 0;
   j->reserved = static_cast<uint32_t>(creates);
+  j->session = 0;
   std::atomic_signal_fence(std::memory_order_seq_cst);
   j->active.store(1, std::memory_order_relaxed);
   std::atomic_signal_fence(std::memory_order_seq_cst);
@@ -233,6 +243,8 @@ absl::StatusOr<std::vector<int64_t>> CounterTable::IncrementBatch(absl::Span<con
     RunHook(t.key);
     t.slot->value.store(t.value, std::memory_order_relaxed);
   }
+  // A session's entry is recorded under the same journal: one commit.
+  if (session != nullptr) RecordSessionEntry(j, *session, values, false);
   std::atomic_signal_fence(std::memory_order_seq_cst);
   j->active.store(0, std::memory_order_release);  // commit point
   release();

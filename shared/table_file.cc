@@ -85,6 +85,7 @@ using layout::ProcessSlot;
 using layout::RegionShared;
 using layout::Slot;
 using layout::TableHeader;
+using layout::SessionSlot;
 using table_internal::Pid;
 using table_internal::ComputeGeometry;
 using table_internal::Geometry;
@@ -139,8 +140,21 @@ table_internal::Geometry table_internal::ComputeGeometry(uint64_t capacity) {
   g.slots_offset =
       RoundUp(g.journals_offset + layout::kJournals * sizeof(BatchJournal), layout::kPage);
   g.attach_offset = table_internal::AttachOffset(g.slots_offset, g.regions, g.region_slots);
-  g.file_size = g.attach_offset + kAttachSlots * sizeof(layout::AttachSlot);
+  g.sessions_offset = table_internal::SessionsOffset(g.attach_offset);
+  g.file_size = RoundUp(g.sessions_offset + layout::kPage + kSessionSlots * sizeof(SessionSlot),
+                        layout::kPage);
   return g;
+}
+
+uint64_t table_internal::LayoutEnd(const Geometry& g, uint32_t layout_version) {
+  switch (layout_version) {
+    case layout::kLayoutVersionBeforeAttach:
+      return g.attach_offset;
+    case layout::kLayoutVersionBeforeSessions:
+      return g.sessions_offset;
+    default:
+      return g.file_size;
+  }
 }
 
 uint32_t layout::HeaderCrc(const TableHeader& h) {
@@ -185,10 +199,21 @@ absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::Map(const std::strin
   const TableHeader* h = t->header_;
   t->regions_base_ = reinterpret_cast<RegionShared*>(t->base_ + h->regions_offset);
   t->slots_base_ = reinterpret_cast<Slot*>(t->base_ + h->slots_offset);
-  if (h->layout_version >= 3) {  // a layout-2 map read-only has none (ValidateHeader)
-    t->attach_base_ = reinterpret_cast<layout::AttachSlot*>(
-        t->base_ + table_internal::AttachOffset(h->slots_offset, h->regions, h->region_slots));
+  // A map of an older layout, read-only, has none of the later sections
+  // (ValidateHeader).
+  const uint64_t attach_offset =
+      table_internal::AttachOffset(h->slots_offset, h->regions, h->region_slots);
+  if (h->layout_version >= layout::kLayoutVersionBeforeSessions) {
+    t->attach_base_ = reinterpret_cast<layout::AttachSlot*>(t->base_ + attach_offset);
   }
+  if (h->layout_version >= layout::kLayoutVersion) {
+    const uint64_t sessions_offset = table_internal::SessionsOffset(attach_offset);
+    t->session_directory_ =
+        reinterpret_cast<layout::SessionDirectory*>(t->base_ + sessions_offset);
+    t->sessions_base_ =
+        reinterpret_cast<layout::SessionSlot*>(t->base_ + sessions_offset + layout::kPage);
+  }
+  t->InitSessionCache();
   t->region_slots_ = h->region_slots;
   t->region_shift_ = 64 - static_cast<uint32_t>(std::countr_zero(h->regions));
   t->file_stat_ = st;
@@ -326,11 +351,12 @@ absl::Status CounterTable::ValidateHeader(uint64_t actual_file_size) const {
   if (std::memcmp(h->magic, layout::kMagic, sizeof h->magic) != 0) {
     return absl::FailedPreconditionError("not a countersd map file: bad magic");
   }
-  // A map of the layout before local attach reads as this one without the
-  // attach slots: read-only, for the start's trust decision; the writable
-  // open upgrades it first (table_upgrade.cc).
-  const bool before_attach = h->layout_version == layout::kLayoutVersionBeforeAttach && !writable_;
-  if (h->layout_version != layout::kLayoutVersion && !before_attach) {
+  // A map of a layout this one upgrades reads as this one cut short (no
+  // attach slots, or no sessions): read-only, for the start's trust
+  // decision; the writable open upgrades it first (table_upgrade.cc).
+  const bool older = !writable_ && (h->layout_version == layout::kLayoutVersionBeforeAttach ||
+                                    h->layout_version == layout::kLayoutVersionBeforeSessions);
+  if (h->layout_version != layout::kLayoutVersion && !older) {
     if (h->layout_version == __builtin_bswap32(layout::kLayoutVersion)) {
       return absl::FailedPreconditionError(
           "map file was written by a host of the other byte order; the live map is host-native "
@@ -372,7 +398,7 @@ absl::Status CounterTable::ValidateHeader(uint64_t actual_file_size) const {
       h->journals_offset != g.journals_offset || h->slots_offset != g.slots_offset) {
     return absl::FailedPreconditionError("map file section offsets do not match its capacity");
   }
-  const uint64_t expected_size = before_attach ? g.attach_offset : g.file_size;
+  const uint64_t expected_size = table_internal::LayoutEnd(g, h->layout_version);
   if (h->file_size != expected_size) return Mismatch("recorded size", h->file_size, expected_size);
   if (actual_file_size != h->file_size) {
     return absl::FailedPreconditionError(absl::StrCat("map file is ", actual_file_size,
@@ -438,6 +464,7 @@ absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::Create(const std::st
   }
   CounterTable& table = **t;
   for (uint32_t r = 0; r < table.header_->regions; ++r) StripeLockInit(&table.region(r)->lock);
+  table.RepairSessionsAtOpen();
   RETURN_IF_ERROR(table.InitStaging());
   Pid();
   return t;
@@ -493,7 +520,7 @@ absl::StatusOr<std::unique_ptr<CounterTable>> CounterTable::MapExisting(const st
           "only fully allocated; free space on its file system"));
     }
   }
-  if (allocated.ok() && writable) allocated = table_internal::UpgradeFromLayout2(sys, path, fd);
+  if (allocated.ok() && writable) allocated = table_internal::UpgradeInPlace(sys, path, fd);
   absl::StatusOr<std::unique_ptr<CounterTable>> t =
       allocated.ok() ? Map(path, fd, writable, sys)
                      : absl::StatusOr<std::unique_ptr<CounterTable>>(allocated);

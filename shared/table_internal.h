@@ -32,6 +32,10 @@ int32_t Pid();
 // Calls the test hook (CounterTable::SetCriticalSectionHookForTest), if one
 // is set, with a stripe held and the slot about to be written.
 void RunHook(std::string_view key);
+// The key RunHook is called with once a session's entry is recorded, just
+// before its journal commits (session_table.cc): no valid key has control
+// characters, so a test can stop a process exactly there.
+inline constexpr std::string_view kSessionEntryHookKey = "\x01session-entry";
 // Calls the snapshot copy test hook (CounterTable::SetSnapshotCopyHookForTest),
 // if one is set, after `copied` counters of region r were copied.
 void RunCopyHook(uint32_t r, uint32_t copied);
@@ -46,14 +50,19 @@ struct Geometry {
   uint64_t processes_offset;
   uint64_t journals_offset;
   uint64_t slots_offset;
-  uint64_t attach_offset;  // not in the header: derived (AttachOffset)
+  uint64_t attach_offset;    // not in the header: derived (AttachOffset)
+  uint64_t sessions_offset;  // not in the header: derived (SessionsOffset)
   uint64_t file_size;
 };
 Geometry ComputeGeometry(uint64_t capacity);
 
-// Upgrades the map file open on `fd` from layout 2 in place, when it is one
-// the start would trust (table_upgrade.cc); anything else is left as it is.
-absl::Status UpgradeFromLayout2(Sys* sys, const std::string& path, int fd);
+// Upgrades the map file open on `fd` from layout 2 or 3 in place, when it
+// is one the start would trust (table_upgrade.cc); anything else is left
+// as it is.
+absl::Status UpgradeInPlace(Sys* sys, const std::string& path, int fd);
+
+// Where an older layout's file ended (the size a map of that version has).
+uint64_t LayoutEnd(const Geometry& g, uint32_t layout_version);
 
 // Where the attach slots start (layout.h): the page after the slot array.
 // Derived from the header's geometry, not recorded in it, so the static
@@ -61,6 +70,12 @@ absl::Status UpgradeFromLayout2(Sys* sys, const std::string& path, int fd);
 inline uint64_t AttachOffset(uint64_t slots_offset, uint32_t regions, uint32_t region_slots) {
   return RoundUp(slots_offset + uint64_t{regions} * region_slots * sizeof(layout::Slot),
                  layout::kPage);
+}
+
+// Where the sessions start (layout.h): after the attach slots, the
+// session directory's page, then the slots. Derived, like AttachOffset.
+inline uint64_t SessionsOffset(uint64_t attach_offset) {
+  return RoundUp(attach_offset + kAttachSlots * sizeof(layout::AttachSlot), layout::kPage);
 }
 
 // A key's first probe position in a region of `n` slots (the hash's low

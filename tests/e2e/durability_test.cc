@@ -190,11 +190,14 @@ TEST(DurabilityTest, StoppedSnapshotWriterTurnsDurabilityNotServingUntilContinue
 // file): the daemon serves, Snapshot fails INTERNAL, durability is
 // NOT_SERVING; once the disk has room, snapshots resume by themselves.
 TEST(DurabilityTest, FullDiskFailsSnapshotsLoudlyWhileIncrementsGoOnAndRecoversWhenFreed) {
-  ScopedTmpfs disk("8m");
+  ScopedTmpfs disk("24m");
   if (!disk.mounted()) GTEST_SKIP() << disk.error();
   DaemonOptions options = FastLagOptions();
   options.data_dir = disk.path();
-  options.capacity = 20000;  // map ~5.6 MB fits in 8 MB; the 6.8 MB snapshot file does not
+  // The map (~5.6 MB of counters and 11 MB of session places) fits in
+  // 24 MB; the snapshot file (~6.8 MB of counters and 19 MB of sessions)
+  // does not.
+  options.capacity = 20000;
   auto daemon = Daemon::Start(options);
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   const std::string address = (*daemon)->address();

@@ -20,6 +20,7 @@
 #include "shared/counter_table.h"
 #include "shared/data_dir.h"
 #include "shared/layout.h"
+#include "shared/table_internal.h"
 #include "shared/snapshot_file.h"
 #include "tests/shared/map_image.h"
 #include "tests/shared/table_fixture.h"
@@ -105,34 +106,40 @@ TEST_F(TableTrust, AMapOfLayoutVersionOneIsRefusedSayingSo) {
   ExpectRefused("layout version 1");
 }
 
-// Makes the map at `path` what countersd of layout 2 (before local attach)
-// left: no attach slots, version 2, its size and checksums. `grown` leaves
-// the file at the layout-3 size: an upgrade cut short before its header.
-void MakeLayout2(const std::string& path, bool grown = false) {
-  uint64_t attach_offset;
+// Makes the map at `path` what countersd of an older layout left: layout 2
+// (before local attach: no attach slots) or 3 (before sessions), its
+// version, size and checksums. `grown` leaves the file at this layout's
+// size: an upgrade cut short before its header.
+void MakeOlderLayout(const std::string& path, uint32_t version, bool grown = false) {
+  uint64_t end;
   {
     MapImage map(path);
     layout::TableHeader* h = map.header();
-    attach_offset = h->file_size - kAttachSlots * sizeof(layout::AttachSlot);
-    h->layout_version = 2;
-    h->file_size = attach_offset;
+    end = table_internal::LayoutEnd(table_internal::ComputeGeometry(h->capacity), version);
+    h->layout_version = version;
+    h->file_size = end;
     h->header_crc = layout::HeaderCrc(*h);
     h->trust_crc = layout::TrustCrc(*h);
   }
-  if (!grown) std::filesystem::resize_file(path, attach_offset);
+  if (!grown) std::filesystem::resize_file(path, end);
 }
 
-TEST_F(TableTrust, ALayout2MapIsReadAsItIsAndUpgradedInPlaceByTheWritableOpen) {
+class OlderLayout : public TableTrust, public ::testing::WithParamInterface<uint32_t> {};
+INSTANTIATE_TEST_SUITE_P(Layouts, OlderLayout,
+                         ::testing::Values(layout::kLayoutVersionBeforeAttach,
+                                           layout::kLayoutVersionBeforeSessions));
+
+TEST_P(OlderLayout, IsReadAsItIsAndUpgradedInPlaceByTheWritableOpen) {
   MakeMap(/*clean=*/true);
-  MakeLayout2(MapPath());
-  const auto v2_size = std::filesystem::file_size(MapPath());
+  MakeOlderLayout(MapPath(), GetParam());
+  const auto old_size = std::filesystem::file_size(MapPath());
   {
     auto ro = CounterTable::OpenReadOnly(MapPath());
     ASSERT_TRUE(ro.ok()) << ro.status();
-    EXPECT_EQ((*ro)->Info().layout_version, 2u);
+    EXPECT_EQ((*ro)->Info().layout_version, GetParam());
     EXPECT_EQ(*(*ro)->Get("k7"), 7);
   }
-  EXPECT_EQ(std::filesystem::file_size(MapPath()), v2_size) << "a read-only open changed it";
+  EXPECT_EQ(std::filesystem::file_size(MapPath()), old_size) << "a read-only open changed it";
   auto t = CounterTable::Open(MapPath());
   ASSERT_TRUE(t.ok()) << t.status();
   EXPECT_EQ((*t)->Info().layout_version, layout::kLayoutVersion);
@@ -140,15 +147,24 @@ TEST_F(TableTrust, ALayout2MapIsReadAsItIsAndUpgradedInPlaceByTheWritableOpen) {
   for (int i = 0; i < 200; ++i) EXPECT_EQ(*(*t)->Get(absl::StrCat("k", i)), i);
   EXPECT_FALSE((*t)->AnyAttached());
   EXPECT_EQ(*(*t)->Increment("k7", 1), 8);
+  // The upgraded map has its sessions.
+  (*t)->ConfigureSessions(kSessionSlots, absl::Hours(1));
+  const std::string id(kSessionIdBytes, 's');
+  const CounterTable::KeyDelta op{"k7", 1};
+  ASSERT_TRUE((*t)->IncrementBatch({&op, 1}, SessionWrite{id, 1, 1}).ok());
+  auto dup = (*t)->IncrementBatch({&op, 1}, SessionWrite{id, 1, 1});
+  ASSERT_TRUE(dup.ok()) << dup.status();
+  EXPECT_TRUE(dup->duplicate);
+  EXPECT_EQ(*(*t)->Get("k7"), 9);
   t->reset();
   auto again = CounterTable::OpenReadOnly(MapPath());
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ((*again)->Info().layout_version, layout::kLayoutVersion);
 }
 
-TEST_F(TableTrust, AnUpgradeCutShortBeforeItsHeaderIsFinishedAtTheNextOpen) {
+TEST_P(OlderLayout, AnUpgradeCutShortBeforeItsHeaderIsFinishedAtTheNextOpen) {
   MakeMap(/*clean=*/true);
-  MakeLayout2(MapPath(), /*grown=*/true);
+  MakeOlderLayout(MapPath(), GetParam(), /*grown=*/true);
   auto t = CounterTable::Open(MapPath());
   ASSERT_TRUE(t.ok()) << t.status();
   EXPECT_EQ((*t)->Info().layout_version, layout::kLayoutVersion);
@@ -157,7 +173,7 @@ TEST_F(TableTrust, AnUpgradeCutShortBeforeItsHeaderIsFinishedAtTheNextOpen) {
 
 TEST_F(TableTrust, AnUntrustedLayout2MapIsSetAsideUnmodified) {
   MakeMap(/*clean=*/false).reset();
-  MakeLayout2(MapPath());
+  MakeOlderLayout(MapPath(), layout::kLayoutVersionBeforeAttach);
   Poke(MapPath(), offsetof(layout::TableHeader, boot_id), "another-boot", 12);
   {
     MapImage map(MapPath());
