@@ -109,16 +109,59 @@ grpc::Status CounterServiceImpl::Snapshot(grpc::ServerContext* ctx, const Snapsh
 
 // ---- Request handling. ----
 
+// Durable writes (shared/write_ahead_log.h): refused before anything is
+// applied when this handler has no log.
+template <typename Request>
+absl::StatusOr<WriteControl> CounterServiceImpl::ControlOf(const counters::v1::WriteOptions& options,
+                                                           const Request& request) {
+  if (options.durable() && !durable_writes_) {
+    return absl::UnavailableError(
+        "this daemon cannot make writes durable (its log of durable writes did not start; see "
+        "its log); nothing was applied");
+  }
+  return WriteControlOf(options, request);
+}
+
+absl::Status CounterServiceImpl::LogIfDurable(const WriteControl& control,
+                                              const WriteResponse& response,
+                                              std::vector<WalOp> ops,
+                                              absl::Span<const std::string_view> keys) {
+  if (!control.durable) return absl::OkStatus();
+  WalRecord record;
+  if (response.duplicate) {
+    // Whatever became of the first attempt's record, the keys' values now
+    // hold its effect: log them (write_ahead_log.h, the retries).
+    ASSIGN_OR_RETURN(record, table_->CurrentValuesForLog(keys));
+  } else {
+    record.lsn = response.lsn;
+    record.ops = std::move(ops);
+  }
+  if (control.session.has_value()) {
+    record.session_id = std::string(control.session->id);
+    record.session_entry = {control.session->sequence, control.session->fingerprint, response.flag,
+                            response.values};
+  }
+  if (record.ops.empty() && !record.session_id.has_value()) return absl::OkStatus();
+  durable_record_ = std::move(record);
+  return absl::OkStatus();
+}
+
+std::optional<WalRecord> CounterServiceImpl::TakeDurableRecord() {
+  std::optional<WalRecord> r = std::move(durable_record_);
+  durable_record_.reset();
+  return r;
+}
+
 absl::Status CounterServiceImpl::DoIncrement(const IncrementRequest& req, IncrementResponse* resp) {
   const int64_t delta = req.has_delta() ? req.delta() : 1;
-  if (HasSession(req.options())) {
-    ASSIGN_OR_RETURN(std::optional<SessionWrite> session,
-                     SessionOf(req.options(), FingerprintOf(req)));
+  if (!IsPlainWrite(req.options())) {
+    ASSIGN_OR_RETURN(WriteControl control, ControlOf(req.options(), req));
     RETURN_IF_ERROR(ValidateKey(req.key()));
     const CounterTable::KeyDelta op{req.key(), delta};
-    ASSIGN_OR_RETURN(WriteResponse r, table_->IncrementBatch({&op, 1}, *session));
+    ASSIGN_OR_RETURN(WriteResponse r, table_->IncrementBatch({&op, 1}, control));
     resp->set_value(r.values.at(0));
-    return absl::OkStatus();
+    const std::string_view key = req.key();
+    return LogIfDurable(control, r, {WalOp{WalOp::kAdd, req.key(), delta}}, {&key, 1});
   }
   ASSIGN_OR_RETURN(int64_t value, table_->Increment(req.key(), delta));
   resp->set_value(value);
@@ -146,12 +189,18 @@ absl::Status CounterServiceImpl::IncrementAll(
     }
     ops.push_back({inc.key(), inc.has_delta() ? inc.delta() : 1});
   }
-  if (HasSession(options)) {
-    ASSIGN_OR_RETURN(std::optional<SessionWrite> session,
-                     SessionOf(options, FingerprintOf(increments)));
-    ASSIGN_OR_RETURN(WriteResponse r, table_->IncrementBatch(ops, *session));
+  if (!IsPlainWrite(options)) {
+    ASSIGN_OR_RETURN(WriteControl control, ControlOf(options, increments));
+    ASSIGN_OR_RETURN(WriteResponse r, table_->IncrementBatch(ops, control));
     values->Assign(r.values.begin(), r.values.end());
-    return absl::OkStatus();
+    if (!control.durable) return absl::OkStatus();
+    std::vector<WalOp> log;
+    std::vector<std::string_view> keys;
+    for (const CounterTable::KeyDelta& op : ops) {
+      log.push_back(WalOp{WalOp::kAdd, std::string(op.key), op.delta});
+      keys.push_back(op.key);
+    }
+    return LogIfDurable(control, r, std::move(log), keys);
   }
   ASSIGN_OR_RETURN(std::vector<int64_t> result, table_->IncrementBatch(ops));
   values->Assign(result.begin(), result.end());
@@ -165,6 +214,11 @@ absl::Status CounterServiceImpl::DoIncrementBatch(const IncrementBatchRequest& r
 
 absl::Status CounterServiceImpl::DoIncrementStream(const IncrementStreamRequest& req,
                                                    IncrementStreamResponse* resp) {
+  if (req.options().durable()) {
+    return absl::InvalidArgumentError(
+        "options.durable: IncrementStream messages cannot be durable yet; send durable writes "
+        "with IncrementBatch");
+  }
   return IncrementAll(req.increments(), req.options(), resp->mutable_values());
 }
 
@@ -237,12 +291,12 @@ absl::Status CounterServiceImpl::DoListInRanges(const ListRequest& req,
 }
 
 absl::Status CounterServiceImpl::DoSet(const SetRequest& req, SetResponse* resp) {
-  if (HasSession(req.options())) {
-    ASSIGN_OR_RETURN(std::optional<SessionWrite> session,
-                     SessionOf(req.options(), FingerprintOf(req)));
-    ASSIGN_OR_RETURN(WriteResponse r, table_->Set(req.key(), req.value(), *session));
+  if (!IsPlainWrite(req.options())) {
+    ASSIGN_OR_RETURN(WriteControl control, ControlOf(req.options(), req));
+    ASSIGN_OR_RETURN(WriteResponse r, table_->Set(req.key(), req.value(), control));
     if (r.flag) resp->set_previous_value(r.values.at(0));
-    return absl::OkStatus();
+    const std::string_view key = req.key();
+    return LogIfDurable(control, r, {WalOp{WalOp::kSet, req.key(), req.value()}}, {&key, 1});
   }
   ASSIGN_OR_RETURN(std::optional<int64_t> previous, table_->Set(req.key(), req.value()));
   if (previous) resp->set_previous_value(*previous);
@@ -251,14 +305,18 @@ absl::Status CounterServiceImpl::DoSet(const SetRequest& req, SetResponse* resp)
 
 absl::Status CounterServiceImpl::DoCompareAndSet(const CompareAndSetRequest& req,
                                                  CompareAndSetResponse* resp) {
-  if (HasSession(req.options())) {
-    ASSIGN_OR_RETURN(std::optional<SessionWrite> session,
-                     SessionOf(req.options(), FingerprintOf(req)));
+  if (!IsPlainWrite(req.options())) {
+    ASSIGN_OR_RETURN(WriteControl control, ControlOf(req.options(), req));
     ASSIGN_OR_RETURN(WriteResponse w,
-                     table_->CompareAndSet(req.key(), req.expected(), req.value(), *session));
+                     table_->CompareAndSet(req.key(), req.expected(), req.value(), control));
     resp->set_applied(w.flag);
     resp->set_value(w.values.at(0));
-    return absl::OkStatus();
+    // A swap that did not apply changed no counter: only its session's
+    // entry (if any) is logged.
+    std::vector<WalOp> log;
+    if (w.flag) log.push_back(WalOp{WalOp::kSet, req.key(), req.value()});
+    const std::string_view key = req.key();
+    return LogIfDurable(control, w, std::move(log), {&key, 1});
   }
   ASSIGN_OR_RETURN(CounterTable::CasResult r,
                    table_->CompareAndSet(req.key(), req.expected(), req.value()));
@@ -268,12 +326,12 @@ absl::Status CounterServiceImpl::DoCompareAndSet(const CompareAndSetRequest& req
 }
 
 absl::Status CounterServiceImpl::DoDelete(const DeleteRequest& req, DeleteResponse* resp) {
-  if (HasSession(req.options())) {
-    ASSIGN_OR_RETURN(std::optional<SessionWrite> session,
-                     SessionOf(req.options(), FingerprintOf(req)));
-    ASSIGN_OR_RETURN(WriteResponse r, table_->Delete(req.key(), *session));
+  if (!IsPlainWrite(req.options())) {
+    ASSIGN_OR_RETURN(WriteControl control, ControlOf(req.options(), req));
+    ASSIGN_OR_RETURN(WriteResponse r, table_->Delete(req.key(), control));
     resp->set_previous_value(r.values.at(0));
-    return absl::OkStatus();
+    const std::string_view key = req.key();
+    return LogIfDurable(control, r, {WalOp{WalOp::kDelete, req.key(), 0}}, {&key, 1});
   }
   ASSIGN_OR_RETURN(int64_t previous, table_->Delete(req.key()));
   resp->set_previous_value(previous);

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <iterator>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -165,6 +166,14 @@ class CounterServiceImpl final : public CounterServiceBase {
   absl::Status DoGetStats(const counters::v1::GetStatsRequest& req,
                           counters::v1::GetStatsResponse* resp);
 
+  // Durable writes (shared/write_ahead_log.h): this handler logs them
+  // (its GroupCommit started); without, they are refused UNAVAILABLE.
+  void EnableDurableWrites() { durable_writes_ = true; }
+  // The record of the durable write the serving thread just handled
+  // (HandleCall of a Do* method), to log before the call is answered;
+  // nullopt for any other call. Serving thread only.
+  std::optional<WalRecord> TakeDurableRecord();
+
   // Whether StartDraining was called. Any thread.
   bool draining() const { return draining_.load(std::memory_order_acquire); }
   // UNAVAILABLE: what every call gets once the handler drains.
@@ -176,6 +185,14 @@ class CounterServiceImpl final : public CounterServiceBase {
   static constexpr absl::Duration kSnapshotWaitCap = absl::Seconds(30);
 
  private:
+  // A non-plain write's control; durable ones refused without a log.
+  template <typename Request>
+  absl::StatusOr<WriteControl> ControlOf(const counters::v1::WriteOptions& options,
+                                         const Request& request);
+  // With control.durable: the record to log (its effect, or for a
+  // duplicate the keys' values now), kept for TakeDurableRecord.
+  absl::Status LogIfDurable(const WriteControl& control, const WriteResponse& response,
+                            std::vector<WalOp> ops, absl::Span<const std::string_view> keys);
   // Validates and applies `increments` atomically (IncrementBatch, a
   // stream's message), once per session and sequence when `options` name
   // one (server/write_session.h); the value after each into `values`.
@@ -212,6 +229,8 @@ class CounterServiceImpl final : public CounterServiceBase {
 
   CounterTable* const table_;
   const size_t max_batch_;
+  bool durable_writes_ = false;
+  std::optional<WalRecord> durable_record_;  // serving thread's (TakeDurableRecord)
   AccessControl* const access_;
   const StatsArea* const stats_;
   HandlerStatsRow* const row_;  // stats_'s row of this handler; null without stats_

@@ -83,6 +83,7 @@
 #include "server/access_control.h"
 #include "server/connection_gate.h"
 #include "server/counter_service.h"
+#include "server/group_commit.h"
 #include "server/handler_listeners.h"
 #include "server/health_service.h"
 #include "server/increment_stream.h"
@@ -226,8 +227,22 @@ int RunHandlerProcess(CounterTable* table, const HandlerOptions& options) {
   }
   LowPriorityCalls list_calls;
   IncrementStreams streams(&service);
+  // The handler's log of durable writes: without it they are refused.
+  std::unique_ptr<GroupCommit> group_commit;
+  if (!options.data_dir.empty()) {
+    absl::StatusOr<std::unique_ptr<GroupCommit>> gc =
+        GroupCommit::Start(table, options.data_dir, options.stats_index);
+    if (gc.ok()) {
+      group_commit = *std::move(gc);
+      service.EnableDurableWrites();
+    } else {
+      Log(LogLevel::kError, "the log of durable writes cannot start; durable writes are refused",
+          {{"error", gc.status().ToString()}});
+    }
+  }
   UnaryCallLoop loop(&service, &health, &streams, cq.get(),
-                     {.table = table, .interval = options.heartbeat_interval}, &list_calls);
+                     {.table = table, .interval = options.heartbeat_interval}, &list_calls,
+                     group_commit.get());
   std::thread serving([&loop] { loop.Run(); });
   table->SetReady(true);
   Log(LogLevel::kDebug, "handler serving", {{"listen", options.listen.Describe()}});
@@ -291,6 +306,7 @@ int RunHandlerProcess(CounterTable* table, const HandlerOptions& options) {
   // async calls still in flight); then it shuts the queue down and drains it.
   server->Shutdown(GrpcDeadlineAfter(std::min(drain_deadline - MonotonicNow(), kShutdownGrace)));
   list_calls.Stop();  // its hand-backs land on the queue the loop still polls
+  group_commit.reset();  // so do its: every durable call still waiting is answered
   loop.Stop();
   serving.join();
   server.reset();

@@ -66,6 +66,9 @@ struct HandlerOptions {
   // stats area (null: not counted).
   const StatsArea* stats = nullptr;
   int stats_index = 0;
+  // The data directory, whose wal/ holds the handler's log of durable
+  // writes (server/group_commit.h; empty: durable writes refused).
+  std::string data_dir;
 
   // The options `config` gives a handler serving on `listen`.
   static HandlerOptions FromConfig(const Config& config, HandlerListen listen) {
@@ -82,7 +85,8 @@ struct HandlerOptions {
             .durability_lag_limit =
                 DurabilityLagLimit(config.durability_lag_limit, config.snapshot_interval),
             .auth_file = config.auth_file,
-            .auth_policy = config.auth_policy};
+            .auth_policy = config.auth_policy,
+            .data_dir = config.data_dir};
   }
 };
 

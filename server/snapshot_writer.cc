@@ -89,6 +89,8 @@ absl::StatusOr<SnapshotMetaInfo> SnapshotWriter::Write() {
   // The counters, then the exactly-once sessions as of the same instant
   // (snapshot_format.h): a write and its session entry are both in it, or
   // neither.
+  // And what of the log of durable writes it holds (write_ahead_log.h).
+  WalMarks marks;
   uint64_t max_pause_ns = table_->SnapshotForEach(
       [this, &count](std::string_view key, int64_t value) {
         AppendSnapshotRecord(&buffer_, key, value);
@@ -97,9 +99,10 @@ absl::StatusOr<SnapshotMetaInfo> SnapshotWriter::Write() {
       [this, &sessions](const SessionRecord& session) {
         AppendSessionRecord(&buffer_, session);
         ++sessions;
-      });
+      },
+      &marks);
   absl::StatusOr<SnapshotMetaInfo> meta =
-      file_->Write(buffer_, count, table_->capacity(), sessions);
+      file_->Write(buffer_, count, table_->capacity(), sessions, marks);
   uint64_t micros = static_cast<uint64_t>(absl::ToInt64Microseconds(MonotonicNow() - start));
   if (!meta.ok()) {
     PublishFailure(table_, absl::Status(meta.status().code(),
@@ -115,6 +118,7 @@ absl::StatusOr<SnapshotMetaInfo> SnapshotWriter::Write() {
   control.last_failed.store(0, std::memory_order_relaxed);
   control.consecutive_failures.store(0, std::memory_order_relaxed);
   control.undurable_since.store(0, std::memory_order_release);
+  control.wal_floor.store(marks.floor, std::memory_order_release);
   control.generation.store(meta->generation, std::memory_order_release);
   return meta;
 }

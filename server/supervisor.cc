@@ -16,8 +16,11 @@
 //      checked copy of the TLS files the handlers serve (tls_staging.h).
 //   3. Decide which table to serve (table_selection.h): first fence out
 //      the processes attached to the previous daemon, then trust the live
-//      map, restore the last snapshot, create a new table, or refuse to
-//      start. Open re-initialises every lock and semaphore in the mapping.
+//      map, restore the last snapshot (and replay the log of durable
+//      writes onto it), create a new table, or refuse to start. Open
+//      re-initialises every lock and semaphore in the mapping.
+//  3a. If the log of durable writes has segments, a snapshot that holds
+//      them all, then the segments removed (supervisor_wal.cc).
 //  3b. Unless --attach=false, serve <data-dir>/attach.sock and open the
 //      table to attached processes (attach_service.h).
 //   4. Block SIGTERM, SIGINT, SIGCHLD and SIGHUP; their handlers only set
@@ -175,6 +178,7 @@ absl::Status Supervisor::Start() {
                                        .trust_untrusted_map = config_.trust_untrusted_map}));
   // Before the fork: every handler inherits the limits.
   table_->ConfigureSessions(config_.sessions_max, config_.session_ttl);
+  RetireLogAtStart();  // 3a
   ASSIGN_OR_RETURN(StatsArea stats, StatsArea::Create());
   stats_.emplace(std::move(stats));
   if (config_.attach.enabled) {  // 3b

@@ -110,6 +110,9 @@ class Supervisor {
   // (not when an attached process may still write: `attachers_out` false)
   // and the "stopped" line (returns the exit code).
   bool FinalSnapshotInSupervisor();
+  // Step 3a (supervisor_wal.cc): a snapshot that holds the log of durable
+  // writes, then the log's segments removed.
+  void RetireLogAtStart();
   int MarkStopped(bool snapshot_ok, bool attachers_out);
 
   const Config config_;

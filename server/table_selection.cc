@@ -67,6 +67,7 @@
 #include "shared/log.h"
 #include "shared/set_aside.h"
 #include "shared/snapshot_file.h"
+#include "shared/write_ahead_log.h"
 #include "shared/status_macros.h"
 #include "shared/sys.h"
 
@@ -130,6 +131,22 @@ void WarnIfCapacityKept(const TableSelectionOptions& opt, uint64_t capacity) {
        {"requested_capacity", opt.capacity}});
 }
 
+// The log of durable writes replayed onto `table` (a restore, or a new
+// table), above what `marks` say its snapshot holds (write_ahead_log.h,
+// step 4); the table's LSNs then follow the log. Returns the records
+// applied or held already, for the log line.
+absl::StatusOr<uint64_t> ReplayLog(const TableSelectionOptions& opt, CounterTable* table,
+                                   const WalMarks& marks) {
+  ASSIGN_OR_RETURN(std::vector<WalRecord> records, ReadWal(WalDir(opt.data_dir), opt.sys));
+  uint64_t last = 0;
+  for (const WalRecord& r : records) {
+    table->ReplayWalRecord(r, marks);
+    last = std::max(last, r.lsn);
+  }
+  table->FinishReplay(std::max(last, marks.floor));
+  return records.size();
+}
+
 // Step 3. Returns the restored table, NOT_FOUND if there is no snapshot file,
 // FAILED_PRECONDITION if it holds no valid snapshot (after setting it aside).
 absl::StatusOr<std::unique_ptr<CounterTable>> RestoreSnapshot(const TableSelectionOptions& opt,
@@ -182,6 +199,7 @@ absl::StatusOr<std::unique_ptr<CounterTable>> RestoreSnapshot(const TableSelecti
     RETURN_IF_ERROR(opt.sys->Unlink(restoring));
   }
   uint64_t capacity = std::max<uint64_t>({opt.capacity, meta->capacity, records.size()});
+  uint64_t log_records = 0;
   {
     ASSIGN_OR_RETURN(std::unique_ptr<CounterTable> table,
                      CounterTable::Create(restoring, capacity, opt.sys));
@@ -200,6 +218,8 @@ absl::StatusOr<std::unique_ptr<CounterTable>> RestoreSnapshot(const TableSelecti
                                                 ": a session: ", st.ToString()));
       }
     }
+    // Then the durable writes the snapshot does not hold.
+    ASSIGN_OR_RETURN(log_records, ReplayLog(opt, table.get(), meta->wal_marks));
     RETURN_IF_ERROR(table->Sync());
   }
   RETURN_IF_ERROR(opt.sys->Rename(restoring, Join(dir, kMapFile)));
@@ -211,7 +231,8 @@ absl::StatusOr<std::unique_ptr<CounterTable>> RestoreSnapshot(const TableSelecti
   Log(LogLevel::kWarning,
       absl::StrCat("restored snapshot generation ", meta->generation, " taken ",
                    FormatAge(meta->unix_ns), " ago, ", records.size(), " counters, ",
-                   sessions.size(), " sessions"),
+                   sessions.size(), " sessions, then ", log_records,
+                   " records of the log of durable writes"),
       {{"reason", reason},
        {"generation", meta->generation},
        {"age", FormatAge(meta->unix_ns)},
@@ -219,6 +240,7 @@ absl::StatusOr<std::unique_ptr<CounterTable>> RestoreSnapshot(const TableSelecti
        {"snapshot_boot_id", meta->boot_id},
        {"counters", static_cast<uint64_t>(records.size())},
        {"sessions", static_cast<uint64_t>(sessions.size())},
+       {"durable_log_records", log_records},
        {"capacity", capacity}});
   WarnIfCapacityKept(opt, capacity);
   return table;
@@ -317,12 +339,31 @@ absl::StatusOr<std::unique_ptr<CounterTable>> SelectAndOpenTable(const TableSele
     }
   }
 
-  // Step 4.
-  if (found.empty()) {
+  // Step 4: a new table; and when no snapshot is left but the log of
+  // durable writes has records (a host crash before the first snapshot),
+  // the new table is the log's: every durable write, nothing else (what
+  // was set aside stays there for the operator).
+  absl::StatusOr<std::vector<WalRecord>> log = ReadWal(WalDir(dir), opt.sys);
+  const bool log_only = !found.empty() && log.ok() && !log->empty();
+  if (log_only) {
+    Log(LogLevel::kError,
+        "no usable snapshot: starting from the log of durable writes alone; the writes that were "
+        "not durable are lost (the files set aside still hold what they held)",
+        {{"durable_log_records", static_cast<uint64_t>(log->size())},
+         {"kept_aside", set_aside.empty() ? std::string("nothing") : absl::StrJoin(set_aside, "; ")}});
+  }
+  if (found.empty() || log_only) {
     ASSIGN_OR_RETURN(std::unique_ptr<CounterTable> table,
                      CounterTable::Create(map_path, opt.capacity, opt.sys));
+    // Durable writes made before any snapshot (and a map) survived: the
+    // log has them all.
+    ASSIGN_OR_RETURN(uint64_t log_records, ReplayLog(opt, table.get(), WalMarks{}));
+    if (log_records > 0) RETURN_IF_ERROR(table->Sync());
     Log(LogLevel::kInfo, "created new table",
-        {{"file", kMapFile}, {"capacity", opt.capacity}, {"data_dir", dir}});
+        {{"file", kMapFile},
+         {"capacity", opt.capacity},
+         {"data_dir", dir},
+         {"durable_log_records", log_records}});
     return table;
   }
   std::string untrusted_hint;

@@ -28,6 +28,10 @@
 //      the List thread touches no call state of gRPC's but the alarm and
 //      the call's context (its metadata and auth context, for the access
 //      check), which the serving thread leaves alone until the alarm.
+//      A durable write (WriteOptions.durable) is not Finished there: its
+//      record goes to the handler's GroupCommit, whose commit thread hands
+//      the call back with an alarm once the record is synced (1c.), OK or
+//      INTERNAL, and then the serving thread Finishes it.
 //   2. Its Finish completes (ok or not: the client may have gone): clear the
 //      call's messages, buffers and context; post it again if the method has
 //      fewer than its `posted` calls waiting, else keep it on the free list
@@ -92,6 +96,7 @@
 #include "grpcpp/impl/codegen/proto_utils.h"
 #include "proto/status_conversion.h"
 #include "server/health_service.h"
+#include "server/group_commit.h"
 #include "server/increment_stream.h"
 #include "server/low_priority_calls.h"
 #include "server/request_decoding.h"
@@ -194,6 +199,16 @@ class AsyncUnaryMethod {
           Reply();
           return;
         }
+        if (awaiting_durable_) {  // 1c. its durable write's record is synced, or failed
+          awaiting_durable_ = false;
+          durable_done_.load(std::memory_order_acquire);
+          if (!durable_status_.ok()) {
+            reply_status_ = ToGrpcStatus(durable_status_);
+            reply_.Clear();
+          }
+          Reply();
+          return;
+        }
       }
       --m->posted_;
       if (!ok) {  // 3.
@@ -212,6 +227,18 @@ class AsyncUnaryMethod {
           return;
         }
         Prepare();
+        // 1c. A durable write is answered once its record is durable: the
+        // commit thread (group_commit.h) hands the call back with an alarm.
+        if (std::optional<WalRecord> record = m->handle_.TakeDurableRecord()) {
+          awaiting_durable_ = true;
+          if (!durable_alarm_) durable_alarm_.emplace();
+          m->loop_->group_commit()->Append(*record, [this](absl::Status st) {
+            durable_status_ = std::move(st);
+            durable_done_.store(true, std::memory_order_release);
+            durable_alarm_->Set(method_->cq_, gpr_now(GPR_CLOCK_MONOTONIC), this);
+          });
+          return;
+        }
         Reply();
       } else {
         replying_ = true;
@@ -259,6 +286,12 @@ class AsyncUnaryMethod {
     bool handed_over_ = false;
     std::optional<grpc::Alarm> handed_back_;
     std::atomic<bool> prepared_{false};
+    // A durable write waiting for its record's sync (1c.): the outcome the
+    // commit thread stores, its release/acquire pair, and its alarm.
+    bool awaiting_durable_ = false;
+    absl::Status durable_status_;
+    std::atomic<bool> durable_done_{false};
+    std::optional<grpc::Alarm> durable_alarm_;
   };
 
   // Posts `call`, or a call from the free list, or a new one; nothing at the
@@ -338,6 +371,7 @@ struct CounterCall {
   absl::Status Reject(const grpc::ServerContext& ctx, absl::Status decode_error) const {
     return service->RejectCall<Request>(&ctx, std::move(decode_error));
   }
+  std::optional<WalRecord> TakeDurableRecord() const { return service->TakeDurableRecord(); }
   CounterServiceImpl* service;
   CounterServiceImpl::DoMethod<Request, Response> handle;
 };
@@ -366,13 +400,15 @@ char stop_tag;
 
 UnaryCallLoop::UnaryCallLoop(CounterServiceImpl* service, HealthServiceImpl* health,
                              IncrementStreams* streams, grpc::ServerCompletionQueue* cq,
-                             LoopHeartbeat heartbeat, LowPriorityCalls* list_calls)
+                             LoopHeartbeat heartbeat, LowPriorityCalls* list_calls,
+                             GroupCommit* group_commit)
     : service_(service),
       health_(health),
       streams_(streams),
       cq_(cq),
       heartbeat_(heartbeat),
-      list_calls_(list_calls) {}
+      list_calls_(list_calls),
+      group_commit_(group_commit) {}
 
 size_t UnaryCallLoop::MaxCalls() {
   return kHotMethods * kHot.max_calls + kColdMethods * kCold.max_calls;

@@ -22,6 +22,7 @@ namespace countersd {
 class HealthServiceImpl;
 class IncrementStreams;
 class LowPriorityCalls;
+class GroupCommit;
 
 // A tag on the serving loop's queue: its address is what the queue returns,
 // and the loop calls Proceed with the completion's `ok` on the serving
@@ -50,9 +51,13 @@ class UnaryCallLoop {
   // prepares List calls (decode, DoList, serialize), which this loop then
   // Finishes; stop it after grpc::Server::Shutdown has returned and before
   // Stop(), so that it hands nothing back to a queue shut down.
+  // `group_commit` (may be null when the service refuses durable writes)
+  // makes durable writes' records durable before they are answered; stop
+  // it (destroy it) after grpc::Server::Shutdown and before Stop(), like
+  // `list_calls`.
   UnaryCallLoop(CounterServiceImpl* service, HealthServiceImpl* health, IncrementStreams* streams,
                 grpc::ServerCompletionQueue* cq, LoopHeartbeat heartbeat = {},
-                LowPriorityCalls* list_calls = nullptr);
+                LowPriorityCalls* list_calls = nullptr, GroupCommit* group_commit = nullptr);
   UnaryCallLoop(const UnaryCallLoop&) = delete;
   UnaryCallLoop& operator=(const UnaryCallLoop&) = delete;
 
@@ -90,6 +95,8 @@ class UnaryCallLoop {
   // The most idle calls one method keeps beyond its posted ones.
   static size_t MaxFreeCallsPerMethod();
 
+  GroupCommit* group_commit() const { return group_commit_; }
+
   // Counts call objects made and freed (the serving thread writes).
   void CallMade();
   void CallFreed() { calls_.fetch_sub(1, std::memory_order_relaxed); }
@@ -101,6 +108,7 @@ class UnaryCallLoop {
   grpc::ServerCompletionQueue* const cq_;
   const LoopHeartbeat heartbeat_;
   LowPriorityCalls* const list_calls_;
+  GroupCommit* const group_commit_;
   grpc::Alarm stop_alarm_;  // fires the stop tag on the queue
   std::atomic<size_t> calls_{0};
   std::atomic<size_t> peak_calls_{0};

@@ -54,6 +54,28 @@ inline bool HasSession(const counters::v1::WriteOptions& options) {
   return !options.session_id().empty() || options.sequence() != 0;
 }
 
+// Whether the write is a plain one (no session, not durable): the table's
+// fast paths.
+inline bool IsPlainWrite(const counters::v1::WriteOptions& options) {
+  return !HasSession(options) && !options.durable();
+}
+
+// The table's WriteControl of a write that is not plain: its session (with
+// the fingerprint of `request`, computed only then) and durability.
+template <typename Request>
+absl::StatusOr<WriteControl> WriteControlOf(const counters::v1::WriteOptions& options,
+                                            const Request& request) {
+  WriteControl control;
+  control.durable = options.durable();
+  if (HasSession(options)) {
+    absl::StatusOr<std::optional<SessionWrite>> session =
+        SessionOf(options, FingerprintOf(request));
+    if (!session.ok()) return session.status();
+    control.session = **session;
+  }
+  return control;
+}
+
 }  // namespace countersd
 
 #endif  // COUNTERSD_SERVER_WRITE_SESSION_H_

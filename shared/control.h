@@ -58,6 +58,10 @@ struct SnapshotControl {
   // one were to make durable (0: none); invariant 4.
   std::atomic<uint32_t> undurable_since;
   std::atomic<uint32_t> pad2;
+  // The log floor of the last durable snapshot (WalMarks::floor,
+  // write_ahead_log.h): the handlers' segments at or below it may go.
+  // Stored by the writer after `generation`'s snapshot is durable.
+  std::atomic<uint64_t> wal_floor;
 };
 
 // Invariant 3: what a new owner resets when it opens the table.

@@ -48,6 +48,7 @@
 #include "shared/limits.h"
 #include "shared/session_record.h"
 #include "shared/sys.h"
+#include "shared/write_ahead_log.h"
 
 namespace countersd {
 
@@ -163,6 +164,17 @@ struct SessionWrite {
   uint64_t fingerprint;
 };
 
+// How a write is made beyond the plain operation (WriteOptions): under a
+// session (exactly-once, session_table.cc), durable (it takes a log
+// sequence number for its record in the write-ahead log,
+// write_ahead_log.h), or both.
+struct WriteControl {
+  WriteControl() = default;
+  WriteControl(const SessionWrite& s) : session(s) {}  // NOLINT: a session alone
+  std::optional<SessionWrite> session;
+  bool durable = false;
+};
+
 // What a session remembers of a write that succeeded: its response.
 //  - Increment, IncrementBatch: the values after each increment;
 //  - Set: {previous value or 0}, flag = it had one;
@@ -174,6 +186,8 @@ struct WriteResponse {
   // True when this is the response of an earlier application of the same
   // write (a retry): nothing was applied now.
   bool duplicate = false;
+  // A durable write's log sequence number (0: none, a duplicate's too).
+  uint64_t lsn = 0;
 };
 
 // What Open found and repaired.
@@ -262,13 +276,30 @@ class CounterTable {
   // window, a sequence the window no longer holds; sessions off),
   // INVALID_ARGUMENT (the sequence was used for another request),
   // UNAVAILABLE for an attached handle (sessions are the daemon's).
+  // A durable write is journaled like a batch and returns its LSN.
   absl::StatusOr<WriteResponse> IncrementBatch(absl::Span<const KeyDelta> ops,
-                                               const SessionWrite& session);
+                                               const WriteControl& control);
   absl::StatusOr<WriteResponse> Set(std::string_view key, int64_t value,
-                                    const SessionWrite& session);
+                                    const WriteControl& control);
   absl::StatusOr<WriteResponse> CompareAndSet(std::string_view key, int64_t expected,
-                                              int64_t value, const SessionWrite& session);
-  absl::StatusOr<WriteResponse> Delete(std::string_view key, const SessionWrite& session);
+                                              int64_t value, const WriteControl& control);
+  absl::StatusOr<WriteResponse> Delete(std::string_view key, const WriteControl& control);
+
+  // ---- The write-ahead log (write_ahead_log.h). ----
+  // For a durable write's retry: the value now of each key (a Set, or a
+  // Delete for a missing one), read with their regions held, under a new
+  // LSN stored in those regions. The record to log so that the retry's
+  // answer is durable whatever became of the first application's.
+  absl::StatusOr<WalRecord> CurrentValuesForLog(absl::Span<const std::string_view> keys);
+  // Owner, on a table nobody else uses yet (a restore): applies what of
+  // `record` the snapshot `marks` describe does not hold (step 4 of
+  // write_ahead_log.h), and the session entry it recorded. Records are
+  // replayed in LSN order. FinishReplay then makes the table's LSNs follow
+  // the log: `last_lsn`, the log's highest, in the header and every region.
+  void ReplayWalRecord(const WalRecord& record, const WalMarks& marks);
+  void FinishReplay(uint64_t last_lsn);
+  // The last LSN given out (TableHeader::wal_lsn).
+  uint64_t LastWalLsn() const;
   // The daemon's session limits (--sessions-max, at most kSessionSlots; 0:
   // sessions off; --session-ttl). Set by the owner before it forks; its
   // children inherit them.
@@ -316,10 +347,13 @@ class CounterTable {
   // region. Increments on a region stop only while it is copied. No batch is
   // ever half in the copy. Returns the longest time the snapshotter held (or
   // waited for) one region's lock, in nanoseconds.
-  // Then, with `session_fn`, every live session as of the same instant.
+  // Then, with `session_fn`, every live session as of the same instant;
+  // with `marks`, what the copy holds of the write-ahead log
+  // (write_ahead_log.h, steps 4 and 5).
   uint64_t SnapshotForEach(
       const std::function<void(std::string_view key, int64_t value)>& fn,
-      const std::function<void(const SessionRecord&)>& session_fn = nullptr);
+      const std::function<void(const SessionRecord&)>& session_fn = nullptr,
+      WalMarks* marks = nullptr);
 
   // False if no counter can have changed since the last SnapshotForEach
   // (a periodic snapshot may then be skipped). Cheap: one word per stripe.
@@ -503,8 +537,12 @@ class CounterTable {
     uint64_t sequence;
     uint64_t fingerprint;
   };
+  // With `lsn` (a durable write), takes its LSN for its regions.
   absl::StatusOr<std::vector<int64_t>> ApplyBatch(absl::Span<const KeyDelta> ops,
-                                                  SessionHold* session);
+                                                  SessionHold* session, uint64_t* lsn = nullptr);
+  // REQUIRES: regions held, the epoch read. The next LSN, stored in each
+  // region (RegionShared invariant 6).
+  uint64_t TakeWalLsn(absl::Span<const uint32_t> regions) const;
   // Session slots (session_table.cc).
   layout::SessionSlot* session_slot(uint32_t i) const;
   // Calls fn for each slot whose bit in the directory's `used` is set
@@ -526,11 +564,14 @@ class CounterTable {
   void RecordSessionEntry(layout::BatchJournal* j, const SessionHold& hold,
                           absl::Span<const int64_t> values, bool flag) const;
   void UndoSessionEntry(layout::BatchJournal* j);
-  // Set, CompareAndSet and Delete under a session: one journaled key write.
+  // Set, CompareAndSet and Delete under a session or durable: one
+  // journaled key write.
   enum class KeyWrite { kSet, kCompareAndSet, kDelete };
-  absl::StatusOr<WriteResponse> SessionKeyWrite(const SessionWrite& w, KeyWrite op,
-                                                std::string_view key, int64_t expected,
-                                                int64_t value);
+  absl::StatusOr<WriteResponse> JournaledKeyWrite(const WriteControl& control, KeyWrite op,
+                                                  std::string_view key, int64_t expected,
+                                                  int64_t value);
+  // Replay's: a session's entry put back, unless its window holds it.
+  void RestoreSessionEntry(const std::string& id, const SessionRecord::Entry& entry);
   void InitSessionCache();
   // Open's (and Create's) repair of the sessions: locks re-made, the live
   // count recounted.

@@ -145,6 +145,10 @@ static_assert(sizeof(Slot) == 192, "Slot size is part of the layout");
 //     field existed has 0 here, like a fresh one: the index treats a region
 //     it never scanned as unknown whatever this holds, so no layout version
 //     bump is needed.
+//  6. wal_lsn only grows, each durable write storing its LSN (taken from
+//     TableHeader::wal_lsn while it holds the region) before it changes
+//     anything: so every durable write of the region with a lower or equal
+//     LSN is in the region, and none with a higher one (write_ahead_log.h).
 struct alignas(64) RegionShared {
   StripeLockShared lock;
   // Live slots in the region. Written under `lock`; read without it (relaxed)
@@ -166,7 +170,10 @@ struct alignas(64) RegionShared {
   // Changed by every insert and delete (invariant 5). Written under `lock`;
   // read without it (acquire) by List's sorted key index.
   std::atomic<uint32_t> key_set_version;
-  char pad[128 - sizeof(StripeLockShared) - 24];
+  // The log sequence number of the last durable write applied to the
+  // region (invariant 6). Under `lock`. Zero in a layout-3 map's padding.
+  uint64_t wal_lsn;
+  char pad[128 - sizeof(StripeLockShared) - 32];
 };
 static_assert(sizeof(RegionShared) == 128);
 
@@ -448,6 +455,9 @@ struct RetiredAttachCalls {
 //     it after taking its stripes (table_attach.cc).
 //  9. retired_attach_calls follows RetiredAttachCalls' invariants (added
 //     to by the detaching attachers and the owner).
+// 10. wal_lsn: fetch_add by a durable write, with its regions held, after
+//     it read the snapshot epoch (write_ahead_log.h); kept by Open; after
+//     a restore, the highest LSN the log holds (table_selection.cc).
 struct TableHeader {
   char magic[8];
   uint32_t layout_version;
@@ -486,6 +496,8 @@ struct TableHeader {
   // Invariant 8. On the epoch's line: read by every attached write, which
   // reads the epoch too; written rarely.
   std::atomic<uint64_t> attach_incarnation;
+  // The last log sequence number given to a durable write (invariant 10).
+  alignas(64) std::atomic<uint64_t> wal_lsn;
   alignas(64) SnapshotControl snapshot;  // see control.h
   // The dead handlers' connection totals (RetiredConnections' invariants).
   alignas(64) RetiredConnections retired_connections;

@@ -26,7 +26,7 @@
 //     INVALID_ARGUMENT. At or below highest - window, or with its values
 //     overwritten since: ForgottenSequenceError. Otherwise it is new.
 //  3. A new write runs journaled: IncrementBatch's body (table_batch.cc,
-//     ApplyBatch) for increments, SessionKeyWrite below for Set,
+//     ApplyBatch) for increments, JournaledKeyWrite below for Set,
 //     CompareAndSet and Delete. With its regions held and the snapshot
 //     epoch read, the session's slot is copied for the snapshot first if
 //     the epoch asks for it (PrepareSessionChange; the same rule as a
@@ -367,43 +367,61 @@ void CounterTable::UndoSessionEntry(BatchJournal* j) {
 }
 
 absl::StatusOr<WriteResponse> CounterTable::IncrementBatch(absl::Span<const KeyDelta> ops,
-                                                           const SessionWrite& session) {
+                                                           const WriteControl& control) {
   std::optional<WriteResponse> duplicate;
-  ASSIGN_OR_RETURN(SessionHold hold, BeginSessionWrite(session, &duplicate));
-  if (duplicate.has_value()) return *std::move(duplicate);
-  absl::StatusOr<std::vector<int64_t>> values = ApplyBatch(ops, &hold);
-  EndSessionWrite(hold);
-  if (!values.ok()) return values.status();
+  std::optional<SessionHold> hold;
+  if (control.session.has_value()) {
+    ASSIGN_OR_RETURN(hold, BeginSessionWrite(*control.session, &duplicate));
+    if (duplicate.has_value()) return *std::move(duplicate);
+  }
   WriteResponse r;
+  absl::StatusOr<std::vector<int64_t>> values =
+      ApplyBatch(ops, hold.has_value() ? &*hold : nullptr, control.durable ? &r.lsn : nullptr);
+  if (hold.has_value()) EndSessionWrite(*hold);
+  if (!values.ok()) return values.status();
   r.values = *std::move(values);
   return r;
 }
 
 absl::StatusOr<WriteResponse> CounterTable::Set(std::string_view key, int64_t value,
-                                                const SessionWrite& session) {
-  return SessionKeyWrite(session, KeyWrite::kSet, key, 0, value);
+                                                const WriteControl& control) {
+  return JournaledKeyWrite(control, KeyWrite::kSet, key, 0, value);
 }
 
 absl::StatusOr<WriteResponse> CounterTable::CompareAndSet(std::string_view key, int64_t expected,
                                                           int64_t value,
-                                                          const SessionWrite& session) {
-  return SessionKeyWrite(session, KeyWrite::kCompareAndSet, key, expected, value);
+                                                          const WriteControl& control) {
+  return JournaledKeyWrite(control, KeyWrite::kCompareAndSet, key, expected, value);
 }
 
 absl::StatusOr<WriteResponse> CounterTable::Delete(std::string_view key,
-                                                   const SessionWrite& session) {
-  return SessionKeyWrite(session, KeyWrite::kDelete, key, 0, 0);
+                                                   const WriteControl& control) {
+  return JournaledKeyWrite(control, KeyWrite::kDelete, key, 0, 0);
 }
+
+uint64_t CounterTable::TakeWalLsn(absl::Span<const uint32_t> regions) const {
+  const uint64_t lsn = header_->wal_lsn.fetch_add(1, std::memory_order_seq_cst) + 1;
+  for (uint32_t r : regions) region(r)->wal_lsn = lsn;
+  return lsn;
+}
+
+uint64_t CounterTable::LastWalLsn() const { return header_->wal_lsn.load(); }
 
 // One key's write, journaled like a batch of one (table_batch.cc), with
 // the session's entry recorded before the commit.
-absl::StatusOr<WriteResponse> CounterTable::SessionKeyWrite(const SessionWrite& w, KeyWrite op,
-                                                            std::string_view key,
-                                                            int64_t expected, int64_t value) {
+absl::StatusOr<WriteResponse> CounterTable::JournaledKeyWrite(const WriteControl& control,
+                                                              KeyWrite op, std::string_view key,
+                                                              int64_t expected, int64_t value) {
   RETURN_IF_ERROR(ValidateKey(key));
+  if (attach_token_ != 0) {
+    return absl::UnavailableError("sessions and durable writes are the daemon's");
+  }
   std::optional<WriteResponse> duplicate;
-  ASSIGN_OR_RETURN(SessionHold hold, BeginSessionWrite(w, &duplicate));
-  if (duplicate.has_value()) return *std::move(duplicate);
+  std::optional<SessionHold> hold;
+  if (control.session.has_value()) {
+    ASSIGN_OR_RETURN(hold, BeginSessionWrite(*control.session, &duplicate));
+    if (duplicate.has_value()) return *std::move(duplicate);
+  }
   const uint64_t h = HashKey(key);
   const uint32_t r = RegionOf(h);
   BatchJournal* j = ClaimJournal();
@@ -411,12 +429,12 @@ absl::StatusOr<WriteResponse> CounterTable::SessionKeyWrite(const SessionWrite& 
   const uint32_t epoch = header_->snapshot_epoch.load(std::memory_order_acquire);
   CopyRegionIfPending(r, epoch);
   table_internal::MarkDirty(region(r));
-  PrepareSessionChange(hold.slot, epoch);
+  if (hold.has_value()) PrepareSessionChange(hold->slot, epoch);
   auto release = [&] {
     UnlockRegion(r);
     int32_t mine = Holder();
     j->owner.compare_exchange_strong(mine, 0, std::memory_order_release);
-    EndSessionWrite(hold);
+    if (hold.has_value()) EndSessionWrite(*hold);
   };
   Slot* s = Find(r, key, h);
   const int64_t current = s ? s->value.load(std::memory_order_relaxed) : 0;
@@ -453,6 +471,7 @@ absl::StatusOr<WriteResponse> CounterTable::SessionKeyWrite(const SessionWrite& 
   std::atomic_signal_fence(std::memory_order_seq_cst);
   j->active.store(1, std::memory_order_relaxed);
   std::atomic_signal_fence(std::memory_order_seq_cst);
+  if (control.durable) resp.lsn = TakeWalLsn({&r, 1});
   if (create) {
     InsertSlot(r, key, h, value, j);
   } else if (s != nullptr && (store || op == KeyWrite::kDelete)) {
@@ -473,7 +492,7 @@ absl::StatusOr<WriteResponse> CounterTable::SessionKeyWrite(const SessionWrite& 
       s->value.store(value, std::memory_order_relaxed);
     }
   }
-  RecordSessionEntry(j, hold, resp.values, resp.flag);
+  if (hold.has_value()) RecordSessionEntry(j, *hold, resp.values, resp.flag);
   std::atomic_signal_fence(std::memory_order_seq_cst);
   j->active.store(0, std::memory_order_release);  // commit point
   // A deleted counter's place is given back only once the delete is
@@ -519,6 +538,43 @@ absl::Status CounterTable::RestoreSession(const SessionRecord& rec) {
   s->state.store(layout::kSessionLive, std::memory_order_relaxed);
   dir->live.store(live + 1, std::memory_order_relaxed);
   return absl::OkStatus();
+}
+
+void CounterTable::RestoreSessionEntry(const std::string& id, const SessionRecord::Entry& entry) {
+  if (sessions_base_ == nullptr || id.size() != kSessionIdBytes || entry.values.empty() ||
+      entry.values.size() > kSessionResponseValues || entry.sequence == 0) {
+    return;
+  }
+  uint32_t found = kSessionSlots;
+  ForEachUsedSession([&](uint32_t i) {
+    const SessionSlot* s = session_slot(i);
+    if (found == kSessionSlots && s->state.load() == layout::kSessionLive &&
+        std::memcmp(s->id, id.data(), kSessionIdBytes) == 0) {
+      found = i;
+    }
+  });
+  if (found == kSessionSlots) {
+    SessionRecord rec;
+    rec.id = id;
+    rec.last_write_unix_ns = UnixNanos();
+    rec.highest = entry.sequence;
+    rec.entries.push_back(entry);
+    (void)RestoreSession(rec);  // every place taken: the entry is not kept
+    return;
+  }
+  SessionSlot* s = session_slot(found);
+  SessionEntry& e = s->entries[entry.sequence % kSessionWindow];
+  // Held already (the snapshot had it), or older than the window.
+  if (e.sequence == entry.sequence || entry.sequence + kSessionWindow <= s->highest) return;
+  const uint64_t at = s->values_end;
+  for (size_t k = 0; k < entry.values.size(); ++k) {
+    s->values[(at + k) % kSessionResponseValues] = entry.values[k];
+  }
+  s->values_end = at + entry.values.size();
+  e = SessionEntry{entry.sequence, entry.fingerprint, at,
+                   static_cast<uint32_t>(entry.values.size()), entry.flag ? 1u : 0u};
+  s->highest = std::max(s->highest, entry.sequence);
+  s->dirty.store(ChangeStamp(), std::memory_order_relaxed);
 }
 
 void CounterTable::RepairSessionsAtOpen() {

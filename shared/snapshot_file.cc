@@ -90,8 +90,10 @@ SnapshotMeta DecodeMeta(const char* page) {
 }
 
 uint64_t HalfSizeFor(uint64_t capacity) {
-  // Every counter and every session place, each at its largest.
-  uint64_t bytes = std::max<uint64_t>(capacity, 1) * kMaxRecord + kSessionSlots * kMaxSessionRecord;
+  // Every counter and every session place, each at its largest, and the
+  // log's marks.
+  uint64_t bytes =
+      std::max<uint64_t>(capacity, 1) * kMaxRecord + kSessionSlots * kMaxSessionRecord + kMaxMarks;
   return (bytes + kMetaPage - 1) / kMetaPage * kMetaPage;
 }
 
@@ -226,12 +228,16 @@ std::string DirOf(const std::string& path) {
 // file mapped at `base`, in the durable order: the records into half m.half,
 // msync them; then meta m.half, msync its page. A failure returns at once:
 // the other half and its meta are never touched.
-absl::Status CommitSnapshot(Sys* sys, char* base, SnapshotMeta m, std::string_view records) {
+// `tail` (the log's marks) follows `records` in the half.
+absl::Status CommitSnapshot(Sys* sys, char* base, SnapshotMeta m, std::string_view records,
+                            std::string_view tail = {}) {
   char* data = base + kDataStart + m.half * m.half_size;
   std::memcpy(data, records.data(), records.size());
-  if (!records.empty()) RETURN_IF_ERROR(sys->Msync(data, records.size(), "snapshot data"));
-  m.data_len = records.size();
-  m.data_crc = Crc(records.data(), records.size());
+  std::memcpy(data + records.size(), tail.data(), tail.size());
+  const size_t len = records.size() + tail.size();
+  if (len != 0) RETURN_IF_ERROR(sys->Msync(data, len, "snapshot data"));
+  m.data_len = len;
+  m.data_crc = Crc(data, len);
   EncodeMeta(m, base + m.half * kMetaPage);
   return sys->Msync(base + m.half * kMetaPage, kMetaPage, "snapshot meta");
 }
@@ -297,6 +303,19 @@ void AppendSessionRecord(std::string* out, const SessionRecord& session) {
       out->append(buf, 8);
     }
   }
+}
+
+void AppendWalMarks(std::string* out, const WalMarks& marks) {
+  char buf[8];
+  EncodeFixed64(buf, marks.floor);
+  out->append(buf, 8);
+  for (uint64_t lsn : marks.region_lsn) {
+    EncodeFixed64(buf, lsn);
+    out->append(buf, 8);
+  }
+  EncodeFixed32(buf, static_cast<uint32_t>(marks.region_lsn.size()));
+  out->append(buf, 4);
+  out->append(kMarksTag, 4);
 }
 
 void AppendSnapshotRecord(std::string* out, std::string_view key, int64_t value) {
@@ -404,11 +423,15 @@ SnapshotFile::~SnapshotFile() {
 }
 
 absl::StatusOr<SnapshotMetaInfo> SnapshotFile::Write(std::string_view records, uint64_t counters,
-                                                     uint64_t capacity, uint64_t sessions) {
+                                                     uint64_t capacity, uint64_t sessions,
+                                                     const WalMarks& marks) {
   const uint64_t g = generation_ + 1;
-  if (records.size() > half_size_) {
+  std::string tail;
+  AppendWalMarks(&tail, marks);
+  if (records.size() + tail.size() > half_size_ || marks.region_lsn.size() > kMaxMarkRegions) {
     return absl::ResourceExhaustedError(absl::StrCat(
-        "snapshot of ", records.size(), " bytes exceeds the file's half size ", half_size_));
+        "snapshot of ", records.size() + tail.size(), " bytes exceeds the file's half size ",
+        half_size_));
   }
   SnapshotMeta m{};
   std::memcpy(m.magic, kMagic, sizeof m.magic);
@@ -423,13 +446,14 @@ absl::StatusOr<SnapshotMetaInfo> SnapshotFile::Write(std::string_view records, u
   if (boot.ok()) std::memcpy(m.boot_id, boot->data(), std::min(boot->size(), sizeof m.boot_id - 1));
   // On failure the pages may be lost: fail this snapshot. The other half
   // and its meta, the previous generation, were not touched.
-  RETURN_IF_ERROR(CommitSnapshot(sys_, base_, m, records));
+  RETURN_IF_ERROR(CommitSnapshot(sys_, base_, m, records, tail));
   generation_ = g;
   SnapshotMetaInfo info;
   info.generation = g;
   info.counters = counters;
   info.sessions = sessions;
-  info.bytes = records.size();
+  info.wal_marks = marks;
+  info.bytes = records.size() + tail.size();
   info.capacity = capacity;
   info.unix_ns = m.unix_ns;
   info.boot_id = boot.ok() ? *boot : "";
@@ -473,6 +497,24 @@ absl::StatusOr<SnapshotMetaInfo> SnapshotFile::ReadNewestImage(
   const SnapshotMeta m = DecodeMeta(base + newest->index * kMetaPage);
   const char* p = base + kDataStart + newest->index * m.half_size;
   const char* end = p + m.data_len;
+  const char* const start = p;
+  auto malformed = [&](const char* at) {
+    return absl::DataLossError(absl::StrCat("snapshot generation ", m.generation,
+                                            " has malformed records at byte ", at - start));
+  };
+  // Version 2: the log's marks end the data (read first: they say where
+  // the sessions end).
+  WalMarks marks;
+  if (m.version >= kSnapshotVersion) {
+    if (m.data_len < 16 || std::memcmp(end - 4, kMarksTag, 4) != 0) return malformed(end);
+    const uint64_t regions = DecodeFixed32(end - 8);
+    if (regions > kMaxMarkRegions || m.data_len < 16 + regions * 8) return malformed(end);
+    const char* marks_at = end - 8 - regions * 8 - 8;
+    marks.floor = DecodeFixed64(marks_at);
+    marks.region_lsn.resize(regions);
+    for (uint64_t r = 0; r < regions; ++r) marks.region_lsn[r] = DecodeFixed64(marks_at + 8 + 8 * r);
+    end = marks_at;
+  }
   uint64_t n = 0;
   while (n < m.counters && p < end) {
     if (end - p < 2) break;
@@ -492,13 +534,10 @@ absl::StatusOr<SnapshotMetaInfo> SnapshotFile::ReadNewestImage(
     p = after;
     ++sessions;
   }
-  if (p != end || n != m.counters) {
-    return absl::DataLossError(absl::StrCat("snapshot generation ", m.generation,
-                                            " has malformed records at byte ",
-                                            p - (end - m.data_len)));
-  }
+  if (p != end || n != m.counters) return malformed(p);
   SnapshotMetaInfo info = newest->meta;
   info.sessions = sessions;
+  info.wal_marks = std::move(marks);
   return info;
 }
 

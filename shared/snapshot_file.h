@@ -47,6 +47,7 @@
 #include "absl/status/statusor.h"
 #include "shared/session_record.h"
 #include "shared/sys.h"
+#include "shared/write_ahead_log.h"
 
 namespace countersd {
 
@@ -54,6 +55,7 @@ struct SnapshotMetaInfo {
   uint64_t generation = 0;
   uint64_t counters = 0;
   uint64_t sessions = 0;  // session records (Write's count; ReadNewest's parse)
+  WalMarks wal_marks;     // ReadNewest's: what of the log it holds (none: version 1)
   uint64_t bytes = 0;     // bytes of record data
   uint64_t capacity = 0;  // capacity of the table it was taken from
   int64_t unix_ns = 0;    // when it was written
@@ -81,6 +83,9 @@ struct SnapshotOpenReport {
 void AppendSnapshotRecord(std::string* out, std::string_view key, int64_t value);
 // Appends one session record (after every counter record).
 void AppendSessionRecord(std::string* out, const SessionRecord& session);
+// The log's marks as the file holds them (snapshot_format.h), after the
+// sessions: Write appends them.
+void AppendWalMarks(std::string* out, const WalMarks& marks);
 
 class SnapshotFile {
  public:
@@ -101,9 +106,11 @@ class SnapshotFile {
 
   // Writes `records` (built with AppendSnapshotRecord, then
   // AppendSessionRecord) holding `counters` counter and `sessions` session
-  // records as the next generation and makes it durable. Returns its meta.
+  // records, and then `marks`, as the next generation and makes it
+  // durable. Returns its meta.
   absl::StatusOr<SnapshotMetaInfo> Write(std::string_view records, uint64_t counters,
-                                         uint64_t capacity, uint64_t sessions = 0);
+                                         uint64_t capacity, uint64_t sessions = 0,
+                                         const WalMarks& marks = {});
 
   // Newest durable generation (0 if none).
   uint64_t generation() const { return generation_; }

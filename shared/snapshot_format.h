@@ -21,12 +21,17 @@
 //      104     4  data_crc: crc32 of the half's data_len bytes
 //      108     4  meta_crc: crc32 of bytes [0, 108)
 // Half k starts at kDataStart + k * half_size and holds `counters` counter
-// records, then (version 2) session records up to data_len:
+// records, then (version 2) session records, then the log's marks, up to
+// data_len:
 //   record  := key_len (u16) | key bytes | value (i64)
 //   session := id (16 bytes) | last_write_unix_ns (i64) | highest (u64) |
 //              entries (u16, at most kSessionWindow) | entry x entries
 //   entry   := sequence (u64) | fingerprint (u64) | flag (u8) |
 //              count (u16, from 1) | value (i64) x count
+//   marks   := floor (u64) | region_lsn (u64) x regions | regions (u32) |
+//              "WALM"
+// (write_ahead_log.h: what of the log of durable writes the snapshot holds,
+// per region of the table it was taken from.)
 // A session's entries have ascending sequences within kSessionWindow below
 // its highest, and at most kSessionResponseValues values in all (the
 // window of an exactly-once session: shared/session_table.cc). Version 1
@@ -69,6 +74,11 @@ inline constexpr uint64_t kMaxRecord = 2 + kMaxKeyBytes + 8;
 // A session record's fixed part, an entry's, and the largest session.
 inline constexpr uint64_t kSessionHeader = 16 + 8 + 8 + 2;
 inline constexpr uint64_t kSessionEntryHeader = 8 + 8 + 1 + 2;
+// The marks' tag, and the largest marks: one per region of the largest
+// table (layout: at most 1,024 regions).
+inline constexpr char kMarksTag[4] = {'W', 'A', 'L', 'M'};
+inline constexpr uint64_t kMaxMarkRegions = 1024;
+inline constexpr uint64_t kMaxMarks = 8 + kMaxMarkRegions * 8 + 4 + 4;
 inline constexpr uint64_t kMaxSessionRecord =
     kSessionHeader + kSessionWindow * kSessionEntryHeader + kSessionResponseValues * 8;
 

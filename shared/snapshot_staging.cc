@@ -62,6 +62,7 @@ struct StagedCounter {
 struct StagedRegion {
   uint32_t count;
   uint32_t pad;
+  uint64_t wal_lsn;  // the region's, as of the copy (write_ahead_log.h, step 4)
   StagedCounter counters[1];  // region_slots of them
 };
 
@@ -147,6 +148,7 @@ void CounterTable::CopyRegion(uint32_t r, uint32_t epoch) const {
     }
   }
   st->count = n;
+  st->wal_lsn = reg->wal_lsn;
   // Publish in program order (a SIGKILL stops the copier between two
   // instructions; the region's lock orders it for everybody else).
   std::atomic_signal_fence(std::memory_order_seq_cst);
@@ -156,8 +158,13 @@ void CounterTable::CopyRegion(uint32_t r, uint32_t epoch) const {
 
 uint64_t CounterTable::SnapshotForEach(
     const std::function<void(std::string_view key, int64_t value)>& fn,
-    const std::function<void(const SessionRecord&)>& session_fn) {
+    const std::function<void(const SessionRecord&)>& session_fn, WalMarks* marks) {
   const uint32_t regions = header_->regions;
+  // The log's floor, read before the epoch begins (write_ahead_log.h, 5).
+  if (marks != nullptr) {
+    marks->floor = header_->wal_lsn.load(std::memory_order_seq_cst);
+    marks->region_lsn.assign(regions, 0);
+  }
   // Step 2: start epoch e.
   const uint32_t epoch = header_->snapshot_epoch.fetch_add(1, std::memory_order_acq_rel) + 1;
   uint64_t max_pause = 0;
@@ -168,6 +175,7 @@ uint64_t CounterTable::SnapshotForEach(
     UnlockRegion(r);
     max_pause = std::max<uint64_t>(max_pause, absl::GetCurrentTimeNanos() - t1);
     const StagedRegion* st = staged(r);
+    if (marks != nullptr) marks->region_lsn[r] = st->wal_lsn;
     for (uint32_t i = 0; i < st->count; ++i) {
       const StagedCounter& c = st->counters[i];
       fn(std::string_view(c.key, c.key_len), c.value);

@@ -77,7 +77,8 @@ absl::StatusOr<std::vector<int64_t>> CounterTable::IncrementBatch(absl::Span<con
 }
 
 absl::StatusOr<std::vector<int64_t>> CounterTable::ApplyBatch(absl::Span<const KeyDelta> ops,
-                                                              SessionHold* session) {
+                                                              SessionHold* session,
+                                                              uint64_t* lsn) {
   if (ops.empty()) return absl::InvalidArgumentError("batch is empty");
   if (ops.size() > kMaxBatchOps) {
     return absl::ResourceExhaustedError(
@@ -228,6 +229,8 @@ absl::StatusOr<std::vector<int64_t>> CounterTable::ApplyBatch(absl::Span<const K
   std::atomic_signal_fence(std::memory_order_seq_cst);
   j->active.store(1, std::memory_order_relaxed);
   std::atomic_signal_fence(std::memory_order_seq_cst);
+  // A durable write's LSN, after the epoch was read (write_ahead_log.h).
+  if (lsn != nullptr) *lsn = TakeWalLsn(regions);
   for (Target& t : targets) {
     if (t.slot == nullptr) {
       InsertSlot(t.region, t.key, t.hash, t.value, j);

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/../.."
 build=${1:?usage: tests/fuzz/run.sh BUILD_DIR [SECONDS_PER_TARGET]}
 seconds=${2:-60}
 out=${FUZZ_OUT:-$build/fuzz-out}
-targets=(key snapshot_parser map_file request)
+targets=(key snapshot_parser map_file request wal_segment)
 
 mkdir -p "$out"
 failed=()

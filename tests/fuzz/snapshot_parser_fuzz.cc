@@ -24,12 +24,33 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const countersd::SnapshotSlotCheck& c : countersd::SnapshotFile::CheckImage(image)) {
     if (c.status.ok() && c.meta.bytes > image.size()) std::abort();
   }
-  uint64_t records = 0;
+  uint64_t records = 0, sessions = 0;
   auto meta = countersd::SnapshotFile::ReadNewestImage(
-      image, "fuzz.snap", [&](std::string_view key, int64_t) {
+      image, "fuzz.snap",
+      [&](std::string_view key, int64_t) {
         if (key.empty() || key.size() > countersd::kMaxKeyBytes) std::abort();
         ++records;
+      },
+      [&](const countersd::SessionRecord& s) {
+        // The rules of snapshot_format.h, which a restore relies on.
+        size_t values = 0;
+        if (s.id.size() != countersd::kSessionIdBytes ||
+            s.entries.size() > countersd::kSessionWindow) {
+          std::abort();
+        }
+        for (const countersd::SessionRecord::Entry& e : s.entries) {
+          if (e.values.empty() || e.sequence > s.highest ||
+              s.highest - e.sequence >= countersd::kSessionWindow) {
+            std::abort();
+          }
+          values += e.values.size();
+        }
+        if (values > countersd::kSessionResponseValues) std::abort();
+        ++sessions;
       });
-  if (meta.ok() && records != meta->counters) std::abort();
+  if (meta.ok() && (records != meta->counters || sessions != meta->sessions)) std::abort();
+  if (meta.ok() && meta->wal_marks.region_lsn.size() > countersd::snapshot_format::kMaxMarkRegions) {
+    std::abort();
+  }
   return 0;
 }

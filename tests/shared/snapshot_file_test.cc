@@ -75,7 +75,8 @@ TEST_F(Snapshot, MetaAndRecordsAreLittleEndianAtTheDocumentedOffsets) {
   EXPECT_EQ(meta.substr(sf::kVersionOffset, 4), le(sf::kSnapshotVersion, 4));
   EXPECT_EQ(meta.substr(sf::kHalfOffset, 4), le(1, 4));
   EXPECT_EQ(meta.substr(sf::kGenerationOffset, 8), le(1, 8));
-  EXPECT_EQ(meta.substr(sf::kDataLenOffset, 8), le(2 + 2 + 8, 8));
+  // The record, then (format 2) the log's marks: floor, no regions, tag.
+  EXPECT_EQ(meta.substr(sf::kDataLenOffset, 8), le(2 + 2 + 8 + 8 + 4 + 4, 8));
   EXPECT_EQ(meta.substr(sf::kCountersOffset, 8), le(1, 8));
   EXPECT_EQ(meta.substr(sf::kCapacityOffset, 8), le(10, 8));
   EXPECT_EQ(meta.substr(sf::kUnixNsOffset, 8), le(static_cast<uint64_t>(m->unix_ns), 8));
@@ -84,8 +85,9 @@ TEST_F(Snapshot, MetaAndRecordsAreLittleEndianAtTheDocumentedOffsets) {
       uint64_t{static_cast<uint8_t>(meta[sf::kHalfSizeOffset + 1])} << 8 |
       uint64_t{static_cast<uint8_t>(meta[sf::kHalfSizeOffset + 2])} << 16;
   ASSERT_GE(half_size, 10 * sf::kMaxRecord);
-  EXPECT_EQ(ReadBytes(Path("s.snap"), sf::kDataStart + half_size, 12),
-            std::string("\x02\x00" "ab" "\x08\x07\x06\x05\x04\x03\x02\x01", 12));
+  EXPECT_EQ(ReadBytes(Path("s.snap"), sf::kDataStart + half_size, 28),
+            std::string("\x02\x00" "ab" "\x08\x07\x06\x05\x04\x03\x02\x01"
+                        "\0\0\0\0\0\0\0\0" "\0\0\0\0" "WALM", 28));
 }
 
 TEST_F(Snapshot, WriteThenReadNewestRoundTrips) {
