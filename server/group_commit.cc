@@ -18,19 +18,16 @@ namespace {
 
 // The segments of `handler` already in `wal_dir` (a predecessor's, before
 // a respawn): their paths, and the number the next one takes (above all).
-std::vector<std::string> ExistingSegments(const std::string& wal_dir, int handler,
-                                          uint64_t* next) {
+std::vector<std::string> ExistingSegments(const std::string& dir, int handler, uint64_t* next) {
   std::vector<std::string> found;
   *next = 1;
-  std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(wal_dir, ec)) {
-    std::vector<std::string> parts = absl::StrSplit(e.path().filename().string(), '.');
+  for (const std::string& path : WalSegments(dir)) {
     int h;
     uint64_t n;
-    if (parts.size() == 3 && parts[2] == "log" && absl::SimpleAtoi(parts[0], &h) && h == handler &&
-        absl::SimpleAtoi(parts[1], &n)) {
+    if (ParseWalSegmentName(std::filesystem::path(path).filename().string(), &h, &n) &&
+        h == handler) {
       *next = std::max(*next, n + 1);
-      found.push_back(e.path().string());
+      found.push_back(path);
     }
   }
   return found;
@@ -57,10 +54,7 @@ uint64_t LastLsnOf(const std::string& path, Sys* sys) {
 absl::StatusOr<std::unique_ptr<GroupCommit>> GroupCommit::Start(CounterTable* table,
                                                                 const std::string& data_dir,
                                                                 int handler_index, Sys* sys) {
-  const std::string wal_dir = WalDir(data_dir);
-  if (mkdir(wal_dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return ErrnoToStatus(errno, absl::StrCat("mkdir(", wal_dir, ")"));
-  }
+  const std::string& wal_dir = data_dir;
   uint64_t next = 1;
   std::vector<std::string> existing = ExistingSegments(wal_dir, handler_index, &next);
   auto gc = std::unique_ptr<GroupCommit>(new GroupCommit(table, wal_dir, handler_index, next, sys));

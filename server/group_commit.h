@@ -20,7 +20,7 @@
 //  4. Once a newer snapshot is durable (SnapshotControl::generation), the
 //     thread starts a new segment at its next turn, and removes its closed
 //     segments whose last LSN is at or below that snapshot's log floor.
-// Segments are <data-dir>/wal/<handler index>.<n>.log, n above any found;
+// Segments are <data-dir>/durable.<handler index>.<n>.wal, n above any found;
 // those a predecessor of the same index left (a respawn) are this
 // handler's to remove once covered. The supervisor removes them all at
 // start, after a snapshot that holds them (supervisor_wal.cc).
@@ -50,7 +50,7 @@ class GroupCommit {
   // known not to be (INTERNAL).
   using Done = std::function<void(absl::Status)>;
 
-  // Makes <data_dir>/wal if needed and starts the commit thread.
+  // Starts the commit thread (its first record makes its first segment).
   static absl::StatusOr<std::unique_ptr<GroupCommit>> Start(CounterTable* table,
                                                             const std::string& data_dir,
                                                             int handler_index,

@@ -66,7 +66,7 @@ struct HandlerOptions {
   // stats area (null: not counted).
   const StatsArea* stats = nullptr;
   int stats_index = 0;
-  // The data directory, whose wal/ holds the handler's log of durable
+  // The data directory, which holds the handler's log of durable
   // writes (server/group_commit.h; empty: durable writes refused).
   std::string data_dir;
 

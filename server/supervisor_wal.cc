@@ -17,12 +17,7 @@
 namespace countersd {
 
 void Supervisor::RetireLogAtStart() {
-  const std::string wal_dir = WalDir(config_.data_dir);
-  std::vector<std::string> segments;
-  std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(wal_dir, ec)) {
-    if (e.path().filename().string().ends_with(".log")) segments.push_back(e.path().string());
-  }
+  const std::vector<std::string> segments = WalSegments(config_.data_dir);
   if (segments.empty()) return;
   absl::StatusOr<std::unique_ptr<SnapshotWriter>> snapshots =
       SnapshotWriter::Open(table_.get(), config_.data_dir);
@@ -34,8 +29,9 @@ void Supervisor::RetireLogAtStart() {
          {"error", meta.status().ToString()}});
     return;
   }
+  std::error_code ec;
   for (const std::string& path : segments) std::filesystem::remove(path, ec);
-  (void)RealSys()->FsyncDir(wal_dir);
+  (void)RealSys()->FsyncDir(config_.data_dir);
   Log(LogLevel::kInfo, "the log of durable writes is in a snapshot now; its segments are removed",
       {{"segments", static_cast<uint64_t>(segments.size())},
        {"generation", meta->generation},

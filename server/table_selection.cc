@@ -137,7 +137,7 @@ void WarnIfCapacityKept(const TableSelectionOptions& opt, uint64_t capacity) {
 // applied or held already, for the log line.
 absl::StatusOr<uint64_t> ReplayLog(const TableSelectionOptions& opt, CounterTable* table,
                                    const WalMarks& marks) {
-  ASSIGN_OR_RETURN(std::vector<WalRecord> records, ReadWal(WalDir(opt.data_dir), opt.sys));
+  ASSIGN_OR_RETURN(std::vector<WalRecord> records, ReadWal(opt.data_dir, opt.sys));
   uint64_t last = 0;
   for (const WalRecord& r : records) {
     table->ReplayWalRecord(r, marks);
@@ -343,7 +343,7 @@ absl::StatusOr<std::unique_ptr<CounterTable>> SelectAndOpenTable(const TableSele
   // durable writes has records (a host crash before the first snapshot),
   // the new table is the log's: every durable write, nothing else (what
   // was set aside stays there for the operator).
-  absl::StatusOr<std::vector<WalRecord>> log = ReadWal(WalDir(dir), opt.sys);
+  absl::StatusOr<std::vector<WalRecord>> log = ReadWal(dir, opt.sys);
   const bool log_only = !found.empty() && log.ok() && !log->empty();
   if (log_only) {
     Log(LogLevel::kError,

@@ -154,24 +154,34 @@ std::vector<WalRecord> ParseWalSegment(std::string_view bytes, size_t* valid_byt
   return records;
 }
 
-std::string WalDir(const std::string& data_dir) { return data_dir + "/wal"; }
-
 std::string WalSegmentName(int handler, uint64_t number) {
-  return absl::StrCat(handler, ".", number, ".log");
+  return absl::StrCat("durable.", handler, ".", number, ".wal");
 }
 
-absl::StatusOr<std::vector<WalRecord>> ReadWal(const std::string& wal_dir, Sys* sys) {
-  std::vector<WalRecord> all;
+bool ParseWalSegmentName(std::string_view name, int* handler, uint64_t* number) {
+  std::vector<absl::string_view> parts =
+      absl::StrSplit(absl::string_view(name.data(), name.size()), '.');
+  return parts.size() == 4 && parts[0] == "durable" && parts[3] == "wal" &&
+         absl::SimpleAtoi(parts[1], handler) && absl::SimpleAtoi(parts[2], number);
+}
+
+std::vector<std::string> WalSegments(const std::string& data_dir) {
+  std::vector<std::string> paths;
   std::error_code ec;
-  std::filesystem::directory_iterator it(wal_dir, ec);
-  if (ec) {
-    if (ec == std::errc::no_such_file_or_directory) return all;
-    return absl::InternalError(absl::StrCat("cannot list ", wal_dir, ": ", ec.message()));
+  for (const auto& e : std::filesystem::directory_iterator(data_dir, ec)) {
+    int h;
+    uint64_t n;
+    if (ParseWalSegmentName(e.path().filename().string(), &h, &n)) {
+      paths.push_back(e.path().string());
+    }
   }
-  for (const auto& entry : it) {
-    const std::string name = entry.path().filename().string();
-    if (!name.ends_with(".log")) continue;
-    const std::string path = entry.path().string();
+  std::sort(paths.begin(), paths.end());
+  return paths;
+}
+
+absl::StatusOr<std::vector<WalRecord>> ReadWal(const std::string& data_dir, Sys* sys) {
+  std::vector<WalRecord> all;
+  for (const std::string& path : WalSegments(data_dir)) {
     ASSIGN_OR_RETURN(int fd, OpenDataFile(sys, path, O_RDONLY, 0));
     struct stat st;
     absl::Status s = sys->Fstat(fd, &st, path);
@@ -190,13 +200,13 @@ absl::StatusOr<std::vector<WalRecord>> ReadWal(const std::string& wal_dir, Sys* 
   return all;
 }
 
-absl::StatusOr<std::unique_ptr<WalSegment>> WalSegment::Create(const std::string& wal_dir,
+absl::StatusOr<std::unique_ptr<WalSegment>> WalSegment::Create(const std::string& dir,
                                                                const std::string& name, Sys* sys) {
   auto seg = std::unique_ptr<WalSegment>(new WalSegment());
   seg->sys_ = sys;
-  seg->path_ = wal_dir + "/" + name;
+  seg->path_ = dir + "/" + name;
   ASSIGN_OR_RETURN(seg->fd_, OpenDataFile(sys, seg->path_, O_RDWR | O_CREAT | O_EXCL, 0600));
-  RETURN_IF_ERROR(sys->FsyncDir(wal_dir));  // its name, durable before any record in it
+  RETURN_IF_ERROR(sys->FsyncDir(dir));  // its name, durable before any record in it
   return seg;
 }
 

@@ -12,7 +12,9 @@
 //     anything.
 //  2. Its handler appends a record of its effect (the LSN, each key's
 //     delta, value or deletion, and its session's entry) to the handler's
-//     own log segment, <data-dir>/wal/<handler>.<n>, and parks the call.
+//     own log segment, <data-dir>/durable.<handler>.<n>.wal (in the data
+//     directory itself: one directory to fsync, and the one the power-loss
+//     simulator models), and parks the call.
 //  3. The handler's commit thread (server/group_commit.cc) writes every
 //     record appended since its last turn in one pwrite and makes them
 //     durable with one fdatasync: concurrent durable writes share it (group
@@ -98,20 +100,23 @@ void AppendWalRecord(std::string* out, const WalRecord& record);
 // fails its checksum; `valid_bytes` (optional): where they end.
 std::vector<WalRecord> ParseWalSegment(std::string_view bytes, size_t* valid_bytes = nullptr);
 
-// The log's directory in a data directory, and a segment's name.
-std::string WalDir(const std::string& data_dir);
+// A segment's name in the data directory, and whether a name is one's
+// (then its handler and number).
 std::string WalSegmentName(int handler, uint64_t number);
+bool ParseWalSegmentName(std::string_view name, int* handler, uint64_t* number);
+// The segments in `data_dir`, as paths.
+std::vector<std::string> WalSegments(const std::string& data_dir);
 
-// Every record of every segment in `wal_dir`, in LSN order; NOT_FOUND-free:
-// a missing directory has none. Each segment's torn tail is ignored.
-absl::StatusOr<std::vector<WalRecord>> ReadWal(const std::string& wal_dir, Sys* sys = RealSys());
+// Every record of every segment in `data_dir`, in LSN order. Each
+// segment's torn tail is ignored.
+absl::StatusOr<std::vector<WalRecord>> ReadWal(const std::string& data_dir, Sys* sys = RealSys());
 
 // One handler's open segment: appends and syncs (through Sys, so the
 // power-loss simulator and fault injection see them).
 class WalSegment {
  public:
-  // Creates <wal_dir>/<name> (O_EXCL, 0600) and fsyncs the directory.
-  static absl::StatusOr<std::unique_ptr<WalSegment>> Create(const std::string& wal_dir,
+  // Creates <dir>/<name> (O_EXCL, 0600) and fsyncs the directory.
+  static absl::StatusOr<std::unique_ptr<WalSegment>> Create(const std::string& dir,
                                                             const std::string& name, Sys* sys);
   ~WalSegment();
   // Appends `bytes` at the end; then Sync makes everything appended

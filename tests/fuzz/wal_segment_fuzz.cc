@@ -1,6 +1,6 @@
 // Fuzz target: the log of durable writes' segment parser
 // (shared/write_ahead_log.h, ParseWalSegment), on bytes that are entirely
-// untrusted: what a replay at start-up reads from <data-dir>/wal/. Every
+// untrusted: what a replay at start-up reads from <data-dir>/durable.*.wal. Every
 // record it yields must be within the format's bounds, and must encode back
 // to bytes that parse to the same records (the parser accepts exactly what
 // the writer writes).

@@ -148,14 +148,14 @@ TEST(DurableRecoveryTest, ARestartPutsTheLogInASnapshotAndRemovesItsSegments) {
     ASSERT_TRUE(DurableIncrement(stub.get(), "durable/0", 3).ok());
     (*daemon)->KillAll();
   }
-  auto records = ReadWal(WalDir(dir.path()));
+  auto records = ReadWal(dir.path());
   ASSERT_TRUE(records.ok());
   EXPECT_EQ(records->size(), 1u);
   auto daemon = Daemon::Start(ScenarioDaemonOptions(dir.path()));
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   auto stub = NewStub((*daemon)->address());
   EXPECT_EQ(CounterValue(stub.get(), "durable/0"), 3);
-  auto after = ReadWal(WalDir(dir.path()));
+  auto after = ReadWal(dir.path());
   ASSERT_TRUE(after.ok());
   EXPECT_TRUE(after->empty()) << (*daemon)->log();
   EXPECT_FALSE(FindLogLine((*daemon)->log(), {"in a snapshot now"}).empty()) << (*daemon)->log();
