@@ -54,6 +54,12 @@ void TableMetrics(CounterTable& table, ExpositionWriter& w) {
   w.Sample("countersd_counters", {}, static_cast<double>(table.size()));
   w.Family("countersd_capacity", "gauge", "Most counters the table holds.");
   w.Sample("countersd_capacity", {}, static_cast<double>(table.capacity()));
+  w.Family("countersd_sessions", "gauge",
+           "Exactly-once sessions the daemon remembers (at most --sessions-max).");
+  w.Sample("countersd_sessions", {}, static_cast<double>(table.SessionsLive()));
+  w.Family("countersd_durable_lsn", "counter",
+           "Log sequence numbers given to durable writes (and durable retries) so far.");
+  w.Sample("countersd_durable_lsn", {}, static_cast<double>(table.LastWalLsn()));
   const SnapshotControl& control = table.snapshot_control();
   w.Family("countersd_snapshot_duration_seconds", "gauge",
            "Time the last durable snapshot took to copy and sync (0: none yet).");

@@ -29,9 +29,9 @@
 //      the call's context (its metadata and auth context, for the access
 //      check), which the serving thread leaves alone until the alarm.
 //      A durable write (WriteOptions.durable) is not Finished there: its
-//      record goes to the handler's GroupCommit, whose commit thread hands
-//      the call back with an alarm once the record is synced (1c.), OK or
-//      INTERNAL, and then the serving thread Finishes it.
+//      record goes to the handler's GroupCommit, whose commit thread
+//      Finishes the call once the record is synced (1c.), OK or INTERNAL;
+//      its Finish then completes here (2.) like any other.
 //   2. Its Finish completes (ok or not: the client may have gone): clear the
 //      call's messages, buffers and context; post it again if the method has
 //      fewer than its `posted` calls waiting, else keep it on the free list
@@ -180,6 +180,11 @@ class AsyncUnaryMethod {
 
     void Proceed(bool ok) override {
       AsyncUnaryMethod* const m = method_;
+      if constexpr (kRaw) {
+        // A durable write's Finish was started by the commit thread (1c.):
+        // what it wrote, ThreadSanitizer-visibly.
+        durable_done_.load(std::memory_order_acquire);
+      }
       if (replying_) {  // 2.
         writer_.reset();
         ctx_.reset();
@@ -196,16 +201,6 @@ class AsyncUnaryMethod {
         if (handed_over_) {  // 1b. prepared on the List thread (its alarm, on this queue)
           handed_over_ = false;
           prepared_.load(std::memory_order_acquire);  // what it wrote, ThreadSanitizer-visibly
-          Reply();
-          return;
-        }
-        if (awaiting_durable_) {  // 1c. its durable write's record is synced, or failed
-          awaiting_durable_ = false;
-          durable_done_.load(std::memory_order_acquire);
-          if (!durable_status_.ok()) {
-            reply_status_ = ToGrpcStatus(durable_status_);
-            reply_.Clear();
-          }
           Reply();
           return;
         }
@@ -228,14 +223,19 @@ class AsyncUnaryMethod {
         }
         Prepare();
         // 1c. A durable write is answered once its record is durable: the
-        // commit thread (group_commit.h) hands the call back with an alarm.
+        // commit thread (group_commit.h) Finishes it itself, at once (an
+        // alarm back to this thread would wait for gRPC's next timer tick:
+        // a millisecond, ten syncs of a fast disk). This thread does not
+        // touch the call until the Finish completes (2.).
         if (std::optional<WalRecord> record = m->handle_.TakeDurableRecord()) {
-          awaiting_durable_ = true;
-          if (!durable_alarm_) durable_alarm_.emplace();
           m->loop_->group_commit()->Append(*record, [this](absl::Status st) {
-            durable_status_ = std::move(st);
+            if (!st.ok()) {
+              reply_status_ = ToGrpcStatus(st);
+              reply_.Clear();
+            }
+            replying_ = true;
             durable_done_.store(true, std::memory_order_release);
-            durable_alarm_->Set(method_->cq_, gpr_now(GPR_CLOCK_MONOTONIC), this);
+            writer_->Finish(reply_, reply_status_, this);
           });
           return;
         }
@@ -286,12 +286,10 @@ class AsyncUnaryMethod {
     bool handed_over_ = false;
     std::optional<grpc::Alarm> handed_back_;
     std::atomic<bool> prepared_{false};
-    // A durable write waiting for its record's sync (1c.): the outcome the
-    // commit thread stores, its release/acquire pair, and its alarm.
-    bool awaiting_durable_ = false;
-    absl::Status durable_status_;
+    // A durable write answered by the commit thread (1c.): the
+    // release/acquire pair that orders what it wrote before this thread
+    // goes on with the call.
     std::atomic<bool> durable_done_{false};
-    std::optional<grpc::Alarm> durable_alarm_;
   };
 
   // Posts `call`, or a call from the free list, or a new one; nothing at the

@@ -168,6 +168,12 @@ int RunBench(const Invocation& inv) {
                       "--requests and --concurrency apply to the unary loads only "
                       "(stream: --streams and --window; both run for --duration)");
   }
+  config.session = inv.Flag("session", "off") == "on";
+  config.durable = inv.Flag("durable", "off") == "on";
+  if ((config.session || config.durable) && config.rpc != RpcKind::kIncrement &&
+      config.rpc != RpcKind::kBatch) {
+    return UsageError(inv, "--session and --durable apply to --rpc=increment and batch only");
+  }
   config.key_prefix = inv.Flag("key-prefix", config.key_prefix);
   if (absl::Status s = CheckKeyArg(absl::StrCat(config.key_prefix, config.keys - 1)); !s.ok()) {
     return UsageError(inv, absl::StrCat("--key-prefix gives bad keys: ", s.message()));
@@ -368,6 +374,11 @@ VerbSpec BenchVerb() {
           {"window", "N", "stream, accumulate: unanswered messages per stream (default 16)"},
           {"flush-interval", "DURATION",
            "accumulate: the Accumulator's flush interval (default 100ms)"},
+          {"session", "on|off",
+           "increment, batch: every write under an exactly-once session, one per call slot "
+           "(WriteOptions; default off)"},
+          {"durable", "on|off",
+           "increment, batch: durable writes, answered once synced (WriteOptions; default off)"},
       },
       0,
       0,

@@ -2,6 +2,8 @@
 // at the top of bench_load.h.
 #include "client/counterctl/bench_load.h"
 
+#include <sys/random.h>
+
 #include <algorithm>
 #include <cstdio>
 
@@ -40,6 +42,18 @@ CallSlot::CallSlot(Bench* bench, v1::CounterService::Stub* stub, uint64_t seed)
     batch_request_.mutable_increments()->Reserve(static_cast<int>(c.batch));
     for (int64_t i = 0; i < c.batch; ++i) batch_request_.add_increments()->set_delta(1);
   }
+  v1::WriteOptions* options = c.rpc == RpcKind::kBatch ? batch_request_.mutable_options()
+                                                       : increment_request_.mutable_options();
+  options->set_durable(c.durable);
+  if (c.session) {
+    // The slot's own session (one call in flight: its sequences arrive in
+    // order), random, so no two runs against one daemon share one.
+    std::string id(16, '\0');
+    if (getrandom(id.data(), id.size(), 0) != static_cast<ssize_t>(id.size())) {
+      for (char& b : id) b = static_cast<char>(NextKey()[0] ^ (rng_ >> 56));
+    }
+    options->set_session_id(id);
+  }
 }
 
 const std::string& CallSlot::NextKey() {
@@ -64,6 +78,11 @@ bool CallSlot::Issue() {
   context_->set_deadline(bench_->Deadline());
   if (!bench_->authorization().empty()) context_->AddMetadata("authorization", bench_->authorization());
   const RpcKind rpc = bench_->config().rpc;
+  if (bench_->config().session) {
+    (rpc == RpcKind::kBatch ? batch_request_.mutable_options()
+                            : increment_request_.mutable_options())
+        ->set_sequence(++sequence_);
+  }
   switch (rpc) {
     case RpcKind::kIncrement:
       increment_request_.set_key(NextKey());

@@ -85,6 +85,11 @@ struct BenchConfig {
   // kAccumulate: the Accumulator's flush interval (`threads` are the
   // application threads calling Add).
   absl::Duration flush_interval = absl::Milliseconds(100);
+  // kIncrement, kBatch: each write's WriteOptions. `session`: every call
+  // slot writes under a session of its own (random id, sequence from 1);
+  // `durable`: answered once synced (shared/write_ahead_log.h).
+  bool session = false;
+  bool durable = false;
 };
 
 class Bench;
@@ -138,6 +143,7 @@ class CallSlot {
 
   Bench* const bench_;
   uint64_t rng_;
+  uint64_t sequence_ = 0;  // the slot's session's last (config().session)
   BenchClock::time_point started_{};
   bool measured_ = false;
 };
