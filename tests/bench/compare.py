@@ -257,12 +257,13 @@ class CpuMeter:
             r["client_cores"] = self.client / self.wall
 
 
-def start_redis(procs, name, d, extra=()):
-    """A redis-server without persistence on a free 127.0.0.1 port, its files
-    in `d`, serving once this returns: (process, port)."""
+def start_redis(procs, name, d, extra=(), persistence=("--appendonly", "no")):
+    """A redis-server on a free 127.0.0.1 port, without persistence unless
+    `persistence` says otherwise (e.g. AOF with appendfsync always), its
+    files in `d`, serving once this returns: (process, port)."""
     port = free_port()
     p = procs.start(name, ["redis-server", "--bind", "127.0.0.1", "--port", str(port), *extra,
-                           "--save", "", "--appendonly", "no", "--dir", d, "--daemonize", "no",
+                           "--save", "", *persistence, "--dir", d, "--daemonize", "no",
                            "--logfile", f"{d}/redis.log"],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(port)
@@ -1047,7 +1048,8 @@ def main():
                     help="measured seconds per local_bench cell and per run of the local phase")
     ap.add_argument("--report", default=None, help="default: BUILD/bench-report.md")
     ap.add_argument("--skip", default=os.environ.get("BENCH_SKIP", ""),
-                    help="comma-separated phases to skip: compare,snapshots,table,local,transport,stream")
+                    help="comma-separated phases to skip: "
+                         "compare,snapshots,table,local,transport,stream,durable")
     cfg = ap.parse_args()
     b = os.path.abspath(cfg.build)
     cfg.countersd = f"{b}/server/countersd"
@@ -1057,6 +1059,7 @@ def main():
     cfg.fill = f"{b}/tests/bench/fill_counters"
     cfg.bare_server = f"{b}/tests/bench/bare_grpc_server"
     cfg.local_bench = f"{b}/tests/bench/local_bench"
+    cfg.fdatasync_bench = f"{b}/tests/bench/fdatasync_bench"
     cfg.report = cfg.report or f"{b}/bench-report.md"
     skip = set(x for x in cfg.skip.split(",") if x)
 
@@ -1091,6 +1094,10 @@ def main():
             import stream_bench
             stream_bench.c = sys.modules[__name__]
             stream_bench.run_stream(cfg, procs, tmp, results)
+        if "durable" not in skip:
+            import durable_bench
+            durable_bench.c = sys.modules[__name__]
+            durable_bench.run_durable(cfg, procs, tmp, results)
     except KeyboardInterrupt as e:
         log(f"interrupted ({e}); stopping everything")
         procs.stop_all()
@@ -1123,6 +1130,10 @@ def main():
         import stream_bench
         stream_bench.c = sys.modules[__name__]
         report += stream_bench.report_stream(results)
+    if "durable" in results:
+        import durable_bench
+        durable_bench.c = sys.modules[__name__]
+        report += durable_bench.report_durable(results)
     report += f"Whole run: {results['wall_seconds']:.0f} s.\n"
     with open(cfg.report, "w") as f:
         f.write(report)

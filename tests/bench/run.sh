@@ -12,7 +12,7 @@
 # default 5), BENCH_REPS (runs per cell, default 3; the median is reported),
 # BENCH_KEYS (distinct keys, default 10000), BENCH_LOCAL_SECONDS (seconds per
 # measurement of the local attach phase, default 2), BENCH_SKIP (comma-separated
-# phases to leave out: compare, snapshots, table, local, transport, stream). The work
+# phases to leave out: compare, snapshots, table, local, transport, stream, durable). The work
 # is done by compare.py; read its docstring for what is measured and how.
 set -euo pipefail
 
@@ -22,12 +22,12 @@ build="${1:-build}"
 missing=()
 for b in server/countersd client/counterctl tests/bench/table_bench \
          tests/bench/memcached_incr_bench tests/bench/fill_counters tests/bench/bare_grpc_server \
-         tests/bench/local_bench; do
+         tests/bench/local_bench tests/bench/fdatasync_bench; do
   [ -x "$build/$b" ] || missing+=("$build/$b")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "run.sh: not built: ${missing[*]}" >&2
-  echo "run.sh: build them with: cmake --build $build --target countersd counterctl table_bench memcached_incr_bench fill_counters bare_grpc_server local_bench" >&2
+  echo "run.sh: build them with: cmake --build $build --target countersd counterctl table_bench memcached_incr_bench fill_counters bare_grpc_server local_bench fdatasync_bench" >&2
   exit 2
 fi
 for t in redis-server redis-benchmark memcached python3; do
