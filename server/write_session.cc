@@ -9,7 +9,17 @@ namespace countersd {
 
 using counters::v1::IncrementRequest;
 
-RequestFingerprint::RequestFingerprint(char kind) { bytes_.push_back(kind); }
+namespace {
+std::string& FingerprintBuffer() {
+  static thread_local std::string buffer;
+  buffer.clear();
+  return buffer;
+}
+}  // namespace
+
+RequestFingerprint::RequestFingerprint(char kind) : bytes_(FingerprintBuffer()) {
+  bytes_.push_back(kind);
+}
 
 RequestFingerprint& RequestFingerprint::Key(std::string_view key) {
   char len[2];

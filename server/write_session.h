@@ -24,7 +24,8 @@
 
 namespace countersd {
 
-// The fields of one request, in order.
+// The fields of one request, in order, in a per-thread buffer (no
+// allocation per write once it has grown): one at a time per thread.
 class RequestFingerprint {
  public:
   explicit RequestFingerprint(char kind);
@@ -33,7 +34,7 @@ class RequestFingerprint {
   uint64_t Hash() const;
 
  private:
-  std::string bytes_;
+  std::string& bytes_;
 };
 
 uint64_t FingerprintOf(const counters::v1::IncrementRequest& req);

@@ -51,6 +51,7 @@
 // handle gets UNAVAILABLE (attached writes are local calls, with nothing
 // to retry).
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <vector>
 #include <cstring>
@@ -78,8 +79,9 @@ using layout::Slot;
 using table_internal::RunHook;
 
 struct CounterTable::SessionCache {
+  using Id = std::array<char, kSessionIdBytes>;
   std::mutex mu;
-  absl::flat_hash_map<std::string, uint32_t> slot_of;  // id -> slot index
+  absl::flat_hash_map<Id, uint32_t> slot_of;  // id -> slot index
 };
 
 void CounterTable::SessionCacheDeleter::operator()(SessionCache* cache) const { delete cache; }
@@ -182,7 +184,8 @@ absl::StatusOr<uint32_t> CounterTable::LockSession(const SessionWrite& w) {
   if (sessions_base_ == nullptr || sessions_max_ == 0) return SessionsOff();
   const int32_t me = Holder();
   const int64_t now = UnixNanos();
-  std::string id(w.id);
+  SessionCache::Id id;  // no allocation per write
+  std::memcpy(id.data(), w.id.data(), kSessionIdBytes);
   // Forgets the session in slot i (held): expired, or its place taken.
   auto forget = [&](uint32_t i) {
     SessionSlot* s = session_slot(i);
