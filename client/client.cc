@@ -87,6 +87,26 @@ absl::Status Unresolved(const absl::Status& status, uint64_t sequence) {
 
 }  // namespace
 
+bool CounterClient::BackOff(absl::Duration wait, Cancellation* cancellation) {
+  const absl::Time end = MonotonicNow() + wait;
+  if (channel_ != nullptr) {
+    // Until the channel is READY, in slices that let a cancellation be seen.
+    while (cancellation == nullptr || !cancellation->cancelled()) {
+      const absl::Duration left = end - MonotonicNow();
+      if (left <= absl::ZeroDuration()) return true;
+      const absl::Duration slice =
+          cancellation == nullptr ? left : std::min(left, absl::Milliseconds(20));
+      if (channel_->WaitForConnected(GrpcDeadlineAfter(slice))) break;
+    }
+  }
+  const absl::Duration rest = std::max(absl::ZeroDuration(), end - MonotonicNow());
+  if (cancellation == nullptr) {
+    absl::SleepFor(rest);
+    return true;
+  }
+  return cancellation->SleepFor(rest);
+}
+
 template <typename Attempt, typename WriteRequest>
 absl::Status CounterClient::Run(CallKind kind, const CallOptions& call, Attempt&& attempt,
                                 WriteRequest* write_request, size_t response_values) {
@@ -181,8 +201,15 @@ absl::Status CounterClient::Run(CallKind kind, const CallOptions& call, Attempt&
     if (session != nullptr && IsForgottenSequenceError(status) && ticket_attempts > 1) {
       return Unresolved(status, ticket->sequence);
     }
+    // A write's reply is lost, and the write retried, when its attempt ran
+    // out of its own deadline, or when the daemon cancelled it (a handler
+    // shutting down cancels the calls still in flight after its grace);
+    // CANCELLED by the caller's own Cancellation ends the call.
     const bool lost_reply =
-        attempt_deadline && status.code() == absl::StatusCode::kDeadlineExceeded;
+        session != nullptr &&
+        ((attempt_deadline && status.code() == absl::StatusCode::kDeadlineExceeded) ||
+         (status.code() == absl::StatusCode::kCancelled &&
+          (cancellation == nullptr || !cancellation->cancelled())));
     const bool retry = retryable && (status.code() == absl::StatusCode::kUnavailable || lost_reply);
     if (!retry || n >= max_attempts) return finish(status);
     // Full back-off in [b/2, b]; give up rather than sleep past the deadline.
@@ -191,9 +218,7 @@ absl::Status CounterClient::Run(CallKind kind, const CallOptions& call, Attempt&
         b / 2 + absl::Nanoseconds(absl::Uniform<int64_t>(
                     rng, 0, std::max<int64_t>(1, absl::ToInt64Nanoseconds(b / 2))));
     if (MonotonicNow() + wait >= deadline) return finish(status);
-    if (cancellation == nullptr) {
-      absl::SleepFor(wait);
-    } else if (!cancellation->SleepFor(wait)) {
+    if (!BackOff(wait, cancellation)) {
       return finish(absl::CancelledError("cancelled during the back-off before a retry"));
     }
     backoff = backoff * 2;

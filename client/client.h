@@ -21,7 +21,10 @@
 // retried the same way, and also on a lost reply: each attempt of a write
 // has its own deadline, ClientOptions::attempt_timeout (default 1 s, never
 // past the call's), and an attempt that runs out of it (a handler hung or
-// killed with the reply) is retried. Every other code is returned at once:
+// killed with the reply) is retried, as is one the daemon cancelled (a
+// handler shutting down cancels what it could not finish in its grace;
+// CANCELLED by the caller's Cancellation ends the call). Every other code
+// is returned at once:
 // retrying NOT_FOUND or INVALID_ARGUMENT cannot help. Snapshot is never
 // retried (each attempt writes a snapshot). With
 // ClientOptions::exactly_once = false, writes are sent once, as Snapshot.
@@ -292,6 +295,15 @@ class CounterClient {
   template <typename Attempt, typename WriteRequest = counters::v1::IncrementRequest>
   absl::Status Run(CallKind kind, const CallOptions& call, Attempt&& attempt,
                    WriteRequest* write_request = nullptr, size_t response_values = 1);
+
+  // A retry's back-off of `wait`; false if `cancellation` (may be null) was
+  // cancelled first. With a channel, the wait is spent in
+  // WaitForConnected until the channel is READY, then sleeping the rest:
+  // a channel in TRANSIENT_FAILURE fails calls at once without polling, and
+  // in gRPC's sync API a reconnection that no thread polls never completes
+  // (its handshake times out), so a client that only slept between
+  // fail-fast attempts would not reconnect after a daemon restart.
+  bool BackOff(absl::Duration wait, Cancellation* cancellation);
 
   ClientOptions options_;
   std::string authorization_;  // "Bearer <token>", or empty

@@ -312,6 +312,18 @@ TEST(ExactlyOnceTest, AForgottenSequenceOnARetryIsReturnedWithItsOutcomeUnknown)
   EXPECT_THAT(v.status().message(), HasSubstr("outcome unknown"));
 }
 
+TEST(ExactlyOnceTest, AWriteTheDaemonCancelledIsRetried) {
+  Fixture f;  // no Cancellation of the caller's: the daemon's shutdown cut it
+  std::vector<Sent> sent;
+  EXPECT_CALL(*f.stub, Increment(_, _, _))
+      .WillOnce(IncrementAnswer(sent, grpc::Status(grpc::StatusCode::CANCELLED, "CANCELLED")))
+      .WillOnce(IncrementAnswer(sent, grpc::Status::OK));
+  absl::StatusOr<int64_t> v = f.client->Increment("k");
+  ASSERT_TRUE(v.ok()) << v.status();
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_EQ(sent[1].sequence, sent[0].sequence);
+}
+
 TEST(ExactlyOnceTest, CancelledInFlightIsOutcomeUnknown) {
   Fixture f;
   auto cancel = std::make_shared<Cancellation>();
