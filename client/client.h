@@ -63,10 +63,11 @@
 // client never has a write in flight that the daemon may have forgotten:
 // a write waits, within its deadline, until its sequence is less than 64
 // past the oldest write of the session still in flight, and the response
-// values of the writes from that one to it fit in 1,024
-// (client/write_session.h). At most 64 writes of a client are in flight at
-// once; more threads wait their turn (DEADLINE_EXCEEDED "... waiting for
-// the session's window; not sent" if the deadline passes first, not sent).
+// values of the writes from that one to it fit in 512, half the daemon's
+// 1,024 (client/write_session.h says why half). At most 64 writes of a
+// client are in flight at once; more threads wait their turn
+// (DEADLINE_EXCEEDED "... waiting for the session's window; not sent" if
+// the deadline passes first).
 // Sessions are per CounterClient: use one client per process and share it.
 // A daemon restored from a snapshot after a host crash keeps that
 // snapshot's sessions (counters.proto). With exactly_once = false (or
@@ -143,6 +144,9 @@ struct ClientOptions {
   // Exactly-once writes (the top of this file): a session, a sequence on
   // every write, and writes retried. False: writes carry no WriteOptions
   // and are sent once (a failure after sending may have been applied).
+  // CounterClient's calls only: IncrementStream and the Accumulator, which
+  // take ClientOptions too, do not use sessions yet (their loss model
+  // below).
   bool exactly_once = true;
   // With exactly_once, the deadline of each attempt of a write, so that a
   // reply that is not coming (a handler hung or killed after it took the

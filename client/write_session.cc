@@ -49,7 +49,7 @@ WriteSession::WriteSession() : session_id_(NewSessionId()) {}
 bool WriteSession::FitsLocked(size_t response_values) const {
   if (issued_.empty()) return true;  // alone: whatever its size
   return next_sequence_ - issued_.front().sequence < kSessionWindow &&
-         issued_values_ + response_values <= kSessionResponseValues;
+         issued_values_ + response_values <= kWindowResponseValues;
 }
 
 absl::StatusOr<WriteSession::Ticket> WriteSession::Begin(size_t response_values,

@@ -11,24 +11,36 @@
 //     sends the Ticket's id and sequence; End is called once the write
 //     returns, whatever its outcome.
 //  3. The window. The daemon remembers a session's sequences within 64 of
-//     the highest it applied, and their responses within 1,024 values (a
-//     batch of n increments uses n, any other write 1); a retry of a write
-//     it no longer remembers is refused (FAILED_PRECONDITION, "older than
-//     the daemon remembers"), with its outcome unknown. Bounding the writes
-//     in flight to 64 is not enough for that: with one write stuck in its
+//     the highest it applied, and their responses in a ring of 1,024
+//     values (a batch of n increments uses n, any other write 1) that later
+//     writes overwrite in the order applied; a retry of a write it no
+//     longer remembers is refused (FAILED_PRECONDITION, "older than the
+//     daemon remembers"), with its outcome unknown. Bounding the writes in
+//     flight to 64 is not enough for that: with one write stuck in its
 //     attempts, 64 others may finish one after the other and carry the
 //     highest sequence past it. So Begin admits a write only while its
 //     sequence is within 64 of the OLDEST write still in flight (the front
-//     of `issued_`), and while the response values of every write from that
-//     oldest one to this one total at most 1,024, as TCP's sender keeps its
-//     window from the oldest unacknowledged byte. Then whatever the daemon
-//     applies, the highest sequence it has seen is below oldest + 64, and
-//     every write in flight stays in its window. It follows that at most 64
-//     writes of a session are in flight at once; the others wait in Begin
-//     (up to their deadline) for the oldest to end. A batch of more than
-//     1,024 increments is admitted only alone (nothing in flight): its
+//     of `issued_`), as TCP's sender keeps its window from the oldest
+//     unacknowledged byte, and while the response values of every write
+//     from that oldest one to this one total at most kWindowResponseValues,
+//     half the ring. Then, for a write W in flight:
+//      - whatever the daemon applies, the highest sequence it has seen is
+//        below oldest + 64 <= W + 64, so W stays in the window;
+//      - what the daemon applies while W is in flight is of writes in flight
+//        at the same time, all within [the oldest in flight when W began,
+//        W + 63]: at most half the ring from that oldest to W (W was
+//        admitted so), at most half from W on (each was admitted while W,
+//        or an older one, was the oldest), so W's values are never
+//        overwritten.
+//     It follows that at most 64 writes of a session are in flight at once;
+//     the others wait in Begin (up to their deadline) for the oldest to
+//     end. A batch of more than kWindowResponseValues increments is
+//     admitted only alone (nothing in flight); of more than 1,024, its
 //     response can never be remembered whole, and the daemon's answer to
-//     its retry is the daemon's (counters.proto).
+//     its retry is the daemon's (counters.proto). A write that gave up
+//     (its deadline) while an attempt of it was still on its way is the one
+//     thing the window cannot count: it may still be applied after its
+//     place was freed.
 //  4. A new session (Renew): the daemon forgot this one (idle past
 //     --session-ttl, or its place taken under --sessions-max) and refused a
 //     write's first attempt as an unknown session. Renew draws a new id and
@@ -51,6 +63,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "shared/limits.h"
 
 namespace countersd {
 
@@ -58,6 +71,10 @@ class Cancellation;
 
 class WriteSession {
  public:
+  // The response values of the writes in the window, from the oldest in
+  // flight to the newest: half of the daemon's ring (3. above).
+  static constexpr size_t kWindowResponseValues = kSessionResponseValues / 2;
+
   // A write's place in the session: what each of its attempts sends.
   struct Ticket {
     std::string session_id;   // kSessionIdBytes bytes

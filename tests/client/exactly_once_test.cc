@@ -444,28 +444,32 @@ TEST(WriteSessionTest, TheWindowSlidesFromTheOldestWriteInFlight) {
   EXPECT_EQ(next->sequence, kSessionWindow + 1);  // no sequence lost to the refusals
 }
 
-TEST(WriteSessionTest, TheResponseValuesInFlightFitWhatTheDaemonKeeps) {
+TEST(WriteSessionTest, TheResponseValuesInTheWindowFitHalfTheDaemonsRing) {
   WriteSession session;
   const absl::Time now = MonotonicNow();
-  absl::StatusOr<WriteSession::Ticket> big = session.Begin(1000, now, nullptr);
+  static_assert(WriteSession::kWindowResponseValues == kSessionResponseValues / 2);
+  absl::StatusOr<WriteSession::Ticket> big = session.Begin(500, now, nullptr);
   ASSERT_TRUE(big.ok());
   absl::StatusOr<WriteSession::Ticket> rest =
-      session.Begin(kSessionResponseValues - 1000, now, nullptr);
+      session.Begin(WriteSession::kWindowResponseValues - 500, now, nullptr);
   ASSERT_TRUE(rest.ok()) << rest.status();
   EXPECT_EQ(session.Begin(1, now, nullptr).status().code(), absl::StatusCode::kDeadlineExceeded);
+  session.End(*rest);  // not the oldest: its values still count
+  EXPECT_EQ(session.Begin(1, now, nullptr).status().code(), absl::StatusCode::kDeadlineExceeded);
   session.End(*big);
-  EXPECT_TRUE(session.Begin(1000, now, nullptr).ok());
+  EXPECT_TRUE(session.Begin(500, now, nullptr).ok());
 }
 
-TEST(WriteSessionTest, ABatchBiggerThanTheResponseValuesGoesAlone) {
+TEST(WriteSessionTest, ABatchBiggerThanTheWindowsValuesGoesAlone) {
   WriteSession session;
   const absl::Time now = MonotonicNow();
   absl::StatusOr<WriteSession::Ticket> one = session.Begin(1, now, nullptr);
   ASSERT_TRUE(one.ok());
-  EXPECT_EQ(session.Begin(kSessionResponseValues + 1, now, nullptr).status().code(),
-            absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(session.Begin(1000, now, nullptr).status().code(), absl::StatusCode::kDeadlineExceeded);
   session.End(*one);
-  EXPECT_TRUE(session.Begin(kSessionResponseValues + 1, now, nullptr).ok());
+  absl::StatusOr<WriteSession::Ticket> alone = session.Begin(1000, now, nullptr);
+  ASSERT_TRUE(alone.ok());
+  EXPECT_EQ(session.Begin(1, now, nullptr).status().code(), absl::StatusCode::kDeadlineExceeded);
 }
 
 TEST(WriteSessionTest, AWaitingWriteGetsItsPlaceWhenTheOldestEnds) {
