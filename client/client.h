@@ -13,24 +13,69 @@
 // from the moment the call is made. It covers every attempt and back-off of
 // that call, so a retried call never takes longer than the timeout.
 //
-// Retries. Only calls that cannot change a counter are retried: Get,
-// BatchGet, List, ListAll, GetStats and Health. They are retried on
-// UNAVAILABLE only (the server was shutting down, a handler restarted, the
-// connection broke), up to ClientOptions::max_attempts attempts with
-// exponential back-off and jitter, within the deadline. Every other code is
-// returned at once: retrying NOT_FOUND or INVALID_ARGUMENT cannot help.
+// Retries. Reads (Get, BatchGet, List, ListAll, GetStats, Health) are
+// retried on UNAVAILABLE (the server was shutting down, a handler
+// restarted, the connection broke), up to ClientOptions::max_attempts
+// attempts with exponential back-off and jitter, within the deadline.
+// Writes (Increment, IncrementBatch, Set, CompareAndSet, Delete) are
+// retried the same way, and also on a lost reply: each attempt of a write
+// has its own deadline, ClientOptions::attempt_timeout (default 1 s, never
+// past the call's), and an attempt that runs out of it (a handler hung or
+// killed with the reply) is retried, as is one the daemon cancelled (a
+// handler shutting down cancels what it could not finish in its grace;
+// CANCELLED by the caller's Cancellation ends the call). Every other code
+// is returned at once:
+// retrying NOT_FOUND or INVALID_ARGUMENT cannot help. Snapshot is never
+// retried (each attempt writes a snapshot). With
+// ClientOptions::exactly_once = false, writes are sent once, as Snapshot.
 //
-// Mutations (Increment, IncrementBatch, Set, CompareAndSet, Delete) and
-// Snapshot are never retried by this library. UNAVAILABLE does not tell
-// whether the server applied the call before the connection failed: a handler
-// may be killed after the increment reached the shared table but before the
-// reply left, so a retried Increment or IncrementBatch can count twice; a
-// retried Set or CompareAndSet can overwrite a value another client wrote in
-// between and reports the wrong previous value or `applied`; a retried Delete
-// reports NOT_FOUND for a delete that succeeded. The caller knows whether a
-// double count is acceptable and may retry itself. (gRPC's own transparent
-// retry still resends a call that provably never left this process; that is
-// safe for every method.)
+// Mutations are exactly-once (ClientOptions::exactly_once, the default).
+// Each CounterClient has a session: 16 random bytes (getrandom(2)) and a
+// sequence, 1, 2, 3, ..., one per write; every write carries them
+// (WriteOptions, counters.proto) and every retry of it resends the same.
+// The daemon remembers what it applied for each session and answers a
+// duplicate with the original response without applying it again. So:
+//  - a write is applied at most once, and exactly once if the call returns
+//    OK, however many attempts it took;
+//  - a retried CompareAndSet returns the original `applied` and value, a
+//    retried Delete the value it deleted (not NOT_FOUND), a retried Set the
+//    original previous value;
+//  - a write that fails with any other code was not applied (the daemon's
+//    own refusal: it remembers only writes that succeeded, so no earlier
+//    attempt was applied either), but for the session refusals on a retry
+//    below, whose message says "outcome unknown";
+//  - a write that ends UNAVAILABLE, DEADLINE_EXCEEDED or CANCELLED after an
+//    attempt was sent (the deadline ran out before any attempt was
+//    answered, the daemon stayed down, a cancellation) may or may not have
+//    been applied, and its message says so ("outcome unknown"). It can no
+//    longer be resolved: calling again is a NEW write, with a new sequence,
+//    applied again if the first one was.
+// This holds within the session's memory in the daemon: a session idle for
+// longer than the daemon's --session-ttl (default 1h), or pushed out by
+// newer sessions past its --sessions-max (default 1024), is forgotten. A
+// first attempt refused as an unknown session (FAILED_PRECONDITION
+// "unknown session", shared/session_refusal.h) was not applied: the client
+// starts a new session (a new id, sequences from 1) and sends the write
+// again, once. The same refusal, or "older than the daemon remembers", on
+// a retry is returned with "outcome unknown": the first attempt may have
+// been applied before the daemon forgot it. The daemon remembers the last
+// 64 sequences of a session (and at most 1,024 response values), so the
+// client never has a write in flight that the daemon may have forgotten:
+// a write waits, within its deadline, until its sequence is less than 64
+// past the oldest write of the session still in flight, and the response
+// values of the writes from that one to it fit in 512, half the daemon's
+// 1,024 (client/write_session.h says why half). At most 64 writes of a
+// client are in flight at once; more threads wait their turn
+// (DEADLINE_EXCEEDED "... waiting for the session's window; not sent" if
+// the deadline passes first).
+// Sessions are per CounterClient: use one client per process and share it.
+// A daemon restored from a snapshot after a host crash keeps that
+// snapshot's sessions (counters.proto). With exactly_once = false (or
+// against a daemon that ignores the options) a write that fails with
+// UNAVAILABLE or DEADLINE_EXCEEDED may have been applied, and a retry by
+// the caller may apply it twice. (gRPC's own transparent retry still
+// resends a call that provably never left this process; that is safe for
+// every method.)
 //
 // Credentials. ClientOptions::bearer_token is sent with every call. A
 // daemon with --auth-file answers UNAUTHENTICATED to a missing or unknown
@@ -56,7 +101,8 @@
 //    resend could count it twice.
 //
 // Thread-safety: a CounterClient may be used from any number of threads at
-// once; it holds no per-call state. It does not own a connection per call:
+// once; its only state across calls is its session (one mutex, held for
+// a sequence's take and return). It does not own a connection per call:
 // all calls share the channel, which reconnects by itself.
 #ifndef COUNTERSD_CLIENT_CLIENT_H_
 #define COUNTERSD_CLIENT_CLIENT_H_
@@ -79,11 +125,13 @@
 
 namespace countersd {
 
+class WriteSession;  // client/write_session.h
+
 struct ClientOptions {
   // Deadline of each call, covering all of its attempts and back-offs.
   absl::Duration timeout = absl::Seconds(5);
   // Attempts (the first one included) of a retryable call that keeps failing
-  // with UNAVAILABLE. 1 disables retries.
+  // with UNAVAILABLE (or, for a write, a lost reply). 1 disables retries.
   int max_attempts = 4;
   // Back-off before the n-th retry: a random duration in [b/2, b] where
   // b = min(max_backoff, initial_backoff * 2^(n-1)).
@@ -93,6 +141,20 @@ struct ClientOptions {
   // "authorization: Bearer <token>" metadata (over any channel; use TLS
   // beyond a trusted network, the token is a password). Empty: none.
   std::string bearer_token;
+  // Exactly-once writes (the top of this file): a session, a sequence on
+  // every write, and writes retried. False: writes carry no WriteOptions
+  // and are sent once (a failure after sending may have been applied).
+  // CounterClient's calls only: IncrementStream and the Accumulator, which
+  // take ClientOptions too, do not use sessions yet (their loss model
+  // below).
+  bool exactly_once = true;
+  // With exactly_once, the deadline of each attempt of a write, so that a
+  // reply that is not coming (a handler hung or killed after it took the
+  // request) is retried within the call's deadline rather than waited for
+  // until it. Never past the call's deadline. Zero: each attempt has the
+  // call's deadline. A write slower than this is sent again and applied
+  // once; set it above the slowest write you expect.
+  absl::Duration attempt_timeout = absl::Seconds(1);
 };
 
 // One call's options, beside the client's. Default: the client's.
@@ -166,12 +228,12 @@ class CounterClient {
 
   // Adds `delta` (may be negative) to the counter, creating it at 0 first,
   // and returns the new value. OUT_OF_RANGE if the result would overflow
-  // int64 (the counter keeps its value). Never retried (see top of file).
+  // int64 (the counter keeps its value). Exactly-once (see top of file).
   absl::StatusOr<int64_t> Increment(std::string_view key, int64_t delta = 1,
                                     const CallOptions& call = {});
 
   // Applies all increments atomically, or none; returns the value after each
-  // one, in order. Never retried.
+  // one, in order. Exactly-once, the batch as one write.
   absl::StatusOr<std::vector<int64_t>> IncrementBatch(absl::Span<const IncrementOp> ops,
                                                       const CallOptions& call = {});
 
@@ -197,17 +259,20 @@ class CounterClient {
                                                     const CallOptions& call = {});
 
   // Sets the counter, creating it if needed; returns its previous value, or
-  // nullopt if it did not exist. Never retried.
+  // nullopt if it did not exist. Exactly-once: a retry returns the original
+  // previous value.
   absl::StatusOr<std::optional<int64_t>> Set(std::string_view key, int64_t value,
                                              const CallOptions& call = {});
 
   // Sets the counter to `value` only if it currently holds `expected` (a
-  // missing counter counts as 0). Never retried.
+  // missing counter counts as 0). Exactly-once: a retry returns the
+  // original result, `applied` included.
   absl::StatusOr<CompareAndSetResult> CompareAndSet(std::string_view key, int64_t expected,
                                                     int64_t value, const CallOptions& call = {});
 
   // Deletes the counter and returns the value it had. NOT_FOUND if it did not
-  // exist. Never retried.
+  // exist. Exactly-once: a retry of a delete that was applied returns the
+  // value it deleted, not NOT_FOUND.
   absl::StatusOr<int64_t> Delete(std::string_view key, const CallOptions& call = {});
 
   // Asks the daemon for a snapshot and returns once it is durable. Not
@@ -220,20 +285,35 @@ class CounterClient {
 
   // grpc.health.v1.Health/Check for `service` ("" is the whole server).
   // NOT_FOUND if the server does not know the service. Retried.
-  absl::StatusOr<ServingStatus> Health(std::string_view service = {},
-                                       const CallOptions& call = {});
+  absl::StatusOr<ServingStatus> Health(std::string_view service = {}, const CallOptions& call = {});
 
  private:
+  // kRead: retried on UNAVAILABLE. kWrite: with exactly_once, a session's
+  // sequence in the request's options and retried (on UNAVAILABLE and a
+  // lost reply); without, as kOnce. kOnce: one attempt.
+  enum class CallKind { kRead, kWrite, kOnce };
   // Runs `attempt(context)` under the call's deadline, token and
-  // cancellation; if `retryable`, repeats it on UNAVAILABLE as described at
-  // the top of this file.
-  template <typename Attempt>
-  absl::Status Run(bool retryable, const CallOptions& call, Attempt&& attempt);
+  // cancellation, as `kind` says (the top of this file). `write_request`
+  // (kWrite): the request whose options it sets, once per ticket; its
+  // response holds `response_values` values (a batch's increments).
+  template <typename Attempt, typename WriteRequest = counters::v1::IncrementRequest>
+  absl::Status Run(CallKind kind, const CallOptions& call, Attempt&& attempt,
+                   WriteRequest* write_request = nullptr, size_t response_values = 1);
+
+  // A retry's back-off of `wait`; false if `cancellation` (may be null) was
+  // cancelled first. With a channel, the wait is spent in
+  // WaitForConnected until the channel is READY, then sleeping the rest:
+  // a channel in TRANSIENT_FAILURE fails calls at once without polling, and
+  // in gRPC's sync API a reconnection that no thread polls never completes
+  // (its handshake times out), so a client that only slept between
+  // fail-fast attempts would not reconnect after a daemon restart.
+  bool BackOff(absl::Duration wait, Cancellation* cancellation);
 
   ClientOptions options_;
   std::string authorization_;  // "Bearer <token>", or empty
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<counters::v1::CounterService::StubInterface> stub_;
+  std::unique_ptr<WriteSession> session_;  // null without exactly_once
 };
 
 }  // namespace countersd

@@ -20,7 +20,8 @@
 //     goes on. A transport failure (UNAVAILABLE, DEADLINE_EXCEEDED) or
 //     refused credentials (UNAUTHENTICATED) stops the run: the lines of the
 //     chunk in flight are "unknown" for a transport failure (the daemon may
-//     have applied it; a mutation is never retried) and failed otherwise,
+//     have applied it: with --exactly-once the client retried it until
+//     --timeout ran out, without it not at all) and failed otherwise,
 //     and the lines not yet read are not sent. Under --attach the chunks
 //     are IncrementBatch calls on the attached table (counter_store.h):
 //     the same refusals, and never "unknown" (a refused call changed
@@ -356,7 +357,8 @@ VerbSpec BatchVerb() {
       "failed (each with its line number and why, the first ",
       kMaxListedFailures,
       ") and unknown (in\n"
-      "flight when the connection failed; not retried: they may have been applied).\n"
+      "flight when the connection failed: each chunk is retried within --timeout and\n"
+      "applied once, but one still unanswered then may or may not have been applied).\n"
       "A lost connection or refused credentials stop it. Exits 0 if every line was\n"
       "applied, 1 if any failed, or the stopping failure's code.\n"
       "\n"

@@ -119,6 +119,9 @@ struct Invocation {
   // $COUNTERS_TOKEN; empty: none.
   std::string token;
   absl::Duration timeout = absl::Seconds(5);
+  // --exactly-once, else $COUNTERS_EXACTLY_ONCE: ClientOptions::exactly_once
+  // of every CounterClient the verbs make (client.h, "Mutations").
+  bool exactly_once = true;
   OutputFormat output = OutputFormat::kText;
 
   bool json() const { return output == OutputFormat::kJson; }

@@ -15,8 +15,10 @@
 //    stripe lock for nanoseconds, and who may attach is decided by the
 //    map file's permissions (the daemon's user or its --attach-group).
 //  - Over gRPC a mutation that fails UNAVAILABLE or DEADLINE_EXCEEDED may
-//    have been applied (client.h); attached, a refused call changed nothing
-//    (local_table.h). MayHaveApplied tells batch --pipe which.
+//    have been applied (client.h: with --exactly-once, once its retries ran
+//    out of --timeout; without, at the first lost reply); attached, a
+//    refused call changed nothing (local_table.h). MayHaveApplied tells
+//    batch --pipe which.
 #ifndef COUNTERSD_CLIENT_COUNTERCTL_COUNTER_STORE_H_
 #define COUNTERSD_CLIENT_COUNTERCTL_COUNTER_STORE_H_
 

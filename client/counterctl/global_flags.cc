@@ -93,6 +93,11 @@ absl::Status ApplyTokenFile(const std::string& v, absl::string_view source, Invo
   return absl::OkStatus();
 }
 
+absl::Status ApplyExactlyOnce(const std::string& v, absl::string_view, Invocation& inv) {
+  inv.exactly_once = v == "on";  // a choice: checked
+  return absl::OkStatus();
+}
+
 absl::Status ApplyOutput(const std::string& v, absl::string_view, Invocation& inv) {
   inv.output = v == "json" ? OutputFormat::kJson : OutputFormat::kText;  // a choice: checked
   return absl::OkStatus();
@@ -129,6 +134,11 @@ const std::vector<GlobalFlag>& GlobalFlags() {
       {{"timeout", "DURATION", "deadline of each call, e.g. 500ms, 5s, 1m (default 5s)"},
        0,
        ApplyTimeout},
+      {{"exactly-once", "on|off",
+        "on (default): a write is retried within --timeout and applied once; off: sent once, "
+        "and a lost reply leaves it unknown"},
+       0,
+       ApplyExactlyOnce},
       {{"token-file", "PATH",
         "file holding the bearer token for a daemon with --auth-file (default: the "
         "token in $COUNTERS_TOKEN)"},

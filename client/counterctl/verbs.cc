@@ -343,6 +343,7 @@ std::unique_ptr<CounterClient> Connect(const Invocation& inv) {
   ClientOptions options;
   options.timeout = inv.timeout;
   options.bearer_token = inv.token;
+  options.exactly_once = inv.exactly_once;
   absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = OpenChannel(inv);
   if (!channel.ok()) std::exit(ReportError(inv, channel.status()));  // files read at parse time
   return std::make_unique<CounterClient>(*std::move(channel), options);
@@ -368,7 +369,11 @@ std::vector<VerbSpec> CounterVerbs() {
        "Adds DELTA (default 1; may be negative) to counter KEY, creating it at 0\n"
        "first, and prints the new value. Fails with OUT_OF_RANGE, leaving the value\n"
        "unchanged, if the result would overflow a signed 64-bit integer.\n"
-       "Not retried on a transport error: a retry could count twice.\n"
+       "A lost connection or reply is retried within --timeout and the increment\n"
+       "applied once (--exactly-once=on, the default). A failure with \"outcome\n"
+       "unknown\" in its message (the timeout ran out) may or may not have been\n"
+       "applied; running it again is a new increment. With --exactly-once=off it is\n"
+       "not retried: a retry could count twice.\n"
        "\n"
        "Examples:\n"
        "  counterctl inc requests          # +1\n"
@@ -448,7 +453,8 @@ std::vector<VerbSpec> CounterVerbs() {
        "key. A key that does not exist is reported and the others are still deleted:\n"
        "exits 3 if any was missing. Any other failure (unreachable daemon, denial)\n"
        "stops there, the keys after it not attempted, with that failure's exit code.\n"
-       "Not retried on a transport error.\n"
+       "A lost connection or reply is retried within --timeout (--exactly-once):\n"
+       "a retried delete that was applied still prints the value it deleted.\n"
        "\n"
        "JSON: {\"key\":\"k\",\"previous_value\":10} for one key (a missing one: the error)\n"
        "JSON with several keys: "

@@ -90,24 +90,67 @@ TEST(CounterClientTest, GetDoesNotRetryNotFoundAndKeepsTheMessage) {
   EXPECT_EQ(v.status().message(), "no counter \"k\"");
 }
 
-TEST(CounterClientTest, IncrementIsNotRetriedOnUnavailable) {
-  Fixture f;
-  EXPECT_CALL(*f.stub, Increment(_, _, _)).Times(1).WillOnce(Return(kUnavailable));
-  EXPECT_EQ(f.client->Increment("k", 5).status().code(), absl::StatusCode::kUnavailable);
+// Without exactly-once (ClientOptions::exactly_once = false), today's
+// behaviour: writes are sent once, with no WriteOptions. Their retries with
+// a session are in exactly_once_test.cc.
+ClientOptions WithoutExactlyOnce() {
+  ClientOptions o = FastRetries();
+  o.exactly_once = false;
+  return o;
 }
 
-TEST(CounterClientTest, NoMutationIsRetriedOnUnavailable) {
-  Fixture f;
-  EXPECT_CALL(*f.stub, IncrementBatch(_, _, _)).Times(1).WillOnce(Return(kUnavailable));
-  EXPECT_CALL(*f.stub, Set(_, _, _)).Times(1).WillOnce(Return(kUnavailable));
-  EXPECT_CALL(*f.stub, CompareAndSet(_, _, _)).Times(1).WillOnce(Return(kUnavailable));
-  EXPECT_CALL(*f.stub, Delete(_, _, _)).Times(1).WillOnce(Return(kUnavailable));
-  EXPECT_CALL(*f.stub, Snapshot(_, _, _)).Times(1).WillOnce(Return(kUnavailable));
+TEST(CounterClientTest, WithoutExactlyOnceIncrementIsNotRetriedOnUnavailable) {
+  Fixture f(WithoutExactlyOnce());
+  EXPECT_CALL(*f.stub, Increment(_, _, _))
+      .Times(1)
+      .WillOnce(Invoke([](grpc::ClientContext*, const v1::IncrementRequest& req,
+                          v1::IncrementResponse*) {
+        EXPECT_FALSE(req.has_options());
+        return kUnavailable;
+      }));
+  absl::StatusOr<int64_t> v = f.client->Increment("k", 5);
+  EXPECT_EQ(v.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(v.status().message(), "connection reset");  // no "outcome unknown" note either
+}
+
+TEST(CounterClientTest, WithoutExactlyOnceNoMutationIsRetriedNorCarriesOptions) {
+  Fixture f(WithoutExactlyOnce());
+  EXPECT_CALL(*f.stub, IncrementBatch(_, _, _))
+      .Times(1)
+      .WillOnce(Invoke([](grpc::ClientContext*, const v1::IncrementBatchRequest& req,
+                          v1::IncrementBatchResponse*) {
+        EXPECT_FALSE(req.has_options());
+        return kUnavailable;
+      }));
+  EXPECT_CALL(*f.stub, Set(_, _, _))
+      .Times(1)
+      .WillOnce(Invoke([](grpc::ClientContext*, const v1::SetRequest& req, v1::SetResponse*) {
+        EXPECT_FALSE(req.has_options());
+        return kUnavailable;
+      }));
+  EXPECT_CALL(*f.stub, CompareAndSet(_, _, _))
+      .Times(1)
+      .WillOnce(Invoke([](grpc::ClientContext*, const v1::CompareAndSetRequest& req,
+                          v1::CompareAndSetResponse*) {
+        EXPECT_FALSE(req.has_options());
+        return kUnavailable;
+      }));
+  EXPECT_CALL(*f.stub, Delete(_, _, _))
+      .Times(1)
+      .WillOnce(Invoke([](grpc::ClientContext*, const v1::DeleteRequest& req, v1::DeleteResponse*) {
+        EXPECT_FALSE(req.has_options());
+        return kUnavailable;
+      }));
   const IncrementOp ops[] = {{"a", 1}};
   EXPECT_EQ(f.client->IncrementBatch(ops).status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(f.client->Set("k", 1).status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(f.client->CompareAndSet("k", 0, 1).status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(f.client->Delete("k").status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST(CounterClientTest, SnapshotIsNeverRetried) {
+  Fixture f;  // exactly-once or not: each attempt would write a snapshot
+  EXPECT_CALL(*f.stub, Snapshot(_, _, _)).Times(1).WillOnce(Return(kUnavailable));
   EXPECT_EQ(f.client->Snapshot().status().code(), absl::StatusCode::kUnavailable);
 }
 
@@ -153,6 +196,7 @@ TEST(CounterClientTest, IncrementSendsKeyAndDeltaAndReturnsNewValue) {
 TEST(CounterClientTest, EveryCallCarriesTheConfiguredDeadline) {
   ClientOptions o = FastRetries();
   o.timeout = absl::Seconds(7);
+  o.attempt_timeout = absl::ZeroDuration();  // a write's attempts too: exactly_once_test.cc
   Fixture f(o);
   std::chrono::system_clock::time_point seen{};
   EXPECT_CALL(*f.stub, Increment(_, _, _))

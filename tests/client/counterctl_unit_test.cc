@@ -281,6 +281,7 @@ TEST(ParseCommandLineTest, ABadVariableIsAUsageErrorNamingIt) {
   for (const auto& [var, value] : std::vector<std::pair<std::string, std::string>>{
            {"COUNTERS_TIMEOUT", "soon"},
            {"COUNTERS_OUTPUT", "yaml"},
+           {"COUNTERS_EXACTLY_ONCE", "yes"},
            {"COUNTERS_ADDR", "localhost"},
            {"COUNTERS_CACERT", "/nonexistent/ca.crt"},
            {"COUNTERS_TOKEN_FILE", "/nonexistent/t"}}) {
@@ -290,6 +291,25 @@ TEST(ParseCommandLineTest, ABadVariableIsAUsageErrorNamingIt) {
   }
   // The flag wins, so a bad variable under a good flag is no error.
   EXPECT_TRUE(ParseWith({"stats", "--timeout=1s"}, {{"COUNTERS_TIMEOUT", "soon"}}).ok());
+}
+
+TEST(ParseCommandLineTest, ExactlyOnceIsOnUnlessTheFlagOrItsVariableTurnsItOff) {
+  absl::StatusOr<Invocation> plain = ParseWith({"inc", "k"}, {});
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_TRUE(plain->exactly_once);
+  absl::StatusOr<Invocation> off = ParseWith({"--exactly-once=off", "inc", "k"}, {});
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_FALSE(off->exactly_once);
+  absl::StatusOr<Invocation> env = ParseWith({"inc", "k"}, {{"COUNTERS_EXACTLY_ONCE", "off"}});
+  ASSERT_TRUE(env.ok()) << env.status();
+  EXPECT_FALSE(env->exactly_once);
+  absl::StatusOr<Invocation> wins =
+      ParseWith({"inc", "k", "--exactly-once", "on"}, {{"COUNTERS_EXACTLY_ONCE", "off"}});
+  ASSERT_TRUE(wins.ok()) << wins.status();
+  EXPECT_TRUE(wins->exactly_once);
+  absl::StatusOr<Invocation> bad = ParseWith({"--exactly-once=maybe", "inc", "k"}, {});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(), "--exactly-once must be on or off, got \"maybe\"");
 }
 
 TEST(ParseCommandLineTest, TokenFileVariableWinsOverTheTokenVariable) {

@@ -580,6 +580,130 @@ def check_increment_stream_raw(args):
     c.close()
 
 
+def check_session_duplicates(args):
+    """Exactly-once writes (WriteOptions) as a raw client sends them: every
+    write resent with the same session and sequence is applied once and
+    answered with its first response; the same sequence with another
+    request is INVALID_ARGUMENT; a failed write is not remembered, so its
+    resend runs again; malformed options are INVALID_ARGUMENT."""
+    import os
+    c = Client(args)
+    pb, codes = c.pb, c.grpc.StatusCode
+    session = os.urandom(16)
+
+    def opts(sequence, session_id=session):
+        return pb.WriteOptions(session_id=session_id, sequence=sequence)
+
+    def twice(method, request, what):
+        first = c.call(method, request)
+        again = c.call(method, request)
+        expect_eq(again, first, f"{what}: the resend's response")
+        return first
+
+    inc = pb.IncrementRequest(key="py/session/a", delta=5, options=opts(1))
+    expect_eq(twice("Increment", inc, "Increment").value, 5, "Increment's value")
+    expect_eq(c.get("py/session/a"), 5, "Increment applied once")
+    expect_eq(c.inc("py/session/a"), 6, "a write without options, applied")
+    expect_eq(c.call("Increment", inc).value, 5, "a later resend: the original response")
+    expect_eq(c.get("py/session/a"), 6, "the later resend not applied")
+
+    s = twice("Set", pb.SetRequest(key="py/session/a", value=100, options=opts(2)), "Set")
+    expect_eq((s.HasField("previous_value"), s.previous_value), (True, 6), "Set's previous")
+    expect_eq(c.get("py/session/a"), 100, "Set applied")
+    cas = twice("CompareAndSet",
+                pb.CompareAndSetRequest(key="py/session/a", expected=100, value=7,
+                                        options=opts(3)), "CompareAndSet")
+    expect_eq((cas.applied, cas.value), (True, 7), "CompareAndSet applied, resent or not")
+    cas = twice("CompareAndSet",
+                pb.CompareAndSetRequest(key="py/session/a", expected=100, value=8,
+                                        options=opts(4)), "CompareAndSet not applied")
+    expect_eq((cas.applied, cas.value), (False, 7), "CompareAndSet not applied, resent")
+    d = twice("Delete", pb.DeleteRequest(key="py/session/a", options=opts(5)), "Delete")
+    expect_eq(d.previous_value, 7, "Delete's previous value, not NOT_FOUND when resent")
+    c.expect_code(codes.NOT_FOUND, "Get", pb.GetRequest(key="py/session/a"), "deleted")
+
+    batch = pb.IncrementBatchRequest(
+        increments=[pb.IncrementRequest(key="py/session/b", delta=1),
+                    pb.IncrementRequest(key="py/session/b", delta=2)],
+        options=opts(6))
+    expect_eq(list(twice("IncrementBatch", batch, "IncrementBatch").values), [1, 3],
+              "IncrementBatch's values")
+    expect_eq(c.get("py/session/b"), 3, "IncrementBatch applied once")
+
+    # A used sequence with another request: other key, delta or method.
+    for method, req, what in [
+            ("Increment", pb.IncrementRequest(key="py/session/b", delta=5, options=opts(1)),
+             "another key under sequence 1"),
+            ("Increment", pb.IncrementRequest(key="py/session/a", delta=9, options=opts(1)),
+             "another delta under sequence 1"),
+            ("Set", pb.SetRequest(key="py/session/b", value=1, options=opts(6)),
+             "a Set under the batch's sequence 6")]:
+        c.expect_code(codes.INVALID_ARGUMENT, method, req, what)
+    expect_eq(c.get("py/session/b"), 3, "none of them applied")
+
+    # Only writes that succeeded are remembered: a refused one runs again.
+    c.call("Set", pb.SetRequest(key="py/session/c", value=2**63 - 1, options=opts(7)))
+    over = pb.IncrementRequest(key="py/session/c", delta=1, options=opts(8))
+    c.expect_code(codes.OUT_OF_RANGE, "Increment", over, "an overflowing increment")
+    c.call("Set", pb.SetRequest(key="py/session/c", value=0, options=opts(9)))
+    expect_eq(c.call("Increment", over).value, 1, "the refused sequence's resend, applied")
+    expect_eq(c.call("Increment", over).value, 1, "and now remembered")
+    expect_eq(c.get("py/session/c"), 1, "applied once")
+
+    # Options inside a batch's increments; a session id of another length;
+    # sequence 0 with a session.
+    inner = pb.IncrementBatchRequest(increments=[
+        pb.IncrementRequest(key="py/session/d", options=opts(10))])
+    c.expect_code(codes.INVALID_ARGUMENT, "IncrementBatch", inner, "options inside a batch")
+    c.expect_code(codes.INVALID_ARGUMENT, "Increment",
+                  pb.IncrementRequest(key="py/session/d", options=opts(10, session[:15])),
+                  "a 15-byte session id")
+    c.expect_code(codes.INVALID_ARGUMENT, "Increment",
+                  pb.IncrementRequest(key="py/session/d", options=opts(0)), "sequence 0")
+    c.expect_code(codes.NOT_FOUND, "Get", pb.GetRequest(key="py/session/d"), "none applied")
+    c.close()
+
+
+def check_session_window(args):
+    """The window of 64 sequences below the highest applied: a sequence at
+    or below highest - 64 is FAILED_PRECONDITION and not applied; one above
+    is answered from the window; sequences may arrive out of order within
+    it; a session the daemon does not know starts only at a sequence of 64
+    or less (FAILED_PRECONDITION "unknown session" above)."""
+    import os
+    c = Client(args)
+    pb, codes = c.pb, c.grpc.StatusCode
+    session = os.urandom(16)
+
+    def inc(sequence, session_id=session):
+        return pb.IncrementRequest(key="py/window", delta=1,
+                                   options=pb.WriteOptions(session_id=session_id,
+                                                           sequence=sequence))
+
+    for n in range(1, 71):
+        expect_eq(c.call("Increment", inc(n)).value, n, f"sequence {n}")
+    e = c.expect_code(codes.FAILED_PRECONDITION, "Increment", inc(6),
+                      "sequence 6, at highest (70) - 64")
+    expect("older than the daemon remembers" in e.details(), f"the refusal: {e.details()!r}")
+    expect_eq(c.call("Increment", inc(7)).value, 7, "sequence 7, the oldest remembered")
+    expect_eq(c.get("py/window"), 70, "neither applied again")
+    # Out of order within the window.
+    expect_eq(c.call("Increment", inc(72)).value, 71, "sequence 72 before 71")
+    expect_eq(c.call("Increment", inc(71)).value, 72, "then 71")
+    expect_eq(c.call("Increment", inc(72)).value, 71, "72 resent")
+    expect_eq(c.get("py/window"), 72, "each applied once")
+
+    fresh = os.urandom(16)
+    e = c.expect_code(codes.FAILED_PRECONDITION, "Increment", inc(65, fresh),
+                      "an unknown session at sequence 65")
+    expect("unknown session" in e.details(), f"the refusal: {e.details()!r}")
+    expect_eq(c.get("py/window"), 72, "the unknown session's write not applied")
+    expect_eq(c.call("Increment", inc(64, fresh)).value, 73, "an unknown session at 64 starts")
+    expect_eq(c.call("Increment", inc(64, fresh)).value, 73, "and remembers it")
+    expect_eq(c.get("py/window"), 73, "applied once")
+    c.close()
+
+
 CHECKS = {name[len("check_"):]: fn for name, fn in globals().items()
           if name.startswith("check_")}
 

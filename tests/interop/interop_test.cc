@@ -113,6 +113,17 @@ TEST_F(InteropTest, PythonRawIncrementStreamNonUtf8KeyAndMalformedMessage) {
   RunCheck("increment_stream_raw");
 }
 
+// Exactly-once writes (WriteOptions): a duplicate applied once with its
+// original response, a used sequence with another request, a failed write
+// not remembered; the window's edge and an unknown session.
+TEST_F(InteropTest, PythonResentSessionWritesApplyOnceWithTheirFirstResponse) {
+  RunCheck("session_duplicates");
+}
+
+TEST_F(InteropTest, PythonSequencesBelowTheWindowAndUnknownSessionsAreFailedPrecondition) {
+  RunCheck("session_window");
+}
+
 TEST_F(InteropTest, PythonHealthCheckReportsServing) { RunCheck("health"); }
 
 TEST_F(InteropTest, ReflectionServesTheRepositoryProto) { RunCheck("reflection"); }
