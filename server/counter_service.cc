@@ -40,6 +40,7 @@
 #include "server/scoped_list.h"
 #include "server/write_session.h"
 #include "shared/abseil_string_view.h"
+#include "shared/batch_refusal.h"
 #include "shared/durability_lag.h"
 #include "shared/key.h"
 #include "shared/monotonic_time.h"
@@ -109,6 +110,18 @@ grpc::Status CounterServiceImpl::Snapshot(grpc::ServerContext* ctx, const Snapsh
 
 // ---- Request handling. ----
 
+// A refusal of the batch of one that a session's or durable Increment is
+// (CounterTable::IncrementBatch) in Increment's own words: the batch's
+// "increment 0: " and "; no increment was applied" dropped, the code kept,
+// so that a refused Increment reads the same with options or without.
+namespace {
+absl::Status AsSingleIncrement(const absl::Status& status) {
+  std::optional<BatchRefusal> refusal = ParseBatchRefusal(status.message());
+  if (!refusal.has_value() || refusal->index != 0) return status;
+  return absl::Status(status.code(), refusal->why);
+}
+}  // namespace
+
 // Durable writes (shared/write_ahead_log.h): refused before anything is
 // applied when this handler has no log.
 template <typename Request>
@@ -158,7 +171,9 @@ absl::Status CounterServiceImpl::DoIncrement(const IncrementRequest& req, Increm
     ASSIGN_OR_RETURN(WriteControl control, ControlOf(req.options(), req));
     RETURN_IF_ERROR(ValidateKey(req.key()));
     const CounterTable::KeyDelta op{req.key(), delta};
-    ASSIGN_OR_RETURN(WriteResponse r, table_->IncrementBatch({&op, 1}, control));
+    absl::StatusOr<WriteResponse> w = table_->IncrementBatch({&op, 1}, control);
+    if (!w.ok()) return AsSingleIncrement(w.status());
+    const WriteResponse& r = *w;
     resp->set_value(r.values.at(0));
     const std::string_view key = req.key();
     return LogIfDurable(control, r, {WalOp{WalOp::kAdd, req.key(), delta}}, {&key, 1});
