@@ -126,6 +126,8 @@ absl::Status CounterClient::Run(CallKind kind, const CallOptions& call, Attempt&
   absl::Duration backoff = options_.initial_backoff;
   absl::BitGen rng;
 
+  // Durable (CallOptions::durable): every attempt asks for it.
+  if (write_request != nullptr && call.durable) write_request->mutable_options()->set_durable(true);
   std::optional<WriteSession::Ticket> ticket;
   struct EndTicket {
     WriteSession* session;

@@ -77,6 +77,14 @@
 // resends a call that provably never left this process; that is safe for
 // every method.)
 //
+// Durable writes. CallOptions::durable makes a write answer OK only once it
+// is on stable storage (the daemon's log of durable writes, synced; a host
+// crash or power loss then loses it neither from the live table nor from
+// the restore). Without it a write is in the shared table when OK returns
+// and survives every crash but the host's. INTERNAL from a durable write:
+// applied, not known durable; its retry (same session) is answered once it
+// is.
+//
 // Credentials. ClientOptions::bearer_token is sent with every call. A
 // daemon with --auth-file answers UNAUTHENTICATED to a missing or unknown
 // token and PERMISSION_DENIED to a call beyond the token's role or key
@@ -168,6 +176,15 @@ struct CallOptions {
   // Cancel() on it ends this call with CANCELLED, from any thread; a call
   // given a handle already cancelled is not sent. Null: not cancellable.
   std::shared_ptr<Cancellation> cancellation;
+  // Writes only (Increment, IncrementBatch, Set, CompareAndSet, Delete):
+  // answered OK only once the write is on stable storage, so that a host
+  // crash or power loss right after the OK loses it neither from the live
+  // table nor from what the restart restores (WriteOptions.durable,
+  // counters.proto). Costs about one fsync of the daemon's disk per call
+  // (concurrent durable writes share one). INTERNAL then means the write
+  // is applied but not known durable; the client's retry with the same
+  // session is answered once it is. Ignored by reads.
+  bool durable = false;
 };
 
 // One increment of a batch. `key` must stay valid for the call.

@@ -19,6 +19,11 @@ class RpcStore final : public CounterStore {
   absl::StatusOr<int64_t> Increment(std::string_view key, int64_t delta) override {
     return client_->Increment(key, delta);
   }
+  absl::StatusOr<int64_t> IncrementDurably(std::string_view key, int64_t delta) override {
+    CallOptions call;
+    call.durable = true;
+    return client_->Increment(key, delta, call);
+  }
   absl::StatusOr<std::vector<int64_t>> IncrementBatch(absl::Span<const IncrementOp> ops) override {
     return client_->IncrementBatch(ops);
   }
@@ -49,6 +54,11 @@ class AttachedStore final : public CounterStore {
 
   absl::StatusOr<int64_t> Increment(std::string_view key, int64_t delta) override {
     return table_->Increment(key, delta);
+  }
+  absl::StatusOr<int64_t> IncrementDurably(std::string_view, int64_t) override {
+    return absl::FailedPreconditionError(
+        "--durable writes go through the daemon's log of durable writes; an attached "
+        "process writes the live table directly: drop --attach");
   }
   absl::StatusOr<std::vector<int64_t>> IncrementBatch(absl::Span<const IncrementOp> ops) override {
     ops_.clear();

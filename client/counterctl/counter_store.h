@@ -43,6 +43,9 @@ class CounterStore {
  public:
   virtual ~CounterStore() = default;
   virtual absl::StatusOr<int64_t> Increment(std::string_view key, int64_t delta) = 0;
+  // Answered once on stable storage (CallOptions::durable): the daemon's
+  // log; an attached store has none (FAILED_PRECONDITION).
+  virtual absl::StatusOr<int64_t> IncrementDurably(std::string_view key, int64_t delta) = 0;
   virtual absl::StatusOr<std::vector<int64_t>> IncrementBatch(
       absl::Span<const IncrementOp> ops) = 0;
   // At most kMaxBatchOps keys (shared/limits.h).

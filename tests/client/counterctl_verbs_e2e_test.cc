@@ -19,6 +19,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "shared/monotonic_time.h"
+#include "shared/write_ahead_log.h"
 #include "tests/client/ctl_test_util.h"
 #include "tests/e2e/daemon_harness.h"
 
@@ -467,6 +468,23 @@ TEST(CounterctlCompletionTest, CompletesVerbsFlagsAndArguments) {
   EXPECT_EQ(Complete({"counterctl", "bench", "--rpc", "b"}), "batch");
   EXPECT_EQ(Complete({"counterctl", "token", "new", "--role", ""}), "read write admin");
   EXPECT_EQ(Complete({"counterctl", "--timeout", ""}), "");  // a value: nothing to offer
+}
+
+// inc --durable: answered once the increment is in the daemon's log of
+// durable writes (shared/write_ahead_log.h), which then holds its record.
+TEST_F(CounterctlVerbsTest, IncDurableIsInTheLogOfDurableWritesWhenItReturns) {
+  const std::string key = Key("durable");
+  Ctl r = RunJson({"inc", "--durable", key, "7"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("\"value\":7"));
+  absl::StatusOr<std::vector<WalRecord>> log = ReadWal(daemon_->data_dir());
+  ASSERT_TRUE(log.ok()) << log.status();
+  bool found = false;
+  for (const WalRecord& rec : *log) {
+    for (const WalOp& op : rec.ops) found |= op.key == key && op.value == 7;
+  }
+  EXPECT_TRUE(found) << "no record of " << key << " in the log";
+  EXPECT_EQ(Value(key), 7);
 }
 
 }  // namespace
