@@ -57,9 +57,10 @@ void TableMetrics(CounterTable& table, ExpositionWriter& w) {
   w.Family("countersd_sessions", "gauge",
            "Exactly-once sessions the daemon remembers (at most --sessions-max).");
   w.Sample("countersd_sessions", {}, static_cast<double>(table.SessionsLive()));
-  w.Family("countersd_durable_lsn", "counter",
-           "Log sequence numbers given to durable writes (and durable retries) so far.");
-  w.Sample("countersd_durable_lsn", {}, static_cast<double>(table.LastWalLsn()));
+  w.Family("countersd_durable_log_records_total", "counter",
+           "Records given to the log of durable writes (one per durable write or durable "
+           "retry) since the table was made.");
+  w.Sample("countersd_durable_log_records_total", {}, static_cast<double>(table.LastWalLsn()));
   const SnapshotControl& control = table.snapshot_control();
   w.Family("countersd_snapshot_duration_seconds", "gauge",
            "Time the last durable snapshot took to copy and sync (0: none yet).");
