@@ -106,5 +106,28 @@ TEST(WriteOptionsTest, OneSessionsWriteSentOnTwoConnectionsAtOnceIsAppliedOnce) 
   EXPECT_EQ(CounterValue(stub.get(), "wo/session"), kWrites * (kWrites + 1) / 2);
 }
 
+// The daemon's flags bound the sessions: --sessions-max=2 keeps two, a third
+// takes the least recently written one's place, and the forgotten one's
+// next write (above the window) is refused, never applied.
+TEST(WriteOptionsTest, SessionsMaxForgetsTheLeastRecentlyWrittenSession) {
+  DaemonOptions options;
+  options.handlers = 1;
+  options.extra_flags = {"--sessions-max=2", "--session-ttl=1h"};
+  auto daemon = Daemon::Start(options);
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  auto stub = NewStub((*daemon)->address());
+  const std::string a(16, 'a'), b(16, 'b'), c(16, 'c');
+  for (uint64_t q = 1; q <= 70; ++q) ASSERT_TRUE(Increment(stub.get(), "wo/max", 1, false, a, q).ok());
+  ASSERT_TRUE(Increment(stub.get(), "wo/max", 1, false, b, 1).ok());
+  ASSERT_TRUE(Increment(stub.get(), "wo/max", 1, false, c, 1).ok());  // a's place
+  grpc::Status forgotten = Increment(stub.get(), "wo/max", 1, false, a, 71);
+  EXPECT_EQ(forgotten.error_code(), grpc::StatusCode::FAILED_PRECONDITION)
+      << forgotten.error_message();
+  EXPECT_NE(forgotten.error_message().find("unknown session"), std::string::npos)
+      << forgotten.error_message();
+  EXPECT_TRUE(Increment(stub.get(), "wo/max", 1, false, b, 1).ok());  // still remembered
+  EXPECT_EQ(CounterValue(stub.get(), "wo/max"), 72);
+}
+
 }  // namespace
 }  // namespace countersd::testing
