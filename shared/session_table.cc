@@ -265,10 +265,27 @@ absl::StatusOr<uint32_t> CounterTable::LockSession(const SessionWrite& w) {
     return UnknownSessionError(w.sequence);
   }
   uint32_t i = free_slot;
-  if (i == kSessionSlots || dir->live.load(std::memory_order_relaxed) >= sessions_max_) {
-    // Every place is taken: the least recently written session gives its
-    // place (an expired one is the least recent of all).
+  // Every place is taken (or --sessions-max was lowered since these
+  // sessions were made): the least recently written sessions give their
+  // places (an expired one is the least recent of all) until the new one
+  // fits under the limit; it takes the last place freed.
+  while ((i == kSessionSlots || dir->live.load(std::memory_order_relaxed) >= sessions_max_) &&
+         oldest != kSessionSlots) {
+    SessionSlot* o = session_slot(oldest);
+    StripeLock(&o->lock, me);
+    if (o->state.load(std::memory_order_relaxed) == layout::kSessionLive) forget(oldest);
+    StripeUnlock(&o->lock, me);
     i = oldest;
+    oldest = kSessionSlots;
+    ForEachUsedSession([&](uint32_t k) {
+      const SessionSlot* l = session_slot(k);
+      if (l->state.load(std::memory_order_relaxed) != layout::kSessionLive) return;
+      const int64_t t = l->last_write_unix_ns.load(std::memory_order_relaxed);
+      if (oldest == kSessionSlots || t < oldest_write) {
+        oldest = k;
+        oldest_write = t;
+      }
+    });
   }
   if (i == kSessionSlots) {  // --sessions-max places, none live: cannot happen but for a bad count
     StripeUnlock(&dir->lock, me);

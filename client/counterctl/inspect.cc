@@ -298,6 +298,7 @@ int InspectSnapshot(const Invocation& inv, const std::string& path, const Probe&
     if (restored.has_value()) {
       j.BeginObject().Field("generation", restored->generation);
       j.Field("count", restored->counters).Field("bytes", restored->bytes);
+      j.Field("sessions", restored->sessions);
       j.Field("capacity", restored->capacity).Field("unix_ns", restored->unix_ns);
       j.Field("boot_id", restored->boot_id).EndObject();
     } else {
@@ -328,6 +329,8 @@ int InspectSnapshot(const Invocation& inv, const std::string& path, const Probe&
                                         WithThousands(restored->bytes), " bytes, written ",
                                         FormatUnixNanos(restored->unix_ns))});
       rows.push_back({"boot id", BootNote(restored->boot_id)});
+      rows.push_back({"sessions", absl::StrCat(WithThousands(restored->sessions),
+                                               " exactly-once sessions (with their windows)")});
     }
     for (const Half& h : halves) {
       std::string text;

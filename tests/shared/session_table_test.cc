@@ -175,6 +175,19 @@ TEST_F(Sessions, AtTheLimitTheLeastRecentlyWrittenSessionGivesItsPlace) {
   EXPECT_EQ(*t->Get("k"), 72);
 }
 
+TEST_F(Sessions, ALoweredLimitIsReachedAsNewSessionsStart) {
+  auto t = Make(/*max=*/4);
+  const std::vector<CounterTable::KeyDelta> ops = {{"k", 1}};
+  for (char id : {'a', 'b', 'c', 'd'}) ASSERT_TRUE(t->IncrementBatch(ops, W(Id(id), 1)).ok());
+  EXPECT_EQ(t->SessionsLive(), 4u);
+  t->ConfigureSessions(2, absl::Hours(1));  // as after a restart with --sessions-max=2
+  ASSERT_TRUE(t->IncrementBatch(ops, W(Id('e'), 1)).ok());
+  EXPECT_EQ(t->SessionsLive(), 2u) << "the oldest gave their places down to the limit";
+  auto d = t->IncrementBatch(ops, W(Id('d'), 1));
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE(d->duplicate) << "the most recent of the old ones is kept";
+}
+
 TEST_F(Sessions, AnIdleSessionIsForgottenAfterTheTtl) {
   // A ttl of 1ns: every session is idle past it by its next write.
   auto t = Make(kSessionSlots, absl::Nanoseconds(1));
