@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "server/cpu_budget.h"
+#include "server/memory_budget.h"
 #include "server/attach_config.h"
 #include "server/metrics_config.h"
 #include "shared/limits.h"
@@ -71,47 +72,6 @@ absl::Duration FrozenHolderStallBound(absl::Duration lock_hold_limit);
 // How often an idle serving loop turns (and beats): a quarter of the stall
 // limit.
 absl::Duration HeartbeatInterval(absl::Duration handler_stall_limit);
-
-// Limits on what clients may make a handler hold (issue 11). The memory
-// sizes below are derived from the memory this process may use
-// (MemoryLimitBytes); the reasons are in config.cc, next to the code.
-//
-// HTTP/2 streams a client may have open at once on one connection. 100 is
-// the smallest value RFC 9113 recommends; a unary call here lasts
-// microseconds, so a client needs more connections, not more streams.
-inline constexpr int kDefaultMaxConcurrentStreams = 100;
-inline constexpr int kMaxConcurrentStreamsLimit = 100000;
-// How long a connection may take from accept to its HTTP/2 preface and first
-// SETTINGS frame, which a real client sends at once.
-inline constexpr absl::Duration kDefaultHandshakeTimeout = absl::Seconds(5);
-// A connection with no call for this long is closed (GOAWAY first); clients
-// reconnect when they next call.
-inline constexpr absl::Duration kDefaultIdleTimeout = absl::Minutes(5);
-// Pings without data more often than this count as strikes; after
-// kMaxPingStrikes the connection gets GOAWAY (too_many_pings). Clients whose
-// keepalive time is at least this are never struck.
-inline constexpr absl::Duration kDefaultMinPingInterval = absl::Seconds(10);
-inline constexpr int kMaxPingStrikes = 2;  // gRPC's own default
-// The handler's estimate of what one open connection costs it in gRPC's
-// buffers (transport, read buffer, HPACK tables): the default
-// --max-connections is the memory quota divided by this.
-inline constexpr size_t kConnectionCostEstimate = 16 * 1024;
-// File descriptors a handler needs besides its client connections (gRPC's
-// own, the table, the listener, epoll).
-inline constexpr int kReservedFds = 256;
-// The bounds of --handler-memory-quota.
-inline constexpr size_t kMinHandlerMemoryQuota = 4 * 1024 * 1024;
-inline constexpr size_t kMaxDefaultHandlerMemoryQuota = 32 * 1024 * 1024;
-
-// The memory this process may use: its cgroup v2 memory.max (from
-// /proc/self/cgroup and /sys/fs/cgroup), or, with no such limit, the host's
-// physical memory.
-uint64_t MemoryLimitBytes();
-// The default --handler-memory-quota for a process that may use
-// `memory_limit` bytes: memory_limit / 32, within [4 MiB, 32 MiB].
-size_t DefaultHandlerMemoryQuota(uint64_t memory_limit);
-// The default --max-connections for a handler with that memory quota.
-int DefaultMaxConnections(size_t handler_memory_quota);
 
 struct Config {
   // The transport (server/transport_config.h has the rules): comma-separated

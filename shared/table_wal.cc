@@ -14,6 +14,14 @@ namespace countersd {
 
 using layout::Slot;
 
+uint64_t CounterTable::TakeWalLsn(absl::Span<const uint32_t> regions) const {
+  const uint64_t lsn = header_->wal_lsn.fetch_add(1, std::memory_order_seq_cst) + 1;
+  for (uint32_t r : regions) region(r)->wal_lsn = lsn;
+  return lsn;
+}
+
+uint64_t CounterTable::LastWalLsn() const { return header_->wal_lsn.load(); }
+
 absl::StatusOr<WalRecord> CounterTable::CurrentValuesForLog(
     absl::Span<const std::string_view> keys) {
   if (attach_token_ != 0) return absl::UnavailableError("durable writes are the daemon's");
