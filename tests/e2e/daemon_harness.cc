@@ -206,6 +206,32 @@ grpc::Status GetCounter(counters::v1::CounterService::Stub* stub, const std::str
   return s;
 }
 
+grpc::Status IncrementWithOptions(counters::v1::CounterService::Stub* stub,
+                                  const std::string& key, int64_t delta,
+                                  const counters::v1::WriteOptions& options, int64_t* value) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(30)));
+  counters::v1::IncrementRequest req;
+  req.set_key(key);
+  req.set_delta(delta);
+  *req.mutable_options() = options;
+  counters::v1::IncrementResponse resp;
+  grpc::Status s = stub->Increment(&ctx, req, &resp);
+  if (s.ok() && value != nullptr) *value = resp.value();
+  return s;
+}
+
+counters::v1::WriteOptions SessionOptions(const std::string& id, uint64_t sequence,
+                                          bool durable) {
+  counters::v1::WriteOptions o;
+  if (!id.empty()) {
+    o.set_session_id(id);
+    o.set_sequence(sequence);
+  }
+  o.set_durable(durable);
+  return o;
+}
+
 int64_t CounterValue(counters::v1::CounterService::Stub* stub, const std::string& key) {
   int64_t value = 0;
   grpc::Status s = GetCounter(stub, key, &value);

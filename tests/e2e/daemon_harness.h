@@ -214,6 +214,16 @@ grpc::Status GetCounter(counters::v1::CounterService::Stub* stub, const std::str
 // The value of `key` (GetCounter); a test failure naming the key and the
 // status, and 0, if the Get fails.
 int64_t CounterValue(counters::v1::CounterService::Stub* stub, const std::string& key);
+// An Increment of `key` by `delta` with `options` (WriteOptions: a session,
+// durable) and a 30 s deadline: its status, and the value into `*value`
+// (if given) when OK.
+grpc::Status IncrementWithOptions(counters::v1::CounterService::Stub* stub,
+                                  const std::string& key, int64_t delta,
+                                  const counters::v1::WriteOptions& options,
+                                  int64_t* value = nullptr);
+// WriteOptions of session `id`'s write `sequence` (empty id: none).
+counters::v1::WriteOptions SessionOptions(const std::string& id, uint64_t sequence,
+                                          bool durable = false);
 
 // The one-letter state of process `pid` from /proc/<pid>/stat ('R', 'S',
 // 'T' stopped, 't' traced, 'Z', ...), or '\0' if there is no such process.

@@ -25,20 +25,7 @@ using counters::v1::CounterService;
 grpc::Status Increment(CounterService::Stub* stub, const std::string& key, int64_t delta,
                        bool durable, const std::string& session = "", uint64_t sequence = 0,
                        int64_t* value = nullptr) {
-  counters::v1::IncrementRequest req;
-  req.set_key(key);
-  req.set_delta(delta);
-  req.mutable_options()->set_durable(durable);
-  if (!session.empty()) {
-    req.mutable_options()->set_session_id(session);
-    req.mutable_options()->set_sequence(sequence);
-  }
-  counters::v1::IncrementResponse resp;
-  grpc::ClientContext ctx;
-  ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(30)));
-  grpc::Status st = stub->Increment(&ctx, req, &resp);
-  if (value != nullptr) *value = resp.value();
-  return st;
+  return IncrementWithOptions(stub, key, delta, SessionOptions(session, sequence, durable), value);
 }
 
 TEST(WriteOptionsTest, ConcurrentDurableIncrementsAreEachInTheLogWhenAnswered) {

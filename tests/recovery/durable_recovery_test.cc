@@ -27,18 +27,7 @@ using counters::v1::CounterService;
 
 grpc::Status DurableIncrement(CounterService::Stub* stub, const std::string& key, int64_t delta,
                               const std::string& session = "", uint64_t sequence = 0) {
-  counters::v1::IncrementRequest req;
-  req.set_key(key);
-  req.set_delta(delta);
-  req.mutable_options()->set_durable(true);
-  if (!session.empty()) {
-    req.mutable_options()->set_session_id(session);
-    req.mutable_options()->set_sequence(sequence);
-  }
-  counters::v1::IncrementResponse resp;
-  grpc::ClientContext ctx;
-  ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(20)));
-  return stub->Increment(&ctx, req, &resp);
+  return IncrementWithOptions(stub, key, delta, SessionOptions(session, sequence, true));
 }
 
 void RebootAndRestartCheck(const std::string& dir, int64_t want_total, int keys) {

@@ -25,17 +25,11 @@ const std::string kSession(16, 'S');
 // Increments `key` by `delta` as write `sequence` of kSession.
 absl::StatusOr<int64_t> IncrementAs(CounterService::Stub* stub, const std::string& key,
                                     int64_t delta, uint64_t sequence) {
-  counters::v1::IncrementRequest req;
-  req.set_key(key);
-  req.set_delta(delta);
-  req.mutable_options()->set_session_id(kSession);
-  req.mutable_options()->set_sequence(sequence);
-  counters::v1::IncrementResponse resp;
-  grpc::ClientContext ctx;
-  ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(10)));
-  grpc::Status st = stub->Increment(&ctx, req, &resp);
+  int64_t value = 0;
+  grpc::Status st =
+      IncrementWithOptions(stub, key, delta, SessionOptions(kSession, sequence), &value);
   if (!st.ok()) return absl::Status(static_cast<absl::StatusCode>(st.error_code()), st.error_message());
-  return resp.value();
+  return value;
 }
 
 void TakeSnapshot(CounterService::Stub* stub) {
