@@ -53,16 +53,13 @@
 #include <algorithm>
 #include <array>
 #include <bit>
-#include <vector>
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "shared/key.h"
-#include "shared/key_hash.h"
 #include "shared/session_refusal.h"
 #include "shared/status_macros.h"
 #include "shared/table_internal.h"
@@ -70,12 +67,9 @@
 namespace countersd {
 
 using layout::BatchJournal;
-using layout::JournalEntry;
-using layout::RegionShared;
 using layout::SessionDirectory;
 using layout::SessionEntry;
 using layout::SessionSlot;
-using layout::Slot;
 using table_internal::RunHook;
 
 struct CounterTable::SessionCache {
