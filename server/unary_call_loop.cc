@@ -28,10 +28,10 @@
 //      the List thread touches no call state of gRPC's but the alarm and
 //      the call's context (its metadata and auth context, for the access
 //      check), which the serving thread leaves alone until the alarm.
-//      A durable write (WriteOptions.durable) is not Finished there: its
-//      record goes to the handler's GroupCommit, whose commit thread
-//      Finishes the call once the record is synced (1c.), OK or INTERNAL;
-//      its Finish then completes here (2.) like any other.
+//      A durable write (WriteOptions.durable) is not Finished at once: its
+//      record goes to the handler's GroupCommit, whose commit thread hands
+//      the call back with an alarm once the record is synced (1c.), OK or
+//      INTERNAL, and the serving thread Finishes it.
 //   2. Its Finish completes (ok or not: the client may have gone): clear the
 //      call's messages, buffers and context; post it again if the method has
 //      fewer than its `posted` calls waiting, else keep it on the free list
@@ -181,9 +181,16 @@ class AsyncUnaryMethod {
     void Proceed(bool ok) override {
       AsyncUnaryMethod* const m = method_;
       if constexpr (kRaw) {
-        // A durable write's Finish was started by the commit thread (1c.):
-        // what it wrote, ThreadSanitizer-visibly.
+        // A durable write handed back by the commit thread (1c.): what it
+        // wrote, ThreadSanitizer-visibly.
         durable_done_.load(std::memory_order_acquire);
+      }
+      if constexpr (kRaw) {
+        if (awaiting_durable_) {  // 1c. handed back by the commit thread
+          awaiting_durable_ = false;
+          Reply();
+          return;
+        }
       }
       if (replying_) {  // 2.
         writer_.reset();
@@ -223,19 +230,22 @@ class AsyncUnaryMethod {
         }
         Prepare();
         // 1c. A durable write is answered once its record is durable: the
-        // commit thread (group_commit.h) Finishes it itself, at once (an
-        // alarm back to this thread would wait for gRPC's next timer tick:
-        // a millisecond, ten syncs of a fast disk). This thread does not
-        // touch the call until the Finish completes (2.).
+        // commit thread (group_commit.h) hands the call back with an alarm
+        // due in the infinite past, which fires at once (one due "now"
+        // waits for gRPC's next timer tick: a millisecond, ten syncs of a
+        // fast disk), and this thread Finishes it, as for List (1b.): gRPC
+        // orders a Finish made on another thread through its own,
+        // uninstrumented locks, which ThreadSanitizer cannot see.
         if (std::optional<WalRecord> record = m->handle_.TakeDurableRecord()) {
+          awaiting_durable_ = true;
+          if (!durable_alarm_) durable_alarm_.emplace();
           m->loop_->group_commit()->Append(*record, [this](absl::Status st) {
             if (!st.ok()) {
               reply_status_ = ToGrpcStatus(st);
               reply_.Clear();
             }
-            replying_ = true;
             durable_done_.store(true, std::memory_order_release);
-            writer_->Finish(reply_, reply_status_, this);
+            durable_alarm_->Set(method_->cq_, gpr_inf_past(GPR_CLOCK_MONOTONIC), this);
           });
           return;
         }
@@ -286,10 +296,12 @@ class AsyncUnaryMethod {
     bool handed_over_ = false;
     std::optional<grpc::Alarm> handed_back_;
     std::atomic<bool> prepared_{false};
-    // A durable write answered by the commit thread (1c.): the
-    // release/acquire pair that orders what it wrote before this thread
-    // goes on with the call.
+    // A durable write waiting for its record's sync (1c.): the
+    // release/acquire pair that orders what the commit thread wrote before
+    // this thread goes on with the call, and the alarm that hands it back.
     std::atomic<bool> durable_done_{false};
+    bool awaiting_durable_ = false;
+    std::optional<grpc::Alarm> durable_alarm_;
   };
 
   // Posts `call`, or a call from the free list, or a new one; nothing at the

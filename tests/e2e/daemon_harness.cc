@@ -211,6 +211,9 @@ grpc::Status IncrementWithOptions(counters::v1::CounterService::Stub* stub,
                                   const counters::v1::WriteOptions& options, int64_t* value) {
   grpc::ClientContext ctx;
   ctx.set_deadline(GrpcDeadlineAfter(absl::Seconds(30)));
+  // A channel whose first connection was reset waits to reconnect rather
+  // than failing every call at once until its back-off ends.
+  ctx.set_wait_for_ready(true);
   counters::v1::IncrementRequest req;
   req.set_key(key);
   req.set_delta(delta);

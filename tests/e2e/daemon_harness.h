@@ -215,8 +215,8 @@ grpc::Status GetCounter(counters::v1::CounterService::Stub* stub, const std::str
 // status, and 0, if the Get fails.
 int64_t CounterValue(counters::v1::CounterService::Stub* stub, const std::string& key);
 // An Increment of `key` by `delta` with `options` (WriteOptions: a session,
-// durable) and a 30 s deadline: its status, and the value into `*value`
-// (if given) when OK.
+// durable), a 30 s deadline and wait-for-ready: its status, and the value
+// into `*value` (if given) when OK.
 grpc::Status IncrementWithOptions(counters::v1::CounterService::Stub* stub,
                                   const std::string& key, int64_t delta,
                                   const counters::v1::WriteOptions& options,
