@@ -428,6 +428,11 @@ def fmt_cpu_per_op(cores, ops):
     return f"{ns / 1000:.1f} µs" if ns >= 1000 else f"{ns:.0f} ns"
 
 
+def median_of(runs, field):
+    """The median of `field` over the runs that have it (None: none has)."""
+    return median([r.get(field) for r in runs])
+
+
 def median(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else None

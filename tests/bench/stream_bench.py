@@ -147,20 +147,12 @@ def run_stream(cfg, procs, tmp, results):
     cd.stop()
 
 
-def median_of(runs, field):
-    vals = sorted(r[field] for r in runs if r.get(field) is not None)
-    if not vals:
-        return None
-    n = len(vals)
-    return vals[n // 2] if n % 2 else (vals[n // 2 - 1] + vals[n // 2]) / 2
-
-
 def report_stream(results):
     st = results.get("stream")
     if not st:
         return ""
     runs = st["runs"]
-    m = lambda name, field="ops": median_of(runs.get(name, []), field)
+    m = lambda name, field="ops": c.median_of(runs.get(name, []), field)
     f = lambda x: "n/a" if x is None else f"{x:,.0f}"
     ns = lambda x: "" if x is None else f"{x:,.0f} ns"
     ratio = lambda a, b: (a / b) if a and b else None
