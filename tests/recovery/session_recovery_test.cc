@@ -40,24 +40,23 @@ void TakeSnapshot(CounterService::Stub* stub) {
   ASSERT_TRUE(st.ok()) << st.error_message();
 }
 
-// Writes 1..3 to "k" (+1, +10, +100), a snapshot, then 4 (+1000).
-void WriteHistory(Daemon* daemon) {
-  auto stub = NewStub(daemon->address());
+// A daemon on `dir` writes 1..3 to "k" (+1, +10, +100), a snapshot, then 4
+// (+1000), and every process of it is SIGKILLed.
+void WriteHistoryAndKill(const std::string& dir) {
+  auto daemon = Daemon::Start(ScenarioDaemonOptions(dir));
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  auto stub = NewStub((*daemon)->address());
   ASSERT_EQ(*IncrementAs(stub.get(), "k", 1, 1), 1);
   ASSERT_EQ(*IncrementAs(stub.get(), "k", 10, 2), 11);
   ASSERT_EQ(*IncrementAs(stub.get(), "k", 100, 3), 111);
   TakeSnapshot(stub.get());
   ASSERT_EQ(*IncrementAs(stub.get(), "k", 1000, 4), 1111);
+  (*daemon)->KillAll();
 }
 
 TEST(SessionRecoveryTest, ADaemonKilledAndRestartedStillAnswersRetriesFromTheSession) {
   ScopedTempDir dir;
-  {
-    auto daemon = Daemon::Start(ScenarioDaemonOptions(dir.path()));
-    ASSERT_TRUE(daemon.ok()) << daemon.status();
-    WriteHistory(daemon->get());
-    (*daemon)->KillAll();
-  }
+  WriteHistoryAndKill(dir.path());
   auto daemon = Daemon::Start(ScenarioDaemonOptions(dir.path()));
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   auto stub = NewStub((*daemon)->address());
@@ -70,12 +69,7 @@ TEST(SessionRecoveryTest, ADaemonKilledAndRestartedStillAnswersRetriesFromTheSes
 
 TEST(SessionRecoveryTest, AfterAHostCrashALostWriteIsAppliedOnceAndAKeptOneIsNotAgain) {
   ScopedTempDir dir;
-  {
-    auto daemon = Daemon::Start(ScenarioDaemonOptions(dir.path()));
-    ASSERT_TRUE(daemon.ok()) << daemon.status();
-    WriteHistory(daemon->get());
-    (*daemon)->KillAll();
-  }
+  WriteHistoryAndKill(dir.path());
   // As after a reboot: the map's boot id is another boot's, so the start
   // sets it aside and restores the snapshot (writes 1 to 3 and their
   // session; not write 4).
