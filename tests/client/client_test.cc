@@ -10,9 +10,9 @@
 #include <thread>
 
 #include "absl/synchronization/notification.h"
-#include "counters/v1/counters_mock.grpc.pb.h"
 #include "grpcpp/test/client_context_test_peer.h"
 #include "gmock/gmock.h"
+#include "tests/client/mock_client.h"
 #include "gtest/gtest.h"
 #include "shared/monotonic_time.h"
 
@@ -26,26 +26,6 @@ using ::testing::Invoke;
 using ::testing::Return;
 using ::testing::SetArgPointee;
 
-const grpc::Status kUnavailable(grpc::StatusCode::UNAVAILABLE, "connection reset");
-
-ClientOptions FastRetries() {
-  ClientOptions o;
-  o.timeout = absl::Seconds(30);
-  o.max_attempts = 4;
-  o.initial_backoff = absl::Milliseconds(1);
-  o.max_backoff = absl::Milliseconds(2);
-  return o;
-}
-
-struct Fixture {
-  explicit Fixture(ClientOptions options = FastRetries()) {
-    auto owned = std::make_unique<v1::MockCounterServiceStub>();
-    stub = owned.get();
-    client = std::make_unique<CounterClient>(std::move(owned), options);
-  }
-  v1::MockCounterServiceStub* stub;
-  std::unique_ptr<CounterClient> client;
-};
 
 v1::GetResponse GetResponseOf(int64_t v) {
   v1::GetResponse r;

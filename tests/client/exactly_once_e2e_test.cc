@@ -22,6 +22,7 @@
 #include "client/client.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "tests/client/own_connection.h"
 #include "shared/monotonic_time.h"
 #include "tests/e2e/daemon_harness.h"
 
@@ -37,12 +38,7 @@ constexpr int kThreadsPerClient = 2;  // a session's writes in flight at once
 // handlers), reconnecting within 50 to 500ms, whose calls outlast any
 // restart: the deadline, not the count, bounds the retries.
 std::unique_ptr<CounterClient> NewClient(const std::string& address, int index) {
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  args.SetInt("countersd.test_connection", index);
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 50);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 50);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 500);
+  grpc::ChannelArguments args = OwnFastReconnectingConnection(index);
   ClientOptions options;
   options.timeout = kPatience;
   options.max_attempts = 1 << 20;

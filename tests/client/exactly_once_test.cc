@@ -17,8 +17,8 @@
 #include "absl/synchronization/notification.h"
 #include "client/client.h"
 #include "client/write_session.h"
-#include "counters/v1/counters_mock.grpc.pb.h"
 #include "gmock/gmock.h"
+#include "tests/client/mock_client.h"
 #include "gtest/gtest.h"
 #include "shared/limits.h"
 #include "shared/monotonic_time.h"
@@ -32,26 +32,6 @@ using ::testing::_;
 using ::testing::HasSubstr;
 using ::testing::Invoke;
 
-const grpc::Status kUnavailable(grpc::StatusCode::UNAVAILABLE, "connection reset");
-
-ClientOptions FastRetries() {
-  ClientOptions o;
-  o.timeout = absl::Seconds(30);
-  o.max_attempts = 4;
-  o.initial_backoff = absl::Milliseconds(1);
-  o.max_backoff = absl::Milliseconds(2);
-  return o;
-}
-
-struct Fixture {
-  explicit Fixture(ClientOptions options = FastRetries()) {
-    auto owned = std::make_unique<v1::MockCounterServiceStub>();
-    stub = owned.get();
-    client = std::make_unique<CounterClient>(std::move(owned), options);
-  }
-  v1::MockCounterServiceStub* stub;
-  std::unique_ptr<CounterClient> client;
-};
 
 // What one attempt of a write carried.
 struct Sent {

@@ -19,6 +19,7 @@
 #include "client/increment_stream.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "tests/client/own_connection.h"
 #include "shared/bearer_token.h"
 #include "shared/monotonic_time.h"
 #include "tests/e2e/daemon_harness.h"
@@ -34,12 +35,7 @@ constexpr int kKeys = 8;
 class LoadedStream {
  public:
   LoadedStream(const std::string& address, int index, const std::vector<std::string>& keys) {
-    grpc::ChannelArguments args;
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    args.SetInt("countersd.test_connection", index);
-    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 50);
-    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 50);
-    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 500);
+    grpc::ChannelArguments args = OwnFastReconnectingConnection(index);
     IncrementStreamOptions options;
     options.client.timeout = absl::Seconds(30);  // a loaded machine: no tight bound
     options.window = 8;
