@@ -69,7 +69,7 @@ tsan: deps
 fuzz: deps
 	@deploy/install-deps.sh --fuzz
 	CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOUNTERSD_FUZZ=ON -DCOUNTERSD_BUILD_BENCHMARKS=OFF
-	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target key_fuzz snapshot_parser_fuzz map_file_fuzz request_fuzz
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_targets
 	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 bench: build

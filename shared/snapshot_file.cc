@@ -232,8 +232,8 @@ std::string DirOf(const std::string& path) {
 absl::Status CommitSnapshot(Sys* sys, char* base, SnapshotMeta m, std::string_view records,
                             std::string_view tail = {}) {
   char* data = base + kDataStart + m.half * m.half_size;
-  std::memcpy(data, records.data(), records.size());
-  std::memcpy(data + records.size(), tail.data(), tail.size());
+  // std::copy, not memcpy: an empty view may have a null data() (UB for memcpy).
+  std::copy(tail.begin(), tail.end(), std::copy(records.begin(), records.end(), data));
   const size_t len = records.size() + tail.size();
   if (len != 0) RETURN_IF_ERROR(sys->Msync(data, len, "snapshot data"));
   m.data_len = len;

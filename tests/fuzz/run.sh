@@ -11,7 +11,9 @@ cd "$(dirname "$0")/../.."
 build=${1:?usage: tests/fuzz/run.sh BUILD_DIR [SECONDS_PER_TARGET]}
 seconds=${2:-60}
 out=${FUZZ_OUT:-$build/fuzz-out}
-targets=(key snapshot_parser map_file request wal_segment)
+list=$build/tests/fuzz/targets.txt
+[ -r "$list" ] || { echo "fuzz: $list is missing (configure $build with -DCOUNTERSD_FUZZ=ON)" >&2; exit 2; }
+mapfile -t targets <"$list"
 
 mkdir -p "$out"
 failed=()
