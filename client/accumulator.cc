@@ -61,7 +61,9 @@ Accumulator::Accumulator(std::shared_ptr<grpc::Channel> channel, AccumulatorOpti
     : options_(std::move(options)),
       max_batch_(options_.max_batch == 0 ? kMaxBatchOps : options_.max_batch) {
   stream_ = std::make_unique<IncrementStream>(
-      std::move(channel), IncrementStreamOptions{options_.client, options_.window},
+      std::move(channel),
+      IncrementStreamOptions{
+          .client = options_.client, .window = options_.window, .durable = options_.durable},
       [this](const StreamResult& r) { OnResult(r); });
   flusher_ = std::thread([this] { FlushLoop(); });
 }

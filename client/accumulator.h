@@ -11,7 +11,11 @@
 //  - An application crash loses what was added and not yet acknowledged:
 //    the sums live in this process until the daemon has applied them.
 //  - A daemon crash loses nothing acknowledged (the daemon's own model:
-//    an acknowledged increment is in the shared map).
+//    an acknowledged increment is in the shared map). A host crash or power
+//    loss loses what came after the daemon's last snapshot, unless
+//    `durable` is set: then every message is a durable write, acknowledged
+//    only once on stable storage, and Flush returning OK means that
+//    everything added before it survives a power loss too.
 //  - A message whose answer was lost when the stream broke (a handler
 //    killed, the daemon restarted) may or may not have been applied. Its
 //    keys and deltas are reported (kUnknown: on_error and the counters) and
@@ -148,6 +152,9 @@ struct AccumulatorOptions {
   // Bound on the keys held; see the top of this file.
   size_t max_memory_bytes = size_t{64} << 20;
   int window = 16;  // IncrementStreamOptions::window
+  // Every message durable (IncrementStreamOptions::durable, the loss model
+  // above): a flush costs the daemon's log one sync, shared.
+  bool durable = false;
   // How long the destructor waits for its final flush.
   absl::Duration close_timeout = absl::Seconds(5);
   std::function<void(const AccumulatorError&)> on_error;

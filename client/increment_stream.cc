@@ -286,6 +286,7 @@ absl::StatusOr<uint64_t> IncrementStream::Send(absl::Span<const IncrementOp> ops
 }
 
 absl::StatusOr<uint64_t> IncrementStream::Send(v1::IncrementStreamRequest request) {
+  if (options_.durable) request.mutable_options()->set_durable(true);
   const absl::Duration timeout = options_.client.timeout;
   const Clock::time_point deadline = Clock::now() + absl::ToChronoNanoseconds(timeout);
   const size_t window = static_cast<size_t>(std::max(1, options_.window));

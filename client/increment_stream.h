@@ -99,6 +99,12 @@ struct IncrementStreamOptions {
   // Messages sent and not yet resolved, at most. The server holds at most 8
   // answers unread; more in flight hides the round trip.
   int window = 16;
+  // Every message durable (WriteOptions.durable): answered OK only once it
+  // is on stable storage; an answer then waits for its sync and holds back
+  // those behind it, and a stream's messages in flight share a sync.
+  // kAnswered INTERNAL: applied, not known durable. A message the caller
+  // builds may set its own options instead.
+  bool durable = false;
 };
 
 enum class StreamOutcome { kAnswered, kUnknown, kNotSent };

@@ -155,14 +155,14 @@ absl::Status CounterServiceImpl::LogIfDurable(const WriteControl& control,
                             response.values};
   }
   if (record.ops.empty() && !record.session_id.has_value()) return absl::OkStatus();
-  durable_record_ = std::move(record);
+  durable_write_.emplace().record = std::move(record);
   return absl::OkStatus();
 }
 
-std::optional<WalRecord> CounterServiceImpl::TakeDurableRecord() {
-  std::optional<WalRecord> r = std::move(durable_record_);
-  durable_record_.reset();
-  return r;
+std::optional<CounterServiceImpl::DurableWrite> CounterServiceImpl::TakeDurableWrite() {
+  std::optional<DurableWrite> w = std::move(durable_write_);
+  durable_write_.reset();
+  return w;
 }
 
 absl::Status CounterServiceImpl::DoIncrement(const IncrementRequest& req, IncrementResponse* resp) {
@@ -229,11 +229,6 @@ absl::Status CounterServiceImpl::DoIncrementBatch(const IncrementBatchRequest& r
 
 absl::Status CounterServiceImpl::DoIncrementStream(const IncrementStreamRequest& req,
                                                    IncrementStreamResponse* resp) {
-  if (req.options().durable()) {
-    return absl::InvalidArgumentError(
-        "options.durable: IncrementStream messages cannot be durable yet; send durable writes "
-        "with IncrementBatch");
-  }
   return IncrementAll(req.increments(), req.options(), resp->mutable_values());
 }
 

@@ -88,6 +88,19 @@ class CounterServiceImpl final : public CounterServiceBase {
                           const Request& req, Response* resp) {
     const int64_t start = CallStart();
     absl::Status status = draining() ? DrainingError() : Authorized(handle, ctx, req, resp);
+    // Only a request with WriteOptions can be durable (and only those run
+    // on the serving thread, whose durable_write_ is; List runs on its own).
+    if constexpr (requires(const Request& r) { r.options().durable(); }) {
+      if (durable_write_.has_value()) {
+        if (status.ok()) {
+          // Counted once its record's sync is known (CountDurableWrite).
+          durable_write_->method = RpcMethodOf<Request>::kMethod;
+          durable_write_->start = start;
+          return status;
+        }
+        durable_write_.reset();
+      }
+    }
     CountCall(RpcMethodOf<Request>::kMethod, status, start);
     return status;
   }
@@ -169,10 +182,24 @@ class CounterServiceImpl final : public CounterServiceBase {
   // Durable writes (shared/write_ahead_log.h): this handler logs them
   // (its GroupCommit started); without, they are refused UNAVAILABLE.
   void EnableDurableWrites() { durable_writes_ = true; }
-  // The record of the durable write the serving thread just handled
-  // (HandleCall of a Do* method), to log before the call is answered;
-  // nullopt for any other call. Serving thread only.
-  std::optional<WalRecord> TakeDurableRecord();
+  // A durable write applied and not yet answered: the record to log
+  // before it is, and what its count in the stats row needs (HandleCall
+  // leaves it uncounted: its outcome is its sync's, and its latency
+  // includes the sync).
+  struct DurableWrite {
+    WalRecord record;
+    RpcMethod method = RpcMethod::kIncrement;
+    int64_t start = 0;
+  };
+  // The durable write the serving thread just handled (HandleCall of a Do*
+  // method that returned OK); nullopt for any other call. Serving thread
+  // only.
+  std::optional<DurableWrite> TakeDurableWrite();
+  // Counts `write` as answered with `outcome` (its sync's: OK or
+  // INTERNAL). Any thread (the commit thread).
+  void CountDurableWrite(const DurableWrite& write, const absl::Status& outcome) {
+    CountCall(write.method, outcome, write.start);
+  }
 
   // Whether StartDraining was called. Any thread.
   bool draining() const { return draining_.load(std::memory_order_acquire); }
@@ -190,7 +217,7 @@ class CounterServiceImpl final : public CounterServiceBase {
   absl::StatusOr<WriteControl> ControlOf(const counters::v1::WriteOptions& options,
                                          const Request& request);
   // With control.durable: the record to log (its effect, or for a
-  // duplicate the keys' values now), kept for TakeDurableRecord.
+  // duplicate the keys' values now), kept for TakeDurableWrite.
   absl::Status LogIfDurable(const WriteControl& control, const WriteResponse& response,
                             std::vector<WalOp> ops, absl::Span<const std::string_view> keys);
   // Validates and applies `increments` atomically (IncrementBatch, a
@@ -230,7 +257,7 @@ class CounterServiceImpl final : public CounterServiceBase {
   CounterTable* const table_;
   const size_t max_batch_;
   bool durable_writes_ = false;
-  std::optional<WalRecord> durable_record_;  // serving thread's (TakeDurableRecord)
+  std::optional<DurableWrite> durable_write_;  // serving thread's (TakeDurableWrite)
   AccessControl* const access_;
   const StatsArea* const stats_;
   HandlerStatsRow* const row_;  // stats_'s row of this handler; null without stats_

@@ -53,11 +53,12 @@ uint64_t LastLsnOf(const std::string& path, Sys* sys) {
 
 absl::StatusOr<std::unique_ptr<GroupCommit>> GroupCommit::Start(CounterTable* table,
                                                                 const std::string& data_dir,
-                                                                int handler_index, Sys* sys) {
+                                                                int handler_index,
+                                                                HandlerStatsRow* row, Sys* sys) {
   const std::string& wal_dir = data_dir;
   uint64_t next = 1;
   std::vector<std::string> existing = ExistingSegments(wal_dir, handler_index, &next);
-  auto gc = std::unique_ptr<GroupCommit>(new GroupCommit(table, wal_dir, handler_index, next, sys));
+  auto gc = std::unique_ptr<GroupCommit>(new GroupCommit(table, wal_dir, handler_index, next, row, sys));
   // A predecessor's segments are this handler's to remove once covered.
   for (const std::string& path : existing) gc->closed_.push_back({path, LastLsnOf(path, sys)});
   gc->thread_ = std::thread([g = gc.get()] { g->Run(); });
@@ -65,10 +66,11 @@ absl::StatusOr<std::unique_ptr<GroupCommit>> GroupCommit::Start(CounterTable* ta
 }
 
 GroupCommit::GroupCommit(CounterTable* table, std::string wal_dir, int handler_index,
-                         uint64_t next_segment, Sys* sys)
+                         uint64_t next_segment, HandlerStatsRow* row, Sys* sys)
     : table_(table),
       wal_dir_(std::move(wal_dir)),
       handler_index_(handler_index),
+      row_(row),
       sys_(sys),
       next_segment_(next_segment),
       seen_generation_(table->snapshot_control().generation.load()) {}
@@ -116,7 +118,9 @@ void GroupCommit::Run() {
       done.swap(pending_done_);
       last_lsn = pending_last_lsn_;
     }
+    const int64_t start = StatsArea::Now();
     const absl::Status st = Commit(bytes, last_lsn);
+    if (row_ != nullptr) StatsArea::RecordLogSync(*row_, StatsArea::Now() - start, done.size(), st.ok());
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (st.ok()) {

@@ -39,6 +39,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "shared/counter_table.h"
+#include "shared/stats_area.h"
 #include "shared/sys.h"
 #include "shared/write_ahead_log.h"
 
@@ -51,9 +52,11 @@ class GroupCommit {
   using Done = std::function<void(absl::Status)>;
 
   // Starts the commit thread (its first record makes its first segment).
+  // Each turn is counted in `row` (StatsArea::RecordLogSync), if given.
   static absl::StatusOr<std::unique_ptr<GroupCommit>> Start(CounterTable* table,
                                                             const std::string& data_dir,
                                                             int handler_index,
+                                                            HandlerStatsRow* row = nullptr,
                                                             Sys* sys = RealSys());
   // Finishes what was appended (every Done is called), then stops.
   ~GroupCommit();
@@ -69,7 +72,7 @@ class GroupCommit {
 
  private:
   GroupCommit(CounterTable* table, std::string wal_dir, int handler_index, uint64_t next_segment,
-              Sys* sys);
+              HandlerStatsRow* row, Sys* sys);
   void Run();
   // One turn: writes and syncs `bytes`, returns how it went.
   absl::Status Commit(const std::string& bytes, uint64_t last_lsn);
@@ -78,6 +81,7 @@ class GroupCommit {
   CounterTable* const table_;
   const std::string wal_dir_;
   const int handler_index_;
+  HandlerStatsRow* const row_;
   Sys* const sys_;
 
   mutable std::mutex mu_;

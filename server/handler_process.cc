@@ -226,12 +226,13 @@ int RunHandlerProcess(CounterTable* table, const HandlerOptions& options) {
     return 1;
   }
   LowPriorityCalls list_calls;
-  IncrementStreams streams(&service);
   // The handler's log of durable writes: without it they are refused.
   std::unique_ptr<GroupCommit> group_commit;
   if (!options.data_dir.empty()) {
     absl::StatusOr<std::unique_ptr<GroupCommit>> gc =
-        GroupCommit::Start(table, options.data_dir, options.stats_index);
+        GroupCommit::Start(table, options.data_dir, options.stats_index,
+                           options.stats != nullptr ? &options.stats->row(options.stats_index)
+                                                    : nullptr);
     if (gc.ok()) {
       group_commit = *std::move(gc);
       service.EnableDurableWrites();
@@ -240,6 +241,7 @@ int RunHandlerProcess(CounterTable* table, const HandlerOptions& options) {
           {{"error", gc.status().ToString()}});
     }
   }
+  IncrementStreams streams(&service, group_commit.get());
   UnaryCallLoop loop(&service, &health, &streams, cq.get(),
                      {.table = table, .interval = options.heartbeat_interval}, &list_calls,
                      group_commit.get());

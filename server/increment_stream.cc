@@ -22,6 +22,20 @@
 //      Then write the answer if no write is outstanding, and read the next
 //      message unless kMaxUnsentAnswers are queued: so a client that stops
 //      reading stops being read, and HTTP/2 flow control holds it.
+//      A durable message (WriteOptions.durable) has applied and left a
+//      record (CounterServiceImpl::TakeDurableWrite): it goes to the
+//      handler's GroupCommit, and the answer is queued marked waiting for
+//      its sync. Answers are written in order, so one waiting holds back
+//      those behind it; the read goes on (up to kMaxUnsentAnswers), so a
+//      stream's next durable messages join the same sync.
+//   2a. A sync's outcome: the commit thread (group_commit.h) keeps it and
+//      sets the stream's sync alarm, due in the infinite past, unless it is
+//      set already; on this thread the alarm takes every outcome kept, in
+//      the order the records were appended, and marks the oldest waiting
+//      answers synced (a failed sync: the answer becomes that message's
+//      INTERNAL), then writes as in step 3. The stream is not recycled
+//      while a record's outcome is not taken (so neither while the alarm
+//      is set).
 //   3. A write completes: the next queued answer is written, and reading
 //      resumes if it had stopped. A write that fails means the stream is
 //      broken (the client went away): the rest is dropped.
@@ -44,6 +58,9 @@
 //  queue; each Stream is freed once its outstanding operations come back.
 //  A stream costs no thread: its state, at most kMaxUnsentAnswers answers
 //  (8 bytes a value), and gRPC's call.
+//  At shutdown the handler destroys its GroupCommit (every outcome handed
+//  over) before it stops the loop, so no sync alarm is set on a queue shut
+//  down.
 #include "server/increment_stream.h"
 
 #include <deque>
@@ -56,6 +73,7 @@
 #include "grpcpp/impl/codegen/proto_utils.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "proto/status_conversion.h"
+#include "server/group_commit.h"
 #include "server/request_decoding.h"
 #include "server/unary_call_loop.h"
 #include "shared/monotonic_time.h"
@@ -79,6 +97,20 @@ std::optional<uint64_t> SequenceOf(const std::string& bytes) {
     }
   }
   return sequence.value_or(0);  // absent: proto3's 0
+}
+
+// A message's answer as bytes, or the status that ends the stream if it
+// cannot be serialized (a broken invariant).
+grpc::Status SerializeAnswer(const IncrementStreamResponse& resp, grpc::ByteBuffer* out) {
+  bool own_buffer;
+  return grpc::SerializationTraits<IncrementStreamResponse>::Serialize(resp, out, &own_buffer);
+}
+
+// A failed status as the message's answer.
+void SetFailure(const absl::Status& status, IncrementStreamResponse* resp) {
+  resp->clear_values();
+  resp->set_code(static_cast<int32_t>(status.code()));
+  resp->set_message(std::string(status.message()));
 }
 
 }  // namespace
@@ -115,6 +147,7 @@ class IncrementStreams::Stream {
     stream_.emplace(&*ctx_);
     end_status_ = grpc::Status::OK;
     reading_ = writing_ = read_done_ = stop_reading_ = finishing_ = finished_ = false;
+    // awaiting_sync_ is 0 and the sync alarm unset: Settle recycles only then.
     owner_->service_->RequestIncrementStream(&*ctx_, &*stream_, owner_->cq_, owner_->cq_,
                                              &accept_tag_);
   }
@@ -176,13 +209,55 @@ class IncrementStreams::Stream {
     Settle();
   }
 
+  // Step 2a. `ok` is false only for an alarm cancelled, which none is:
+  // the outcomes are taken either way.
+  void OnSynced(bool /*ok*/) {
+    std::vector<absl::Status> outcomes;
+    {
+      std::lock_guard<std::mutex> lock(synced_mu_);
+      sync_alarm_set_ = false;
+      outcomes.swap(synced_);
+    }
+    auto it = answers_.begin();
+    for (const absl::Status& outcome : outcomes) {
+      --awaiting_sync_;
+      while (it != answers_.end() && !it->awaiting_sync) ++it;
+      if (it == answers_.end()) continue;  // dropped: the stream broke or the queue stopped
+      it->awaiting_sync = false;
+      if (!outcome.ok()) {
+        resp_.set_sequence(it->sequence);
+        SetFailure(outcome, &resp_);
+        it->bytes.Clear();
+        grpc::Status serialized = SerializeAnswer(resp_, &it->bytes);
+        resp_.Clear();
+        if (!serialized.ok()) StopReading(serialized);
+      }
+    }
+    WriteNext();
+    if (!stop_reading_ && !reading_ && !read_done_ && answers_.size() < kMaxUnsentAnswers) {
+      StartRead();
+    }
+    Settle();
+  }
+
+  // Commit thread: a durable message's record came back (step 2a).
+  void Synced(absl::Status outcome) {
+    std::lock_guard<std::mutex> lock(synced_mu_);
+    synced_.push_back(std::move(outcome));
+    if (sync_alarm_set_) return;
+    sync_alarm_set_ = true;
+    sync_alarm_.Set(owner_->cq_, gpr_inf_past(GPR_CLOCK_MONOTONIC), &sync_tag_);
+  }
+
   // Step 2's handling of the message in payload_: its answer queued.
   void Answer() {
     absl::Status status = DecodeRequest(&payload_, &req_, &failed_bytes_);
+    std::optional<CounterServiceImpl::DurableWrite> durable;
     if (status.ok()) {
       resp_.set_sequence(req_.sequence());
       status = owner_->service_->HandleCall(&CounterServiceImpl::DoIncrementStream, &*ctx_, req_,
                                             &resp_);
+      durable = owner_->service_->TakeDurableWrite();
     } else {
       std::optional<uint64_t> sequence = SequenceOf(failed_bytes_);
       failed_bytes_.clear();
@@ -194,20 +269,28 @@ class IncrementStreams::Stream {
       }
       resp_.set_sequence(*sequence);
     }
-    if (!status.ok()) {
-      resp_.clear_values();
-      resp_.set_code(static_cast<int32_t>(status.code()));
-      resp_.set_message(std::string(status.message()));
-    }
-    bool own_buffer;
-    grpc::Status serialized = grpc::SerializationTraits<IncrementStreamResponse>::Serialize(
-        resp_, &answers_.emplace_back(), &own_buffer);
+    if (!status.ok()) SetFailure(status, &resp_);
+    QueuedAnswer& answer = answers_.emplace_back();
+    answer.sequence = resp_.sequence();
+    grpc::Status serialized = SerializeAnswer(resp_, &answer.bytes);
     req_.Clear();
     resp_.Clear();
     if (!serialized.ok()) {  // a broken invariant: the stream cannot go on
       answers_.pop_back();
       StopReading(serialized);
+      if (durable.has_value()) {
+        owner_->service_->CountDurableWrite(*durable, FromGrpcStatus(serialized));
+      }
       return;
+    }
+    if (durable.has_value()) {  // only after an OK, and only with a log (ControlOf)
+      answer.awaiting_sync = true;
+      ++awaiting_sync_;
+      const WalRecord record = std::move(durable->record);
+      owner_->group_commit_->Append(record, [this, counted = *std::move(durable)](absl::Status st) {
+        owner_->service_->CountDurableWrite(counted, st);
+        Synced(std::move(st));
+      });
     }
     if (owner_->service_->draining()) {
       StopReading(ToGrpcStatus(CounterServiceImpl::DrainingError()));
@@ -221,9 +304,11 @@ class IncrementStreams::Stream {
   }
 
   void WriteNext() {
-    if (writing_ || answers_.empty() || owner_->stopped_) return;
+    if (writing_ || answers_.empty() || answers_.front().awaiting_sync || owner_->stopped_) {
+      return;
+    }
     writing_ = true;
-    stream_->Write(answers_.front(), &write_tag_);
+    stream_->Write(answers_.front().bytes, &write_tag_);
   }
 
   // Ends the stream with `status` once the queued answers are written
@@ -253,7 +338,9 @@ class IncrementStreams::Stream {
         }
       }
     }
-    if (!finished_ || reading_ || writing_) return;
+    // awaiting_sync_ == 0: every outcome was taken by an OnSynced, which
+    // cleared the alarm's flag, and no record is left to set it again.
+    if (!finished_ || reading_ || writing_ || awaiting_sync_ > 0) return;
     answers_.clear();
     payload_.Clear();
     stream_.reset();
@@ -268,11 +355,17 @@ class IncrementStreams::Stream {
   StepTag<Stream> read_tag_{this, &Stream::OnRead};
   StepTag<Stream> write_tag_{this, &Stream::OnWritten};
   StepTag<Stream> finish_tag_{this, &Stream::OnFinished};
+  StepTag<Stream> sync_tag_{this, &Stream::OnSynced};
   grpc::ByteBuffer payload_;  // the message read
   std::string failed_bytes_;  // a message that did not decode
   IncrementStreamRequest req_;
   IncrementStreamResponse resp_;
-  std::deque<grpc::ByteBuffer> answers_;  // front: being written while writing_
+  struct QueuedAnswer {
+    grpc::ByteBuffer bytes;
+    uint64_t sequence = 0;
+    bool awaiting_sync = false;  // a durable message's, its record not yet synced
+  };
+  std::deque<QueuedAnswer> answers_;  // front: being written while writing_
   grpc::Status end_status_;
   bool reading_ = false;       // a Read outstanding
   bool writing_ = false;       // a Write outstanding
@@ -280,10 +373,16 @@ class IncrementStreams::Stream {
   bool stop_reading_ = false;  // ending early, with end_status_
   bool finishing_ = false;     // Finish issued (or skipped once stopped)
   bool finished_ = false;      // and come back
+  int awaiting_sync_ = 0;      // records with the commit thread, outcome not yet taken
+  // Step 2a, between the commit thread and this one:
+  std::mutex synced_mu_;
+  std::vector<absl::Status> synced_;  // outcomes not yet taken, in append order
+  bool sync_alarm_set_ = false;
+  grpc::Alarm sync_alarm_;
 };
 
-IncrementStreams::IncrementStreams(CounterServiceImpl* service)
-    : service_(service), drain_tag_(std::make_unique<DrainTag>(this)) {}
+IncrementStreams::IncrementStreams(CounterServiceImpl* service, GroupCommit* group_commit)
+    : service_(service), group_commit_(group_commit), drain_tag_(std::make_unique<DrainTag>(this)) {}
 
 IncrementStreams::~IncrementStreams() {
   // The queue is drained by now: every stream is idle.

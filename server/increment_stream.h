@@ -20,6 +20,8 @@
 
 namespace countersd {
 
+class GroupCommit;
+
 class IncrementStreams {
  public:
   // A handler's bounds (the proto's comment quotes them).
@@ -30,11 +32,13 @@ class IncrementStreams {
   // Idle stream objects kept beyond the posted ones (the rest are freed).
   static constexpr int kMaxIdle = 4;
   // Answers a stream holds that the client has not read yet, the one being
-  // written included; at this many it stops reading until one is sent.
+  // written and those waiting for their durable sync included; at this
+  // many it stops reading until one is sent.
   static constexpr size_t kMaxUnsentAnswers = 8;
 
-  // `service` outlives this.
-  explicit IncrementStreams(CounterServiceImpl* service);
+  // `service` and `group_commit` outlive this; `group_commit` (null when
+  // the service refuses durable writes) takes durable messages' records.
+  IncrementStreams(CounterServiceImpl* service, GroupCommit* group_commit);
   ~IncrementStreams();
   IncrementStreams(const IncrementStreams&) = delete;
   IncrementStreams& operator=(const IncrementStreams&) = delete;
@@ -72,6 +76,7 @@ class IncrementStreams {
   void DrainOpenStreams();
 
   CounterServiceImpl* const service_;
+  GroupCommit* const group_commit_;
   grpc::ServerCompletionQueue* cq_ = nullptr;
   // Serving thread only:
   bool stopped_ = false;

@@ -42,6 +42,21 @@ void CallMetrics(const CallTotals& t, ExpositionWriter& w) {
     w.Histogram("countersd_request_duration_seconds", {{"method", MethodName(m)}},
                 kLatencyBucketBounds, t.buckets[m], static_cast<double>(t.sum_ns[m]) * 1e-9);
   }
+  w.Family("countersd_durable_log_sync_duration_seconds", "histogram",
+           "Commit turns of the handlers' logs of durable writes: each writes every record "
+           "appended since the last and fsyncs once, failed turns included.");
+  w.Histogram("countersd_durable_log_sync_duration_seconds", {}, kLatencyBucketBounds,
+              t.log_sync_buckets, static_cast<double>(t.log_sync_sum_ns) * 1e-9);
+  w.Family("countersd_durable_log_sync_failures_total", "counter",
+           "Commit turns whose write or fsync failed: their writes answered INTERNAL (applied, "
+           "not known durable), the segment abandoned, a snapshot asked for.");
+  w.Sample("countersd_durable_log_sync_failures_total", {},
+           static_cast<double>(t.log_sync_failures));
+  w.Family("countersd_durable_log_records_synced_total", "counter",
+           "Records the handlers' logs made durable (one per durable write answered OK): over "
+           "the sync count, the writes that shared a sync.");
+  w.Sample("countersd_durable_log_records_synced_total", {},
+           static_cast<double>(t.log_records_synced));
 }
 
 void TableMetrics(CounterTable& table, ExpositionWriter& w) {

@@ -236,10 +236,13 @@ class AsyncUnaryMethod {
         // fast disk), and this thread Finishes it, as for List (1b.): gRPC
         // orders a Finish made on another thread through its own,
         // uninstrumented locks, which ThreadSanitizer cannot see.
-        if (std::optional<WalRecord> record = m->handle_.TakeDurableRecord()) {
+        if (std::optional<CounterServiceImpl::DurableWrite> durable = m->handle_.TakeDurableWrite()) {
           awaiting_durable_ = true;
           if (!durable_alarm_) durable_alarm_.emplace();
-          m->loop_->group_commit()->Append(*record, [this](absl::Status st) {
+          const WalRecord record = std::move(durable->record);
+          m->loop_->group_commit()->Append(record, [this, counted = *std::move(durable)](
+                                                       absl::Status st) {
+            method_->handle_.CountDurableWrite(counted, st);
             if (!st.ok()) {
               reply_status_ = ToGrpcStatus(st);
               reply_.Clear();
@@ -381,7 +384,13 @@ struct CounterCall {
   absl::Status Reject(const grpc::ServerContext& ctx, absl::Status decode_error) const {
     return service->RejectCall<Request>(&ctx, std::move(decode_error));
   }
-  std::optional<WalRecord> TakeDurableRecord() const { return service->TakeDurableRecord(); }
+  std::optional<CounterServiceImpl::DurableWrite> TakeDurableWrite() const {
+    return service->TakeDurableWrite();
+  }
+  void CountDurableWrite(const CounterServiceImpl::DurableWrite& write,
+                         const absl::Status& outcome) const {
+    service->CountDurableWrite(write, outcome);
+  }
   CounterServiceImpl* service;
   CounterServiceImpl::DoMethod<Request, Response> handle;
 };

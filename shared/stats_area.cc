@@ -80,6 +80,12 @@ void CallTotals::Add(const HandlerStatsRow& row) {
     }
     sum_ns[m] += row.latency[m].sum_ns.load(std::memory_order_relaxed);
   }
+  for (int b = 0; b < kLatencyBuckets; ++b) {
+    log_sync_buckets[b] += row.log_syncs.buckets[b].load(std::memory_order_relaxed);
+  }
+  log_sync_sum_ns += row.log_syncs.sum_ns.load(std::memory_order_relaxed);
+  log_sync_failures += row.log_sync_failures.load(std::memory_order_relaxed);
+  log_records_synced += row.log_records_synced.load(std::memory_order_relaxed);
 }
 
 uint64_t CallTotals::calls() const {

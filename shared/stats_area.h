@@ -68,12 +68,19 @@ struct MethodLatency {
 // A handler index's row. Invariants:
 //  1. pid: written by the supervisor when it forks the row's handler (0
 //     before the first); the others read it.
-//  2. requests and latency: written only by the row's current handler,
-//     relaxed fetch_add; they only grow.
+//  2. requests, latency and the log's counts: written only by the row's
+//     current handler (its log's by its commit thread), relaxed fetch_add;
+//     they only grow.
 struct alignas(64) HandlerStatsRow {
   std::atomic<int32_t> pid;
   std::atomic<uint64_t> requests[kStatsMethods][kStatusCodes];
   MethodLatency latency[kStatsMethods];
+  // The handler's log of durable writes (server/group_commit.h): each
+  // commit turn's write and sync by its duration, the turns that failed,
+  // and the records the turns that succeeded made durable.
+  MethodLatency log_syncs;
+  std::atomic<uint64_t> log_sync_failures;
+  std::atomic<uint64_t> log_records_synced;
 };
 
 // The whole mapping. Invariants:
@@ -95,6 +102,10 @@ struct CallTotals {
   uint64_t requests[kStatsMethods][kStatusCodes] = {};
   uint64_t buckets[kStatsMethods][kLatencyBuckets] = {};
   uint64_t sum_ns[kStatsMethods] = {};
+  uint64_t log_sync_buckets[kLatencyBuckets] = {};
+  uint64_t log_sync_sum_ns = 0;
+  uint64_t log_sync_failures = 0;
+  uint64_t log_records_synced = 0;
   // Adds `row`'s counts.
   void Add(const HandlerStatsRow& row);
   uint64_t calls() const;   // every method and code
@@ -136,6 +147,17 @@ class StatsArea {
     MethodLatency& l = row.latency[method];
     l.buckets[LatencyBucket(ns)].fetch_add(1, std::memory_order_relaxed);
     l.sum_ns.fetch_add(static_cast<uint64_t>(ns), std::memory_order_relaxed);
+  }
+  // Owner of `row` only (its commit thread): one turn of its log took `ns`
+  // nanoseconds and made `records` durable, or failed.
+  static void RecordLogSync(HandlerStatsRow& row, int64_t ns, uint64_t records, bool ok) {
+    row.log_syncs.buckets[LatencyBucket(ns)].fetch_add(1, std::memory_order_relaxed);
+    row.log_syncs.sum_ns.fetch_add(static_cast<uint64_t>(ns), std::memory_order_relaxed);
+    if (ok) {
+      row.log_records_synced.fetch_add(records, std::memory_order_relaxed);
+    } else {
+      row.log_sync_failures.fetch_add(1, std::memory_order_relaxed);
+    }
   }
 
   // Supervisor only: a child of `role` ended for `reason` and will be

@@ -170,9 +170,12 @@ int RunBench(const Invocation& inv) {
   }
   config.session = inv.Flag("session", "off") == "on";
   config.durable = inv.Flag("durable", "off") == "on";
-  if ((config.session || config.durable) && config.rpc != RpcKind::kIncrement &&
-      config.rpc != RpcKind::kBatch) {
-    return UsageError(inv, "--session and --durable apply to --rpc=increment and batch only");
+  if (config.session && config.rpc != RpcKind::kIncrement && config.rpc != RpcKind::kBatch) {
+    return UsageError(inv, "--session applies to --rpc=increment and batch only");
+  }
+  if (config.durable && config.rpc != RpcKind::kIncrement && config.rpc != RpcKind::kBatch &&
+      config.rpc != RpcKind::kStream) {
+    return UsageError(inv, "--durable applies to --rpc=increment, batch and stream only");
   }
   config.key_prefix = inv.Flag("key-prefix", config.key_prefix);
   if (absl::Status s = CheckKeyArg(absl::StrCat(config.key_prefix, config.keys - 1)); !s.ok()) {
@@ -378,7 +381,8 @@ VerbSpec BenchVerb() {
            "increment, batch: every write under an exactly-once session, one per call slot "
            "(WriteOptions; default off)"},
           {"durable", "on|off",
-           "increment, batch: durable writes, answered once synced (WriteOptions; default off)"},
+           "increment, batch, stream: durable writes (each call or message), answered once "
+           "synced (WriteOptions; default off)"},
       },
       0,
       0,

@@ -54,6 +54,7 @@ class StreamSender {
     options.client.timeout = config.timeout;
     options.client.bearer_token = config.bearer_token;
     options.window = static_cast<int>(config.window);
+    options.durable = config.durable;
     stream_ = std::make_unique<IncrementStream>(std::move(channel), options,
                                                 [this](const StreamResult& r) { OnResult(r); });
   }

@@ -9,8 +9,14 @@ reported):
     (defaults, fresh data directory): p50 and p99 at 1 in flight (1
     connection) and at 64 in flight (8 connections), and writes per second
     at 64 in flight (`counterctl bench --durable=on`);
+  - durable IncrementStream messages (every message durable): STREAMS
+    streams of messages of STREAM_BATCH increments (`counterctl bench
+    --rpc=stream --durable=on`), increments acknowledged per second: the
+    route for many durable increments (a message's increments share its
+    record, the messages in flight share a sync);
   - Redis INCRBY with `--appendonly yes --appendfsync always` on the same
-    file system, at 1 and at 64 in flight (`redis-benchmark -c 1`, `-c 64`);
+    file system, at 1 and at 64 in flight (`redis-benchmark -c 1`, `-c 64`),
+    and pipelined (`-c 16 -P 16`), beside the stream;
   - the cost of session tracking on ordinary (not durable) writes: the
     unary Increment at 64 in flight without and with `--session=on` (every
     call slot writing under its own exactly-once session).
@@ -27,6 +33,22 @@ c = None
 
 ONE = dict(conc=1, conns=1, batch=1)
 SIXTY_FOUR = dict(conc=64, conns=8, batch=1)
+STREAMS = 8
+STREAM_BATCH = 100
+REDIS_PIPELINED = dict(conc=16, conns=16, batch=16)
+
+
+def durable_stream_cell(cfg, address, seconds):
+    argv = [cfg.counterctl, f"--addr={address}", "--output=json", "--timeout=10s", "bench",
+            "--rpc=stream", f"--streams={STREAMS}", f"--batch={STREAM_BATCH}",
+            f"--keys={cfg.keys}", f"--key-prefix={c.KEY_PREFIX}", "--durable=on",
+            f"--duration={seconds}s", "--warmup=1s"]
+    j = c.run_json(argv, timeout=seconds + 120)
+    if j.get("failed") or j.get("unknown"):
+        raise c.BenchError(f"durable stream bench: {j.get('failed')} failed, "
+                           f"{j.get('unknown')} unknown messages ({j.get('first_error', '')})")
+    return dict(ops=j["increments_per_second"], p50_us=j["latency_us"]["p50"],
+                p99_us=j["latency_us"]["p99"], detail=j)
 
 
 def countersd_cell(cfg, address, w, seconds, session, durable):
@@ -68,10 +90,13 @@ def run_durable(cfg, procs, tmp, results):
         "fdatasync": lambda: fdatasync_cell(cfg, f"{d}/data"),
         "durable1": lambda: countersd_cell(cfg, cd.address, ONE, seconds, False, True),
         "durable64": lambda: countersd_cell(cfg, cd.address, SIXTY_FOUR, seconds, False, True),
+        "durable_stream": lambda: durable_stream_cell(cfg, cd.address, seconds),
         "redis_always1": lambda: c.bench_redis(cfg, redis_port, ONE, seconds, calibrated,
                                                c.CpuMeter([redis.pid])),
         "redis_always64": lambda: c.bench_redis(cfg, redis_port, SIXTY_FOUR, seconds,
                                                 calibrated, c.CpuMeter([redis.pid])),
+        "redis_always_p16": lambda: c.bench_redis(cfg, redis_port, REDIS_PIPELINED, seconds,
+                                                  calibrated, c.CpuMeter([redis.pid])),
     }
     runs = {}
     for rep in range(cfg.reps):
@@ -114,6 +139,9 @@ def report_durable(results):
                         ("countersd durable Increment, 64 in flight", "durable64"),
                         ("Redis INCRBY, appendfsync always, 1 in flight", "redis_always1"),
                         ("Redis INCRBY, appendfsync always, 64 in flight", "redis_always64"),
+                        (f"countersd durable IncrementStream, {STREAMS} streams x "
+                         f"{STREAM_BATCH} increments a message (increments/s)", "durable_stream"),
+                        ("Redis INCRBY, appendfsync always, -c 16 -P 16", "redis_always_p16"),
                         ("countersd Increment, 64 in flight", "plain64"),
                         ("countersd Increment with a session, 64 in flight", "session64")):
         out.append(f"| {title} | {f(m(name))} | {f(m(name, 'p50_us'))} µs | "
@@ -123,6 +151,8 @@ def report_durable(results):
     group = ratio(m("durable64"), floor)
     vs_redis = ratio(m("durable64"), m("redis_always64"))
     vs_redis1 = ratio(m("durable1"), m("redis_always1"))
+    stream_floor = ratio(m("durable_stream"), floor)
+    stream_vs_redis = ratio(m("durable_stream"), m("redis_always_p16"))
     cost = (1 - m("session64") / m("plain64")) if m("session64") and m("plain64") else None
     out += ["", "| target | measured | verdict |", "|---|---|---|",
             f"| durable p50 at 1 in flight ≤ 2× one fdatasync | {rf(p50_ratio)} | "
@@ -131,6 +161,12 @@ def report_durable(results):
             f"{rf(group)} | {c.verdict(group is not None and group >= 1, group is not None)} |",
             f"| ≥ 1.0× Redis appendfsync always (64 in flight) | {rf(vs_redis)} (1 in flight: "
             f"{rf(vs_redis1)}) | {c.verdict(vs_redis is not None and vs_redis >= 1, vs_redis is not None)} |",
+            f"| durable increments/s over IncrementStream ≥ 20 ÷ fdatasync | "
+            f"{rf(stream_floor)} | "
+            f"{c.verdict(stream_floor is not None and stream_floor >= 1, stream_floor is not None)} |",
+            f"| durable IncrementStream ≥ 1.0× Redis appendfsync always, pipelined (-P 16) | "
+            f"{rf(stream_vs_redis)} | "
+            f"{c.verdict(stream_vs_redis is not None and stream_vs_redis >= 1, stream_vs_redis is not None)} |",
             f"| session tracking ≤ 10% on unary writes (64 in flight) | "
             f"{'n/a' if cost is None else f'{cost * 100:.1f}%'} | "
             f"{c.verdict(cost is not None and cost <= 0.10, cost is not None)} |",

@@ -19,6 +19,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "shared/monotonic_time.h"
+#include "shared/write_ahead_log.h"
 #include "tests/client/accumulator_reports.h"
 #include "tests/e2e/daemon_harness.h"
 
@@ -136,6 +137,40 @@ TEST_F(AccumulatorE2ETest, AValueThatWouldOverflowIsRefusedAloneAndBadKeysTheirA
 }
 
 // The daemon stopped, then started again on the same address and data.
+// With `durable`, a Flush that returned OK means the sums are in the
+// daemon's log of durable writes on disk (they survive a power loss).
+TEST(AccumulatorDurableTest, AFlushThatReturnedOkLeftTheSumsInTheLogOfDurableWrites) {
+  DaemonOptions daemon_options;
+  daemon_options.handlers = 1;
+  daemon_options.snapshot_interval = "1h";  // a snapshot would cover the log and remove it
+  absl::StatusOr<std::unique_ptr<Daemon>> d = Daemon::Start(daemon_options);
+  ASSERT_TRUE(d.ok()) << d.status();
+  Reports reports;
+  AccumulatorOptions options = Options(&reports);
+  options.durable = true;
+  options.flush_interval = absl::Hours(1);  // only Flush sends
+  Accumulator acc((*d)->address(), options);
+  std::map<std::string, int64_t> sums;
+  for (int round = 0; round < 3; ++round) {
+    for (int k = 0; k < 20; ++k) {
+      const std::string key = absl::StrCat("acc-durable/", k);
+      ASSERT_TRUE(acc.Add(key, k + round + 1).ok());
+      sums[key] += k + round + 1;
+    }
+    ASSERT_TRUE(acc.Flush().ok());
+    absl::StatusOr<std::vector<WalRecord>> log = ReadWal((*d)->data_dir());
+    ASSERT_TRUE(log.ok()) << log.status();
+    std::map<std::string, int64_t> logged;
+    for (const WalRecord& r : *log) {
+      for (const WalOp& op : r.ops) {
+        if (op.kind == WalOp::kAdd) logged[op.key] += op.value;
+      }
+    }
+    EXPECT_EQ(logged, sums) << "round " << round;
+  }
+  EXPECT_EQ(reports.size(), 0u);
+}
+
 TEST(AccumulatorDaemonDownTest, MemoryStaysBoundedWhileTheDaemonIsDownAndTheSumsArriveAfter) {
   ScopedTempDir dir;
   absl::StatusOr<std::unique_ptr<Daemon>> first =

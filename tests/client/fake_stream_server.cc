@@ -35,6 +35,10 @@ class FakeStreamServer::Service final : public v1::CounterService::Service {
     while (stream->Read(&request)) {
       v1::IncrementStreamResponse response;
       response.set_sequence(request.sequence());
+      {
+        std::lock_guard lock(mu);
+        ++(request.options().durable() ? durable_messages : plain_messages);
+      }
       bool crash = false, drop = false, refuse = false, hold = false;
       int refused_at = 0;
       for (int i = 0; i < request.increments_size(); ++i) {
@@ -77,6 +81,7 @@ class FakeStreamServer::Service final : public v1::CounterService::Service {
   std::condition_variable cv;
   std::map<std::string, int64_t> values;
   int streams = 0;
+  uint64_t durable_messages = 0, plain_messages = 0;
   std::string authorization;
   uint64_t releases = 0;  // Release() calls not yet used by a held answer
   bool shutting_down = false;
@@ -113,6 +118,16 @@ int64_t FakeStreamServer::Value(const std::string& key) const {
 int FakeStreamServer::streams() const {
   std::lock_guard lock(service_->mu);
   return service_->streams;
+}
+
+uint64_t FakeStreamServer::durable_messages() const {
+  std::lock_guard lock(service_->mu);
+  return service_->durable_messages;
+}
+
+uint64_t FakeStreamServer::plain_messages() const {
+  std::lock_guard lock(service_->mu);
+  return service_->plain_messages;
 }
 
 std::string FakeStreamServer::last_authorization() const {

@@ -45,6 +45,9 @@ class FakeStreamServer {
   int64_t Value(const std::string& key) const;
   // Streams accepted so far.
   int streams() const;
+  // Messages read with WriteOptions.durable set, and without.
+  uint64_t durable_messages() const;
+  uint64_t plain_messages() const;
   // The authorization metadata of the last stream ("" if none).
   std::string last_authorization() const;
   // Lets one held answer go, now or when it comes.

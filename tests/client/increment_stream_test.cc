@@ -255,6 +255,24 @@ TEST(IncrementStreamTest, SendsTheBearerToken) {
   EXPECT_EQ(server.last_authorization(), "Bearer s3cret");
 }
 
+TEST(IncrementStreamTest, DurableMarksEveryMessageItSends) {
+  FakeStreamServer server;
+  Recorder rec;
+  IncrementStreamOptions options = Options();
+  options.durable = true;
+  IncrementStream stream(Channel(server.address()), options, rec.Callback());
+  const IncrementOp one[] = {{"k", 1}};
+  ASSERT_TRUE(stream.Send(one).ok());
+  ASSERT_TRUE(stream.Send(stream.NewRequest()).ok());  // a message built by the caller too
+  ASSERT_TRUE(stream.WaitForResults(absl::Seconds(30)).ok());
+  EXPECT_EQ(server.durable_messages(), 2u);
+  EXPECT_EQ(server.plain_messages(), 0u);
+  IncrementStream plain(Channel(server.address()), Options(), rec.Callback());
+  ASSERT_TRUE(plain.Send(one).ok());
+  ASSERT_TRUE(plain.WaitForResults(absl::Seconds(30)).ok());
+  EXPECT_EQ(server.plain_messages(), 1u);
+}
+
 TEST(IncrementStreamTest, CloseWaitsForTheAnswersDueThenRefusesSends) {
   FakeStreamServer server;
   Recorder rec;

@@ -2,8 +2,9 @@
 // sync stub, no client library): answers in order with their sequences,
 // each message atomic, a failed message in the middle leaving the others
 // applied, what is in flight bounded by the server, a drain ending open
-// streams UNAVAILABLE, and a handler SIGKILLed under stream load losing
-// nothing acknowledged and applying nothing twice. (Raw bytes that do not
+// streams UNAVAILABLE, durable messages in the log when answered, and a
+// handler SIGKILLed under stream load losing nothing acknowledged and
+// applying nothing twice. (Raw bytes that do not
 // parse: tests/interop/python_interop_test.py.)
 #include <signal.h>
 #include <sys/wait.h>
@@ -25,6 +26,7 @@
 #include "gtest/gtest.h"
 #include "proto/grpc_deadline.h"
 #include "shared/monotonic_time.h"
+#include "shared/write_ahead_log.h"
 #include "tests/e2e/daemon_harness.h"
 
 namespace countersd::testing {
@@ -45,9 +47,10 @@ class RawStream {
     ctx_.set_deadline(GrpcDeadlineAfter(deadline));
     rw_ = stub->IncrementStream(&ctx_);
   }
-  bool Send(uint64_t sequence, const Increments& increments) {
+  bool Send(uint64_t sequence, const Increments& increments, bool durable = false) {
     IncrementStreamRequest req;
     req.set_sequence(sequence);
+    if (durable) req.mutable_options()->set_durable(true);
     for (const auto& [key, delta] : increments) {
       auto* inc = req.add_increments();
       inc->set_key(key);
@@ -211,6 +214,47 @@ TEST(IncrementStreamDrainTest, AnOpenStreamEndsUnavailableWhenTheDaemonStops) {
   EXPECT_EQ(ended.error_code(), grpc::StatusCode::UNAVAILABLE) << ended.error_message();
   EXPECT_THAT(ended.error_message(), HasSubstr("shutting down"));
   EXPECT_EQ((*daemon)->log().find("increment streams still open are cut"), std::string::npos);
+}
+
+// Durable messages: each answered only once its record is in the log on
+// disk; the plain messages between them answered in order, not logged.
+TEST(IncrementStreamDurableTest, ADurableMessageIsInTheLogWhenItsAnswerArrives) {
+  DaemonOptions options;
+  options.handlers = 1;
+  // No periodic snapshot: one would cover the log and its segments would go.
+  options.snapshot_interval = "1h";
+  auto daemon = Daemon::Start(options);
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  auto stub = NewStub((*daemon)->address());
+  RawStream stream(stub.get());
+  constexpr uint64_t kMessages = 30;
+  for (uint64_t q = 1; q <= kMessages; ++q) {
+    const bool durable = q % 3 != 0;
+    ASSERT_TRUE(stream.Send(q, {{durable ? "durable/d" : "durable/p", 2}}, durable));
+    // Two sent before the first is read: the second may share its sync.
+    if (q % 2 == 1) continue;
+    for (uint64_t a = q - 1; a <= q; ++a) {
+      std::optional<IncrementStreamResponse> r = stream.Read();
+      ASSERT_TRUE(r.has_value()) << "answer " << a;
+      EXPECT_EQ(r->sequence(), a);
+      ASSERT_EQ(r->code(), 0) << r->message();
+      if (a % 3 == 0) continue;
+      absl::StatusOr<std::vector<WalRecord>> log = ReadWal((*daemon)->data_dir());
+      ASSERT_TRUE(log.ok()) << log.status();
+      int64_t logged = 0;
+      for (const WalRecord& rec : *log) {
+        for (const WalOp& op : rec.ops) {
+          EXPECT_NE(op.key, "durable/p") << "a plain message was logged";
+          if (op.key == "durable/d" && op.kind == WalOp::kAdd) logged += op.value;
+        }
+      }
+      EXPECT_GE(logged, r->values(0)) << "answered before its record was synced";
+    }
+  }
+  grpc::Status closed = stream.Close();
+  EXPECT_TRUE(closed.ok()) << closed.error_message();
+  EXPECT_EQ(CounterValue(stub.get(), "durable/d"), 2 * 20);
+  EXPECT_EQ(CounterValue(stub.get(), "durable/p"), 2 * 10);
 }
 
 // A handler SIGKILLed while streams run on it: what was acknowledged is

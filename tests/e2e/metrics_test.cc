@@ -2,7 +2,8 @@
 // every second and its query API sees the calls made; `promtool check
 // metrics` accepts the page; a SIGKILLed handler's respawn takes no total
 // backwards (in /metrics or GetStats); the export prefix and its cap, with
-// a key that needs escaping; the start-up errors of --metrics-listen; and
+// a key that needs escaping; durable writes and their log's syncs; the
+// start-up errors of --metrics-listen; and
 // the calls of processes attached with countersd::local, kept when one
 // detaches.
 #include <fcntl.h>
@@ -285,6 +286,29 @@ TEST(Metrics, ExportsTheCountersUnderThePrefixUpToTheCapEscapingTheirKeys) {
   EXPECT_EQ(SampleValue(page, "countersd_counter_value{key=\"exp/!q\\\"b\\\\s\"}"), 3) << page;
   EXPECT_EQ(SampleValue(page, "countersd_counter_value{key=\"exp/10\"}"), 1) << page;
   EXPECT_FALSE(absl::StrContains(page, "other/key")) << page;
+}
+
+TEST(Metrics, DurableWritesAreCountedWithTheSyncsThatMadeThemDurable) {
+  DaemonOptions options = WithHandlers(1);
+  options.snapshot_interval = "1h";
+  absl::StatusOr<std::unique_ptr<Daemon>> d = Daemon::Start(options);
+  ASSERT_TRUE(d.ok()) << d.status();
+  auto stub = NewStub((*d)->address());
+  constexpr int kWrites = 5;
+  // One at a time: each is a commit turn of its own.
+  for (int i = 0; i < kWrites; ++i) {
+    grpc::Status st = IncrementWithOptions(stub.get(), "durable/m", 1, SessionOptions("", 0, true));
+    ASSERT_TRUE(st.ok()) << st.error_message();
+  }
+  const std::string page = Metrics(**d);
+  EXPECT_EQ(SampleValue(page, "countersd_durable_log_records_total"), kWrites) << page;
+  EXPECT_EQ(SampleValue(page, "countersd_durable_log_records_synced_total"), kWrites) << page;
+  EXPECT_EQ(SampleValue(page, "countersd_durable_log_sync_duration_seconds_count"), kWrites)
+      << page;
+  EXPECT_EQ(SampleValue(page, "countersd_durable_log_sync_failures_total"), 0) << page;
+  EXPECT_EQ(SampleValue(page, "countersd_requests_total{method=\"Increment\",code=\"OK\"}"),
+            kWrites)
+      << page;
 }
 
 TEST(Metrics, ABadOrBusyMetricsAddressFailsTheStart) {

@@ -401,7 +401,7 @@ class PowerLossRun {
     if (broken_) return;
     if (commit_ == nullptr) {
       absl::StatusOr<std::unique_ptr<GroupCommit>> gc =
-          GroupCommit::Start(table_.get(), dir_, 0, sys_.get());
+          GroupCommit::Start(table_.get(), dir_, 0, nullptr, sys_.get());
       if (!gc.ok()) return Break(absl::StrCat("GroupCommit::Start: ", gc.status().ToString()));
       commit_ = *std::move(gc);
     }

@@ -116,7 +116,7 @@ TEST_F(DurableLog, ConcurrentRecordsShareSyncs) {
 TEST_F(DurableLog, AFailedSyncFailsItsWaitersAndTheNextRecordsGoToANewSegment) {
   auto t = MustCreate(10000);
   FaultInjectingSys sys;
-  auto gc = GroupCommit::Start(t.get(), dir_, 3, &sys);
+  auto gc = GroupCommit::Start(t.get(), dir_, 3, nullptr, &sys);
   ASSERT_TRUE(gc.ok()) << gc.status();
   auto append = [&](uint64_t lsn) {
     std::promise<absl::Status> p;

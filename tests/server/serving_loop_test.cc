@@ -58,7 +58,7 @@ class ServingLoopTest : public TempDirTest {
     cq_ = builder.AddCompletionQueue();
     server_ = builder.BuildAndStart();
     ASSERT_NE(server_, nullptr);
-    streams_ = std::make_unique<IncrementStreams>(service_.get());
+    streams_ = std::make_unique<IncrementStreams>(service_.get(), nullptr);
     loop_ = std::make_unique<UnaryCallLoop>(service_.get(), health_.get(), streams_.get(),
                                             cq_.get());
     serving_ = std::thread([this] { loop_->Run(); });
