@@ -62,8 +62,10 @@ Accumulator::Accumulator(std::shared_ptr<grpc::Channel> channel, AccumulatorOpti
       max_batch_(options_.max_batch == 0 ? kMaxBatchOps : options_.max_batch) {
   stream_ = std::make_unique<IncrementStream>(
       std::move(channel),
-      IncrementStreamOptions{
-          .client = options_.client, .window = options_.window, .durable = options_.durable},
+      IncrementStreamOptions{.client = options_.client,
+                             .window = options_.window,
+                             .durable = options_.durable,
+                             .exactly_once = options_.exactly_once},
       [this](const StreamResult& r) { OnResult(r); });
   flusher_ = std::thread([this] { FlushLoop(); });
 }

@@ -19,7 +19,11 @@
 //  - A message whose answer was lost when the stream broke (a handler
 //    killed, the daemon restarted) may or may not have been applied. Its
 //    keys and deltas are reported (kUnknown: on_error and the counters) and
-//    never resent, since a resend could count them twice.
+//    never resent, since a resend could count them twice; unless
+//    `exactly_once` is set: then the stream resends it under its session
+//    and the daemon applies it once (IncrementStream's "Exactly once"), so
+//    a break loses and reports nothing, and only a message unanswered for
+//    ClientOptions::timeout after its first send is kUnknown.
 //  - Nothing is dropped silently: every Add that is refused, every sum the
 //    daemon refused, every sum left when the destructor gives up is
 //    reported through on_error and counted in stats().
@@ -155,6 +159,9 @@ struct AccumulatorOptions {
   // Every message durable (IncrementStreamOptions::durable, the loss model
   // above): a flush costs the daemon's log one sync, shared.
   bool durable = false;
+  // Messages resent after a break, applied once (the loss model above);
+  // costs one session of the daemon's --sessions-max.
+  bool exactly_once = false;
   // How long the destructor waits for its final flush.
   absl::Duration close_timeout = absl::Seconds(5);
   std::function<void(const AccumulatorError&)> on_error;

@@ -7,10 +7,13 @@
 #include <algorithm>
 #include <utility>
 
-#include "absl/random/random.h"
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
-#include "proto/grpc_deadline.h"
+#include "client/increment_stream_call.h"
+#include "client/write_session.h"
 #include "proto/status_conversion.h"
+#include "shared/monotonic_time.h"
+#include "shared/session_refusal.h"
 
 namespace countersd {
 
@@ -28,82 +31,7 @@ const char* StreamOutcomeName(StreamOutcome outcome) {
   return "?";
 }
 
-namespace {
 
-absl::Duration Since(std::chrono::steady_clock::time_point t) {
-  return absl::FromChrono(std::chrono::steady_clock::now() - t);
-}
-
-const char* ChannelStateName(grpc_connectivity_state state) {
-  switch (state) {
-    case GRPC_CHANNEL_IDLE:
-      return "IDLE";
-    case GRPC_CHANNEL_CONNECTING:
-      return "CONNECTING";
-    case GRPC_CHANNEL_READY:
-      return "READY";
-    case GRPC_CHANNEL_TRANSIENT_FAILURE:
-      return "TRANSIENT_FAILURE";
-    case GRPC_CHANNEL_SHUTDOWN:
-      return "SHUTDOWN";
-  }
-  return "?";
-}
-
-// How long the driver waits on the channel's state at a time, so that it
-// notices Close while the daemon cannot be reached.
-constexpr absl::Duration kStateWaitSlice = absl::Milliseconds(250);
-
-}  // namespace
-
-// One IncrementStream call. Every field below `context` is guarded by the
-// owner's mu_; the reactions never call gRPC with it held.
-class IncrementStream::Call final
-    : public grpc::ClientBidiReactor<v1::IncrementStreamRequest, v1::IncrementStreamResponse> {
- public:
-  explicit Call(IncrementStream* owner) : owner_(owner) {
-    if (!owner->authorization_.empty()) context.AddMetadata("authorization", owner->authorization_);
-  }
-
-  // Binds and starts the call. The hold lasts until the stream can take no
-  // more writes (EndWritesLocked).
-  void Begin() {
-    owner_->stub_->async()->IncrementStream(&context, this);
-    AddHold();
-    StartRead(&response_);
-    StartCall();
-  }
-
-  void OnReadDone(bool ok) override;
-  void OnWriteDone(bool ok) override;
-  void OnWritesDoneDone(bool ok) override;
-  void OnDone(const grpc::Status& status) override;
-
-  // Under mu_: ends writes on this call (no new write will start) and says
-  // whether the caller must now RemoveHold (outside the lock).
-  bool EndWritesLocked() {
-    if (owner_->open_) {
-      owner_->open_ = false;
-      if (!owner_->closing_) owner_->broken_since_ = Clock::now();
-    }
-    if (hold_released || owner_->writing_) return false;
-    hold_released = true;
-    return true;
-  }
-
-  grpc::ClientContext context;
-  // Guarded by the owner's mu_:
-  absl::Status error;  // our own reason to end the call, if any
-  bool hold_released = false;
-  bool answered_any = false;
-  bool finished = false;  // OnDone made its last touch of this object
-  int users = 0;          // threads using this object outside mu_
-  Clock::time_point started = Clock::now();
-
- private:
-  IncrementStream* const owner_;
-  v1::IncrementStreamResponse response_;
-};
 
 void IncrementStream::Call::OnReadDone(bool ok) {
   IncrementStream* const s = owner_;
@@ -141,17 +69,30 @@ void IncrementStream::Call::OnReadDone(bool ok) {
   }
   answered_any = true;
   s->refusal_ = absl::OkStatus();  // this stream was admitted
-  ++s->stats_.answered;
   const int code = response_.code();
-  StreamResult result;
-  result.sequence = response_.sequence();
-  result.outcome = StreamOutcome::kAnswered;
-  result.status = code == 0
-                      ? absl::OkStatus()
-                      : absl::Status(code > 0 && code <= 16 ? static_cast<absl::StatusCode>(code)
-                                                            : absl::StatusCode::kUnknown,
-                                     response_.message());
-  result.values = absl::MakeConstSpan(response_.values().data(), response_.values_size());
+  absl::Status status =
+      code == 0 ? absl::OkStatus()
+                : absl::Status(code > 0 && code <= 16 ? static_cast<absl::StatusCode>(code)
+                                                      : absl::StatusCode::kUnknown,
+                               response_.message());
+  InFlight& m = s->in_flight_.front();
+  StreamOutcome outcome = StreamOutcome::kAnswered;
+  if (m.place.has_value()) {  // exactly_once ("Exactly once" in the header)
+    const bool unknown_session = IsUnknownSessionError(status);
+    // The daemon forgot the session before a resend reached it: the first
+    // attempt may have been applied.
+    if (m.resent && (unknown_session || IsForgottenSequenceError(status))) {
+      outcome = StreamOutcome::kUnknown;
+    }
+    if (unknown_session) {  // the messages after it go under a new session
+      s->RenewPlaceLocked(m);
+    }
+  }
+  StreamResult result = s->ResolveLocked(m, outcome, std::move(status));
+  if (outcome == StreamOutcome::kAnswered) {
+    result.values = absl::MakeConstSpan(response_.values().data(), response_.values_size());
+  }
+  v1::IncrementStreamRequest kept = std::move(m.request);
   lock.unlock();
   s->Deliver(result);
   lock.lock();
@@ -159,6 +100,7 @@ void IncrementStream::Call::OnReadDone(bool ok) {
   s->resolved_through_ = result.sequence;
   s->cv_.notify_all();
   lock.unlock();
+  if (kept.increments_size() > 0 || kept.has_options()) s->Recycle(std::move(kept));
   StartRead(&response_);
 }
 
@@ -168,6 +110,13 @@ void IncrementStream::Call::OnWriteDone(bool ok) {
   s->writing_ = false;
   v1::IncrementStreamRequest written = std::move(s->write_queue_.front());
   s->write_queue_.pop_front();
+  // exactly_once: kept with its message until answered, for a resend.
+  bool kept = false;
+  if (s->session_ != nullptr && !s->in_flight_.empty() &&
+      written.sequence() >= s->in_flight_.front().sequence) {
+    s->in_flight_[written.sequence() - s->in_flight_.front().sequence].request = std::move(written);
+    kept = true;
+  }
   v1::IncrementStreamRequest* next = nullptr;
   bool release = false;
   if (!ok) {  // the stream is broken; OnDone will say why
@@ -182,7 +131,7 @@ void IncrementStream::Call::OnWriteDone(bool ok) {
   s->cv_.notify_all();
   lock.unlock();
   if (next != nullptr) StartWrite(next);
-  s->Recycle(std::move(written));
+  if (!kept) s->Recycle(std::move(written));
   if (release) RemoveHold();
 }
 
@@ -211,28 +160,14 @@ void IncrementStream::Call::OnDone(const grpc::Status& status) {
   const bool refused = !answered_any && (why.code() == absl::StatusCode::kUnauthenticated ||
                                          why.code() == absl::StatusCode::kPermissionDenied);
   if (refused) s->refusal_ = why;
-  s->CollectUnresolvedLocked(why, refused, &results);
-  lock.unlock();
-  for (const StreamResult& r : results) s->Deliver(r);
-  lock.lock();
-  if (!results.empty()) s->resolved_through_ = results.back().sequence;
+  if (s->session_ != nullptr && !refused && !s->stop_) {
+    s->RequeueLocked(&results);  // written again on the next stream
+  } else {
+    s->CollectUnresolvedLocked(why, refused, &results);
+  }
+  s->DeliverAll(lock, &results);
   finished = true;
   s->cv_.notify_all();
-}
-
-void IncrementStream::CollectUnresolvedLocked(const absl::Status& why, bool none_applied,
-                                              std::deque<StreamResult>* out) {
-  for (const InFlight& m : in_flight_) {
-    StreamResult r;
-    r.sequence = m.sequence;
-    const bool unknown = m.written && !none_applied;
-    r.outcome = unknown ? StreamOutcome::kUnknown : StreamOutcome::kNotSent;
-    r.status = why.ok() ? absl::UnavailableError("the stream ended") : why;
-    ++(unknown ? stats_.unknown : stats_.not_sent);
-    out->push_back(std::move(r));
-  }
-  in_flight_.clear();
-  write_queue_.clear();
 }
 
 namespace {
@@ -248,6 +183,7 @@ IncrementStream::IncrementStream(std::shared_ptr<grpc::Channel> channel,
       channel_(std::move(channel)),
       stub_(v1::CounterService::NewStub(channel_)),
       on_result_(std::move(on_result)),
+      session_(options_.exactly_once ? std::make_unique<WriteSession>() : nullptr),
       broken_since_(Clock::now()),
       last_error_(absl::UnavailableError("no stream opened yet")) {
   driver_ = std::thread([this] { Drive(); });
@@ -290,6 +226,24 @@ absl::StatusOr<uint64_t> IncrementStream::Send(v1::IncrementStreamRequest reques
   const absl::Duration timeout = options_.client.timeout;
   const Clock::time_point deadline = Clock::now() + absl::ToChronoNanoseconds(timeout);
   const size_t window = static_cast<size_t>(std::max(1, options_.window));
+  // exactly_once: the message's place in the session's window (it may
+  // wait), ended unless the message is queued.
+  std::optional<WriteSession::Ticket> ticket;
+  if (session_ != nullptr) {
+    absl::StatusOr<WriteSession::Ticket> t =
+        session_->Begin(static_cast<size_t>(std::max(1, request.increments_size())),
+                        MonotonicNow() + timeout, nullptr);
+    if (!t.ok()) {
+      return absl::Status(t.status().code(),
+                          absl::StrCat("IncrementStream: the session's window: ", t.status().message()));
+    }
+    ticket = *std::move(t);
+    request.mutable_options()->set_session_id(ticket->session_id);
+    request.mutable_options()->set_sequence(ticket->sequence);
+  }
+  absl::Cleanup end_ticket = [&] {
+    if (ticket.has_value()) session_->End(*ticket);
+  };
   std::unique_lock lock(mu_);
   while (true) {
     if (closing_) return absl::FailedPreconditionError("IncrementStream: Send after Close");
@@ -311,7 +265,7 @@ absl::StatusOr<uint64_t> IncrementStream::Send(v1::IncrementStreamRequest reques
                 ? last_error_.code()
                 : absl::StatusCode::kUnavailable;
         return absl::Status(code, absl::StrCat("IncrementStream: no stream open to the daemon for ",
-                                               absl::FormatDuration(Since(broken_since_)), ": ",
+                                               absl::FormatDuration(SinceSteady(broken_since_)), ": ",
                                                absl::StatusCodeToString(last_error_.code()), ": ",
                                                last_error_.message()));
       }
@@ -327,7 +281,14 @@ absl::StatusOr<uint64_t> IncrementStream::Send(v1::IncrementStreamRequest reques
   }
   const uint64_t sequence = next_sequence_++;
   request.set_sequence(sequence);
-  in_flight_.push_back(InFlight{sequence, Clock::now(), false, request.increments_size()});
+  InFlight& m = in_flight_.emplace_back();
+  m.sequence = sequence;
+  m.sent = m.first_sent = Clock::now();
+  m.increments = request.increments_size();
+  if (ticket.has_value()) {
+    m.place = SessionPlace{std::move(ticket->session_id), ticket->sequence, ticket->generation};
+    ticket.reset();  // the message's now: resolving it ends it
+  }
   write_queue_.push_back(std::move(request));
   ++stats_.sent;
   v1::IncrementStreamRequest* start = nullptr;
@@ -408,90 +369,6 @@ IncrementStream::Stats IncrementStream::stats() const {
 bool IncrementStream::connected() const {
   std::lock_guard lock(mu_);
   return open_;
-}
-
-void IncrementStream::Drive() {
-  absl::Duration backoff = options_.client.initial_backoff;
-  absl::BitGen rng;
-  std::unique_lock lock(mu_);
-  while (!stop_) {
-    // 1. A READY channel: gRPC (re)connects it with its own back-off.
-    lock.unlock();
-    grpc_connectivity_state state = channel_->GetState(/*try_to_connect=*/true);
-    while (state != GRPC_CHANNEL_READY) {
-      lock.lock();
-      if (stop_) break;
-      last_error_ = absl::UnavailableError(absl::StrCat(
-          "the channel to the daemon is not connected (", ChannelStateName(state), ")"));
-      lock.unlock();
-      channel_->WaitForStateChange(state, GrpcDeadlineAfter(kStateWaitSlice));
-      state = channel_->GetState(/*try_to_connect=*/true);
-    }
-    if (state != GRPC_CHANNEL_READY) break;  // stop_, with the lock held
-    lock.lock();
-    if (stop_) break;
-
-    // 2. A call, open for Sends.
-    call_ = std::make_unique<Call>(this);
-    Call* const call = call_.get();
-    ++stats_.streams;
-    lock.unlock();
-    call->Begin();  // bound and started before any Send may write on it
-    lock.lock();
-    // The hold keeps it alive, but it may have failed already.
-    if (!call->hold_released && call->error.ok()) {
-      open_ = true;
-      cv_.notify_all();
-    }
-
-    // 3. Until it ends: the oldest answer's deadline, and after Close the
-    //    server's end of the stream.
-    const auto timeout = absl::ToChronoNanoseconds(options_.client.timeout);
-    while (!call->finished || call->users > 0) {
-      const bool watch_answer = !in_flight_.empty();
-      if (call->finished || !call->error.ok() || (!watch_answer && !stop_)) {
-        cv_.wait(lock);
-        continue;
-      }
-      const Clock::time_point due =
-          watch_answer ? in_flight_.front().sent + timeout : stopped_at_ + timeout;
-      if (Clock::now() < due) {
-        cv_.wait_until(lock, due);
-        continue;
-      }
-      call->error = absl::DeadlineExceededError(
-          watch_answer
-              ? absl::StrCat("IncrementStream: no answer to sequence ", in_flight_.front().sequence,
-                             " within ", absl::FormatDuration(options_.client.timeout),
-                             "; the stream was cancelled")
-              : absl::StrCat("IncrementStream: the server did not end the stream within ",
-                             absl::FormatDuration(options_.client.timeout), " of its close"));
-      const bool release = call->EndWritesLocked();
-      lock.unlock();
-      call->context.TryCancel();
-      if (release) call->RemoveHold();
-      lock.lock();
-    }
-    const bool worked = call->answered_any || Since(call->started) >= options_.client.max_backoff;
-    std::unique_ptr<Call> ended = std::move(call_);
-    cv_.notify_all();
-    lock.unlock();
-    ended.reset();
-    lock.lock();
-
-    // 4. Back off unless the stream worked for a while.
-    if (worked) {
-      backoff = options_.client.initial_backoff;
-      continue;
-    }
-    const absl::Duration b = std::min(backoff, options_.client.max_backoff);
-    const absl::Duration wait =
-        b / 2 + absl::Nanoseconds(absl::Uniform<int64_t>(
-                    rng, 0, std::max<int64_t>(1, absl::ToInt64Nanoseconds(b / 2))));
-    cv_.wait_for(lock, absl::ToChronoNanoseconds(wait), [&] { return stop_; });
-    backoff = backoff * 2;
-  }
-  cv_.notify_all();
 }
 
 }  // namespace countersd

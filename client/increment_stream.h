@@ -16,7 +16,8 @@
 //              increment;
 //   kUnknown   the stream broke after the message was handed to gRPC and
 //              before its answer came: it may or may not have been applied.
-//              It is never resent (that could count it twice); the caller
+//              It is never resent (that could count it twice), unless the
+//              stream is exactly_once (below, "Exactly once"); the caller
 //              decides;
 //   kNotSent   certainly not applied: the stream broke while the message
 //              still waited in this object's queue behind another write (it
@@ -59,10 +60,32 @@
 // once the stream can take no more writes. gRPC may run a reaction inline
 // inside a Start* call, so none is made with this object's mutex held.
 //
+// Exactly once (IncrementStreamOptions::exactly_once). The stream has a
+// session (client/write_session.h: its id, its sequences, and the window
+// that keeps every message in flight inside what the daemon remembers:
+// messages in flight within 64 sequences of the oldest, their increments
+// at most 512 together, a bigger message alone), and each message carries
+// the session and its own sequence in its WriteOptions. At a break the
+// unresolved messages are not resolved: once a new stream is open they are
+// written on it again, in order, with the same session and sequences, and
+// the daemon answers one it had applied with its first answer, applying
+// nothing twice (counters.proto, WriteOptions). So a broken stream costs no
+// kUnknown; a message becomes kUnknown only when it is still unanswered
+// ClientOptions::timeout after it was first sent (the daemon down that
+// long, or not answering), or when the daemon forgot the session before a
+// resend reached it (idle past --session-ttl, or its place taken under
+// --sessions-max): a resend answered "unknown session" or "older than the
+// daemon remembers". A first send answered "unknown session" was not
+// applied (kAnswered with that status) and the stream starts a new session
+// for the messages after it. Costs: the window above (a Send may wait for
+// it, up to ClientOptions::timeout), one session of the daemon's
+// --sessions-max per stream, and the written messages kept until answered.
+//
 // ClientOptions: bearer_token is sent on every stream; timeout bounds each
 // wait of Send, an answer's wait (then the stream is cancelled and
 // reopened) and Close's default; initial_backoff and max_backoff pace the
-// reconnections. max_attempts does not apply (nothing is retried).
+// reconnections. max_attempts does not apply (a message is resent only
+// with exactly_once, until its deadline).
 //
 // Thread-safety: Send, WaitForResults, stats() and Close may be called from
 // any threads. The callback runs on gRPC's threads or inside a Send or
@@ -82,6 +105,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -94,6 +118,8 @@
 
 namespace countersd {
 
+class WriteSession;
+
 struct IncrementStreamOptions {
   ClientOptions client;
   // Messages sent and not yet resolved, at most. The server holds at most 8
@@ -105,6 +131,9 @@ struct IncrementStreamOptions {
   // kAnswered INTERNAL: applied, not known durable. A message the caller
   // builds may set its own options instead.
   bool durable = false;
+  // Every message under this stream's session, resent after a break
+  // ("Exactly once" above).
+  bool exactly_once = false;
 };
 
 enum class StreamOutcome { kAnswered, kUnknown, kNotSent };
@@ -177,11 +206,23 @@ class IncrementStream {
   class Call;
   using Clock = std::chrono::steady_clock;
 
+  // A message's WriteSession::Ticket (client/write_session.h, not an
+  // installed header).
+  struct SessionPlace {
+    std::string session_id;
+    uint64_t sequence = 0;
+    uint64_t generation = 0;
+  };
   struct InFlight {
     uint64_t sequence;
-    Clock::time_point sent;
-    bool written = false;  // handed to gRPC (StartWrite)
+    Clock::time_point sent;  // last handed to a stream (for the answer's deadline)
+    bool written = false;    // handed to gRPC (StartWrite) on the current stream
     int increments = 0;
+    // exactly_once:
+    Clock::time_point first_sent;        // Send: a resend ends ClientOptions::timeout after
+    std::optional<SessionPlace> place;  // its WriteSession ticket, until resolved
+    bool resent = false;                 // written on an earlier stream
+    counters::v1::IncrementStreamRequest request;  // once written: kept for a resend
   };
 
   void Drive();
@@ -189,6 +230,23 @@ class IncrementStream {
   // `none_applied`: the daemon refused the call before reading a message.
   void CollectUnresolvedLocked(const absl::Status& why, bool none_applied,
                                std::deque<StreamResult>* out);
+  // Under mu_, exactly_once, after a break: resolves the unresolved
+  // messages past their deadline (the oldest ones) as CollectUnresolved
+  // does, and queues the rest to be written again on the next stream.
+  void RequeueLocked(std::deque<StreamResult>* out);
+  // Under mu_, exactly_once, between streams: resolves the messages past
+  // their deadline.
+  void ExpireLocked(std::deque<StreamResult>* out);
+  // Under mu_ (exactly_once): m's place in the session freed (End), or,
+  // the daemon having refused it as an unknown session, a new session
+  // started (Renew).
+  void EndPlaceLocked(InFlight& m);
+  void RenewPlaceLocked(InFlight& m);
+  // Under mu_: one message's result from its InFlight; ends its place.
+  StreamResult ResolveLocked(InFlight& m, StreamOutcome outcome, absl::Status status);
+  // Delivers `results` (outside mu_, which `lock` holds on return) and
+  // advances resolved_through_.
+  void DeliverAll(std::unique_lock<std::mutex>& lock, std::deque<StreamResult>* results);
   void Deliver(const StreamResult& result);
   // Keeps a written message for NewRequest (at most `window` of them).
   void Recycle(counters::v1::IncrementStreamRequest request);
@@ -198,6 +256,7 @@ class IncrementStream {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<counters::v1::CounterService::Stub> stub_;
   const ResultCallback on_result_;
+  const std::unique_ptr<WriteSession> session_;  // exactly_once only (write_session.h)
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

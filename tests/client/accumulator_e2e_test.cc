@@ -3,6 +3,9 @@
 // stopped (memory bounded, drops past the bound counted and reported) and
 // back (the sums kept arrive); the daemon refusing a message whose value
 // would overflow, and bad keys, each reported with the counts.
+#include <signal.h>
+
+#include <atomic>
 #include <cstdint>
 #include <limits>
 #include <map>
@@ -134,6 +137,58 @@ TEST_F(AccumulatorE2ETest, AValueThatWouldOverflowIsRefusedAloneAndBadKeysTheirA
   EXPECT_EQ(s.acked_increments, 1u);
   EXPECT_EQ(*client.Get(big), max - 5);
   EXPECT_EQ(*client.Get(other), 3);
+}
+
+// exactly_once: every original handler SIGKILLed in turn while threads
+// add; the messages the kills left unanswered are resent and applied once,
+// so the daemon's totals are the sums exactly and nothing is unknown.
+TEST(AccumulatorExactlyOnceTest, HandlersKilledWhileThreadsAddLeaveTheTotalsExact) {
+  absl::StatusOr<std::unique_ptr<Daemon>> d = Daemon::Start({.handlers = 2});
+  ASSERT_TRUE(d.ok()) << d.status();
+  constexpr int kKeys = 100;
+  std::vector<std::string> keys;
+  for (int k = 0; k < kKeys; ++k) keys.push_back(absl::StrCat("acc-once/", k));
+  Reports reports;
+  AccumulatorOptions options = Options(&reports);
+  options.exactly_once = true;
+  options.flush_interval = absl::Milliseconds(5);
+  options.max_batch = 32;  // several messages in flight at a kill
+  Accumulator acc((*d)->address(), options);
+  std::atomic<bool> stop{false};
+  std::vector<std::vector<int64_t>> sums(2, std::vector<int64_t>(kKeys, 0));
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < sums.size(); ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937_64 rng(t + 7);
+      while (!stop.load()) {
+        const int k = static_cast<int>(rng() % kKeys);
+        if (acc.Add(keys[k], 1).ok()) ++sums[t][k];
+      }
+    });
+  }
+  const std::vector<pid_t> original = (*d)->HandlerPids();
+  for (size_t n = 0; n < original.size(); ++n) {
+    const uint64_t acked = acc.stats().acked_messages;
+    ASSERT_EQ(kill(original[n], SIGKILL), 0);
+    ASSERT_TRUE((*d)->WaitForLogCount("\"msg\":\"started handler\"", 3 + static_cast<int>(n),
+                                      absl::Seconds(60)))
+        << (*d)->log();
+    // Sums keep being acknowledged after the kill.
+    for (const absl::Time until = MonotonicNow() + absl::Seconds(60);
+         acc.stats().acked_messages < acked + 20 && MonotonicNow() < until;) {
+      (*d)->WaitForLog("no such line: a moment's wait", absl::Milliseconds(20));
+    }
+  }
+  stop.store(true);
+  for (auto& th : threads) th.join();
+  ASSERT_TRUE(acc.Flush().ok());
+  const AccumulatorStats s = acc.stats();
+  EXPECT_EQ(s.unknown_increments, 0u);
+  EXPECT_EQ(s.failed_adds(), 0u);
+  EXPECT_EQ(reports.size(), 0u);
+  std::map<std::string, int64_t> want;
+  for (int k = 0; k < kKeys; ++k) want[keys[k]] = sums[0][k] + sums[1][k];
+  EXPECT_EQ(Values((*d)->address(), keys), want);
 }
 
 // The daemon stopped, then started again on the same address and data.

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -38,6 +39,20 @@ class FakeStreamServer::Service final : public v1::CounterService::Service {
       {
         std::lock_guard lock(mu);
         ++(request.options().durable() ? durable_messages : plain_messages);
+        // A session's message seen before: its first answer again, nothing
+        // applied (the daemon's exactly-once contract, counters.proto).
+        if (!request.options().session_id().empty()) {
+          auto it = answered.find({request.options().session_id(), request.options().sequence()});
+          if (it != answered.end()) {
+            ++duplicates;
+            response = it->second;
+            response.set_sequence(request.sequence());
+          }
+        }
+      }
+      if (response.code() != 0 || response.values_size() > 0) {
+        if (!stream->Write(response)) break;
+        continue;
       }
       bool crash = false, drop = false, refuse = false, hold = false;
       int refused_at = 0;
@@ -61,6 +76,9 @@ class FakeStreamServer::Service final : public v1::CounterService::Service {
         for (const v1::IncrementRequest& inc : request.increments()) {
           response.add_values(values[inc.key()] += inc.delta());
         }
+        if (!request.options().session_id().empty()) {
+          answered[{request.options().session_id(), request.options().sequence()}] = response;
+        }
       }
       if (crash) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "fake: crashed");
       if (hold) {
@@ -81,7 +99,8 @@ class FakeStreamServer::Service final : public v1::CounterService::Service {
   std::condition_variable cv;
   std::map<std::string, int64_t> values;
   int streams = 0;
-  uint64_t durable_messages = 0, plain_messages = 0;
+  uint64_t durable_messages = 0, plain_messages = 0, duplicates = 0;
+  std::map<std::pair<std::string, uint64_t>, v1::IncrementStreamResponse> answered;
   std::string authorization;
   uint64_t releases = 0;  // Release() calls not yet used by a held answer
   bool shutting_down = false;
@@ -123,6 +142,11 @@ int FakeStreamServer::streams() const {
 uint64_t FakeStreamServer::durable_messages() const {
   std::lock_guard lock(service_->mu);
   return service_->durable_messages;
+}
+
+uint64_t FakeStreamServer::duplicates() const {
+  std::lock_guard lock(service_->mu);
+  return service_->duplicates;
 }
 
 uint64_t FakeStreamServer::plain_messages() const {

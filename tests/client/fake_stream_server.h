@@ -16,7 +16,9 @@
 //                  Release() (one each, made before or after), or for the
 //                  client to cancel the stream.
 // Everything else is applied and answered like the daemon: the values
-// after each increment, in order.
+// after each increment, in order. A message with a session (its options'
+// session_id and sequence) applied before gets its first answer again and
+// is not applied twice, as the daemon does.
 #ifndef COUNTERSD_TESTS_CLIENT_FAKE_STREAM_SERVER_H_
 #define COUNTERSD_TESTS_CLIENT_FAKE_STREAM_SERVER_H_
 
@@ -48,6 +50,8 @@ class FakeStreamServer {
   // Messages read with WriteOptions.durable set, and without.
   uint64_t durable_messages() const;
   uint64_t plain_messages() const;
+  // Messages answered as a session's duplicate.
+  uint64_t duplicates() const;
   // The authorization metadata of the last stream ("" if none).
   std::string last_authorization() const;
   // Lets one held answer go, now or when it comes.

@@ -1,7 +1,8 @@
 // IncrementStream against FakeStreamServer (no daemon): answers in order
 // with their values, a failed message that does not end the stream, breaks
-// that leave exactly the unanswered sequences unknown and reconnect, an
-// answer that never comes, no server at all, the bearer token, Close.
+// that leave exactly the unanswered sequences unknown and reconnect (or,
+// exactly once, resend them until their deadline), an answer that never
+// comes, no server at all, the bearer token, Close.
 #include "client/increment_stream.h"
 
 #include <grpcpp/create_channel.h>
@@ -159,6 +160,65 @@ TEST(IncrementStreamTest, ABreakLeavesTheUnansweredUnknownAndReconnects) {
   EXPECT_EQ(stats.breaks, 1u);
   EXPECT_EQ(stats.streams, 2u);
   EXPECT_EQ(server.streams(), 2);
+}
+
+// exactly_once: the message a break left unanswered is written again on the
+// next stream under its session and sequence; the server answers it with
+// its first answer and applies nothing twice.
+TEST(IncrementStreamTest, ExactlyOnceResendsWhatABreakLeftUnansweredAndNothingIsAppliedTwice) {
+  FakeStreamServer server;
+  Recorder rec;
+  IncrementStreamOptions options = Options();
+  options.exactly_once = true;
+  IncrementStream stream(Channel(server.address()), options, rec.Callback());
+  const IncrementOp before[] = {{"n", 1}};
+  const IncrementOp crash[] = {{"crash/1", 1}, {"n", 100}};
+  ASSERT_TRUE(stream.Send(before).ok());  // 1
+  ASSERT_TRUE(stream.Send(crash).ok());   // 2: applied, the stream broken before its answer
+  ASSERT_TRUE(stream.Send(before).ok());  // 3: behind it, written on whichever stream
+  ASSERT_TRUE(stream.WaitForResults(absl::Seconds(30)).ok());
+  const std::vector<Seen> seen = rec.seen();
+  ASSERT_EQ(seen.size(), 3u);
+  for (const Seen& r : seen) {
+    EXPECT_EQ(r.outcome, StreamOutcome::kAnswered) << r.sequence;
+    EXPECT_EQ(r.code, absl::StatusCode::kOk) << r.sequence;
+  }
+  EXPECT_EQ(seen[1].sequence, 2u);
+  EXPECT_THAT(seen[1].values, ElementsAre(1, 101));  // its first answer
+  EXPECT_THAT(seen[2].values, ElementsAre(102));
+  EXPECT_EQ(server.Value("n"), 102);
+  EXPECT_EQ(server.Value("crash/1"), 1);
+  EXPECT_EQ(server.duplicates(), 1u);
+  const IncrementStream::Stats stats = stream.stats();
+  EXPECT_EQ(stats.unknown, 0u);
+  EXPECT_EQ(stats.answered, 3u);
+  EXPECT_GE(stats.breaks, 1u);
+  EXPECT_GE(stats.streams, 2u);
+}
+
+// exactly_once: a message the server never answers (each stream it is
+// written on ends before it is applied) is resent until ClientOptions::
+// timeout after its first send, then resolved unknown; the stream goes on.
+TEST(IncrementStreamTest, ExactlyOnceGivesUpOnAMessageAtItsDeadlineAsUnknown) {
+  FakeStreamServer server;
+  Recorder rec;
+  IncrementStreamOptions options = Options(absl::Seconds(1));
+  options.exactly_once = true;
+  IncrementStream stream(Channel(server.address()), options, rec.Callback());
+  const IncrementOp drop[] = {{"drop/1", 1}};
+  const IncrementOp one[] = {{"n", 1}};
+  ASSERT_TRUE(stream.Send(drop).ok());
+  ASSERT_TRUE(stream.WaitForResults(absl::Seconds(30)).ok());
+  ASSERT_TRUE(stream.Send(one).ok());
+  ASSERT_TRUE(stream.WaitForResults(absl::Seconds(30)).ok());
+  const std::vector<Seen> seen = rec.seen();
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].outcome, StreamOutcome::kUnknown);
+  EXPECT_EQ(seen[0].code, absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(seen[1].outcome, StreamOutcome::kAnswered);
+  EXPECT_EQ(server.Value("n"), 1);
+  EXPECT_GE(server.streams(), 3) << "the dropped message was not resent";
+  EXPECT_EQ(stream.stats().unknown, 1u);
 }
 
 TEST(IncrementStreamTest, EveryMessageInFlightAtABreakIsResolvedOnceAndInOrder) {
