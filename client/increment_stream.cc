@@ -234,8 +234,8 @@ absl::StatusOr<uint64_t> IncrementStream::Send(v1::IncrementStreamRequest reques
         session_->Begin(static_cast<size_t>(std::max(1, request.increments_size())),
                         MonotonicNow() + timeout, nullptr);
     if (!t.ok()) {
-      return absl::Status(t.status().code(),
-                          absl::StrCat("IncrementStream: the session's window: ", t.status().message()));
+      return absl::Status(t.status().code(), absl::StrCat("IncrementStream: the session's window: ",
+                                                          t.status().message()));
     }
     ticket = *std::move(t);
     request.mutable_options()->set_session_id(ticket->session_id);
@@ -265,7 +265,8 @@ absl::StatusOr<uint64_t> IncrementStream::Send(v1::IncrementStreamRequest reques
                 ? last_error_.code()
                 : absl::StatusCode::kUnavailable;
         return absl::Status(code, absl::StrCat("IncrementStream: no stream open to the daemon for ",
-                                               absl::FormatDuration(SinceSteady(broken_since_)), ": ",
+                                               absl::FormatDuration(SinceSteady(broken_since_)),
+                                               ": ",
                                                absl::StatusCodeToString(last_error_.code()), ": ",
                                                last_error_.message()));
       }

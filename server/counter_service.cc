@@ -155,7 +155,8 @@ absl::Status CounterServiceImpl::LogIfDurable(const WriteControl& control,
                             response.values};
   }
   if (record.ops.empty() && !record.session_id.has_value()) return absl::OkStatus();
-  durable_write_.emplace().record = std::move(record);
+  // Its method and start: HandleCall's, once the call returned OK.
+  durable_write_ = DurableWrite{std::move(record), RpcMethod::kIncrement, 0};
   return absl::OkStatus();
 }
 

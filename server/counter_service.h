@@ -186,10 +186,12 @@ class CounterServiceImpl final : public CounterServiceBase {
   // before it is, and what its count in the stats row needs (HandleCall
   // leaves it uncounted: its outcome is its sync's, and its latency
   // includes the sync).
+  // (No default member initializers: clang cannot default-construct a
+  // nested struct that has them inside the class that encloses it.)
   struct DurableWrite {
     WalRecord record;
-    RpcMethod method = RpcMethod::kIncrement;
-    int64_t start = 0;
+    RpcMethod method;
+    int64_t start;
   };
   // The durable write the serving thread just handled (HandleCall of a Do*
   // method that returned OK); nullopt for any other call. Serving thread

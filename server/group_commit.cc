@@ -120,7 +120,9 @@ void GroupCommit::Run() {
     }
     const int64_t start = StatsArea::Now();
     const absl::Status st = Commit(bytes, last_lsn);
-    if (row_ != nullptr) StatsArea::RecordLogSync(*row_, StatsArea::Now() - start, done.size(), st.ok());
+    if (row_ != nullptr) {
+      StatsArea::RecordLogSync(*row_, StatsArea::Now() - start, done.size(), st.ok());
+    }
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (st.ok()) {

@@ -382,7 +382,9 @@ class IncrementStreams::Stream {
 };
 
 IncrementStreams::IncrementStreams(CounterServiceImpl* service, GroupCommit* group_commit)
-    : service_(service), group_commit_(group_commit), drain_tag_(std::make_unique<DrainTag>(this)) {}
+    : service_(service),
+      group_commit_(group_commit),
+      drain_tag_(std::make_unique<DrainTag>(this)) {}
 
 IncrementStreams::~IncrementStreams() {
   // The queue is drained by now: every stream is idle.

@@ -236,7 +236,8 @@ class AsyncUnaryMethod {
         // fast disk), and this thread Finishes it, as for List (1b.): gRPC
         // orders a Finish made on another thread through its own,
         // uninstrumented locks, which ThreadSanitizer cannot see.
-        if (std::optional<CounterServiceImpl::DurableWrite> durable = m->handle_.TakeDurableWrite()) {
+        if (std::optional<CounterServiceImpl::DurableWrite> durable =
+                m->handle_.TakeDurableWrite()) {
           awaiting_durable_ = true;
           if (!durable_alarm_) durable_alarm_.emplace();
           const WalRecord record = std::move(durable->record);
