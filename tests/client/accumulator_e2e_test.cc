@@ -22,9 +22,9 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "shared/monotonic_time.h"
-#include "shared/write_ahead_log.h"
 #include "tests/client/accumulator_reports.h"
 #include "tests/e2e/daemon_harness.h"
+#include "tests/shared/logged_adds.h"
 
 namespace countersd::testing {
 namespace {
@@ -213,15 +213,9 @@ TEST(AccumulatorDurableTest, AFlushThatReturnedOkLeftTheSumsInTheLogOfDurableWri
       sums[key] += k + round + 1;
     }
     ASSERT_TRUE(acc.Flush().ok());
-    absl::StatusOr<std::vector<WalRecord>> log = ReadWal((*d)->data_dir());
-    ASSERT_TRUE(log.ok()) << log.status();
-    std::map<std::string, int64_t> logged;
-    for (const WalRecord& r : *log) {
-      for (const WalOp& op : r.ops) {
-        if (op.kind == WalOp::kAdd) logged[op.key] += op.value;
-      }
-    }
-    EXPECT_EQ(logged, sums) << "round " << round;
+    absl::StatusOr<std::map<std::string, int64_t>> logged = LoggedAdds((*d)->data_dir());
+    ASSERT_TRUE(logged.ok()) << logged.status();
+    EXPECT_EQ(*logged, sums) << "round " << round;
   }
   EXPECT_EQ(reports.size(), 0u);
 }

@@ -5,6 +5,7 @@
 // on an IncrementStream a durable message's answer waits for its sync and
 // holds back the answers behind it, a failed sync turns that message's
 // answer (only) into INTERNAL, and the stream goes on.
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -22,8 +23,8 @@
 #include "server/increment_stream.h"
 #include "server/unary_call_loop.h"
 #include "shared/stats_area.h"
-#include "shared/write_ahead_log.h"
 #include "tests/shared/fault_injecting_sys.h"
+#include "tests/shared/logged_adds.h"
 #include "tests/shared/table_fixture.h"
 
 namespace countersd {
@@ -82,16 +83,11 @@ class DurableCalls : public TempDirTest {
 
   // The sum the log holds for `key`'s increments.
   int64_t Logged(const std::string& key) {
-    absl::StatusOr<std::vector<WalRecord>> log = ReadWal(dir_);
-    EXPECT_TRUE(log.ok()) << log.status();
-    int64_t sum = 0;
-    if (!log.ok()) return sum;
-    for (const WalRecord& r : *log) {
-      for (const WalOp& op : r.ops) {
-        if (op.key == key && op.kind == WalOp::kAdd) sum += op.value;
-      }
-    }
-    return sum;
+    absl::StatusOr<std::map<std::string, int64_t>> sums = LoggedAdds(dir_);
+    EXPECT_TRUE(sums.ok()) << sums.status();
+    if (!sums.ok()) return 0;
+    auto it = sums->find(key);
+    return it == sums->end() ? 0 : it->second;
   }
 
   grpc::Status DurableIncrement(const std::string& key, int64_t delta, int64_t* value) {
